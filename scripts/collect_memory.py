@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""Collect system and per-process memory snapshots into timestamped CSV files.
+
+Every interval this reads /proc/meminfo and runs `ps`, and writes one pair of
+files sharing a UTC timestamp into the dumps dir:
+sys_mem_<YYYYMMDD_HHMMSS>.csv and process_mem_<YYYYMMDD_HHMMSS>.csv.
+It is meant to run for weeks under nohup, tmux or systemd, so it imports
+nothing beyond the standard library and never stops on a failed snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import NamedTuple
+
+# --- Defaults; every one of them can be overridden by a flag -----------------
+INTERVAL_S = 600.0  # ten minutes between snapshots
+COUNT: int | None = None  # None: run until stopped
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DUMPS_DIR = REPO_ROOT / "dumps" / "time"
+
+# --- Fixed behaviour ----------------------------------------------------------
+MIN_INTERVAL_S = 1.0  # file names have one-second resolution
+MEMINFO_PATH = Path("/proc/meminfo")
+# `ps` can block on a process whose memory map is locked (stuck in D state);
+# a snapshot that takes this long is abandoned and the next slot is tried.
+PS_TIMEOUT_S = 60.0
+# Plain `user` cuts names over 8 characters to "averyve+"; 255 is the longest
+# name the system allows (LOGIN_NAME_MAX - 1), so names are never cut.
+PS_USER_WIDTH = 255
+# -ww: never cut the command line, whatever COLUMNS says.
+PS_COMMAND: tuple[str, ...] = (
+    "ps",
+    "-ww",
+    "--no-headers",
+    "-eo",
+    f"pid,ppid,user:{PS_USER_WIDTH},rss,vsz,cmd",
+)
+# ps prints non-ASCII command lines only in a UTF-8 locale (else as "?").
+PS_ENV_OVERRIDES = {"LC_ALL": "C.UTF-8"}
+
+TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+SYS_PREFIX = "sys_mem_"
+PROCESS_PREFIX = "process_mem_"
+CSV_SUFFIX = ".csv"
+# Dumps hold every user's command lines, which can carry secrets.
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+
+# The /proc/meminfo fields written, in /proc/meminfo order.
+MEMINFO_FIELDS: tuple[str, ...] = (
+    "MemTotal",
+    "MemFree",
+    "MemAvailable",  # since Linux 3.14
+    "Buffers",
+    "Cached",
+    "SwapCached",
+    "Active",
+    "Inactive",
+    "SwapTotal",
+    "SwapFree",
+    "Dirty",
+    "Writeback",
+    "AnonPages",
+    "Mapped",
+    "Shmem",  # since Linux 2.6.32
+    "Slab",
+    "SReclaimable",  # since Linux 2.6.19
+    "SUnreclaim",
+    "KernelStack",
+    "PageTables",
+    "CommitLimit",
+    "Committed_AS",
+    "AnonHugePages",  # only with CONFIG_TRANSPARENT_HUGEPAGE
+    "HugePages_Total",
+    "HugePages_Free",
+)
+# These two are page counts, not kB: they keep their bare names.
+PAGE_COUNT_FIELDS = frozenset({"HugePages_Total", "HugePages_Free"})
+SYS_HEADER: tuple[str, ...] = tuple(
+    name if name in PAGE_COUNT_FIELDS else f"{name}_MB" for name in MEMINFO_FIELDS
+)
+PROCESS_HEADER: tuple[str, ...] = ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
+
+log = logging.getLogger("collect_memory")
+
+
+class ProcessRow(NamedTuple):
+    """One line of `ps` output, sizes as ps reports them (KiB)."""
+
+    pid: int
+    ppid: int
+    user: str
+    rss_kb: int
+    vsz_kb: int
+    cmd: str
+
+
+class SnapshotError(Exception):
+    """A snapshot could not be taken; the daemon logs it and carries on."""
+
+
+class StopRequested(BaseException):
+    """Raised by the signal handler to end the daemon (like KeyboardInterrupt)."""
+
+
+# --- Pure functions: parsing and formatting -----------------------------------
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """Map each /proc/meminfo field to its number (kB, or pages for HugePages_*)."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        parts = rest.split()
+        if sep and parts and parts[0].isdigit():
+            values[name.strip()] = int(parts[0])
+    return values
+
+
+def missing_meminfo_fields(values: dict[str, int]) -> list[str]:
+    """The selected fields this kernel does not report."""
+    return [name for name in MEMINFO_FIELDS if name not in values]
+
+
+def kb_to_mb_text(kb: int) -> str:
+    """KiB to MiB with the 3 decimals every dump carries."""
+    return f"{kb / 1024:.3f}"
+
+
+def sys_row(values: dict[str, int]) -> list[str]:
+    """The sys_mem CSV row: kB fields in MiB, page counts as they are, missing empty."""
+    row: list[str] = []
+    for name in MEMINFO_FIELDS:
+        value = values.get(name)
+        if value is None:
+            row.append("")
+        elif name in PAGE_COUNT_FIELDS:
+            row.append(str(value))
+        else:
+            row.append(kb_to_mb_text(value))
+    return row
+
+
+# pid, ppid, user (padded to PS_USER_WIDTH), rss, vsz, then one space and the
+# command line verbatim (it may start with or contain any whitespace).
+_PS_LINE = re.compile(r" *(\d+) +(\d+) (\S+) +(\d+) +(\d+) (.*)")
+
+
+def parse_ps_output(text: str) -> tuple[list[ProcessRow], int]:
+    """Parse `ps --no-headers -o pid,ppid,user,rss,vsz,cmd` output.
+
+    Returns the rows and the number of lines that did not parse (there should
+    be none; they are counted rather than allowed to sink the snapshot).
+    """
+    rows: list[ProcessRow] = []
+    bad = 0
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        match = _PS_LINE.fullmatch(line)
+        if match is None:
+            bad += 1
+            continue
+        pid, ppid, user, rss, vsz, cmd = match.groups()
+        rows.append(ProcessRow(int(pid), int(ppid), user, int(rss), int(vsz), cmd))
+    return rows, bad
+
+
+def process_rows(rows: Sequence[ProcessRow]) -> Iterator[list[str]]:
+    """The process_mem CSV rows for parsed ps output."""
+    for row in rows:
+        yield [
+            str(row.pid),
+            str(row.ppid),
+            row.user,
+            kb_to_mb_text(row.rss_kb),
+            kb_to_mb_text(row.vsz_kb),
+            row.cmd,
+        ]
+
+
+def csv_text(header: Sequence[str], rows: Iterator[list[str]] | list[list[str]]) -> str:
+    """A whole CSV document; the csv module quotes commas, quotes and newlines."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def snapshot_names(timestamp: str) -> tuple[str, str]:
+    """The sys_mem and process_mem file names of one snapshot."""
+    return (
+        f"{SYS_PREFIX}{timestamp}{CSV_SUFFIX}",
+        f"{PROCESS_PREFIX}{timestamp}{CSV_SUFFIX}",
+    )
+
+
+def next_slot(start: float, interval_s: float, now: float) -> float:
+    """The first slot of the fixed schedule start + k * interval strictly after now.
+
+    Slots are computed from the start, never from the previous snapshot, so a
+    slow snapshot does not shift later ones, and slots that have already gone
+    by are skipped rather than made up in a burst.
+    """
+    k = math.floor((now - start) / interval_s) + 1
+    return start + max(k, 1) * interval_s
+
+
+# --- I/O: reading /proc, running ps, writing files ---------------------------
+
+
+def read_meminfo(path: Path = MEMINFO_PATH) -> dict[str, int]:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as err:
+        raise SnapshotError(f"cannot read {path}: {err.strerror or err}") from err
+    values = parse_meminfo(text)
+    if "MemTotal" not in values:
+        raise SnapshotError(f"{path} has no MemTotal line")
+    return values
+
+
+def run_ps(command: Sequence[str] = PS_COMMAND, timeout_s: float = PS_TIMEOUT_S) -> str:
+    env = {**os.environ, **PS_ENV_OVERRIDES}
+    try:
+        result = subprocess.run(
+            list(command),
+            capture_output=True,
+            env=env,
+            timeout=timeout_s,
+            check=False,
+        )
+    except FileNotFoundError as err:
+        raise SnapshotError(f"cannot run {command[0]}: not found") from err
+    except subprocess.TimeoutExpired as err:
+        raise SnapshotError(f"{command[0]} took over {timeout_s:g} s; killed") from err
+    except OSError as err:
+        raise SnapshotError(f"cannot run {command[0]}: {err.strerror or err}") from err
+    if result.returncode != 0:
+        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = detail[0] if detail else "no message"
+        raise SnapshotError(f"{command[0]} exited with {result.returncode}: {reason}")
+    return result.stdout.decode("utf-8", "replace")
+
+
+def temp_name(final_name: str) -> str:
+    """A hidden name that no dump pattern (sys_mem_*.csv ...) matches."""
+    return f".{final_name}.tmp"
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write text to a new file that is 0640 whatever the umask, and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            fd = -1  # owned by the file object now
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+class StopSignals:
+    """SIGTERM, SIGINT and SIGHUP end the daemon cleanly.
+
+    Outside a deferred section the handler raises StopRequested at once, which
+    also interrupts a sleep or a running ps. Inside one (writing and publishing
+    files) it only notes the signal, and the section raises when it ends, so
+    files are never left half-written.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self._deferring = False
+        self._pending: int | None = None
+
+    def install(self) -> None:
+        for signum in self.SIGNALS:
+            # A signal ignored when we started (SIGINT for a background job,
+            # SIGHUP under nohup) stays ignored.
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._deferring:
+            self._pending = signum
+        else:
+            raise StopRequested(signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._pending is not None:
+            raise StopRequested(self._pending)
+
+
+class Snapshot(NamedTuple):
+    timestamp: str
+    process_count: int
+
+
+def take_snapshot(
+    dumps_dir: Path,
+    timestamp: str,
+    guard: StopSignals,
+    meminfo_path: Path = MEMINFO_PATH,
+    ps_command: Sequence[str] = PS_COMMAND,
+) -> Snapshot:
+    """Read memory, run ps and publish both files, or publish nothing."""
+    names = snapshot_names(timestamp)
+    finals = [dumps_dir / name for name in names]
+    for final in finals:
+        if final.exists():
+            raise SnapshotError(f"{final} already exists; not overwritten")
+
+    meminfo = read_meminfo(meminfo_path)
+    rows, bad_lines = parse_ps_output(run_ps(ps_command))
+    if not rows:
+        raise SnapshotError(f"{ps_command[0]} listed no processes")
+    if bad_lines:
+        log.warning("ps printed %d line(s) that did not parse; left out", bad_lines)
+    texts = [csv_text(SYS_HEADER, [sys_row(meminfo)]), csv_text(PROCESS_HEADER, process_rows(rows))]
+
+    temps = [dumps_dir / temp_name(name) for name in names]
+    published: list[Path] = []
+    with guard.deferred():
+        try:
+            for temp, text in zip(temps, texts, strict=True):
+                write_private_file(temp, text)
+            for temp, final in zip(temps, finals, strict=True):
+                # link() fails if the name exists: never overwrite a snapshot.
+                os.link(temp, final)
+                published.append(final)
+        except OSError as err:
+            for path in published:  # keep pairs whole
+                path.unlink(missing_ok=True)
+            where = err.filename or dumps_dir
+            raise SnapshotError(f"cannot write {where}: {err.strerror or err}") from err
+        finally:
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+    return Snapshot(timestamp, len(rows))
+
+
+def prepare_dumps_dir(dumps_dir: Path) -> None:
+    """Create the dumps dir (0750) if needed and prove it is writable.
+
+    Raises OSError with a readable strerror when it cannot be used.
+    """
+    if not dumps_dir.is_dir():
+        dumps_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        os.chmod(dumps_dir, DIR_MODE)  # exact, whatever the umask
+    # os.access() lies for root and on read-only mounts: really try.
+    probe = dumps_dir / f".write-test-{os.getpid()}.tmp"
+    write_private_file(probe, "")
+    probe.unlink()
+
+
+def run_collector(
+    dumps_dir: Path,
+    interval_s: float,
+    count: int | None,
+    guard: StopSignals,
+    meminfo_path: Path = MEMINFO_PATH,
+    ps_command: Sequence[str] = PS_COMMAND,
+) -> int:
+    """Take snapshots on a fixed schedule; return the number that failed."""
+    missing = missing_meminfo_fields(parse_meminfo_quietly(meminfo_path))
+    if missing:
+        log.warning("this kernel lacks %s; written empty", ", ".join(missing))
+    until = "until stopped" if count is None else f"{count} snapshot(s)"
+    log.info("collecting every %g s into %s, %s", interval_s, dumps_dir, until)
+
+    failures = 0
+    taken = 0
+    start = time.monotonic()
+    slot = start
+    while True:
+        began = time.monotonic()
+        timestamp = time.strftime(TIMESTAMP_FORMAT, time.gmtime())
+        try:
+            snap = take_snapshot(dumps_dir, timestamp, guard, meminfo_path, ps_command)
+        except SnapshotError as err:
+            failures += 1
+            log.error("snapshot %s UTC failed: %s", timestamp, err)
+        else:
+            took = time.monotonic() - began
+            log.info(
+                "snapshot %s UTC: %d processes in %.2f s",
+                snap.timestamp,
+                snap.process_count,
+                took,
+            )
+        taken += 1
+        if count is not None and taken >= count:
+            return failures
+        now = time.monotonic()
+        following = next_slot(start, interval_s, slot)
+        upcoming = next_slot(start, interval_s, now)
+        skipped = round((upcoming - following) / interval_s)
+        if skipped > 0:
+            log.warning("snapshot overran its slot; skipping %d slot(s)", skipped)
+        slot = upcoming
+        time.sleep(max(0.0, slot - time.monotonic()))
+
+
+def parse_meminfo_quietly(path: Path) -> dict[str, int]:
+    """Meminfo for the start-up check; a failure shows up in the first snapshot."""
+    try:
+        return read_meminfo(path)
+    except SnapshotError:
+        return {name: 0 for name in MEMINFO_FIELDS}
+
+
+# --- Command line ---------------------------------------------------------------
+
+
+def positive_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < MIN_INTERVAL_S:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL_S:g} s, got {text}")
+    return value
+
+
+def positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--interval",
+        type=positive_interval,
+        default=INTERVAL_S,
+        metavar="SECONDS",
+        help=f"seconds between snapshots, at least {MIN_INTERVAL_S:g} (default {INTERVAL_S:g})",
+    )
+    parser.add_argument(
+        "--count",
+        type=positive_count,
+        default=COUNT,
+        metavar="N",
+        help="take N snapshots, then exit (default: run until stopped)",
+    )
+    parser.add_argument(
+        "--dumps-dir",
+        type=Path,
+        default=DUMPS_DIR,
+        metavar="DIR",
+        help=f"where the CSV files go, created 0750 if missing (default {DUMPS_DIR})",
+    )
+    return parser
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler()
+    formatter = logging.Formatter(
+        "%(asctime)s UTC %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    guard = StopSignals()
+    guard.install()
+    dumps_dir: Path = args.dumps_dir
+    try:
+        try:
+            prepare_dumps_dir(dumps_dir)
+        except OSError as err:
+            print(
+                f"collect_memory: cannot use dumps dir {dumps_dir}: {err.strerror or err}",
+                file=sys.stderr,
+            )
+            return 1
+        failures = run_collector(dumps_dir, args.interval, args.count, guard)
+    except StopRequested as stop:
+        log.info("stopped by %s", signal.Signals(stop.args[0]).name)
+        return 0
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

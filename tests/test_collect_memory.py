@@ -1,0 +1,442 @@
+"""Tests of the collector: parsing fixture text, writing files, schedule, signals, errors."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import collect_memory as cm
+
+SCRIPT = Path(cm.__file__).resolve()
+
+# /proc/meminfo of an old kernel: no MemAvailable (before 3.14), no AnonHugePages.
+OLD_MEMINFO = textwrap.dedent("""\
+    MemTotal:        2048000 kB
+    MemFree:          512000 kB
+    Buffers:           10240 kB
+    Cached:           204800 kB
+    SwapCached:            0 kB
+    Active:           300000 kB
+    Inactive:         200000 kB
+    Active(anon):     100000 kB
+    SwapTotal:       1048576 kB
+    SwapFree:         524288 kB
+    Dirty:                12 kB
+    Writeback:             0 kB
+    AnonPages:        250000 kB
+    Mapped:            50000 kB
+    Shmem:              1536 kB
+    Slab:              40960 kB
+    SReclaimable:      20480 kB
+    SUnreclaim:        20480 kB
+    KernelStack:        2048 kB
+    PageTables:         4096 kB
+    CommitLimit:     2072576 kB
+    Committed_AS:     999999 kB
+    HugePages_Total:       4
+    HugePages_Free:        3
+    Hugepagesize:       2048 kB
+    """)
+
+# What `ps -ww --no-headers -eo pid,ppid,user:255,rss,vsz,cmd` prints (user column
+# shortened here): kernel threads, a long user name, commas, quotes, non-ASCII,
+# a command line that starts with spaces, and one line that is not ps output.
+PS_OUTPUT = (
+    "      1       0 root                        9148   37436 /sbin/init splash\n"
+    "      2       0 root                           0       0 [kthreadd]\n"
+    "     42       2 root                           0       0 [kworker/0:1-events]\n"
+    '    812       1 averyverylongusername123  204800 1048576 python3 -c print("a,b")\n'
+    "   1001     812 postgres-replica          123456 2345678 postgres: writer, 'x' $HOME\n"
+    "   1002       1 root                        1024    2048 /bin/echo héllo 日本語 🙂\n"
+    "   1003       1 root                        4096    8192    leading spaces kept\n"
+    "garbage that is not ps output\n"
+)
+
+
+def read_csv_rows(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+# --- parsing -------------------------------------------------------------------
+
+
+def test_parse_meminfo_reads_kb_and_page_counts() -> None:
+    values = cm.parse_meminfo(OLD_MEMINFO)
+    assert values["MemTotal"] == 2048000
+    assert values["HugePages_Free"] == 3
+    assert values["Active(anon)"] == 100000
+
+
+def test_missing_fields_are_reported_and_written_empty() -> None:
+    values = cm.parse_meminfo(OLD_MEMINFO)
+    assert cm.missing_meminfo_fields(values) == ["MemAvailable", "AnonHugePages"]
+    row = dict(zip(cm.SYS_HEADER, cm.sys_row(values), strict=True))
+    assert row["MemAvailable_MB"] == ""
+    assert row["AnonHugePages_MB"] == ""
+    assert row["MemTotal_MB"] == "2000.000"  # 2048000 kB / 1024
+    assert row["Buffers_MB"] == "10.000"
+    assert row["Dirty_MB"] == "0.012"  # 12 / 1024 = 0.01171875
+    assert row["Shmem_MB"] == "1.500"
+    assert row["HugePages_Total"] == "4"  # a page count, not MiB
+    assert row["HugePages_Free"] == "3"
+
+
+def test_sys_header_is_meminfo_order_memtotal_first_hugepages_free_last() -> None:
+    assert cm.SYS_HEADER[0] == "MemTotal_MB"
+    assert cm.SYS_HEADER[-1] == "HugePages_Free"
+    assert "HugePages_Total" in cm.SYS_HEADER
+    real_order = [name for name in cm.parse_meminfo(OLD_MEMINFO) if name in cm.MEMINFO_FIELDS]
+    assert real_order == [name for name in cm.MEMINFO_FIELDS if name in real_order]
+
+
+def test_parse_ps_output_keeps_users_and_command_lines_whole() -> None:
+    rows, bad = cm.parse_ps_output(PS_OUTPUT)
+    assert bad == 1
+    assert [row.pid for row in rows] == [1, 2, 42, 812, 1001, 1002, 1003]
+    assert rows[1] == cm.ProcessRow(2, 0, "root", 0, 0, "[kthreadd]")
+    assert rows[2].cmd == "[kworker/0:1-events]"
+    assert rows[3].user == "averyverylongusername123"
+    assert rows[3].cmd == 'python3 -c print("a,b")'
+    assert rows[4] == cm.ProcessRow(
+        1001, 812, "postgres-replica", 123456, 2345678, "postgres: writer, 'x' $HOME"
+    )
+    assert rows[5].cmd == "/bin/echo héllo 日本語 🙂"
+    assert rows[6].cmd == "   leading spaces kept"
+
+
+def test_process_csv_round_trips_awkward_text() -> None:
+    rows, _ = cm.parse_ps_output(PS_OUTPUT)
+    text = cm.csv_text(cm.PROCESS_HEADER, cm.process_rows(rows))
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[0] == ["PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD"]
+    user = "averyverylongusername123"
+    assert parsed[4] == ["812", "1", user, "200.000", "1024.000", 'python3 -c print("a,b")']
+    assert parsed[5][5] == "postgres: writer, 'x' $HOME"
+    assert parsed[6][5] == "/bin/echo héllo 日本語 🙂"
+    assert parsed[5][3] == "120.562"  # 123456 / 1024 = 120.5625, rounded half to even
+    assert text.endswith("\n") and "\r" not in text
+
+
+# --- schedule ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (100.0, 110.0),  # right after a snapshot at the start
+        (104.9, 110.0),
+        (110.0, 120.0),  # exactly on a slot: the next one
+        (135.0, 140.0),  # overran two slots: skip them, no burst
+    ],
+)
+def test_next_slot_is_on_the_fixed_grid(now: float, expected: float) -> None:
+    assert cm.next_slot(100.0, 10.0, now) == expected
+
+
+def test_slow_snapshot_skips_slots_without_shifting_later_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clock = [1000.0]
+    durations = iter([1.0, 25.0, 0.5, 0.5])
+    started: list[float] = []
+
+    def fake_snapshot(*args: object, **kwargs: object) -> cm.Snapshot:
+        started.append(clock[0] - 1000.0)
+        clock[0] += next(durations)
+        return cm.Snapshot("20260101_000000", 1)
+
+    def fake_sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    monkeypatch.setattr("collect_memory.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("collect_memory.time.sleep", fake_sleep)
+    monkeypatch.setattr(cm, "take_snapshot", fake_snapshot)
+    failures = cm.run_collector(tmp_path, 10.0, 4, cm.StopSignals())
+    assert failures == 0
+    # The second snapshot (at 10) ran until 35: the slots at 20 and 30 are skipped.
+    assert started == [0.0, 10.0, 40.0, 50.0]
+
+
+# --- writing snapshots -----------------------------------------------------------
+
+
+@pytest.fixture
+def fake_sources(tmp_path: Path) -> tuple[Path, tuple[str, ...]]:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(OLD_MEMINFO)
+    ps_text = tmp_path / "ps.txt"
+    ps_text.write_text(PS_OUTPUT, encoding="utf-8")
+    return meminfo, ("cat", str(ps_text))
+
+
+def test_take_snapshot_writes_a_private_pair(
+    tmp_path: Path, fake_sources: tuple[Path, tuple[str, ...]]
+) -> None:
+    meminfo, ps = fake_sources
+    dumps = tmp_path / "dumps"
+    cm.prepare_dumps_dir(dumps)
+    snap = cm.take_snapshot(dumps, "20260301_120000", cm.StopSignals(), meminfo, ps)
+    assert snap == cm.Snapshot("20260301_120000", 7)
+    sys_file = dumps / "sys_mem_20260301_120000.csv"
+    proc_file = dumps / "process_mem_20260301_120000.csv"
+    assert sorted(p.name for p in dumps.iterdir()) == [proc_file.name, sys_file.name]
+    for path in (sys_file, proc_file):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    sys_rows = read_csv_rows(sys_file)
+    assert sys_rows[0] == list(cm.SYS_HEADER)
+    assert len(sys_rows) == 2
+    proc_rows = read_csv_rows(proc_file)
+    assert len(proc_rows) == 8
+    assert proc_rows[1] == ["1", "0", "root", "8.934", "36.559", "/sbin/init splash"]
+
+
+def test_dumps_dir_created_without_world_access_existing_left_alone(tmp_path: Path) -> None:
+    old_umask = os.umask(0)  # even the laxest umask must not open it up
+    try:
+        created = tmp_path / "new" / "time"
+        cm.prepare_dumps_dir(created)
+        assert stat.S_IMODE(created.stat().st_mode) == 0o750
+        existing = tmp_path / "existing"
+        existing.mkdir(mode=0o755)
+        cm.prepare_dumps_dir(existing)
+        assert stat.S_IMODE(existing.stat().st_mode) == 0o755
+        assert list(existing.iterdir()) == []  # the write probe is gone
+    finally:
+        os.umask(old_umask)
+
+
+def test_existing_snapshot_is_never_overwritten(
+    tmp_path: Path, fake_sources: tuple[Path, tuple[str, ...]]
+) -> None:
+    meminfo, ps = fake_sources
+    (tmp_path / "sys_mem_20260301_120000.csv").write_text("precious\n")
+    with pytest.raises(cm.SnapshotError, match="already exists"):
+        cm.take_snapshot(tmp_path, "20260301_120000", cm.StopSignals(), meminfo, ps)
+    assert (tmp_path / "sys_mem_20260301_120000.csv").read_text() == "precious\n"
+    assert not (tmp_path / "process_mem_20260301_120000.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (("no-such-ps-program",), "cannot run no-such-ps-program: not found"),
+        (("sh", "-c", "echo boom >&2; exit 3"), "sh exited with 3: boom"),
+        (("true",), "true listed no processes"),
+    ],
+)
+def test_failed_ps_publishes_nothing(
+    tmp_path: Path, command: tuple[str, ...], message: str
+) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(OLD_MEMINFO)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    with pytest.raises(cm.SnapshotError) as info:
+        cm.take_snapshot(dumps, "20260301_120000", cm.StopSignals(), meminfo, command)
+    assert str(info.value) == message
+    assert list(dumps.iterdir()) == []
+
+
+def test_unreadable_meminfo_is_a_snapshot_error(
+    tmp_path: Path, fake_sources: tuple[Path, tuple[str, ...]]
+) -> None:
+    _, ps = fake_sources
+    missing = tmp_path / "nope"
+    with pytest.raises(cm.SnapshotError, match=f"cannot read {missing}"):
+        cm.take_snapshot(tmp_path, "20260301_120000", cm.StopSignals(), missing, ps)
+
+
+def test_disk_full_leaves_no_file_and_no_temporary(
+    tmp_path: Path,
+    fake_sources: tuple[Path, tuple[str, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    meminfo, ps = fake_sources
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    real_write = cm.write_private_file
+
+    def full_on_second(path: Path, text: str) -> None:
+        if path.name.startswith(".process_mem_"):
+            real_write(path, text[:10])  # a partial temporary, then the disk fills
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_write(path, text)
+
+    monkeypatch.setattr(cm, "write_private_file", full_on_second)
+    with pytest.raises(cm.SnapshotError, match="No space left on device"):
+        cm.take_snapshot(dumps, "20260301_120000", cm.StopSignals(), meminfo, ps)
+    assert list(dumps.iterdir()) == []
+
+
+def test_failed_snapshots_are_logged_and_collection_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(OLD_MEMINFO)
+    with caplog.at_level("INFO", logger="collect_memory"):
+        failures = cm.run_collector(
+            tmp_path, 1.0, 2, cm.StopSignals(), meminfo, ("no-such-ps-program",)
+        )
+    assert failures == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2
+    assert all("cannot run no-such-ps-program: not found" in e for e in errors)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["this kernel lacks MemAvailable, AnonHugePages; written empty"]
+
+
+def test_signal_during_writing_is_deferred_until_files_are_whole() -> None:
+    guard = cm.StopSignals()
+    with pytest.raises(cm.StopRequested), guard.deferred():
+        guard._handle(signal.SIGTERM, None)  # arrives mid-write: noted, not raised
+        finished = True
+    assert finished
+    with pytest.raises(cm.StopRequested):
+        cm.StopSignals()._handle(signal.SIGTERM, None)  # elsewhere: at once
+
+
+# --- the script as a user runs it --------------------------------------------------
+
+
+def start_collector(dumps: Path, *extra: str, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+    command = [sys.executable, str(SCRIPT), "--dumps-dir", str(dumps), *extra]
+    if ignore_sigint:
+        # As a shell does for a background job: SIGINT ignored across exec.
+        launcher = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        launcher += "os.execv(sys.argv[1], sys.argv[1:])"
+        command = [sys.executable, "-c", launcher, *command]
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_files(dumps: Path, pattern: str, count: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(list(dumps.glob(pattern))) < count:
+        assert time.monotonic() < deadline, f"no {pattern} in {dumps}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_sleep_ends_at_once_with_exit_0(tmp_path: Path, signum: int) -> None:
+    proc = start_collector(tmp_path, "--interval", "600")
+    wait_for_files(tmp_path, "process_mem_*.csv", 1)
+    time.sleep(0.2)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=5)
+    assert proc.returncode == 0, stderr
+    assert f"stopped by {signal.Signals(signum).name}" in stderr
+    assert "Traceback" not in stderr
+    assert sorted(p.name[:4] for p in tmp_path.iterdir()) == ["proc", "sys_"]
+
+
+def test_sigint_ignored_at_start_stays_ignored(tmp_path: Path) -> None:
+    proc = start_collector(tmp_path, "--interval", "600", ignore_sigint=True)
+    wait_for_files(tmp_path, "process_mem_*.csv", 1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None, "SIGINT stopped a collector that started with it ignored"
+    proc.terminate()
+    proc.communicate(timeout=5)
+    assert proc.returncode == 0
+
+
+def test_real_short_run(tmp_path: Path) -> None:
+    dumps = tmp_path / "time"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--interval", "1", "--count", "2", "--dumps-dir", str(dumps)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(dumps.stat().st_mode) == 0o750
+    sys_files = sorted(dumps.glob("sys_mem_*.csv"))
+    proc_files = sorted(dumps.glob("process_mem_*.csv"))
+    assert len(sys_files) == len(proc_files) == 2
+    assert [p.name[8:] for p in sys_files] == [p.name[12:] for p in proc_files]
+    assert not list(dumps.glob(".*"))
+    sys_rows = read_csv_rows(sys_files[0])
+    assert sys_rows[0] == list(cm.SYS_HEADER)
+    assert float(sys_rows[1][0]) > 0  # MemTotal_MB
+    proc_rows = read_csv_rows(proc_files[0])
+    assert proc_rows[0] == list(cm.PROCESS_HEADER)
+    pids = {int(row[0]) for row in proc_rows[1:]}
+    assert 1 in pids
+    assert any(row[5].startswith("[") for row in proc_rows[1:]) or len(pids) < 5
+    log_lines = [line for line in result.stderr.splitlines() if "processes in" in line]
+    assert len(log_lines) == 2
+    assert " UTC " in log_lines[0]
+
+
+def test_uncreatable_dumps_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--count", "1", "--dumps-dir", str(blocker / "time")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"collect_memory: cannot use dumps dir {blocker / 'time'}: Not a directory\n"
+    )
+
+
+@pytest.mark.parametrize("flags", [["--interval", "0.5"], ["--count", "0"], ["--interval", "x"]])
+def test_bad_flags_are_usage_errors(flags: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *flags], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error: argument" in result.stderr.strip().splitlines()[-1]
+
+
+def peak_rss_kb(command: list[str]) -> int:
+    """Peak RSS of one command, measured by a fresh wrapper so nothing else counts."""
+    wrapper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True,"
+        " stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout)
+
+
+def test_collector_stays_within_10_mib_of_bare_python(tmp_path: Path) -> None:
+    bare_kb = peak_rss_kb([sys.executable, "-c", "pass"])
+    collector_kb = peak_rss_kb(
+        [sys.executable, str(SCRIPT), "--count", "1", "--dumps-dir", str(tmp_path)]
+    )
+    assert collector_kb - bare_kb < 10 * 1024
+
+
+def test_collector_imports_only_the_standard_library() -> None:
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); before = set(sys.modules);"
+        " import collect_memory; mods = set(sys.modules) - before;"
+        " std = sys.stdlib_module_names;"
+        " print(sorted(m for m in mods if m.split('.')[0] not in std and m != 'collect_memory'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(SCRIPT.parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
