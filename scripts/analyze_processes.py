@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Analyse the per-process snapshots: which PIDs' RSS moved the most.
+
+Reads every process_mem_<YYYYMMDD_HHMMSS>.csv in the dumps dir (UTC), computes
+each PID's RSS spread (max - min), writes the top N to top<N>_rss_spread.csv,
+prints them as a table and draws rss_pid_<PID>.png for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from utils.console import (
+    AnalysisError,
+    Console,
+    PhaseTimer,
+    Reporter,
+    add_common_args,
+    window_from_args,
+)
+from utils.parser import PROCESS_PREFIX, DumpsDirError, TimeWindow, find_dumps
+from utils.process_analysis import (
+    compute_rss_spread,
+    format_top_table,
+    load_all_records,
+    plot_top,
+    remove_stale_plots,
+    time_range,
+    top_spreads,
+    write_spread_csv,
+)
+
+# --- Defaults; flags override them ------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DUMPS_DIR = REPO_ROOT / "dumps" / "time"
+OUT_DIR = REPO_ROOT / "plots" / "processes"
+TOP_N = 10
+PROG = "analyze_processes"
+STAMP = "%Y-%m-%d %H:%M:%S"
+
+
+def analyze_processes(
+    dumps_dir: Path,
+    out_dir: Path,
+    top_n: int,
+    match: str | None,
+    window: TimeWindow,
+    reporter: Reporter,
+    console: Console,
+    timer: PhaseTimer,
+) -> None:
+    """Discover, load, compute, write and plot; raises AnalysisError when there is no data."""
+    with timer.phase("discovery"):
+        try:
+            files = find_dumps(dumps_dir, PROCESS_PREFIX, window)
+        except DumpsDirError as err:
+            raise AnalysisError(str(err)) from err
+        if not files:
+            where = "" if window.since is None and window.until is None else " " + window.describe()
+            raise AnalysisError(f"no {PROCESS_PREFIX}*.csv files in {dumps_dir}{where}")
+    with timer.phase("reading"):
+        records = load_all_records(
+            files,
+            reporter.warn,
+            lambda done, total: reporter.progress("reading", done, total),
+            match,
+        )
+        reporter.end_progress()
+    if records.snapshots_read == 0:
+        raise AnalysisError(f"none of the {len(files)} {PROCESS_PREFIX}*.csv files could be used")
+    if not records.chunks:
+        raise AnalysisError(f"no command line contains {match!r}")
+    with timer.phase("computing"):
+        spreads = compute_rss_spread(records)
+        top = top_spreads(spreads, top_n)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        csv_path = write_spread_csv(top, out_dir / f"top{top_n}_rss_spread.csv")
+    with timer.phase("plotting"):
+        plots = plot_top(records, top, out_dir)
+        removed = remove_stale_plots(out_dir, list(top["PID"]))
+
+    span = time_range(records)
+    assert span is not None  # records.chunks is not empty
+    matching = f" whose command line contains {match!r}" if match is not None else ""
+    console.print(
+        f"Top {len(top)} of {len(spreads):,} PIDs{matching} by RSS spread (MiB),"
+        f" {records.snapshots_read:,} snapshots from {span[0]:{STAMP}} to {span[1]:{STAMP}} UTC"
+    )
+    console.print()
+    for line in format_top_table(top):
+        console.print(line)
+    console.print()
+    console.print(f"Wrote {csv_path}")
+    console.print(f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png")
+    if removed:
+        console.print(f"Removed {len(removed)} plot(s) of PIDs no longer in the table")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    add_common_args(parser, DUMPS_DIR, OUT_DIR)
+    parser.add_argument(
+        "--top",
+        type=positive_int,
+        default=TOP_N,
+        metavar="N",
+        help=f"how many PIDs go into the table and get a plot (default {TOP_N})",
+    )
+    parser.add_argument(
+        "--match",
+        metavar="TEXT",
+        help="only rows whose CMD contains TEXT (plain substring, case-sensitive),"
+        " before anything is computed",
+    )
+    args = parser.parse_args(argv)
+    reporter = Reporter(PROG)
+    timer = PhaseTimer()
+    try:
+        analyze_processes(
+            args.dumps_dir,
+            args.out_dir,
+            args.top,
+            args.match,
+            window_from_args(parser, args),
+            reporter,
+            Console(),
+            timer,
+        )
+    except AnalysisError as err:
+        reporter.note(str(err))
+        return 1
+    except OSError as err:  # the out dir cannot be created or written
+        reporter.note(f"cannot write {err.filename or args.out_dir}: {err.strerror or err}")
+        return 1
+    finally:
+        if args.timings:
+            reporter.note(timer.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

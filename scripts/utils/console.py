@@ -1,0 +1,166 @@
+"""What both analyses share on the command line: warnings, progress, phase timings,
+--since/--until, and a stdout that ends quietly when piped into `head`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from utils.parser import TimeWindow, parse_time_arg
+
+# A progress line is redrawn at most this often, so it costs nothing.
+PROGRESS_EVERY_S = 0.1
+
+
+class AnalysisError(Exception):
+    """Nothing to analyse (no dir, no files, nothing readable): one line, exit 1."""
+
+
+class Reporter:
+    """One-line warnings on stderr, and a progress line only when stderr is a terminal."""
+
+    def __init__(self, prog: str, stream: TextIO | None = None, progress: bool | None = None):
+        self.prog = prog
+        self.stream = sys.stderr if stream is None else stream
+        self.show_progress = self.stream.isatty() if progress is None else progress
+        self.warnings = 0
+        self._drawn = False
+        self._last_draw = 0.0
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\033[K")
+            self._drawn = False
+
+    def note(self, message: str) -> None:
+        self._clear()
+        print(f"{self.prog}: {message}", file=self.stream, flush=True)
+
+    def warn(self, path: Path, reason: str) -> None:
+        """A bad input file: name it and say why, on one line."""
+        self.warnings += 1
+        self.note(f"warning: {path}: {reason}")
+
+    def progress(self, what: str, done: int, total: int) -> None:
+        if not self.show_progress:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last_draw < PROGRESS_EVERY_S:
+            return
+        self._last_draw = now
+        percent = 100 * done // max(total, 1)
+        self.stream.write(f"\r\033[K{self.prog}: {what} {done}/{total} ({percent}%)")
+        self.stream.flush()
+        self._drawn = True
+
+    def end_progress(self) -> None:
+        self._clear()
+        self.stream.flush()
+
+
+class PhaseTimer:
+    """Wall time per phase (discovery, reading, computing, plotting), for --timings."""
+
+    PHASES = ("discovery", "reading", "computing", "plotting")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - began
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{name} {secs:.3f} s" for name, secs in self.seconds.items())
+        return f"timings: {parts}"
+
+
+class Console:
+    """stdout for people; if the reader goes away (`| head`), the rest is dropped
+    quietly and the analysis still finishes its files."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = sys.stdout if stream is None else stream
+        self.closed = False
+
+    def print(self, text: str = "") -> None:
+        if self.closed:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            # Point fd 1 at /dev/null so the interpreter's own flush at exit is quiet too.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+
+def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: Path) -> None:
+    """--dumps-dir, --out-dir, --since, --until and --timings, the same in both analyses."""
+    parser.add_argument(
+        "--dumps-dir",
+        type=Path,
+        default=dumps_dir,
+        metavar="DIR",
+        help=f"where the snapshots are (default {dumps_dir})",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=out_dir,
+        metavar="DIR",
+        help=f"where the CSV and PNGs go, created if missing (default {out_dir})",
+    )
+    parser.add_argument(
+        "--since",
+        type=_since,
+        metavar="TIME",
+        help="only snapshots at or after TIME, UTC, as YYYY-MM-DD[ HH:MM[:SS]]"
+        " (a day or minute means its start)",
+    )
+    parser.add_argument(
+        "--until",
+        type=_until,
+        metavar="TIME",
+        help="only snapshots at or before TIME, UTC, as YYYY-MM-DD[ HH:MM[:SS]]"
+        " (a day or minute means its end)",
+    )
+    parser.add_argument(
+        "--timings",
+        action="store_true",
+        help="print the time spent discovering, reading, computing and plotting on stderr",
+    )
+
+
+def _since(text: str) -> datetime:
+    return _time_arg(text, end=False)
+
+
+def _until(text: str) -> datetime:
+    return _time_arg(text, end=True)
+
+
+def _time_arg(text: str, *, end: bool) -> datetime:
+    try:
+        return parse_time_arg(text, end=end)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def window_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TimeWindow:
+    window = TimeWindow(args.since, args.until)
+    if window.since is not None and window.until is not None and window.since > window.until:
+        parser.error(f"--since {window.since} is after --until {window.until}")
+    return window

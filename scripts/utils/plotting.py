@@ -1,0 +1,181 @@
+"""Time-series PNGs shared by both analyses.
+
+Figures are made with matplotlib's object-oriented API (`Figure`, drawn by the Agg
+canvas when saved), never pyplot: pyplot keeps every figure alive until it is closed,
+and a batch of per-PID plots would leak.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.dates as mdates
+import matplotlib.ticker as mticker
+import numpy as np
+import numpy.typing as npt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+FIGSIZE_IN = (10.0, 5.0)
+DPI = 150
+# Figure fractions: room for the two title lines above and the legend below.
+MARGINS = {"left": 0.085, "right": 0.975, "top": 0.86, "bottom": 0.17}
+# Two samples further apart than this many usual intervals mean the collector was
+# down (or, for one PID, the process was gone): the line breaks there.
+GAP_FACTOR = 1.5
+# Few points are hard to see as a bare line: mark each one.
+MARKERS_UP_TO = 60
+RAM_COLOR = "#1f6fb4"
+SWAP_COLOR = "#d9731a"
+REFERENCE_COLOR = "#555555"
+
+Times = npt.NDArray[np.datetime64]
+Values = npt.NDArray[np.float64]
+
+# Glyphs the default font lacks (CJK, emoji in command lines) are drawn as boxes;
+# matplotlib's warning about each one would only clutter the console.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Two consecutive samples further apart than the gap threshold."""
+
+    start: np.datetime64
+    end: np.datetime64
+
+    @property
+    def seconds(self) -> float:
+        return float((self.end - self.start) / np.timedelta64(1, "s"))
+
+
+def usual_interval_s(times: Times) -> float | None:
+    """The median time between consecutive snapshots, or None with fewer than two."""
+    if len(times) < 2:
+        return None
+    steps = np.diff(times) / np.timedelta64(1, "s")
+    steps = steps[steps > 0]
+    return float(np.median(steps)) if len(steps) else None
+
+
+def gap_threshold_s(times: Times) -> float | None:
+    usual = usual_interval_s(times)
+    return None if usual is None else GAP_FACTOR * usual
+
+
+def find_gaps(times: Times, threshold_s: float | None) -> list[Gap]:
+    if threshold_s is None or len(times) < 2:
+        return []
+    steps = np.diff(times) / np.timedelta64(1, "s")
+    return [Gap(times[i], times[i + 1]) for i in np.nonzero(steps > threshold_s)[0]]
+
+
+def break_at_gaps(times: Times, values: Values, threshold_s: float | None) -> tuple[Times, Values]:
+    """Insert a NaN midway across every gap, so a plotted line breaks there instead
+    of drawing a straight segment across an outage."""
+    if threshold_s is None or len(times) < 2:
+        return times, values
+    after = np.nonzero(np.diff(times) / np.timedelta64(1, "s") > threshold_s)[0] + 1
+    if len(after) == 0:
+        return times, values
+    midpoints = times[after - 1] + (times[after] - times[after - 1]) / 2
+    return (
+        np.insert(times, after, midpoints),
+        np.insert(values.astype(np.float64), after, np.nan),
+    )
+
+
+def new_figure() -> tuple[Figure, Axes]:
+    # Fixed margins rather than a layout engine: constrained layout draws every
+    # figure twice, and the fixed frame keeps all plots of a run aligned alike.
+    figure = Figure(figsize=FIGSIZE_IN)
+    figure.subplots_adjust(**MARGINS)
+    axes = figure.subplots()
+    axes.grid(True, alpha=0.3)
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure, axes
+
+
+def style_time_axis(axes: Axes) -> None:
+    """A date axis that reads well from an hour to several months, no rotated labels."""
+    # matplotlib.dates has no type hints for these two.
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_formatter(formatter)
+    axes.set_xlabel("Time (UTC)")
+
+
+def style_value_axis(axes: Axes, label: str, top: float | None = None) -> None:
+    """Values start at zero, where memory does; thousands are separated."""
+    axes.set_ylabel(label)
+    axes.set_ylim(0, top)
+    axes.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
+
+
+def set_titles(axes: Axes, title: str, subtitle: str) -> None:
+    """A bold title and a grey line of context under it, both at the top left."""
+    figure = axes.get_figure()
+    assert isinstance(figure, Figure)
+    # parse_math=False: a "$" in a command line is text, not mathtext.
+    figure.text(0.012, 0.975, title, fontsize=12, fontweight="bold", va="top", parse_math=False)
+    figure.text(
+        0.012, 0.915, subtitle, fontsize=9, color=REFERENCE_COLOR, va="top", parse_math=False
+    )
+
+
+def plot_series(
+    axes: Axes,
+    times: Times,
+    values: Values,
+    threshold_s: float | None,
+    label: str,
+    color: str,
+) -> None:
+    x, y = break_at_gaps(times, values, threshold_s)
+    marker = "o" if len(times) <= MARKERS_UP_TO else None
+    axes.plot(x, y, color=color, linewidth=1.4, marker=marker, markersize=3.5, label=label)
+
+
+def shade_gaps(axes: Axes, times: Times, threshold_s: float | None) -> None:
+    """A light band over each stretch with no snapshots, so an outage reads as one."""
+    for number, gap in enumerate(find_gaps(times, threshold_s)):
+        label = "no snapshots" if number == 0 else None
+        start, end = mdates.date2num([gap.start, gap.end])  # type: ignore[no-untyped-call]
+        axes.axvspan(start, end, color=REFERENCE_COLOR, alpha=0.08, lw=0, label=label)
+
+
+def draw_reference(axes: Axes, level: float, label: str) -> None:
+    """A dashed horizontal line such as MemTotal, labelled in the legend."""
+    axes.axhline(level, color=REFERENCE_COLOR, linestyle="--", linewidth=1.1, label=label)
+
+
+def add_legend(axes: Axes) -> None:
+    """Below the plot, where it never hides a line."""
+    handles, labels = axes.get_legend_handles_labels()
+    figure = axes.get_figure()
+    assert isinstance(figure, Figure)
+    figure.legend(handles, labels, loc="lower center", ncols=len(labels), fontsize=9, frameon=False)
+
+
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Write the PNG under a temporary name, then rename: a reader never sees half a file."""
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        figure.savefig(temp, dpi=DPI, format="png")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
+def subtitle_for(times: Times, threshold_s: float | None, extra: Sequence[str] = ()) -> str:
+    parts = [*extra, f"{len(times):,} snapshots"]
+    gaps = find_gaps(times, threshold_s)
+    if gaps:
+        parts.append(f"{len(gaps)} gap{'s' if len(gaps) > 1 else ''} with no snapshots")
+    return " · ".join(parts)

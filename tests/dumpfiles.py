@@ -1,0 +1,60 @@
+"""Writing small dump files by hand for tests, in the collector's exact format."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+
+from collect_memory import PROCESS_HEADER, SYS_HEADER, snapshot_names
+
+# A sys_mem row where every field is 0 unless given (values in MiB, page counts bare).
+ProcessRow = tuple[int, int, str, float, float, str]
+
+
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_sys(dumps: Path, stamp: str, **fields_mb: float) -> Path:
+    """A sys_mem file; fields by header name without `_MB` (MemTotal=1000.0)."""
+    values = {name.removesuffix("_MB"): 0.0 for name in SYS_HEADER}
+    values.update(fields_mb)
+    row = [
+        str(int(values[name])) if not name.endswith("_MB") else f"{values[name[:-3]]:.3f}"
+        for name in SYS_HEADER
+    ]
+    path = dumps / snapshot_names(stamp)[0]
+    path.write_text(csv_text(SYS_HEADER, [row]), encoding="utf-8")
+    return path
+
+
+def write_proc(dumps: Path, stamp: str, rows: Sequence[ProcessRow]) -> Path:
+    """A process_mem file from (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) tuples."""
+    formatted = [
+        [str(pid), str(ppid), user, f"{rss:.3f}", f"{vsz:.3f}", cmd]
+        for pid, ppid, user, rss, vsz, cmd in rows
+    ]
+    path = dumps / snapshot_names(stamp)[1]
+    path.write_text(csv_text(PROCESS_HEADER, formatted), encoding="utf-8")
+    return path
+
+
+def assert_real_png(path: Path) -> None:
+    """A PNG that decodes, has the expected size and is not blank."""
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[0] >= 600 and pixels.shape[1] >= 1200, pixels.shape
+    rgb = pixels[:, :, :3]
+    not_white = np.any(rgb < 0.95, axis=2).mean()
+    assert 0.01 < not_white < 0.6, f"{path}: {not_white:.1%} of pixels drawn"
+    colours = {tuple(c) for c in (rgb.reshape(-1, 3)[::97] * 255).astype(int).tolist()}
+    assert len(colours) > 10, f"{path}: only {len(colours)} colours"

@@ -1,0 +1,183 @@
+"""The bulk reader: many files parsed in one go, and every kind of bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dumpfiles import write_proc
+from utils.dumps import Kind, TableSpec, iter_batches
+from utils.parser import PROCESS_PREFIX, DumpFile, find_dumps
+
+SPEC = TableSpec(
+    columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT))
+)
+HEADER = "PID,PPID,USER,RSS_MB,VSZ_MB,CMD\n"
+GOOD_ROW = "10,1,root,1.500,2.000,/bin/good\n"
+
+
+class Warnings:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, path: Path, reason: str) -> None:
+        self.lines.append(f"{path.name}: {reason}")
+
+
+def load(dumps: Path, batch_bytes: int = 1 << 20) -> tuple[pd.DataFrame, list[int], Warnings]:
+    warn = Warnings()
+    files = find_dumps(dumps, PROCESS_PREFIX)
+    frames: list[pd.DataFrame] = []
+    snapshots: list[int] = []
+    for batch in iter_batches(files, SPEC, warn, batch_bytes=batch_bytes):
+        frames.append(batch.frame.assign(CMD=batch.frame["CMD"].astype(str)))
+        snapshots.extend(int(i) for i in batch.snapshot)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return frame, snapshots, warn
+
+
+def put(dumps: Path, second: int, text: str | bytes) -> Path:
+    path = dumps / f"process_mem_20260301_0000{second:02d}.csv"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_rows_come_back_typed_and_in_time_order(tmp_path: Path) -> None:
+    put(tmp_path, 2, HEADER + "30,1,root,3.000,3.000,/bin/c\n")
+    put(tmp_path, 1, HEADER + '20,1,root,2.000,2.000,"/bin/b, with comma"\n' + GOOD_ROW)
+    frame, snapshots, warn = load(tmp_path)
+    assert warn.lines == []
+    assert frame["PID"].tolist() == [20, 10, 30]
+    assert frame["RSS_MB"].tolist() == [2.0, 1.5, 3.0]
+    assert frame["CMD"].tolist() == ["/bin/b, with comma", "/bin/good", "/bin/c"]
+    assert snapshots == [0, 0, 1]
+    assert str(frame["PID"].dtype) == "int64"
+
+
+def test_command_lines_that_look_like_missing_values_stay_text(tmp_path: Path) -> None:
+    put(tmp_path, 1, HEADER + "1,0,root,1.000,1.000,NA\n2,0,root,1.000,1.000,null\n")
+    frame, _, _ = load(tmp_path)
+    assert frame["CMD"].tolist() == ["NA", "null"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "empty file; skipped"),
+        ("PID,PPID,USER,RSS_MB", "no complete line (cut off?); skipped"),
+        (HEADER, "no data rows; skipped"),
+        ("PID,USER,RSS_MB,CMD\n10,root,1.0,x\n", "no PPID column; skipped"),
+        (HEADER + "ten,1,root,1.000,2.000,x\n", "PID on line 2 is 'ten', not a whole number; skipped"),
+        (HEADER + GOOD_ROW + "11,-1,root,1.000,2.000,x\n", "PPID on line 3 is '-1', not a whole number; skipped"),
+        (HEADER + "10,1,root,1.5.0,2.000,x\n", "RSS_MB on line 2 is '1.5.0', not a number; skipped"),
+        (HEADER + "10,1,root,,2.000,x\n", "RSS_MB on line 2 is empty, not a number; skipped"),
+        (HEADER + GOOD_ROW + "10,1,root,1.0,2.0,x,extra\n", "Expected 6 fields in line 3, saw 7; skipped"),
+        (HEADER + "10,1,root,1.0,2.0,x,extra\n", "rows have more fields than the header; skipped"),
+    ],
+)  # fmt: skip
+def test_a_bad_file_is_named_and_skipped_and_the_rest_is_kept(
+    tmp_path: Path, content: str, reason: str
+) -> None:
+    put(tmp_path, 1, HEADER + GOOD_ROW)
+    bad = put(tmp_path, 2, content)
+    put(tmp_path, 3, HEADER + GOOD_ROW)
+    frame, snapshots, warn = load(tmp_path)
+    assert warn.lines == [f"{bad.name}: {reason}"]
+    assert snapshots == [0, 2]
+    assert frame["PID"].tolist() == [10, 10]
+
+
+def test_a_file_whose_only_row_is_cut_off_is_one_warning(tmp_path: Path) -> None:
+    cut = put(tmp_path, 1, HEADER + "11,1,root,4.0")
+    put(tmp_path, 2, HEADER + GOOD_ROW)
+    frame, _, warn = load(tmp_path)
+    assert warn.lines == [f"{cut.name}: no complete data row (cut off?); skipped"]
+    assert frame["PID"].tolist() == [10]
+
+
+def test_a_cut_off_last_line_loses_only_that_line(tmp_path: Path) -> None:
+    cut = put(tmp_path, 1, HEADER + GOOD_ROW + "11,1,root,4.0")
+    frame, _, warn = load(tmp_path)
+    assert warn.lines == [f"{cut.name}: last line cut off (no final newline); dropped that line"]
+    assert frame["PID"].tolist() == [10]
+
+
+def test_one_bad_file_among_many_is_isolated(tmp_path: Path) -> None:
+    for second in range(40):
+        row = f"{second},1,root,{second}.000,1.000,/bin/p{second}\n"
+        put(tmp_path, second, HEADER + (row if second != 17 else row.replace(".000", "x", 1)))
+    frame, snapshots, warn = load(tmp_path)
+    assert warn.lines == [
+        "process_mem_20260301_000017.csv: RSS_MB on line 2 is '17x', not a number; skipped"
+    ]
+    assert frame["PID"].tolist() == [s for s in range(40) if s != 17]
+    assert snapshots == [s for s in range(40) if s != 17]
+
+
+def test_small_batches_give_the_same_rows(tmp_path: Path) -> None:
+    for second in range(12):
+        put(tmp_path, second, HEADER + GOOD_ROW.replace("10,", f"{second},", 1))
+    whole, _, _ = load(tmp_path)
+    tiny, snapshots, _ = load(tmp_path, batch_bytes=1)
+    pd.testing.assert_frame_equal(whole, tiny)
+    assert snapshots == list(range(12))
+
+
+def test_spreadsheet_saved_files_are_read(tmp_path: Path) -> None:
+    # A byte-order mark and CRLF line endings, as a spreadsheet saves them.
+    put(tmp_path, 1, ("\ufeff" + HEADER + GOOD_ROW).replace("\n", "\r\n"))
+    put(tmp_path, 2, HEADER + GOOD_ROW)
+    frame, snapshots, warn = load(tmp_path)
+    assert warn.lines == []
+    assert frame["CMD"].tolist() == ["/bin/good", "/bin/good"]
+    assert snapshots == [0, 1]
+
+
+def test_columns_in_another_order_are_read_by_name(tmp_path: Path) -> None:
+    put(tmp_path, 1, "CMD,RSS_MB,PID,PPID\n/bin/x,7.250,5,1\n")
+    put(tmp_path, 2, HEADER + GOOD_ROW)
+    frame, snapshots, _ = load(tmp_path)
+    assert frame["PID"].tolist() == [5, 10]
+    assert frame["RSS_MB"].tolist() == [7.25, 1.5]
+    assert snapshots == [0, 1]
+
+
+def test_blank_lines_and_quoted_newlines_still_map_rows_to_files(tmp_path: Path) -> None:
+    put(tmp_path, 1, HEADER + GOOD_ROW + "\n" + GOOD_ROW)
+    put(tmp_path, 2, HEADER + '12,1,root,1.000,1.000,"two\nlines"\n')
+    frame, snapshots, warn = load(tmp_path)
+    assert warn.lines == []
+    assert frame["PID"].tolist() == [10, 10, 12]
+    assert frame["CMD"].tolist()[2] == "two\nlines"
+    assert snapshots == [0, 0, 1]
+
+
+def test_invalid_utf8_is_replaced_not_fatal(tmp_path: Path) -> None:
+    put(tmp_path, 1, HEADER.encode() + b"10,1,root,1.000,2.000,/bin/caf\xe9\n")
+    frame, _, warn = load(tmp_path)
+    assert warn.lines == []
+    assert frame["CMD"].tolist() == ["/bin/caf\ufffd"]
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "process_mem_20260301_000001.csv").mkdir()  # a directory by that name
+    put(tmp_path, 2, HEADER + GOOD_ROW)
+    frame, _, warn = load(tmp_path)
+    assert warn.lines == ["process_mem_20260301_000001.csv: cannot read: Is a directory; skipped"]
+    assert len(frame) == 1
+
+
+def test_writes_written_by_the_fixture_helper_parse(tmp_path: Path) -> None:
+    write_proc(tmp_path, "20260301_000000", [(1, 0, "root", 1.0, 2.0, 'say "hi", é')])
+    frame, _, _ = load(tmp_path)
+    assert frame["CMD"].tolist() == ['say "hi", é']
+
+
+def test_dump_file_is_a_plain_record() -> None:
+    dump = DumpFile(Path("x"), pd.Timestamp("2026-03-01").to_pydatetime())
+    assert dump.path == Path("x")

@@ -1,0 +1,205 @@
+"""Process analysis: a top-N known by hand, the CSV, the console table, the plots."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dumpfiles import ProcessRow, assert_real_png, write_proc
+from utils.parser import PROCESS_PREFIX, find_dumps
+from utils.process_analysis import (
+    compute_rss_spread,
+    format_top_table,
+    load_all_records,
+    remove_stale_plots,
+    shorten,
+    top_spreads,
+)
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "analyze_processes.py"
+
+LEAKY = '/usr/bin/leaky --name "shop, eu" --log=/var/log/x'
+AWKWARD = "python3 -c 'print(\"$HOME\")' --tag=café,日本"
+STAMPS = ["20260301_100000", "20260301_101000", "20260301_102000", "20260301_103000"]
+
+
+def snapshot_rows(step: int) -> list[ProcessRow]:
+    """What ps saw at each of the four snapshots (step 0 to 3)."""
+    rows: list[ProcessRow] = [
+        (1, 0, "root", 10.0, 20.0, "/sbin/init"),  # steady: spread 0
+        (2, 0, "root", 0.0, 0.0, "[kthreadd]"),  # kernel thread: spread 0
+        (100, 1, "averyverylongusername", 100.0 * (step + 1), 900.0, LEAKY),  # the leak: 300
+        (150, 1, "root", 10.0 + 100.0 * (step % 2), 300.0, "/bin/b"),  # spread 100
+        (200, 1, "root", 50.0 + 100.0 * (step == 2), 300.0, "/bin/a"),  # spread 100, tie
+        (400, 1, "postgres-replica", 5.0 + 0.5 * (step == 3), 9.0, AWKWARD),  # spread 0.5
+        (600, 1, "root", 0.3 if step else 0.1, 1.0, "/bin/float-a"),  # 0.3 - 0.1
+        (601, 1, "root", 0.2 if step else 0.0, 1.0, "/bin/float-b"),  # 0.2 - 0.0: a tie
+    ]
+    if step == 0:
+        rows.append((500, 1, "root", 1.0, 2.0, "sleep 1"))
+    if step == 1:
+        rows.append((300, 1, "root", 999.0, 1000.0, "/bin/once"))  # seen once: spread 0
+    if step == 3:  # the kernel reused PID 500: the seed's PID key merges them
+        rows.append((500, 1, "root", 801.0, 900.0, "java -jar big.jar"))
+    return rows
+
+
+def make_dumps(dumps: Path) -> Path:
+    dumps.mkdir(exist_ok=True)
+    for step, stamp in enumerate(STAMPS):
+        write_proc(dumps, stamp, snapshot_rows(step))
+    return dumps
+
+
+def spreads(dumps: Path, match: str | None = None) -> pd.DataFrame:
+    warnings: list[str] = []
+    records = load_all_records(
+        find_dumps(dumps, PROCESS_PREFIX), lambda p, why: warnings.append(why), None, match
+    )
+    assert warnings == []
+    return compute_rss_spread(records)
+
+
+def test_top_n_known_by_hand(tmp_path: Path) -> None:
+    table = spreads(make_dumps(tmp_path))
+    assert table["PID"].tolist() == [500, 100, 150, 200, 400, 600, 601, 1, 2, 300]
+    assert table["spread"].tolist() == [800.0, 300.0, 100.0, 100.0, 0.5, 0.2, 0.2, 0, 0, 0]
+    by_pid = table.set_index("PID")
+    assert by_pid.loc[100, "min_RSS"] == 100.0 and by_pid.loc[100, "max_RSS"] == 400.0
+    assert by_pid.loc[100, "CMD"] == LEAKY
+    assert by_pid.loc[400, "CMD"] == AWKWARD
+    assert by_pid.loc[500, "CMD"] == "sleep 1"  # the earliest row of the reused PID
+    assert list(by_pid.loc[300, ["min_RSS", "max_RSS"]]) == [999.0, 999.0]
+    assert list(table.columns) == ["PID", "min_RSS", "max_RSS", "spread", "CMD"]
+
+
+def test_match_filters_rows_before_anything_is_computed(tmp_path: Path) -> None:
+    table = spreads(make_dumps(tmp_path), match="java")
+    assert table.to_dict("records") == [
+        {"PID": 500, "min_RSS": 801.0, "max_RSS": 801.0, "spread": 0.0, "CMD": "java -jar big.jar"}
+    ]
+    assert spreads(tmp_path, match="/bin/")["PID"].tolist() == [100, 150, 200, 600, 601, 300]
+    assert spreads(tmp_path, match="Java").empty  # case-sensitive
+
+
+def test_console_table_is_aligned_and_shortens_only_there() -> None:
+    top = pd.DataFrame(
+        {
+            "PID": [7, 12345],
+            "min_RSS": [1.0, 1234.5],
+            "max_RSS": [2.0, 1_000_000.25],
+            "spread": [1.0, 998_765.75],
+            "CMD": ["short", "x" * 100],
+        }
+    )
+    lines = format_top_table(top)
+    assert lines == [
+        "  PID    min_RSS        max_RSS       spread  CMD",
+        "    7      1.000          2.000        1.000  short",
+        "12345  1,234.500  1,000,000.250  998,765.750  " + "x" * 59 + "…",
+    ]
+    assert shorten("abc", 3) == "abc"
+    assert shorten("abcd", 3) == "ab…"
+
+
+def test_stale_plots_are_removed(tmp_path: Path) -> None:
+    for name in ["rss_pid_1.png", "rss_pid_2.png", "rss_pid_x.png", "notes.png"]:
+        (tmp_path / name).write_bytes(b"")
+    removed = remove_stale_plots(tmp_path, [1])
+    assert [p.name for p in removed] == ["rss_pid_2.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes.png",
+        "rss_pid_1.png",
+        "rss_pid_x.png",
+    ]
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_end_to_end(tmp_path: Path) -> None:
+    dumps = make_dumps(tmp_path / "dumps")
+    bad = dumps / "process_mem_20260301_100500.csv"
+    bad.write_text("PID,PPID,USER,RSS_MB,VSZ_MB,CMD\n../../etc/passwd,1,root,1.0,1.0,x\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rss_pid_99999.png").write_bytes(b"left over from an earlier run")
+    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        f"analyze_processes: warning: {bad}: PID on line 2 is '../../etc/passwd',"
+        " not a whole number; skipped\n"
+    )
+    csv_lines = (out / "top5_rss_spread.csv").read_text(encoding="utf-8").splitlines()
+    assert csv_lines == [
+        "PID,min_RSS,max_RSS,spread,CMD",
+        "500,1.000,801.000,800.000,sleep 1",
+        '100,100.000,400.000,300.000,"/usr/bin/leaky --name ""shop, eu"" --log=/var/log/x"',
+        "150,10.000,110.000,100.000,/bin/b",
+        "200,50.000,150.000,100.000,/bin/a",
+        '400,5.000,5.500,0.500,"python3 -c \'print(""$HOME"")\' --tag=café,日本"',
+    ]
+    stdout = result.stdout.splitlines()
+    assert stdout[0] == (
+        "Top 5 of 10 PIDs by RSS spread (MiB), 4 snapshots from 2026-03-01 10:00:00"
+        " to 2026-03-01 10:30:00 UTC"
+    )
+    assert stdout[2].split() == ["PID", "min_RSS", "max_RSS", "spread", "CMD"]
+    assert stdout[3].split()[:4] == ["500", "1.000", "801.000", "800.000"]
+    assert stdout[-1] == "Removed 1 plot(s) of PIDs no longer in the table"
+    plots = sorted(p.name for p in out.glob("rss_pid_*.png"))
+    assert plots == [f"rss_pid_{pid}.png" for pid in ["100", "150", "200", "400", "500"]]
+    for name in plots:
+        assert_real_png(out / name)
+
+
+def test_window_and_match_end_to_end(tmp_path: Path) -> None:
+    dumps = make_dumps(tmp_path / "dumps")
+    out = tmp_path / "out"
+    result = run_script(
+        "--dumps-dir", str(dumps), "--out-dir", str(out), "--since", "2026-03-01 10:10",
+        "--until", "2026-03-01 10:20", "--match", "/bin/", "--top", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "top3_rss_spread.csv")
+    # 10:10 and 10:20 only: PID 200 goes 50 -> 150, PID 100 200 -> 300, PID 150 110 -> 10.
+    assert table["PID"].tolist() == [100, 150, 200]
+    assert "whose command line contains '/bin/'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--match", "no-such-command"], "no command line contains 'no-such-command'"),
+        (["--until", "2020-01-01"], "no process_mem_*.csv files in {dumps} between the start and 2020-01-01 23:59:59 UTC"),
+        (["--dumps-dir", "{tmp}/missing"], "no dumps dir {tmp}/missing"),
+    ],
+)  # fmt: skip
+def test_no_data_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message: str) -> None:
+    dumps = make_dumps(tmp_path / "dumps")
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "out"), *args)
+    assert result.returncode == 1
+    assert result.stderr == "analyze_processes: " + message.format(dumps=dumps, tmp=tmp_path) + "\n"
+
+
+def test_bad_top_is_a_usage_error() -> None:
+    result = run_script("--top", "0")
+    assert result.returncode == 2
+    assert "argument --top: must be at least 1, got 0" in result.stderr
+
+
+def test_top_n_helper_keeps_order(tmp_path: Path) -> None:
+    table = spreads(make_dumps(tmp_path))
+    assert top_spreads(table, 3)["PID"].tolist() == [500, 100, 150]
