@@ -19,6 +19,7 @@ from utils.console import (
     PhaseTimer,
     Reporter,
     add_common_args,
+    run_analysis,
     window_from_args,
 )
 from utils.parser import PROCESS_PREFIX, DumpsDirError, TimeWindow, find_dumps
@@ -126,29 +127,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         " before anything is computed",
     )
     args = parser.parse_args(argv)
-    reporter = Reporter(PROG)
-    timer = PhaseTimer()
-    try:
-        analyze_processes(
-            args.dumps_dir,
-            args.out_dir,
-            args.top,
-            args.match,
-            window_from_args(parser, args),
-            reporter,
-            Console(),
-            timer,
-        )
-    except AnalysisError as err:
-        reporter.note(str(err))
-        return 1
-    except OSError as err:  # the out dir cannot be created or written
-        reporter.note(f"cannot write {err.filename or args.out_dir}: {err.strerror or err}")
-        return 1
-    finally:
-        if args.timings:
-            reporter.note(timer.summary())
-    return 0
+    window = window_from_args(parser, args)
+    return run_analysis(
+        PROG,
+        lambda reporter, console, timer: analyze_processes(
+            args.dumps_dir, args.out_dir, args.top, args.match, window, reporter, console, timer
+        ),
+        args.out_dir,
+        args.timings,
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 
 from dumpfiles import assert_real_png, write_sys
 from utils import plotting
-from utils.console import Reporter
+from utils.console import Console, PhaseTimer, Reporter, run_analysis
 from utils.parser import SYS_PREFIX, find_dumps
 from utils.system_analysis import (
     PLOT_NAMES,
@@ -252,3 +252,28 @@ def test_progress_only_on_a_terminal() -> None:
     reporter.progress("reading", 10, 10)
     reporter.end_progress()
     assert "reading 10/10 (100%)" in shown.getvalue()
+
+
+def test_run_analysis_turns_user_errors_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
+        raise KeyboardInterrupt
+
+    def disk_full(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
+        raise OSError(28, "No space left on device", "/out/system_metrics.csv")
+
+    assert run_analysis("prog", interrupted, Path("/out"), timings=False) == 130
+    assert run_analysis("prog", disk_full, Path("/out"), timings=True) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "prog: interrupted",
+        "prog: cannot write /out/system_metrics.csv: No space left on device",
+        "prog: timings: discovery 0.000 s, reading 0.000 s, computing 0.000 s, plotting 0.000 s",
+    ]
+
+
+def test_unwritable_out_dir_is_one_line(tmp_path: Path) -> None:
+    dumps = make_dumps(tmp_path / "dumps")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(blocker / "out"))
+    assert result.returncode == 1
+    assert result.stderr == f"analyze_system: cannot write {blocker / 'out'}: Not a directory\n"

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +105,33 @@ class Console:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
             os.close(devnull)
+
+
+def run_analysis(
+    prog: str,
+    analysis: Callable[[Reporter, Console, PhaseTimer], None],
+    out_dir: Path,
+    timings: bool,
+) -> int:
+    """Run an analysis and turn what a user can cause into one line and an exit status:
+    0 done, 1 no data or an unwritable out dir, 130 interrupted (Ctrl-C)."""
+    reporter = Reporter(prog)
+    timer = PhaseTimer()
+    try:
+        analysis(reporter, Console(), timer)
+    except AnalysisError as err:
+        reporter.note(str(err))
+        return 1
+    except OSError as err:  # the out dir cannot be created or written
+        reporter.note(f"cannot write {err.filename or out_dir}: {err.strerror or err}")
+        return 1
+    except KeyboardInterrupt:
+        reporter.note("interrupted")
+        return 130
+    finally:
+        if timings:
+            reporter.note(timer.summary())
+    return 0
 
 
 def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: Path) -> None:
