@@ -119,9 +119,9 @@ def test_summary_reports_span_gap_and_stats(tmp_path: Path) -> None:
         "  duration  4 h 10 min",
         "  gaps      1 longer than 15 min; longest 3 h 40 min after 2026-03-01 10:20:00",
     ]
-    assert lines[-3].split() == ["RAM", "used", "(htop)", "MiB", "250.5", "552.1", "700.0"]
-    assert lines[-2].split() == ["Swap", "used", "MiB", "0.0", "70.0", "150.0"]
-    assert lines[-1].split() == ["RAM", "used", "%", "25.1", "55.2", "70.0"]
+    assert lines[-3].split() == ["RAM", "used", "(htop),", "MiB", "250.5", "552.1", "700.0"]
+    assert lines[-2].split() == ["Swap", "used,", "MiB", "0.0", "70.0", "150.0"]
+    assert lines[-1].split() == ["RAM", "used,", "%", "25.1", "55.2", "70.0"]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from utils import plotting
-from utils.dumps import Batch, Kind, Progress, TableSpec, Warn, iter_batches
+from utils.dumps import BATCH_BYTES, Batch, Kind, Progress, TableSpec, Warn, iter_batches
 from utils.parser import DumpFile
 
 PROCESS_SPEC = TableSpec(
@@ -120,11 +120,12 @@ def load_all_records(
     warn: Warn,
     progress: Progress | None = None,
     match: str | None = None,
+    batch_bytes: int = BATCH_BYTES,
 ) -> ProcessRecords:
     """Read every process snapshot (bad files are reported through warn and left out)."""
     timestamps = np.array([dump.timestamp for dump in files], dtype="datetime64[s]")
     records = ProcessRecords(timestamps)
-    for batch in iter_batches(files, PROCESS_SPEC, warn, progress):
+    for batch in iter_batches(files, PROCESS_SPEC, warn, progress, batch_bytes):
         add_batch(records, batch, match)
     return records
 

@@ -183,7 +183,7 @@ def format_summary(summary: SystemSummary) -> list[str]:
     lines += ["", f"  {'':<22}{'min':>12}{'mean':>12}{'max':>12}"]
     for stat in summary.stats:
         values = "".join(f"{value:>12,.1f}" for value in (stat.minimum, stat.mean, stat.maximum))
-        lines.append(f"  {stat.label + ' ' + stat.unit:<22}{values}")
+        lines.append(f"  {stat.label + ', ' + stat.unit:<22}{values}")
     return lines
 
 
