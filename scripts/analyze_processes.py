@@ -23,6 +23,7 @@ from utils.console import (
     window_from_args,
 )
 from utils.parser import PROCESS_PREFIX, DumpsDirError, TimeWindow, find_dumps
+from utils.plotting import PlotWorker
 from utils.process_analysis import (
     compute_rss_spread,
     format_top_table,
@@ -39,6 +40,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DUMPS_DIR = REPO_ROOT / "dumps" / "time"
 OUT_DIR = REPO_ROOT / "plots" / "processes"
 TOP_N = 10
+# From this many plots on, a second process draws half of them.
+PARALLEL_PLOTS_FROM = 4
 PROG = "analyze_processes"
 STAMP = "%Y-%m-%d %H:%M:%S"
 
@@ -54,6 +57,22 @@ def analyze_processes(
     timer: PhaseTimer,
 ) -> None:
     """Discover, load, compute, write and plot; raises AnalysisError when there is no data."""
+    # The plot worker is forked first, while this process holds no rows and no threads.
+    with PlotWorker(enabled=top_n >= PARALLEL_PLOTS_FROM) as worker:
+        _analyze(dumps_dir, out_dir, top_n, match, window, reporter, console, timer, worker)
+
+
+def _analyze(
+    dumps_dir: Path,
+    out_dir: Path,
+    top_n: int,
+    match: str | None,
+    window: TimeWindow,
+    reporter: Reporter,
+    console: Console,
+    timer: PhaseTimer,
+    worker: PlotWorker,
+) -> None:
     with timer.phase("discovery"):
         try:
             files = find_dumps(dumps_dir, PROCESS_PREFIX, window)
@@ -80,7 +99,7 @@ def analyze_processes(
         out_dir.mkdir(parents=True, exist_ok=True)
         csv_path = write_spread_csv(top, out_dir / f"top{top_n}_rss_spread.csv")
     with timer.phase("plotting"):
-        plots = plot_top(records, top, out_dir)
+        plots = plot_top(records, top, out_dir, worker)
         removed = remove_stale_plots(out_dir, list(top["PID"]))
 
     span = time_range(records)

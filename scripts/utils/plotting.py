@@ -7,11 +7,16 @@ and a batch of per-PID plots would leak.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import matplotlib.dates as mdates
 import matplotlib.ticker as mticker
@@ -179,3 +184,78 @@ def subtitle_for(times: Times, threshold_s: float | None, extra: Sequence[str] =
     if gaps:
         parts.append(f"{len(gaps)} gap{'s' if len(gaps) > 1 else ''} with no snapshots")
     return " · ".join(parts)
+
+
+# --- A second process for drawing ------------------------------------------------
+
+PlotJob = Callable[..., Path]
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the parent handles it and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _ready() -> bool:
+    return True
+
+
+class PlotWorker:
+    """One forked process that draws half of a batch of PNGs while this one draws
+    the other half.
+
+    matplotlib holds the GIL while it draws, so threads do not help, but on two
+    cores a second process halves the plotting time. Start it before any thread
+    and before the data is loaded: the fork then shares the imported libraries
+    and holds none of the rows. Where it cannot start (no fork, a process limit)
+    or dies, everything is drawn here instead.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        if enabled:
+            self._start()
+
+    def _start(self) -> None:
+        try:
+            pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_ignore_sigint,
+            )
+            pool.submit(_ready).result(timeout=30)  # fork now, not once threads run
+        except (OSError, ValueError, BrokenProcessPool, TimeoutError):
+            return
+        self._pool = pool
+
+    def __enter__(self) -> PlotWorker:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def draw(self, job: PlotJob, arguments: Sequence[tuple[object, ...]]) -> list[Path]:
+        """job(*args) for each args, every other one in the worker; paths in order."""
+        if self._pool is None or len(arguments) < 2:
+            return [job(*args) for args in arguments]
+        remote: dict[int, Future[Path]] = {
+            index: self._pool.submit(job, *args)
+            for index, args in enumerate(arguments)
+            if index % 2 == 0
+        }
+        paths: list[Path | None] = [
+            None if index in remote else job(*args) for index, args in enumerate(arguments)
+        ]
+        for index, future in remote.items():
+            try:
+                paths[index] = future.result()
+            except BrokenProcessPool:  # the worker was killed: draw it here
+                paths[index] = job(*arguments[index])
+        return [path for path in paths if path is not None]

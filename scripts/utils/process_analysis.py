@@ -224,16 +224,19 @@ def plot_pid(
     return plotting.save_figure(figure, out_dir / PLOT_NAME.format(pid=int(pid)))
 
 
-def plot_top(records: ProcessRecords, top: pd.DataFrame, out_dir: Path) -> list[Path]:
+def plot_top(
+    records: ProcessRecords, top: pd.DataFrame, out_dir: Path, worker: plotting.PlotWorker
+) -> list[Path]:
     """One PNG per PID of the table; the gap threshold comes from all snapshots."""
     snapshot_times = np.unique(records.timestamps)
     threshold = plotting.gap_threshold_s(snapshot_times)
     pids = [int(pid) for pid in top["PID"]]
     series = records.series(pids)
-    return [
-        plot_pid(pid, str(cmd), series[pid], snapshot_times, threshold, out_dir)
+    jobs = [
+        (pid, str(cmd), series[pid], snapshot_times, threshold, out_dir)
         for pid, cmd in zip(pids, top["CMD"], strict=True)
     ]
+    return worker.draw(plot_pid, jobs)
 
 
 def remove_stale_plots(out_dir: Path, keep_pids: Sequence[int]) -> list[Path]:
