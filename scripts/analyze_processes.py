@@ -13,16 +13,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from collect_memory import positive_count
 from utils.console import (
     AnalysisError,
     Console,
     PhaseTimer,
     Reporter,
     add_common_args,
+    discover,
     run_analysis,
     window_from_args,
 )
-from utils.parser import PROCESS_PREFIX, DumpsDirError, TimeWindow, find_dumps
+from utils.parser import PROCESS_PREFIX, TimeWindow
 from utils.plotting import PlotWorker
 from utils.process_analysis import (
     compute_rss_spread,
@@ -55,32 +57,11 @@ def analyze_processes(
     reporter: Reporter,
     console: Console,
     timer: PhaseTimer,
-) -> None:
-    """Discover, load, compute, write and plot; raises AnalysisError when there is no data."""
-    # The plot worker is forked first, while this process holds no rows and no threads.
-    with PlotWorker(enabled=top_n >= PARALLEL_PLOTS_FROM) as worker:
-        _analyze(dumps_dir, out_dir, top_n, match, window, reporter, console, timer, worker)
-
-
-def _analyze(
-    dumps_dir: Path,
-    out_dir: Path,
-    top_n: int,
-    match: str | None,
-    window: TimeWindow,
-    reporter: Reporter,
-    console: Console,
-    timer: PhaseTimer,
     worker: PlotWorker,
 ) -> None:
+    """Discover, load, compute, write and plot; raises AnalysisError when there is no data."""
     with timer.phase("discovery"):
-        try:
-            files = find_dumps(dumps_dir, PROCESS_PREFIX, window)
-        except DumpsDirError as err:
-            raise AnalysisError(str(err)) from err
-        if not files:
-            where = "" if window.since is None and window.until is None else " " + window.describe()
-            raise AnalysisError(f"no {PROCESS_PREFIX}*.csv files in {dumps_dir}{where}")
+        files = discover(dumps_dir, PROCESS_PREFIX, window)
     with timer.phase("reading"):
         records = load_all_records(
             files,
@@ -119,22 +100,12 @@ def _analyze(
         console.print(f"Removed {len(removed)} plot(s) of PIDs no longer in the table")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
     parser.add_argument(
         "--top",
-        type=positive_int,
+        type=positive_count,
         default=TOP_N,
         metavar="N",
         help=f"how many PIDs go into the table and get a plot (default {TOP_N})",
@@ -147,14 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     window = window_from_args(parser, args)
-    return run_analysis(
-        PROG,
-        lambda reporter, console, timer: analyze_processes(
-            args.dumps_dir, args.out_dir, args.top, args.match, window, reporter, console, timer
-        ),
-        args.out_dir,
-        args.timings,
-    )
+
+    def run(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
+        # The plot worker is forked first, while this process holds no rows and no threads.
+        with PlotWorker(enabled=args.top >= PARALLEL_PLOTS_FROM) as worker:
+            analyze_processes(
+                args.dumps_dir, args.out_dir, args.top, args.match, window, reporter, console,
+                timer, worker,
+            )  # fmt: skip
+
+    return run_analysis(PROG, run, args.out_dir, args.timings)
 
 
 if __name__ == "__main__":

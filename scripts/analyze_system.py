@@ -19,10 +19,11 @@ from utils.console import (
     PhaseTimer,
     Reporter,
     add_common_args,
+    discover,
     run_analysis,
     window_from_args,
 )
-from utils.parser import SYS_PREFIX, DumpsDirError, TimeWindow, find_dumps
+from utils.parser import SYS_PREFIX, TimeWindow
 from utils.system_analysis import (
     METRICS_CSV,
     format_summary,
@@ -49,14 +50,7 @@ def analyze_system(
 ) -> None:
     """Discover, load, compute, write and plot; raises AnalysisError when there is no data."""
     with timer.phase("discovery"):
-        try:
-            files = find_dumps(dumps_dir, SYS_PREFIX, window)
-        except DumpsDirError as err:
-            raise AnalysisError(str(err)) from err
-        if not files:
-            if window.since is None and window.until is None:
-                raise AnalysisError(f"no {SYS_PREFIX}*.csv files in {dumps_dir}")
-            raise AnalysisError(f"no {SYS_PREFIX}*.csv files in {dumps_dir} {window.describe()}")
+        files = discover(dumps_dir, SYS_PREFIX, window)
     with timer.phase("reading"):
         metrics = load_and_compute_metrics(
             files, reporter.warn, lambda done, total: reporter.progress("reading", done, total)

@@ -32,14 +32,22 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+
+# Run as `python tests/benchmark.py`, neither scripts/ nor tests/ is on sys.path.
+for _folder in ("scripts", "tests"):
+    if str(Path(__file__).resolve().parent.parent / _folder) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / _folder))
+
+from collect_memory import positive_count  # noqa: E402
+from synthetic import generate_dumps  # noqa: E402
+from utils.console import PhaseTimer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache"
@@ -156,7 +164,6 @@ def ensure_dataset(data: DataSet, cache_dir: Path, say: Callable[[str], None] = 
         say(f"using the cached synthetic {data.name}: {data.describe()} ({shown})")
         return target
     # Imported here: the --baseline processes never need the generator (nor numpy).
-    from synthetic import generate_dumps  # noqa: PLC0415
 
     say(f"generating a synthetic {data.name}: {data.describe()} (cached in {shown})...")
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -252,28 +259,10 @@ def plain_rss_spread(dumps_dir: Path, top: int = TOP_N) -> pd.DataFrame:
     return plain_rss_compute(plain_read(paths, PROCESS_PREFIX), top)
 
 
-class Stopwatch:
-    """Phase timings, printed like the analyses' --timings line."""
-
-    def __init__(self) -> None:
-        self.seconds = dict.fromkeys(PHASES, 0.0)
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - began
-
-    def summary(self) -> str:
-        return "timings: " + ", ".join(f"{n} {s:.3f} s" for n, s in self.seconds.items())
-
-
 def run_baseline(analysis: str, dumps_dir: Path) -> int:
     """The baseline as a process: read, compute, write the table to a temp dir (no plots)."""
     prog = f"baseline_{analysis}"
-    watch = Stopwatch()
+    watch = PhaseTimer()
     prefix = SYS_PREFIX if analysis == "system" else PROCESS_PREFIX
     try:
         with tempfile.TemporaryDirectory(prefix="bench-baseline-") as out_dir:
@@ -935,16 +924,6 @@ def bench_year(repeat: int, month_repeat: int, with_baseline: bool, cache_dir: P
     print(format_verdict(checks))
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -959,7 +938,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--repeat",
-        type=positive_int,
+        type=positive_count,
         metavar="N",
         help="runs of each command (default 3 on the month, 1 on the year)",
     )

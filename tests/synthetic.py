@@ -29,25 +29,20 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-try:
-    from collect_memory import (
-        PROCESS_HEADER,
-        SYS_HEADER,
-        TIMESTAMP_FORMAT,
-        csv_text,
-        snapshot_names,
-        sys_row,
-    )
-except ModuleNotFoundError:  # run as `python tests/synthetic.py`: scripts/ is not on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    from collect_memory import (
-        PROCESS_HEADER,
-        SYS_HEADER,
-        TIMESTAMP_FORMAT,
-        csv_text,
-        snapshot_names,
-        sys_row,
-    )
+# Run as `python tests/synthetic.py` (or imported by the benchmark), scripts/ is not
+# on sys.path as it is under pytest.
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
+if str(SCRIPTS_DIR) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS_DIR))
+
+from collect_memory import (  # noqa: E402
+    PROCESS_HEADER,
+    SYS_HEADER,
+    TIMESTAMP_FORMAT,
+    csv_text,
+    snapshot_names,
+    sys_row,
+)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

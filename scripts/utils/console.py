@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from utils.parser import TimeWindow, parse_time_arg
+from utils.parser import DumpFile, DumpsDirError, TimeWindow, find_dumps, parse_time_arg
 
 # A progress line is redrawn at most this often, so it costs nothing.
 PROGRESS_EVERY_S = 0.1
@@ -105,6 +105,18 @@ class Console:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
             os.close(devnull)
+
+
+def discover(dumps_dir: Path, prefix: str, window: TimeWindow) -> list[DumpFile]:
+    """The snapshot files to analyse; AnalysisError when there are none."""
+    try:
+        files = find_dumps(dumps_dir, prefix, window)
+    except DumpsDirError as err:
+        raise AnalysisError(str(err)) from err
+    if not files:
+        where = "" if window.since is None and window.until is None else " " + window.describe()
+        raise AnalysisError(f"no {prefix}*.csv files in {dumps_dir}{where}")
+    return files
 
 
 def run_analysis(
