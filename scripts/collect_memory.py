@@ -211,15 +211,23 @@ def snapshot_names(timestamp: str) -> tuple[str, str]:
     )
 
 
-def next_slot(start: float, interval_s: float, now: float) -> float:
-    """The first slot of the fixed schedule start + k * interval strictly after now.
+def next_slot_index(start: float, interval_s: float, now: float) -> int:
+    """k of the first slot start + k * interval strictly after now (at least 1).
 
-    Slots are computed from the start, never from the previous snapshot, so a
+    Slots are counted from the start, never from the previous snapshot, so a
     slow snapshot does not shift later ones, and slots that have already gone
-    by are skipped rather than made up in a burst.
+    by are skipped rather than made up in a burst. Counting whole slots (not
+    adding floats) keeps rounding from ever skipping one by mistake.
     """
-    k = math.floor((now - start) / interval_s) + 1
-    return start + max(k, 1) * interval_s
+    return max(math.floor((now - start) / interval_s) + 1, 1)
+
+
+def snapshot_second(wall_s: float, previous: int | None) -> int:
+    """The UTC second that names a snapshot: the wall clock's, or one after the
+    previous snapshot's when a late wake-up lands in the same second (possible
+    at a 1 s interval), so two snapshots never share a name."""
+    second = int(wall_s)
+    return previous + 1 if previous is not None and second == previous else second
 
 
 # --- I/O: reading /proc, running ps, writing files ---------------------------
@@ -260,8 +268,9 @@ def run_ps(command: Sequence[str] = PS_COMMAND, timeout_s: float = PS_TIMEOUT_S)
 
 
 def temp_name(final_name: str) -> str:
-    """A hidden name that no dump pattern (sys_mem_*.csv ...) matches."""
-    return f".{final_name}.tmp"
+    """A hidden name that no dump pattern (sys_mem_*.csv ...) matches, and that
+    another collector writing to the same dir (cron and a daemon, say) never uses."""
+    return f".{final_name}.{os.getpid()}.tmp"
 
 
 def write_private_file(path: Path, text: str) -> None:
@@ -314,8 +323,9 @@ class StopSignals:
             yield
         finally:
             self._deferring = False
-        if self._pending is not None:
-            raise StopRequested(self._pending)
+            # Also when the section failed (disk full): stopping beats reporting it.
+            if self._pending is not None:
+                raise StopRequested(self._pending)
 
 
 class Snapshot(NamedTuple):
@@ -389,7 +399,10 @@ def run_collector(
     ps_command: Sequence[str] = PS_COMMAND,
 ) -> int:
     """Take snapshots on a fixed schedule; return the number that failed."""
-    missing = missing_meminfo_fields(parse_meminfo_quietly(meminfo_path))
+    try:
+        missing = missing_meminfo_fields(read_meminfo(meminfo_path))
+    except SnapshotError:
+        missing = []  # unreadable now: the first snapshot says so
     if missing:
         log.warning("this kernel lacks %s; written empty", ", ".join(missing))
     until = "until stopped" if count is None else f"{count} snapshot(s)"
@@ -398,10 +411,12 @@ def run_collector(
     failures = 0
     taken = 0
     start = time.monotonic()
-    slot = start
+    slot = 0  # the snapshot now due is at start + slot * interval_s
+    second: int | None = None
     while True:
         began = time.monotonic()
-        timestamp = time.strftime(TIMESTAMP_FORMAT, time.gmtime())
+        second = snapshot_second(time.time(), second)
+        timestamp = time.strftime(TIMESTAMP_FORMAT, time.gmtime(second))
         try:
             snap = take_snapshot(dumps_dir, timestamp, guard, meminfo_path, ps_command)
         except SnapshotError as err:
@@ -418,22 +433,11 @@ def run_collector(
         taken += 1
         if count is not None and taken >= count:
             return failures
-        now = time.monotonic()
-        following = next_slot(start, interval_s, slot)
-        upcoming = next_slot(start, interval_s, now)
-        skipped = round((upcoming - following) / interval_s)
-        if skipped > 0:
-            log.warning("snapshot overran its slot; skipping %d slot(s)", skipped)
+        upcoming = next_slot_index(start, interval_s, time.monotonic())
+        if upcoming > slot + 1:
+            log.warning("snapshot overran its slot; skipping %d slot(s)", upcoming - slot - 1)
         slot = upcoming
-        time.sleep(max(0.0, slot - time.monotonic()))
-
-
-def parse_meminfo_quietly(path: Path) -> dict[str, int]:
-    """Meminfo for the start-up check; a failure shows up in the first snapshot."""
-    try:
-        return read_meminfo(path)
-    except SnapshotError:
-        return {name: 0 for name in MEMINFO_FIELDS}
+        time.sleep(max(0.0, start + slot * interval_s - time.monotonic()))
 
 
 # --- Command line ---------------------------------------------------------------

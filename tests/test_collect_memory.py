@@ -135,14 +135,27 @@ def test_process_csv_round_trips_awkward_text() -> None:
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
-        (100.0, 110.0),  # right after a snapshot at the start
-        (104.9, 110.0),
-        (110.0, 120.0),  # exactly on a slot: the next one
-        (135.0, 140.0),  # overran two slots: skip them, no burst
+        (100.0, 1),  # right after a snapshot at the start: the slot at 110
+        (104.9, 1),
+        (110.0, 2),  # exactly on a slot: the next one
+        (135.0, 4),  # overran two slots: skip them (140), no burst
     ],
 )
-def test_next_slot_is_on_the_fixed_grid(now: float, expected: float) -> None:
-    assert cm.next_slot(100.0, 10.0, now) == expected
+def test_next_slot_index_is_on_the_fixed_grid(now: float, expected: int) -> None:
+    assert cm.next_slot_index(100.0, 10.0, now) == expected
+
+
+@pytest.mark.parametrize(
+    ("wall_s", "previous", "expected"),
+    [
+        (100.9, None, 100),
+        (101.2, 100, 101),
+        (100.95, 100, 101),  # a late wake-up in the previous snapshot's second
+        (50.0, 100, 50),  # the clock was set back: its own second (never overwritten)
+    ],
+)
+def test_snapshot_seconds_never_repeat(wall_s: float, previous: int | None, expected: int) -> None:
+    assert cm.snapshot_second(wall_s, previous) == expected
 
 
 def test_slow_snapshot_skips_slots_without_shifting_later_ones(
@@ -167,6 +180,27 @@ def test_slow_snapshot_skips_slots_without_shifting_later_ones(
     assert failures == 0
     # The second snapshot (at 10) ran until 35: the slots at 20 and 30 are skipped.
     assert started == [0.0, 10.0, 40.0, 50.0]
+
+
+def test_no_slot_is_reported_skipped_when_none_was(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [1000.0]
+
+    def fake_snapshot(*args: object, **kwargs: object) -> cm.Snapshot:
+        clock[0] += 0.01
+        return cm.Snapshot("20260101_000000", 1)
+
+    def fake_sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    monkeypatch.setattr("collect_memory.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("collect_memory.time.sleep", fake_sleep)
+    monkeypatch.setattr(cm, "take_snapshot", fake_snapshot)
+    with caplog.at_level("WARNING", logger="collect_memory"):
+        cm.run_collector(tmp_path, 1.1, 2000, cm.StopSignals())
+    assert [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()] == []
+    assert clock[0] == pytest.approx(1000.0 + 1999 * 1.1 + 0.01)
 
 
 # --- writing snapshots -----------------------------------------------------------
@@ -297,6 +331,13 @@ def test_failed_snapshots_are_logged_and_collection_goes_on(
     assert warnings == ["this kernel lacks MemAvailable, AnonHugePages; written empty"]
 
 
+def test_signal_during_a_failing_write_still_stops() -> None:
+    guard = cm.StopSignals()
+    with pytest.raises(cm.StopRequested), guard.deferred():
+        guard._handle(signal.SIGTERM, None)
+        raise cm.SnapshotError("cannot write: No space left on device")
+
+
 def test_signal_during_writing_is_deferred_until_files_are_whole() -> None:
     guard = cm.StopSignals()
     with pytest.raises(cm.StopRequested), guard.deferred():
@@ -310,11 +351,12 @@ def test_signal_during_writing_is_deferred_until_files_are_whole() -> None:
 # --- the script as a user runs it --------------------------------------------------
 
 
-def start_collector(dumps: Path, *extra: str, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+def start_collector(dumps: Path, *extra: str, ignored: int | None = None) -> subprocess.Popen[str]:
     command = [sys.executable, str(SCRIPT), "--dumps-dir", str(dumps), *extra]
-    if ignore_sigint:
-        # As a shell does for a background job: SIGINT ignored across exec.
-        launcher = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    if ignored is not None:
+        # As a shell does for a background job (SIGINT) and nohup does (SIGHUP):
+        # the signal is ignored across exec.
+        launcher = f"import os, signal, sys; signal.signal({ignored}, signal.SIG_IGN); "
         launcher += "os.execv(sys.argv[1], sys.argv[1:])"
         command = [sys.executable, "-c", launcher, *command]
     return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
@@ -327,7 +369,7 @@ def wait_for_files(dumps: Path, pattern: str, count: int, timeout_s: float = 20.
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_mid_sleep_ends_at_once_with_exit_0(tmp_path: Path, signum: int) -> None:
     proc = start_collector(tmp_path, "--interval", "600")
     wait_for_files(tmp_path, "process_mem_*.csv", 1)
@@ -340,12 +382,13 @@ def test_signal_mid_sleep_ends_at_once_with_exit_0(tmp_path: Path, signum: int) 
     assert sorted(p.name[:4] for p in tmp_path.iterdir()) == ["proc", "sys_"]
 
 
-def test_sigint_ignored_at_start_stays_ignored(tmp_path: Path) -> None:
-    proc = start_collector(tmp_path, "--interval", "600", ignore_sigint=True)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_signal_ignored_at_start_stays_ignored(tmp_path: Path, signum: int) -> None:
+    proc = start_collector(tmp_path, "--interval", "600", ignored=signum)
     wait_for_files(tmp_path, "process_mem_*.csv", 1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     time.sleep(0.5)
-    assert proc.poll() is None, "SIGINT stopped a collector that started with it ignored"
+    assert proc.poll() is None, "a signal ignored at start stopped the collector"
     proc.terminate()
     proc.communicate(timeout=5)
     assert proc.returncode == 0
