@@ -24,14 +24,14 @@ from utils.console import (
     run_analysis,
     window_from_args,
 )
-from utils.parser import PROCESS_PREFIX, TimeWindow
+from utils.parser import DISPLAY_FORMAT, PROCESS_PREFIX, TimeWindow
 from utils.plotting import PlotWorker
 from utils.process_analysis import (
     compute_rss_spread,
     format_top_table,
     load_all_records,
     plot_top,
-    remove_stale_plots,
+    remove_stale_outputs,
     time_range,
     top_spreads,
     write_spread_csv,
@@ -45,7 +45,6 @@ TOP_N = 10
 # From this many plots on, a second process draws half of them.
 PARALLEL_PLOTS_FROM = 4
 PROG = "analyze_processes"
-STAMP = "%Y-%m-%d %H:%M:%S"
 
 
 def analyze_processes(
@@ -57,38 +56,42 @@ def analyze_processes(
     reporter: Reporter,
     console: Console,
     timer: PhaseTimer,
-    worker: PlotWorker,
 ) -> None:
     """Discover, load, compute, write and plot; raises AnalysisError when there is no data."""
     with timer.phase("discovery"):
         files = discover(dumps_dir, PROCESS_PREFIX, window)
-    with timer.phase("reading"):
-        records = load_all_records(
-            files,
-            reporter.warn,
-            lambda done, total: reporter.progress("reading", done, total),
-            match,
-        )
-        reporter.end_progress()
-    if records.snapshots_read == 0:
-        raise AnalysisError(f"none of the {len(files)} {PROCESS_PREFIX}*.csv files could be used")
-    if not records.chunks:
-        raise AnalysisError(f"no command line contains {match!r}")
-    with timer.phase("computing"):
-        spreads = compute_rss_spread(records)
-        top = top_spreads(spreads, top_n)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        csv_path = write_spread_csv(top, out_dir / f"top{top_n}_rss_spread.csv")
-    with timer.phase("plotting"):
-        plots = plot_top(records, top, out_dir, worker)
-        removed = remove_stale_plots(out_dir, list(top["PID"]))
+    # Fork the plot worker now, while this process holds no rows and runs no threads.
+    with PlotWorker(enabled=top_n >= PARALLEL_PLOTS_FROM) as worker:
+        with timer.phase("reading"):
+            records = load_all_records(
+                files,
+                reporter.warn,
+                lambda done, total: reporter.progress("reading", done, total),
+                match,
+            )
+            reporter.end_progress()
+        if records.snapshots_read == 0:
+            raise AnalysisError(
+                f"none of the {len(files)} {PROCESS_PREFIX}*.csv files could be used"
+            )
+        if not records.chunks:
+            raise AnalysisError(f"no command line contains {match!r}")
+        with timer.phase("computing"):
+            spreads = compute_rss_spread(records)
+            top = top_spreads(spreads, top_n)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            csv_path = write_spread_csv(top, out_dir / f"top{top_n}_rss_spread.csv")
+        with timer.phase("plotting"):
+            plots = plot_top(records, top, out_dir, worker)
+            removed = remove_stale_outputs(out_dir, list(top["PID"]), csv_path.name)
 
     span = time_range(records)
     assert span is not None  # records.chunks is not empty
     matching = f" whose command line contains {match!r}" if match is not None else ""
     console.print(
         f"Top {len(top)} of {len(spreads):,} PIDs{matching} by RSS spread (MiB),"
-        f" {records.snapshots_read:,} snapshots from {span[0]:{STAMP}} to {span[1]:{STAMP}} UTC"
+        f" {records.snapshots_read:,} snapshots from {span[0]:{DISPLAY_FORMAT}}"
+        f" to {span[1]:{DISPLAY_FORMAT}} UTC"
     )
     console.print()
     for line in format_top_table(top):
@@ -97,7 +100,7 @@ def analyze_processes(
     console.print(f"Wrote {csv_path}")
     console.print(f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png")
     if removed:
-        console.print(f"Removed {len(removed)} plot(s) of PIDs no longer in the table")
+        console.print(f"Removed {len(removed)} file(s) of an earlier run not in this table")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,15 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     window = window_from_args(parser, args)
 
-    def run(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
-        # The plot worker is forked first, while this process holds no rows and no threads.
-        with PlotWorker(enabled=args.top >= PARALLEL_PLOTS_FROM) as worker:
-            analyze_processes(
-                args.dumps_dir, args.out_dir, args.top, args.match, window, reporter, console,
-                timer, worker,
-            )  # fmt: skip
-
-    return run_analysis(PROG, run, args.out_dir, args.timings)
+    return run_analysis(
+        PROG,
+        lambda reporter, console, timer: analyze_processes(
+            args.dumps_dir, args.out_dir, args.top, args.match, window, reporter, console, timer
+        ),
+        args.out_dir,
+        args.timings,
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ as a whole process, alternating baseline and ours: the plain approach and
 scripts/analyze_system.py, the plain approach and scripts/analyze_processes.py. It prints
 the machine, the exact commands, the median wall time, the peak memory of each command's
 process tree and its phase split, the ratios ours/baseline and a verdict against the
-targets. `make bench YEAR=1` (--year) does the same for a synthetic year, ours only unless
---with-baseline, and checks that the time grows linearly from the month.
+targets. `make bench YEAR=1` (--year) does the same for a synthetic year (the baseline
+needs ~8 GB there; --without-baseline skips it) and checks that the time grows linearly
+from the month.
 
 The plain approach lives here too, so the tests can import it and this script can run it
 as a process of its own: `python tests/benchmark.py --baseline system|processes DIR`.
@@ -41,9 +42,9 @@ from pathlib import Path
 import pandas as pd
 
 # Run as `python tests/benchmark.py`, neither scripts/ nor tests/ is on sys.path.
-for _folder in ("scripts", "tests"):
-    if str(Path(__file__).resolve().parent.parent / _folder) not in sys.path:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / _folder))
+for _folder in (Path(__file__).resolve().parent.parent / "scripts", Path(__file__).parent):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 from collect_memory import positive_count  # noqa: E402
 from synthetic import generate_dumps  # noqa: E402
@@ -163,8 +164,6 @@ def ensure_dataset(data: DataSet, cache_dir: Path, say: Callable[[str], None] = 
     if is_cached(data, cache_dir):
         say(f"using the cached synthetic {data.name}: {data.describe()} ({shown})")
         return target
-    # Imported here: the --baseline processes never need the generator (nor numpy).
-
     say(f"generating a synthetic {data.name}: {data.describe()} (cached in {shown})...")
     cache_dir.mkdir(parents=True, exist_ok=True)
     marker = data.marker(cache_dir)
@@ -890,7 +889,7 @@ def bench_year(repeat: int, month_repeat: int, with_baseline: bool, cache_dir: P
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         month = run_measurements(MONTH, month_dir, ("ours",), month_repeat, Path(work), commands)
         year = run_measurements(YEAR, year_dir, year_labels, repeat, Path(work), commands)
-    skipped = "" if with_baseline else "; baseline skipped (needs ~8 GB; --with-baseline)"
+    skipped = "" if with_baseline else "; baseline skipped (--without-baseline)"
     print_header(
         commands,
         f"Runs: {month_repeat} per command on the month, {repeat} on the year{skipped};"
@@ -932,9 +931,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"benchmark a synthetic year ({YEAR.describe()}) and its growth from the month",
     )
     parser.add_argument(
-        "--with-baseline",
+        "--without-baseline",
         action="store_true",
-        help="with --year, run the baseline on the year too (needs ~8 GB and minutes)",
+        help="with --year, skip the baseline on the year (it needs ~8 GB and minutes)",
     )
     parser.add_argument(
         "--repeat",
@@ -954,11 +953,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if analysis not in ANALYSES:
             parser.error(f"--baseline: ANALYSIS must be system or processes, not {analysis!r}")
         return run_baseline(analysis, Path(dumps_dir))
-    if args.with_baseline and not args.year:
-        parser.error("--with-baseline goes with --year (the month always runs the baseline)")
+    if args.without_baseline and not args.year:
+        parser.error("--without-baseline goes with --year (the month always runs the baseline)")
     try:
         if args.year:
-            bench_year(args.repeat or 1, args.repeat or 3, args.with_baseline, CACHE_DIR)
+            bench_year(args.repeat or 1, args.repeat or 3, not args.without_baseline, CACHE_DIR)
         else:
             bench_month(args.repeat or 3, CACHE_DIR)
     except BenchmarkError as err:

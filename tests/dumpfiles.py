@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 
-from collect_memory import PROCESS_HEADER, SYS_HEADER, snapshot_names
+from collect_memory import PROCESS_HEADER, SYS_HEADER, csv_text, snapshot_names
 
-# A sys_mem row where every field is 0 unless given (values in MiB, page counts bare).
+# (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) of one process, as ps saw it.
 ProcessRow = tuple[int, int, str, float, float, str]
 
 
-def csv_text(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def write_sys(dumps: Path, stamp: str, **fields_mb: float) -> Path:
-    """A sys_mem file; fields by header name without `_MB` (MemTotal=1000.0)."""
+    """A sys_mem file; fields by header name without `_MB` (MemTotal=1000.0), 0 if not given."""
     values = {name.removesuffix("_MB"): 0.0 for name in SYS_HEADER}
     values.update(fields_mb)
     row = [

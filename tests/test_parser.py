@@ -85,6 +85,10 @@ def test_parse_time_arg(text: str, end: bool, expected: datetime) -> None:
     assert parse_time_arg(text, end=end) == expected
 
 
+def test_the_end_of_time_is_not_an_error() -> None:
+    assert parse_time_arg("9999-12-31", end=True) == datetime(9999, 12, 31, 23, 59, 59)
+
+
 @pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "01/03/2026", "2026-03-01 25:00"])
 def test_parse_time_arg_rejects_other_forms(text: str) -> None:
     with pytest.raises(ValueError, match="not a UTC time as YYYY-MM-DD"):

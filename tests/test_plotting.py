@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from utils.plotting import PlotWorker
+from utils.plotting import PlotWorker, new_figure, plot_series, style_time_axis
 
 
 def write_pid(path: Path, text: str) -> Path:
@@ -16,8 +20,13 @@ def write_pid(path: Path, text: str) -> Path:
     return path
 
 
-def refuse(path: Path, text: str) -> Path:
-    raise OSError(28, "No space left on device", str(path))
+PARENT = os.getpid()
+
+
+def refuse_in_worker(path: Path, text: str) -> Path:
+    if os.getpid() != PARENT:
+        raise OSError(28, "No space left on device", str(path))
+    return write_pid(path, text)
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -38,4 +47,38 @@ def test_worker_draws_every_other_job_and_keeps_order(tmp_path: Path, enabled: b
 
 def test_an_error_in_the_worker_reaches_the_caller(tmp_path: Path) -> None:
     with PlotWorker() as worker, pytest.raises(OSError, match="No space left on device"):
-        worker.draw(refuse, [(tmp_path / "a", "x"), (tmp_path / "b", "y")])
+        worker.draw(refuse_in_worker, [(tmp_path / "a", "x"), (tmp_path / "b", "y")])
+    assert (tmp_path / "b").exists()  # drawn here
+    assert not (tmp_path / "a").exists()  # refused there
+
+
+def test_a_single_moment_gets_an_hour_wide_axis() -> None:
+    times = np.array(["2026-03-01T10:00:00"], dtype="datetime64[s]")
+    _figure, axes = new_figure()
+    plot_series(axes, times, np.array([5.0]), None, "x", "black")
+    style_time_axis(axes, times)
+    low, high = axes.get_xlim()  # in days
+    assert round((high - low) * 86400) == 3600
+
+
+def test_the_worker_does_not_outlive_a_killed_parent() -> None:
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    code = (
+        f"import sys, time; sys.path.insert(0, {str(scripts)!r})\n"
+        "from utils.plotting import PlotWorker\n"
+        "worker = PlotWorker()\n"
+        "print(*worker._pool._processes, flush=True)\n"  # the forked worker's PID
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    worker_pid = int(parent.stdout.readline())
+    parent.kill()  # SIGKILL: no clean-up runs in the parent
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while (
+        Path(f"/proc/{worker_pid}").exists()
+        and Path(f"/proc/{worker_pid}/stat").read_text().split()[2] != "Z"
+    ):
+        assert time.monotonic() < deadline, "the plot worker outlived its parent"
+        time.sleep(0.1)

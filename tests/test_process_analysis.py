@@ -15,7 +15,7 @@ from utils.process_analysis import (
     compute_rss_spread,
     format_top_table,
     load_all_records,
-    remove_stale_plots,
+    remove_stale_outputs,
     shorten,
     top_spreads,
 )
@@ -106,15 +106,19 @@ def test_console_table_is_aligned_and_shortens_only_there() -> None:
     assert shorten("abcd", 3) == "ab…"
 
 
-def test_stale_plots_are_removed(tmp_path: Path) -> None:
-    for name in ["rss_pid_1.png", "rss_pid_2.png", "rss_pid_x.png", "notes.png"]:
+def test_stale_outputs_are_removed(tmp_path: Path) -> None:
+    names = ["rss_pid_1.png", "rss_pid_2.png", "rss_pid_x.png", "notes.png"]
+    names += ["top5_rss_spread.csv", "top10_rss_spread.csv", "top10_rss_spread.csv.bak"]
+    for name in names:
         (tmp_path / name).write_bytes(b"")
-    removed = remove_stale_plots(tmp_path, [1])
-    assert [p.name for p in removed] == ["rss_pid_2.png"]
+    removed = remove_stale_outputs(tmp_path, [1], "top5_rss_spread.csv")
+    assert [p.name for p in removed] == ["rss_pid_2.png", "top10_rss_spread.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "notes.png",
         "rss_pid_1.png",
         "rss_pid_x.png",
+        "top10_rss_spread.csv.bak",
+        "top5_rss_spread.csv",
     ]
 
 
@@ -135,6 +139,7 @@ def test_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "rss_pid_99999.png").write_bytes(b"left over from an earlier run")
+    (out / "top10_rss_spread.csv").write_text("left over from an earlier run\n")
     result = run_script("--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "5")
     assert result.returncode == 0, result.stderr
     assert result.stderr == (
@@ -157,7 +162,8 @@ def test_end_to_end(tmp_path: Path) -> None:
     )
     assert stdout[2].split() == ["PID", "min_RSS", "max_RSS", "spread", "CMD"]
     assert stdout[3].split()[:4] == ["500", "1.000", "801.000", "800.000"]
-    assert stdout[-1] == "Removed 1 plot(s) of PIDs no longer in the table"
+    assert stdout[-1] == "Removed 2 file(s) of an earlier run not in this table"
+    assert not (out / "top10_rss_spread.csv").exists()
     plots = sorted(p.name for p in out.glob("rss_pid_*.png"))
     assert plots == [f"rss_pid_{pid}.png" for pid in ["100", "150", "200", "400", "500"]]
     for name in plots:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -261,9 +264,15 @@ def test_run_analysis_turns_user_errors_into_one_line(capsys: pytest.CaptureFixt
     def disk_full(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
         raise OSError(28, "No space left on device", "/out/system_metrics.csv")
 
+    def killed(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+
+    assert run_analysis("prog", killed, Path("/out"), timings=False) == 143
     assert run_analysis("prog", interrupted, Path("/out"), timings=False) == 130
     assert run_analysis("prog", disk_full, Path("/out"), timings=True) == 1
     assert capsys.readouterr().err.splitlines() == [
+        "prog: stopped by SIGTERM",
         "prog: interrupted",
         "prog: cannot write /out/system_metrics.csv: No space left on device",
         "prog: timings: discovery 0.000 s, reading 0.000 s, computing 0.000 s, plotting 0.000 s",

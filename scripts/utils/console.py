@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 from utils.parser import DumpFile, DumpsDirError, TimeWindow, find_dumps, parse_time_arg
@@ -107,6 +109,26 @@ class Console:
             os.close(devnull)
 
 
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """write(temp) under a hidden temporary name, then rename it to path: a reader
+    (or a crash) never sees half a file, and a failure leaves no temporary behind."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
+class Stopped(BaseException):
+    """SIGTERM arrived (kill, timeout, systemd): unwind like Ctrl-C, cleaning up."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
 def discover(dumps_dir: Path, prefix: str, window: TimeWindow) -> list[DumpFile]:
     """The snapshot files to analyse; AnalysisError when there are none."""
     try:
@@ -126,9 +148,11 @@ def run_analysis(
     timings: bool,
 ) -> int:
     """Run an analysis and turn what a user can cause into one line and an exit status:
-    0 done, 1 no data or an unwritable out dir, 130 interrupted (Ctrl-C)."""
+    0 done, 1 no data or an unwritable out dir, 130 interrupted (Ctrl-C), 143 stopped
+    by SIGTERM; temporary files and the plot worker are cleaned up on the way out."""
     reporter = Reporter(prog)
     timer = PhaseTimer()
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         analysis(reporter, Console(), timer)
     except AnalysisError as err:
@@ -140,7 +164,11 @@ def run_analysis(
     except KeyboardInterrupt:
         reporter.note("interrupted")
         return 130
+    except Stopped:
+        reporter.note("stopped by SIGTERM")
+        return 128 + signal.SIGTERM
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if timings:
             reporter.note(timer.summary())
     return 0

@@ -32,6 +32,8 @@ BATCH_BYTES = 8 * 1024 * 1024
 # Parser threads; the machine this was tuned on has two cores.
 PARSE_THREADS = 2
 _BOM = b"\xef\xbb\xbf"
+# Whole numbers up to 18 digits fit in int64 (PIDs are at most 7).
+_MAX_INT_DIGITS = 18
 
 
 class Kind(Enum):
@@ -44,9 +46,9 @@ class Kind(Enum):
 class TableSpec:
     """The columns an analysis needs from each file, and what they must hold."""
 
+    # TEXT columns are read as categoricals: a command line repeated in every
+    # snapshot then costs one string, and --match tests it once.
     columns: tuple[tuple[str, Kind], ...]
-    # Read TEXT columns as categorical: repeated command lines then cost one string each.
-    text_as_category: bool = True
 
     @property
     def names(self) -> list[str]:
@@ -135,7 +137,7 @@ def _read_csv(data: bytes, spec: TableSpec, as_text: bool) -> pd.DataFrame:
         dtypes[name] = "object"  # columns not needed: parsed only to check field counts
     for name, kind in spec.columns:
         if as_text or kind is Kind.TEXT:
-            dtypes[name] = "category" if spec.text_as_category and not as_text else "object"
+            dtypes[name] = "object" if as_text else "category"
         else:
             dtypes[name] = "int64" if kind is Kind.INT else "float64"
     # Only an empty number is missing: a command line "NA" or "null" is text.
@@ -161,15 +163,17 @@ def _parse_fast(files: Sequence[RawFile], spec: TableSpec) -> pd.DataFrame | Non
     data = b"".join([files[0].header, *(raw.body for raw in files)])
     try:
         frame = _read_csv(data, spec, as_text=False)
-    except (ValueError, pd.errors.ParserError, BadFileError):
+    except (ValueError, OverflowError, pd.errors.ParserError, BadFileError):
         return None
     if len(frame) != sum(raw.line_count for raw in files):
         return None  # blank lines or quoted newlines: rows no longer map to files
     for name, kind in spec.columns:
         column = frame[name]
-        if kind is Kind.FLOAT and column.isna().any():
+        # Anything parse_one would refuse goes there, to be named: an empty or
+        # infinite number ("inf" parses), a negative or out-of-range whole number.
+        if kind is Kind.FLOAT and not np.isfinite(column.to_numpy()).all():
             return None
-        if kind is Kind.INT and (column < 0).any():
+        if kind is Kind.INT and (column.dtype != np.int64 or (column < 0).any()):
             return None
     return frame
 
@@ -196,23 +200,24 @@ def parse_one(raw: RawFile, spec: TableSpec) -> pd.DataFrame:
     for name, kind in spec.columns:
         column = text[name].astype(str)
         if kind is Kind.TEXT:
-            typed[name] = column.astype("category") if spec.text_as_category else column
+            typed[name] = column.astype("category")
             continue
         if kind is Kind.INT:
             ok = column.str.fullmatch(r"\d+")
             what = "a whole number"
         else:
-            ok = pd.to_numeric(column, errors="coerce").notna()
-            what = "a number"
+            ok = pd.Series(np.isfinite(pd.to_numeric(column, errors="coerce").to_numpy()))
+            what = "a number"  # nor is "inf"
         first_bad = _first_bad(column, ok)
         if first_bad is not None:
             line, value = first_bad
             shown = repr(value) if value else "empty"
             raise BadFileError(f"{name} on line {line} is {shown}, not {what}")
-        try:
-            typed[name] = column.astype("int64" if kind is Kind.INT else "float64")
-        except (OverflowError, ValueError) as err:
-            raise BadFileError(f"{name} is out of range: {err}") from err
+        if kind is Kind.INT:
+            huge = _first_bad(column, column.str.len() <= _MAX_INT_DIGITS)
+            if huge is not None:
+                raise BadFileError(f"{name} on line {huge[0]} is {huge[1]!r}, out of range")
+        typed[name] = column.astype("int64" if kind is Kind.INT else "float64")
     return pd.DataFrame(typed)
 
 
@@ -241,13 +246,12 @@ def _merge(batches: list[Batch], spec: TableSpec) -> Batch | None:
     if len(batches) == 1:
         return batches[0]
     frames = [batch.frame for batch in batches]
-    if spec.text_as_category:
-        # Concatenating categoricals with different categories would fall back to
-        # plain objects; union them instead.
-        for name, kind in spec.columns:
-            if kind is Kind.TEXT:
-                union = pd.api.types.union_categoricals([f[name] for f in frames]).categories
-                frames = [f.assign(**{name: f[name].cat.set_categories(union)}) for f in frames]
+    # Concatenating categoricals with different categories would fall back to
+    # plain objects; union them instead.
+    for name, kind in spec.columns:
+        if kind is Kind.TEXT:
+            union = pd.api.types.union_categoricals([f[name] for f in frames]).categories
+            frames = [f.assign(**{name: f[name].cat.set_categories(union)}) for f in frames]
     frame = pd.concat(frames, ignore_index=True)
     snapshot = np.concatenate([batch.snapshot for batch in batches])
     if np.any(snapshot[1:] < snapshot[:-1]):  # several headers: restore time order

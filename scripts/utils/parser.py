@@ -12,6 +12,7 @@ from typing import NamedTuple
 from collect_memory import CSV_SUFFIX, PROCESS_PREFIX, SYS_PREFIX
 
 __all__ = [
+    "DISPLAY_FORMAT",
     "PROCESS_PREFIX",
     "SYS_PREFIX",
     "DumpFile",
@@ -26,9 +27,11 @@ __all__ = [
 # files in UTC and --since/--until are read as UTC, so nothing is ever converted.
 _NAME_STAMP = re.compile(r"[0-9]{8}_[0-9]{6}")
 
+# How times are shown and written by the analyses (always UTC).
+DISPLAY_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Accepted --since/--until forms and how long each one spans.
 _TIME_FORMATS: tuple[tuple[str, timedelta], ...] = (
-    ("%Y-%m-%d %H:%M:%S", timedelta(seconds=1)),
+    (DISPLAY_FORMAT, timedelta(seconds=1)),
     ("%Y-%m-%d %H:%M", timedelta(minutes=1)),
     ("%Y-%m-%d", timedelta(days=1)),
 )
@@ -61,7 +64,7 @@ class TimeWindow:
 
     def describe(self) -> str:
         def show(moment: datetime | None, open_word: str) -> str:
-            return open_word if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}"
+            return open_word if moment is None else f"{moment:{DISPLAY_FORMAT}}"
 
         return f"between {show(self.since, 'the start')} and {show(self.until, 'the end')} UTC"
 
@@ -123,5 +126,10 @@ def parse_time_arg(text: str, *, end: bool) -> datetime:
             start = datetime.strptime(cleaned, fmt)
         except ValueError:
             continue
-        return start + span - _RESOLUTION if end else start
+        if not end:
+            return start
+        try:
+            return start + span - _RESOLUTION
+        except OverflowError:  # --until 9999-12-31: the end of time will do
+            return datetime.max.replace(microsecond=0)
     raise ValueError(f"not a UTC time as YYYY-MM-DD[ HH:MM[:SS]]: {text!r}")

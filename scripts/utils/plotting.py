@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -24,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from utils.console import replace_atomically
 
 FIGSIZE_IN = (10.0, 5.0)
 DPI = 150
@@ -40,10 +44,6 @@ REFERENCE_COLOR = "#555555"
 
 Times = npt.NDArray[np.datetime64]
 Values = npt.NDArray[np.float64]
-
-# Glyphs the default font lacks (CJK, emoji in command lines) are drawn as boxes;
-# matplotlib's warning about each one would only clutter the console.
-warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def new_figure() -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def style_time_axis(axes: Axes) -> None:
+def style_time_axis(axes: Axes, times: Times) -> None:
     """A date axis that reads well from an hour to several months, no rotated labels."""
     # matplotlib.dates has no type hints for these two.
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
@@ -113,6 +113,12 @@ def style_time_axis(axes: Axes) -> None:
     formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_formatter(formatter)
     axes.set_xlabel("Time (UTC)")
+    if len(times) and times.min() == times.max():
+        # One moment: matplotlib would pad it to four years; show an hour around it.
+        half_hour = np.timedelta64(30, "m")
+        around = [times[0] - half_hour, times[0] + half_hour]
+        low, high = mdates.date2num(around)  # type: ignore[no-untyped-call]
+        axes.set_xlim(low, high)
 
 
 def style_value_axis(axes: Axes, label: str, top: float | None = None) -> None:
@@ -169,17 +175,15 @@ def add_legend(axes: Axes) -> None:
 
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write the PNG under a temporary name, then rename: a reader never sees half a file."""
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        figure.savefig(temp, dpi=DPI, format="png")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+    with warnings.catch_warnings():
+        # Glyphs the default font lacks (CJK, emoji in command lines) are drawn as
+        # boxes; matplotlib's warning about each one would only clutter the console.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        return replace_atomically(path, lambda temp: figure.savefig(temp, dpi=DPI, format="png"))
 
 
-def subtitle_for(times: Times, threshold_s: float | None, extra: Sequence[str] = ()) -> str:
-    parts = [*extra, f"{len(times):,} snapshots"]
+def subtitle_for(times: Times, threshold_s: float | None) -> str:
+    parts = [f"{len(times):,} snapshots"]
     gaps = find_gaps(times, threshold_s)
     if gaps:
         parts.append(f"{len(gaps)} gap{'s' if len(gaps) > 1 else ''} with no snapshots")
@@ -188,12 +192,24 @@ def subtitle_for(times: Times, threshold_s: float | None, extra: Sequence[str] =
 
 # --- A second process for drawing ------------------------------------------------
 
+PARENT_CHECK_S = 0.5
+
 PlotJob = Callable[..., Path]
 
 
-def _ignore_sigint() -> None:
+def _worker_init() -> None:
     # Ctrl-C reaches the whole process group; the parent handles it and stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # If the parent is killed outright, nothing tells a pool worker to stop:
+    # watch for it, so no orphan is left behind.
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
 def _ready() -> bool:
@@ -221,10 +237,14 @@ class PlotWorker:
             pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("fork"),
-                initializer=_ignore_sigint,
+                initializer=_worker_init,
             )
+        except (OSError, ValueError, NotImplementedError, ImportError):
+            return  # no fork or no semaphores here: draw in this process
+        try:
             pool.submit(_ready).result(timeout=30)  # fork now, not once threads run
-        except (OSError, ValueError, BrokenProcessPool, TimeoutError):
+        except (OSError, BrokenProcessPool, TimeoutError):
+            pool.shutdown(wait=False, cancel_futures=True)
             return
         self._pool = pool
 

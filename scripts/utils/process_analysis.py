@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from utils import plotting
+from utils.console import replace_atomically
 from utils.dumps import BATCH_BYTES, Batch, Kind, Progress, TableSpec, Warn, iter_batches
 from utils.parser import DumpFile
 
@@ -29,7 +30,8 @@ PROCESS_SPEC = TableSpec(
 )
 SPREAD_COLUMNS: tuple[str, ...] = ("PID", "min_RSS", "max_RSS", "spread", "CMD")
 PLOT_NAME = "rss_pid_{pid}.png"
-_PLOT_NAME_RE = re.compile(r"rss_pid_(\d+)\.png")
+_PLOT_NAME_RE = re.compile(r"rss_pid_([0-9]+)\.png")
+_TABLE_NAME_RE = re.compile(r"top[0-9]+_rss_spread\.csv")
 # The dumps carry 3 decimals: spreads are compared at that precision, so that
 # 0.3 - 0.1 and 0.2 - 0.0 are the same spread and ties fall to the lower PID.
 DECIMALS = 3
@@ -57,13 +59,7 @@ class ProcessRecords:
     first_cmd: dict[int, str] = field(default_factory=dict)  # earliest row's CMD per PID
     snapshots_read: int = 0  # files that gave rows (before --match)
 
-    @property
-    def rows(self) -> int:
-        return sum(len(chunk.pid) for chunk in self.chunks)
-
-    def series(
-        self, pids: Sequence[int]
-    ) -> dict[int, tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]]:
+    def series(self, pids: Sequence[int]) -> dict[int, Series]:
         """Time and RSS (MiB) of each PID's rows, in time order."""
         wanted = np.array(list(pids), dtype=np.int64)
         parts: list[RecordChunk] = []
@@ -186,15 +182,12 @@ def format_top_table(top: pd.DataFrame) -> list[str]:
 
 def write_spread_csv(top: pd.DataFrame, path: Path) -> Path:
     """Exactly the columns PID,min_RSS,max_RSS,spread,CMD; MiB with 3 decimals."""
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        top[list(SPREAD_COLUMNS)].to_csv(
+    return replace_atomically(
+        path,
+        lambda temp: top[list(SPREAD_COLUMNS)].to_csv(
             temp, index=False, float_format=f"%.{DECIMALS}f", lineterminator="\n"
-        )
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+        ),
+    )
 
 
 def plot_pid(
@@ -212,7 +205,7 @@ def plot_pid(
     plotting.plot_series(axes, times, rss_mb, threshold_s, f"RSS of PID {pid}", plotting.RAM_COLOR)
     in_view = (snapshot_times >= times[0]) & (snapshot_times <= times[-1])
     plotting.shade_gaps(axes, snapshot_times[in_view], threshold_s)
-    plotting.style_time_axis(axes)
+    plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, "RSS (MiB)")
     axes.set_ylim(0, max(float(np.nanmax(rss_mb)) * 1.08, 1.0))
     spread = float(np.max(rss_mb) - np.min(rss_mb))
@@ -239,16 +232,19 @@ def plot_top(
     return worker.draw(plot_pid, jobs)
 
 
-def remove_stale_plots(out_dir: Path, keep_pids: Sequence[int]) -> list[Path]:
-    """Delete rss_pid_<PID>.png files of PIDs no longer in the table."""
+def remove_stale_outputs(out_dir: Path, keep_pids: Sequence[int], keep_csv: str) -> list[Path]:
+    """Delete what an earlier run left that this table does not have: rss_pid_<PID>.png
+    of other PIDs and top<N>_rss_spread.csv of another N, so the folder matches the table."""
     keep = {int(pid) for pid in keep_pids}
     removed: list[Path] = []
     for entry in os.scandir(out_dir):
-        found = _PLOT_NAME_RE.fullmatch(entry.name)
-        if found and int(found.group(1)) not in keep:
+        plot = _PLOT_NAME_RE.fullmatch(entry.name)
+        stale_plot = plot is not None and int(plot.group(1)) not in keep
+        stale_table = _TABLE_NAME_RE.fullmatch(entry.name) is not None and entry.name != keep_csv
+        if stale_plot or stale_table:
             Path(entry.path).unlink(missing_ok=True)
             removed.append(Path(entry.path))
-    return removed
+    return sorted(removed)
 
 
 def time_range(records: ProcessRecords) -> tuple[datetime, datetime] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +11,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from utils import plotting
+from utils.console import replace_atomically
 from utils.dumps import Kind, Progress, TableSpec, Warn, iter_batches
-from utils.parser import DumpFile
+from utils.parser import DISPLAY_FORMAT, DumpFile
 
 # The raw fields the metrics are computed from (MiB, as the collector writes them).
 RAW_FIELDS: tuple[str, ...] = (
@@ -35,7 +35,6 @@ PLOT_NAMES: tuple[str, ...] = (
     "ram_vs_swap.png",
     "ram_used_pct.png",
 )
-TIMESTAMP_TEXT = "%Y-%m-%d %H:%M:%S"
 
 
 # --- Loading -------------------------------------------------------------------
@@ -168,8 +167,8 @@ def format_summary(summary: SystemSummary) -> list[str]:
     span_s = (summary.last - summary.first).total_seconds()
     lines = [
         f"System memory: {summary.snapshots:,} snapshots (times in UTC)",
-        f"  first     {summary.first:{TIMESTAMP_TEXT}}",
-        f"  last      {summary.last:{TIMESTAMP_TEXT}}",
+        f"  first     {summary.first:{DISPLAY_FORMAT}}",
+        f"  last      {summary.last:{DISPLAY_FORMAT}}",
         f"  duration  {format_duration(span_s)}",
     ]
     if summary.gaps and summary.gap_threshold_s is not None:
@@ -178,7 +177,7 @@ def format_summary(summary: SystemSummary) -> list[str]:
         lines.append(
             f"  gaps      {len(summary.gaps)} longer than"
             f" {format_duration(summary.gap_threshold_s)}; longest"
-            f" {format_duration(longest.seconds)} after {start:{TIMESTAMP_TEXT}}"
+            f" {format_duration(longest.seconds)} after {start:{DISPLAY_FORMAT}}"
         )
     lines += ["", f"  {'':<22}{'min':>12}{'mean':>12}{'max':>12}"]
     for stat in summary.stats:
@@ -193,14 +192,11 @@ def format_summary(summary: SystemSummary) -> list[str]:
 def write_metrics_csv(metrics: pd.DataFrame, path: Path) -> Path:
     """`timestamp` (UTC) first, then the metrics, then the raw fields; 3 decimals."""
     table = metrics.copy()
-    table.insert(0, "timestamp", pd.DatetimeIndex(metrics.index).strftime(TIMESTAMP_TEXT))
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        table.to_csv(temp, index=False, float_format="%.3f", lineterminator="\n")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+    table.insert(0, "timestamp", pd.DatetimeIndex(metrics.index).strftime(DISPLAY_FORMAT))
+    return replace_atomically(
+        path,
+        lambda temp: table.to_csv(temp, index=False, float_format="%.3f", lineterminator="\n"),
+    )
 
 
 def plot_system(metrics: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -256,7 +252,7 @@ def _finish(
     top: float | None = None,
 ) -> None:
     plotting.shade_gaps(axes, times, threshold)
-    plotting.style_time_axis(axes)
+    plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, ylabel, top)
     if top is None:  # headroom above the highest line
         axes.set_ylim(0, axes.get_ylim()[1] * 1.05)
