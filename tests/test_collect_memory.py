@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import itertools
 import os
 import signal
 import stat
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -158,49 +160,44 @@ def test_snapshot_seconds_never_repeat(wall_s: float, previous: int | None, expe
     assert cm.snapshot_second(wall_s, previous) == expected
 
 
+class FakeClock:
+    """Monotonic time, sleep and snapshots that take the given durations, all simulated."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, durations: Iterator[float]) -> None:
+        self.now = 1000.0
+        self.started: list[float] = []  # when each snapshot began, from the start
+        self.durations = durations
+        monkeypatch.setattr("collect_memory.time.monotonic", lambda: self.now)
+        monkeypatch.setattr("collect_memory.time.sleep", self.sleep)
+        monkeypatch.setattr(cm, "take_snapshot", self.snapshot)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def snapshot(self, *args: object, **kwargs: object) -> cm.Snapshot:
+        self.started.append(self.now - 1000.0)
+        self.now += next(self.durations)
+        return cm.Snapshot("20260101_000000", 1)
+
+
 def test_slow_snapshot_skips_slots_without_shifting_later_ones(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    clock = [1000.0]
-    durations = iter([1.0, 25.0, 0.5, 0.5])
-    started: list[float] = []
-
-    def fake_snapshot(*args: object, **kwargs: object) -> cm.Snapshot:
-        started.append(clock[0] - 1000.0)
-        clock[0] += next(durations)
-        return cm.Snapshot("20260101_000000", 1)
-
-    def fake_sleep(seconds: float) -> None:
-        clock[0] += seconds
-
-    monkeypatch.setattr("collect_memory.time.monotonic", lambda: clock[0])
-    monkeypatch.setattr("collect_memory.time.sleep", fake_sleep)
-    monkeypatch.setattr(cm, "take_snapshot", fake_snapshot)
+    clock = FakeClock(monkeypatch, iter([1.0, 25.0, 0.5, 0.5]))
     failures = cm.run_collector(tmp_path, 10.0, 4, cm.StopSignals())
     assert failures == 0
     # The second snapshot (at 10) ran until 35: the slots at 20 and 30 are skipped.
-    assert started == [0.0, 10.0, 40.0, 50.0]
+    assert clock.started == [0.0, 10.0, 40.0, 50.0]
 
 
 def test_no_slot_is_reported_skipped_when_none_was(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = [1000.0]
-
-    def fake_snapshot(*args: object, **kwargs: object) -> cm.Snapshot:
-        clock[0] += 0.01
-        return cm.Snapshot("20260101_000000", 1)
-
-    def fake_sleep(seconds: float) -> None:
-        clock[0] += seconds
-
-    monkeypatch.setattr("collect_memory.time.monotonic", lambda: clock[0])
-    monkeypatch.setattr("collect_memory.time.sleep", fake_sleep)
-    monkeypatch.setattr(cm, "take_snapshot", fake_snapshot)
+    clock = FakeClock(monkeypatch, itertools.repeat(0.01))
     with caplog.at_level("WARNING", logger="collect_memory"):
         cm.run_collector(tmp_path, 1.1, 2000, cm.StopSignals())
     assert [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()] == []
-    assert clock[0] == pytest.approx(1000.0 + 1999 * 1.1 + 0.01)
+    assert clock.started[-1] == pytest.approx(1999 * 1.1)
 
 
 # --- writing snapshots -----------------------------------------------------------
