@@ -49,8 +49,8 @@ analyze-processes: $(RUN_STAMP)  ## Analyse the process snapshots into plots/pro
 
 analyze: analyze-system analyze-processes  ## Run both analyses
 
-bench: $(RUN_STAMP)  ## Time both analyses against plain pandas on a synthetic month (YEAR=1: a year)
-	$(PY) tests/benchmark.py $(if $(YEAR),--year)
+bench: $(RUN_STAMP)  ## Time both analyses against plain pandas on a month (YEAR=1: a year)
+	$(PY) tests/benchmark.py $(if $(YEAR),--year) $(if $(NO_BASELINE),--without-baseline)
 
 test: lint  ## Lint, then run the test suite
 	$(PY) -m pytest -q

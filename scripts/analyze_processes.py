@@ -58,10 +58,11 @@ def analyze_processes(
     timer: PhaseTimer,
 ) -> None:
     """Discover, load, compute, write and plot; raises AnalysisError when there is no data."""
-    with timer.phase("discovery"):
-        files = discover(dumps_dir, PROCESS_PREFIX, window)
-    # Fork the plot worker now, while this process holds no rows and runs no threads.
+    # Fork the plot worker first, while this process holds no rows (not even the
+    # list of files) and runs no threads.
     with PlotWorker(enabled=top_n >= PARALLEL_PLOTS_FROM) as worker:
+        with timer.phase("discovery"):
+            files = discover(dumps_dir, PROCESS_PREFIX, window)
         with timer.phase("reading"):
             records = load_all_records(
                 files,

@@ -152,7 +152,7 @@ def test_next_slot_index_is_on_the_fixed_grid(now: float, expected: int) -> None
     [
         (100.9, None, 100),
         (101.2, 100, 101),
-        (100.95, 100, 101),  # a late wake-up in the previous snapshot's second
+        (100.95, 100, 101),  # lands in the previous snapshot's second (it woke up late)
         (50.0, 100, 50),  # the clock was set back: its own second (never overwritten)
     ],
 )

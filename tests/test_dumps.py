@@ -59,6 +59,17 @@ def test_rows_come_back_typed_and_in_time_order(tmp_path: Path) -> None:
     assert str(frame["PID"].dtype) == "int64"
 
 
+@pytest.mark.parametrize("batch_bytes", [1 << 20, 1])
+def test_a_whole_number_written_as_a_float_is_read_alike_on_both_paths(
+    tmp_path: Path, batch_bytes: int
+) -> None:
+    put(tmp_path, 1, HEADER + "7.0,1,root,1.000,2.000,x\n")
+    put(tmp_path, 2, HEADER + GOOD_ROW + "\n")  # a blank line: this one takes the slow path
+    frame, _, warn = load(tmp_path, batch_bytes)
+    assert warn.lines == []
+    assert frame["PID"].tolist() == [7, 10]
+
+
 def test_command_lines_that_look_like_missing_values_stay_text(tmp_path: Path) -> None:
     put(tmp_path, 1, HEADER + "1,0,root,1.000,1.000,NA\n2,0,root,1.000,1.000,null\n")
     frame, _, _ = load(tmp_path)
@@ -77,6 +88,8 @@ def test_command_lines_that_look_like_missing_values_stay_text(tmp_path: Path) -
         (HEADER + "10,1,root,1.5.0,2.000,x\n", "RSS_MB on line 2 is '1.5.0', not a number; skipped"),
         (HEADER + "10,1,root,,2.000,x\n", "RSS_MB on line 2 is empty, not a number; skipped"),
         (HEADER + GOOD_ROW + "11,1,root,inf,2.000,x\n", "RSS_MB on line 3 is 'inf', not a number; skipped"),
+        (HEADER + "7.0,1,root,1.0,2.0,x\n11,1,root,inf,2.000,x\n", "RSS_MB on line 3 is 'inf', not a number; skipped"),
+        (HEADER + "7.5,1,root,1.0,2.0,x\n", "PID on line 2 is '7.5', not a whole number; skipped"),
         (HEADER + "18446744073709551615,1,root,1.0,2.0,x\n", "PID on line 2 is '18446744073709551615', out of range; skipped"),
         (HEADER + "99999999999999999999999,1,root,1.0,2.0,x\n", "PID on line 2 is '99999999999999999999999', out of range; skipped"),
         (HEADER + GOOD_ROW + "10,1,root,1.0,2.0,x,extra\n", "Expected 6 fields in line 3, saw 7; skipped"),

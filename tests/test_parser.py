@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from collect_memory import temp_name
 from utils.parser import (
     PROCESS_PREFIX,
     SYS_PREFIX,
@@ -26,7 +27,7 @@ from utils.parser import (
         ("sys_mem_20261341_250000.csv", None),  # the right shape, but no date
         ("sys_mem_20260301_1200.csv", None),
         ("sys_mem_20260301_120000.csv.tmp", None),
-        (".sys_mem_20260301_120000.csv.tmp", None),  # the collector's temporary name
+        (temp_name("sys_mem_20260301_120000.csv"), None),  # the collector's temporary name
         ("process_mem_20260301_120000.csv", None),  # the other prefix
         ("sys_mem_\uff12\uff10\uff12\uff160301_120000.csv", None),  # full-width digits
     ],
@@ -40,7 +41,7 @@ def test_find_dumps_orders_by_time_and_ignores_others(tmp_path: Path) -> None:
         "sys_mem_20260302_000000.csv",
         "sys_mem_20260301_000000.csv",
         "process_mem_20260301_000000.csv",
-        ".sys_mem_20260303_000000.csv.tmp",
+        temp_name("sys_mem_20260303_000000.csv"),
         "notes.txt",
     ]:
         (tmp_path / name).write_text("x\n")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -76,9 +78,44 @@ def test_the_worker_does_not_outlive_a_killed_parent() -> None:
     parent.kill()  # SIGKILL: no clean-up runs in the parent
     parent.wait()
     deadline = time.monotonic() + 10
-    while (
-        Path(f"/proc/{worker_pid}").exists()
-        and Path(f"/proc/{worker_pid}/stat").read_text().split()[2] != "Z"
-    ):
-        assert time.monotonic() < deadline, "the plot worker outlived its parent"
-        time.sleep(0.1)
+    try:
+        while alive(worker_pid):
+            assert time.monotonic() < deadline, "the plot worker outlived its parent"
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker_pid, signal.SIGKILL)  # never leave an orphan behind
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_to_the_whole_group_is_one_line_from_the_parent() -> None:
+    # timeout, pkill and systemd signal every process of the group, worker included.
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    code = (
+        f"import os, signal, sys, time; sys.path.insert(0, {str(scripts)!r})\n"
+        "from pathlib import Path\n"
+        "from utils.console import run_analysis\n"
+        "from utils.plotting import PlotWorker\n"
+        "def analysis(reporter, console, timer):\n"
+        "    with PlotWorker() as worker:\n"
+        "        os.killpg(0, signal.SIGTERM)\n"
+        "        time.sleep(5)\n"
+        "sys.exit(run_analysis('prog', analysis, Path('.'), False))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        start_new_session=True,  # its own group, so killpg reaches only it and the worker
+        check=False,
+    )
+    assert result.stderr == "prog: stopped by SIGTERM\n"
+    assert result.returncode == 143

@@ -268,7 +268,9 @@ def test_run_analysis_turns_user_errors_into_one_line(capsys: pytest.CaptureFixt
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises before this ends
 
+    before = signal.getsignal(signal.SIGTERM)
     assert run_analysis("prog", killed, Path("/out"), timings=False) == 143
+    assert signal.getsignal(signal.SIGTERM) is before
     assert run_analysis("prog", interrupted, Path("/out"), timings=False) == 130
     assert run_analysis("prog", disk_full, Path("/out"), timings=True) == 1
     assert capsys.readouterr().err.splitlines() == [

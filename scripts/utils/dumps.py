@@ -32,8 +32,8 @@ BATCH_BYTES = 8 * 1024 * 1024
 # Parser threads; the machine this was tuned on has two cores.
 PARSE_THREADS = 2
 _BOM = b"\xef\xbb\xbf"
-# Whole numbers up to 18 digits fit in int64 (PIDs are at most 7).
-_MAX_INT_DIGITS = 18
+# Whole numbers must fit in int64 (PIDs have at most 7 digits).
+_INT64_LIMIT = 2.0**63
 
 
 class Kind(Enum):
@@ -202,22 +202,25 @@ def parse_one(raw: RawFile, spec: TableSpec) -> pd.DataFrame:
         if kind is Kind.TEXT:
             typed[name] = column.astype("category")
             continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        as_float = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = np.isfinite(as_float)  # "inf" is no number here either
+        what = "a number"
         if kind is Kind.INT:
-            ok = column.str.fullmatch(r"\d+")
+            # What read_csv takes as int64 in the fast path ("7", "7.0", "+7"), so
+            # both paths agree on what a whole number is.
+            ok &= (as_float >= 0) & (np.floor(as_float) == as_float)
             what = "a whole number"
-        else:
-            ok = pd.Series(np.isfinite(pd.to_numeric(column, errors="coerce").to_numpy()))
-            what = "a number"  # nor is "inf"
-        first_bad = _first_bad(column, ok)
+        first_bad = _first_bad(column, pd.Series(ok))
         if first_bad is not None:
             line, value = first_bad
             shown = repr(value) if value else "empty"
             raise BadFileError(f"{name} on line {line} is {shown}, not {what}")
         if kind is Kind.INT:
-            huge = _first_bad(column, column.str.len() <= _MAX_INT_DIGITS)
+            huge = _first_bad(column, pd.Series(as_float < _INT64_LIMIT))
             if huge is not None:
                 raise BadFileError(f"{name} on line {huge[0]} is {huge[1]!r}, out of range")
-        typed[name] = column.astype("int64" if kind is Kind.INT else "float64")
+        typed[name] = numbers.astype("int64" if kind is Kind.INT else "float64")
     return pd.DataFrame(typed)
 
 

@@ -198,8 +198,11 @@ PlotJob = Callable[..., Path]
 
 
 def _worker_init() -> None:
-    # Ctrl-C reaches the whole process group; the parent handles it and stops us.
+    # Ctrl-C, and SIGTERM from timeout, pkill or systemd, reach the whole process
+    # group; the parent handles them and stops us (after the current plot, so no
+    # temporary file is left).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # If the parent is killed outright, nothing tells a pool worker to stop:
     # watch for it, so no orphan is left behind.
     parent = os.getppid()
