@@ -254,7 +254,7 @@ def test_progress_only_on_a_terminal() -> None:
     reporter = Reporter("x", shown, progress=True)
     reporter.progress("reading", 10, 10)
     reporter.end_progress()
-    assert "reading 10/10 (100%)" in shown.getvalue()
+    assert "reading 10/10 files (100%)" in shown.getvalue()
 
 
 def test_run_analysis_turns_user_errors_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -58,7 +58,7 @@ class Reporter:
             return
         self._last_draw = now
         percent = 100 * done // max(total, 1)
-        self.stream.write(f"\r\033[K{self.prog}: {what} {done}/{total} ({percent}%)")
+        self.stream.write(f"\r\033[K{self.prog}: {what} {done:,}/{total:,} files ({percent}%)")
         self.stream.flush()
         self._drawn = True
 
