@@ -288,3 +288,17 @@ def test_unwritable_out_dir_is_one_line(tmp_path: Path) -> None:
     result = run_script("--dumps-dir", str(dumps), "--out-dir", str(blocker / "out"))
     assert result.returncode == 1
     assert result.stderr == f"analyze_system: cannot write {blocker / 'out'}: Not a directory\n"
+
+
+def test_extra_rows_and_a_zero_memtotal_are_named(tmp_path: Path) -> None:
+    dumps = make_dumps(tmp_path)
+    doubled = dumps / "sys_mem_20260301_101000.csv"
+    lines = doubled.read_text().splitlines()
+    doubled.write_text("\n".join([*lines, lines[1].replace("1000.000", "9000.000", 1)]) + "\n")
+    zero = write_sys(dumps, "20260301_100500", MemTotal=0.0)
+    metrics, warnings = load(dumps)
+    assert warnings == [
+        f"{doubled.name}: more than one data row; used the first",
+        f"{zero.name}: MemTotal_MB is not positive; skipped",
+    ]
+    assert metrics["RAM_Used_MB"].round(3).tolist() == [600.0, 610.0, 700.0, 250.5, 600.0]
