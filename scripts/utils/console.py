@@ -32,7 +32,6 @@ class Reporter:
         self.prog = prog
         self.stream = sys.stderr if stream is None else stream
         self.show_progress = self.stream.isatty() if progress is None else progress
-        self.warnings = 0
         self._drawn = False
         self._last_draw = 0.0
 
@@ -47,7 +46,6 @@ class Reporter:
 
     def warn(self, path: Path, reason: str) -> None:
         """A bad input file: name it and say why, on one line."""
-        self.warnings += 1
         self.note(f"warning: {path}: {reason}")
 
     def progress(self, what: str, done: int, total: int) -> None:

@@ -62,30 +62,18 @@ class ProcessRecords:
     def series(self, pids: Sequence[int]) -> dict[int, Series]:
         """Time and RSS (MiB) of each PID's rows, in time order."""
         wanted = np.array(list(pids), dtype=np.int64)
-        parts: list[RecordChunk] = []
-        for chunk in self.chunks:
-            keep = np.isin(chunk.pid, wanted)
-            parts.append(RecordChunk(chunk.snapshot[keep], chunk.pid[keep], chunk.rss_mb[keep]))
-        snapshot = np.concatenate([p.snapshot for p in parts]) if parts else np.array([], np.int32)
-        pid = np.concatenate([p.pid for p in parts]) if parts else np.array([], np.int64)
-        rss = np.concatenate([p.rss_mb for p in parts]) if parts else np.array([], np.float64)
-        result = {}
-        for one in pids:
-            mine = pid == one
-            result[one] = (self.timestamps[snapshot[mine]], rss[mine])
-        return result
+        kept = [np.isin(chunk.pid, wanted) for chunk in self.chunks]
+        snapshot = np.concatenate([c.snapshot[k] for c, k in zip(self.chunks, kept, strict=True)])
+        pid = np.concatenate([c.pid[k] for c, k in zip(self.chunks, kept, strict=True)])
+        rss = np.concatenate([c.rss_mb[k] for c, k in zip(self.chunks, kept, strict=True)])
+        return {one: (self.timestamps[snapshot[pid == one]], rss[pid == one]) for one in pids}
 
 
 def match_mask(cmd: pd.Series, text: str) -> npt.NDArray[np.bool_]:
-    """Rows whose CMD contains text (plain, case-sensitive substring).
-
-    On a categorical column the test runs once per distinct command line.
-    """
-    if isinstance(cmd.dtype, pd.CategoricalDtype):
-        per_category = cmd.cat.categories.astype(str).str.contains(text, regex=False)
-        codes = cmd.cat.codes.to_numpy()
-        return np.asarray(per_category, dtype=bool)[codes]
-    return cmd.astype(str).str.contains(text, regex=False).to_numpy(dtype=bool)
+    """Rows whose CMD (categorical, as the reader gives it) contains text: a plain,
+    case-sensitive substring, tested once per distinct command line."""
+    per_category = cmd.cat.categories.astype(str).str.contains(text, regex=False)
+    return np.asarray(per_category, dtype=bool)[cmd.cat.codes.to_numpy()]
 
 
 def add_batch(records: ProcessRecords, batch: Batch, match: str | None) -> None:
@@ -201,16 +189,16 @@ def plot_pid(
     """RSS over time of one PID; the line breaks where the PID was not seen, and
     stretches with no snapshots at all (collector down) are shaded."""
     times, rss_mb = series
+    low, high = float(rss_mb.min()), float(rss_mb.max())
     figure, axes = plotting.new_figure()
     plotting.plot_series(axes, times, rss_mb, threshold_s, f"RSS of PID {pid}", plotting.RAM_COLOR)
     in_view = (snapshot_times >= times[0]) & (snapshot_times <= times[-1])
     plotting.shade_gaps(axes, snapshot_times[in_view], threshold_s)
     plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, "RSS (MiB)")
-    axes.set_ylim(0, max(float(np.nanmax(rss_mb)) * 1.08, 1.0))
-    spread = float(np.max(rss_mb) - np.min(rss_mb))
+    axes.set_ylim(0, max(high * 1.08, 1.0))
     subtitle = (
-        f"min {np.min(rss_mb):,.1f} · max {np.max(rss_mb):,.1f} · spread {spread:,.1f} MiB"
+        f"min {low:,.1f} · max {high:,.1f} · spread {high - low:,.1f} MiB"
         f" · {len(times):,} samples"
     )
     plotting.set_titles(axes, f"PID {pid}: {shorten(cmd, TITLE_CMD_WIDTH)}", subtitle)
@@ -221,7 +209,7 @@ def plot_top(
     records: ProcessRecords, top: pd.DataFrame, out_dir: Path, worker: plotting.PlotWorker
 ) -> list[Path]:
     """One PNG per PID of the table; the gap threshold comes from all snapshots."""
-    snapshot_times = np.unique(records.timestamps)
+    snapshot_times = records.timestamps  # in time order, one per file: names are unique
     threshold = plotting.gap_threshold_s(snapshot_times)
     pids = [int(pid) for pid in top["PID"]]
     series = records.series(pids)

@@ -44,25 +44,21 @@ def load_system_frame(
     files: Sequence[DumpFile], warn: Warn, progress: Progress | None = None
 ) -> pd.DataFrame:
     """The raw fields, one row per readable snapshot, indexed by UTC time in order."""
-    frames: list[pd.DataFrame] = []
-    for batch in iter_batches(files, SYSTEM_SPEC, warn, progress):
-        frame = batch.frame
-        frame.index = pd.DatetimeIndex([files[i].timestamp for i in batch.snapshot])
-        frames.append(frame)
-    if not frames:
+    batches = list(iter_batches(files, SYSTEM_SPEC, warn, progress))
+    if not batches:
         return pd.DataFrame(columns=list(RAW_FIELDS), index=pd.DatetimeIndex([]), dtype="float64")
-    raw = pd.concat(frames)
+    raw = pd.concat([batch.frame for batch in batches], ignore_index=True)
+    snapshot = np.concatenate([batch.snapshot for batch in batches])
     # A snapshot file holds one row; keep the first of any extra rows someone added.
-    extra = raw.index.duplicated(keep="first")
-    for moment in sorted(set(raw.index[extra])):
-        path = next(f.path for f in files if f.timestamp == moment)
-        warn(path, "more than one data row; used the first")
-    raw = raw[~extra]
-    bad_total = ~(raw["MemTotal_MB"] > 0)
-    for moment in raw.index[bad_total]:
-        path = next(f.path for f in files if f.timestamp == moment)
-        warn(path, "MemTotal_MB is not positive; skipped")
-    return raw[~bad_total]
+    extra = pd.Index(snapshot).duplicated(keep="first")
+    for index in np.unique(snapshot[extra]):
+        warn(files[index].path, "more than one data row; used the first")
+    bad_total = ~extra & ~(raw["MemTotal_MB"] > 0).to_numpy()
+    for index in snapshot[bad_total]:
+        warn(files[index].path, "MemTotal_MB is not positive; skipped")
+    keep = ~extra & ~bad_total
+    times = pd.DatetimeIndex([files[index].timestamp for index in snapshot[keep]])
+    return raw.iloc[np.flatnonzero(keep)].set_axis(times, axis=0)
 
 
 def compute_metrics(raw: pd.DataFrame) -> pd.DataFrame:
