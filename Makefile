@@ -8,9 +8,10 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 CHECKED := scripts tests
+DUMPS_DIR := dumps/time
 
 .DEFAULT_GOAL := help
-.PHONY: help demo run analyze-system analyze-processes analyze bench test lint format clean
+.PHONY: help demo run analyze-system analyze-processes analyze bench test lint format clean clean-dumps
 
 help:  ## List the targets
 	@echo "pid-memory-inspector: make TARGET"
@@ -64,8 +65,28 @@ format: $(DEV_STAMP)  ## Fix imports and formatting in place
 	$(PY) -m ruff check --fix --quiet $(CHECKED)
 	$(PY) -m black --quiet $(CHECKED)
 
-clean:  ## Delete collected snapshots in dumps/time and outputs in plots/ (says what first)
-	@n_dumps=$$(find dumps/time -mindepth 1 ! -name .gitkeep | wc -l); \
-	n_plots=$$(find plots/system plots/processes -mindepth 1 ! -name .gitkeep | wc -l); \
-	echo "clean: deleting $$n_dumps file(s) in dumps/time and $$n_plots in plots/"; \
-	find dumps/time plots/system plots/processes -mindepth 1 ! -name .gitkeep -delete
+clean:  ## Delete what can be made again: analysis outputs and caches (never the dumps)
+	@n_plots=$$(find plots -mindepth 1 -type f ! -name .gitkeep | wc -l); \
+	echo "clean: deleting $$n_plots file(s) in plots/, the benchmark data in .cache/ and tool caches"; \
+	find plots -mindepth 1 -type f ! -name .gitkeep -delete; \
+	rm -rf .cache .mypy_cache .pytest_cache .ruff_cache .hypothesis; \
+	find scripts tests -name __pycache__ -prune -exec rm -rf {} +; \
+	echo "clean: the collected snapshots in $(DUMPS_DIR) are kept (make clean-dumps deletes them)"
+
+clean-dumps:  ## Delete the collected snapshots: says how many and which span, needs CONFIRM=yes
+	@files=$$(find $(DUMPS_DIR) -maxdepth 1 -type f \( -name 'sys_mem_*.csv' \
+		-o -name 'process_mem_*.csv' -o -name 'mem_*.tar.xz' \)); \
+	n=$$(printf '%s' "$$files" | grep -c .); \
+	if [ "$$n" -eq 0 ]; then echo "clean-dumps: no snapshots in $(DUMPS_DIR)"; exit 0; fi; \
+	stamps=$$(printf '%s\n' "$$files" | sed -E 's|.*_mem_([0-9]{8}_[0-9]{6})\.csv$$|\1|; s|.*/mem_([0-9]{8})\.tar\.xz$$|\1|' | sort); \
+	pretty='s/^([0-9]{4})([0-9]{2})([0-9]{2})/\1-\2-\3/; s/_([0-9]{2})([0-9]{2})([0-9]{2})$$/ \1:\2:\3/'; \
+	first=$$(printf '%s\n' "$$stamps" | head -n 1 | sed -E "$$pretty"); \
+	last=$$(printf '%s\n' "$$stamps" | tail -n 1 | sed -E "$$pretty"); \
+	span="from $$first to $$last UTC"; \
+	if [ "$(CONFIRM)" != yes ]; then \
+		echo "clean-dumps: $$n file(s) in $(DUMPS_DIR), snapshots $$span"; \
+		echo "clean-dumps: nothing deleted; 'make clean-dumps CONFIRM=yes' deletes them"; \
+		exit 0; \
+	fi; \
+	printf '%s\n' "$$files" | tr '\n' '\0' | xargs -0 rm -f --; \
+	echo "clean-dumps: deleted $$n file(s) in $(DUMPS_DIR), snapshots $$span"

@@ -62,7 +62,7 @@ def analyze_processes(
     # list of files) and runs no threads.
     with PlotWorker(enabled=top_n >= PARALLEL_PLOTS_FROM) as worker:
         with timer.phase("discovery"):
-            files = discover(dumps_dir, PROCESS_PREFIX, window)
+            files = discover(dumps_dir, PROCESS_PREFIX, window, reporter.warn)
         with timer.phase("reading"):
             records = load_all_records(
                 files,

@@ -50,7 +50,7 @@ def analyze_system(
 ) -> None:
     """Discover, load, compute, write and plot; raises AnalysisError when there is no data."""
     with timer.phase("discovery"):
-        files = discover(dumps_dir, SYS_PREFIX, window)
+        files = discover(dumps_dir, SYS_PREFIX, window, reporter.warn)
     with timer.phase("reading"):
         metrics = load_and_compute_metrics(
             files, reporter.warn, lambda done, total: reporter.progress("reading", done, total)

@@ -11,8 +11,6 @@ nothing beyond the standard library and never stops on a failed snapshot.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import logging
 import math
 import os
@@ -22,10 +20,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import NamedTuple
+
+from utils.console import (
+    EXIT_INTERNAL,
+    EXIT_NO_DATA,
+    EXIT_OK,
+    internal_error_line,
+    save_traceback,
+)
+from utils.dump_format import (
+    MEMINFO_FIELDS,
+    PAGE_COUNT_FIELDS,
+    PROCESS_HEADER,
+    SYS_HEADER,
+    TIMESTAMP_FORMAT,
+    csv_text,
+    snapshot_names,
+)
 
 # --- Defaults; every one of them can be overridden by a flag -----------------
 INTERVAL_S = 600.0  # ten minutes between snapshots
@@ -53,50 +68,12 @@ PS_COMMAND: tuple[str, ...] = (
 # ps prints non-ASCII command lines only in a UTF-8 locale (else as "?").
 PS_ENV_OVERRIDES = {"LC_ALL": "C.UTF-8"}
 
-TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
-SYS_PREFIX = "sys_mem_"
-PROCESS_PREFIX = "process_mem_"
-CSV_SUFFIX = ".csv"
 # Dumps hold every user's command lines, which can carry secrets.
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 
-# The /proc/meminfo fields written, in /proc/meminfo order.
-MEMINFO_FIELDS: tuple[str, ...] = (
-    "MemTotal",
-    "MemFree",
-    "MemAvailable",  # since Linux 3.14
-    "Buffers",
-    "Cached",
-    "SwapCached",
-    "Active",
-    "Inactive",
-    "SwapTotal",
-    "SwapFree",
-    "Dirty",
-    "Writeback",
-    "AnonPages",
-    "Mapped",
-    "Shmem",  # since Linux 2.6.32
-    "Slab",
-    "SReclaimable",  # since Linux 2.6.19
-    "SUnreclaim",
-    "KernelStack",
-    "PageTables",
-    "CommitLimit",
-    "Committed_AS",
-    "AnonHugePages",  # only with CONFIG_TRANSPARENT_HUGEPAGE
-    "HugePages_Total",
-    "HugePages_Free",
-)
-# These two are page counts, not kB: they keep their bare names.
-PAGE_COUNT_FIELDS = frozenset({"HugePages_Total", "HugePages_Free"})
-SYS_HEADER: tuple[str, ...] = tuple(
-    name if name in PAGE_COUNT_FIELDS else f"{name}_MB" for name in MEMINFO_FIELDS
-)
-PROCESS_HEADER: tuple[str, ...] = ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
-
-log = logging.getLogger("collect_memory")
+PROG = "collect_memory"
+log = logging.getLogger(PROG)
 
 
 class ProcessRow(NamedTuple):
@@ -194,23 +171,6 @@ def process_rows(rows: Sequence[ProcessRow]) -> Iterator[list[str]]:
         ]
 
 
-def csv_text(header: Sequence[str], rows: Iterator[list[str]] | list[list[str]]) -> str:
-    """A whole CSV document; the csv module quotes commas, quotes and newlines."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def snapshot_names(timestamp: str) -> tuple[str, str]:
-    """The sys_mem and process_mem file names of one snapshot."""
-    return (
-        f"{SYS_PREFIX}{timestamp}{CSV_SUFFIX}",
-        f"{PROCESS_PREFIX}{timestamp}{CSV_SUFFIX}",
-    )
-
-
 def next_slot_index(start: float, interval_s: float, now: float) -> int:
     """k of the first slot start + k * interval strictly after now (at least 1).
 
@@ -245,26 +205,52 @@ def read_meminfo(path: Path = MEMINFO_PATH) -> dict[str, int]:
 
 
 def run_ps(command: Sequence[str] = PS_COMMAND, timeout_s: float = PS_TIMEOUT_S) -> str:
+    """ps's standard output; SnapshotError if it cannot run, fails or hangs.
+
+    ps runs in a process group of its own: whatever it started is killed with it when
+    it hangs (or when we are stopped meanwhile), so no stuck process piles up.
+    """
     env = {**os.environ, **PS_ENV_OVERRIDES}
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             list(command),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
-            timeout=timeout_s,
-            check=False,
+            start_new_session=True,
         )
     except FileNotFoundError as err:
         raise SnapshotError(f"cannot run {command[0]}: not found") from err
-    except subprocess.TimeoutExpired as err:
-        raise SnapshotError(f"{command[0]} took over {timeout_s:g} s; killed") from err
     except OSError as err:
         raise SnapshotError(f"cannot run {command[0]}: {err.strerror or err}") from err
-    if result.returncode != 0:
-        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:
+        _kill_group(process)
+        raise SnapshotError(f"{command[0]} took over {timeout_s:g} s; killed") from err
+    except BaseException:  # stopped by a signal meanwhile: leave nothing running
+        _kill_group(process)
+        raise
+    if process.returncode != 0:
+        detail = stderr.decode("utf-8", "replace").strip().splitlines()
         reason = detail[0] if detail else "no message"
-        raise SnapshotError(f"{command[0]} exited with {result.returncode}: {reason}")
-    return result.stdout.decode("utf-8", "replace")
+        raise SnapshotError(f"{command[0]} exited with {process.returncode}: {reason}")
+    return stdout.decode("utf-8", "replace")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group ps leads, then reap ps and close its pipes."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    # Its children are gone too, so nothing holds the pipes open any more.
+    process.communicate()
+
+
+def _remove(path: Path) -> None:
+    """Delete a temporary file if it is there; a failure here (a read-only or vanished
+    dir) must not hide the error that brought us here."""
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def temp_name(final_name: str) -> str:
@@ -340,11 +326,19 @@ def take_snapshot(
     meminfo_path: Path = MEMINFO_PATH,
     ps_command: Sequence[str] = PS_COMMAND,
 ) -> Snapshot:
-    """Read memory, run ps and publish both files, or publish nothing."""
+    """Read memory, run ps and publish both files, or publish nothing.
+
+    Every failure, whatever the OSError (a read-only or vanished dir, a full disk), is
+    a SnapshotError: the daemon logs it and tries again at the next slot.
+    """
     names = snapshot_names(timestamp)
     finals = [dumps_dir / name for name in names]
     for final in finals:
-        if final.exists():
+        try:
+            exists = os.path.lexists(final)
+        except OSError as err:  # lexists only swallows some errors
+            raise SnapshotError(f"cannot look at {final}: {err.strerror or err}") from err
+        if exists:
             raise SnapshotError(f"{final} already exists; not overwritten")
 
     meminfo = read_meminfo(meminfo_path)
@@ -367,12 +361,12 @@ def take_snapshot(
                 published.append(final)
         except OSError as err:
             for path in published:  # keep pairs whole
-                path.unlink(missing_ok=True)
+                _remove(path)
             where = err.filename or dumps_dir
             raise SnapshotError(f"cannot write {where}: {err.strerror or err}") from err
         finally:
             for temp in temps:
-                temp.unlink(missing_ok=True)
+                _remove(temp)
     return Snapshot(timestamp, len(rows))
 
 
@@ -410,6 +404,8 @@ def run_collector(
 
     failures = 0
     taken = 0
+    trace: Path | None = None
+    traced = False
     start = time.monotonic()
     slot = 0  # the snapshot now due is at start + slot * interval_s
     second: int | None = None
@@ -422,6 +418,11 @@ def run_collector(
         except SnapshotError as err:
             failures += 1
             log.error("snapshot %s UTC failed: %s", timestamp, err)
+        except Exception as err:  # a bug: say so, keep the traceback, keep collecting
+            failures += 1
+            if not traced:  # one file per run, however often the bug repeats
+                trace, traced = save_traceback(PROG, err, [dumps_dir]), True
+            log.error("snapshot %s UTC failed: %s", timestamp, internal_error_line(err, trace))
         else:
             took = time.monotonic() - began
             log.info(
@@ -511,15 +512,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             prepare_dumps_dir(dumps_dir)
         except OSError as err:
             print(
-                f"collect_memory: cannot use dumps dir {dumps_dir}: {err.strerror or err}",
+                f"{PROG}: cannot use dumps dir {dumps_dir}: {err.strerror or err}",
                 file=sys.stderr,
             )
-            return 1
+            return EXIT_NO_DATA
         failures = run_collector(dumps_dir, args.interval, args.count, guard)
     except StopRequested as stop:
         log.info("stopped by %s", signal.Signals(stop.args[0]).name)
-        return 0
-    return 1 if failures else 0
+        return EXIT_OK
+    except Exception as err:  # a bug outside a snapshot: one line, never a wall of Python
+        trace = save_traceback(PROG, err, [dumps_dir])
+        print(f"{PROG}: {internal_error_line(err, trace)}", file=sys.stderr)
+        return EXIT_INTERNAL
+    return EXIT_NO_DATA if failures else EXIT_OK
 
 
 if __name__ == "__main__":

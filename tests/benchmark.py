@@ -68,6 +68,8 @@ TOP_N = 10
 MIB = 1024 * 1024
 # How often the process tree of a running command is sampled.
 POLL_INTERVAL_S = 0.01
+# No single run takes near this, even the plain way on a year (about 80 s here).
+RUN_TIMEOUT_S = 3600
 # The year's process analysis must stay under this peak (1.5 GB, decimal: the stricter).
 YEAR_PEAK_LIMIT_BYTES = 1_500_000_000
 # "Linear": the year's time per snapshot is at most this many times the month's.
@@ -469,7 +471,7 @@ def measure(
             sampler = TreeSampler(process.pid, interval_s)
             sampler.start()
             try:
-                launcher_code = process.wait()
+                launcher_code = process.wait(timeout=RUN_TIMEOUT_S)
             finally:
                 sampler.stop()
         stdout = out_path.read_text(encoding="utf-8", errors="replace")

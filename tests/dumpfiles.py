@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 
-from collect_memory import PROCESS_HEADER, SYS_HEADER, csv_text, snapshot_names
+from utils.dump_format import PROCESS_HEADER, SYS_HEADER, csv_text, snapshot_names
 
 # (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) of one process, as ps saw it.
 ProcessRow = tuple[int, int, str, float, float, str]

@@ -35,13 +35,13 @@ SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 if str(SCRIPTS_DIR) not in sys.path:
     sys.path.insert(0, str(SCRIPTS_DIR))
 
-from collect_memory import (  # noqa: E402
+from collect_memory import sys_row  # noqa: E402
+from utils.dump_format import (  # noqa: E402
     PROCESS_HEADER,
     SYS_HEADER,
     TIMESTAMP_FORMAT,
     csv_text,
     snapshot_names,
-    sys_row,
 )
 
 IntArray = npt.NDArray[np.int64]

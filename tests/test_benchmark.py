@@ -218,7 +218,7 @@ def test_descendants_finds_a_child(use_children_files: bool) -> None:
         assert child.pid in descendants(os.getpid(), use_children_files)
     finally:
         child.kill()
-        child.wait()
+        child.wait(timeout=10)
 
 
 # --- The plain approach ----------------------------------------------------------------

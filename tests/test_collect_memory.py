@@ -13,14 +13,15 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import collect_memory as cm
+import utils.dump_format as fmt
 
-SCRIPT = Path(cm.__file__).resolve()
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "collect_memory.py"
 
 # /proc/meminfo of an old kernel: no MemAvailable (before 3.14), no AnonHugePages.
 OLD_MEMINFO = textwrap.dedent("""\
@@ -84,7 +85,7 @@ def test_parse_meminfo_reads_kb_and_page_counts() -> None:
 def test_missing_fields_are_reported_and_written_empty() -> None:
     values = cm.parse_meminfo(OLD_MEMINFO)
     assert cm.missing_meminfo_fields(values) == ["MemAvailable", "AnonHugePages"]
-    row = dict(zip(cm.SYS_HEADER, cm.sys_row(values), strict=True))
+    row = dict(zip(fmt.SYS_HEADER, cm.sys_row(values), strict=True))
     assert row["MemAvailable_MB"] == ""
     assert row["AnonHugePages_MB"] == ""
     assert row["MemTotal_MB"] == "2000.000"  # 2048000 kB / 1024
@@ -96,11 +97,11 @@ def test_missing_fields_are_reported_and_written_empty() -> None:
 
 
 def test_sys_header_is_meminfo_order_memtotal_first_hugepages_free_last() -> None:
-    assert cm.SYS_HEADER[0] == "MemTotal_MB"
-    assert cm.SYS_HEADER[-1] == "HugePages_Free"
-    assert "HugePages_Total" in cm.SYS_HEADER
-    real_order = [name for name in cm.parse_meminfo(OLD_MEMINFO) if name in cm.MEMINFO_FIELDS]
-    assert real_order == [name for name in cm.MEMINFO_FIELDS if name in real_order]
+    assert fmt.SYS_HEADER[0] == "MemTotal_MB"
+    assert fmt.SYS_HEADER[-1] == "HugePages_Free"
+    assert "HugePages_Total" in fmt.SYS_HEADER
+    real_order = [name for name in cm.parse_meminfo(OLD_MEMINFO) if name in fmt.MEMINFO_FIELDS]
+    assert real_order == [name for name in fmt.MEMINFO_FIELDS if name in real_order]
 
 
 def test_parse_ps_output_keeps_users_and_command_lines_whole() -> None:
@@ -120,7 +121,7 @@ def test_parse_ps_output_keeps_users_and_command_lines_whole() -> None:
 
 def test_process_csv_round_trips_awkward_text() -> None:
     rows, _ = cm.parse_ps_output(PS_OUTPUT)
-    text = cm.csv_text(cm.PROCESS_HEADER, cm.process_rows(rows))
+    text = fmt.csv_text(fmt.PROCESS_HEADER, cm.process_rows(rows))
     parsed = list(csv.reader(io.StringIO(text)))
     assert parsed[0] == ["PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD"]
     user = "averyverylongusername123"
@@ -226,7 +227,7 @@ def test_take_snapshot_writes_a_private_pair(
     for path in (sys_file, proc_file):
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
     sys_rows = read_csv_rows(sys_file)
-    assert sys_rows[0] == list(cm.SYS_HEADER)
+    assert sys_rows[0] == list(fmt.SYS_HEADER)
     assert len(sys_rows) == 2
     proc_rows = read_csv_rows(proc_file)
     assert len(proc_rows) == 8
@@ -328,6 +329,84 @@ def test_failed_snapshots_are_logged_and_collection_goes_on(
     assert warnings == ["this kernel lacks MemAvailable, AnonHugePages; written empty"]
 
 
+def test_a_read_only_dir_fails_the_snapshot_even_when_clean_up_fails(
+    tmp_path: Path,
+    fake_sources: tuple[Path, tuple[str, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a kernel does after an I/O error: the mount turns read-only under us, so the
+    # write fails and so does deleting the temporary afterwards.
+    meminfo, ps = fake_sources
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(args[0]))
+
+    monkeypatch.setattr(cm, "write_private_file", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(cm.SnapshotError, match="Read-only file system"):
+        cm.take_snapshot(tmp_path, "20260301_120000", cm.StopSignals(), meminfo, ps)
+
+
+def test_a_dumps_dir_replaced_by_a_file_fails_the_snapshot(
+    tmp_path: Path, fake_sources: tuple[Path, tuple[str, ...]]
+) -> None:
+    meminfo, ps = fake_sources
+    dumps = tmp_path / "dumps"
+    dumps.write_text("")
+    with pytest.raises(cm.SnapshotError, match="Not a directory"):
+        cm.take_snapshot(dumps, "20260301_120000", cm.StopSignals(), meminfo, ps)
+
+
+def test_a_hanging_ps_is_killed_with_everything_it_started(tmp_path: Path) -> None:
+    child_pid_file = tmp_path / "child.pid"
+    fake_ps = tmp_path / "ps"
+    fake_ps.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {child_pid_file}\nsleep 300\n")
+    fake_ps.chmod(0o755)
+    began = time.monotonic()
+    with pytest.raises(cm.SnapshotError, match=r"took over 0\.5 s; killed"):
+        cm.run_ps((str(fake_ps),), timeout_s=0.5)
+    assert time.monotonic() - began < 10
+    child = int(child_pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while pid_alive(child):
+        assert time.monotonic() < deadline, f"ps's child {child} outlived the timeout"
+        time.sleep(0.05)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"  # a zombie is dead, only not reaped yet
+
+
+def test_a_bug_in_a_snapshot_is_one_line_and_collection_goes_on(
+    tmp_path: Path,
+    fake_sources: tuple[Path, tuple[str, ...]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    meminfo, ps = fake_sources
+
+    def buggy(*args: object) -> list[str]:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cm, "sys_row", buggy)
+    with caplog.at_level("INFO", logger="collect_memory"):
+        failures = cm.run_collector(tmp_path, 1.0, 2, cm.StopSignals(), meminfo, ps)
+    assert failures == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    traces = sorted(tmp_path.glob("collect_memory-traceback-*.txt"))
+    assert len(traces) == 1  # one file per run, not one per failed snapshot
+    assert errors == [
+        f"snapshot {stamp} UTC failed: internal error: ZeroDivisionError: division by zero;"
+        f" please report it with the command line; traceback in {traces[0]}"
+        for stamp in [e.split()[1] for e in errors]
+    ]
+    assert "ZeroDivisionError" in traces[0].read_text()
+
+
 def test_signal_during_a_failing_write_still_stops() -> None:
     guard = cm.StopSignals()
     with pytest.raises(cm.StopRequested), guard.deferred():
@@ -348,15 +427,37 @@ def test_signal_during_writing_is_deferred_until_files_are_whole() -> None:
 # --- the script as a user runs it --------------------------------------------------
 
 
-def start_collector(dumps: Path, *extra: str, ignored: int | None = None) -> subprocess.Popen[str]:
-    command = [sys.executable, str(SCRIPT), "--dumps-dir", str(dumps), *extra]
-    if ignored is not None:
-        # As a shell does for a background job (SIGINT) and nohup does (SIGHUP):
-        # the signal is ignored across exec.
-        launcher = f"import os, signal, sys; signal.signal({ignored}, signal.SIG_IGN); "
-        launcher += "os.execv(sys.argv[1], sys.argv[1:])"
-        command = [sys.executable, "-c", launcher, *command]
-    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+Collectors = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def collectors() -> Iterator[Collectors]:
+    """Start collectors as a user does; every one still running is killed at teardown,
+    so a failing test never leaves a daemon writing into a deleted tmp dir."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(dumps: Path, *extra: str, ignored: int | None = None) -> subprocess.Popen[str]:
+        command = [sys.executable, str(SCRIPT), "--dumps-dir", str(dumps), *extra]
+        # The child gets SIGINT and SIGHUP as a terminal gives them, even when pytest runs
+        # as a background job (which ignores SIGINT); or ignored, as a shell does for a
+        # background job (SIGINT) and nohup does (SIGHUP): across exec either way.
+        launcher = (
+            "import os, signal, sys\n"
+            "for signum in (signal.SIGINT, signal.SIGHUP):\n"
+            f"    signal.signal(signum, signal.SIG_IGN if signum == {ignored} else signal.SIG_DFL)\n"
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-c", launcher, *command], stderr=subprocess.PIPE, text=True
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
 
 
 def wait_for_files(dumps: Path, pattern: str, count: int, timeout_s: float = 20.0) -> None:
@@ -367,8 +468,10 @@ def wait_for_files(dumps: Path, pattern: str, count: int, timeout_s: float = 20.
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
-def test_signal_mid_sleep_ends_at_once_with_exit_0(tmp_path: Path, signum: int) -> None:
-    proc = start_collector(tmp_path, "--interval", "600")
+def test_signal_mid_sleep_ends_at_once_with_exit_0(
+    tmp_path: Path, signum: int, collectors: Collectors
+) -> None:
+    proc = collectors(tmp_path, "--interval", "600")
     wait_for_files(tmp_path, "process_mem_*.csv", 1)
     time.sleep(0.2)
     proc.send_signal(signum)
@@ -380,8 +483,10 @@ def test_signal_mid_sleep_ends_at_once_with_exit_0(tmp_path: Path, signum: int) 
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
-def test_signal_ignored_at_start_stays_ignored(tmp_path: Path, signum: int) -> None:
-    proc = start_collector(tmp_path, "--interval", "600", ignored=signum)
+def test_signal_ignored_at_start_stays_ignored(
+    tmp_path: Path, signum: int, collectors: Collectors
+) -> None:
+    proc = collectors(tmp_path, "--interval", "600", ignored=signum)
     wait_for_files(tmp_path, "process_mem_*.csv", 1)
     proc.send_signal(signum)
     time.sleep(0.5)
@@ -408,10 +513,10 @@ def test_real_short_run(tmp_path: Path) -> None:
     assert [p.name[8:] for p in sys_files] == [p.name[12:] for p in proc_files]
     assert not list(dumps.glob(".*"))
     sys_rows = read_csv_rows(sys_files[0])
-    assert sys_rows[0] == list(cm.SYS_HEADER)
+    assert sys_rows[0] == list(fmt.SYS_HEADER)
     assert float(sys_rows[1][0]) > 0  # MemTotal_MB
     proc_rows = read_csv_rows(proc_files[0])
-    assert proc_rows[0] == list(cm.PROCESS_HEADER)
+    assert proc_rows[0] == list(fmt.PROCESS_HEADER)
     pids = {int(row[0]) for row in proc_rows[1:]}
     assert 1 in pids
     assert any(row[5].startswith("[") for row in proc_rows[1:]) or len(pids) < 5
@@ -439,7 +544,11 @@ def test_uncreatable_dumps_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:
 @pytest.mark.parametrize("flags", [["--interval", "0.5"], ["--count", "0"], ["--interval", "x"]])
 def test_bad_flags_are_usage_errors(flags: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), *flags], capture_output=True, text=True, check=False
+        [sys.executable, str(SCRIPT), *flags],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -453,7 +562,11 @@ def peak_rss_kb(command: list[str]) -> int:
         " stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True
+        [sys.executable, "-c", wrapper, *command],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return int(out.stdout)
 
@@ -467,16 +580,109 @@ def test_collector_stays_within_10_mib_of_bare_python(tmp_path: Path) -> None:
 
 
 def test_collector_imports_only_the_standard_library() -> None:
+    # The project's own modules it imports (utils.dump_format) must be standard
+    # library only too: nothing outside the standard library and scripts/ is loaded.
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); before = set(sys.modules);"
         " import collect_memory; mods = set(sys.modules) - before;"
-        " std = sys.stdlib_module_names;"
-        " print(sorted(m for m in mods if m.split('.')[0] not in std and m != 'collect_memory'))"
+        " std = sys.stdlib_module_names | {'collect_memory', 'utils'};"
+        " print(sorted(m for m in mods if m.split('.')[0] not in std))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe, str(SCRIPT.parent)],
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_bug_outside_snapshots_is_one_line_and_exit_70(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def buggy(*args: object) -> int:
+        raise KeyError("slot")
+
+    monkeypatch.setattr(cm, "run_collector", buggy)
+    assert cm.main(["--count", "1", "--dumps-dir", str(tmp_path)]) == 70
+    (trace,) = tmp_path.glob("collect_memory-traceback-*.txt")
+    assert capsys.readouterr().err == (
+        "collect_memory: internal error: KeyError: 'slot'; please report it with the"
+        f" command line; traceback in {trace}\n"
+    )
+
+
+def test_a_bare_carriage_return_in_a_command_line_is_quoted() -> None:
+    text = fmt.csv_text(fmt.PROCESS_HEADER, [["7", "1", "root", "1.000", "2.000", "a\rb"]])
+    assert text.split("\n")[1] == '7,1,root,1.000,2.000,"a\rb"'
+    assert list(csv.reader(io.StringIO(text, newline="")))[1][5] == "a\rb"
+
+
+def logged_errors(process: subprocess.Popen[str]) -> list[str]:
+    assert process.stderr is not None
+    return [line for line in process.stderr.read().splitlines() if " ERROR " in line]
+
+
+def test_collection_survives_its_dumps_dir_turning_into_a_file(
+    tmp_path: Path, collectors: Collectors
+) -> None:
+    dumps = tmp_path / "dumps"
+    process = collectors(dumps, "--interval", "1")
+    wait_for_files(dumps, "process_mem_*.csv", 1)
+    dumps.rename(tmp_path / "moved")
+    dumps.write_text("")  # the dir is now a file
+    time.sleep(2.5)
+    dumps.unlink()
+    (tmp_path / "moved").rename(dumps)
+    before = len(list(dumps.glob("process_mem_*.csv")))
+    wait_for_files(dumps, "process_mem_*.csv", before + 1)
+    assert process.poll() is None, "the collector stopped"
+    process.terminate()
+    process.wait(timeout=10)
+    errors = logged_errors(process)
+    assert errors and all("Not a directory" in line for line in errors), errors
+    assert not list(dumps.glob(".*"))
+
+
+@pytest.fixture
+def small_mount(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of our own, to remount read-only under a running collector."""
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("needs root and mount(8) to remount a file system read-only")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False, timeout=30)
+
+
+def test_collection_survives_its_disk_turning_read_only(
+    small_mount: Path, collectors: Collectors
+) -> None:
+    def remount(mode: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{mode}", str(small_mount)], check=True, timeout=30)
+
+    process = collectors(small_mount, "--interval", "1")
+    wait_for_files(small_mount, "process_mem_*.csv", 1)
+    remount("ro")
+    time.sleep(2.5)
+    remount("rw")
+    before = len(list(small_mount.glob("process_mem_*.csv")))
+    wait_for_files(small_mount, "process_mem_*.csv", before + 1)
+    assert process.poll() is None, "the collector stopped"
+    process.terminate()
+    process.wait(timeout=10)
+    errors = logged_errors(process)
+    assert errors and all("Read-only file system" in line for line in errors), errors
+    assert not list(small_mount.glob(".*"))
+    assert len(list(small_mount.glob("sys_mem_*.csv"))) == len(
+        list(small_mount.glob("process_mem_*.csv"))
+    )

@@ -56,7 +56,7 @@ def test_rows_come_back_typed_and_in_time_order(tmp_path: Path) -> None:
     assert frame["RSS_MB"].tolist() == [2.0, 1.5, 3.0]
     assert frame["CMD"].tolist() == ["/bin/b, with comma", "/bin/good", "/bin/c"]
     assert snapshots == [0, 0, 1]
-    assert str(frame["PID"].dtype) == "int64"
+    assert str(frame["PID"].dtype) == "int32"
 
 
 @pytest.mark.parametrize("batch_bytes", [1 << 20, 1])
@@ -84,7 +84,7 @@ def test_command_lines_that_look_like_missing_values_stay_text(tmp_path: Path) -
         (HEADER, "no data rows; skipped"),
         ("PID,USER,RSS_MB,CMD\n10,root,1.0,x\n", "no PPID column; skipped"),
         (HEADER + "ten,1,root,1.000,2.000,x\n", "PID on line 2 is 'ten', not a whole number; skipped"),
-        (HEADER + GOOD_ROW + "11,-1,root,1.000,2.000,x\n", "PPID on line 3 is '-1', not a whole number; skipped"),
+        (HEADER + GOOD_ROW + "11,-1,root,1.000,2.000,x\n", "PPID on line 3 is '-1', negative; skipped"),
         (HEADER + "10,1,root,1.5.0,2.000,x\n", "RSS_MB on line 2 is '1.5.0', not a number; skipped"),
         (HEADER + "10,1,root,,2.000,x\n", "RSS_MB on line 2 is empty, not a number; skipped"),
         (HEADER + GOOD_ROW + "11,1,root,inf,2.000,x\n", "RSS_MB on line 3 is 'inf', not a number; skipped"),
@@ -92,8 +92,8 @@ def test_command_lines_that_look_like_missing_values_stay_text(tmp_path: Path) -
         (HEADER + "7.5,1,root,1.0,2.0,x\n", "PID on line 2 is '7.5', not a whole number; skipped"),
         (HEADER + "18446744073709551615,1,root,1.0,2.0,x\n", "PID on line 2 is '18446744073709551615', out of range; skipped"),
         (HEADER + "99999999999999999999999,1,root,1.0,2.0,x\n", "PID on line 2 is '99999999999999999999999', out of range; skipped"),
-        (HEADER + GOOD_ROW + "10,1,root,1.0,2.0,x,extra\n", "Expected 6 fields in line 3, saw 7; skipped"),
-        (HEADER + "10,1,root,1.0,2.0,x,extra\n", "rows have more fields than the header; skipped"),
+        (HEADER + GOOD_ROW + "10,1,root,1.0,2.0,x,extra\n", "line 3 has 7 fields, the header has 6; skipped"),
+        (HEADER + "10,1,root,1.0,2.0,x,extra\n", "line 2 has 7 fields, the header has 6; skipped"),
     ],
 )  # fmt: skip
 def test_a_bad_file_is_named_and_skipped_and_the_rest_is_kept(
@@ -184,7 +184,9 @@ def test_unreadable_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "process_mem_20260301_000001.csv").mkdir()  # a directory by that name
     put(tmp_path, 2, HEADER + GOOD_ROW)
     frame, _, warn = load(tmp_path)
-    assert warn.lines == ["process_mem_20260301_000001.csv: cannot read: Is a directory; skipped"]
+    assert warn.lines == [
+        "process_mem_20260301_000001.csv: not a regular file (a directory); skipped"
+    ]
     assert len(frame) == 1
 
 

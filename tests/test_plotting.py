@@ -76,7 +76,7 @@ def test_the_worker_does_not_outlive_a_killed_parent() -> None:
     assert parent.stdout is not None
     worker_pid = int(parent.stdout.readline())
     parent.kill()  # SIGKILL: no clean-up runs in the parent
-    parent.wait()
+    parent.wait(timeout=10)
     deadline = time.monotonic() + 10
     try:
         while alive(worker_pid):

@@ -17,19 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from collect_memory import (
+from collect_memory import ProcessRow, process_rows, sys_row
+from synthetic import GeneratedSummary, generate_dumps, main
+from utils.dump_format import (
     MEMINFO_FIELDS,
     PAGE_COUNT_FIELDS,
     PROCESS_HEADER,
     SYS_HEADER,
     TIMESTAMP_FORMAT,
-    ProcessRow,
     csv_text,
-    process_rows,
     snapshot_names,
-    sys_row,
 )
-from synthetic import GeneratedSummary, generate_dumps, main
 
 SNAPSHOTS = 30
 PROCESSES = 40

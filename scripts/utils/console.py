@@ -5,20 +5,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from utils.parser import DumpFile, DumpsDirError, TimeWindow, find_dumps, parse_time_arg
+from utils.parser import DumpFile, DumpsDirError, TimeWindow, Warn, find_dumps, parse_time_arg
 
 # A progress line is redrawn at most this often, so it costs nothing.
 PROGRESS_EVERY_S = 0.1
+
+# Exit statuses, the same in every script (the README has the table).
+EXIT_OK = 0
+EXIT_NO_DATA = 1  # nothing to analyse, or the output cannot be written
+EXIT_USAGE = 2  # argparse's own status for bad flags
+EXIT_ALERT = 3  # an alert condition the user asked about (--fail-on-leak, --alert-*)
+EXIT_INTERNAL = 70  # a bug: EX_SOFTWARE in sysexits.h
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 
 class AnalysisError(Exception):
@@ -127,16 +139,57 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
-def discover(dumps_dir: Path, prefix: str, window: TimeWindow) -> list[DumpFile]:
+def discover(dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn) -> list[DumpFile]:
     """The snapshot files to analyse; AnalysisError when there are none."""
+    misnamed: list[Path] = []
+
+    def note(path: Path, reason: str) -> None:
+        misnamed.append(path)
+        warn(path, reason)
+
     try:
-        files = find_dumps(dumps_dir, prefix, window)
+        files = find_dumps(dumps_dir, prefix, window, note)
     except DumpsDirError as err:
         raise AnalysisError(str(err)) from err
+    if not files and misnamed:
+        raise AnalysisError(f"none of the {len(misnamed)} {prefix}*.csv files could be used")
     if not files:
         where = "" if window.since is None and window.until is None else " " + window.describe()
         raise AnalysisError(f"no {prefix}*.csv files in {dumps_dir}{where}")
     return files
+
+
+def save_traceback(prog: str, error: BaseException, where: Sequence[Path]) -> Path | None:
+    """Write the traceback of an unexpected error, with the command line and versions, to
+    `<prog>-traceback-<UTC time>.txt` in the first of `where` (then the temp dir) that
+    takes it; None if none does."""
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
+    report = "".join(
+        [
+            f"command: {' '.join(sys.argv)}\n",
+            f"python: {platform.python_version()} on {platform.platform()}\n\n",
+            *traceback.format_exception(error),
+        ]
+    )
+    for folder in [*where, Path(tempfile.gettempdir())]:
+        path = folder / f"{prog}-traceback-{stamp}.txt"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(report, encoding="utf-8")
+        except OSError:
+            continue
+        return path
+    return None
+
+
+def internal_error_line(error: BaseException, trace: Path | None) -> str:
+    """What a user sees of a bug: one line, and where its traceback is."""
+    message = " ".join(str(error).split()) or "no message"
+    where = f"; traceback in {trace}" if trace is not None else ""
+    return (
+        f"internal error: {type(error).__name__}: {message};"
+        f" please report it with the command line{where}"
+    )
 
 
 def run_analysis(
@@ -147,7 +200,8 @@ def run_analysis(
 ) -> int:
     """Run an analysis and turn what a user can cause into one line and an exit status:
     0 done, 1 no data or an unwritable out dir, 130 interrupted (Ctrl-C), 143 stopped
-    by SIGTERM; temporary files and the plot worker are cleaned up on the way out."""
+    by SIGTERM; temporary files and the plot worker are cleaned up on the way out. A bug
+    is one line too, with exit status 70 and its traceback saved to a file."""
     reporter = Reporter(prog)
     timer = PhaseTimer()
     previous = signal.signal(signal.SIGTERM, _stop)
@@ -155,21 +209,24 @@ def run_analysis(
         analysis(reporter, Console(), timer)
     except AnalysisError as err:
         reporter.note(str(err))
-        return 1
+        return EXIT_NO_DATA
     except OSError as err:  # the out dir cannot be created or written
         reporter.note(f"cannot write {err.filename or out_dir}: {err.strerror or err}")
-        return 1
+        return EXIT_NO_DATA
     except KeyboardInterrupt:
         reporter.note("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except Stopped:
         reporter.note("stopped by SIGTERM")
-        return 128 + signal.SIGTERM
+        return EXIT_TERMINATED
+    except Exception as err:  # a bug: reported with its traceback, never a wall of Python
+        reporter.note(internal_error_line(err, save_traceback(prog, err, [out_dir])))
+        return EXIT_INTERNAL
     finally:
         signal.signal(signal.SIGTERM, previous)
         if timings:
             reporter.note(timer.summary())
-    return 0
+    return EXIT_OK
 
 
 def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: Path) -> None:

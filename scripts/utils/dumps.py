@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import stat
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,35 +26,65 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.parser import DumpFile
+from utils.dump_format import COLUMN_KINDS, Kind
+from utils.parser import DumpFile, Warn
+
+__all__ = [
+    "BATCH_BYTES",
+    "MAX_FILE_BYTES",
+    "BadFileError",
+    "Batch",
+    "Kind",
+    "Progress",
+    "TableSpec",
+    "Warn",
+    "iter_batches",
+]
 
 # How many bytes of CSV are parsed in one read_csv call: big enough that parser
 # start-up is noise, small enough that a batch's Python objects stay a few MB.
 BATCH_BYTES = 8 * 1024 * 1024
 # Parser threads; the machine this was tuned on has two cores.
 PARSE_THREADS = 2
+# No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A
+# larger "file" is not a dump, or is /dev/zero behind a symlink: refused unread.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# Whole numbers (PIDs) are held as int32; pid_max is at most 2**22.
+INT_LIMIT = 2**31
 _BOM = b"\xef\xbb\xbf"
-# Whole numbers must fit in int64 (PIDs have at most 7 digits).
-_INT64_LIMIT = 2.0**63
-
-
-class Kind(Enum):
-    INT = "int"  # a whole number >= 0, such as a PID
-    FLOAT = "float"  # a number, such as MiB
-    TEXT = "text"  # any text, such as a command line
+# What pandas' C parser takes as a number, without the words it also takes ("inf",
+# "TRUE"): optional blanks and sign, digits with an optional point, an exponent.
+_NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
+_QUOTE, _COMMA, _LF, _CR = (ord(char) for char in '",\n\r')
+# Text no dump holds, appended as a last line by explain() (replacement characters
+# cannot come out of decoding with errors="replace" next to a NUL like this).
+_END_MARK = "\x00\ufffe-end-of-file-\ufffe\x00"
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """The columns an analysis needs from each file, and what they must hold."""
+    """The columns an analysis needs from each file, and what they must hold.
+
+    Every other column of the dump format (`known`) is checked too when a file has it,
+    so a file is used whole or not at all; unknown extra columns are only counted.
+    """
 
     # TEXT columns are read as categoricals: a command line repeated in every
     # snapshot then costs one string, and --match tests it once.
     columns: tuple[tuple[str, Kind], ...]
+    known: Mapping[str, Kind] = field(default_factory=lambda: COLUMN_KINDS)
+    # A sys_mem file holds one row; None: any number.
+    rows_per_file: int | None = None
 
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.columns]
+
+    def kind_of(self, name: str) -> Kind | None:
+        for needed, kind in self.columns:
+            if needed == name:
+                return kind
+        return self.known.get(name)
 
 
 class Batch(NamedTuple):
@@ -70,23 +102,92 @@ class BadFileError(Exception):
 class RawFile(NamedTuple):
     snapshot: int  # index into the list of files being read
     path: Path
-    header: bytes  # the first line, with its line ending
+    names: tuple[str, ...]  # the header's column names
     body: bytes  # complete data lines only, each ending in \n
     line_count: int  # lines in body, counted once
+    cut: bool  # a last line without its newline was dropped
 
 
-Warn = Callable[[Path, str], None]
 Progress = Callable[[int, int], None]
 
 
 # --- Reading bytes -------------------------------------------------------------
 
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
-def split_raw(snapshot: int, path: Path, data: bytes, warn: Warn) -> RawFile:
-    """Split a file's bytes into header and whole data lines.
 
-    A last line without its newline is a file cut off mid-write or mid-copy: that
-    line alone is dropped, with a warning.
+def _not_regular(mode: int) -> str:
+    kind = next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+    return f"not a regular file ({kind})" if kind != "not a regular file" else kind
+
+
+def format_size(size: int) -> str:
+    """`2.1 GB`, `64 MiB` style: bytes as a person reads them."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:,.1f} {unit}"
+    return f"{size} bytes"
+
+
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else BadFileError.
+
+    Only regular files are opened (a FIFO would block open() forever, a device such
+    as /dev/zero never ends), and never past the limit, even if the file grows.
+    """
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadFileError(_not_regular(info.st_mode))
+        if info.st_size > limit:
+            raise BadFileError(
+                f"{format_size(info.st_size)}, larger than any dump (limit {format_size(limit)})"
+            )
+        # O_NONBLOCK: should the name become a FIFO between stat and open, open
+        # returns at once instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise BadFileError(_not_regular(mode))
+            data = handle.read(limit + 1)
+    except OSError as err:
+        raise BadFileError(f"cannot read: {err.strerror or err}") from err
+    if len(data) > limit:
+        raise BadFileError(f"grew past {format_size(limit)} while being read, larger than any dump")
+    return data
+
+
+def parse_header(line: bytes) -> tuple[str, ...]:
+    """The column names of a header line; BadFileError if it is no plain list of names.
+
+    A quote or a carriage return in a header would make the CSV parser see other
+    columns or lines than these names (and a UTF-16 file is full of NUL bytes).
+    """
+    text = line.decode("utf-8", "replace").rstrip("\r\n")
+    for char, what in (('"', "a quote"), ("\r", "a carriage return"), ("\0", "a NUL byte")):
+        if char in text:
+            raise BadFileError(f"the header line holds {what}; not a dump header")
+    names = tuple(text.split(","))
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise BadFileError(f"column {name!r} appears twice in the header")
+        seen.add(name)
+    return names
+
+
+def split_raw(snapshot: int, path: Path, data: bytes, spec: TableSpec) -> RawFile:
+    """Split a file's bytes into its header's names and whole data lines.
+
+    A last line without its newline is a file cut off mid-write or mid-copy: that line
+    alone is dropped (the caller warns once the rest of the file is known to be good).
     """
     if data.startswith(_BOM):  # saved by a spreadsheet
         data = data[len(_BOM) :]
@@ -95,150 +196,232 @@ def split_raw(snapshot: int, path: Path, data: bytes, warn: Warn) -> RawFile:
     end_of_header = data.find(b"\n")
     if end_of_header < 0:
         raise BadFileError("no complete line (cut off?)")
-    header, body = data[: end_of_header + 1], data[end_of_header + 1 :]
+    names = parse_header(data[:end_of_header])
+    missing = [name for name in spec.names if name not in names]
+    if missing:
+        raise BadFileError(f"no {', '.join(missing)} column")
+    body = data[end_of_header + 1 :]
     cut = bool(body) and not body.endswith(b"\n")
     if cut:
         body = body[: body.rfind(b"\n") + 1]
     if not body.strip():
         raise BadFileError("no complete data row (cut off?)" if cut else "no data rows")
-    if cut:
-        warn(path, "last line cut off (no final newline); dropped that line")
-    return RawFile(snapshot, path, header, body, body.count(b"\n"))
+    return RawFile(snapshot, path, names, body, body.count(b"\n"), cut)
 
 
-def read_raw(index: int, dump: DumpFile, warn: Warn) -> RawFile | None:
+def read_raw(index: int, dump: DumpFile, spec: TableSpec, warn: Warn) -> RawFile | None:
     try:
-        with open(dump.path, "rb") as handle:
-            data = handle.read()
-        return split_raw(index, dump.path, data, warn)
-    except OSError as err:
-        warn(dump.path, f"cannot read: {err.strerror or err}; skipped")
+        return split_raw(index, dump.path, read_bytes(dump.path), spec)
     except BadFileError as err:
         warn(dump.path, f"{err}; skipped")
     return None
 
 
-def header_names(header: bytes) -> list[str]:
-    text = header.decode("utf-8", "replace")
-    return next(csv.reader([text.rstrip("\r\n")]), [])
-
-
 # --- Parsing -------------------------------------------------------------------
 
 
-def _read_csv(data: bytes, spec: TableSpec, as_text: bool) -> pd.DataFrame:
-    """One read_csv over header + rows, the spec's columns typed (or all as text).
+_NUMBERS = (Kind.FLOAT, Kind.POSITIVE, Kind.FLOAT_OR_EMPTY)
 
-    Every column is parsed, not only the spec's (usecols), because usecols makes
-    pandas ignore a row with too many fields; this costs about 10% more.
-    """
-    dtypes: dict[str, str] = {}
-    for name in header_names(data[: data.find(b"\n") + 1]):
-        dtypes[name] = "object"  # columns not needed: parsed only to check field counts
-    for name, kind in spec.columns:
-        if as_text or kind is Kind.TEXT:
-            dtypes[name] = "object" if as_text else "category"
-        else:
-            dtypes[name] = "int64" if kind is Kind.INT else "float64"
-    # Only an empty number is missing: a command line "NA" or "null" is text.
-    na_values = {name: [""] for name, kind in spec.columns if kind is Kind.FLOAT and not as_text}
-    frame = pd.read_csv(
-        io.BytesIO(data),
-        dtype=dtypes,
-        keep_default_na=False,
-        na_values=na_values,
-        encoding="utf-8",
-        encoding_errors="replace",
-        engine="c",
+
+def _dtype(kind: Kind | None) -> str:
+    if kind is Kind.INT:
+        return "int32"
+    if kind in _NUMBERS:
+        return "float64"
+    # Unknown extra columns are parsed only to check each row's field count.
+    return "category" if kind is Kind.TEXT else "object"
+
+
+def _sentinel_row(names: Sequence[str], spec: TableSpec) -> bytes:
+    """A last row that is valid for every column. pandas, when a column fails as a
+    number, retries it as booleans ("TRUE" read as 1.0); one real "0" in the column
+    stops that, so a column of words always fails as it should."""
+    return (
+        b",".join(b"1" if spec.kind_of(name) in (Kind.INT, *_NUMBERS) else b"x" for name in names)
+        + b"\n"
     )
+
+
+def _read_frame(body: bytes, names: tuple[str, ...], spec: TableSpec) -> pd.DataFrame:
+    """One read_csv over data lines; every column typed (or BadFileError, ValueError...).
+
+    Every column is parsed, not only the spec's (usecols), because usecols makes pandas
+    ignore a row with too many fields.
+    """
+    kinds = {name: spec.kind_of(name) for name in names}
+    # Only an empty number is missing: a command line "NA" or "null" is text.
+    na_values = {name: [""] for name, kind in kinds.items() if kind in _NUMBERS}
+    # errstate: numpy's "invalid value encountered in cast" (for "inf" in a whole
+    # number column) is thread-local here, and the file is named anyway.
+    with np.errstate(all="ignore"):
+        frame = pd.read_csv(
+            io.BytesIO(body + _sentinel_row(names, spec)),
+            header=None,
+            names=list(names),
+            dtype={name: _dtype(kind) for name, kind in kinds.items()},
+            keep_default_na=False,
+            na_values=na_values,
+            encoding="utf-8",
+            encoding_errors="replace",
+            engine="c",
+        )
     if not isinstance(frame.index, pd.RangeIndex):
-        # Every row had one field more than the header: pandas took the first
-        # column as an index, which would shift every column by one.
+        # Every row had more fields than the header: pandas took the first
+        # column(s) as an index, which would shift every column.
         raise BadFileError("rows have more fields than the header")
-    return frame[spec.names]
+    return frame.iloc[:-1]
 
 
-def _parse_fast(files: Sequence[RawFile], spec: TableSpec) -> pd.DataFrame | None:
+def _values_ok(frame: pd.DataFrame, names: Sequence[str], spec: TableSpec) -> bool:
+    """Whole numbers >= 0, numbers finite and >= 0 (> 0, or empty, where the kind says)."""
+    for name in names:
+        kind = spec.kind_of(name)
+        if kind is Kind.INT:
+            if (frame[name].to_numpy() < 0).any():
+                return False
+        elif kind in _NUMBERS:
+            values = frame[name].to_numpy(np.float64)
+            good = np.isfinite(values) & ((values > 0) if kind is Kind.POSITIVE else (values >= 0))
+            if kind is Kind.FLOAT_OR_EMPTY:
+                good |= np.isnan(values)
+            if not good.all():
+                return False
+    return True
+
+
+def _has_missing(column: pd.Series) -> bool:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return bool((column.cat.codes.to_numpy() < 0).any() or "" in column.cat.categories)
+    if column.dtype == object:
+        return bool(column.isna().any() or (column == "").any())
+    return bool(column.isna().any())
+
+
+def field_counts_ok(body: bytes, expected: int) -> bool:
+    """Whether every non-blank line of CSV data has `expected` fields, counted as a CSV
+    reader counts them (commas and line ends inside quotes do not count).
+
+    pandas pads a row with too few fields with empty values, so a short row looks like
+    one whose last field is empty; this tells them apart, in numpy over the whole batch.
+    """
+    data = np.frombuffer(body, dtype=np.uint8)
+    inside = np.logical_xor.accumulate(data == _QUOTE)  # after an odd number of quotes
+    outside = ~inside
+    ends = (data == _LF) & outside
+    bare_cr = (data == _CR) & outside  # a CR ends a line too, unless it is CR LF's
+    bare_cr[:-1] &= data[1:] != _LF
+    line_ends = np.flatnonzero(ends | bare_cr)
+    commas = np.flatnonzero((data == _COMMA) & outside)
+    fields = np.diff(np.searchsorted(commas, line_ends), prepend=0) + 1
+    for line in np.flatnonzero(fields != expected):
+        start = int(line_ends[line - 1]) + 1 if line else 0
+        if body[start : int(line_ends[line])].strip():  # a blank line is skipped
+            return False
+    return True
+
+
+def _frame_of(files: Sequence[RawFile], spec: TableSpec) -> pd.DataFrame | None:
     """Parse files sharing one header in one go; None if anything is off."""
-    data = b"".join([files[0].header, *(raw.body for raw in files)])
+    names = files[0].names
+    body = b"".join(raw.body for raw in files)
     try:
-        frame = _read_csv(data, spec, as_text=False)
+        frame = _read_frame(body, names, spec)
     except (ValueError, OverflowError, pd.errors.ParserError, BadFileError):
         return None
-    if len(frame) != sum(raw.line_count for raw in files):
+    if len(files) > 1 and len(frame) != sum(raw.line_count for raw in files):
         return None  # blank lines or quoted newlines: rows no longer map to files
+    if spec.rows_per_file is not None and len(frame) != spec.rows_per_file * len(files):
+        return None
+    if not _values_ok(frame, names, spec):
+        return None
+    if _has_missing(frame[names[-1]]) and not field_counts_ok(body, len(names)):
+        return None
+    typed = {}
     for name, kind in spec.columns:
         column = frame[name]
-        # Anything parse_one would refuse goes there, to be named: an empty or
-        # infinite number ("inf" parses), a negative or out-of-range whole number.
-        if kind is Kind.FLOAT and not np.isfinite(column.to_numpy()).all():
-            return None
-        if kind is Kind.INT and (column.dtype != np.int64 or (column < 0).any()):
-            return None
-    return frame
-
-
-def _first_bad(column: pd.Series, ok: pd.Series) -> tuple[int, str] | None:
-    bad = (~ok).to_numpy().nonzero()[0]
-    if len(bad) == 0:
-        return None
-    row = int(bad[0])
-    return row + 2, str(column.iloc[row])  # +2: 1-based, after the header
-
-
-def parse_one(raw: RawFile, spec: TableSpec) -> pd.DataFrame:
-    """Parse a single file as text and check each value, to say exactly what is wrong."""
-    try:
-        text = _read_csv(raw.header + raw.body, spec, as_text=True)
-    except pd.errors.ParserError as err:
-        raise BadFileError(str(err).split("C error: ")[-1].strip().rstrip(".")) from err
-    except ValueError as err:
-        raise BadFileError(str(err)) from err
-    if text.empty:
-        raise BadFileError("no data rows")
-    typed: dict[str, pd.Series] = {}
-    for name, kind in spec.columns:
-        column = text[name].astype(str)
-        if kind is Kind.TEXT:
-            typed[name] = column.astype("category")
-            continue
-        numbers = pd.to_numeric(column, errors="coerce")
-        as_float = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-        ok = np.isfinite(as_float)  # "inf" is no number here either
-        what = "a number"
-        if kind is Kind.INT:
-            # What read_csv takes as int64 in the fast path ("7", "7.0", "+7"), so
-            # both paths agree on what a whole number is.
-            ok &= (as_float >= 0) & (np.floor(as_float) == as_float)
-            what = "a whole number"
-        first_bad = _first_bad(column, pd.Series(ok))
-        if first_bad is not None:
-            line, value = first_bad
-            shown = repr(value) if value else "empty"
-            raise BadFileError(f"{name} on line {line} is {shown}, not {what}")
-        if kind is Kind.INT:
-            huge = _first_bad(column, pd.Series(as_float < _INT64_LIMIT))
-            if huge is not None:
-                raise BadFileError(f"{name} on line {huge[0]} is {huge[1]!r}, out of range")
-        typed[name] = numbers.astype("int64" if kind is Kind.INT else "float64")
+        if kind in _NUMBERS:
+            column = column + 0.0  # "-0" is 0: never print -0.000
+        typed[name] = column
     return pd.DataFrame(typed)
+
+
+def _value_problem(kind: Kind, text: str) -> str | None:
+    """Why a field is not what its kind says, or None (the slow, exact check)."""
+    if kind is Kind.TEXT or (kind is Kind.FLOAT_OR_EMPTY and text == ""):
+        return None
+    whole = kind is Kind.INT
+    what = "not a whole number" if whole else "not a number"
+    if _NUMBER.fullmatch(text) is None:
+        return what
+    value = float(text)
+    if not np.isfinite(value) or (whole and value >= INT_LIMIT):
+        return "out of range"
+    if whole and value != int(value):
+        return what
+    if kind is Kind.POSITIVE and value <= 0:
+        return "not above 0"
+    return "negative" if value < 0 else None
+
+
+def explain(raw: RawFile, spec: TableSpec) -> str:
+    """Say exactly what is wrong with a file that failed to parse: the first row with
+    the wrong number of fields or the first bad value, with its line number."""
+    checks = [
+        (index, name, kind)
+        for index, name in enumerate(raw.names)
+        if (kind := spec.kind_of(name)) is not None
+    ]
+    # A last line of our own: a quote opened in the file and never closed swallows it.
+    text = raw.body.decode("utf-8", "replace") + _END_MARK + "\n"
+    reader = csv.reader(io.StringIO(text, newline=""))
+    before = 0  # lines of the body read so far
+    rows = 0
+    for record in reader:
+        line = before + 2  # 1-based, after the header
+        before = reader.line_num
+        if record == [_END_MARK]:
+            break
+        if record and _END_MARK in record[-1]:
+            return f"a quote opened on line {line} is never closed"
+        if len(record) <= 1 and not "".join(record).strip():
+            continue  # a blank line, skipped by every reader
+        if len(record) != len(raw.names):
+            return f"line {line} has {len(record)} fields, the header has {len(raw.names)}"
+        for index, name, kind in checks:
+            problem = _value_problem(kind, record[index])
+            if problem is not None:
+                shown = repr(record[index]) if record[index] else "empty"
+                return f"{name} on line {line} is {shown}, {problem}"
+        rows += 1
+    if spec.rows_per_file is not None and rows != spec.rows_per_file:
+        return f"{rows} data rows where {spec.rows_per_file} is expected"
+    try:
+        _read_frame(raw.body, raw.names, spec)
+    except pd.errors.ParserError as err:
+        return str(err).split("C error: ")[-1].strip().rstrip(".")
+    except (ValueError, OverflowError, BadFileError) as err:
+        return f"cannot be parsed: {err}"
+    return "cannot be parsed"
 
 
 def _parse_group(files: Sequence[RawFile], spec: TableSpec, warn: Warn) -> list[Batch]:
     """Parse files that share a header; bisect to isolate the bad ones."""
-    frame = _parse_fast(files, spec)
+    frame = _frame_of(files, spec)
     if frame is not None:
+        for raw in files:
+            if raw.cut:
+                warn(raw.path, "last line cut off (no final newline); dropped that line")
         counts = [raw.line_count for raw in files]
         indexes = np.array([raw.snapshot for raw in files], dtype=np.int32)
-        return [Batch(frame, np.repeat(indexes, counts))]
+        snapshot = (
+            np.repeat(indexes, counts)
+            if len(files) > 1
+            else np.full(len(frame), indexes[0], dtype=np.int32)
+        )
+        return [Batch(frame, snapshot)]
     if len(files) == 1:
-        raw = files[0]
-        try:
-            one = parse_one(raw, spec)
-        except BadFileError as err:
-            warn(raw.path, f"{err}; skipped")
-            return []
-        return [Batch(one, np.full(len(one), raw.snapshot, dtype=np.int32))]
+        warn(files[0].path, f"{explain(files[0], spec)}; skipped")
+        return []
     middle = len(files) // 2
     return _parse_group(files[:middle], spec, warn) + _parse_group(files[middle:], spec, warn)
 
@@ -264,14 +447,11 @@ def _merge(batches: list[Batch], spec: TableSpec) -> Batch | None:
     return Batch(frame, snapshot)
 
 
-def _flush(pending: dict[bytes, list[RawFile]], spec: TableSpec, warn: Warn) -> Batch | None:
+def _flush(
+    pending: dict[tuple[str, ...], list[RawFile]], spec: TableSpec, warn: Warn
+) -> Batch | None:
     batches: list[Batch] = []
-    for header, files in pending.items():
-        missing = [name for name in spec.names if name not in header_names(header)]
-        if missing:
-            for raw in files:
-                warn(raw.path, f"no {', '.join(missing)} column; skipped")
-            continue
+    for files in pending.values():
         batches.extend(_parse_group(files, spec, warn))
     return _merge(batches, spec)
 
@@ -286,23 +466,25 @@ class _Notes:
         self.items.append((path, reason))
 
 
-def _parse_job(pending: dict[bytes, list[RawFile]], spec: TableSpec) -> tuple[Batch | None, _Notes]:
+def _parse_job(
+    pending: dict[tuple[str, ...], list[RawFile]], spec: TableSpec
+) -> tuple[Batch | None, _Notes]:
     notes = _Notes()
     return _flush(pending, spec, notes), notes
 
 
 def _read_groups(
-    files: Sequence[DumpFile], batch_bytes: int
-) -> Iterator[tuple[int, dict[bytes, list[RawFile]], _Notes]]:
+    files: Sequence[DumpFile], spec: TableSpec, batch_bytes: int
+) -> Iterator[tuple[int, dict[tuple[str, ...], list[RawFile]], _Notes]]:
     """Files read as bytes, grouped by header, about batch_bytes at a time, with
     the number of files read so far and the warnings of reading them."""
-    pending: dict[bytes, list[RawFile]] = {}
+    pending: dict[tuple[str, ...], list[RawFile]] = {}
     notes = _Notes()
     size = 0
     for index, dump in enumerate(files):
-        raw = read_raw(index, dump, notes)
+        raw = read_raw(index, dump, spec, notes)
         if raw is not None:
-            pending.setdefault(raw.header, []).append(raw)
+            pending.setdefault(raw.names, []).append(raw)
             size += len(raw.body)
         if size >= batch_bytes or index == len(files) - 1:
             yield index + 1, pending, notes
@@ -339,7 +521,7 @@ def iter_batches(
         return batch
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="parse") as pool:
-        for done, pending, read_notes in _read_groups(files, batch_bytes):
+        for done, pending, read_notes in _read_groups(files, spec, batch_bytes):
             in_flight.append((done, read_notes, pool.submit(_parse_job, pending, spec)))
             # Bounded: at most a few batches of bytes and frames are alive at once.
             if len(in_flight) > threads:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from collect_memory import CSV_SUFFIX, PROCESS_PREFIX, SYS_PREFIX
+from utils.dump_format import (
+    PROCESS_PREFIX,
+    SYS_PREFIX,
+    TIMESTAMP_SHAPE,
+    looks_like_dump,
+    parse_name_timestamp,
+)
 
 __all__ = [
     "DISPLAY_FORMAT",
@@ -18,6 +24,7 @@ __all__ = [
     "DumpFile",
     "DumpsDirError",
     "TimeWindow",
+    "Warn",
     "find_dumps",
     "parse_name_timestamp",
     "parse_time_arg",
@@ -25,8 +32,6 @@ __all__ = [
 
 # Every timestamp here is UTC, kept as a naive datetime: the collector names its
 # files in UTC and --since/--until are read as UTC, so nothing is ever converted.
-_NAME_STAMP = re.compile(r"[0-9]{8}_[0-9]{6}")
-
 # How times are shown and written by the analyses (always UTC).
 DISPLAY_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Accepted --since/--until forms and how long each one spans.
@@ -37,6 +42,10 @@ _TIME_FORMATS: tuple[tuple[str, timedelta], ...] = (
 )
 # Snapshot times have one-second resolution, so the last second of a span is its end.
 _RESOLUTION = timedelta(seconds=1)
+
+
+# Reports a bad input file: where it is and why it is left out.
+Warn = Callable[[Path, str], None]
 
 
 class DumpsDirError(Exception):
@@ -69,32 +78,17 @@ class TimeWindow:
         return f"between {show(self.since, 'the start')} and {show(self.until, 'the end')} UTC"
 
 
-def parse_name_timestamp(name: str, prefix: str) -> datetime | None:
-    """The UTC time in `<prefix><YYYYMMDD_HHMMSS>.csv`, or None for any other name."""
-    if not (name.startswith(prefix) and name.endswith(CSV_SUFFIX)):
-        return None
-    stamp = name[len(prefix) : -len(CSV_SUFFIX)]
-    if not _NAME_STAMP.fullmatch(stamp):
-        return None
-    # Slicing beats strptime (TIMESTAMP_FORMAT) by 10x: it runs once per file.
-    try:
-        return datetime(
-            int(stamp[0:4]),
-            int(stamp[4:6]),
-            int(stamp[6:8]),
-            int(stamp[9:11]),
-            int(stamp[11:13]),
-            int(stamp[13:15]),
-        )
-    except ValueError:  # 20261341_250000 has the shape but is no date
-        return None
-
-
-def find_dumps(dumps_dir: Path, prefix: str, window: TimeWindow | None = None) -> list[DumpFile]:
+def find_dumps(
+    dumps_dir: Path,
+    prefix: str,
+    window: TimeWindow | None = None,
+    warn: Warn | None = None,
+) -> list[DumpFile]:
     """Every `<prefix><timestamp>.csv` directly in dumps_dir, in time order.
 
     Only the names are looked at (no file is opened), so a window costs nothing
-    for the files outside it.
+    for the files outside it. A `<prefix>...csv` name without a valid time in it is
+    reported through warn: it was meant as a dump, but cannot be placed in time.
     """
     try:
         entries = list(os.scandir(dumps_dir))
@@ -107,7 +101,12 @@ def find_dumps(dumps_dir: Path, prefix: str, window: TimeWindow | None = None) -
     found: list[DumpFile] = []
     for entry in entries:
         moment = parse_name_timestamp(entry.name, prefix)
-        if moment is None or (window is not None and not window.contains(moment)):
+        if moment is None:
+            if warn is not None and looks_like_dump(entry.name, prefix):
+                reason = f"no valid UTC time {TIMESTAMP_SHAPE} in the name; skipped"
+                warn(Path(entry.path), reason)
+            continue
+        if window is not None and not window.contains(moment):
             continue
         found.append(DumpFile(Path(entry.path), moment))
     found.sort(key=lambda dump: dump.timestamp)

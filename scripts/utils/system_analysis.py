@@ -26,7 +26,13 @@ RAW_FIELDS: tuple[str, ...] = (
     "SwapFree_MB",
 )
 METRIC_COLUMNS: tuple[str, ...] = ("RAM_Used_MB", "Swap_Used_MB", "RAM_Used_Pct")
-SYSTEM_SPEC = TableSpec(columns=tuple((name, Kind.FLOAT) for name in RAW_FIELDS))
+# MemTotal divides: it must be above 0. A sys_mem file holds one snapshot, one row.
+SYSTEM_SPEC = TableSpec(
+    columns=tuple(
+        (name, Kind.POSITIVE if name == "MemTotal_MB" else Kind.FLOAT) for name in RAW_FIELDS
+    ),
+    rows_per_file=1,
+)
 
 METRICS_CSV = "system_metrics.csv"
 PLOT_NAMES: tuple[str, ...] = (
@@ -49,16 +55,8 @@ def load_system_frame(
         return pd.DataFrame(columns=list(RAW_FIELDS), index=pd.DatetimeIndex([]), dtype="float64")
     raw = pd.concat([batch.frame for batch in batches], ignore_index=True)
     snapshot = np.concatenate([batch.snapshot for batch in batches])
-    # A snapshot file holds one row; keep the first of any extra rows someone added.
-    extra = pd.Index(snapshot).duplicated(keep="first")
-    for index in np.unique(snapshot[extra]):
-        warn(files[index].path, "more than one data row; used the first")
-    bad_total = ~extra & ~(raw["MemTotal_MB"] > 0).to_numpy()
-    for index in snapshot[bad_total]:
-        warn(files[index].path, "MemTotal_MB is not positive; skipped")
-    keep = ~extra & ~bad_total
-    times = pd.DatetimeIndex([files[index].timestamp for index in snapshot[keep]])
-    return raw.iloc[np.flatnonzero(keep)].set_axis(times, axis=0)
+    times = pd.DatetimeIndex([files[index].timestamp for index in snapshot])
+    return raw.set_axis(times, axis=0)
 
 
 def compute_metrics(raw: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,159 @@
+"""The dump format: file names, timestamps, the fields of both CSVs, and how they are written.
+
+The collector writes these files and the analyses and the compactor read them; all of
+them import the format from here. Standard library only: the collector and the
+compactor run on the system python3, without the analyses' packages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from enum import Enum
+from types import MappingProxyType
+
+# Every time in a name is UTC, kept as a naive datetime: nothing is ever converted.
+TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+TIMESTAMP_SHAPE = "YYYYMMDD_HHMMSS"  # how TIMESTAMP_FORMAT reads to a person
+SYS_PREFIX = "sys_mem_"
+PROCESS_PREFIX = "process_mem_"
+CSV_SUFFIX = ".csv"
+PREFIXES: tuple[str, ...] = (SYS_PREFIX, PROCESS_PREFIX)
+# A closed UTC day of snapshots, both kinds, as one xz-compressed tar (compact_dumps.py).
+BUNDLE_PREFIX = "mem_"
+BUNDLE_SUFFIX = ".tar.xz"
+BUNDLE_DAY_FORMAT = "%Y%m%d"
+
+# The /proc/meminfo fields written, in /proc/meminfo order.
+MEMINFO_FIELDS: tuple[str, ...] = (
+    "MemTotal",
+    "MemFree",
+    "MemAvailable",  # since Linux 3.14
+    "Buffers",
+    "Cached",
+    "SwapCached",
+    "Active",
+    "Inactive",
+    "SwapTotal",
+    "SwapFree",
+    "Dirty",
+    "Writeback",
+    "AnonPages",
+    "Mapped",
+    "Shmem",  # since Linux 2.6.32
+    "Slab",
+    "SReclaimable",  # since Linux 2.6.19
+    "SUnreclaim",
+    "KernelStack",
+    "PageTables",
+    "CommitLimit",
+    "Committed_AS",
+    "AnonHugePages",  # only with CONFIG_TRANSPARENT_HUGEPAGE
+    "HugePages_Total",
+    "HugePages_Free",
+)
+# These two are page counts, not kB: they keep their bare names.
+PAGE_COUNT_FIELDS = frozenset({"HugePages_Total", "HugePages_Free"})
+SYS_HEADER: tuple[str, ...] = tuple(
+    name if name in PAGE_COUNT_FIELDS else f"{name}_MB" for name in MEMINFO_FIELDS
+)
+PROCESS_HEADER: tuple[str, ...] = ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
+
+
+class Kind(Enum):
+    """What a field holds; readers check every field of a file against it."""
+
+    INT = "a whole number"  # >= 0 and below 2**31, such as a PID (pid_max is at most 2**22)
+    FLOAT = "a number"  # finite and >= 0, such as MiB
+    POSITIVE = "a number above 0"  # finite and > 0, such as MemTotal (a divisor)
+    FLOAT_OR_EMPTY = "a number or empty"  # a field this kernel may not report
+    TEXT = "text"  # anything, such as a command line
+
+
+# The kind of every column either file can have. A sys_mem field is written empty when
+# the running kernel lacks it, so any of them may be empty here; an analysis that
+# needs one says so in its own table spec.
+COLUMN_KINDS: Mapping[str, Kind] = MappingProxyType(
+    {
+        **dict.fromkeys(SYS_HEADER, Kind.FLOAT_OR_EMPTY),
+        "PID": Kind.INT,
+        "PPID": Kind.INT,
+        "USER": Kind.TEXT,
+        "RSS_MB": Kind.FLOAT,
+        "VSZ_MB": Kind.FLOAT,
+        "CMD": Kind.TEXT,
+    }
+)
+
+_NAME_STAMP = re.compile(r"[0-9]{8}_[0-9]{6}")
+_BUNDLE_DAY = re.compile(r"[0-9]{8}")
+# Python 3.11's csv writer quotes a field holding a comma, a quote or "\n", but not a
+# bare "\r" when lines end in "\n"; every CSV reader takes an unquoted "\r" as a line
+# end. So fields are quoted here, for any of the four.
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def snapshot_names(timestamp: str) -> tuple[str, str]:
+    """The sys_mem and process_mem file names of one snapshot (`YYYYMMDD_HHMMSS`, UTC)."""
+    return (
+        f"{SYS_PREFIX}{timestamp}{CSV_SUFFIX}",
+        f"{PROCESS_PREFIX}{timestamp}{CSV_SUFFIX}",
+    )
+
+
+def bundle_name(day: date) -> str:
+    """`mem_<YYYYMMDD>.tar.xz`: the bundle of one UTC day."""
+    return f"{BUNDLE_PREFIX}{day:{BUNDLE_DAY_FORMAT}}{BUNDLE_SUFFIX}"
+
+
+def looks_like_dump(name: str, prefix: str) -> bool:
+    """A name meant as `<prefix>...csv`, valid or not (to warn about the invalid ones)."""
+    return name.startswith(prefix) and name.endswith(CSV_SUFFIX)
+
+
+def parse_name_timestamp(name: str, prefix: str) -> datetime | None:
+    """The UTC time in `<prefix><YYYYMMDD_HHMMSS>.csv`, or None for any other name."""
+    if not looks_like_dump(name, prefix):
+        return None
+    stamp = name[len(prefix) : -len(CSV_SUFFIX)]
+    if not _NAME_STAMP.fullmatch(stamp):
+        return None
+    # Slicing beats strptime (TIMESTAMP_FORMAT) by 10x: it runs once per file.
+    try:
+        return datetime(
+            int(stamp[0:4]),
+            int(stamp[4:6]),
+            int(stamp[6:8]),
+            int(stamp[9:11]),
+            int(stamp[11:13]),
+            int(stamp[13:15]),
+        )
+    except ValueError:  # 20261341_250000 has the shape but is no date
+        return None
+
+
+def parse_bundle_day(name: str) -> date | None:
+    """The UTC day of `mem_<YYYYMMDD>.tar.xz`, or None for any other name."""
+    if not (name.startswith(BUNDLE_PREFIX) and name.endswith(BUNDLE_SUFFIX)):
+        return None
+    stamp = name[len(BUNDLE_PREFIX) : -len(BUNDLE_SUFFIX)]
+    if not _BUNDLE_DAY.fullmatch(stamp):
+        return None
+    try:
+        return date(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]))
+    except ValueError:
+        return None
+
+
+def _csv_field(value: str) -> str:
+    if _NEEDS_QUOTES.search(value) is None:
+        return value
+    return '"' + value.replace('"', '""') + '"'
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A whole CSV document: `\\n` line endings, a final newline, and fields quoted the
+    CSV way when they hold a comma, a quote, `\\n` or `\\r` (so they round-trip)."""
+    lines = [",".join(_csv_field(field) for field in row) for row in (header, *rows)]
+    return "\n".join(lines) + "\n"
