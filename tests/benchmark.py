@@ -57,11 +57,9 @@ PROG = "benchmark"
 SYS_PREFIX = "sys_mem_"
 PROCESS_PREFIX = "process_mem_"
 NAME_TIME_FORMAT = "%Y%m%d_%H%M%S"
-PHASES: tuple[str, ...] = ("discovery", "reading", "computing", "plotting")
-TIMINGS_RE = re.compile(
-    r"timings: discovery ([0-9.]+) s, reading ([0-9.]+) s,"
-    r" computing ([0-9.]+) s, plotting ([0-9.]+) s"
-)
+PHASES: tuple[str, ...] = ("discovery", "reading", "computing", "growth", "plotting")
+TIMINGS_RE = re.compile(r"timings: ((?:[a-z]+ [0-9.]+ s(?:, |$))+)", re.MULTILINE)
+PHASE_RE = re.compile(r"([a-z]+) ([0-9.]+) s")
 ANALYSES: tuple[str, ...] = ("system", "processes")
 TITLES = {"system": "System analysis", "processes": "Process analysis"}
 TOP_N = 10
@@ -504,18 +502,25 @@ class Phases:
     reading: float
     computing: float
     plotting: float
+    growth: float = 0.0  # the leak finder (process analysis)
 
-    def as_tuple(self) -> tuple[float, float, float, float]:
-        return (self.discovery, self.reading, self.computing, self.plotting)
+    def as_tuple(self) -> tuple[float, ...]:
+        """In PHASES order."""
+        return tuple(getattr(self, name) for name in PHASES)
+
+    @classmethod
+    def from_tuple(cls, values: Sequence[float]) -> Phases:
+        return cls(**dict(zip(PHASES, values, strict=True)))
 
 
 def parse_timings(stderr: str) -> Phases | None:
-    """The last `timings: discovery X s, ...` line of a command's stderr."""
+    """The last `timings: discovery X s, ...` line of a command's stderr (phases it does
+    not name count 0)."""
     matches = TIMINGS_RE.findall(stderr)
     if not matches:
         return None
-    discovery, reading, computing, plotting = (float(value) for value in matches[-1])
-    return Phases(discovery, reading, computing, plotting)
+    seconds = {name: float(value) for name, value in PHASE_RE.findall(matches[-1])}
+    return Phases.from_tuple([seconds.get(name, 0.0) for name in PHASES])
 
 
 @dataclass(frozen=True)
@@ -545,8 +550,7 @@ class Measurement:
     @property
     def phases(self) -> Phases:
         columns = zip(*(run.phases.as_tuple() for run in self.runs), strict=True)
-        discovery, reading, computing, plotting = (statistics.median(c) for c in columns)
-        return Phases(discovery, reading, computing, plotting)
+        return Phases.from_tuple([statistics.median(column) for column in columns])
 
 
 @dataclass(frozen=True)
@@ -581,7 +585,7 @@ class Check:
 
 # --- Formatting (pure) -----------------------------------------------------------
 
-TABLE_HEADER = ("wall s", "peak MiB", "discovery", "reading", "computing", "plotting")
+TABLE_HEADER = ("wall s", "peak MiB", *PHASES)
 LABEL_WIDTH = 15
 CELL_WIDTH = 11
 

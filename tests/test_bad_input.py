@@ -31,7 +31,7 @@ import analyze_processes
 import analyze_system
 from utils.dump_format import PROCESS_HEADER, SYS_HEADER, TIMESTAMP_FORMAT, csv_text
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
-from utils.process_analysis import load_all_records
+from utils.process_analysis import compute_rss_spread, load_all_records
 from utils.system_analysis import RAW_FIELDS, load_system_frame
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -168,12 +168,13 @@ def process_outcome(dumps: Path, batch_bytes: int) -> Outcome:
         lambda path, why: warnings.append(f"{path.name}: {why}"),
         batch_bytes=batch_bytes,
     )
+    times, pids, rss_milli = records.rows()
     rows = sorted(
-        (str(records.timestamps[s]), int(p), round(float(r), 3))
-        for chunk in records.chunks
-        for s, p, r in zip(chunk.snapshot, chunk.pid, chunk.rss_mb, strict=True)
+        (str(t), int(p), r / 1000) for t, p, r in zip(times, pids, rss_milli, strict=True)
     )
-    return Outcome(warnings, (rows, dict(records.first_cmd), records.snapshots_read))
+    spreads = compute_rss_spread(records)
+    first_cmd = dict(zip(spreads["PID"].tolist(), spreads["CMD"].tolist(), strict=True))
+    return Outcome(warnings, (rows, first_cmd, records.snapshots_read))
 
 
 def sys_outcome(dumps: Path, batch_bytes: int) -> Outcome:

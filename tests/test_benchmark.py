@@ -82,10 +82,13 @@ def test_comparison_table_has_both_rows_and_the_ratios() -> None:
         "discovery",
         "reading",
         "computing",
+        "growth",
         "plotting",
     ]
-    assert lines[2].split() == ["baseline", "10.00", "1,000", "0.010", "5.000", "2.500", "0.000"]
-    assert lines[3].split() == ["ours", "2.50", "250", "0.010", "1.250", "0.625", "0.312"]
+    assert lines[2].split() == [
+        "baseline", "10.00", "1,000", "0.010", "5.000", "2.500", "0.000", "0.000"
+    ]  # fmt: skip
+    assert lines[3].split() == ["ours", "2.50", "250", "0.010", "1.250", "0.625", "0.000", "0.312"]
     assert lines[4].split() == [
         "ours/baseline",
         "0.25x",
@@ -93,6 +96,7 @@ def test_comparison_table_has_both_rows_and_the_ratios() -> None:
         "1.00x",
         "0.25x",
         "0.25x",
+        "-",
         "-",
     ]
     # Every cell ends in the same column, whatever its width.
@@ -181,6 +185,8 @@ def test_parse_timings_takes_the_last_line() -> None:
         " computing 0.054 s, plotting 0.857 s\n"
     )
     assert parse_timings(stderr) == Phases(0.067, 1.760, 0.054, 0.857)
+    with_growth = stderr.replace("plotting", "growth 0.021 s, plotting")
+    assert parse_timings(with_growth) == Phases(0.067, 1.760, 0.054, 0.857, growth=0.021)
     assert parse_timings("no timings here\n") is None
 
 

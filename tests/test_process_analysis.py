@@ -111,9 +111,19 @@ def test_stale_outputs_are_removed(tmp_path: Path) -> None:
     names += ["top5_rss_spread.csv", "top10_rss_spread.csv", "top10_rss_spread.csv.bak"]
     for name in names:
         (tmp_path / name).write_bytes(b"")
-    removed = remove_stale_outputs(tmp_path, [1], "top5_rss_spread.csv")
-    assert [p.name for p in removed] == ["rss_pid_2.png", "top10_rss_spread.csv"]
+    names += ["leak_1_20260301_100000.png", "leak_2_20260301_100000.png", "leak_3.png"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    keep = [tmp_path / "rss_pid_1.png", tmp_path / "leak_2_20260301_100000.png"]
+    removed = remove_stale_outputs(tmp_path, keep, "top5_rss_spread.csv")
+    assert [p.name for p in removed] == [
+        "leak_1_20260301_100000.png",
+        "rss_pid_2.png",
+        "top10_rss_spread.csv",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "leak_2_20260301_100000.png",
+        "leak_3.png",
         "notes.png",
         "rss_pid_1.png",
         "rss_pid_x.png",
@@ -162,7 +172,11 @@ def test_end_to_end(tmp_path: Path) -> None:
     )
     assert stdout[2].split() == ["PID", "min_RSS", "max_RSS", "spread", "CMD"]
     assert stdout[3].split()[:4] == ["500", "1.000", "801.000", "800.000"]
-    assert stdout[-1] == "Removed 2 file(s) of an earlier run not in this table"
+    assert stdout[-1] == "Removed 2 file(s) of an earlier run not in these tables"
+    assert "No process shows sustained growth (11 process instances over 30 min judged)" in stdout
+    assert (out / "leaks.csv").read_text() == (
+        "PID,first_seen,last_seen,since,growth_MB_per_day,growth_MB,confidence,CMD\n"
+    )
     assert not (out / "top10_rss_spread.csv").exists()
     plots = sorted(p.name for p in out.glob("rss_pid_*.png"))
     assert plots == [f"rss_pid_{pid}.png" for pid in ["100", "150", "200", "400", "500"]]

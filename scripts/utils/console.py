@@ -80,10 +80,12 @@ class Reporter:
 class PhaseTimer:
     """Wall time per phase (discovery, reading, computing, plotting), for --timings."""
 
-    PHASES = ("discovery", "reading", "computing", "plotting")
+    PHASES = ("discovery", "reading", "computing", "growth", "plotting")
+    # Shown even when they took no time; "growth" only in the analysis that has it.
+    ALWAYS = ("discovery", "reading", "computing", "plotting")
 
     def __init__(self) -> None:
-        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self.seconds = dict.fromkeys(self.ALWAYS, 0.0)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -91,10 +93,11 @@ class PhaseTimer:
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - began
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
 
     def summary(self) -> str:
-        parts = ", ".join(f"{name} {secs:.3f} s" for name, secs in self.seconds.items())
+        timed = [name for name in self.PHASES if name in self.seconds]
+        parts = ", ".join(f"{name} {self.seconds[name]:.3f} s" for name in timed)
         return f"timings: {parts}"
 
 
@@ -194,19 +197,20 @@ def internal_error_line(error: BaseException, trace: Path | None) -> str:
 
 def run_analysis(
     prog: str,
-    analysis: Callable[[Reporter, Console, PhaseTimer], None],
+    analysis: Callable[[Reporter, Console, PhaseTimer], int | None],
     out_dir: Path,
     timings: bool,
 ) -> int:
     """Run an analysis and turn what a user can cause into one line and an exit status:
     0 done, 1 no data or an unwritable out dir, 130 interrupted (Ctrl-C), 143 stopped
     by SIGTERM; temporary files and the plot worker are cleaned up on the way out. A bug
-    is one line too, with exit status 70 and its traceback saved to a file."""
+    is one line too, with exit status 70 and its traceback saved to a file. The analysis
+    returns its own status (3 for an alert it was asked about), or None for 0."""
     reporter = Reporter(prog)
     timer = PhaseTimer()
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        analysis(reporter, Console(), timer)
+        status = analysis(reporter, Console(), timer)
     except AnalysisError as err:
         reporter.note(str(err))
         return EXIT_NO_DATA
@@ -226,7 +230,7 @@ def run_analysis(
         signal.signal(signal.SIGTERM, previous)
         if timings:
             reporter.note(timer.summary())
-    return EXIT_OK
+    return EXIT_OK if status is None else status
 
 
 def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: Path) -> None:

@@ -1,9 +1,8 @@
-"""Process analysis: per-PID RSS spread over the process_mem snapshots, and per-PID plots.
+"""Process analysis: per-PID RSS spread (the seed's table), per-instance sustained growth (the
+leak finder), and their plots.
 
-A month of snapshots holds millions of process rows. They are never held as a table
-of Python objects: each batch of files is parsed, filtered and reduced to three
-compact arrays (snapshot, PID, RSS), and only each PID's earliest command line is
-kept as text.
+The rows are never held as a table: process_records reduces each batch of files as it is
+read (compact rows for the plots, per-instance aggregates, 6-hour floors).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -22,81 +21,41 @@ import pandas as pd
 
 from utils import plotting
 from utils.console import replace_atomically
-from utils.dumps import BATCH_BYTES, Batch, Kind, Progress, TableSpec, Warn, iter_batches
-from utils.parser import DumpFile
+from utils.dumps import BATCH_BYTES, Kind, Progress, TableSpec, Warn, iter_batches
+from utils.growth import FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
+from utils.parser import DISPLAY_FORMAT, DumpFile
+from utils.process_records import BUCKET_S, MILLI, InstanceTable, ProcessRecords
 
 PROCESS_SPEC = TableSpec(
     columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT))
 )
 SPREAD_COLUMNS: tuple[str, ...] = ("PID", "min_RSS", "max_RSS", "spread", "CMD")
+LEAK_COLUMNS: tuple[str, ...] = (
+    "PID",
+    "first_seen",
+    "last_seen",
+    "since",
+    "growth_MB_per_day",
+    "growth_MB",
+    "confidence",
+    "CMD",
+)
+LEAKS_CSV = "leaks.csv"
 PLOT_NAME = "rss_pid_{pid}.png"
+LEAK_PLOT_NAME = "leak_{pid}_{first:%Y%m%d_%H%M%S}.png"
 _PLOT_NAME_RE = re.compile(r"rss_pid_([0-9]+)\.png")
+_LEAK_PLOT_NAME_RE = re.compile(r"leak_[0-9]+_[0-9]{8}_[0-9]{6}\.png")
 _TABLE_NAME_RE = re.compile(r"top[0-9]+_rss_spread\.csv")
-# The dumps carry 3 decimals: spreads are compared at that precision, so that
-# 0.3 - 0.1 and 0.2 - 0.0 are the same spread and ties fall to the lower PID.
+# The dumps carry 3 decimals: spreads are compared at that precision (exactly, as
+# integer thousandths), so that 0.3 - 0.1 and 0.2 - 0.0 are the same spread and ties
+# fall to the lower PID.
 DECIMALS = 3
 CONSOLE_CMD_WIDTH = 60
 TITLE_CMD_WIDTH = 70
-
+LEAK_COLOR = "#c0392b"
+FLOOR_COLOR = "#555555"
 
 Series = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]
-
-
-class RecordChunk(NamedTuple):
-    """Process rows of one batch of files, as compact arrays."""
-
-    snapshot: npt.NDArray[np.int32]  # index into ProcessRecords.timestamps
-    pid: npt.NDArray[np.int64]
-    rss_mb: npt.NDArray[np.float64]
-
-
-@dataclass
-class ProcessRecords:
-    """Every process row of the snapshots (after --match), in time order."""
-
-    timestamps: npt.NDArray[np.datetime64]  # one per snapshot file given
-    chunks: list[RecordChunk] = field(default_factory=list)
-    first_cmd: dict[int, str] = field(default_factory=dict)  # earliest row's CMD per PID
-    snapshots_read: int = 0  # files that gave rows (before --match)
-
-    def series(self, pids: Sequence[int]) -> dict[int, Series]:
-        """Time and RSS (MiB) of each PID's rows, in time order."""
-        wanted = np.array(list(pids), dtype=np.int64)
-        kept = [np.isin(chunk.pid, wanted) for chunk in self.chunks]
-        snapshot = np.concatenate([c.snapshot[k] for c, k in zip(self.chunks, kept, strict=True)])
-        pid = np.concatenate([c.pid[k] for c, k in zip(self.chunks, kept, strict=True)])
-        rss = np.concatenate([c.rss_mb[k] for c, k in zip(self.chunks, kept, strict=True)])
-        return {one: (self.timestamps[snapshot[pid == one]], rss[pid == one]) for one in pids}
-
-
-def match_mask(cmd: pd.Series, text: str) -> npt.NDArray[np.bool_]:
-    """Rows whose CMD (categorical, as the reader gives it) contains text: a plain,
-    case-sensitive substring, tested once per distinct command line."""
-    per_category = cmd.cat.categories.astype(str).str.contains(text, regex=False)
-    return np.asarray(per_category, dtype=bool)[cmd.cat.codes.to_numpy()]
-
-
-def add_batch(records: ProcessRecords, batch: Batch, match: str | None) -> None:
-    """Reduce one parsed batch to compact arrays and first command lines."""
-    frame = batch.frame
-    snapshot = batch.snapshot
-    records.snapshots_read += len(np.unique(snapshot))
-    if match is not None:
-        keep = match_mask(frame["CMD"], match)
-        frame = frame[keep]
-        snapshot = snapshot[keep]
-    if frame.empty:
-        return
-    pid = frame["PID"].to_numpy(np.int64)
-    records.chunks.append(RecordChunk(snapshot, pid, frame["RSS_MB"].to_numpy(np.float64)))
-    # Rows are in time order, so a PID's first row in its first batch is its earliest.
-    _, first_rows = np.unique(pid, return_index=True)
-    known = records.first_cmd
-    new_rows = [row for row in first_rows if int(pid[row]) not in known]
-    if new_rows:
-        texts = frame["CMD"].to_numpy()[new_rows]  # one lookup, not one per row
-        for row, text in zip(new_rows, texts, strict=True):
-            known[int(pid[row])] = str(text)
 
 
 def load_all_records(
@@ -108,9 +67,9 @@ def load_all_records(
 ) -> ProcessRecords:
     """Read every process snapshot (bad files are reported through warn and left out)."""
     timestamps = np.array([dump.timestamp for dump in files], dtype="datetime64[s]")
-    records = ProcessRecords(timestamps)
+    records = ProcessRecords(timestamps, match)
     for batch in iter_batches(files, PROCESS_SPEC, warn, progress, batch_bytes):
-        add_batch(records, batch, match)
+        records.add(batch)
     return records
 
 
@@ -119,30 +78,98 @@ def compute_rss_spread(records: ProcessRecords) -> pd.DataFrame:
     largest spread first, equal spreads by PID ascending.
 
     As in the seed, the key is the PID alone: when the kernel reuses a PID, the two
-    processes share one row.
+    processes (two instances) share one row, with the earlier one's CMD.
     """
-    partial: list[pd.DataFrame] = []
-    for chunk in records.chunks:
-        rss = pd.Series(chunk.rss_mb)
-        partial.append(rss.groupby(chunk.pid, sort=False).agg(["min", "max"]))
-    if not partial:
+    table = records.instances()
+    if len(table.pid) == 0:
         return pd.DataFrame({name: [] for name in SPREAD_COLUMNS})
-    extremes = pd.concat(partial).groupby(level=0).agg({"min": "min", "max": "max"})
-    table = pd.DataFrame(
+    order = np.lexsort((table.first_rank, table.pid))  # each PID's earliest instance first
+    pid = table.pid[order]
+    starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
+    low = np.minimum.reduceat(table.min_milli[order], starts)
+    high = np.maximum.reduceat(table.max_milli[order], starts)
+    spread = high - low
+    ranking = np.lexsort((pid[starts], -spread))
+    return pd.DataFrame(
         {
-            "PID": extremes.index.to_numpy(np.int64),
-            "min_RSS": extremes["min"].to_numpy(),
-            "max_RSS": extremes["max"].to_numpy(),
-            "spread": (extremes["max"] - extremes["min"]).round(DECIMALS).to_numpy(),
+            "PID": pid[starts][ranking],
+            "min_RSS": low[ranking] / MILLI,
+            "max_RSS": high[ranking] / MILLI,
+            "spread": spread[ranking] / MILLI,
+            "CMD": [records.commands[code] for code in table.cmd[order][starts][ranking]],
         }
     )
-    table["CMD"] = [records.first_cmd[pid] for pid in table["PID"]]
-    table = table.sort_values(["spread", "PID"], ascending=[False, True], kind="stable")
-    return table.reset_index(drop=True)
 
 
 def top_spreads(spreads: pd.DataFrame, n: int) -> pd.DataFrame:
     return spreads.head(n).reset_index(drop=True)
+
+
+# --- Growth (leaks) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leak:
+    """A process instance whose memory shows sustained growth."""
+
+    pid: int
+    first_seen: datetime  # UTC, the instance's first and last snapshot
+    last_seen: datetime
+    since: datetime  # where the growth starts
+    growth_mb_per_day: float
+    growth_mb: float  # fitted growth from `since` to `last_seen`
+    confidence: float  # 0..1, how clean the trend is
+    cmd: str  # of the instance's first row
+    instance: int  # for the plots: the instance's number in the records...
+    first_rank: int  # ... and its first and last snapshot read
+    last_rank: int
+    start_mb: float  # the fitted line's level at `since`
+
+
+def find_leaks(records: ProcessRecords, params: GrowthParams) -> list[Leak]:
+    """The instances with sustained growth, highest rate first (equal rates, at the
+    CSV's 3 decimals, by PID)."""
+    table = records.instances()
+    interval_s = plotting.usual_interval_s(records.times)
+    if len(table.pid) == 0 or interval_s is None:
+        return []
+    times_s = records.times.astype(np.int64)
+    floors = records.floors()
+    growths = find_growth(
+        FloorTable(
+            instance=np.searchsorted(table.number, floors.instance),
+            bucket=floors.bucket,
+            floor_mb=floors.low_milli / MILLI,
+            samples=floors.samples,
+        ),
+        InstanceSpans(
+            first_s=times_s[table.first_rank],
+            last_s=times_s[table.last_rank],
+            samples=table.samples,
+        ),
+        interval_s,
+        params,
+    )
+    leaks = [_leak(records, table, growth) for growth in growths]
+    return sorted(leaks, key=lambda leak: (-round(leak.growth_mb_per_day, DECIMALS), leak.pid))
+
+
+def _leak(records: ProcessRecords, table: InstanceTable, growth: Growth) -> Leak:
+    at = growth.instance
+    return Leak(
+        pid=int(table.pid[at]),
+        first_seen=records.times[table.first_rank[at]].astype(datetime),
+        last_seen=records.times[table.last_rank[at]].astype(datetime),
+        since=np.datetime64(growth.since_s, "s").astype(datetime),
+        growth_mb_per_day=growth.rate_mb_per_day,
+        growth_mb=growth.growth_mb,
+        confidence=growth.confidence,
+        cmd=records.commands[int(table.cmd[at])],
+        instance=int(table.number[at]),
+        first_rank=int(table.first_rank[at]),
+        last_rank=int(table.last_rank[at]),
+        start_mb=growth.start_mb,
+    )
 
 
 # --- Output --------------------------------------------------------------------
@@ -208,39 +235,172 @@ def plot_pid(
 def plot_top(
     records: ProcessRecords, top: pd.DataFrame, out_dir: Path, worker: plotting.PlotWorker
 ) -> list[Path]:
-    """One PNG per PID of the table; the gap threshold comes from all snapshots."""
-    snapshot_times = records.timestamps  # in time order, one per file: names are unique
+    """One PNG per PID of the table; the gap threshold comes from all snapshots read."""
+    snapshot_times = records.times
     threshold = plotting.gap_threshold_s(snapshot_times)
-    pids = [int(pid) for pid in top["PID"]]
-    series = records.series(pids)
     jobs = [
-        (pid, str(cmd), series[pid], snapshot_times, threshold, out_dir)
-        for pid, cmd in zip(pids, top["CMD"], strict=True)
+        (int(pid), str(cmd), records.pid_series(int(pid)), snapshot_times, threshold, out_dir)
+        for pid, cmd in zip(top["PID"], top["CMD"], strict=True)
     ]
     return worker.draw(plot_pid, jobs)
 
 
-def remove_stale_outputs(out_dir: Path, keep_pids: Sequence[int], keep_csv: str) -> list[Path]:
-    """Delete what an earlier run left that this table does not have: rss_pid_<PID>.png
-    of other PIDs and top<N>_rss_spread.csv of another N, so the folder matches the table."""
-    keep = {int(pid) for pid in keep_pids}
+def format_leak_table(leaks: Sequence[Leak]) -> list[str]:
+    """The flagged instances as an aligned console table, fastest growth first."""
+    cells = [
+        (
+            str(leak.pid),
+            f"{leak.since:%Y-%m-%d %H:%M}",
+            f"{leak.growth_mb_per_day:,.1f}",
+            f"{leak.growth_mb:,.1f}",
+            f"{leak.confidence:.2f}",
+            f"{leak.first_seen:%Y-%m-%d %H:%M}",
+        )
+        for leak in leaks
+    ]
+    header = ("PID", "since (UTC)", "MiB/day", "growth MiB", "confidence", "first seen (UTC)")
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)) + "  CMD"]
+    for row, leak in zip(cells, leaks, strict=True):
+        text = "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+        lines.append(f"{text}  {shorten(leak.cmd, CONSOLE_CMD_WIDTH)}")
+    return lines
+
+
+def leaks_frame(leaks: Sequence[Leak]) -> pd.DataFrame:
+    """The rows of leaks.csv: exactly LEAK_COLUMNS, times as text."""
+    return pd.DataFrame(
+        {
+            "PID": [leak.pid for leak in leaks],
+            "first_seen": [f"{leak.first_seen:{DISPLAY_FORMAT}}" for leak in leaks],
+            "last_seen": [f"{leak.last_seen:{DISPLAY_FORMAT}}" for leak in leaks],
+            "since": [f"{leak.since:{DISPLAY_FORMAT}}" for leak in leaks],
+            "growth_MB_per_day": [leak.growth_mb_per_day for leak in leaks],
+            "growth_MB": [leak.growth_mb for leak in leaks],
+            "confidence": [leak.confidence for leak in leaks],
+            "CMD": [leak.cmd for leak in leaks],
+        },
+        columns=list(LEAK_COLUMNS),
+    )
+
+
+def write_leaks_csv(leaks: Sequence[Leak], path: Path) -> Path:
+    """Exactly LEAK_COLUMNS: times `YYYY-MM-DD HH:MM:SS` UTC, numbers with 3 decimals, CMD
+    whole; only the header when nothing is flagged."""
+    table = leaks_frame(leaks)
+    return replace_atomically(
+        path,
+        lambda temp: table.to_csv(
+            temp, index=False, float_format=f"%.{DECIMALS}f", lineterminator="\n"
+        ),
+    )
+
+
+class LeakPlot(NamedTuple):
+    """What one leak plot shows (picklable: it may be drawn in the plot worker)."""
+
+    pid: int
+    cmd: str
+    series: Series  # the instance's RSS
+    floor_start: npt.NDArray[np.datetime64]  # the 6-hour buckets...
+    floor_mb: npt.NDArray[np.float64]  # ... and the lowest RSS in each
+    since: np.datetime64
+    start_mb: float  # the fitted line's level at `since`
+    rate_mb_per_day: float
+    growth_mb: float
+    confidence: float
+
+
+def leak_plots(records: ProcessRecords, leaks: Sequence[Leak]) -> list[LeakPlot]:
+    floors = records.floors()
+    plots: list[LeakPlot] = []
+    for leak in leaks:
+        low, high = np.searchsorted(floors.instance, [leak.instance, leak.instance + 1])
+        buckets = floors.bucket[low:high] * BUCKET_S
+        plots.append(
+            LeakPlot(
+                pid=leak.pid,
+                cmd=leak.cmd,
+                series=records.pid_series(leak.pid, leak.first_rank, leak.last_rank),
+                floor_start=buckets.astype("datetime64[s]"),
+                floor_mb=floors.low_milli[low:high] / MILLI,
+                since=np.datetime64(leak.since, "s"),
+                start_mb=leak.start_mb,
+                rate_mb_per_day=leak.growth_mb_per_day,
+                growth_mb=leak.growth_mb,
+                confidence=leak.confidence,
+            )
+        )
+    return plots
+
+
+def plot_leak(
+    leak: LeakPlot,
+    snapshot_times: npt.NDArray[np.datetime64],
+    threshold_s: float | None,
+    out_dir: Path,
+) -> Path:
+    """An instance's RSS, its 6-hour floors and the fitted growth from `since`."""
+    times, rss_mb = leak.series
+    figure, axes = plotting.new_figure()
+    plotting.plot_series(
+        axes, times, rss_mb, threshold_s, f"RSS of PID {leak.pid}", plotting.RAM_COLOR
+    )
+    bucket = np.timedelta64(BUCKET_S, "s")
+    axes.hlines(
+        leak.floor_mb,
+        np.maximum(leak.floor_start, times[0]),
+        np.minimum(leak.floor_start + bucket, times[-1]),
+        colors=FLOOR_COLOR,
+        linewidth=2.2,
+        label="lowest RSS per 6 h",
+    )
+    fit_end_mb = leak.start_mb + leak.growth_mb
+    axes.plot(
+        [leak.since, times[-1]],
+        [leak.start_mb, fit_end_mb],
+        color=LEAK_COLOR,
+        linestyle="--",
+        linewidth=1.8,
+        label=f"growth {leak.rate_mb_per_day:,.1f} MiB/day",
+    )
+    in_view = (snapshot_times >= times[0]) & (snapshot_times <= times[-1])
+    plotting.shade_gaps(axes, snapshot_times[in_view], threshold_s)
+    plotting.style_time_axis(axes, times)
+    plotting.style_value_axis(axes, "RSS (MiB)")
+    axes.set_ylim(0, max(float(rss_mb.max()), fit_end_mb) * 1.08)
+    plotting.add_legend(axes)
+    since, last = pd.Timestamp(leak.since), pd.Timestamp(times[-1])
+    subtitle = (
+        f"leaks {leak.rate_mb_per_day:,.1f} MiB/day since {since:%Y-%m-%d %H:%M} UTC:"
+        f" +{leak.growth_mb:,.0f} MiB by {last:%Y-%m-%d %H:%M}"
+        f" · confidence {leak.confidence:.2f} · {len(times):,} samples"
+    )
+    plotting.set_titles(axes, f"PID {leak.pid}: {shorten(leak.cmd, TITLE_CMD_WIDTH)}", subtitle)
+    name = LEAK_PLOT_NAME.format(pid=leak.pid, first=pd.Timestamp(times[0]))
+    return plotting.save_figure(figure, out_dir / name)
+
+
+def plot_leaks(
+    records: ProcessRecords, leaks: Sequence[Leak], out_dir: Path, worker: plotting.PlotWorker
+) -> list[Path]:
+    snapshot_times = records.times
+    threshold = plotting.gap_threshold_s(snapshot_times)
+    jobs = [(leak, snapshot_times, threshold, out_dir) for leak in leak_plots(records, leaks)]
+    return worker.draw(plot_leak, jobs)
+
+
+def remove_stale_outputs(out_dir: Path, keep: Sequence[Path], keep_csv: str) -> list[Path]:
+    """Delete what an earlier run left that this one did not write: rss_pid_<PID>.png and
+    leak_<PID>_<time>.png files not in `keep`, and top<N>_rss_spread.csv of another N,
+    so the folder matches the tables."""
+    kept = {path.name for path in keep}
     removed: list[Path] = []
     for entry in os.scandir(out_dir):
-        plot = _PLOT_NAME_RE.fullmatch(entry.name)
-        stale_plot = plot is not None and int(plot.group(1)) not in keep
+        plot = _PLOT_NAME_RE.fullmatch(entry.name) or _LEAK_PLOT_NAME_RE.fullmatch(entry.name)
+        stale_plot = plot is not None and entry.name not in kept
         stale_table = _TABLE_NAME_RE.fullmatch(entry.name) is not None and entry.name != keep_csv
         if stale_plot or stale_table:
             Path(entry.path).unlink(missing_ok=True)
             removed.append(Path(entry.path))
     return sorted(removed)
-
-
-def time_range(records: ProcessRecords) -> tuple[datetime, datetime] | None:
-    if not records.chunks:
-        return None
-    first = int(min(chunk.snapshot.min() for chunk in records.chunks))
-    last = int(max(chunk.snapshot.max() for chunk in records.chunks))
-    return (
-        records.timestamps[first].astype(datetime),
-        records.timestamps[last].astype(datetime),
-    )

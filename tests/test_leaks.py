@@ -1,0 +1,293 @@
+"""The leak finder in the process analysis: process identity, the verdicts on a modelled
+two-week host, leaks.csv, the plots, the flags and the exit statuses.
+
+The verdict rules themselves are tested one scenario at a time in test_growth.py; here the
+whole path runs: files -> instances -> 6-hour floors -> verdicts -> outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import analyze_processes
+from dumpfiles import ProcessRow, assert_real_png, write_proc
+from utils.parser import PROCESS_PREFIX, find_dumps
+from utils.process_analysis import LEAK_COLUMNS, load_all_records
+
+START = datetime(2026, 3, 1)
+STEP = timedelta(minutes=10)
+PER_DAY = 144
+DAYS = 14
+
+
+# --- Process identity ------------------------------------------------------------------
+
+
+def stamp(index: int) -> str:
+    return f"{START + index * STEP:%Y%m%d_%H%M%S}"
+
+
+def instances_of(dumps: Path) -> list[tuple[int, int, int]]:
+    """(PID, first snapshot read, last) of each instance, by PID then time."""
+    records = load_all_records(find_dumps(dumps, PROCESS_PREFIX), lambda p, why: None)
+    table = records.instances()
+    return sorted(
+        zip(table.pid.tolist(), table.first_rank.tolist(), table.last_rank.tolist(), strict=True)
+    )
+
+
+def test_a_pid_absent_from_a_snapshot_is_a_new_instance_when_it_returns(tmp_path: Path) -> None:
+    present = {7: [0, 1, 2, 5, 6], 8: [0, 1, 2, 3, 4, 5, 6], 9: [3]}
+    for index in range(7):
+        rows: list[ProcessRow] = [
+            (pid, 1, "root", 10.0, 20.0, f"/bin/p{pid}")
+            for pid, seen in present.items()
+            if index in seen
+        ]
+        write_proc(tmp_path, stamp(index), rows)
+    assert instances_of(tmp_path) == [(7, 0, 2), (7, 5, 6), (8, 0, 6), (9, 3, 3)]
+
+
+def test_a_collector_outage_or_a_bad_file_does_not_split_an_instance(tmp_path: Path) -> None:
+    for index in [0, 1, 2, 50, 51]:  # 8 hours without snapshots between 2 and 50
+        write_proc(tmp_path, stamp(index), [(7, 1, "root", 10.0, 20.0, "/bin/p")])
+    (tmp_path / f"{PROCESS_PREFIX}{stamp(51)}.csv").write_text("not a dump\n1\n")  # unreadable
+    write_proc(tmp_path, stamp(52), [(7, 1, "root", 10.0, 20.0, "/bin/p")])
+    assert instances_of(tmp_path) == [(7, 0, 4)]
+
+
+def test_identity_is_the_same_whatever_the_batches(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    for index in range(60):
+        pids = sorted({int(p) for p in rng.integers(1, 12, size=8)})
+        write_proc(tmp_path, stamp(index), [(p, 1, "u", 1.0, 2.0, f"c{p}") for p in pids])
+    files = find_dumps(tmp_path, PROCESS_PREFIX)
+    described = []
+    for batch_bytes in (1 << 20, 1):
+        table = load_all_records(files, lambda p, why: None, batch_bytes=batch_bytes).instances()
+        columns = (table.pid, table.first_rank, table.last_rank, table.samples, table.min_milli)
+        described.append(sorted(zip(*(column.tolist() for column in columns), strict=True)))
+    assert described[0] == described[1]
+    assert len(described[0]) > 60  # PIDs come and go: many instances
+
+
+# --- A modelled two-week host ----------------------------------------------------------
+
+
+class Process(NamedTuple):
+    pid: int
+    cmd: str
+    first: int  # snapshot index
+    last: int
+    rss_mb: Callable[[np.ndarray], np.ndarray]  # of days since the start of the dumps
+
+
+def noisy(base: float, seed: int, share: float = 0.01) -> Callable[[np.ndarray], np.ndarray]:
+    def rss(days: np.ndarray) -> np.ndarray:
+        noise = np.random.default_rng(seed).normal(0.0, base * share, len(days))
+        return base + noise
+
+    return rss
+
+
+def host() -> list[Process]:
+    end = DAYS * PER_DAY - 1
+    processes = [
+        # flagged: a steady leak of 40 MiB/day under noise
+        Process(
+            100, "/usr/bin/leaky-service --port 8080", 0, end, lambda d: noisy(300, 1)(d) + 40 * d
+        ),
+        # flagged: flat for a week, then 60 MiB/day
+        Process(
+            200,
+            "/opt/app/bin/worker --queue=mail",
+            0,
+            end,
+            lambda d: noisy(500, 2)(d) + 60 * np.maximum(0, d - 7),
+        ),
+        # not flagged: a cache warming up for six hours, then flat
+        Process(
+            300,
+            "/usr/sbin/cache-daemon",
+            0,
+            end,
+            lambda d: noisy(3000, 3)(d) - 2800 * np.exp(-d * 24 / 2),
+        ),
+        # not flagged: a nightly job spiking by 3 GB for an hour
+        Process(
+            400,
+            "/usr/local/bin/nightly-batch --all",
+            0,
+            end,
+            lambda d: noisy(200, 4)(d) + 3000 * ((d % 1) < 1 / 24),
+        ),
+        # not flagged: big and flat
+        Process(500, "/usr/bin/java -Xmx4g -jar big.jar", 0, end, noisy(2500, 5, 0.03)),
+        # not flagged: a step up, then a plateau
+        Process(
+            600, "/usr/bin/python3 step.py", 0, end, lambda d: noisy(400, 6)(d) + 800 * (d > 5)
+        ),
+        # not flagged: a PID reused after an absence (a 5 MB bash, then a flat trainer)
+        Process(700, "-bash", 0, 2 * PER_DAY, noisy(5, 7)),
+        Process(700, "python3 train.py --epochs 90", 2 * PER_DAY + 3, end, noisy(2500, 8)),
+        # not flagged: seen for an hour, growing fast
+        Process(800, "make -j2", 100, 106, lambda d: 10 + 5000 * d),
+    ]
+    # flagged: a service leaking 50 MiB/day, restarted every 3.5 days with a new PID
+    for number, first in enumerate(range(0, DAYS * PER_DAY, PER_DAY * 7 // 2)):
+        last = min(first + PER_DAY * 7 // 2 - 2, end)
+        begin = first / PER_DAY
+        processes.append(
+            Process(900 + number, "/usr/bin/restarted --leaky", first, last, leaking(begin, number))
+        )
+    return processes
+
+
+def leaking(begin_days: float, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """150 MiB at its start, then 50 MiB/day."""
+
+    def rss(days: np.ndarray) -> np.ndarray:
+        return noisy(150, 20 + seed)(days) + 50 * (days - begin_days)
+
+    return rss
+
+
+def write_host(dumps: Path) -> None:
+    dumps.mkdir(exist_ok=True)
+    table = {p: p.rss_mb(np.arange(DAYS * PER_DAY) / PER_DAY) for p in host()}
+    for index in range(DAYS * PER_DAY):
+        rows: list[ProcessRow] = [(1, 0, "root", 12.0, 20.0, "/sbin/init")]
+        for process, rss in table.items():
+            if process.first <= index <= process.last:
+                rows.append(
+                    (process.pid, 1, "app", round(float(rss[index]), 3), 9000.0, process.cmd)
+                )
+        write_proc(dumps, stamp(index), rows)
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("host") / "dumps"
+    write_host(folder)
+    return folder
+
+
+class Run(NamedTuple):
+    status: int
+    stdout: str
+    stderr: str
+    out: Path
+
+
+def run(dumps: Path, out: Path, *extra: str) -> Run:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = analyze_processes.main(
+            ["--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "2", *extra]
+        )
+    return Run(status, stdout.getvalue(), stderr.getvalue(), out)
+
+
+@pytest.fixture(scope="module")
+def analysed(dumps: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run(dumps, tmp_path_factory.mktemp("out"), "--fail-on-leak")
+
+
+def test_the_leaks_and_only_the_leaks_are_flagged(analysed: Run) -> None:
+    leaks = pd.read_csv(analysed.out / "leaks.csv")
+    assert sorted(leaks["PID"]) == [100, 200, 900, 901, 902, 903]
+    by_pid = leaks.set_index("PID")
+    assert by_pid.loc[100, "growth_MB_per_day"] == pytest.approx(40, rel=0.15)
+    assert by_pid.loc[200, "growth_MB_per_day"] == pytest.approx(60, rel=0.15)
+    for pid in [900, 901, 902, 903]:
+        assert by_pid.loc[pid, "growth_MB_per_day"] == pytest.approx(50, rel=0.15)
+    assert leaks["growth_MB_per_day"].is_monotonic_decreasing
+    assert all(0 <= c <= 1 for c in leaks["confidence"])
+
+
+def test_the_start_of_a_late_leak_is_found_within_a_day(analysed: Run) -> None:
+    leaks = pd.read_csv(analysed.out / "leaks.csv").set_index("PID")
+    since = datetime.strptime(str(leaks.loc[200, "since"]), "%Y-%m-%d %H:%M:%S")
+    assert abs(since - (START + timedelta(days=7))) <= timedelta(days=1)
+    assert leaks.loc[200, "growth_MB"] == pytest.approx(60 * 7, rel=0.15)
+
+
+def test_leaks_csv_has_exactly_its_columns_and_formats(analysed: Run) -> None:
+    lines = (analysed.out / "leaks.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == ",".join(LEAK_COLUMNS)
+    first = lines[1].split(",")
+    assert first[1] == f"{START:%Y-%m-%d %H:%M:%S}"  # first_seen
+    for number in first[4:7]:
+        assert len(number.split(".")[1]) == 3  # 3 decimals
+    assert lines[1].endswith(",/opt/app/bin/worker --queue=mail")  # fastest first: 60 MiB/day
+
+
+def test_leak_plots_are_real_and_named_by_pid_and_first_seen(analysed: Run) -> None:
+    plots = sorted(p.name for p in analysed.out.glob("leak_*.png"))
+    assert "leak_200_20260301_000000.png" in plots
+    assert "leak_901_20260304_120000.png" in plots
+    assert len(plots) == 6
+    for name in plots:
+        assert_real_png(analysed.out / name)
+
+
+def test_console_shows_the_leak_table_and_fail_on_leak_exits_3(analysed: Run) -> None:
+    assert analysed.status == 3
+    assert analysed.stderr == "analyze_processes: 6 process instance(s) leak; exit status 3\n"
+    lines = analysed.stdout.splitlines()
+    heading = next(i for i, line in enumerate(lines) if line.startswith("Sustained growth"))
+    assert lines[heading].startswith("Sustained growth (leaks): 6 of 14 process instances over")
+    assert lines[heading + 2].split()[:3] == ["PID", "since", "(UTC)"]
+    assert lines[heading + 3].split()[0] == "200"
+
+
+def test_without_the_flag_a_leak_is_exit_0(dumps: Path, tmp_path: Path) -> None:
+    result = run(dumps, tmp_path, "--until", "2026-03-02 23:59")
+    assert result.status == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_a_higher_minimum_rate_hides_the_slower_leaks(dumps: Path, tmp_path: Path) -> None:
+    result = run(dumps, tmp_path, "--min-growth", "55", "--fail-on-leak")
+    assert result.status == 3
+    assert pd.read_csv(tmp_path / "leaks.csv")["PID"].tolist() == [200]
+    result = run(dumps, tmp_path, "--min-growth", "1000", "--fail-on-leak")
+    assert result.status == 0
+    assert (
+        "No process shows sustained growth (14 process instances over 13 d 23 h 50 min judged)"
+        in result.stdout
+    )
+    assert not list(tmp_path.glob("leak_*.png"))  # the earlier run's are removed
+
+
+def test_a_longer_minimum_span_hides_the_restarted_instances(dumps: Path, tmp_path: Path) -> None:
+    run(dumps, tmp_path, "--min-days", "4")
+    assert sorted(pd.read_csv(tmp_path / "leaks.csv")["PID"]) == [100, 200]
+
+
+def test_match_and_the_window_apply_to_the_leak_finder(dumps: Path, tmp_path: Path) -> None:
+    run(dumps, tmp_path, "--match", "restarted")
+    assert sorted(pd.read_csv(tmp_path / "leaks.csv")["PID"]) == [900, 901, 902, 903]
+    run(dumps, tmp_path, "--until", "2026-03-06")  # before PID 200 starts to leak
+    assert 200 not in pd.read_csv(tmp_path / "leaks.csv")["PID"].tolist()
+
+
+@pytest.mark.parametrize(
+    "flags", [["--min-growth", "-1"], ["--min-days", "x"], ["--min-growth", "inf"]]
+)
+def test_bad_thresholds_are_usage_errors(
+    flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        analyze_processes.main(["--dumps-dir", str(tmp_path), *flags])
+    assert exit_info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
