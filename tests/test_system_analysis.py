@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -14,13 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import analyze_system
 from dumpfiles import assert_real_png, write_sys
 from utils import plotting
 from utils.console import Console, PhaseTimer, Reporter, run_analysis
 from utils.parser import SYS_PREFIX, find_dumps
 from utils.system_analysis import (
     PLOT_NAMES,
+    PLOT_SPECS,
     compute_metrics,
+    drawn_lines,
     format_duration,
     format_summary,
     load_and_compute_metrics,
@@ -81,19 +86,33 @@ def test_metrics_known_by_hand(tmp_path: Path) -> None:
 def test_compute_metrics_formulas() -> None:
     raw = pd.DataFrame(
         {
-            "MemTotal_MB": [2048.0],
-            "MemFree_MB": [512.0],
-            "Buffers_MB": [10.0],
-            "Cached_MB": [200.0],
-            "SReclaimable_MB": [20.0],
-            "SwapTotal_MB": [1024.0],
-            "SwapFree_MB": [1000.5],
+            "MemTotal_MB": [2048.0, 2048.0],
+            "MemFree_MB": [512.0, 512.0],
+            "Buffers_MB": [10.0, 10.0],
+            "Cached_MB": [200.0, 200.0],
+            "SReclaimable_MB": [20.0, 20.0],
+            "SwapTotal_MB": [1024.0, 1024.0],
+            "SwapFree_MB": [1000.5, 1000.5],
+            "MemAvailable_MB": [700.25, np.nan],  # the second: a kernel before 3.14
+            "Shmem_MB": [64.5, np.nan],
         }
     )
-    row = compute_metrics(raw).iloc[0]
-    assert row["RAM_Used_MB"] == 2048 - 512 - 10 - 200 - 20
+    metrics = compute_metrics(raw)
+    row = metrics.iloc[0]
+    assert row["RAM_Used_MB"] == 2048 - 512 - 10 - 200 - 20 == 1306
     assert row["Swap_Used_MB"] == 23.5
     assert row["RAM_Used_Pct"] == pytest.approx(1306 / 2048 * 100)
+    assert row["RAM_Used_Available_MB"] == 2048 - 700.25
+    assert row["RAM_Used_Shmem_MB"] == 1306 + 64.5
+    assert metrics.iloc[1][["RAM_Used_Available_MB", "RAM_Used_Shmem_MB"]].isna().all()
+    assert metrics.iloc[1]["RAM_Used_MB"] == 1306
+    assert list(metrics.columns[:5]) == [
+        "RAM_Used_MB",
+        "Swap_Used_MB",
+        "RAM_Used_Pct",
+        "RAM_Used_Available_MB",
+        "RAM_Used_Shmem_MB",
+    ]
 
 
 def test_metrics_csv_exact(tmp_path: Path) -> None:
@@ -101,12 +120,13 @@ def test_metrics_csv_exact(tmp_path: Path) -> None:
     path = write_metrics_csv(metrics, tmp_path / "system_metrics.csv")
     lines = path.read_text().splitlines()
     assert lines[0] == (
-        "timestamp,RAM_Used_MB,Swap_Used_MB,RAM_Used_Pct,MemTotal_MB,MemFree_MB,"
-        "Buffers_MB,Cached_MB,SReclaimable_MB,SwapTotal_MB,SwapFree_MB"
+        "timestamp,RAM_Used_MB,Swap_Used_MB,RAM_Used_Pct,RAM_Used_Available_MB,"
+        "RAM_Used_Shmem_MB,MemTotal_MB,MemFree_MB,Buffers_MB,Cached_MB,SReclaimable_MB,"
+        "SwapTotal_MB,SwapFree_MB,MemAvailable_MB,Shmem_MB"
     )
     assert lines[1] == (
-        "2026-03-01 10:00:00,600.000,100.000,60.000,1000.000,100.000,50.000,200.000,50.000,"
-        "500.000,400.000"
+        "2026-03-01 10:00:00,600.000,100.000,60.000,700.000,600.000,1000.000,100.000,50.000,"
+        "200.000,50.000,500.000,400.000,300.000,0.000"
     )
     assert lines[4].startswith("2026-03-01 14:00:00,250.500,0.000,25.050,")
     assert len(lines) == 6
@@ -114,7 +134,7 @@ def test_metrics_csv_exact(tmp_path: Path) -> None:
 
 def test_summary_reports_span_gap_and_stats(tmp_path: Path) -> None:
     metrics, _ = load(make_dumps(tmp_path))
-    lines = format_summary(summarize(metrics))
+    lines = format_summary(summarize(metrics, 7.0))
     assert lines[:5] == [
         "System memory: 5 snapshots (times in UTC)",
         "  first     2026-03-01 10:00:00",
@@ -122,9 +142,16 @@ def test_summary_reports_span_gap_and_stats(tmp_path: Path) -> None:
         "  duration  4 h 10 min",
         "  gaps      1 longer than 15 min; longest 3 h 40 min after 2026-03-01 10:20:00",
     ]
-    assert lines[-3].split() == ["RAM", "used", "(htop),", "MiB", "250.5", "552.1", "700.0"]
-    assert lines[-2].split() == ["Swap", "used,", "MiB", "0.0", "70.0", "150.0"]
-    assert lines[-1].split() == ["RAM", "used,", "%", "25.1", "55.2", "70.0"]
+    assert [line.rsplit(maxsplit=3) for line in lines[-7:-2]] == [
+        ["  RAM used (htop), MiB", "250.5", "552.1", "700.0"],
+        ["  RAM used (htop + Shmem), MiB", "250.5", "552.1", "700.0"],
+        ["  RAM used (MemTotal - MemAvailable), MiB", "700.0", "700.0", "700.0"],
+        ["  RAM used (htop), %", "25.1", "55.2", "70.0"],
+        ["  Swap used, MiB", "0.0", "70.0", "150.0"],
+    ]
+    assert lines[-1] == (
+        "MemAvailable: under a day of data in the last 7 days (4.2 h); too little to judge a trend"
+    )
 
 
 @pytest.mark.parametrize(
@@ -306,3 +333,155 @@ def test_extra_rows_and_a_zero_memtotal_are_bad_files(tmp_path: Path) -> None:
         f"{doubled.name}: 2 data rows where 1 is expected; skipped",
     ]
     assert metrics["RAM_Used_MB"].round(3).tolist() == [600.0, 700.0, 250.5, 600.0]
+
+
+# --- "Used", three ways, and when memory runs out ---------------------------------------
+
+
+def old_kernel_dumps(dumps: Path) -> Path:
+    """Snapshots of a kernel without MemAvailable (before 3.14); the last two lack Shmem too."""
+    dumps.mkdir(exist_ok=True)
+    for index, (stamp, mem_free, swap_free) in enumerate(SNAPSHOTS):
+        path = write_sys(
+            dumps, stamp, MemTotal=1000.0, MemFree=mem_free, Buffers=50.0, Cached=200.0,
+            SReclaimable=50.0, SwapTotal=500.0, SwapFree=swap_free, Shmem=10.0,
+        )  # fmt: skip
+        header, row = path.read_text().splitlines()
+        fields = dict(zip(header.split(","), row.split(","), strict=True))
+        fields["MemAvailable_MB"] = ""
+        if index >= 3:
+            fields["Shmem_MB"] = ""
+        path.write_text(f"{header}\n{','.join(fields.values())}\n")
+    return dumps
+
+
+def test_a_field_the_kernel_lacks_is_an_empty_column_one_warning_and_no_line(
+    tmp_path: Path,
+) -> None:
+    dumps = old_kernel_dumps(tmp_path / "dumps")
+    out = tmp_path / "out"
+    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "analyze_system: warning: Shmem is missing in 2 of 5 snapshots (Linux before 2.6.32):"
+        " RAM_Used_Shmem_MB is empty there",
+        "analyze_system: warning: MemAvailable is missing in 5 of 5 snapshots (Linux before"
+        " 3.14): RAM_Used_Available_MB is empty there",
+    ]
+    table = pd.read_csv(out / "system_metrics.csv", keep_default_na=False)
+    assert table["RAM_Used_Available_MB"].tolist() == [""] * 5
+    assert table["RAM_Used_Shmem_MB"].tolist() == ["610.000", "620.000", "710.000", "", ""]
+    row = next(line for line in result.stdout.splitlines() if "MemTotal - MemAvailable" in line)
+    assert row.split()[-3:] == ["n/a", "n/a", "n/a"]
+    assert "MemAvailable is in none of these snapshots (Linux before 3.14): no forecast" in (
+        result.stdout
+    )
+    assert json.loads((out / "forecast.json").read_text()) == {
+        "basis": "MemAvailable",
+        "window_days": 7,
+        "falls_MB_per_day": None,
+        "days_to_zero": None,
+        "zero_date": None,
+    }
+    metrics, _ = load(dumps)
+    spec = PLOT_SPECS[PLOT_NAMES.index("ram_used_definitions.png")]
+    assert [line.label for line in drawn_lines(spec, metrics)] == ["htop", "htop + Shmem"]
+    assert_real_png(out / "ram_used_definitions.png")
+
+
+def falling_host(dumps: Path, days: int = 8, falls_mb_per_day: float = 100.0) -> Path:
+    """Every 10 minutes for `days` days: MemAvailable falls steadily under a daily cycle."""
+    dumps.mkdir(exist_ok=True)
+    start = pd.Timestamp("2026-03-01")
+    for index in range(days * 144):
+        moment = start + pd.Timedelta(minutes=10 * index)
+        age_days = index / 144
+        cycle = 300.0 * np.sin(2 * np.pi * age_days)
+        available = 12_000.0 - falls_mb_per_day * age_days + cycle
+        write_sys(
+            dumps, f"{moment:%Y%m%d_%H%M%S}", MemTotal=16_000.0, MemAvailable=available,
+            MemFree=available - 1000, Buffers=100.0, Cached=900.0, SReclaimable=100.0,
+            SwapTotal=0.0, SwapFree=0.0, Shmem=50.0,
+        )  # fmt: skip
+    return dumps
+
+
+@pytest.fixture(scope="module")
+def falling(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return falling_host(tmp_path_factory.mktemp("falling") / "dumps")
+
+
+def run_main(dumps: Path, out: Path, *extra: str) -> tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = analyze_system.main(["--dumps-dir", str(dumps), "--out-dir", str(out), *extra])
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_path: Path) -> None:
+    status, stdout, stderr = run_main(falling, tmp_path)
+    assert status == 0 and stderr == ""
+    forecast = json.loads((tmp_path / "forecast.json").read_text())
+    assert list(forecast) == [
+        "basis",
+        "window_days",
+        "falls_MB_per_day",
+        "days_to_zero",
+        "zero_date",
+    ]
+    assert forecast["basis"] == "MemAvailable" and forecast["window_days"] == 7
+    assert forecast["falls_MB_per_day"] == pytest.approx(100, rel=0.1)
+    # At the end MemAvailable is about 12,000 - 800 = 11,200 MiB: 112 days at 100 MiB/day.
+    assert forecast["days_to_zero"] == pytest.approx(112, rel=0.1)
+    zero = pd.Timestamp("2026-03-08 23:50") + pd.Timedelta(days=forecast["days_to_zero"])
+    assert abs(pd.Timestamp(forecast["zero_date"]) - zero.normalize()) <= pd.Timedelta(days=1)
+    last_line = stdout.split("\n\nWrote")[0].splitlines()[-1]
+    assert last_line.startswith("MemAvailable falls 10")  # 100 MiB/day, give or take
+    assert f"it reaches 0 in about {forecast['days_to_zero']:.0f} days" in last_line
+    assert f"(around {forecast['zero_date']} UTC)" in last_line
+    status, stdout, _ = run_main(falling, tmp_path, "--trend-days", "0.5")
+    assert "MemAvailable: under a day of data in the last 0.5 days (12 h)" in stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "status", "alert"),
+    [
+        ([], 0, None),
+        (["--alert-pct", "99"], 0, None),
+        (["--alert-pct", "25"], 3, "RAM used (htop) is"),
+        (["--alert-days", "30"], 0, None),
+        (["--alert-days", "200"], 3, "MemAvailable reaches 0 in about 1"),
+        (["--alert-pct", "25", "--alert-days", "200"], 3, "RAM used (htop) is"),
+    ],
+)
+def test_alerts_exit_3_after_everything_is_written(
+    falling: Path, tmp_path: Path, flags: list[str], status: int, alert: str | None
+) -> None:
+    result, _, stderr = run_main(falling, tmp_path, *flags)
+    assert result == status
+    assert (tmp_path / "forecast.json").exists() and (tmp_path / "system_metrics.csv").exists()
+    lines = stderr.splitlines()
+    if alert is None:
+        assert lines == []
+    else:
+        assert lines[0].startswith(f"analyze_system: alert: {alert}")
+        assert len(lines) == len([f for f in flags if f.startswith("--alert")])
+
+
+def test_the_percent_alert_says_what_and_when(falling: Path, tmp_path: Path) -> None:
+    _, _, stderr = run_main(falling, tmp_path, "--alert-pct", "25")
+    metrics, _ = load(falling)
+    latest = metrics["RAM_Used_Pct"].iloc[-1]
+    assert stderr == (
+        f"analyze_system: alert: RAM used (htop) is {latest:.1f}% of MemTotal at"
+        " 2026-03-08 23:50:00 UTC, at or above --alert-pct 25\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "flags", [["--alert-pct", "0"], ["--alert-days", "-3"], ["--trend-days", "x"]]
+)
+def test_bad_alert_values_are_usage_errors(flags: list[str]) -> None:
+    result = run_script(*flags)
+    assert result.returncode == 2
+    assert "error: argument" in result.stderr

@@ -75,6 +75,8 @@ class TableSpec:
     known: Mapping[str, Kind] = field(default_factory=lambda: COLUMN_KINDS)
     # A sys_mem file holds one row; None: any number.
     rows_per_file: int | None = None
+    # Numbers read when a file has them, else missing (NaN): fields a kernel may lack.
+    optional: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -336,12 +338,14 @@ def _frame_of(files: Sequence[RawFile], spec: TableSpec) -> pd.DataFrame | None:
         return None
     if _has_missing(frame[names[-1]]) and not field_counts_ok(body, len(names)):
         return None
-    typed = {}
+    typed: dict[str, pd.Series | npt.NDArray[np.float64]] = {}
     for name, kind in spec.columns:
         column = frame[name]
         if kind in _NUMBERS:
             column = column + 0.0  # "-0" is 0: never print -0.000
         typed[name] = column
+    for name in spec.optional:
+        typed[name] = frame[name] + 0.0 if name in names else np.full(len(frame), np.nan)
     return pd.DataFrame(typed)
 
 

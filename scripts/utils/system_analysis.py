@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 
 from utils import plotting
 from utils.console import replace_atomically
 from utils.dumps import Kind, Progress, TableSpec, Warn, iter_batches
+from utils.forecast import Forecast, describe, forecast_available, to_json_dict
 from utils.parser import DISPLAY_FORMAT, DumpFile
 
 # The raw fields the metrics are computed from (MiB, as the collector writes them).
@@ -25,21 +27,57 @@ RAW_FIELDS: tuple[str, ...] = (
     "SwapTotal_MB",
     "SwapFree_MB",
 )
-METRIC_COLUMNS: tuple[str, ...] = ("RAM_Used_MB", "Swap_Used_MB", "RAM_Used_Pct")
+# Fields an older kernel lacks (MemAvailable before Linux 3.14, Shmem before 2.6.32): the
+# definitions of "used" that need them are empty where they are.
+OPTIONAL_FIELDS: tuple[str, ...] = ("MemAvailable_MB", "Shmem_MB")
+METRIC_COLUMNS: tuple[str, ...] = (
+    "RAM_Used_MB",
+    "Swap_Used_MB",
+    "RAM_Used_Pct",
+    "RAM_Used_Available_MB",
+    "RAM_Used_Shmem_MB",
+)
 # MemTotal divides: it must be above 0. A sys_mem file holds one snapshot, one row.
 SYSTEM_SPEC = TableSpec(
     columns=tuple(
         (name, Kind.POSITIVE if name == "MemTotal_MB" else Kind.FLOAT) for name in RAW_FIELDS
     ),
     rows_per_file=1,
+    optional=OPTIONAL_FIELDS,
 )
 
 METRICS_CSV = "system_metrics.csv"
-PLOT_NAMES: tuple[str, ...] = (
-    "ram_used_htop.png",
-    "swap_used.png",
-    "ram_vs_swap.png",
-    "ram_used_pct.png",
+FORECAST_JSON = "forecast.json"
+
+
+class UsedDefinition(NamedTuple):
+    """One way tools define "used" RAM, as a column of system_metrics.csv."""
+
+    column: str
+    label: str  # short, for the console and the legend
+    formula: str
+    needs: str | None  # the optional field it needs, if any
+    color: str
+
+
+USED_DEFINITIONS: tuple[UsedDefinition, ...] = (
+    UsedDefinition(
+        "RAM_Used_MB",
+        "htop",
+        "MemTotal - MemFree - Buffers - Cached - SReclaimable",
+        None,
+        plotting.RAM_COLOR,
+    ),
+    UsedDefinition(
+        "RAM_Used_Shmem_MB", "htop + Shmem", "the htop method + Shmem", "Shmem_MB", "#7b3fa0"
+    ),
+    UsedDefinition(
+        "RAM_Used_Available_MB",
+        "MemTotal - MemAvailable",
+        "MemTotal - MemAvailable",
+        "MemAvailable_MB",
+        "#2a8f5a",
+    ),
 )
 
 
@@ -52,7 +90,8 @@ def load_system_frame(
     """The raw fields, one row per readable snapshot, indexed by UTC time in order."""
     batches = list(iter_batches(files, SYSTEM_SPEC, warn, progress))
     if not batches:
-        return pd.DataFrame(columns=list(RAW_FIELDS), index=pd.DatetimeIndex([]), dtype="float64")
+        columns = [*RAW_FIELDS, *OPTIONAL_FIELDS]
+        return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([]), dtype="float64")
     raw = pd.concat([batch.frame for batch in batches], ignore_index=True)
     snapshot = np.concatenate([batch.snapshot for batch in batches])
     times = pd.DatetimeIndex([files[index].timestamp for index in snapshot])
@@ -60,11 +99,15 @@ def load_system_frame(
 
 
 def compute_metrics(raw: pd.DataFrame) -> pd.DataFrame:
-    """The seed's formulas, all in MiB from the _MB columns:
+    """The seed's formulas, all in MiB from the _MB columns, then two more definitions of
+    "used" RAM; a definition whose field is missing is empty (NaN) there:
 
     RAM Used (htop method) = MemTotal - MemFree - Buffers - Cached - SReclaimable
     Swap Used = SwapTotal - SwapFree
     RAM Used % = RAM Used / MemTotal * 100
+    RAM Used (available) = MemTotal - MemAvailable (procps free 4.0.1+, sysstat sar -r)
+    RAM Used (htop + Shmem) = RAM Used + Shmem (tmpfs and shared memory: in Cached, but
+        not droppable)
     """
     ram_used = (
         raw["MemTotal_MB"]
@@ -73,15 +116,18 @@ def compute_metrics(raw: pd.DataFrame) -> pd.DataFrame:
         - raw["Cached_MB"]
         - raw["SReclaimable_MB"]
     )
+    optional = {name: raw.get(name, pd.Series(np.nan, index=raw.index)) for name in OPTIONAL_FIELDS}
     metrics = pd.DataFrame(
         {
             "RAM_Used_MB": ram_used,
             "Swap_Used_MB": raw["SwapTotal_MB"] - raw["SwapFree_MB"],
             "RAM_Used_Pct": ram_used / raw["MemTotal_MB"] * 100,
+            "RAM_Used_Available_MB": raw["MemTotal_MB"] - optional["MemAvailable_MB"],
+            "RAM_Used_Shmem_MB": ram_used + optional["Shmem_MB"],
         },
         index=raw.index,
     )
-    return pd.concat([metrics, raw[list(RAW_FIELDS)]], axis=1)
+    return pd.concat([metrics, raw[list(RAW_FIELDS)], pd.DataFrame(optional)], axis=1)
 
 
 def load_and_compute_metrics(
@@ -91,6 +137,25 @@ def load_and_compute_metrics(
     return compute_metrics(load_system_frame(files, warn, progress))
 
 
+def missing_field_notes(metrics: pd.DataFrame) -> list[str]:
+    """One line per optional field that some snapshots lack, and what that leaves empty."""
+    notes = []
+    for definition in USED_DEFINITIONS:
+        if definition.needs is None:
+            continue
+        missing = int(metrics[definition.needs].isna().sum())
+        if missing:
+            field_name = definition.needs.removesuffix("_MB")
+            notes.append(
+                f"{field_name} is missing in {missing:,} of {len(metrics):,} snapshots"
+                f" ({KERNEL_SINCE[field_name]}): {definition.column} is empty there"
+            )
+    return notes
+
+
+KERNEL_SINCE = {"MemAvailable": "Linux before 3.14", "Shmem": "Linux before 2.6.32"}
+
+
 # --- Summary -------------------------------------------------------------------
 
 
@@ -98,7 +163,7 @@ def load_and_compute_metrics(
 class MetricStats:
     label: str
     unit: str
-    minimum: float
+    minimum: float  # NaN when the metric is empty throughout
     mean: float
     maximum: float
 
@@ -111,6 +176,15 @@ class SystemSummary:
     gaps: list[plotting.Gap]
     gap_threshold_s: float | None
     stats: list[MetricStats]
+    forecast: Forecast
+
+
+# The summary's rows: the three definitions of "used" RAM side by side, then the rest.
+SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
+    *((f"RAM used ({d.label})", "MiB", d.column) for d in USED_DEFINITIONS),
+    ("RAM used (htop)", "%", "RAM_Used_Pct"),
+    ("Swap used", "MiB", "Swap_Used_MB"),
+)
 
 
 def format_duration(seconds: float) -> str:
@@ -129,14 +203,9 @@ def format_duration(seconds: float) -> str:
     return " ".join(parts) or "0 s"
 
 
-def summarize(metrics: pd.DataFrame) -> SystemSummary:
+def summarize(metrics: pd.DataFrame, trend_days: float) -> SystemSummary:
     times = metrics.index.to_numpy()
     threshold = plotting.gap_threshold_s(times)
-    rows = (
-        ("RAM used (htop)", "MiB", "RAM_Used_MB"),
-        ("Swap used", "MiB", "Swap_Used_MB"),
-        ("RAM used", "%", "RAM_Used_Pct"),
-    )
     stats = [
         MetricStats(
             label,
@@ -145,8 +214,9 @@ def summarize(metrics: pd.DataFrame) -> SystemSummary:
             float(metrics[column].mean()),
             float(metrics[column].max()),
         )
-        for label, unit, column in rows
+        for label, unit, column in SUMMARY_ROWS
     ]
+    available = metrics["MemAvailable_MB"].to_numpy(np.float64)
     return SystemSummary(
         first=metrics.index[0],
         last=metrics.index[-1],
@@ -154,7 +224,14 @@ def summarize(metrics: pd.DataFrame) -> SystemSummary:
         gaps=plotting.find_gaps(times, threshold),
         gap_threshold_s=threshold,
         stats=stats,
+        forecast=forecast_available(times, available, trend_days),
     )
+
+
+def describe_forecast(forecast: Forecast) -> str:
+    if forecast.samples == 0:
+        return f"{forecast.basis} is in none of these snapshots (Linux before 3.14): no forecast"
+    return describe(forecast)
 
 
 def format_summary(summary: SystemSummary) -> list[str]:
@@ -173,10 +250,16 @@ def format_summary(summary: SystemSummary) -> list[str]:
             f" {format_duration(summary.gap_threshold_s)}; longest"
             f" {format_duration(longest.seconds)} after {start:{DISPLAY_FORMAT}}"
         )
-    lines += ["", f"  {'':<22}{'min':>12}{'mean':>12}{'max':>12}"]
-    for stat in summary.stats:
-        values = "".join(f"{value:>12,.1f}" for value in (stat.minimum, stat.mean, stat.maximum))
-        lines.append(f"  {stat.label + ', ' + stat.unit:<22}{values}")
+    labels = [f"{stat.label}, {stat.unit}" for stat in summary.stats]
+    width = max(len(label) for label in labels) + 2
+    lines += ["", f"  {'':<{width}}{'min':>12}{'mean':>12}{'max':>12}"]
+    for label, stat in zip(labels, summary.stats, strict=True):
+        values = "".join(
+            f"{value:>12,.1f}" if np.isfinite(value) else f"{'n/a':>12}"
+            for value in (stat.minimum, stat.mean, stat.maximum)
+        )
+        lines.append(f"  {label:<{width}}{values}")
+    lines += ["", describe_forecast(summary.forecast)]
     return lines
 
 
@@ -184,7 +267,8 @@ def format_summary(summary: SystemSummary) -> list[str]:
 
 
 def write_metrics_csv(metrics: pd.DataFrame, path: Path) -> Path:
-    """`timestamp` (UTC) first, then the metrics, then the raw fields; 3 decimals."""
+    """`timestamp` (UTC) first, then the seed's metrics, the other definitions of "used",
+    then the raw fields; 3 decimals; a missing value is empty."""
     table = metrics.copy()
     table.insert(0, "timestamp", pd.DatetimeIndex(metrics.index).strftime(DISPLAY_FORMAT))
     return replace_atomically(
@@ -193,61 +277,116 @@ def write_metrics_csv(metrics: pd.DataFrame, path: Path) -> Path:
     )
 
 
+def write_forecast_json(forecast: Forecast, path: Path) -> Path:
+    """The forecast for other tools (see forecast.to_json_dict)."""
+    text = json.dumps(to_json_dict(forecast), indent=2) + "\n"
+
+    def write(temp: Path) -> None:
+        temp.write_text(text, encoding="utf-8")
+
+    return replace_atomically(path, write)
+
+
+class Line(NamedTuple):
+    column: str
+    label: str
+    color: str
+
+
+class PlotSpec(NamedTuple):
+    """One time-series PNG of the system analysis."""
+
+    name: str
+    title: str
+    ylabel: str
+    lines: tuple[Line, ...]
+    reference: str | None = None  # a raw field drawn as a dashed level (its largest value)
+    top: float | None = None  # a fixed top of the value axis
+    when_zero: str | None = None  # said in the plot when the reference is 0
+
+
+PLOT_SPECS: tuple[PlotSpec, ...] = (
+    PlotSpec(
+        "ram_used_htop.png",
+        "RAM used (htop method)",
+        "RAM used (MiB)",
+        (Line("RAM_Used_MB", USED_DEFINITIONS[0].formula, plotting.RAM_COLOR),),
+        reference="MemTotal_MB",
+    ),
+    PlotSpec(
+        "swap_used.png",
+        "Swap used",
+        "Swap used (MiB)",
+        (Line("Swap_Used_MB", "SwapTotal - SwapFree", plotting.SWAP_COLOR),),
+        reference="SwapTotal_MB",
+        when_zero="no swap configured",
+    ),
+    PlotSpec(
+        "ram_vs_swap.png",
+        "RAM vs swap used",
+        "Memory used (MiB)",
+        (
+            Line("RAM_Used_MB", "RAM used (htop)", plotting.RAM_COLOR),
+            Line("Swap_Used_MB", "Swap used", plotting.SWAP_COLOR),
+        ),
+    ),
+    PlotSpec(
+        "ram_used_pct.png",
+        "RAM used, % of MemTotal",
+        "RAM used (% of MemTotal)",
+        (Line("RAM_Used_Pct", "RAM used / MemTotal", plotting.RAM_COLOR),),
+        top=100.0,
+    ),
+    PlotSpec(
+        "ram_used_definitions.png",
+        "RAM used, three definitions",
+        "RAM used (MiB)",
+        tuple(Line(d.column, d.label, d.color) for d in USED_DEFINITIONS),
+        reference="MemTotal_MB",
+    ),
+)
+PLOT_NAMES: tuple[str, ...] = tuple(spec.name for spec in PLOT_SPECS)
+
+
 def plot_system(metrics: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The four time-series PNGs, in PLOT_NAMES order."""
+    """The time-series PNGs, in PLOT_SPECS order."""
     times = metrics.index.to_numpy()
     threshold = plotting.gap_threshold_s(times)
     subtitle = plotting.subtitle_for(times, threshold)
-    ram = metrics["RAM_Used_MB"].to_numpy(np.float64)
-    swap = metrics["Swap_Used_MB"].to_numpy(np.float64)
-    mem_total = float(metrics["MemTotal_MB"].max())
-    swap_total = float(metrics["SwapTotal_MB"].max())
-    paths: list[Path] = []
-
-    figure, axes = plotting.new_figure()
-    formula = "MemTotal - MemFree - Buffers - Cached - SReclaimable"
-    plotting.plot_series(axes, times, ram, threshold, formula, plotting.RAM_COLOR)
-    plotting.draw_reference(axes, mem_total, f"MemTotal {mem_total:,.0f} MiB")
-    _finish(axes, times, threshold, "RAM used (MiB)")
-    plotting.set_titles(axes, "RAM used (htop method)", subtitle)
-    paths.append(plotting.save_figure(figure, out_dir / PLOT_NAMES[0]))
-
-    figure, axes = plotting.new_figure()
-    plotting.plot_series(axes, times, swap, threshold, "SwapTotal - SwapFree", plotting.SWAP_COLOR)
-    if swap_total > 0:
-        plotting.draw_reference(axes, swap_total, f"SwapTotal {swap_total:,.0f} MiB")
-    else:
-        axes.text(0.5, 0.5, "no swap configured", transform=axes.transAxes, ha="center")
-    _finish(axes, times, threshold, "Swap used (MiB)", top=None if swap_total else 1.0)
-    plotting.set_titles(axes, "Swap used", subtitle)
-    paths.append(plotting.save_figure(figure, out_dir / PLOT_NAMES[1]))
-
-    figure, axes = plotting.new_figure()
-    plotting.plot_series(axes, times, ram, threshold, "RAM used (htop)", plotting.RAM_COLOR)
-    plotting.plot_series(axes, times, swap, threshold, "Swap used", plotting.SWAP_COLOR)
-    _finish(axes, times, threshold, "Memory used (MiB)")
-    plotting.set_titles(axes, "RAM vs swap used", subtitle)
-    paths.append(plotting.save_figure(figure, out_dir / PLOT_NAMES[2]))
-
-    figure, axes = plotting.new_figure()
-    pct = metrics["RAM_Used_Pct"].to_numpy(np.float64)
-    plotting.plot_series(axes, times, pct, threshold, "RAM used / MemTotal", plotting.RAM_COLOR)
-    _finish(axes, times, threshold, "RAM used (% of MemTotal)", top=100.0)
-    plotting.set_titles(axes, "RAM used, % of MemTotal", subtitle)
-    paths.append(plotting.save_figure(figure, out_dir / PLOT_NAMES[3]))
-    return paths
+    return [draw_plot(spec, metrics, times, threshold, subtitle, out_dir) for spec in PLOT_SPECS]
 
 
-def _finish(
-    axes: Axes,
+def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[Line]:
+    """The spec's lines that have a value: a definition the kernel cannot give has none."""
+    return [line for line in spec.lines if metrics[line.column].notna().any()]
+
+
+def draw_plot(
+    spec: PlotSpec,
+    metrics: pd.DataFrame,
     times: plotting.Times,
     threshold: float | None,
-    ylabel: str,
-    top: float | None = None,
-) -> None:
+    subtitle: str,
+    out_dir: Path,
+) -> Path:
+    figure, axes = plotting.new_figure()
+    for line in drawn_lines(spec, metrics):
+        values = metrics[line.column].to_numpy(np.float64)
+        plotting.plot_series(axes, times, values, threshold, line.label, line.color)
+    top = spec.top
+    if spec.reference is not None:
+        level = float(metrics[spec.reference].max())
+        if level > 0:
+            name = spec.reference.removesuffix("_MB")
+            plotting.draw_reference(axes, level, f"{name} {level:,.0f} MiB")
+        elif spec.when_zero is not None:
+            axes.text(0.5, 0.5, spec.when_zero, transform=axes.transAxes, ha="center")
+            top = 1.0
     plotting.shade_gaps(axes, times, threshold)
     plotting.style_time_axis(axes, times)
-    plotting.style_value_axis(axes, ylabel, top)
+    plotting.style_value_axis(axes, spec.ylabel, top)
     if top is None:  # headroom above the highest line
         axes.set_ylim(0, axes.get_ylim()[1] * 1.05)
     plotting.add_legend(axes)
+    plotting.set_titles(axes, spec.title, subtitle)
+    return plotting.save_figure(figure, out_dir / spec.name)
