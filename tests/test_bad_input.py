@@ -514,6 +514,9 @@ def test_arbitrary_bytes_as_a_sys_file(data: bytes) -> None:
 @given(data=mutated_dump(PROCESS_PREFIX))
 # Found by the deep profile: a quote opening the last field, never closed.
 @example(data=process_dump(0).rsplit(b",", 1)[0] + b',"\n')
+# ... a field of 150,000 characters (over the csv module's default limit) and a bare CR
+@example(data=process_dump(0).replace(b"averyverylong", b"9" * 150_000 + b"\r", 1))
+@example(data=process_dump(0).replace(b"100.000", b"1" * 150_000, 1))
 # ... and two bare carriage returns: an empty record in the middle of a row.
 @example(data=process_dump(0).replace(b"20.000,", b"20.000,\r\r", 1))
 def test_mutated_process_files(data: bytes) -> None:

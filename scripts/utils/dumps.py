@@ -49,6 +49,8 @@ PARSE_THREADS = 2
 # No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A
 # larger "file" is not a dump, or is /dev/zero behind a symlink: refused unread.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# A bad value is quoted in its warning up to this many characters.
+SHOWN_CHARS = 40
 # Whole numbers (PIDs) are held as int32; pid_max is at most 2**22.
 INT_LIMIT = 2**31
 _BOM = b"\xef\xbb\xbf"
@@ -56,6 +58,9 @@ _BOM = b"\xef\xbb\xbf"
 # "TRUE"): optional blanks and sign, digits with an optional point, an exponent.
 _NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
 _QUOTE, _COMMA, _LF, _CR = (ord(char) for char in '",\n\r')
+# The csv module refuses fields over 128 KiB by default; a dump may hold one (a command line
+# can be up to ARG_MAX, 2 MiB), and explain() must read any file the limit lets in.
+csv.field_size_limit(MAX_FILE_BYTES)
 # Text no dump holds, appended as a last line by explain() (replacement characters
 # cannot come out of decoding with errors="replace" next to a NUL like this).
 _END_MARK = "\x00\ufffe-end-of-file-\ufffe\x00"
@@ -377,6 +382,20 @@ def explain(raw: RawFile, spec: TableSpec) -> str:
     ]
     # A last line of our own: a quote opened in the file and never closed swallows it.
     text = raw.body.decode("utf-8", "replace") + _END_MARK + "\n"
+    try:
+        return _first_problem(text, raw.names, checks, spec.rows_per_file) or _pandas_says(
+            raw, spec
+        )
+    except csv.Error as err:  # the csv module's own limits (a field of megabytes)
+        return f"cannot be parsed: {err}"
+
+
+def _first_problem(
+    text: str,
+    names: tuple[str, ...],
+    checks: Sequence[tuple[int, str, Kind]],
+    rows_per_file: int | None,
+) -> str | None:
     reader = csv.reader(io.StringIO(text, newline=""))
     before = 0  # lines of the body read so far
     rows = 0
@@ -389,16 +408,27 @@ def explain(raw: RawFile, spec: TableSpec) -> str:
             return f"a quote opened on line {line} is never closed"
         if len(record) <= 1 and not "".join(record).strip():
             continue  # a blank line, skipped by every reader
-        if len(record) != len(raw.names):
-            return f"line {line} has {len(record)} fields, the header has {len(raw.names)}"
+        if len(record) != len(names):
+            return f"line {line} has {len(record)} fields, the header has {len(names)}"
         for index, name, kind in checks:
             problem = _value_problem(kind, record[index])
             if problem is not None:
-                shown = repr(record[index]) if record[index] else "empty"
-                return f"{name} on line {line} is {shown}, {problem}"
+                return f"{name} on line {line} is {_shown(record[index])}, {problem}"
         rows += 1
-    if spec.rows_per_file is not None and rows != spec.rows_per_file:
-        return f"{rows} data rows where {spec.rows_per_file} is expected"
+    if rows_per_file is not None and rows != rows_per_file:
+        return f"{rows} data rows where {rows_per_file} is expected"
+    return None
+
+
+def _shown(value: str) -> str:
+    """A field as a warning quotes it: in quotes, and never a line of megabytes."""
+    if not value:
+        return "empty"
+    return repr(value) if len(value) <= SHOWN_CHARS else repr(value[:SHOWN_CHARS]) + "…"
+
+
+def _pandas_says(raw: RawFile, spec: TableSpec) -> str:
+    """What pandas finds wrong with a file the checks above passed (should not happen)."""
     try:
         _read_frame(raw.body, raw.names, spec)
     except pd.errors.ParserError as err:
