@@ -9,8 +9,16 @@ import pytest
 
 from benchmark import plain_rss_spread, plain_system_metrics
 from synthetic import generate_dumps
+from utils.dumps import BATCH_BYTES
+from utils.growth import GrowthParams
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
-from utils.process_analysis import compute_rss_spread, load_all_records, top_spreads
+from utils.process_analysis import (
+    compute_rss_spread,
+    find_leaks,
+    load_all_records,
+    top_spreads,
+    write_leaks_csv,
+)
 from utils.system_analysis import load_and_compute_metrics
 
 
@@ -64,3 +72,20 @@ def test_match_keeps_only_matching_rows(dumps: Path) -> None:
         expected.reset_index(drop=True),
         check_dtype=False,
     )
+
+
+# The leak table on these two weeks, pinned: changes to how the rows are read and held
+# (batch sizes, dtypes, what is kept) must not move it by a digit.
+PINNED_LEAKS = (
+    "PID,first_seen,last_seen,since,growth_MB_per_day,growth_MB,confidence,CMD\n"
+    "965,2026-01-01 00:00:00,2026-01-14 23:50:00,2026-01-01 09:00:00,299.964,4084.930,1.000,"
+    '"/usr/bin/python3 /opt/shop/bin/gunicorn shop.wsgi:application --bind=0.0.0.0:8000'
+    ' --name ""shop, eu-west"""\n'
+)
+
+
+@pytest.mark.parametrize("batch_bytes", [64 * 1024, BATCH_BYTES])
+def test_the_leak_table_is_pinned(dumps: Path, tmp_path: Path, batch_bytes: int) -> None:
+    records = load_all_records(find_dumps(dumps, PROCESS_PREFIX), fail, batch_bytes=batch_bytes)
+    path = write_leaks_csv(find_leaks(records, GrowthParams()), tmp_path / "leaks.csv")
+    assert path.read_text(encoding="utf-8") == PINNED_LEAKS

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from utils import memory
 from utils.parser import DumpFile, DumpsDirError, TimeWindow, Warn, find_dumps, parse_time_arg
 
 # A progress line is redrawn at most this often, so it costs nothing.
@@ -208,6 +209,7 @@ def run_analysis(
     returns its own status (3 for an alert it was asked about), or None for 0."""
     reporter = Reporter(prog)
     timer = PhaseTimer()
+    memory.return_freed_memory()
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         status = analysis(reporter, Console(), timer)

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from utils import memory
 from utils.dump_format import COLUMN_KINDS, Kind
 from utils.parser import DumpFile, Warn
 
@@ -42,8 +43,9 @@ __all__ = [
 ]
 
 # How many bytes of CSV are parsed in one read_csv call: big enough that parser
-# start-up is noise, small enough that a batch's Python objects stay a few MB.
-BATCH_BYTES = 8 * 1024 * 1024
+# start-up is noise (a month is 45 calls), small enough that the batches in flight
+# (their bytes, the parser's buffers, the frames) stay a few tens of MiB.
+BATCH_BYTES = 4 * 1024 * 1024
 # Parser threads; the machine this was tuned on has two cores.
 PARSE_THREADS = 2
 # No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A
@@ -249,8 +251,14 @@ def _sentinel_row(names: Sequence[str], spec: TableSpec) -> bytes:
     )
 
 
-def _read_frame(body: bytes, names: tuple[str, ...], spec: TableSpec) -> pd.DataFrame:
-    """One read_csv over data lines; every column typed (or BadFileError, ValueError...).
+def _with_sentinel(bodies: Sequence[bytes], names: tuple[str, ...], spec: TableSpec) -> bytes:
+    """The data lines of files, joined with the sentinel row after them, in one copy."""
+    return b"".join([*bodies, _sentinel_row(names, spec)])
+
+
+def _read_frame(data: bytes, names: tuple[str, ...], spec: TableSpec) -> pd.DataFrame:
+    """One read_csv over data lines ending in the sentinel row (dropped); every column
+    typed (or BadFileError, ValueError...).
 
     Every column is parsed, not only the spec's (usecols), because usecols makes pandas
     ignore a row with too many fields.
@@ -262,7 +270,7 @@ def _read_frame(body: bytes, names: tuple[str, ...], spec: TableSpec) -> pd.Data
     # number column) is thread-local here, and the file is named anyway.
     with np.errstate(all="ignore"):
         frame = pd.read_csv(
-            io.BytesIO(body + _sentinel_row(names, spec)),
+            io.BytesIO(data),
             header=None,
             names=list(names),
             dtype={name: _dtype(kind) for name, kind in kinds.items()},
@@ -330,9 +338,9 @@ def field_counts_ok(body: bytes, expected: int) -> bool:
 def _frame_of(files: Sequence[RawFile], spec: TableSpec) -> pd.DataFrame | None:
     """Parse files sharing one header in one go; None if anything is off."""
     names = files[0].names
-    body = b"".join(raw.body for raw in files)
+    data = _with_sentinel([raw.body for raw in files], names, spec)
     try:
-        frame = _read_frame(body, names, spec)
+        frame = _read_frame(data, names, spec)
     except (ValueError, OverflowError, pd.errors.ParserError, BadFileError):
         return None
     if len(files) > 1 and len(frame) != sum(raw.line_count for raw in files):
@@ -341,7 +349,7 @@ def _frame_of(files: Sequence[RawFile], spec: TableSpec) -> pd.DataFrame | None:
         return None
     if not _values_ok(frame, names, spec):
         return None
-    if _has_missing(frame[names[-1]]) and not field_counts_ok(body, len(names)):
+    if _has_missing(frame[names[-1]]) and not field_counts_ok(data, len(names)):
         return None
     typed: dict[str, pd.Series | npt.NDArray[np.float64]] = {}
     for name, kind in spec.columns:
@@ -430,7 +438,7 @@ def _shown(value: str) -> str:
 def _pandas_says(raw: RawFile, spec: TableSpec) -> str:
     """What pandas finds wrong with a file the checks above passed (should not happen)."""
     try:
-        _read_frame(raw.body, raw.names, spec)
+        _read_frame(_with_sentinel([raw.body], raw.names, spec), raw.names, spec)
     except pd.errors.ParserError as err:
         return str(err).split("C error: ")[-1].strip().rstrip(".")
     except (ValueError, OverflowError, BadFileError) as err:
@@ -566,3 +574,4 @@ def iter_batches(
             batch = finish_oldest()
             if batch is not None:
                 yield batch
+    memory.trim()  # the batches' buffers are free now: give them back

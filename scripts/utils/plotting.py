@@ -7,6 +7,7 @@ and a batch of per-PID plots would leak.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -179,7 +180,12 @@ def save_figure(figure: Figure, path: Path) -> Path:
         # Glyphs the default font lacks (CJK, emoji in command lines) are drawn as
         # boxes; matplotlib's warning about each one would only clutter the console.
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-        return replace_atomically(path, lambda temp: figure.savefig(temp, dpi=DPI, format="png"))
+        saved = replace_atomically(path, lambda temp: figure.savefig(temp, dpi=DPI, format="png"))
+    # A figure is a web of reference cycles: without this, a batch of plots piles up
+    # figures (tens of MiB) until the garbage collector happens to run.
+    figure.clear()
+    gc.collect()
+    return saved
 
 
 def subtitle_for(times: Times, threshold_s: float | None) -> str:

@@ -1,0 +1,54 @@
+"""The allocator tuning that keeps the analyses' peak down (utils/memory.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from utils import memory
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def test_the_tuning_runs_and_is_a_no_op_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    memory.return_freed_memory()
+    memory.trim()
+    monkeypatch.setattr(memory, "_libc", lambda: None)
+    memory.return_freed_memory()  # musl: nothing to do, and no error
+    memory.trim()
+
+
+PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from utils import memory
+if sys.argv[2] == "tuned":
+    memory.return_freed_memory()
+rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096
+warm = bytearray(1 << 20)  # freeing a big block raises glibc's mmap threshold
+del warm
+before = rss()
+big, small = [], []
+for _ in range(200):  # big blocks with small live ones between them, as a parser leaves
+    big.append(bytearray(1 << 20))
+    small.append(bytearray(2000))
+del big
+print((rss() - before) >> 20)
+"""
+
+
+@pytest.mark.parametrize(("mode", "held_mib"), [("tuned", (0, 20)), ("untuned", (150, 250))])
+def test_freed_buffers_go_back_to_the_kernel(mode: str, held_mib: tuple[int, int]) -> None:
+    # 200 freed blocks of 1 MiB: glibc keeps them all on its heap, unless tuned.
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(SCRIPTS), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    low, high = held_mib
+    assert low <= int(result.stdout) <= high
