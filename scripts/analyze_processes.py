@@ -36,10 +36,10 @@ from utils.process_analysis import (
     find_leaks,
     format_leak_table,
     format_top_table,
+    leak_plot_calls,
     load_all_records,
-    plot_leaks,
-    plot_top,
     remove_stale_outputs,
+    top_plots,
     top_spreads,
     write_leaks_csv,
     write_spread_csv,
@@ -106,8 +106,9 @@ def analyze_processes(
             leaks = find_leaks(records, growth)
             leaks_path = write_leaks_csv(leaks, out_dir / LEAKS_CSV)
         with timer.phase("plotting"):
-            plots = plot_top(records, top, out_dir, worker)
-            leak_plots = plot_leaks(records, leaks, out_dir, worker)
+            calls = top_plots(records, top, out_dir)
+            drawn = worker.draw([*calls, *leak_plot_calls(records, leaks, out_dir)])
+            plots, leak_plots = drawn[: len(calls)], drawn[len(calls) :]
             removed = remove_stale_outputs(out_dir, [*plots, *leak_plots], csv_path.name)
 
     matching = f" whose command line contains {match!r}" if match is not None else ""

@@ -35,7 +35,7 @@ def refuse_in_worker(path: Path, text: str) -> Path:
 def test_worker_draws_every_other_job_and_keeps_order(tmp_path: Path, enabled: bool) -> None:
     jobs = [(tmp_path / f"{n}.txt", f"job{n}") for n in range(5)]
     with PlotWorker(enabled) as worker:
-        paths = worker.draw(write_pid, jobs)
+        paths = worker.draw([(write_pid, job) for job in jobs])
     assert paths == [path for path, _ in jobs]
     drawers = [int(path.read_text().split()[1]) for path in paths]
     assert [path.read_text().split()[0] for path in paths] == [f"job{n}" for n in range(5)]
@@ -49,7 +49,9 @@ def test_worker_draws_every_other_job_and_keeps_order(tmp_path: Path, enabled: b
 
 def test_an_error_in_the_worker_reaches_the_caller(tmp_path: Path) -> None:
     with PlotWorker() as worker, pytest.raises(OSError, match="No space left on device"):
-        worker.draw(refuse_in_worker, [(tmp_path / "a", "x"), (tmp_path / "b", "y")])
+        worker.draw(
+            [(refuse_in_worker, (tmp_path / "a", "x")), (refuse_in_worker, (tmp_path / "b", "y"))]
+        )
     assert (tmp_path / "b").exists()  # drawn here
     assert not (tmp_path / "a").exists()  # refused there
 

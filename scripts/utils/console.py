@@ -210,6 +210,7 @@ def run_analysis(
     reporter = Reporter(prog)
     timer = PhaseTimer()
     memory.return_freed_memory()
+    memory.freeze_imports()
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         status = analysis(reporter, Console(), timer)

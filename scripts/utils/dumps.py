@@ -11,6 +11,7 @@ corrupt file costs a handful of extra parses, not thousands.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +41,7 @@ __all__ = [
     "TableSpec",
     "Warn",
     "iter_batches",
+    "iter_reduced",
 ]
 
 # How many bytes of CSV are parsed in one read_csv call: big enough that parser
@@ -60,6 +62,7 @@ _BOM = b"\xef\xbb\xbf"
 # "TRUE"): optional blanks and sign, digits with an optional point, an exponent.
 _NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
 _QUOTE, _COMMA, _LF, _CR = (ord(char) for char in '",\n\r')
+_NOT_SPACE = re.compile(rb"\S")
 # The csv module refuses fields over 128 KiB by default; a dump may hold one (a command line
 # can be up to ARG_MAX, 2 MiB), and explain() must read any file the limit lets in.
 csv.field_size_limit(MAX_FILE_BYTES)
@@ -112,12 +115,13 @@ class RawFile(NamedTuple):
     snapshot: int  # index into the list of files being read
     path: Path
     names: tuple[str, ...]  # the header's column names
-    body: bytes  # complete data lines only, each ending in \n
+    body: memoryview  # complete data lines only, each ending in \n (a view: no copy)
     line_count: int  # lines in body, counted once
     cut: bool  # a last line without its newline was dropped
 
 
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 # --- Reading bytes -------------------------------------------------------------
@@ -144,28 +148,47 @@ def format_size(size: int) -> str:
     return f"{size} bytes"
 
 
-def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes, else BadFileError.
+def file_size(path: Path, limit: int = MAX_FILE_BYTES) -> int:
+    """The size of a regular file of at most `limit` bytes, else BadFileError.
 
-    Only regular files are opened (a FIFO would block open() forever, a device such
-    as /dev/zero never ends), and never past the limit, even if the file grows.
+    Only regular files are ever opened: a FIFO would block open() forever, a device such
+    as /dev/zero never ends, and opening some devices does something (/dev/watchdog arms
+    a watchdog). So the name is looked at with stat() first, never opened to find out.
     """
     try:
         info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise BadFileError(_not_regular(info.st_mode))
-        if info.st_size > limit:
-            raise BadFileError(
-                f"{format_size(info.st_size)}, larger than any dump (limit {format_size(limit)})"
-            )
-        # O_NONBLOCK: should the name become a FIFO between stat and open, open
-        # returns at once instead of waiting for a writer.
+    except OSError as err:
+        raise BadFileError(f"cannot read: {err.strerror or err}") from err
+    if not stat.S_ISREG(info.st_mode):
+        raise BadFileError(_not_regular(info.st_mode))
+    if info.st_size > limit:
+        raise BadFileError(
+            f"{format_size(info.st_size)}, larger than any dump (limit {format_size(limit)})"
+        )
+    return info.st_size
+
+
+def read_regular(path: Path, size: int, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a file file_size() has accepted as `size` bytes, never past the limit
+    even if it grew since; BadFileError if it is no longer a regular file."""
+    try:
+        # O_NONBLOCK: should the name have become a FIFO since, open returns at once
+        # instead of waiting for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
+        try:
+            mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
                 raise BadFileError(_not_regular(mode))
-            data = handle.read(limit + 1)
+            # One read of the size seen, plus a byte to notice growth: os.read allocates
+            # what it is asked for, so never ask for the limit itself.
+            data = os.read(fd, size + 1)
+            while len(data) > size and len(data) <= limit:  # it grew: read the rest
+                more = os.read(fd, min(len(data), limit + 1 - len(data)))
+                if not more:
+                    break
+                data += more
+        finally:
+            os.close(fd)
     except OSError as err:
         raise BadFileError(f"cannot read: {err.strerror or err}") from err
     if len(data) > limit:
@@ -173,6 +196,12 @@ def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     return data
 
 
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else BadFileError."""
+    return read_regular(path, file_size(path, limit), limit)
+
+
+@functools.lru_cache(maxsize=64)  # thousands of files share a handful of headers
 def parse_header(line: bytes) -> tuple[str, ...]:
     """The column names of a header line; BadFileError if it is no plain list of names.
 
@@ -198,32 +227,24 @@ def split_raw(snapshot: int, path: Path, data: bytes, spec: TableSpec) -> RawFil
     A last line without its newline is a file cut off mid-write or mid-copy: that line
     alone is dropped (the caller warns once the rest of the file is known to be good).
     """
-    if data.startswith(_BOM):  # saved by a spreadsheet
-        data = data[len(_BOM) :]
-    if not data.strip():
+    # Offsets into data rather than slices: a slice copies, and this runs for every file.
+    start = len(_BOM) if data.startswith(_BOM) else 0  # saved by a spreadsheet
+    if _NOT_SPACE.search(data, start) is None:  # stops at the first character of a real file
         raise BadFileError("empty file")
-    end_of_header = data.find(b"\n")
+    end_of_header = data.find(b"\n", start)
     if end_of_header < 0:
         raise BadFileError("no complete line (cut off?)")
-    names = parse_header(data[:end_of_header])
+    names = parse_header(data[start:end_of_header])
     missing = [name for name in spec.names if name not in names]
     if missing:
         raise BadFileError(f"no {', '.join(missing)} column")
-    body = data[end_of_header + 1 :]
-    cut = bool(body) and not body.endswith(b"\n")
-    if cut:
-        body = body[: body.rfind(b"\n") + 1]
-    if not body.strip():
+    body_start = end_of_header + 1
+    cut = len(data) > body_start and not data.endswith(b"\n")
+    body_end = data.rfind(b"\n") + 1 if cut else len(data)
+    if _NOT_SPACE.search(data, body_start, body_end) is None:
         raise BadFileError("no complete data row (cut off?)" if cut else "no data rows")
-    return RawFile(snapshot, path, names, body, body.count(b"\n"), cut)
-
-
-def read_raw(index: int, dump: DumpFile, spec: TableSpec, warn: Warn) -> RawFile | None:
-    try:
-        return split_raw(index, dump.path, read_bytes(dump.path), spec)
-    except BadFileError as err:
-        warn(dump.path, f"{err}; skipped")
-    return None
+    body = memoryview(data)[body_start:body_end]
+    return RawFile(snapshot, path, names, body, data.count(b"\n", body_start, body_end), cut)
 
 
 # --- Parsing -------------------------------------------------------------------
@@ -251,7 +272,9 @@ def _sentinel_row(names: Sequence[str], spec: TableSpec) -> bytes:
     )
 
 
-def _with_sentinel(bodies: Sequence[bytes], names: tuple[str, ...], spec: TableSpec) -> bytes:
+def _with_sentinel(
+    bodies: Sequence[bytes | memoryview], names: tuple[str, ...], spec: TableSpec
+) -> bytes:
     """The data lines of files, joined with the sentinel row after them, in one copy."""
     return b"".join([*bodies, _sentinel_row(names, spec)])
 
@@ -389,7 +412,7 @@ def explain(raw: RawFile, spec: TableSpec) -> str:
         if (kind := spec.kind_of(name)) is not None
     ]
     # A last line of our own: a quote opened in the file and never closed swallows it.
-    text = raw.body.decode("utf-8", "replace") + _END_MARK + "\n"
+    text = bytes(raw.body).decode("utf-8", "replace") + _END_MARK + "\n"
     try:
         return _first_problem(text, raw.names, checks, spec.rows_per_file) or _pandas_says(
             raw, spec
@@ -501,36 +524,68 @@ def _flush(
 class _Notes:
     """Warnings held back so they reach the user in file order, from one thread."""
 
-    def __init__(self) -> None:
-        self.items: list[tuple[Path, str]] = []
+    def __init__(self, order: Mapping[Path, int] | None = None) -> None:
+        self.order = order or {}
+        self.items: list[tuple[int, Path, str]] = []
 
     def __call__(self, path: Path, reason: str) -> None:
-        self.items.append((path, reason))
+        self.items.append((self.order.get(path, -1), path, reason))
+
+    def add(self, index: int, path: Path, reason: str) -> None:
+        self.items.append((index, path, reason))
+
+
+class Listed(NamedTuple):
+    """A file to read, accepted by file_size() in the listing thread."""
+
+    snapshot: int
+    path: Path
+    size: int
 
 
 def _parse_job(
-    pending: dict[tuple[str, ...], list[RawFile]], spec: TableSpec
-) -> tuple[Batch | None, _Notes]:
-    notes = _Notes()
-    return _flush(pending, spec, notes), notes
+    listed: Sequence[Listed], spec: TableSpec, reduce: Callable[[Batch], T]
+) -> tuple[T | None, _Notes]:
+    """In a parser thread: read and split the files, parse them by header, bisect the bad
+    ones out, and reduce what is left (the analysis' own per-batch work runs here too).
+    The threads share all the work, reading included: on two cores, a reading thread of
+    its own would sit on the GIL that the parsers need."""
+    notes = _Notes({item.path: item.snapshot for item in listed})
+    pending: dict[tuple[str, ...], list[RawFile]] = {}
+    for item in listed:
+        try:
+            raw = split_raw(item.snapshot, item.path, read_regular(item.path, item.size), spec)
+        except BadFileError as err:
+            notes(item.path, f"{err}; skipped")
+            continue
+        pending.setdefault(raw.names, []).append(raw)
+    batch = _flush(pending, spec, notes)
+    return (None if batch is None else reduce(batch)), notes
 
 
 def _read_groups(
-    files: Sequence[DumpFile], spec: TableSpec, batch_bytes: int
-) -> Iterator[tuple[int, dict[tuple[str, ...], list[RawFile]], _Notes]]:
-    """Files read as bytes, grouped by header, about batch_bytes at a time, with
-    the number of files read so far and the warnings of reading them."""
-    pending: dict[tuple[str, ...], list[RawFile]] = {}
+    files: Sequence[DumpFile], batch_bytes: int
+) -> Iterator[tuple[int, list[Listed], _Notes]]:
+    """Files grouped about batch_bytes at a time by their size, with the number of files
+    listed so far and the warnings of listing them (a FIFO, a device, a huge file)."""
+    listed: list[Listed] = []
     notes = _Notes()
     size = 0
     for index, dump in enumerate(files):
-        raw = read_raw(index, dump, spec, notes)
-        if raw is not None:
-            pending.setdefault(raw.names, []).append(raw)
-            size += len(raw.body)
+        try:
+            length = file_size(dump.path)
+        except BadFileError as err:
+            notes.add(index, dump.path, f"{err}; skipped")
+        else:
+            listed.append(Listed(index, dump.path, length))
+            size += length
         if size >= batch_bytes or index == len(files) - 1:
-            yield index + 1, pending, notes
-            pending, notes, size = {}, _Notes(), 0
+            yield index + 1, listed, notes
+            listed, notes, size = [], _Notes(), 0
+
+
+def _same(batch: Batch) -> Batch:
+    return batch
 
 
 def iter_batches(
@@ -541,37 +596,56 @@ def iter_batches(
     batch_bytes: int = BATCH_BYTES,
     threads: int = PARSE_THREADS,
 ) -> Iterator[Batch]:
-    """Read and parse files in time order, a few MB at a time.
+    """Read and parse files in time order, a few MB at a time (see iter_reduced)."""
+    return iter_reduced(files, spec, warn, _same, progress, batch_bytes, threads)
+
+
+def iter_reduced(
+    files: Sequence[DumpFile],
+    spec: TableSpec,
+    warn: Warn,
+    reduce: Callable[[Batch], T],
+    progress: Progress | None = None,
+    batch_bytes: int = BATCH_BYTES,
+    threads: int = PARSE_THREADS,
+) -> Iterator[T]:
+    """Read and parse files in time order, a few MB at a time, and yield reduce(batch) for
+    each batch, in order.
 
     Batches come in time order, and rows within a batch are in time order, so the
     first row seen for anything is its earliest. Bad files are reported through
     warn (in file order) and left out; nothing else is lost.
 
-    Files are read in this thread while parser threads work on earlier batches:
-    pandas' C parser releases the GIL while it tokenizes, so two threads parse
-    nearly twice as fast, in one process and without copying data between processes.
+    Files are read in this thread while parser threads split, parse and reduce earlier
+    batches: pandas' C parser and numpy release the GIL for their loops, so two threads
+    work nearly twice as fast, in one process, without copying data between processes.
+    `reduce` runs in those threads: it must not touch shared state.
     """
-    in_flight: deque[tuple[int, _Notes, Future[tuple[Batch | None, _Notes]]]] = deque()
+    in_flight: deque[tuple[int, _Notes, Future[tuple[T | None, _Notes]]]] = deque()
 
-    def finish_oldest() -> Batch | None:
+    def finish_oldest() -> T | None:
         done, read_notes, job = in_flight.popleft()
-        batch, parse_notes = job.result()
-        for path, reason in read_notes.items + parse_notes.items:
+        result, parse_notes = job.result()
+        for _, path, reason in sorted(read_notes.items + parse_notes.items, key=_by_file):
             warn(path, reason)
         if progress is not None:
             progress(done, len(files))
-        return batch
+        return result
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="parse") as pool:
-        for done, pending, read_notes in _read_groups(files, spec, batch_bytes):
-            in_flight.append((done, read_notes, pool.submit(_parse_job, pending, spec)))
+        for done, listed, read_notes in _read_groups(files, batch_bytes):
+            in_flight.append((done, read_notes, pool.submit(_parse_job, listed, spec, reduce)))
             # Bounded: at most a few batches of bytes and frames are alive at once.
             if len(in_flight) > threads:
-                batch = finish_oldest()
-                if batch is not None:
-                    yield batch
+                result = finish_oldest()
+                if result is not None:
+                    yield result
         while in_flight:
-            batch = finish_oldest()
-            if batch is not None:
-                yield batch
+            result = finish_oldest()
+            if result is not None:
+                yield result
     memory.trim()  # the batches' buffers are free now: give them back
+
+
+def _by_file(note: tuple[int, Path, str]) -> int:
+    return note[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
 # mallopt() parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -37,6 +38,14 @@ def return_freed_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
+def freeze_imports() -> None:
+    """Move every object alive now (the imported libraries: about 90,000 objects) out of
+    the garbage collector's sight. Collections then cost microseconds instead of 70 ms
+    (plotting collects after each figure), and a forked worker does not copy the pages
+    that a collection would otherwise touch."""
+    gc.freeze()
 
 
 def trim() -> None:

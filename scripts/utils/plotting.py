@@ -201,6 +201,8 @@ def subtitle_for(times: Times, threshold_s: float | None) -> str:
 PARENT_CHECK_S = 0.5
 
 PlotJob = Callable[..., Path]
+# A plot to draw: a picklable module-level function and its arguments.
+PlotCall = tuple[PlotJob, tuple[object, ...]]
 
 
 def _worker_init() -> None:
@@ -270,21 +272,23 @@ class PlotWorker:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def draw(self, job: PlotJob, arguments: Sequence[tuple[object, ...]]) -> list[Path]:
-        """job(*args) for each args, every other one in the worker; paths in order."""
-        if self._pool is None or len(arguments) < 2:
-            return [job(*args) for args in arguments]
+    def draw(self, jobs: Sequence[PlotCall]) -> list[Path]:
+        """Every job(*args), every other one in the worker; the paths in order. Give all
+        the plots of a run at once, so that the two processes finish together."""
+        if self._pool is None or len(jobs) < 2:
+            return [job(*args) for job, args in jobs]
         remote: dict[int, Future[Path]] = {
             index: self._pool.submit(job, *args)
-            for index, args in enumerate(arguments)
+            for index, (job, args) in enumerate(jobs)
             if index % 2 == 0
         }
         paths: list[Path | None] = [
-            None if index in remote else job(*args) for index, args in enumerate(arguments)
+            None if index in remote else job(*args) for index, (job, args) in enumerate(jobs)
         ]
         for index, future in remote.items():
             try:
                 paths[index] = future.result()
             except BrokenProcessPool:  # the worker was killed: draw it here
-                paths[index] = job(*arguments[index])
+                job, args = jobs[index]
+                paths[index] = job(*args)
         return [path for path in paths if path is not None]

@@ -21,9 +21,10 @@ import pandas as pd
 
 from utils import plotting
 from utils.console import replace_atomically
-from utils.dumps import BATCH_BYTES, Kind, Progress, TableSpec, Warn, iter_batches
+from utils.dumps import BATCH_BYTES, Kind, Progress, TableSpec, Warn, iter_reduced
 from utils.growth import FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
 from utils.parser import DISPLAY_FORMAT, DumpFile
+from utils.plotting import PlotCall
 from utils.process_records import BUCKET_S, MILLI, InstanceTable, ProcessRecords
 
 PROCESS_SPEC = TableSpec(
@@ -68,8 +69,8 @@ def load_all_records(
     """Read every process snapshot (bad files are reported through warn and left out)."""
     timestamps = np.array([dump.timestamp for dump in files], dtype="datetime64[s]")
     records = ProcessRecords(timestamps, match)
-    for batch in iter_batches(files, PROCESS_SPEC, warn, progress, batch_bytes):
-        records.add(batch)
+    for runs in iter_reduced(files, PROCESS_SPEC, warn, records.reduce, progress, batch_bytes):
+        records.add(runs)
     return records
 
 
@@ -232,17 +233,17 @@ def plot_pid(
     return plotting.save_figure(figure, out_dir / PLOT_NAME.format(pid=int(pid)))
 
 
-def plot_top(
-    records: ProcessRecords, top: pd.DataFrame, out_dir: Path, worker: plotting.PlotWorker
-) -> list[Path]:
+def top_plots(records: ProcessRecords, top: pd.DataFrame, out_dir: Path) -> list[PlotCall]:
     """One PNG per PID of the table; the gap threshold comes from all snapshots read."""
     snapshot_times = records.times
     threshold = plotting.gap_threshold_s(snapshot_times)
-    jobs = [
-        (int(pid), str(cmd), records.pid_series(int(pid)), snapshot_times, threshold, out_dir)
+    return [
+        (
+            plot_pid,
+            (int(pid), str(cmd), records.pid_series(int(pid)), snapshot_times, threshold, out_dir),
+        )
         for pid, cmd in zip(top["PID"], top["CMD"], strict=True)
     ]
-    return worker.draw(plot_pid, jobs)
 
 
 def format_leak_table(leaks: Sequence[Leak]) -> list[str]:
@@ -381,13 +382,16 @@ def plot_leak(
     return plotting.save_figure(figure, out_dir / name)
 
 
-def plot_leaks(
-    records: ProcessRecords, leaks: Sequence[Leak], out_dir: Path, worker: plotting.PlotWorker
-) -> list[Path]:
+def leak_plot_calls(
+    records: ProcessRecords, leaks: Sequence[Leak], out_dir: Path
+) -> list[PlotCall]:
+    """One PNG per flagged instance."""
     snapshot_times = records.times
     threshold = plotting.gap_threshold_s(snapshot_times)
-    jobs = [(leak, snapshot_times, threshold, out_dir) for leak in leak_plots(records, leaks)]
-    return worker.draw(plot_leak, jobs)
+    return [
+        (plot_leak, (leak, snapshot_times, threshold, out_dir))
+        for leak in leak_plots(records, leaks)
+    ]
 
 
 def remove_stale_outputs(out_dir: Path, keep: Sequence[Path], keep_csv: str) -> list[Path]:

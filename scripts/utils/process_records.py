@@ -36,7 +36,6 @@ from utils.dumps import Batch
 MILLI = 1000
 # The floors the leak finder fits: the lowest RSS per 6 hours, aligned to UTC.
 BUCKET_S = 6 * 3600
-_NEW = -2  # the "last seen" rank of a PID never seen: always 2 or more before any rank
 
 IntArray = npt.NDArray[np.int64]
 Series = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]
@@ -96,12 +95,103 @@ _INSTANCE_COLUMNS = (
 )
 
 
+class BatchRuns(NamedTuple):
+    """One batch reduced to runs: a run is a PID in consecutive snapshots of the batch
+    (its rows grouped by PID, in time order). Ranks here count from the batch's first
+    snapshot (0); the aggregates are over the rows --match keeps."""
+
+    read: IntArray  # the indexes (into the files given) of the batch's snapshots, in order
+    pid: npt.NDArray[np.int32]  # per run, ascending
+    first: IntArray  # rank of the run's first row (all rows: identity)
+    last: IntArray  # rank of its last row
+    samples: IntArray  # rows kept; 0: none matched
+    kept_first: IntArray  # rank of the first kept row (when samples > 0)
+    kept_last: IntArray
+    min_milli: IntArray
+    max_milli: IntArray
+    cmd: npt.NDArray[np.object_]  # CMD of the first kept row
+    floors: tuple[IntArray, IntArray, IntArray, IntArray]  # run, bucket, lowest RSS, rows
+    chunk: Chunk | None  # the kept rows (base 0)
+
+
+def reduce_batch(
+    batch: Batch, snapshot_times: npt.NDArray[np.datetime64], match: str | None
+) -> BatchRuns:
+    """A parsed batch as runs (thread-safe: this runs in the parser threads)."""
+    frame, snapshot = batch.frame, batch.snapshot
+    # Rows come in time order: each new snapshot index is the next rank.
+    step = np.r_[0, (snapshot[1:] != snapshot[:-1]).astype(np.int64)]
+    read = snapshot[np.r_[True, step[1:] > 0]].astype(np.int64)
+    rank = np.cumsum(step)
+    pid = frame["PID"].to_numpy(np.int32)
+    # Grouped by PID, in time order within each (a stable sort keeps the time order).
+    rows = np.argsort(pid, kind="stable")
+    pid, rank = pid[rows], rank[rows]
+    # A run ends where the PID changes or skips a snapshot of the batch.
+    starts = np.flatnonzero(np.r_[True, (pid[1:] != pid[:-1]) | (rank[1:] - rank[:-1] > 1)])
+    ends = np.r_[starts[1:], len(pid)]
+    run = np.repeat(np.arange(len(starts)), ends - starts)
+    kept = np.ones(len(pid), bool) if match is None else _match_mask(frame["CMD"], match)[rows]
+    rss = np.rint(frame["RSS_MB"].to_numpy(np.float64)[rows] * MILLI).astype(np.int64)
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    positions = np.arange(len(pid))
+    first_kept = np.minimum.reduceat(np.where(kept, positions, big), starts)
+    last_kept = np.maximum.reduceat(np.where(kept, positions, -1), starts)
+    samples = np.add.reduceat(kept.astype(np.int64), starts)
+    has = samples > 0
+    codes = frame["CMD"].cat.codes.to_numpy()[rows[np.where(has, first_kept, starts)]]
+    cmd = frame["CMD"].cat.categories.to_numpy(dtype=object)[codes]
+    # Floors and plotted rows: the kept rows only.
+    k_run, k_rank, k_rss, k_pid = run[kept], rank[kept], rss[kept], pid[kept]
+    bucket = snapshot_times[read].astype(np.int64)[k_rank] // BUCKET_S
+    cuts = np.flatnonzero(np.r_[True, (k_run[1:] != k_run[:-1]) | (bucket[1:] != bucket[:-1])])
+    floors = (
+        (
+            k_run[cuts],
+            bucket[cuts],
+            np.minimum.reduceat(k_rss, cuts),
+            np.diff(np.r_[cuts, len(k_run)]),
+        )
+        if len(k_run)
+        else (np.empty(0, np.int64),) * 4
+    )
+    return BatchRuns(
+        read=read,
+        pid=pid[starts],
+        first=rank[starts],
+        last=rank[ends - 1],
+        samples=samples,
+        kept_first=np.where(has, rank[np.minimum(first_kept, len(pid) - 1)], -1),
+        kept_last=np.where(has, rank[np.maximum(last_kept, 0)], -1),
+        min_milli=np.minimum.reduceat(np.where(kept, rss, big), starts),
+        max_milli=np.maximum.reduceat(np.where(kept, rss, small), starts),
+        cmd=cmd,
+        floors=floors,
+        chunk=_chunk(k_pid, k_rank, k_rss) if len(k_pid) else None,
+    )
+
+
+def _chunk(pid: npt.NDArray[np.int32], rank: IntArray, rss_milli: IntArray) -> Chunk:
+    starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
+    offset_type = np.uint16 if rank.max() <= np.iinfo(np.uint16).max else np.uint32
+    wide = rss_milli.max() > np.iinfo(np.int32).max
+    return Chunk(
+        pids=pid[starts],
+        starts=np.r_[starts, len(pid)].astype(np.int64),
+        base=0,
+        offset=rank.astype(offset_type),
+        rss_milli=rss_milli.astype(np.int64 if wide else np.int32),
+    )
+
+
 @dataclass
 class ProcessRecords:
     """Every process row of the snapshots (after --match), reduced as described above.
 
     Ranks number the snapshots that were read (bad files are not ranks), in time order;
-    `times[rank]` is a rank's UTC time.
+    `times[rank]` is a rank's UTC time. `add` stitches the batches' runs together, in
+    order: a batch's run continues an instance of the batch before only when it starts at
+    the batch's first snapshot and its PID was in the previous batch's last one.
     """
 
     snapshot_times: npt.NDArray[np.datetime64]  # of every file given, by index
@@ -112,9 +202,9 @@ class ProcessRecords:
     _ranks: int = 0
     _instances: _Growable = field(default_factory=lambda: _Growable(_INSTANCE_COLUMNS))
     _command_codes: dict[str, int] = field(default_factory=dict)
-    _seen_pids: npt.NDArray[np.int32] = field(default_factory=lambda: np.empty(0, np.int32))
-    _seen_rank: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
-    _seen_instance: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    # The PIDs of the last snapshot read and their instances, sorted by PID.
+    _last_pids: npt.NDArray[np.int32] = field(default_factory=lambda: np.empty(0, np.int32))
+    _last_instance: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
     _floors: list[tuple[IntArray, IntArray, IntArray, IntArray]] = field(default_factory=list)
 
     # --- Reading ----------------------------------------------------------------
@@ -131,130 +221,53 @@ class ProcessRecords:
             self._times = [joined]
         return self._times[0]
 
-    def add(self, batch: Batch) -> None:
-        """Reduce one parsed batch (rows in time order) and let its frame go."""
-        frame, snapshot = batch.frame, batch.snapshot
-        read, rank_of_row = np.unique(snapshot, return_inverse=True)
+    def reduce(self, batch: Batch) -> BatchRuns:
+        """What the parser threads do with each batch (see iter_reduced)."""
+        return reduce_batch(batch, self.snapshot_times, self.match)
+
+    def add(self, runs: BatchRuns) -> None:
+        """Fold one batch's runs into the instances, in batch order."""
         base = self._ranks
-        self._ranks += len(read)
-        self._times.append(self.snapshot_times[read])
-        rank = rank_of_row.astype(np.int64) + base
-        pid = frame["PID"].to_numpy(np.int32)
-        # Grouped by PID, in time order within each: the order everything below works in.
-        rows = np.lexsort((rank, pid))
-        pid, rank = pid[rows], rank[rows]
-        # Identity comes from every row; --match then picks the rows that count.
-        instance = self._assign_instances(pid, rank)
-        if self.match is not None:
-            kept = _match_mask(frame["CMD"], self.match)[rows]
-            pid, rank, instance, rows = pid[kept], rank[kept], instance[kept], rows[kept]
-        if len(pid) == 0:
-            return
-        rss_milli = np.rint(frame["RSS_MB"].to_numpy(np.float64)[rows] * MILLI).astype(np.int64)
-        first_cmd = _first_texts(frame["CMD"], rows, instance)
-        bucket = self.snapshot_times[read].astype(np.int64)[rank - base] // BUCKET_S
-        self._aggregate(pid, rank, instance, rss_milli, bucket, first_cmd)
-        self._keep_rows(pid, rank, rss_milli, base)
-
-    def _assign_instances(self, pid: npt.NDArray[np.int32], rank: IntArray) -> IntArray:
-        """The instance of each row (rows grouped by PID, in time order within a PID).
-
-        A row starts a new instance when its PID was not seen in the snapshot just before
-        (the previous rank); otherwise it continues the PID's instance.
-        """
-        first = np.ones(len(pid), bool)
-        first[1:] = pid[1:] != pid[:-1]
-        previous = np.empty_like(rank)
-        previous[1:] = rank[:-1]
-        # The first row of each PID continues from what earlier batches saw of it.
-        heads = pid[first]
-        at = np.searchsorted(self._seen_pids, heads)
-        found = np.zeros(len(heads), bool)
-        inside = at < len(self._seen_pids)
-        found[inside] = self._seen_pids[at[inside]] == heads[inside]
-        head_previous = np.full(len(heads), _NEW, np.int64)
-        head_previous[found] = self._seen_rank[at[found]]
-        previous[first] = head_previous
-        new = rank - previous > 1  # also the first row of a PID never seen
-        numbers = np.full(len(pid), -1, np.int64)
-        created = self._instances.extend(int(new.sum()))
-        numbers[new] = created
-        self._instances["pid"][created] = pid[new]
-        continuing = found & ~new[first]
-        numbers[np.flatnonzero(first)[continuing]] = self._seen_instance[at[continuing]]
-        # Fill each row with the instance of the nearest defined row above it (the first row
-        # of every PID is defined, so this never crosses from one PID to the next).
-        defined = numbers >= 0
-        fill_from = np.maximum.accumulate(np.where(defined, np.arange(len(pid)), 0))
-        numbers = numbers[fill_from]
-        self._remember(pid, rank, numbers, first)
-        return numbers
-
-    def _remember(
-        self,
-        pid: npt.NDArray[np.int32],
-        rank: IntArray,
-        numbers: IntArray,
-        first: npt.NDArray[np.bool_],
-    ) -> None:
-        """Each PID's last rank and instance, for the next batch."""
-        last = np.ones(len(pid), bool)
-        last[:-1] = first[1:]
-        pids = np.concatenate([self._seen_pids, pid[last]])
-        ranks = np.concatenate([self._seen_rank, rank[last]])
-        instances = np.concatenate([self._seen_instance, numbers[last]])
-        # Newer entries come later: keep the last of each PID.
-        order = np.lexsort((np.arange(len(pids)), pids))
-        pids, ranks, instances = pids[order], ranks[order], instances[order]
-        newest = np.ones(len(pids), bool)
-        newest[:-1] = pids[1:] != pids[:-1]
-        self._seen_pids = pids[newest]
-        self._seen_rank = ranks[newest]
-        self._seen_instance = instances[newest]
-
-    def _aggregate(
-        self,
-        pid: npt.NDArray[np.int32],
-        rank: IntArray,
-        instance: IntArray,
-        rss_milli: IntArray,
-        bucket: IntArray,
-        first_cmd: list[str],
-    ) -> None:
-        """Fold the kept rows into their instances' records and floors; first_cmd holds the
-        CMD of each instance's first row here."""
-        starts = np.flatnonzero(np.r_[True, instance[1:] != instance[:-1]])
-        ends = np.r_[starts[1:], len(instance)]
-        number = instance[starts]
+        self._ranks += len(runs.read)
+        self._times.append(self.snapshot_times[runs.read])
+        instance = self._instances_of(runs)
+        has = runs.samples > 0
+        number = instance[has]
         table = self._instances
         fresh = table["samples"][number] == 0
         new_numbers = number[fresh]
-        table["first_rank"][new_numbers] = rank[starts[fresh]]
+        table["first_rank"][new_numbers] = runs.kept_first[has][fresh] + base
         table["min_milli"][new_numbers] = np.iinfo(np.int64).max
         table["max_milli"][new_numbers] = np.iinfo(np.int64).min
-        table["cmd"][new_numbers] = [
-            self._intern(text) for text, is_fresh in zip(first_cmd, fresh, strict=True) if is_fresh
-        ]
-        table["samples"][number] += ends - starts
-        table["last_rank"][number] = rank[ends - 1]
-        table["min_milli"][number] = np.minimum(
-            table["min_milli"][number], np.minimum.reduceat(rss_milli, starts)
+        table["cmd"][new_numbers] = [self._intern(str(text)) for text in runs.cmd[has][fresh]]
+        table["samples"][number] += runs.samples[has]
+        table["last_rank"][number] = runs.kept_last[has] + base
+        table["min_milli"][number] = np.minimum(table["min_milli"][number], runs.min_milli[has])
+        table["max_milli"][number] = np.maximum(table["max_milli"][number], runs.max_milli[has])
+        floor_run, bucket, low, count = runs.floors
+        self._floors.append((instance[floor_run], bucket, low, count))
+        if runs.chunk is not None:
+            self.chunks.append(runs.chunk._replace(base=base))
+
+    def _instances_of(self, runs: BatchRuns) -> IntArray:
+        """Each run's instance: carried on from the batch before, or new."""
+        first_of_pid = np.r_[True, runs.pid[1:] != runs.pid[:-1]]
+        at = np.minimum(
+            np.searchsorted(self._last_pids, runs.pid), max(len(self._last_pids) - 1, 0)
         )
-        table["max_milli"][number] = np.maximum(
-            table["max_milli"][number], np.maximum.reduceat(rss_milli, starts)
+        carried = (
+            first_of_pid & (runs.first == 0) & (self._last_pids[at] == runs.pid)
+            if len(self._last_pids)
+            else np.zeros(len(runs.pid), bool)
         )
-        # Floors: rows of an instance are in time order, so its buckets come in runs.
-        cuts = np.flatnonzero(
-            np.r_[True, (instance[1:] != instance[:-1]) | (bucket[1:] != bucket[:-1])]
-        )
-        self._floors.append(
-            (
-                instance[cuts],
-                bucket[cuts],
-                np.minimum.reduceat(rss_milli, cuts),
-                np.diff(np.r_[cuts, len(instance)]),
-            )
-        )
+        instance = np.empty(len(runs.pid), np.int64)
+        instance[carried] = self._last_instance[at[carried]]
+        created = self._instances.extend(int((~carried).sum()))
+        instance[~carried] = created
+        self._instances["pid"][created] = runs.pid[~carried]
+        at_end = runs.last == len(runs.read) - 1  # the runs in the batch's last snapshot
+        self._last_pids, self._last_instance = runs.pid[at_end], instance[at_end]
+        return instance
 
     def _intern(self, text: str) -> int:
         code = self._command_codes.get(text)
@@ -262,23 +275,6 @@ class ProcessRecords:
             code = self._command_codes[text] = len(self.commands)
             self.commands.append(text)
         return code
-
-    def _keep_rows(
-        self, pid: npt.NDArray[np.int32], rank: IntArray, rss_milli: IntArray, base: int
-    ) -> None:
-        starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
-        offset = rank - base
-        offset_type = np.uint16 if offset.max() <= np.iinfo(np.uint16).max else np.uint32
-        wide = rss_milli.max() > np.iinfo(np.int32).max
-        self.chunks.append(
-            Chunk(
-                pids=pid[starts],
-                starts=np.r_[starts, len(pid)].astype(np.int64),
-                base=base,
-                offset=offset.astype(offset_type),
-                rss_milli=rss_milli.astype(np.int64 if wide else np.int32),
-            )
-        )
 
     # --- What the analyses ask --------------------------------------------------
 
@@ -370,14 +366,6 @@ class Floors(NamedTuple):
     bucket: IntArray  # epoch seconds // BUCKET_S
     low_milli: IntArray  # the lowest RSS in that bucket, thousandths of a MiB
     samples: IntArray
-
-
-def _first_texts(cmd: pd.Series, rows: IntArray, instance: IntArray) -> list[str]:
-    """The CMD of the first of each run of rows of one instance."""
-    starts = np.flatnonzero(np.r_[True, instance[1:] != instance[:-1]])
-    codes = cmd.cat.codes.to_numpy()[rows[starts]]
-    categories = cmd.cat.categories
-    return [str(categories[code]) for code in codes]
 
 
 def _match_mask(cmd: pd.Series, text: str) -> npt.NDArray[np.bool_]:
