@@ -20,10 +20,10 @@ so that takes millions of process starts within one interval.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -60,11 +60,11 @@ class Chunk(NamedTuple):
 
 
 class _Growable:
-    """Columns of int64 that grow by doubling, addressed by instance number."""
+    """Integer columns that grow by doubling, addressed by instance number."""
 
-    def __init__(self, names: Sequence[str], capacity: int = 1024) -> None:
+    def __init__(self, dtypes: Mapping[str, type[np.signedinteger[Any]]], capacity: int = 1024):
         self.size = 0
-        self.columns = {name: np.zeros(capacity, np.int64) for name in names}
+        self.columns = {name: np.zeros(capacity, dtype) for name, dtype in dtypes.items()}
 
     def extend(self, count: int) -> IntArray:
         """Room for `count` more instances; their numbers."""
@@ -73,26 +73,28 @@ class _Growable:
         if needed > capacity:
             capacity = max(needed, 2 * capacity)
             for name, column in self.columns.items():
-                grown = np.zeros(capacity, np.int64)
+                grown = np.zeros(capacity, column.dtype)
                 grown[: self.size] = column[: self.size]
                 self.columns[name] = grown
         numbers = np.arange(self.size, needed, dtype=np.int64)
         self.size = needed
         return numbers
 
-    def __getitem__(self, name: str) -> IntArray:
+    def __getitem__(self, name: str) -> npt.NDArray[np.signedinteger[Any]]:
         return self.columns[name][: self.size]
 
 
-_INSTANCE_COLUMNS = (
-    "pid",
-    "samples",  # rows kept (after --match); 0: the instance never matched
-    "first_rank",  # of the kept rows
-    "last_rank",
-    "min_milli",
-    "max_milli",
-    "cmd",  # index into ProcessRecords.commands of the first kept row's CMD
-)
+# 32 bits wherever it is enough (a year holds 300,000 instances): ranks count snapshots,
+# PIDs are below 2**22; only RSS in thousandths of a MiB could pass 2**31 (2 TiB).
+_INSTANCE_COLUMNS: Mapping[str, type[np.signedinteger[Any]]] = {
+    "pid": np.int32,
+    "samples": np.int32,  # rows kept (after --match); 0: the instance never matched
+    "first_rank": np.int32,  # of the kept rows
+    "last_rank": np.int32,
+    "min_milli": np.int64,
+    "max_milli": np.int64,
+    "cmd": np.int32,  # index into ProcessRecords.commands of the first kept row's CMD
+}
 
 
 class BatchRuns(NamedTuple):
@@ -205,7 +207,7 @@ class ProcessRecords:
     # The PIDs of the last snapshot read and their instances, sorted by PID.
     _last_pids: npt.NDArray[np.int32] = field(default_factory=lambda: np.empty(0, np.int32))
     _last_instance: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
-    _floors: list[tuple[IntArray, IntArray, IntArray, IntArray]] = field(default_factory=list)
+    _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
 
     # --- Reading ----------------------------------------------------------------
 
@@ -245,7 +247,14 @@ class ProcessRecords:
         table["min_milli"][number] = np.minimum(table["min_milli"][number], runs.min_milli[has])
         table["max_milli"][number] = np.maximum(table["max_milli"][number], runs.max_milli[has])
         floor_run, bucket, low, count = runs.floors
-        self._floors.append((instance[floor_run], bucket, low, count))
+        self._floors.append(
+            (
+                instance[floor_run].astype(np.int32),
+                bucket.astype(np.int32),  # 6-hour buckets since 1970: about 82,000
+                low.astype(np.int32) if len(low) and low.max() < 2**31 else low,
+                count.astype(np.int32),
+            )
+        )
         if runs.chunk is not None:
             self.chunks.append(runs.chunk._replace(base=base))
 
@@ -279,18 +288,18 @@ class ProcessRecords:
     # --- What the analyses ask --------------------------------------------------
 
     def instances(self) -> InstanceTable:
-        """The instances with kept rows, as arrays."""
+        """The instances with kept rows, as arrays (int64, for plain arithmetic)."""
         table = self._instances
         kept = np.flatnonzero(table["samples"] > 0)
         return InstanceTable(
             number=kept,
-            pid=table["pid"][kept],
-            samples=table["samples"][kept],
-            first_rank=table["first_rank"][kept],
-            last_rank=table["last_rank"][kept],
+            pid=table["pid"][kept].astype(np.int64),
+            samples=table["samples"][kept].astype(np.int64),
+            first_rank=table["first_rank"][kept].astype(np.int64),
+            last_rank=table["last_rank"][kept].astype(np.int64),
             min_milli=table["min_milli"][kept],
             max_milli=table["max_milli"][kept],
-            cmd=table["cmd"][kept],
+            cmd=table["cmd"][kept].astype(np.int64),
         )
 
     def floors(self) -> Floors:
@@ -307,15 +316,14 @@ class ProcessRecords:
         cuts = np.flatnonzero(
             np.r_[True, (instance[1:] != instance[:-1]) | (bucket[1:] != bucket[:-1])]
         )
-        self._floors = [
-            (
-                instance[cuts],
-                bucket[cuts],
-                np.minimum.reduceat(low, cuts),
-                np.add.reduceat(count, cuts),
-            )
-        ]
-        return Floors(*self._floors[0])
+        merged = (
+            instance[cuts],
+            bucket[cuts],
+            np.minimum.reduceat(low, cuts),
+            np.add.reduceat(count, cuts),
+        )
+        self._floors = [merged]
+        return Floors(*(part.astype(np.int64) for part in merged))
 
     def pid_series(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> Series:
         """UTC times and RSS (MiB) of a PID's kept rows between two ranks, in time order."""
