@@ -14,37 +14,33 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-from collect_memory import positive_count
 from utils.console import (
     EXIT_ALERT,
-    AnalysisError,
-    Console,
-    PhaseTimer,
-    Reporter,
+    Session,
     add_common_args,
-    discover,
+    non_negative,
+    positive_count,
     run_analysis,
     window_from_args,
 )
 from utils.growth import GrowthParams
-from utils.parser import DISPLAY_FORMAT, PROCESS_PREFIX, TimeWindow
+from utils.parser import PROCESS_PREFIX, NoDataError, TimeWindow, discover
 from utils.plotting import PlotWorker
 from utils.process_analysis import (
     LEAKS_CSV,
-    compute_rss_spread,
-    find_leaks,
-    format_leak_table,
-    format_top_table,
+    ProcessOptions,
+    ProcessResult,
+    format_result,
     leak_plot_calls,
     load_all_records,
+    process_result,
     remove_stale_outputs,
     top_plots,
-    top_spreads,
     write_leaks_csv,
     write_spread_csv,
 )
-from utils.system_analysis import format_duration
 
 # --- Defaults; flags override them ------------------------------------------------
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,101 +59,66 @@ PARALLEL_PLOTS_FROM = 4
 PROG = "analyze_processes"
 
 
-def analyze_processes(
-    dumps_dir: Path,
-    out_dir: Path,
-    top_n: int,
-    match: str | None,
-    window: TimeWindow,
-    growth: GrowthParams,
-    fail_on_leak: bool,
-    reporter: Reporter,
-    console: Console,
-    timer: PhaseTimer,
-) -> int | None:
-    """Discover, load, compute, write and plot; raises AnalysisError when there is no data.
-    Returns EXIT_ALERT when asked to (fail_on_leak) and an instance leaks."""
-    # Fork the plot worker first, while this process holds no rows (not even the
-    # list of files) and runs no threads.
-    with PlotWorker(enabled=top_n >= PARALLEL_PLOTS_FROM) as worker:
-        with timer.phase("discovery"):
-            files = discover(dumps_dir, PROCESS_PREFIX, window, reporter.warn)
-        with timer.phase("reading"):
-            records = load_all_records(
-                files,
-                reporter.warn,
-                lambda done, total: reporter.progress("reading", done, total),
-                match,
-            )
-            reporter.end_progress()
-        if records.snapshots_read == 0:
-            raise AnalysisError(
-                f"none of the {len(files)} {PROCESS_PREFIX}*.csv files could be used"
-            )
-        span = records.time_range()
-        if span is None:
-            raise AnalysisError(f"no command line contains {match!r}")
-        with timer.phase("computing"):
-            spreads = compute_rss_spread(records)
-            top = top_spreads(spreads, top_n)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            csv_path = write_spread_csv(top, out_dir / f"top{top_n}_rss_spread.csv")
-        with timer.phase("growth"):
-            leaks = find_leaks(records, growth)
-            leaks_path = write_leaks_csv(leaks, out_dir / LEAKS_CSV)
-        with timer.phase("plotting"):
-            calls = top_plots(records, top, out_dir)
-            drawn = worker.draw([*calls, *leak_plot_calls(records, leaks, out_dir)])
-            plots, leak_plots = drawn[: len(calls)], drawn[len(calls) :]
-            removed = remove_stale_outputs(out_dir, [*plots, *leak_plots], csv_path.name)
+class Where(NamedTuple):
+    """Which snapshots to read and where the outputs go."""
 
-    matching = f" whose command line contains {match!r}" if match is not None else ""
-    console.print(
-        f"Top {len(top)} of {len(spreads):,} PIDs{matching} by RSS spread (MiB),"
-        f" {records.snapshots_read:,} snapshots from {span[0]:{DISPLAY_FORMAT}}"
-        f" to {span[1]:{DISPLAY_FORMAT}} UTC"
-    )
-    console.print()
-    for line in format_top_table(top):
-        console.print(line)
-    console.print()
-    duration = format_duration((span[1] - span[0]).total_seconds())
-    judged = f"{len(records.instances().pid):,} process instances over {duration}"
-    if leaks:
-        console.print(f"Sustained growth (leaks): {len(leaks)} of {judged}, fastest first")
-        console.print()
-        for line in format_leak_table(leaks):
-            console.print(line)
-    else:
-        console.print(f"No process shows sustained growth ({judged} judged)")
-    console.print()
-    console.print(f"Wrote {csv_path}")
-    console.print(f"Wrote {leaks_path}")
-    console.print(f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png")
+    dumps_dir: Path
+    window: TimeWindow
+    out_dir: Path
+
+
+def compute(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:
+    """Discover, read and compute; NoDataError when there is nothing to analyse."""
+    reporter, timer = session.reporter, session.timer
+    with timer.phase("discovery"):
+        files = discover(where.dumps_dir, PROCESS_PREFIX, where.window, reporter.warn)
+    with timer.phase("reading"):
+        records = load_all_records(files, reporter.warn, reporter.reading, options.match)
+        reporter.end_progress()
+    if records.snapshots_read == 0:
+        raise NoDataError(f"none of the {len(files)} {PROCESS_PREFIX}*.csv files could be used")
+    with timer.phase("growth"):
+        return process_result(records, options)
+
+
+def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> list[str]:
+    """The CSVs and the plots; what was written, as lines for the console."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    top_csv = write_spread_csv(result.top, out_dir / f"top{result.options.top_n}_rss_spread.csv")
+    leaks_csv = write_leaks_csv(result.leaks, out_dir / LEAKS_CSV)
+    calls = top_plots(result.records, result.top, out_dir)
+    drawn = worker.draw([*calls, *leak_plot_calls(result.records, result.leaks, out_dir)])
+    plots, leak_plots = drawn[: len(calls)], drawn[len(calls) :]
+    removed = remove_stale_outputs(out_dir, drawn, top_csv.name)
+    lines = [f"Wrote {top_csv}", f"Wrote {leaks_csv}"]
+    lines.append(f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png")
     if leak_plots:
         plural = "s" if len(leak_plots) > 1 else ""
-        console.print(
+        lines.append(
             f"Wrote {len(leak_plots)} leak plot{plural}: {out_dir}/leak_<PID>_<first seen>.png"
         )
     if removed:
-        console.print(f"Removed {len(removed)} file(s) of an earlier run not in these tables")
-    if fail_on_leak and leaks:
-        reporter.note(f"{len(leaks)} process instance(s) leak; exit status {EXIT_ALERT}")
-        return EXIT_ALERT
-    return None
+        lines.append(f"Removed {len(removed)} file(s) of an earlier run not in these tables")
+    return lines
 
 
-def non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+def analyze_processes(where: Where, options: ProcessOptions, session: Session) -> int | None:
+    """Compute, then write the CSVs and the plots, then print the tables; EXIT_ALERT when
+    asked to (--fail-on-leak) and an instance leaks."""
+    # Fork the plot worker first, while this process holds no rows (not even the
+    # list of files) and runs no threads.
+    with PlotWorker(enabled=options.top_n >= PARALLEL_PLOTS_FROM) as worker:
+        result = compute(where, options, session)
+        with session.timer.phase("plotting"):
+            written = write_outputs(result, where.out_dir, worker)
+    for line in [*format_result(result), "", *written]:
+        session.console.print(line)
+    for line in result.alerts:
+        session.reporter.note(line)
+    return EXIT_ALERT if result.alerts else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
     parser.add_argument(
@@ -195,23 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"exit with status {EXIT_ALERT} when a process instance leaks,"
         " after everything is written (for cron)",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    window = window_from_args(parser, args)
-    growth = GrowthParams(min_rate_mb_per_day=args.min_growth, min_span_days=args.min_days)
+    where = Where(args.dumps_dir, window_from_args(parser, args), args.out_dir)
+    options = ProcessOptions(
+        top_n=args.top,
+        match=args.match,
+        growth=GrowthParams(min_rate_mb_per_day=args.min_growth, min_span_days=args.min_days),
+        fail_on_leak=args.fail_on_leak,
+    )
     return run_analysis(
         PROG,
-        lambda reporter, console, timer: analyze_processes(
-            args.dumps_dir,
-            args.out_dir,
-            args.top,
-            args.match,
-            window,
-            growth,
-            args.fail_on_leak,
-            reporter,
-            console,
-            timer,
-        ),
+        lambda session: analyze_processes(where, options, session),
         args.out_dir,
         args.timings,
     )

@@ -10,33 +10,29 @@ and a forecast of when MemAvailable would reach zero.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from utils.console import (
     EXIT_ALERT,
-    AnalysisError,
-    Console,
-    PhaseTimer,
-    Reporter,
+    Session,
     add_common_args,
-    discover,
+    positive_number,
     run_analysis,
     window_from_args,
 )
-from utils.forecast import ForecastStatus
-from utils.parser import DISPLAY_FORMAT, SYS_PREFIX, TimeWindow
+from utils.parser import SYS_PREFIX, NoDataError, TimeWindow, discover
 from utils.system_analysis import (
     FORECAST_JSON,
     METRICS_CSV,
-    SystemSummary,
+    SystemOptions,
+    SystemResult,
     format_summary,
     load_and_compute_metrics,
-    missing_field_notes,
     plot_system,
-    summarize,
+    system_result,
     write_forecast_json,
     write_metrics_csv,
 )
@@ -51,89 +47,54 @@ TREND_DAYS = 7.0
 PROG = "analyze_system"
 
 
-def analyze_system(
-    dumps_dir: Path,
-    out_dir: Path,
-    window: TimeWindow,
-    trend_days: float,
-    alerts: Alerts,
-    reporter: Reporter,
-    console: Console,
-    timer: PhaseTimer,
-) -> int | None:
-    """Discover, load, compute, write and plot; raises AnalysisError when there is no data.
-    Returns EXIT_ALERT when an alert asked for holds."""
+class Where(NamedTuple):
+    """Which snapshots to read and where the outputs go."""
+
+    dumps_dir: Path
+    window: TimeWindow
+    out_dir: Path
+
+
+def compute(where: Where, options: SystemOptions, session: Session) -> SystemResult:
+    """Discover, read and compute; NoDataError when there is nothing to analyse."""
+    reporter, timer = session.reporter, session.timer
     with timer.phase("discovery"):
-        files = discover(dumps_dir, SYS_PREFIX, window, reporter.warn)
+        files = discover(where.dumps_dir, SYS_PREFIX, where.window, reporter.warn)
     with timer.phase("reading"):
-        metrics = load_and_compute_metrics(
-            files, reporter.warn, lambda done, total: reporter.progress("reading", done, total)
-        )
+        metrics = load_and_compute_metrics(files, reporter.warn, reporter.reading)
         reporter.end_progress()
     if metrics.empty:
-        raise AnalysisError(f"none of the {len(files)} {SYS_PREFIX}*.csv files could be used")
-    for note in missing_field_notes(metrics):
-        reporter.note(f"warning: {note}")
+        raise NoDataError(f"none of the {len(files)} {SYS_PREFIX}*.csv files could be used")
     with timer.phase("computing"):
-        summary = summarize(metrics, trend_days)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        csv_path = write_metrics_csv(metrics, out_dir / METRICS_CSV)
-        json_path = write_forecast_json(summary.forecast, out_dir / FORECAST_JSON)
-    with timer.phase("plotting"):
-        plots = plot_system(metrics, out_dir)
-    for line in format_summary(summary):
-        console.print(line)
-    console.print()
-    console.print(f"Wrote {csv_path}")
-    console.print(f"Wrote {json_path}")
-    console.print(f"Wrote {len(plots)} plots: " + ", ".join(str(p) for p in plots))
-    raised = alerts.check(summary, float(metrics["RAM_Used_Pct"].iloc[-1]))
-    for line in raised:
-        reporter.note(f"alert: {line}")
-    return EXIT_ALERT if raised else None
+        return system_result(metrics, options)
 
 
-class Alerts:
-    """The alerts asked for on the command line (None: not asked)."""
-
-    def __init__(self, used_pct: float | None, days: float | None) -> None:
-        self.used_pct = used_pct
-        self.days = days
-
-    def check(self, summary: SystemSummary, latest_pct: float) -> list[str]:
-        """A line for each alert that holds."""
-        raised = []
-        if self.used_pct is not None and latest_pct >= self.used_pct:
-            raised.append(
-                f"RAM used (htop) is {latest_pct:.1f}% of MemTotal at"
-                f" {summary.last:{DISPLAY_FORMAT}} UTC, at or above --alert-pct {self.used_pct:g}"
-            )
-        forecast = summary.forecast
-        days = forecast.days_to_zero
-        if (
-            self.days is not None
-            and forecast.status is ForecastStatus.FALLING
-            and days is not None
-            and days <= self.days
-        ):
-            raised.append(
-                f"{forecast.basis} reaches 0 in about {days:,.1f} days (around"
-                f" {forecast.zero_date} UTC), within --alert-days {self.days:g}"
-            )
-        return raised
+def analyze_system(where: Where, options: SystemOptions, session: Session) -> int | None:
+    """Compute, then write the CSV, the JSON and the plots, then print the summary;
+    EXIT_ALERT when an alert asked for holds."""
+    result = compute(where, options, session)
+    for note in result.notes:
+        session.reporter.note(f"warning: {note}")
+    with session.timer.phase("computing"):
+        where.out_dir.mkdir(parents=True, exist_ok=True)
+        written = [
+            write_metrics_csv(result.metrics, where.out_dir / METRICS_CSV),
+            write_forecast_json(result.summary.forecast, where.out_dir / FORECAST_JSON),
+        ]
+    with session.timer.phase("plotting"):
+        plots = plot_system(result.metrics, where.out_dir)
+    for line in format_summary(result.summary):
+        session.console.print(line)
+    session.console.print()
+    for path in written:
+        session.console.print(f"Wrote {path}")
+    session.console.print(f"Wrote {len(plots)} plots: " + ", ".join(str(p) for p in plots))
+    for line in result.alerts:
+        session.reporter.note(f"alert: {line}")
+    return EXIT_ALERT if result.alerts else None
 
 
-def positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-    return value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
     parser.add_argument(
@@ -157,14 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"exit with status {EXIT_ALERT} when the forecast has MemAvailable reach 0"
         " within DAYS days, after everything is written",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    window = window_from_args(parser, args)
-    alerts = Alerts(args.alert_pct, args.alert_days)
+    where = Where(args.dumps_dir, window_from_args(parser, args), args.out_dir)
+    options = SystemOptions(args.trend_days, args.alert_pct, args.alert_days)
     return run_analysis(
         PROG,
-        lambda reporter, console, timer: analyze_system(
-            args.dumps_dir, args.out_dir, window, args.trend_days, alerts, reporter, console, timer
-        ),
+        lambda session: analyze_system(where, options, session),
         args.out_dir,
         args.timings,
     )

@@ -30,6 +30,7 @@ from utils.console import (
     EXIT_NO_DATA,
     EXIT_OK,
     internal_error_line,
+    positive_count,
     save_traceback,
 )
 from utils.dump_format import (
@@ -41,6 +42,7 @@ from utils.dump_format import (
     csv_text,
     snapshot_names,
 )
+from utils.files import write_private_file
 
 # --- Defaults; every one of them can be overridden by a flag -----------------
 INTERVAL_S = 600.0  # ten minutes between snapshots
@@ -68,9 +70,8 @@ PS_COMMAND: tuple[str, ...] = (
 # ps prints non-ASCII command lines only in a UTF-8 locale (else as "?").
 PS_ENV_OVERRIDES = {"LC_ALL": "C.UTF-8"}
 
-# Dumps hold every user's command lines, which can carry secrets.
+# Dumps hold every user's command lines, which can carry secrets (files: utils/files.py).
 DIR_MODE = 0o750
-FILE_MODE = 0o640
 
 PROG = "collect_memory"
 log = logging.getLogger(PROG)
@@ -259,21 +260,6 @@ def temp_name(final_name: str) -> str:
     return f".{final_name}.{os.getpid()}.tmp"
 
 
-def write_private_file(path: Path, text: str) -> None:
-    """Write text to a new file that is 0640 whatever the umask, and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            fd = -1  # owned by the file object now
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
 class StopSignals:
     """SIGTERM, SIGINT and SIGHUP end the daemon cleanly.
 
@@ -319,12 +305,18 @@ class Snapshot(NamedTuple):
     process_count: int
 
 
+class Sources(NamedTuple):
+    """Where a snapshot's numbers come from (tests give fakes)."""
+
+    meminfo_path: Path = MEMINFO_PATH
+    ps_command: Sequence[str] = PS_COMMAND
+
+
+DEFAULT_SOURCES = Sources()
+
+
 def take_snapshot(
-    dumps_dir: Path,
-    timestamp: str,
-    guard: StopSignals,
-    meminfo_path: Path = MEMINFO_PATH,
-    ps_command: Sequence[str] = PS_COMMAND,
+    dumps_dir: Path, timestamp: str, guard: StopSignals, sources: Sources = DEFAULT_SOURCES
 ) -> Snapshot:
     """Read memory, run ps and publish both files, or publish nothing.
 
@@ -341,10 +333,10 @@ def take_snapshot(
         if exists:
             raise SnapshotError(f"{final} already exists; not overwritten")
 
-    meminfo = read_meminfo(meminfo_path)
-    rows, bad_lines = parse_ps_output(run_ps(ps_command))
+    meminfo = read_meminfo(sources.meminfo_path)
+    rows, bad_lines = parse_ps_output(run_ps(sources.ps_command))
     if not rows:
-        raise SnapshotError(f"{ps_command[0]} listed no processes")
+        raise SnapshotError(f"{sources.ps_command[0]} listed no processes")
     if bad_lines:
         log.warning("ps printed %d line(s) that did not parse; left out", bad_lines)
     texts = [csv_text(SYS_HEADER, [sys_row(meminfo)]), csv_text(PROCESS_HEADER, process_rows(rows))]
@@ -384,61 +376,78 @@ def prepare_dumps_dir(dumps_dir: Path) -> None:
     probe.unlink()
 
 
-def run_collector(
-    dumps_dir: Path,
-    interval_s: float,
-    count: int | None,
-    guard: StopSignals,
-    meminfo_path: Path = MEMINFO_PATH,
-    ps_command: Sequence[str] = PS_COMMAND,
-) -> int:
-    """Take snapshots on a fixed schedule; return the number that failed."""
+class Schedule(NamedTuple):
+    interval_s: float
+    snapshots: int | None  # how many to take; None: until stopped
+
+
+class _Failures:
+    """Counts failed snapshots and logs each; a bug's traceback is saved once per run,
+    however often it repeats."""
+
+    def __init__(self, dumps_dir: Path) -> None:
+        self.dumps_dir = dumps_dir
+        self.count = 0
+        self.traced = False
+        self.trace: Path | None = None
+
+    def failed(self, timestamp: str, error: Exception) -> None:
+        self.count += 1
+        if isinstance(error, SnapshotError):
+            log.error("snapshot %s UTC failed: %s", timestamp, error)
+            return
+        if not self.traced:
+            self.trace, self.traced = save_traceback(PROG, error, [self.dumps_dir]), True
+        log.error("snapshot %s UTC failed: %s", timestamp, internal_error_line(error, self.trace))
+
+
+def _snapshot_once(
+    dumps_dir: Path, second: int, guard: StopSignals, sources: Sources, failures: _Failures
+) -> None:
+    """One snapshot named after `second`, logged; a failure never ends the daemon."""
+    began = time.monotonic()
+    timestamp = time.strftime(TIMESTAMP_FORMAT, time.gmtime(second))
     try:
-        missing = missing_meminfo_fields(read_meminfo(meminfo_path))
+        snap = take_snapshot(dumps_dir, timestamp, guard, sources)
+    except Exception as err:  # a bug too: say so, keep the traceback, keep collecting
+        failures.failed(timestamp, err)
+        return
+    took = time.monotonic() - began
+    log.info("snapshot %s UTC: %d processes in %.2f s", snap.timestamp, snap.process_count, took)
+
+
+def _say_what_is_collected(dumps_dir: Path, schedule: Schedule, sources: Sources) -> None:
+    try:
+        missing = missing_meminfo_fields(read_meminfo(sources.meminfo_path))
     except SnapshotError:
         missing = []  # unreadable now: the first snapshot says so
     if missing:
         log.warning("this kernel lacks %s; written empty", ", ".join(missing))
-    until = "until stopped" if count is None else f"{count} snapshot(s)"
-    log.info("collecting every %g s into %s, %s", interval_s, dumps_dir, until)
+    until = "until stopped" if schedule.snapshots is None else f"{schedule.snapshots} snapshot(s)"
+    log.info("collecting every %g s into %s, %s", schedule.interval_s, dumps_dir, until)
 
-    failures = 0
+
+def run_collector(
+    dumps_dir: Path, schedule: Schedule, guard: StopSignals, sources: Sources = DEFAULT_SOURCES
+) -> int:
+    """Take snapshots on a fixed schedule; return the number that failed."""
+    _say_what_is_collected(dumps_dir, schedule, sources)
+    failures = _Failures(dumps_dir)
     taken = 0
-    trace: Path | None = None
-    traced = False
     start = time.monotonic()
     slot = 0  # the snapshot now due is at start + slot * interval_s
     second: int | None = None
     while True:
-        began = time.monotonic()
         second = snapshot_second(time.time(), second)
-        timestamp = time.strftime(TIMESTAMP_FORMAT, time.gmtime(second))
-        try:
-            snap = take_snapshot(dumps_dir, timestamp, guard, meminfo_path, ps_command)
-        except SnapshotError as err:
-            failures += 1
-            log.error("snapshot %s UTC failed: %s", timestamp, err)
-        except Exception as err:  # a bug: say so, keep the traceback, keep collecting
-            failures += 1
-            if not traced:  # one file per run, however often the bug repeats
-                trace, traced = save_traceback(PROG, err, [dumps_dir]), True
-            log.error("snapshot %s UTC failed: %s", timestamp, internal_error_line(err, trace))
-        else:
-            took = time.monotonic() - began
-            log.info(
-                "snapshot %s UTC: %d processes in %.2f s",
-                snap.timestamp,
-                snap.process_count,
-                took,
-            )
+        _snapshot_once(dumps_dir, second, guard, sources, failures)
         taken += 1
-        if count is not None and taken >= count:
-            return failures
-        upcoming = next_slot_index(start, interval_s, time.monotonic())
+        if schedule.snapshots is not None and taken >= schedule.snapshots:
+            return failures.count
+        upcoming = next_slot_index(start, schedule.interval_s, time.monotonic())
         if upcoming > slot + 1:
             log.warning("snapshot overran its slot; skipping %d slot(s)", upcoming - slot - 1)
         slot = upcoming
-        time.sleep(max(0.0, start + slot * interval_s - time.monotonic()))
+        time.sleep(max(0.0, start + slot * schedule.interval_s - time.monotonic()))
 
 
 # --- Command line ---------------------------------------------------------------
@@ -451,16 +460,6 @@ def positive_interval(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not math.isfinite(value) or value < MIN_INTERVAL_S:
         raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL_S:g} s, got {text}")
-    return value
-
-
-def positive_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
 
 
@@ -516,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_NO_DATA
-        failures = run_collector(dumps_dir, args.interval, args.count, guard)
+        failures = run_collector(dumps_dir, Schedule(args.interval, args.count), guard)
     except StopRequested as stop:
         log.info("stopped by %s", signal.Signals(stop.args[0]).name)
         return EXIT_OK

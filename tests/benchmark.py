@@ -46,9 +46,8 @@ for _folder in (Path(__file__).resolve().parent.parent / "scripts", Path(__file_
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
-from collect_memory import positive_count  # noqa: E402
 from synthetic import generate_dumps  # noqa: E402
-from utils.console import PhaseTimer  # noqa: E402
+from utils.console import PhaseTimer, positive_count  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache"

@@ -404,7 +404,7 @@ def test_a_bug_is_one_line_exit_70_and_a_traceback_file(
     def buggy(*args: object) -> object:
         raise ValueError("the impossible happened")
 
-    monkeypatch.setattr(analyze_system, "summarize", buggy)
+    monkeypatch.setattr(analyze_system, "system_result", buggy)
     run = run_main(analyze_system.main, dumps, tmp_path / "out")
     assert run.status == 70
     (trace,) = (tmp_path / "out").glob("analyze_system-traceback-*.txt")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dumpfiles import write_proc
-from utils.dumps import Kind, TableSpec, iter_batches
+from utils.dumps import Kind, Reader, TableSpec
 from utils.parser import PROCESS_PREFIX, DumpFile, find_dumps
 
 SPEC = TableSpec(
@@ -31,7 +31,7 @@ def load(dumps: Path, batch_bytes: int = 1 << 20) -> tuple[pd.DataFrame, list[in
     files = find_dumps(dumps, PROCESS_PREFIX)
     frames: list[pd.DataFrame] = []
     snapshots: list[int] = []
-    for batch in iter_batches(files, SPEC, warn, batch_bytes=batch_bytes):
+    for batch in Reader(SPEC, warn, batch_bytes=batch_bytes).batches(files):
         frames.append(batch.frame.assign(CMD=batch.frame["CMD"].astype(str)))
         snapshots.extend(int(i) for i in batch.snapshot)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.plotting import PlotWorker, new_figure, plot_series, style_time_axis
+from utils.plotting import Line, PlotWorker, new_figure, plot_series, style_time_axis
 
 
 def write_pid(path: Path, text: str) -> Path:
@@ -59,7 +59,7 @@ def test_an_error_in_the_worker_reaches_the_caller(tmp_path: Path) -> None:
 def test_a_single_moment_gets_an_hour_wide_axis() -> None:
     times = np.array(["2026-03-01T10:00:00"], dtype="datetime64[s]")
     _figure, axes = new_figure()
-    plot_series(axes, times, np.array([5.0]), None, "x", "black")
+    plot_series(axes, Line(times, np.array([5.0]), "x", "black"), None)
     style_time_axis(axes, times)
     low, high = axes.get_xlim()  # in days
     assert round((high - low) * 86400) == 3600
@@ -97,7 +97,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_sigterm_to_the_whole_group_is_one_line_from_the_parent() -> None:
+def test_sigterm_to_the_whole_group_is_one_line_from_the_parent(tmp_path: Path) -> None:
     # timeout, pkill and systemd signal every process of the group, worker included.
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     code = (
@@ -105,7 +105,7 @@ def test_sigterm_to_the_whole_group_is_one_line_from_the_parent() -> None:
         "from pathlib import Path\n"
         "from utils.console import run_analysis\n"
         "from utils.plotting import PlotWorker\n"
-        "def analysis(reporter, console, timer):\n"
+        "def analysis(session):\n"
         "    with PlotWorker() as worker:\n"
         "        os.killpg(0, signal.SIGTERM)\n"
         "        time.sleep(5)\n"
@@ -118,6 +118,7 @@ def test_sigterm_to_the_whole_group_is_one_line_from_the_parent() -> None:
         timeout=30,
         start_new_session=True,  # its own group, so killpg reaches only it and the worker
         check=False,
+        cwd=tmp_path,  # the out dir '.': nothing written into the repository, whatever happens
     )
     assert result.stderr == "prog: stopped by SIGTERM\n"
     assert result.returncode == 143

@@ -19,14 +19,13 @@ import pytest
 import analyze_system
 from dumpfiles import assert_real_png, write_sys
 from utils import plotting
-from utils.console import Console, PhaseTimer, Reporter, run_analysis
-from utils.parser import SYS_PREFIX, find_dumps
+from utils.console import Reporter, Session, run_analysis
+from utils.parser import SYS_PREFIX, find_dumps, format_duration
 from utils.system_analysis import (
     PLOT_NAMES,
     PLOT_SPECS,
     compute_metrics,
     drawn_lines,
-    format_duration,
     format_summary,
     load_and_compute_metrics,
     summarize,
@@ -289,13 +288,13 @@ def test_progress_only_on_a_terminal() -> None:
 
 
 def test_run_analysis_turns_user_errors_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    def interrupted(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
+    def interrupted(session: Session) -> None:
         raise KeyboardInterrupt
 
-    def disk_full(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
+    def disk_full(session: Session) -> None:
         raise OSError(28, "No space left on device", "/out/system_metrics.csv")
 
-    def killed(reporter: Reporter, console: Console, timer: PhaseTimer) -> None:
+    def killed(session: Session) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises before this ends
 

@@ -1,9 +1,14 @@
-"""What both analyses share on the command line: warnings, progress, phase timings,
---since/--until, and a stdout that ends quietly when piped into `head`."""
+"""The command-line plumbing every script shares: exit statuses, argument types, warnings
+and progress on stderr, phase timings, a stdout that ends quietly when piped into `head`,
+and run_analysis(), which turns what can go wrong into one line and an exit status.
+
+Standard library only: the collector and the compactor use it too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import signal
@@ -16,10 +21,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from utils import memory
-from utils.parser import DumpFile, DumpsDirError, TimeWindow, Warn, find_dumps, parse_time_arg
+from utils.parser import NoDataError, TimeWindow, parse_time_arg
 
 # A progress line is redrawn at most this often, so it costs nothing.
 PROGRESS_EVERY_S = 0.1
@@ -34,17 +39,15 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 
-class AnalysisError(Exception):
-    """Nothing to analyse (no dir, no files, nothing readable): one line, exit 1."""
-
-
 class Reporter:
-    """One-line warnings on stderr, and a progress line only when stderr is a terminal."""
+    """One-line warnings on stderr, and a progress line only when stderr is a terminal.
+    The files skipped are kept too, for a report that lists them."""
 
     def __init__(self, prog: str, stream: TextIO | None = None, progress: bool | None = None):
         self.prog = prog
         self.stream = sys.stderr if stream is None else stream
         self.show_progress = self.stream.isatty() if progress is None else progress
+        self.skipped: list[tuple[Path, str]] = []
         self._drawn = False
         self._last_draw = 0.0
 
@@ -59,7 +62,12 @@ class Reporter:
 
     def warn(self, path: Path, reason: str) -> None:
         """A bad input file: name it and say why, on one line."""
+        self.skipped.append((path, reason))
         self.note(f"warning: {path}: {reason}")
+
+    def reading(self, done: int, total: int) -> None:
+        """The progress of reading files (a Progress callback)."""
+        self.progress("reading", done, total)
 
     def progress(self, what: str, done: int, total: int) -> None:
         if not self.show_progress:
@@ -123,44 +131,12 @@ class Console:
             os.close(devnull)
 
 
-def replace_atomically(path: Path, write: Callable[[Path], None]) -> Path:
-    """write(temp) under a hidden temporary name, then rename it to path: a reader
-    (or a crash) never sees half a file, and a failure leaves no temporary behind."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
-
-
 class Stopped(BaseException):
     """SIGTERM arrived (kill, timeout, systemd): unwind like Ctrl-C, cleaning up."""
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
-
-
-def discover(dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn) -> list[DumpFile]:
-    """The snapshot files to analyse; AnalysisError when there are none."""
-    misnamed: list[Path] = []
-
-    def note(path: Path, reason: str) -> None:
-        misnamed.append(path)
-        warn(path, reason)
-
-    try:
-        files = find_dumps(dumps_dir, prefix, window, note)
-    except DumpsDirError as err:
-        raise AnalysisError(str(err)) from err
-    if not files and misnamed:
-        raise AnalysisError(f"none of the {len(misnamed)} {prefix}*.csv files could be used")
-    if not files:
-        where = "" if window.since is None and window.until is None else " " + window.describe()
-        raise AnalysisError(f"no {prefix}*.csv files in {dumps_dir}{where}")
-    return files
 
 
 def save_traceback(prog: str, error: BaseException, where: Sequence[Path]) -> Path | None:
@@ -196,9 +172,17 @@ def internal_error_line(error: BaseException, trace: Path | None) -> str:
     )
 
 
+class Session(NamedTuple):
+    """What an analysis talks to: stderr (warnings, progress), stdout, and the phase clock."""
+
+    reporter: Reporter
+    console: Console
+    timer: PhaseTimer
+
+
 def run_analysis(
     prog: str,
-    analysis: Callable[[Reporter, Console, PhaseTimer], int | None],
+    analysis: Callable[[Session], int | None],
     out_dir: Path,
     timings: bool,
 ) -> int:
@@ -213,8 +197,8 @@ def run_analysis(
     memory.freeze_imports()
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        status = analysis(reporter, Console(), timer)
-    except AnalysisError as err:
+        status = analysis(Session(reporter, Console(), timer))
+    except NoDataError as err:
         reporter.note(str(err))
         return EXIT_NO_DATA
     except OSError as err:  # the out dir cannot be created or written
@@ -236,6 +220,61 @@ def run_analysis(
     return EXIT_OK if status is None else status
 
 
+def positive_count(text: str) -> int:
+    """An argument type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """An argument type: a finite number above 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """An argument type: a finite number of at least 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def add_window_args(parser: argparse.ArgumentParser) -> None:
+    """--since and --until: an inclusive UTC window."""
+    parser.add_argument(
+        "--since",
+        type=_since,
+        metavar="TIME",
+        help="only snapshots at or after TIME, UTC, as YYYY-MM-DD[ HH:MM[:SS]]"
+        " (a day or minute means its start)",
+    )
+    parser.add_argument(
+        "--until",
+        type=_until,
+        metavar="TIME",
+        help="only snapshots at or before TIME, UTC, as YYYY-MM-DD[ HH:MM[:SS]]"
+        " (a day or minute means its end)",
+    )
+
+
 def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: Path) -> None:
     """--dumps-dir, --out-dir, --since, --until and --timings, the same in both analyses."""
     parser.add_argument(
@@ -252,20 +291,7 @@ def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: P
         metavar="DIR",
         help=f"where the CSV and PNGs go, created if missing (default {out_dir})",
     )
-    parser.add_argument(
-        "--since",
-        type=_since,
-        metavar="TIME",
-        help="only snapshots at or after TIME, UTC, as YYYY-MM-DD[ HH:MM[:SS]]"
-        " (a day or minute means its start)",
-    )
-    parser.add_argument(
-        "--until",
-        type=_until,
-        metavar="TIME",
-        help="only snapshots at or before TIME, UTC, as YYYY-MM-DD[ HH:MM[:SS]]"
-        " (a day or minute means its end)",
-    )
+    add_window_args(parser)
     parser.add_argument(
         "--timings",
         action="store_true",

@@ -40,8 +40,7 @@ __all__ = [
     "Progress",
     "TableSpec",
     "Warn",
-    "iter_batches",
-    "iter_reduced",
+    "Reader",
 ]
 
 # How many bytes of CSV are parsed in one read_csv call: big enough that parser
@@ -588,63 +587,57 @@ def _same(batch: Batch) -> Batch:
     return batch
 
 
-def iter_batches(
-    files: Sequence[DumpFile],
-    spec: TableSpec,
-    warn: Warn,
-    progress: Progress | None = None,
-    batch_bytes: int = BATCH_BYTES,
-    threads: int = PARSE_THREADS,
-) -> Iterator[Batch]:
-    """Read and parse files in time order, a few MB at a time (see iter_reduced)."""
-    return iter_reduced(files, spec, warn, _same, progress, batch_bytes, threads)
+@dataclass(frozen=True)
+class Reader:
+    """How dump files are read: what they must hold, where warnings and progress go, and
+    how many bytes are parsed at once in how many threads."""
 
+    spec: TableSpec
+    warn: Warn
+    progress: Progress | None = None
+    batch_bytes: int = BATCH_BYTES
+    threads: int = PARSE_THREADS
 
-def iter_reduced(
-    files: Sequence[DumpFile],
-    spec: TableSpec,
-    warn: Warn,
-    reduce: Callable[[Batch], T],
-    progress: Progress | None = None,
-    batch_bytes: int = BATCH_BYTES,
-    threads: int = PARSE_THREADS,
-) -> Iterator[T]:
-    """Read and parse files in time order, a few MB at a time, and yield reduce(batch) for
-    each batch, in order.
+    def batches(self, files: Sequence[DumpFile]) -> Iterator[Batch]:
+        """Read and parse files in time order, a few MB at a time (see reduced)."""
+        return self.reduced(files, _same)
 
-    Batches come in time order, and rows within a batch are in time order, so the
-    first row seen for anything is its earliest. Bad files are reported through
-    warn (in file order) and left out; nothing else is lost.
+    def reduced(self, files: Sequence[DumpFile], reduce: Callable[[Batch], T]) -> Iterator[T]:
+        """Read and parse files in time order, a few MB at a time, and yield reduce(batch)
+        for each batch, in order.
 
-    Files are read in this thread while parser threads split, parse and reduce earlier
-    batches: pandas' C parser and numpy release the GIL for their loops, so two threads
-    work nearly twice as fast, in one process, without copying data between processes.
-    `reduce` runs in those threads: it must not touch shared state.
-    """
-    in_flight: deque[tuple[int, _Notes, Future[tuple[T | None, _Notes]]]] = deque()
+        Batches come in time order, and rows within a batch are in time order, so the
+        first row seen for anything is its earliest. Bad files are reported through
+        warn (in file order) and left out; nothing else is lost.
 
-    def finish_oldest() -> T | None:
-        done, read_notes, job = in_flight.popleft()
-        result, parse_notes = job.result()
+        Files are listed here while parser threads read, split, parse and reduce the
+        batches: pandas' C parser and numpy release the GIL for their loops, so two threads
+        work nearly twice as fast, in one process, without copying data between processes.
+        `reduce` runs in those threads: it must not touch shared state.
+        """
+        in_flight: deque[tuple[int, _Notes, Future[tuple[T | None, _Notes]]]] = deque()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="parse") as pool:
+            for done, listed, read_notes in _read_groups(files, self.batch_bytes):
+                job = pool.submit(_parse_job, listed, self.spec, reduce)
+                in_flight.append((done, read_notes, job))
+                # Bounded: at most a few batches of bytes and frames are alive at once.
+                while len(in_flight) > self.threads or (in_flight and done == len(files)):
+                    result = self._finish(in_flight.popleft(), len(files))
+                    if result is not None:
+                        yield result
+        memory.trim()  # the batches' buffers are free now: give them back
+
+    def _finish(
+        self, job: tuple[int, _Notes, Future[tuple[T | None, _Notes]]], total: int
+    ) -> T | None:
+        """The result of the oldest job, after its warnings (in file order) and progress."""
+        done, read_notes, future = job
+        result, parse_notes = future.result()
         for _, path, reason in sorted(read_notes.items + parse_notes.items, key=_by_file):
-            warn(path, reason)
-        if progress is not None:
-            progress(done, len(files))
+            self.warn(path, reason)
+        if self.progress is not None:
+            self.progress(done, total)
         return result
-
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="parse") as pool:
-        for done, listed, read_notes in _read_groups(files, batch_bytes):
-            in_flight.append((done, read_notes, pool.submit(_parse_job, listed, spec, reduce)))
-            # Bounded: at most a few batches of bytes and frames are alive at once.
-            if len(in_flight) > threads:
-                result = finish_oldest()
-                if result is not None:
-                    yield result
-        while in_flight:
-            result = finish_oldest()
-            if result is not None:
-                yield result
-    memory.trim()  # the batches' buffers are free now: give them back
 
 
 def _by_file(note: tuple[int, Path, str]) -> int:

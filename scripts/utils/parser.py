@@ -23,9 +23,12 @@ __all__ = [
     "SYS_PREFIX",
     "DumpFile",
     "DumpsDirError",
+    "NoDataError",
     "TimeWindow",
     "Warn",
+    "discover",
     "find_dumps",
+    "format_duration",
     "parse_name_timestamp",
     "parse_time_arg",
 ]
@@ -48,7 +51,11 @@ _RESOLUTION = timedelta(seconds=1)
 Warn = Callable[[Path, str], None]
 
 
-class DumpsDirError(Exception):
+class NoDataError(Exception):
+    """Nothing to analyse (no dir, no files, nothing readable): one line, exit status 1."""
+
+
+class DumpsDirError(NoDataError):
     """The dumps dir does not exist or cannot be listed."""
 
 
@@ -113,6 +120,22 @@ def find_dumps(
     return found
 
 
+def format_duration(seconds: float) -> str:
+    """`29 d 23 h 50 min`, `2 h 5 min`, `45 s`: as a person says a span."""
+    whole = round(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    if hours or (days and minutes):
+        parts.append(f"{hours} h")
+    if minutes:
+        parts.append(f"{minutes} min")
+    if secs and not days:
+        parts.append(f"{secs} s")
+    return " ".join(parts) or "0 s"
+
+
 def parse_time_arg(text: str, *, end: bool) -> datetime:
     """Read `YYYY-MM-DD[ HH:MM[:SS]]` (UTC) as the start, or with end=True the last second,
     of the day, minute or second it names: `--until 2026-03-01` is 2026-03-01 23:59:59.
@@ -132,3 +155,23 @@ def parse_time_arg(text: str, *, end: bool) -> datetime:
         except OverflowError:  # --until 9999-12-31: the end of time will do
             return datetime.max.replace(microsecond=0)
     raise ValueError(f"not a UTC time as YYYY-MM-DD[ HH:MM[:SS]]: {text!r}")
+
+
+def discover(dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn) -> list[DumpFile]:
+    """The snapshot files to analyse; NoDataError when there are none."""
+    misnamed: list[Path] = []
+
+    def note(path: Path, reason: str) -> None:
+        misnamed.append(path)
+        warn(path, reason)
+
+    try:
+        files = find_dumps(dumps_dir, prefix, window, note)
+    except DumpsDirError as err:
+        raise NoDataError(str(err)) from err
+    if not files and misnamed:
+        raise NoDataError(f"none of the {len(misnamed)} {prefix}*.csv files could be used")
+    if not files:
+        where = "" if window.since is None and window.until is None else " " + window.describe()
+        raise NoDataError(f"no {prefix}*.csv files in {dumps_dir}{where}")
+    return files

@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 import matplotlib.dates as mdates
 import matplotlib.ticker as mticker
@@ -28,7 +29,7 @@ import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from utils.console import replace_atomically
+from utils.files import replace_atomically
 
 FIGSIZE_IN = (10.0, 5.0)
 DPI = 150
@@ -140,17 +141,22 @@ def set_titles(axes: Axes, title: str, subtitle: str) -> None:
     )
 
 
-def plot_series(
-    axes: Axes,
-    times: Times,
-    values: Values,
-    threshold_s: float | None,
-    label: str,
-    color: str,
-) -> None:
-    x, y = break_at_gaps(times, values, threshold_s)
-    marker = "o" if len(times) <= MARKERS_UP_TO else None
-    axes.plot(x, y, color=color, linewidth=1.4, marker=marker, markersize=3.5, label=label)
+class Line(NamedTuple):
+    """A time series to draw, as the legend names it."""
+
+    times: Times
+    values: Values
+    label: str
+    color: str
+
+
+def plot_series(axes: Axes, line: Line, threshold_s: float | None) -> None:
+    """The line, broken across gaps longer than threshold_s; each sample marked when few."""
+    x, y = break_at_gaps(line.times, line.values, threshold_s)
+    marker = "o" if len(line.times) <= MARKERS_UP_TO else None
+    axes.plot(
+        x, y, color=line.color, linewidth=1.4, marker=marker, markersize=3.5, label=line.label
+    )
 
 
 def shade_gaps(axes: Axes, times: Times, threshold_s: float | None) -> None:

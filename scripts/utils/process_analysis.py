@@ -18,12 +18,14 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from matplotlib.axes import Axes
 
 from utils import plotting
-from utils.console import replace_atomically
-from utils.dumps import BATCH_BYTES, Kind, Progress, TableSpec, Warn, iter_reduced
+from utils.console import EXIT_ALERT
+from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn
+from utils.files import replace_atomically
 from utils.growth import FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
-from utils.parser import DISPLAY_FORMAT, DumpFile
+from utils.parser import DISPLAY_FORMAT, DumpFile, NoDataError, format_duration
 from utils.plotting import PlotCall
 from utils.process_records import BUCKET_S, MILLI, InstanceTable, ProcessRecords
 
@@ -69,7 +71,8 @@ def load_all_records(
     """Read every process snapshot (bad files are reported through warn and left out)."""
     timestamps = np.array([dump.timestamp for dump in files], dtype="datetime64[s]")
     records = ProcessRecords(timestamps, match)
-    for runs in iter_reduced(files, PROCESS_SPEC, warn, records.reduce, progress, batch_bytes):
+    reader = Reader(PROCESS_SPEC, warn, progress, batch_bytes)
+    for runs in reader.reduced(files, records.reduce):
         records.add(runs)
     return records
 
@@ -173,6 +176,81 @@ def _leak(records: ProcessRecords, table: InstanceTable, growth: Growth) -> Leak
     )
 
 
+# --- The result ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """What the user asked of the analysis (the defaults are the script's constants)."""
+
+    top_n: int
+    match: str | None
+    growth: GrowthParams
+    fail_on_leak: bool = False
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """Everything the process analysis found; rendered as console text, CSVs, PNGs and
+    HTML by the functions below and by the report."""
+
+    records: ProcessRecords  # the series to plot
+    options: ProcessOptions
+    pids: int  # PIDs seen (after --match)
+    top: pd.DataFrame  # the seed's table: the top N by RSS spread
+    leaks: list[Leak]  # highest rate first
+    instances: int  # process instances judged for growth
+    span: tuple[datetime, datetime]  # first and last snapshot with a row (after --match)
+    alerts: list[str]
+
+
+def process_result(records: ProcessRecords, options: ProcessOptions) -> ProcessResult:
+    """The tables of loaded records; NoDataError when nothing is left to analyse."""
+    span = records.time_range()
+    if span is None:
+        raise NoDataError(f"no command line contains {options.match!r}")
+    spreads = compute_rss_spread(records)
+    leaks = find_leaks(records, options.growth)
+    alerts = []
+    if options.fail_on_leak and leaks:
+        alerts.append(f"{len(leaks)} process instance(s) leak; exit status {EXIT_ALERT}")
+    return ProcessResult(
+        records=records,
+        options=options,
+        pids=len(spreads),
+        top=top_spreads(spreads, options.top_n),
+        leaks=leaks,
+        instances=len(records.instances().pid),
+        span=span,
+        alerts=alerts,
+    )
+
+
+def format_result(result: ProcessResult) -> list[str]:
+    """The console text of a result: the seed's table, then the leaks."""
+    match = result.options.match
+    matching = f" whose command line contains {match!r}" if match is not None else ""
+    first, last = result.span
+    lines = [
+        f"Top {len(result.top)} of {result.pids:,} PIDs{matching} by RSS spread (MiB),"
+        f" {result.records.snapshots_read:,} snapshots from {first:{DISPLAY_FORMAT}}"
+        f" to {last:{DISPLAY_FORMAT}} UTC",
+        "",
+        *format_top_table(result.top),
+        "",
+    ]
+    duration = format_duration((last - first).total_seconds())
+    judged = f"{result.instances:,} process instances over {duration}"
+    if not result.leaks:
+        return [*lines, f"No process shows sustained growth ({judged} judged)"]
+    return [
+        *lines,
+        f"Sustained growth (leaks): {len(result.leaks)} of {judged}, fastest first",
+        "",
+        *format_leak_table(result.leaks),
+    ]
+
+
 # --- Output --------------------------------------------------------------------
 
 
@@ -206,22 +284,40 @@ def write_spread_csv(top: pd.DataFrame, path: Path) -> Path:
     )
 
 
-def plot_pid(
-    pid: int,
-    cmd: str,
-    series: Series,
-    snapshot_times: npt.NDArray[np.datetime64],
-    threshold_s: float | None,
-    out_dir: Path,
-) -> Path:
+class Timeline(NamedTuple):
+    """Every snapshot read, and the gap between two that means the collector was down."""
+
+    times: npt.NDArray[np.datetime64]
+    threshold_s: float | None
+
+    @classmethod
+    def of(cls, records: ProcessRecords) -> Timeline:
+        return cls(records.times, plotting.gap_threshold_s(records.times))
+
+    def shade(self, axes: Axes, series_times: npt.NDArray[np.datetime64]) -> None:
+        """Shade the outages of the collector within a series' span."""
+        inside = (self.times >= series_times[0]) & (self.times <= series_times[-1])
+        plotting.shade_gaps(axes, self.times[inside], self.threshold_s)
+
+
+class PidPlot(NamedTuple):
+    """What one per-PID plot shows (picklable: it may be drawn in the plot worker)."""
+
+    pid: int
+    cmd: str
+    series: Series
+
+
+def plot_pid(plot: PidPlot, timeline: Timeline, out_dir: Path) -> Path:
     """RSS over time of one PID; the line breaks where the PID was not seen, and
     stretches with no snapshots at all (collector down) are shaded."""
-    times, rss_mb = series
+    pid, cmd = plot.pid, plot.cmd
+    times, rss_mb = plot.series
     low, high = float(rss_mb.min()), float(rss_mb.max())
     figure, axes = plotting.new_figure()
-    plotting.plot_series(axes, times, rss_mb, threshold_s, f"RSS of PID {pid}", plotting.RAM_COLOR)
-    in_view = (snapshot_times >= times[0]) & (snapshot_times <= times[-1])
-    plotting.shade_gaps(axes, snapshot_times[in_view], threshold_s)
+    line = plotting.Line(times, rss_mb, f"RSS of PID {pid}", plotting.RAM_COLOR)
+    plotting.plot_series(axes, line, timeline.threshold_s)
+    timeline.shade(axes, times)
     plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, "RSS (MiB)")
     axes.set_ylim(0, max(high * 1.08, 1.0))
@@ -235,13 +331,9 @@ def plot_pid(
 
 def top_plots(records: ProcessRecords, top: pd.DataFrame, out_dir: Path) -> list[PlotCall]:
     """One PNG per PID of the table; the gap threshold comes from all snapshots read."""
-    snapshot_times = records.times
-    threshold = plotting.gap_threshold_s(snapshot_times)
+    timeline = Timeline.of(records)
     return [
-        (
-            plot_pid,
-            (int(pid), str(cmd), records.pid_series(int(pid)), snapshot_times, threshold, out_dir),
-        )
+        (plot_pid, (PidPlot(int(pid), str(cmd), records.pid_series(int(pid))), timeline, out_dir))
         for pid, cmd in zip(top["PID"], top["CMD"], strict=True)
     ]
 
@@ -335,18 +427,12 @@ def leak_plots(records: ProcessRecords, leaks: Sequence[Leak]) -> list[LeakPlot]
     return plots
 
 
-def plot_leak(
-    leak: LeakPlot,
-    snapshot_times: npt.NDArray[np.datetime64],
-    threshold_s: float | None,
-    out_dir: Path,
-) -> Path:
+def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
     """An instance's RSS, its 6-hour floors and the fitted growth from `since`."""
     times, rss_mb = leak.series
     figure, axes = plotting.new_figure()
-    plotting.plot_series(
-        axes, times, rss_mb, threshold_s, f"RSS of PID {leak.pid}", plotting.RAM_COLOR
-    )
+    line = plotting.Line(times, rss_mb, f"RSS of PID {leak.pid}", plotting.RAM_COLOR)
+    plotting.plot_series(axes, line, timeline.threshold_s)
     bucket = np.timedelta64(BUCKET_S, "s")
     axes.hlines(
         leak.floor_mb,
@@ -365,8 +451,7 @@ def plot_leak(
         linewidth=1.8,
         label=f"growth {leak.rate_mb_per_day:,.1f} MiB/day",
     )
-    in_view = (snapshot_times >= times[0]) & (snapshot_times <= times[-1])
-    plotting.shade_gaps(axes, snapshot_times[in_view], threshold_s)
+    timeline.shade(axes, times)
     plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, "RSS (MiB)")
     axes.set_ylim(0, max(float(rss_mb.max()), fit_end_mb) * 1.08)
@@ -386,12 +471,8 @@ def leak_plot_calls(
     records: ProcessRecords, leaks: Sequence[Leak], out_dir: Path
 ) -> list[PlotCall]:
     """One PNG per flagged instance."""
-    snapshot_times = records.times
-    threshold = plotting.gap_threshold_s(snapshot_times)
-    return [
-        (plot_leak, (leak, snapshot_times, threshold, out_dir))
-        for leak in leak_plots(records, leaks)
-    ]
+    timeline = Timeline.of(records)
+    return [(plot_leak, (leak, timeline, out_dir)) for leak in leak_plots(records, leaks)]
 
 
 def remove_stale_outputs(out_dir: Path, keep: Sequence[Path], keep_csv: str) -> list[Path]:

@@ -116,61 +116,101 @@ class BatchRuns(NamedTuple):
     chunk: Chunk | None  # the kept rows (base 0)
 
 
+class _Rows(NamedTuple):
+    """A batch's rows grouped by PID, in time order within each, cut into runs."""
+
+    rows: IntArray  # where each row is in the batch's frame
+    pid: npt.NDArray[np.int32]
+    rank: IntArray  # counted from the batch's first snapshot
+    rss_milli: IntArray
+    kept: npt.NDArray[np.bool_]  # the rows --match keeps
+    starts: IntArray  # the first row of each run
+    ends: IntArray  # one after its last
+
+
 def reduce_batch(
     batch: Batch, snapshot_times: npt.NDArray[np.datetime64], match: str | None
 ) -> BatchRuns:
     """A parsed batch as runs (thread-safe: this runs in the parser threads)."""
-    frame, snapshot = batch.frame, batch.snapshot
+    snapshot = batch.snapshot
     # Rows come in time order: each new snapshot index is the next rank.
     step = np.r_[0, (snapshot[1:] != snapshot[:-1]).astype(np.int64)]
     read = snapshot[np.r_[True, step[1:] > 0]].astype(np.int64)
-    rank = np.cumsum(step)
-    pid = frame["PID"].to_numpy(np.int32)
+    grouped = _grouped(batch.frame, np.cumsum(step), match)
+    kept = grouped.kept
+    run = np.repeat(np.arange(len(grouped.starts)), grouped.ends - grouped.starts)
+    bucket = snapshot_times[read].astype(np.int64)[grouped.rank[kept]] // BUCKET_S
+    plotted = (grouped.pid[kept], grouped.rank[kept], grouped.rss_milli[kept])
+    aggregates = _kept_aggregates(grouped, batch.frame["CMD"])
+    return BatchRuns(
+        read=read,
+        pid=grouped.pid[grouped.starts],
+        first=grouped.rank[grouped.starts],
+        last=grouped.rank[grouped.ends - 1],
+        samples=aggregates.samples,
+        kept_first=aggregates.first,
+        kept_last=aggregates.last,
+        min_milli=aggregates.min_milli,
+        max_milli=aggregates.max_milli,
+        cmd=aggregates.cmd,
+        floors=_floors(run[kept], bucket, grouped.rss_milli[kept]),
+        chunk=_chunk(*plotted) if kept.any() else None,
+    )
+
+
+def _grouped(frame: pd.DataFrame, rank: IntArray, match: str | None) -> _Rows:
     # Grouped by PID, in time order within each (a stable sort keeps the time order).
-    rows = np.argsort(pid, kind="stable")
-    pid, rank = pid[rows], rank[rows]
+    rows = np.argsort(frame["PID"].to_numpy(np.int32), kind="stable")
+    pid, rank = frame["PID"].to_numpy(np.int32)[rows], rank[rows]
     # A run ends where the PID changes or skips a snapshot of the batch.
     starts = np.flatnonzero(np.r_[True, (pid[1:] != pid[:-1]) | (rank[1:] - rank[:-1] > 1)])
-    ends = np.r_[starts[1:], len(pid)]
-    run = np.repeat(np.arange(len(starts)), ends - starts)
     kept = np.ones(len(pid), bool) if match is None else _match_mask(frame["CMD"], match)[rows]
     rss = np.rint(frame["RSS_MB"].to_numpy(np.float64)[rows] * MILLI).astype(np.int64)
+    return _Rows(rows, pid, rank, rss, kept, starts, np.r_[starts[1:], len(pid)])
+
+
+class _Kept(NamedTuple):
+    """Per run, over its kept rows."""
+
+    samples: IntArray
+    first: IntArray  # rank of the first kept row (-1: none)
+    last: IntArray
+    min_milli: IntArray
+    max_milli: IntArray
+    cmd: npt.NDArray[np.object_]  # of the first kept row
+
+
+def _kept_aggregates(grouped: _Rows, cmd: pd.Series) -> _Kept:
+    """Per run, over its kept rows: samples, first and last rank, least and most RSS, and
+    the command line of the first."""
+    kept, starts, rank, rss = grouped.kept, grouped.starts, grouped.rank, grouped.rss_milli
     big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    positions = np.arange(len(pid))
+    positions = np.arange(len(kept))
     first_kept = np.minimum.reduceat(np.where(kept, positions, big), starts)
     last_kept = np.maximum.reduceat(np.where(kept, positions, -1), starts)
     samples = np.add.reduceat(kept.astype(np.int64), starts)
     has = samples > 0
-    codes = frame["CMD"].cat.codes.to_numpy()[rows[np.where(has, first_kept, starts)]]
-    cmd = frame["CMD"].cat.categories.to_numpy(dtype=object)[codes]
-    # Floors and plotted rows: the kept rows only.
-    k_run, k_rank, k_rss, k_pid = run[kept], rank[kept], rss[kept], pid[kept]
-    bucket = snapshot_times[read].astype(np.int64)[k_rank] // BUCKET_S
-    cuts = np.flatnonzero(np.r_[True, (k_run[1:] != k_run[:-1]) | (bucket[1:] != bucket[:-1])])
-    floors = (
-        (
-            k_run[cuts],
-            bucket[cuts],
-            np.minimum.reduceat(k_rss, cuts),
-            np.diff(np.r_[cuts, len(k_run)]),
-        )
-        if len(k_run)
-        else (np.empty(0, np.int64),) * 4
+    codes = cmd.cat.codes.to_numpy()[grouped.rows[np.where(has, first_kept, starts)]]
+    return _Kept(
+        samples,
+        np.where(has, rank[np.minimum(first_kept, len(kept) - 1)], -1),
+        np.where(has, rank[np.maximum(last_kept, 0)], -1),
+        np.minimum.reduceat(np.where(kept, rss, big), starts),
+        np.maximum.reduceat(np.where(kept, rss, small), starts),
+        cmd.cat.categories.to_numpy(dtype=object)[codes],
     )
-    return BatchRuns(
-        read=read,
-        pid=pid[starts],
-        first=rank[starts],
-        last=rank[ends - 1],
-        samples=samples,
-        kept_first=np.where(has, rank[np.minimum(first_kept, len(pid) - 1)], -1),
-        kept_last=np.where(has, rank[np.maximum(last_kept, 0)], -1),
-        min_milli=np.minimum.reduceat(np.where(kept, rss, big), starts),
-        max_milli=np.maximum.reduceat(np.where(kept, rss, small), starts),
-        cmd=cmd,
-        floors=floors,
-        chunk=_chunk(k_pid, k_rank, k_rss) if len(k_pid) else None,
-    )
+
+
+def _floors(
+    run: IntArray, bucket: IntArray, rss_milli: IntArray
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """The lowest RSS of each run in each 6-hour bucket (rows of a run are in time order,
+    so its buckets come in runs too): run, bucket, lowest, rows."""
+    if not len(run):
+        return (np.empty(0, np.int64),) * 4
+    cuts = np.flatnonzero(np.r_[True, (run[1:] != run[:-1]) | (bucket[1:] != bucket[:-1])])
+    lowest = np.minimum.reduceat(rss_milli, cuts)
+    return run[cuts], bucket[cuts], lowest, np.diff(np.r_[cuts, len(run)])
 
 
 def _chunk(pid: npt.NDArray[np.int32], rank: IntArray, rss_milli: IntArray) -> Chunk:

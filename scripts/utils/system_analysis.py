@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from utils import plotting
-from utils.console import replace_atomically
-from utils.dumps import Kind, Progress, TableSpec, Warn, iter_batches
+from utils.dumps import Kind, Progress, Reader, TableSpec, Warn
+from utils.files import replace_atomically
 from utils.forecast import Forecast, describe, forecast_available, to_json_dict
-from utils.parser import DISPLAY_FORMAT, DumpFile
+from utils.parser import DISPLAY_FORMAT, DumpFile, format_duration
 
 # The raw fields the metrics are computed from (MiB, as the collector writes them).
 RAW_FIELDS: tuple[str, ...] = (
@@ -88,7 +88,7 @@ def load_system_frame(
     files: Sequence[DumpFile], warn: Warn, progress: Progress | None = None
 ) -> pd.DataFrame:
     """The raw fields, one row per readable snapshot, indexed by UTC time in order."""
-    batches = list(iter_batches(files, SYSTEM_SPEC, warn, progress))
+    batches = list(Reader(SYSTEM_SPEC, warn, progress).batches(files))
     if not batches:
         columns = [*RAW_FIELDS, *OPTIONAL_FIELDS]
         return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([]), dtype="float64")
@@ -187,22 +187,6 @@ SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def format_duration(seconds: float) -> str:
-    """`29 d 23 h 50 min`, `2 h 5 min`, `45 s`: as a person says a span."""
-    whole = round(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days} d"] if days else []
-    if hours or (days and minutes):
-        parts.append(f"{hours} h")
-    if minutes:
-        parts.append(f"{minutes} min")
-    if secs and not days:
-        parts.append(f"{secs} s")
-    return " ".join(parts) or "0 s"
-
-
 def summarize(metrics: pd.DataFrame, trend_days: float) -> SystemSummary:
     times = metrics.index.to_numpy()
     threshold = plotting.gap_threshold_s(times)
@@ -261,6 +245,61 @@ def format_summary(summary: SystemSummary) -> list[str]:
         lines.append(f"  {label:<{width}}{values}")
     lines += ["", describe_forecast(summary.forecast)]
     return lines
+
+
+# --- The result ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemOptions:
+    """What the user asked of the analysis (the defaults are the script's constants)."""
+
+    trend_days: float
+    alert_pct: float | None = None  # alert when the latest RAM used % is at least this
+    alert_days: float | None = None  # alert when MemAvailable reaches 0 within this
+
+
+@dataclass(frozen=True)
+class SystemResult:
+    """Everything the system analysis found; rendered as console text, CSV, JSON, PNGs
+    and HTML by the functions below and by the report."""
+
+    metrics: pd.DataFrame  # one row per snapshot, indexed by UTC time: the CSV and the plots
+    summary: SystemSummary
+    notes: list[str]  # fields the kernel lacks, and what that leaves empty
+    alerts: list[str]  # the alerts asked for that hold, one line each
+    latest_pct: float  # RAM used (htop) % at the last snapshot
+
+
+def system_result(metrics: pd.DataFrame, options: SystemOptions) -> SystemResult:
+    """The summary, notes and alerts of loaded metrics (not empty)."""
+    summary = summarize(metrics, options.trend_days)
+    latest_pct = float(metrics["RAM_Used_Pct"].iloc[-1])
+    return SystemResult(
+        metrics=metrics,
+        summary=summary,
+        notes=missing_field_notes(metrics),
+        alerts=check_alerts(summary, latest_pct, options),
+        latest_pct=latest_pct,
+    )
+
+
+def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptions) -> list[str]:
+    """A line for each alert asked for that holds."""
+    raised = []
+    if options.alert_pct is not None and latest_pct >= options.alert_pct:
+        raised.append(
+            f"RAM used (htop) is {latest_pct:.1f}% of MemTotal at"
+            f" {summary.last:{DISPLAY_FORMAT}} UTC, at or above --alert-pct {options.alert_pct:g}"
+        )
+    forecast = summary.forecast
+    days = forecast.days_to_zero
+    if options.alert_days is not None and days is not None and days <= options.alert_days:
+        raised.append(
+            f"{forecast.basis} reaches 0 in about {days:,.1f} days (around"
+            f" {forecast.zero_date} UTC), within --alert-days {options.alert_days:g}"
+        )
+    return raised
 
 
 # --- Output --------------------------------------------------------------------
@@ -350,10 +389,7 @@ PLOT_NAMES: tuple[str, ...] = tuple(spec.name for spec in PLOT_SPECS)
 
 def plot_system(metrics: pd.DataFrame, out_dir: Path) -> list[Path]:
     """The time-series PNGs, in PLOT_SPECS order."""
-    times = metrics.index.to_numpy()
-    threshold = plotting.gap_threshold_s(times)
-    subtitle = plotting.subtitle_for(times, threshold)
-    return [draw_plot(spec, metrics, times, threshold, subtitle, out_dir) for spec in PLOT_SPECS]
+    return [draw_plot(spec, metrics, out_dir) for spec in PLOT_SPECS]
 
 
 def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[Line]:
@@ -361,18 +397,14 @@ def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[Line]:
     return [line for line in spec.lines if metrics[line.column].notna().any()]
 
 
-def draw_plot(
-    spec: PlotSpec,
-    metrics: pd.DataFrame,
-    times: plotting.Times,
-    threshold: float | None,
-    subtitle: str,
-    out_dir: Path,
-) -> Path:
+def draw_plot(spec: PlotSpec, metrics: pd.DataFrame, out_dir: Path) -> Path:
+    """One PNG of PLOT_SPECS: its lines, reference level, outages and titles."""
+    times = metrics.index.to_numpy()
+    threshold = plotting.gap_threshold_s(times)
     figure, axes = plotting.new_figure()
     for line in drawn_lines(spec, metrics):
         values = metrics[line.column].to_numpy(np.float64)
-        plotting.plot_series(axes, times, values, threshold, line.label, line.color)
+        plotting.plot_series(axes, plotting.Line(times, values, line.label, line.color), threshold)
     top = spec.top
     if spec.reference is not None:
         level = float(metrics[spec.reference].max())
@@ -388,5 +420,5 @@ def draw_plot(
     if top is None:  # headroom above the highest line
         axes.set_ylim(0, axes.get_ylim()[1] * 1.05)
     plotting.add_legend(axes)
-    plotting.set_titles(axes, spec.title, subtitle)
+    plotting.set_titles(axes, spec.title, plotting.subtitle_for(times, threshold))
     return plotting.save_figure(figure, out_dir / spec.name)

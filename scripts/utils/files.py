@@ -1,0 +1,46 @@
+"""Writing files whole or not at all: every output of every script goes through here.
+
+Standard library only: the collector and the compactor use it too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+# Dumps hold every user's command lines, which can carry secrets.
+PRIVATE_FILE_MODE = 0o640
+
+
+def replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """write(temp) under a hidden temporary name, then rename it to path: a reader
+    (or a crash) never sees half a file, and a failure leaves no temporary behind."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """A whole UTF-8 text file, replacing path at once (see replace_atomically)."""
+    return replace_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def write_private_file(path: Path, text: str, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Write text to a new file (never an existing one) that has `mode` whatever the
+    umask, and fsync it: the caller then publishes it under its final name."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            fd = -1  # owned by the file object now
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        if fd >= 0:
+            os.close(fd)
