@@ -11,7 +11,7 @@ CHECKED := scripts tests
 DUMPS_DIR := dumps/time
 
 .DEFAULT_GOAL := help
-.PHONY: help demo run analyze-system analyze-processes analyze bench test lint format clean clean-dumps
+.PHONY: help demo run analyze-system analyze-processes analyze compact bench test lint format clean clean-dumps
 
 help:  ## List the targets
 	@echo "pid-memory-inspector: make TARGET"
@@ -49,6 +49,9 @@ analyze-processes: $(RUN_STAMP)  ## Analyse the process snapshots into plots/pro
 	$(PY) scripts/analyze_processes.py
 
 analyze: analyze-system analyze-processes  ## Run both analyses
+
+compact:  ## Bundle each closed UTC day older than 2 days into dumps/time/mem_<day>.tar.xz (DAYS=n KEEP=m DRY_RUN=1)
+	$(PYTHON) scripts/compact_dumps.py --dumps-dir $(DUMPS_DIR) $(if $(DAYS),--older-than-days $(DAYS)) $(if $(KEEP),--keep-days $(KEEP)) $(if $(DRY_RUN),--dry-run)
 
 bench: $(RUN_STAMP)  ## Time both analyses against plain pandas on a month (YEAR=1: a year)
 	$(PY) tests/benchmark.py $(if $(YEAR),--year) $(if $(NO_BASELINE),--without-baseline)

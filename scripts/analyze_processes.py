@@ -26,7 +26,7 @@ from utils.console import (
     window_from_args,
 )
 from utils.growth import GrowthParams
-from utils.parser import PROCESS_PREFIX, NoDataError, TimeWindow, discover
+from utils.parser import PROCESS_PREFIX, NoDataError, TimeWindow, describe_sources, discover
 from utils.plotting import PlotWorker
 from utils.process_analysis import (
     LEAKS_CSV,
@@ -76,7 +76,7 @@ def compute(where: Where, options: ProcessOptions, session: Session) -> ProcessR
         records = load_all_records(files, reporter.warn, reporter.reading, options.match)
         reporter.end_progress()
     if records.snapshots_read == 0:
-        raise NoDataError(f"none of the {len(files)} {PROCESS_PREFIX}*.csv files could be used")
+        raise NoDataError(f"none of the {describe_sources(files, PROCESS_PREFIX)} could be used")
     with timer.phase("growth"):
         return process_result(records, options)
 

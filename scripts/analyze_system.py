@@ -23,7 +23,7 @@ from utils.console import (
     run_analysis,
     window_from_args,
 )
-from utils.parser import SYS_PREFIX, NoDataError, TimeWindow, discover
+from utils.parser import SYS_PREFIX, NoDataError, TimeWindow, describe_sources, discover
 from utils.system_analysis import (
     FORECAST_JSON,
     METRICS_CSV,
@@ -64,7 +64,7 @@ def compute(where: Where, options: SystemOptions, session: Session) -> SystemRes
         metrics = load_and_compute_metrics(files, reporter.warn, reporter.reading)
         reporter.end_progress()
     if metrics.empty:
-        raise NoDataError(f"none of the {len(files)} {SYS_PREFIX}*.csv files could be used")
+        raise NoDataError(f"none of the {describe_sources(files, SYS_PREFIX)} could be used")
     with timer.phase("computing"):
         return system_result(metrics, options)
 

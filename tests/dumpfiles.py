@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,3 +50,26 @@ def assert_real_png(path: Path) -> None:
     assert 0.01 < not_white < 0.6, f"{path}: {not_white:.1%} of pixels drawn"
     colours = {tuple(c) for c in (rgb.reshape(-1, 3)[::97] * 255).astype(int).tolist()}
     assert len(colours) > 10, f"{path}: only {len(colours)} colours"
+
+
+def write_bundle(path: Path, members: Sequence[tuple[str, bytes]]) -> Path:
+    """A day bundle as compact_dumps.py writes it: an xz-compressed tar of bare names, in the
+    order given (the compactor puts the sys_mem files first, then the process_mem ones)."""
+    with tarfile.open(path, "w:xz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o640
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def bundle_day(dumps: Path, day: str) -> Path:
+    """Move every loose snapshot of a day (YYYYMMDD) into mem_<day>.tar.xz, sys_mem first."""
+    files = sorted(dumps.glob(f"sys_mem_{day}_*.csv")) + sorted(
+        dumps.glob(f"process_mem_{day}_*.csv")
+    )
+    bundle = write_bundle(dumps / f"mem_{day}.tar.xz", [(f.name, f.read_bytes()) for f in files])
+    for file in files:
+        file.unlink()
+    return bundle

@@ -29,11 +29,12 @@ class Warnings:
 def load(dumps: Path, batch_bytes: int = 1 << 20) -> tuple[pd.DataFrame, list[int], Warnings]:
     warn = Warnings()
     files = find_dumps(dumps, PROCESS_PREFIX)
+    index_of = {dump.epoch_s: index for index, dump in enumerate(files)}
     frames: list[pd.DataFrame] = []
-    snapshots: list[int] = []
+    snapshots: list[int] = []  # the index of each row's file in `files`
     for batch in Reader(SPEC, warn, batch_bytes=batch_bytes).batches(files):
         frames.append(batch.frame.assign(CMD=batch.frame["CMD"].astype(str)))
-        snapshots.extend(int(i) for i in batch.snapshot)
+        snapshots.extend(index_of[int(moment)] for moment in batch.snapshot)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return frame, snapshots, warn
 

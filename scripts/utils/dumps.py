@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import lzma
 import os
 import re
 import stat
+import tarfile
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,8 +30,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from utils import memory
-from utils.dump_format import COLUMN_KINDS, Kind
-from utils.parser import DumpFile, Warn
+from utils.dump_format import COLUMN_KINDS, PROCESS_PREFIX, SYS_PREFIX, Kind, parse_name_timestamp
+from utils.parser import Bundle, Source, Warn, to_epoch_s
 
 __all__ = [
     "BATCH_BYTES",
@@ -38,9 +40,9 @@ __all__ = [
     "Batch",
     "Kind",
     "Progress",
+    "Reader",
     "TableSpec",
     "Warn",
-    "Reader",
 ]
 
 # How many bytes of CSV are parsed in one read_csv call: big enough that parser
@@ -99,11 +101,11 @@ class TableSpec:
 
 
 class Batch(NamedTuple):
-    """Rows of several files: the spec's columns, typed, and for each row the index
-    (into the list of files given) of the snapshot it came from, in time order."""
+    """Rows of several files: the spec's columns, typed, and for each row the UTC time
+    (seconds since 1970) of the snapshot it came from, in time order."""
 
     frame: pd.DataFrame
-    snapshot: npt.NDArray[np.int32]
+    snapshot: npt.NDArray[np.int64]
 
 
 class BadFileError(Exception):
@@ -111,7 +113,7 @@ class BadFileError(Exception):
 
 
 class RawFile(NamedTuple):
-    snapshot: int  # index into the list of files being read
+    snapshot: int  # the snapshot's UTC time, seconds since 1970
     path: Path
     names: tuple[str, ...]  # the header's column names
     body: memoryview  # complete data lines only, each ending in \n (a view: no copy)
@@ -476,11 +478,11 @@ def _parse_group(files: Sequence[RawFile], spec: TableSpec, warn: Warn) -> list[
             if raw.cut:
                 warn(raw.path, "last line cut off (no final newline); dropped that line")
         counts = [raw.line_count for raw in files]
-        indexes = np.array([raw.snapshot for raw in files], dtype=np.int32)
+        moments = np.array([raw.snapshot for raw in files], dtype=np.int64)
         snapshot = (
-            np.repeat(indexes, counts)
+            np.repeat(moments, counts)
             if len(files) > 1
-            else np.full(len(frame), indexes[0], dtype=np.int32)
+            else np.full(len(frame), moments[0], dtype=np.int64)
         )
         return [Batch(frame, snapshot)]
     if len(files) == 1:
@@ -521,7 +523,7 @@ def _flush(
 
 
 class _Notes:
-    """Warnings held back so they reach the user in file order, from one thread."""
+    """Warnings held back so they reach the user in time order, from one thread."""
 
     def __init__(self, order: Mapping[Path, int] | None = None) -> None:
         self.order = order or {}
@@ -530,30 +532,57 @@ class _Notes:
     def __call__(self, path: Path, reason: str) -> None:
         self.items.append((self.order.get(path, -1), path, reason))
 
-    def add(self, index: int, path: Path, reason: str) -> None:
-        self.items.append((index, path, reason))
+    def add(self, moment_s: int, path: Path, reason: str) -> None:
+        self.items.append((moment_s, path, reason))
 
 
 class Listed(NamedTuple):
-    """A file to read, accepted by file_size() in the listing thread."""
+    """A loose file to read, accepted by file_size() in the listing thread."""
 
-    snapshot: int
+    snapshot: int  # its UTC time, seconds since 1970
     path: Path
     size: int
 
 
+class Loaded(NamedTuple):
+    """A snapshot's bytes: a loose file's, or a bundle member's (its path then names both)."""
+
+    snapshot: int
+    path: Path
+    data: bytes
+
+
+# What a parser job reads: loose files, or one day's bundle.
+Group = list[Listed] | Bundle
+
+
+def _load(group: Group, notes: _Notes) -> list[Loaded]:
+    """Read a group's snapshots, in time order; the bad ones are noted and left out."""
+    if isinstance(group, Bundle):
+        return read_bundle(group, notes)
+    loaded = []
+    for item in group:
+        try:
+            loaded.append(Loaded(item.snapshot, item.path, read_regular(item.path, item.size)))
+        except BadFileError as err:
+            notes.add(item.snapshot, item.path, f"{err}; skipped")
+    return loaded
+
+
 def _parse_job(
-    listed: Sequence[Listed], spec: TableSpec, reduce: Callable[[Batch], T]
+    group: Group, spec: TableSpec, reduce: Callable[[Batch], T]
 ) -> tuple[T | None, _Notes]:
     """In a parser thread: read and split the files, parse them by header, bisect the bad
     ones out, and reduce what is left (the analysis' own per-batch work runs here too).
-    The threads share all the work, reading included: on two cores, a reading thread of
-    its own would sit on the GIL that the parsers need."""
-    notes = _Notes({item.path: item.snapshot for item in listed})
+    The threads share all the work, reading and decompressing included: on two cores, a
+    reading thread of its own would sit on the GIL that the parsers need."""
+    notes = _Notes()
+    loaded = _load(group, notes)
+    notes.order = {item.path: item.snapshot for item in loaded}
     pending: dict[tuple[str, ...], list[RawFile]] = {}
-    for item in listed:
+    for item in loaded:
         try:
-            raw = split_raw(item.snapshot, item.path, read_regular(item.path, item.size), spec)
+            raw = split_raw(item.snapshot, item.path, item.data, spec)
         except BadFileError as err:
             notes(item.path, f"{err}; skipped")
             continue
@@ -563,24 +592,102 @@ def _parse_job(
 
 
 def _read_groups(
-    files: Sequence[DumpFile], batch_bytes: int
-) -> Iterator[tuple[int, list[Listed], _Notes]]:
-    """Files grouped about batch_bytes at a time by their size, with the number of files
-    listed so far and the warnings of listing them (a FIFO, a device, a huge file)."""
+    sources: Sequence[Source], batch_bytes: int
+) -> Iterator[tuple[int, Group, _Notes]]:
+    """Loose files grouped about batch_bytes at a time by their size, and each bundle on its
+    own, with the number of sources listed so far and the warnings of listing them."""
     listed: list[Listed] = []
     notes = _Notes()
     size = 0
-    for index, dump in enumerate(files):
+    for index, source in enumerate(sources):
+        if isinstance(source, Bundle):
+            if listed or notes.items:
+                yield index, listed, notes
+                listed, notes, size = [], _Notes(), 0
+            yield index + 1, source, _Notes()
+            continue
         try:
-            length = file_size(dump.path)
+            length = file_size(source.path)
         except BadFileError as err:
-            notes.add(index, dump.path, f"{err}; skipped")
+            notes.add(source.epoch_s, source.path, f"{err}; skipped")
         else:
-            listed.append(Listed(index, dump.path, length))
+            listed.append(Listed(source.epoch_s, source.path, length))
             size += length
-        if size >= batch_bytes or index == len(files) - 1:
+        if size >= batch_bytes:
             yield index + 1, listed, notes
             listed, notes, size = [], _Notes(), 0
+    if listed or notes.items:
+        yield len(sources), listed, notes
+
+
+# --- Bundles -------------------------------------------------------------------
+
+# A day of a host with 30,000 processes is under 2 GB of CSV: a larger "bundle" is refused
+# by its size, unread (a xz bomb is bounded by MAX_FILE_BYTES per member, too).
+MAX_BUNDLE_BYTES = 2 * 1024**3
+
+
+def read_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
+    """The bundle's members of its kind within its window, with the loose files of its day
+    that it does not hold, in time order. Decompressed as a stream, member by member; the
+    sys_mem members come first, so the system analysis stops at the first process_mem."""
+    day_s = to_epoch_s(bundle.timestamp)
+    members: dict[str, Loaded] = {}
+    try:
+        size = file_size(bundle.path, MAX_BUNDLE_BYTES)
+        _read_members(bundle, size, members, notes)
+    except (BadFileError, OSError, EOFError, tarfile.TarError, lzma.LZMAError) as err:
+        reason = str(err) or type(err).__name__
+        kept = f"read {len(members):,} snapshots, the rest skipped" if members else "skipped"
+        notes.add(day_s, bundle.path, f"cannot read the bundle: {reason}; {kept}")
+    loose = [dump for dump in bundle.loose if dump.path.name not in members]
+    extra = [Listed(dump.epoch_s, dump.path, 0) for dump in loose]
+    for item in extra:
+        try:
+            data = read_regular(item.path, file_size(item.path))
+        except BadFileError as err:
+            notes.add(item.snapshot, item.path, f"{err}; skipped")
+        else:
+            members[item.path.name] = Loaded(item.snapshot, item.path, data)
+    return sorted(members.values(), key=lambda item: item.snapshot)
+
+
+def _read_members(bundle: Bundle, size: int, into: dict[str, Loaded], notes: _Notes) -> None:
+    """Stream the bundle's members into `into`, by name (see read_bundle)."""
+    other = PROCESS_PREFIX if bundle.prefix == SYS_PREFIX else SYS_PREFIX
+    fd = os.open(bundle.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle, tarfile.open(fileobj=handle, mode="r|xz") as tar:
+        for info in tar:
+            if info.name.startswith(other):
+                if other == PROCESS_PREFIX:
+                    break  # the sys_mem members are all read
+                continue
+            member = _member(bundle, info, notes)
+            if member is not None:
+                data = tar.extractfile(info)
+                if data is not None:
+                    into[info.name] = member._replace(data=data.read())
+
+
+def _member(bundle: Bundle, info: tarfile.TarInfo, notes: _Notes) -> Loaded | None:
+    """A member to read (without its data yet), or None: outside the window, or bad (noted)."""
+    label = Path(f"{bundle.path}:{info.name}")
+    moment = parse_name_timestamp(info.name, bundle.prefix)
+    day_s = to_epoch_s(bundle.timestamp)
+    if moment is None or moment.date() != bundle.day:
+        notes.add(day_s, label, f"not a {bundle.prefix}*.csv snapshot of {bundle.day}; skipped")
+        return None
+    if not bundle.window.contains(moment):
+        return None
+    reason = None
+    if not info.isreg():
+        reason = "not a regular file in the bundle"
+    elif info.size > MAX_FILE_BYTES:
+        reason = f"{format_size(info.size)}, larger than any dump"
+    if reason is not None:
+        notes.add(to_epoch_s(moment), label, f"{reason}; skipped")
+        return None
+    return Loaded(to_epoch_s(moment), label, b"")
 
 
 def _same(batch: Batch) -> Batch:
@@ -598,11 +705,11 @@ class Reader:
     batch_bytes: int = BATCH_BYTES
     threads: int = PARSE_THREADS
 
-    def batches(self, files: Sequence[DumpFile]) -> Iterator[Batch]:
+    def batches(self, files: Sequence[Source]) -> Iterator[Batch]:
         """Read and parse files in time order, a few MB at a time (see reduced)."""
         return self.reduced(files, _same)
 
-    def reduced(self, files: Sequence[DumpFile], reduce: Callable[[Batch], T]) -> Iterator[T]:
+    def reduced(self, files: Sequence[Source], reduce: Callable[[Batch], T]) -> Iterator[T]:
         """Read and parse files in time order, a few MB at a time, and yield reduce(batch)
         for each batch, in order.
 
@@ -617,8 +724,8 @@ class Reader:
         """
         in_flight: deque[tuple[int, _Notes, Future[tuple[T | None, _Notes]]]] = deque()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="parse") as pool:
-            for done, listed, read_notes in _read_groups(files, self.batch_bytes):
-                job = pool.submit(_parse_job, listed, self.spec, reduce)
+            for done, group, read_notes in _read_groups(files, self.batch_bytes):
+                job = pool.submit(_parse_job, group, self.spec, reduce)
                 in_flight.append((done, read_notes, job))
                 # Bounded: at most a few batches of bytes and frames are alive at once.
                 while len(in_flight) > self.threads or (in_flight and done == len(files)):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,6 +14,7 @@ from utils.dump_format import (
     SYS_PREFIX,
     TIMESTAMP_SHAPE,
     looks_like_dump,
+    parse_bundle_day,
     parse_name_timestamp,
 )
 
@@ -21,13 +22,17 @@ __all__ = [
     "DISPLAY_FORMAT",
     "PROCESS_PREFIX",
     "SYS_PREFIX",
+    "Bundle",
     "DumpFile",
     "DumpsDirError",
     "NoDataError",
+    "Source",
     "TimeWindow",
     "Warn",
+    "describe_sources",
     "discover",
     "find_dumps",
+    "find_sources",
     "format_duration",
     "parse_name_timestamp",
     "parse_time_arg",
@@ -64,6 +69,36 @@ class DumpFile(NamedTuple):
 
     path: Path
     timestamp: datetime
+
+    @property
+    def epoch_s(self) -> int:
+        return to_epoch_s(self.timestamp)
+
+
+class Bundle(NamedTuple):
+    """A day of snapshots compacted into one `mem_<YYYYMMDD>.tar.xz` (compact_dumps.py), read
+    with the loose files of the same day that it does not hold (a late file, or the
+    originals of a compaction that was stopped before it removed them)."""
+
+    path: Path
+    day: date
+    prefix: str  # the kind of member read from it
+    window: TimeWindow  # the members read from it
+    loose: tuple[DumpFile, ...]
+
+    @property
+    def timestamp(self) -> datetime:
+        return datetime(self.day.year, self.day.month, self.day.day)
+
+
+# What the analyses read: loose snapshot files and day bundles, in time order.
+Source = DumpFile | Bundle
+_EPOCH = datetime(1970, 1, 1)
+
+
+def to_epoch_s(moment: datetime) -> int:
+    """Seconds since 1970 of a naive UTC time."""
+    return (moment - _EPOCH) // timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -157,8 +192,61 @@ def parse_time_arg(text: str, *, end: bool) -> datetime:
     raise ValueError(f"not a UTC time as YYYY-MM-DD[ HH:MM[:SS]]: {text!r}")
 
 
-def discover(dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn) -> list[DumpFile]:
-    """The snapshot files to analyse; NoDataError when there are none."""
+def find_bundles(dumps_dir: Path, window: TimeWindow | None = None) -> list[tuple[Path, date]]:
+    """Every `mem_<YYYYMMDD>.tar.xz` directly in dumps_dir whose day meets the window, by
+    day; the name alone decides, so a bundle outside the window is never opened."""
+    found = []
+    for entry in os.scandir(dumps_dir):
+        day = parse_bundle_day(entry.name)
+        if day is None:
+            continue
+        start = datetime(day.year, day.month, day.day)
+        end = start + timedelta(days=1) - _RESOLUTION
+        if window is not None and (
+            (window.until is not None and start > window.until)
+            or (window.since is not None and end < window.since)
+        ):
+            continue
+        found.append((Path(entry.path), day))
+    return sorted(found, key=lambda bundle: bundle[1])
+
+
+def find_sources(
+    dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn | None = None
+) -> list[Source]:
+    """The loose `<prefix><timestamp>.csv` files and the day bundles to read, in time order;
+    a loose file of a day that has a bundle is read with the bundle (see Bundle)."""
+    loose = find_dumps(dumps_dir, prefix, window, warn)
+    try:
+        bundles = find_bundles(dumps_dir, window)
+    except OSError as err:  # find_dumps listed the dir a moment ago
+        raise DumpsDirError(f"cannot list {dumps_dir}: {err.strerror or err}") from err
+    days = {day for _, day in bundles}
+    by_day: dict[date, list[DumpFile]] = {}
+    sources: list[Source] = []
+    for dump in loose:
+        if dump.timestamp.date() in days:
+            by_day.setdefault(dump.timestamp.date(), []).append(dump)
+        else:
+            sources.append(dump)
+    for path, day in bundles:
+        sources.append(Bundle(path, day, prefix, window, tuple(by_day.get(day, []))))
+    return sorted(sources, key=lambda source: source.timestamp)
+
+
+def describe_sources(sources: Sequence[Source], prefix: str) -> str:
+    """`4,320 sys_mem_*.csv files`, `30 bundles and 2 sys_mem_*.csv files` (as in "none of
+    the ... could be used")."""
+    bundles = sum(isinstance(source, Bundle) for source in sources)
+    files = len(sources) - bundles
+    parts = [f"{bundles:,} bundle{'s' if bundles != 1 else ''}"] if bundles else []
+    if files or not bundles:
+        parts.append(f"{files:,} {prefix}*.csv files")
+    return " and ".join(parts)
+
+
+def discover(dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn) -> list[Source]:
+    """The snapshot files and bundles to analyse; NoDataError when there are none."""
     misnamed: list[Path] = []
 
     def note(path: Path, reason: str) -> None:
@@ -166,12 +254,12 @@ def discover(dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn) -> li
         warn(path, reason)
 
     try:
-        files = find_dumps(dumps_dir, prefix, window, note)
+        sources = find_sources(dumps_dir, prefix, window, note)
     except DumpsDirError as err:
         raise NoDataError(str(err)) from err
-    if not files and misnamed:
+    if not sources and misnamed:
         raise NoDataError(f"none of the {len(misnamed)} {prefix}*.csv files could be used")
-    if not files:
+    if not sources:
         where = "" if window.since is None and window.until is None else " " + window.describe()
         raise NoDataError(f"no {prefix}*.csv files in {dumps_dir}{where}")
-    return files
+    return sources

@@ -25,7 +25,7 @@ from utils.console import EXIT_ALERT
 from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn
 from utils.files import replace_atomically
 from utils.growth import FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
-from utils.parser import DISPLAY_FORMAT, DumpFile, NoDataError, format_duration
+from utils.parser import DISPLAY_FORMAT, NoDataError, Source, format_duration
 from utils.plotting import PlotCall
 from utils.process_records import BUCKET_S, MILLI, InstanceTable, ProcessRecords
 
@@ -62,15 +62,14 @@ Series = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]
 
 
 def load_all_records(
-    files: Sequence[DumpFile],
+    files: Sequence[Source],
     warn: Warn,
     progress: Progress | None = None,
     match: str | None = None,
     batch_bytes: int = BATCH_BYTES,
 ) -> ProcessRecords:
     """Read every process snapshot (bad files are reported through warn and left out)."""
-    timestamps = np.array([dump.timestamp for dump in files], dtype="datetime64[s]")
-    records = ProcessRecords(timestamps, match)
+    records = ProcessRecords(match)
     reader = Reader(PROCESS_SPEC, warn, progress, batch_bytes)
     for runs in reader.reduced(files, records.reduce):
         records.add(runs)

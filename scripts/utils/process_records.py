@@ -102,7 +102,7 @@ class BatchRuns(NamedTuple):
     (its rows grouped by PID, in time order). Ranks here count from the batch's first
     snapshot (0); the aggregates are over the rows --match keeps."""
 
-    read: IntArray  # the indexes (into the files given) of the batch's snapshots, in order
+    read: IntArray  # the UTC times (seconds since 1970) of the batch's snapshots, in order
     pid: npt.NDArray[np.int32]  # per run, ascending
     first: IntArray  # rank of the run's first row (all rows: identity)
     last: IntArray  # rank of its last row
@@ -128,18 +128,16 @@ class _Rows(NamedTuple):
     ends: IntArray  # one after its last
 
 
-def reduce_batch(
-    batch: Batch, snapshot_times: npt.NDArray[np.datetime64], match: str | None
-) -> BatchRuns:
+def reduce_batch(batch: Batch, match: str | None) -> BatchRuns:
     """A parsed batch as runs (thread-safe: this runs in the parser threads)."""
     snapshot = batch.snapshot
-    # Rows come in time order: each new snapshot index is the next rank.
+    # Rows come in time order: each new snapshot time is the next rank.
     step = np.r_[0, (snapshot[1:] != snapshot[:-1]).astype(np.int64)]
-    read = snapshot[np.r_[True, step[1:] > 0]].astype(np.int64)
+    read = snapshot[np.r_[True, step[1:] > 0]]
     grouped = _grouped(batch.frame, np.cumsum(step), match)
     kept = grouped.kept
     run = np.repeat(np.arange(len(grouped.starts)), grouped.ends - grouped.starts)
-    bucket = snapshot_times[read].astype(np.int64)[grouped.rank[kept]] // BUCKET_S
+    bucket = read[grouped.rank[kept]] // BUCKET_S
     plotted = (grouped.pid[kept], grouped.rank[kept], grouped.rss_milli[kept])
     aggregates = _kept_aggregates(grouped, batch.frame["CMD"])
     return BatchRuns(
@@ -236,7 +234,6 @@ class ProcessRecords:
     the batch's first snapshot and its PID was in the previous batch's last one.
     """
 
-    snapshot_times: npt.NDArray[np.datetime64]  # of every file given, by index
     match: str | None = None
     chunks: list[Chunk] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
@@ -265,13 +262,13 @@ class ProcessRecords:
 
     def reduce(self, batch: Batch) -> BatchRuns:
         """What the parser threads do with each batch (see iter_reduced)."""
-        return reduce_batch(batch, self.snapshot_times, self.match)
+        return reduce_batch(batch, self.match)
 
     def add(self, runs: BatchRuns) -> None:
         """Fold one batch's runs into the instances, in batch order."""
         base = self._ranks
         self._ranks += len(runs.read)
-        self._times.append(self.snapshot_times[runs.read])
+        self._times.append(runs.read.astype("datetime64[s]"))
         instance = self._instances_of(runs)
         has = runs.samples > 0
         number = instance[has]

@@ -15,7 +15,7 @@ from utils import plotting
 from utils.dumps import Kind, Progress, Reader, TableSpec, Warn
 from utils.files import replace_atomically
 from utils.forecast import Forecast, describe, forecast_available, to_json_dict
-from utils.parser import DISPLAY_FORMAT, DumpFile, format_duration
+from utils.parser import DISPLAY_FORMAT, Source, format_duration
 
 # The raw fields the metrics are computed from (MiB, as the collector writes them).
 RAW_FIELDS: tuple[str, ...] = (
@@ -85,7 +85,7 @@ USED_DEFINITIONS: tuple[UsedDefinition, ...] = (
 
 
 def load_system_frame(
-    files: Sequence[DumpFile], warn: Warn, progress: Progress | None = None
+    files: Sequence[Source], warn: Warn, progress: Progress | None = None
 ) -> pd.DataFrame:
     """The raw fields, one row per readable snapshot, indexed by UTC time in order."""
     batches = list(Reader(SYSTEM_SPEC, warn, progress).batches(files))
@@ -94,7 +94,7 @@ def load_system_frame(
         return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([]), dtype="float64")
     raw = pd.concat([batch.frame for batch in batches], ignore_index=True)
     snapshot = np.concatenate([batch.snapshot for batch in batches])
-    times = pd.DatetimeIndex([files[index].timestamp for index in snapshot])
+    times = pd.DatetimeIndex(snapshot.astype("datetime64[s]"))
     return raw.set_axis(times, axis=0)
 
 
@@ -131,7 +131,7 @@ def compute_metrics(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_and_compute_metrics(
-    files: Sequence[DumpFile], warn: Warn, progress: Progress | None = None
+    files: Sequence[Source], warn: Warn, progress: Progress | None = None
 ) -> pd.DataFrame:
     """Metrics and the raw fields they use, one row per snapshot, indexed by UTC time."""
     return compute_metrics(load_system_frame(files, warn, progress))
