@@ -55,3 +55,35 @@ def test_every_script_is_run_by_a_test(script: Path) -> None:
         if path.name != "test_hygiene.py" and f'"{script.name}"' in path.read_text("utf-8")
     ]
     assert runners, f"no test runs scripts/{script.name}"
+
+
+# "About 40 lines": a function longer than this (after its docstring) does several things.
+MAX_FUNCTION_LINES = 40
+
+
+def long_functions(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body
+        docstring = (
+            isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        )
+        first = body[1] if docstring and len(body) > 1 else body[0]
+        end = node.end_lineno or first.lineno
+        if end - first.lineno + 1 > MAX_FUNCTION_LINES:
+            found.append(f"{node.name} (line {node.lineno}): {end - first.lineno + 1} lines")
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(SCRIPTS_DIR.rglob("*.py")), ids=lambda p: p.name)
+def test_no_function_is_longer_than_about_40_lines(path: Path) -> None:
+    assert long_functions(path.read_text(encoding="utf-8")) == []
+
+
+def test_the_length_rule_sees_a_long_function() -> None:
+    body = "".join(f"    x{n} = {n}\n" for n in range(41))
+    assert long_functions(f'def f():\n    """Doc."""\n{body}') == ["f (line 1): 41 lines"]

@@ -27,6 +27,7 @@ import datetime
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -199,44 +200,61 @@ def forecast_available(
         raise ValueError(f"window_days must be positive and finite, not {window_days}")
     if len(times) != len(available_mb):
         raise ValueError(f"{len(times)} times but {len(available_mb)} values")
-    seconds = np.asarray(times, dtype="datetime64[s]")
-    values = np.asarray(available_mb, dtype=np.float64)
-    keep = np.isfinite(values) & ~np.isnat(seconds)
-    stamps, values = seconds[keep].astype(np.int64), values[keep]
-    if not len(stamps):
+    window = _window(times, available_mb, window_days)
+    if window is None:
         return _too_little(basis, window_days, 0.0, 0)
-    last = int(stamps.max())
-    age_s = last - stamps
-    in_window = age_s <= round(window_days * DAY_S)
-    age_s, values = age_s[in_window], values[in_window]
-    used_days = float(age_s.max()) / DAY_S
-    hourly = hourly_medians(age_s, values)
+    used_days = float(window.age_s.max()) / DAY_S
+    hourly = hourly_medians(window.age_s, window.values_mb)
     fit = seasonal_slope(hourly.median_mb) if used_days >= MIN_DAYS else None
     if fit is None:
-        return _too_little(basis, window_days, used_days, len(values))
+        return _too_little(basis, window_days, used_days, len(window.values_mb))
     # The trend line through every hour, carried to the last sample; the median keeps an
     # hour-long dip from pulling the level down.
     level = float(np.nanmedian(hourly.median_mb + fit.slope_mb_per_day * hourly.age_days))
     falls = -fit.slope_mb_per_day
-    days: float | None = None
-    zero_date: datetime.date | None = None
     downward = is_downward(falls, used_days, level, fit.noise_mb)
-    if downward:
-        days = max(0.0, level / falls)
-        zero = np.datetime64(last, "s") + np.timedelta64(round(days * DAY_S), "s")
-        zero_date = datetime.date.fromisoformat(str(zero.astype("datetime64[D]")))
+    days = max(0.0, level / falls) if downward else None
     return Forecast(
         basis=basis,
         window_days=window_days,
         status=ForecastStatus.FALLING if downward else ForecastStatus.NOT_FALLING,
         falls_mb_per_day=falls,
         days_to_zero=days,
-        zero_date=zero_date,
+        zero_date=None if days is None else _zero_date(window.last_s, days),
         used_days=used_days,
         level_mb=level,
-        samples=len(values),
+        samples=len(window.values_mb),
         noise_mb=fit.noise_mb,
     )
+
+
+class _Window(NamedTuple):
+    """The samples with a value in the window, timed back from the last of them."""
+
+    last_s: int  # epoch seconds of the last sample with a value
+    age_s: npt.NDArray[np.int64]  # each sample's seconds before it
+    values_mb: Values
+
+
+def _window(times: Times, available_mb: Values, window_days: float) -> _Window | None:
+    """The samples with a value and a time, no older than `window_days` before the last of
+    them; None when there is no such sample."""
+    seconds = np.asarray(times, dtype="datetime64[s]")
+    values = np.asarray(available_mb, dtype=np.float64)
+    keep = np.isfinite(values) & ~np.isnat(seconds)
+    stamps, values = seconds[keep].astype(np.int64), values[keep]
+    if not len(stamps):
+        return None
+    last = int(stamps.max())
+    age_s = last - stamps
+    in_window = age_s <= round(window_days * DAY_S)
+    return _Window(last, age_s[in_window], values[in_window])
+
+
+def _zero_date(last_s: int, days: float) -> datetime.date:
+    """The UTC day `days` after the epoch second `last_s`."""
+    zero = np.datetime64(last_s, "s") + np.timedelta64(round(days * DAY_S), "s")
+    return datetime.date.fromisoformat(str(zero.astype("datetime64[D]")))
 
 
 def _too_little(basis: str, window_days: float, used_days: float, samples: int) -> Forecast:

@@ -299,13 +299,20 @@ def _check(floors: FloorTable, spans: InstanceSpans, interval_s: float) -> None:
         raise ValueError(f"interval_s must be > 0, not {interval_s}")
 
 
-def _segments(group: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-    """Of rows sorted by group: each segment's start, end (exclusive), and each row's
-    segment number."""
+class _Segments(NamedTuple):
+    """Rows sorted by group, cut into one segment per group."""
+
+    start: IntArray  # each segment's first row
+    end: IntArray  # ... and the row after its last
+    of_row: IntArray  # each row's segment number
+
+
+def _segments(group: IntArray) -> _Segments:
+    """The segments of rows sorted by group."""
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else group
     ends = np.r_[starts[1:], group.size].astype(np.int64)
     segment = np.repeat(np.arange(starts.size, dtype=np.int64), np.diff(np.r_[starts, group.size]))
-    return starts.astype(np.int64), ends, segment
+    return _Segments(starts.astype(np.int64), ends, segment)
 
 
 def _first_per_segment(rows: IntArray, segment: IntArray) -> IntArray:
@@ -320,103 +327,189 @@ def _suffix(values: FloatArray, end_of_row: IntArray) -> FloatArray:
     return total[end_of_row - 1] - total + values
 
 
+# --- The rules, all instances at once ----------------------------------------------
+
+
+class _Screen(NamedTuple):
+    """Rules 1 to 3, the cheap ones, for every instance (GROWS: still in the running)."""
+
+    rule: npt.NDArray[np.int8]
+    span_days: FloatArray
+    floors: IntArray  # per instance: usable floors after the warm-up
+    rise_mb: FloatArray  # per instance (NaN when rule 1 or 2 decided)
+    fill: FloatArray  # per row: the share of a full bucket its samples make, 0..1
+    keep: BoolArray  # per row: a usable floor of an instance that passed rule 2
+
+
+class _Points(NamedTuple):
+    """The floors to fit, one segment per instance, as weighted points."""
+
+    t: FloatArray  # days since the instance's first sample
+    w: FloatArray  # the bucket's fill
+    y: FloatArray  # the floor, MiB
+    seg: _Segments
+    instance: IntArray  # each segment's instance
+
+
+class _Trend(NamedTuple):
+    """Every instance's fitted numbers (NaN, 0 or False where there is no fit)."""
+
+    since_s: IntArray
+    rate_mb_per_day: FloatArray
+    growth_mb: FloatArray
+    start_mb: FloatArray
+    noise_mb: FloatArray
+    r2: FloatArray
+    tail_rate_mb_per_day: FloatArray
+    tail_floors: IntArray
+    fitted: BoolArray
+
+
 def _assess(
     floors: FloorTable, spans: InstanceSpans, interval_s: float, params: GrowthParams
 ) -> _Assessment:
-    """Every instance through the rules, all at once."""
+    """Every instance through the rules, all at once: the cheap rules for all of them, the
+    fit and the rules on it for those the prefilter lets through."""
     _check(floors, spans, interval_s)
+    screen = _screen(floors, spans, interval_s, params)
+    rule = screen.rule
+    trend = _no_trend(rule.size)
+    fit_rows = screen.keep & (rule[floors.instance] == Rule.GROWS)
+    if np.any(fit_rows):
+        points = _points(floors, spans, fit_rows, screen.fill, interval_s)
+        fit = _fit_hinges(points, screen.span_days[points.instance])
+        rule[points.instance[~fit.ok]] = Rule.FEW_FLOORS  # no knot leaves a day to grow in
+        # The others go on, with their fits.
+        ids, fit = points.instance[fit.ok], _Fits._make(field[fit.ok] for field in fit)
+        _store_fits(trend, ids, fit, spans.first_s)
+        rule[ids] = _fit_rules(fit, params)
+    return _Assessment(
+        rule=rule,
+        span_days=screen.span_days,
+        floors=screen.floors,
+        rise_mb=screen.rise_mb,
+        since_s=trend.since_s,
+        rate_mb_per_day=trend.rate_mb_per_day,
+        growth_mb=trend.growth_mb,
+        start_mb=trend.start_mb,
+        noise_mb=trend.noise_mb,
+        r2=trend.r2,
+        tail_rate_mb_per_day=trend.tail_rate_mb_per_day,
+        tail_floors=trend.tail_floors,
+        fitted=trend.fitted,
+    )
+
+
+def _screen(
+    floors: FloorTable, spans: InstanceSpans, interval_s: float, params: GrowthParams
+) -> _Screen:
+    """Rules 1 to 3, per instance, before any fit."""
     n = spans.first_s.size
-    nan = np.full(n, np.nan)
     rule = np.full(n, Rule.GROWS, dtype=np.int8)
-    rise = nan.copy()
-    since_s = np.zeros(n, np.int64)
-    rate, growth, start, noise, r2, tail_rate = (nan.copy() for _ in range(6))
-    tail_floors = np.zeros(n, np.int64)
-    fitted = np.zeros(n, bool)
 
     # Rule 1, per instance: observed span.
-    first_s, last_s = spans.first_s, spans.last_s
-    span_days = (last_s - first_s) / DAY_S
+    span_days = (spans.last_s - spans.first_s) / DAY_S
     short = span_days < params.min_span_days
     rule[short] = Rule.SHORT
 
     # Rule 2, per row: full enough buckets after the warm-up, of judged instances.
     inst = floors.instance
-    bucket_s = floors.bucket * BUCKET_S
     fill = np.minimum(1.0, floors.samples * (interval_s / BUCKET_S))
-    usable = (fill >= MIN_FILL) & (bucket_s >= first_s[inst] + WARMUP_S) & ~short[inst]
+    after_warmup = floors.bucket * BUCKET_S >= spans.first_s[inst] + WARMUP_S
+    usable = (fill >= MIN_FILL) & after_warmup & ~short[inst]
     count = np.bincount(inst[usable], minlength=n).astype(np.int64)
     few = ~short & (count < MIN_FIT_FLOORS)
     rule[few] = Rule.FEW_FLOORS
     keep = usable & ~few[inst]
 
     # Rule 3, the prefilter: the last floors against the lowest.
-    inst_k, floor_k = inst[keep], floors.floor_mb[keep]
-    starts, ends, segment = _segments(inst_k)
+    rise = _rise_mb(inst[keep], floors.floor_mb[keep], n)
+    rule[(rule == Rule.GROWS) & ~(rise >= _least_rise_mb(params))] = Rule.NO_RISE
+    return _Screen(rule, span_days, count, rise, fill, keep)
+
+
+def _least_rise_mb(params: GrowthParams) -> float:
+    """What the prefilter asks of the last floors over the lowest: a share of the growth
+    the slowest leak makes over the shortest time a leak may take."""
+    return RISE_SHARE * params.min_rate_mb_per_day * MIN_LEAK_DAYS
+
+
+def _rise_mb(instance: IntArray, floor_mb: FloatArray, n: int) -> FloatArray:
+    """Per instance, how far the highest of its last END_FLOORS floors stands above its
+    lowest floor (NaN: no floors). Rows sorted by instance."""
+    rise = np.full(n, np.nan)
+    starts, ends, segment = _segments(instance)
     if starts.size:
-        ids = inst_k[starts]
-        lowest = np.minimum.reduceat(floor_k, starts)
-        at_end = ends[segment] - np.arange(inst_k.size) <= END_FLOORS
-        last_high = np.maximum.reduceat(np.where(at_end, floor_k, -np.inf), starts)
-        rise[ids] = last_high - lowest
-    need = RISE_SHARE * params.min_rate_mb_per_day * MIN_LEAK_DAYS
-    no_rise = (rule == Rule.GROWS) & ~(rise >= need)
-    rule[no_rise] = Rule.NO_RISE
-    fit_rows = keep & (rule[inst] == Rule.GROWS)
+        lowest = np.minimum.reduceat(floor_mb, starts)
+        at_end = ends[segment] - np.arange(instance.size) <= END_FLOORS
+        last_high = np.maximum.reduceat(np.where(at_end, floor_mb, -np.inf), starts)
+        rise[instance[starts]] = last_high - lowest
+    return rise
 
-    inst_f = inst[fit_rows]
-    starts, ends, segment = _segments(inst_f)
-    if starts.size:
-        ids = inst_f[starts]
-        # The floor stands for the observed part of its bucket (the last one may be cut).
-        lo = bucket_s[fit_rows]
-        hi = np.minimum(lo + BUCKET_S, last_s[inst_f] + interval_s)
-        t = (0.5 * (lo + hi) - first_s[inst_f]) / DAY_S  # days since the first sample
-        fit = _fit_hinges(
-            t, fill[fit_rows], floors.floor_mb[fit_rows], starts, ends, segment, span_days[ids]
-        )
-        rule[ids[~fit.ok]] = Rule.FEW_FLOORS  # no knot leaves a day to grow in
-        ids = ids[fit.ok]
-        fitted[ids] = True
-        since_s[ids] = np.rint(first_s[ids] + fit.knot_days[fit.ok] * DAY_S).astype(np.int64)
-        rate[ids] = fit.rate[fit.ok]
-        growth[ids] = fit.rate[fit.ok] * (span_days[ids] - fit.knot_days[fit.ok])
-        start[ids] = fit.start_mb[fit.ok]
-        noise[ids] = fit.noise_mb[fit.ok]
-        r2[ids] = fit.r2[fit.ok]
-        tail_rate[ids] = fit.tail_rate[fit.ok]
-        tail_floors[ids] = fit.tail_floors[fit.ok]
 
-        # Rules 4 to 7, in order: the first that fails decides.
-        b = rate[ids]
-        tail_se = fit.tail_se[fit.ok]
-        checks = (
-            (Rule.SLOW, b < params.min_rate_mb_per_day),
-            (Rule.TAIL, tail_rate[ids] + TAIL_Z * tail_se < TAIL_MIN_RATIO * b),
-            (Rule.NOISE, growth[ids] < MIN_GROWTH_NOISE * noise[ids]),
-            (Rule.FIT, r2[ids] < MIN_FIT_R2),
-        )
-        open_ = np.ones(ids.size, bool)
-        for code, failed in checks:
-            hit = open_ & failed
-            rule[ids[hit]] = code
-            open_ &= ~hit
+def _points(
+    floors: FloorTable,
+    spans: InstanceSpans,
+    rows: BoolArray,
+    fill: FloatArray,
+    interval_s: float,
+) -> _Points:
+    """The chosen rows as points to fit, weighted by how full their buckets are."""
+    inst = floors.instance[rows]
+    seg = _segments(inst)
+    # The floor stands for the observed part of its bucket (the last one may be cut).
+    lo = floors.bucket[rows] * BUCKET_S
+    hi = np.minimum(lo + BUCKET_S, spans.last_s[inst] + interval_s)
+    t = (0.5 * (lo + hi) - spans.first_s[inst]) / DAY_S  # days since the first sample
+    return _Points(t, fill[rows], floors.floor_mb[rows], seg, inst[seg.start])
 
-    return _Assessment(
-        rule=rule,
-        span_days=span_days,
-        floors=count,
-        rise_mb=rise,
-        since_s=since_s,
-        rate_mb_per_day=rate,
-        growth_mb=growth,
-        start_mb=start,
-        noise_mb=noise,
-        r2=r2,
-        tail_rate_mb_per_day=tail_rate,
-        tail_floors=tail_floors,
-        fitted=fitted,
+
+def _no_trend(n: int) -> _Trend:
+    """Every instance without a fit, for _store_fits to fill in."""
+    return _Trend(
+        since_s=np.zeros(n, np.int64),
+        rate_mb_per_day=np.full(n, np.nan),
+        growth_mb=np.full(n, np.nan),
+        start_mb=np.full(n, np.nan),
+        noise_mb=np.full(n, np.nan),
+        r2=np.full(n, np.nan),
+        tail_rate_mb_per_day=np.full(n, np.nan),
+        tail_floors=np.zeros(n, np.int64),
+        fitted=np.zeros(n, bool),
     )
+
+
+def _store_fits(trend: _Trend, ids: IntArray, fit: _Fits, first_s: IntArray) -> None:
+    """Write the fits of instances `ids` into every instance's arrays, in place."""
+    trend.fitted[ids] = True
+    trend.since_s[ids] = np.rint(first_s[ids] + fit.knot_days * DAY_S).astype(np.int64)
+    trend.rate_mb_per_day[ids] = fit.rate
+    trend.growth_mb[ids] = fit.growth_mb
+    trend.start_mb[ids] = fit.start_mb
+    trend.noise_mb[ids] = fit.noise_mb
+    trend.r2[ids] = fit.r2
+    trend.tail_rate_mb_per_day[ids] = fit.tail_rate
+    trend.tail_floors[ids] = fit.tail_floors
+
+
+def _fit_rules(fit: _Fits, params: GrowthParams) -> npt.NDArray[np.int8]:
+    """Rules 4 to 7 for fitted instances, in order: the first that fails decides (GROWS:
+    none fails)."""
+    b = fit.rate
+    checks = (
+        (Rule.SLOW, b < params.min_rate_mb_per_day),
+        (Rule.TAIL, fit.tail_rate + TAIL_Z * fit.tail_se < TAIL_MIN_RATIO * b),
+        (Rule.NOISE, fit.growth_mb < MIN_GROWTH_NOISE * fit.noise_mb),
+        (Rule.FIT, fit.r2 < MIN_FIT_R2),
+    )
+    rule = np.full(b.size, Rule.GROWS, dtype=np.int8)
+    # Last rule first, so that an earlier rule that also fails overwrites it.
+    for code, failed in reversed(checks):
+        rule[failed] = code
+    return rule
+
+
+# --- The hinge fit ---------------------------------------------------------------
 
 
 class _Fits(NamedTuple):
@@ -425,6 +518,7 @@ class _Fits(NamedTuple):
     ok: BoolArray  # a knot leaving a day to grow in was found
     knot_days: FloatArray  # days since the first sample
     rate: FloatArray  # MiB/day
+    growth_mb: FloatArray  # fitted growth from the knot to the last sample
     start_mb: FloatArray  # fitted floor at the knot
     noise_mb: FloatArray  # RMS of the residuals
     r2: FloatArray  # of the growing part, 0..1
@@ -433,40 +527,114 @@ class _Fits(NamedTuple):
     tail_floors: IntArray
 
 
-def _fit_hinges(
-    t: FloatArray,
-    w: FloatArray,
-    y_raw: FloatArray,
-    starts: IntArray,
-    ends: IntArray,
-    segment: IntArray,
-    span_days: FloatArray,
-) -> _Fits:
+class _Sums(NamedTuple):
+    """Each row's weighted sums from that row to the end of its segment (y centred)."""
+
+    w: FloatArray
+    wt: FloatArray
+    wtt: FloatArray
+    wy: FloatArray
+    wty: FloatArray
+    wyy: FloatArray
+
+
+class _Knots(NamedTuple):
+    """Per row, the sums a hinge with its knot at that row's time needs."""
+
+    sx: FloatArray  # of x = max(0, t - knot)
+    sxx: FloatArray
+    sxy: FloatArray
+    sw: FloatArray  # the segment's totals, on each of its rows
+    sy: FloatArray
+    sse: FloatArray  # the hinge's squared error (inf: not a valid knot)
+    slope: FloatArray  # its slope b (0: not a valid knot)
+
+
+class _Hinge(NamedTuple):
+    """Each segment's chosen hinge, `y = c + b * max(0, t - knot)`."""
+
+    row: IntArray  # the knot's row
+    knot_days: FloatArray
+    b: FloatArray  # MiB/day
+    c: FloatArray  # MiB, centred
+    sse: FloatArray
+
+
+class _Tail(NamedTuple):
+    """The last floors of each segment's growing part, fitted alone."""
+
+    rate: FloatArray  # MiB/day (inf: no slope)
+    se: FloatArray  # its standard error
+    floors: IntArray
+
+
+def _fit_hinges(points: _Points, span_days: FloatArray) -> _Fits:
     """Weighted least squares of `y = c + b * max(0, t - knot)` for a knot at every row,
     in O(rows) for all segments together; the best knot of each segment, and its tail."""
-    rows = np.arange(t.size)
+    t, w, seg = points.t, points.w, points.seg
+    starts, ends, segment = seg
     end_of_row = ends[segment]
     # Centred per instance, so that the sums of squares stay small and their differences
     # keep their precision.
-    y_mean = np.add.reduceat(w * y_raw, starts) / np.add.reduceat(w, starts)
-    y = y_raw - y_mean[segment]
+    y_mean = np.add.reduceat(w * points.y, starts) / np.add.reduceat(w, starts)
+    y = points.y - y_mean[segment]
+    sums = _suffix_sums(t, w, y, end_of_row)
+    # A knot must leave the growth MIN_LEAK_FLOORS floors and MIN_LEAK_DAYS.
+    room = (end_of_row - np.arange(t.size) >= MIN_LEAK_FLOORS) & (
+        span_days[segment] - t >= MIN_LEAK_DAYS
+    )
+    knots = _knot_sums(t, sums, seg, room)
+    hinge = _best_hinge(t, knots, seg)
+    x = np.maximum(0.0, t - hinge.knot_days[segment])
+    resid = y - hinge.c[segment] - hinge.b[segment] * x
+    tail = _tail(sums, seg, hinge.row, _jitter(resid, seg))
+    # The noise: the residuals' weighted RMS, on m - 3 degrees of freedom (the hinge's 3).
+    m = (ends - starts).astype(np.float64)
+    sw = knots.sw[hinge.row]
+    return _Fits(
+        ok=np.isfinite(hinge.sse),
+        knot_days=hinge.knot_days,
+        rate=hinge.b,
+        growth_mb=hinge.b * (span_days - hinge.knot_days),
+        start_mb=hinge.c + y_mean,
+        noise_mb=np.sqrt(np.maximum(hinge.sse, 0.0) / (sw * (m - 3) / m)),
+        r2=_growing_r2(sums, knots, hinge),
+        tail_rate=tail.rate,
+        tail_se=tail.se,
+        tail_floors=tail.floors,
+    )
+
+
+def _suffix_sums(t: FloatArray, w: FloatArray, y: FloatArray, end_of_row: IntArray) -> _Sums:
+    """The weighted sums of every row to the end of its segment."""
     ws, wts, wtts = (_suffix(v, end_of_row) for v in (w, w * t, w * t * t))
     wys, wtys, wyys = (_suffix(v, end_of_row) for v in (w * y, w * t * y, w * y * y))
-    sw, sy, syy = ws[starts][segment], wys[starts][segment], wyys[starts][segment]
+    return _Sums(ws, wts, wtts, wys, wtys, wyys)
 
+
+def _knot_sums(t: FloatArray, sums: _Sums, seg: _Segments, room: BoolArray) -> _Knots:
+    """The error and slope of a hinge with its knot at each row's time, where `room` allows
+    a knot and the times after it spread."""
+    sw, sy, syy = (total[seg.start][seg.of_row] for total in (sums.w, sums.wy, sums.wyy))
     # Knot at each row's time: x = max(0, t - t_row) is zero before it, so the sums over x
     # are suffix sums.
-    sx = wts - t * ws
-    sxx = wtts - 2 * t * wts + t * t * ws
-    sxy = wtys - t * wys
+    sx = sums.wt - t * sums.w
+    sxx = sums.wtt - 2 * t * sums.wt + t * t * sums.w
+    sxy = sums.wty - t * sums.wy
     var_x = sxx - sx * sx / sw
     cov = sxy - sx * sy / sw
     var_y = syy - sy * sy / sw
-    room = (end_of_row - rows >= MIN_LEAK_FLOORS) & (span_days[segment] - t >= MIN_LEAK_DAYS)
     valid = room & (var_x > 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
         sse = np.where(valid, var_y - cov * cov / var_x, np.inf)
         slope = np.where(valid, cov / var_x, 0.0)
+    return _Knots(sx, sxx, sxy, sw, sy, sse, slope)
+
+
+def _best_hinge(t: FloatArray, knots: _Knots, seg: _Segments) -> _Hinge:
+    """Each segment's knot of least error, unless a plain line fits about as well."""
+    starts, ends, segment = seg
+    sse = knots.sse
     # The least error within each instance; ties go to the earliest knot.
     least = np.minimum.reduceat(sse, starts)
     best = _first_per_segment(np.flatnonzero(sse == least[segment]), segment)
@@ -475,14 +643,16 @@ def _fit_hinges(
     # on fewer floors whenever noise favours it.
     m = (ends - starts).astype(np.float64)
     best = np.where(sse[starts] <= sse[best] * np.exp(KNOT_PENALTY / m), starts, best)
-    b, knot = slope[best], t[best]
-    c = (sy[best] - b * sx[best]) / sw[best]
-    noise = np.sqrt(np.maximum(sse[best], 0.0) / (sw[best] * (m - 3) / m))
+    b = knots.slope[best]
+    c = (knots.sy[best] - b * knots.sx[best]) / knots.sw[best]
+    return _Hinge(row=best, knot_days=t[best], b=b, c=c, sse=sse[best])
 
-    # The floors' jitter: the median step between neighbouring floors' residuals, as a
-    # standard deviation. Unlike the residuals' RMS it ignores a step or a bend the hinge
-    # misses, so it can tell that a tail is flat when the fit is poor.
-    resid = y - c[segment] - b[segment] * np.maximum(0.0, t - knot[segment])
+
+def _jitter(resid: FloatArray, seg: _Segments) -> FloatArray:
+    """The floors' jitter: the median step between neighbouring floors' residuals, as a
+    standard deviation. Unlike the residuals' RMS it ignores a step or a bend the hinge
+    misses, so it can tell that a tail is flat when the fit is poor."""
+    starts, ends, segment = seg
     jump = np.abs(np.diff(resid, prepend=0.0))
     # Sorted within each instance by one argsort: the instance's number plus the jump
     # scaled into [0, 1); an instance's first row has no neighbour and sorts last.
@@ -490,50 +660,49 @@ def _fit_hinges(
     key[starts] = segment[starts] + 0.75
     by_jump = np.argsort(key)
     lower, upper = starts + (ends - starts - 2) // 2, starts + (ends - starts - 1) // 2
-    jitter = (jump[by_jump[lower]] + jump[by_jump[upper]]) / (2 * 0.6745 * np.sqrt(2))
+    jitter: FloatArray = (jump[by_jump[lower]] + jump[by_jump[upper]]) / (2 * 0.6745 * np.sqrt(2))
+    return jitter
 
-    # R2 of the growing part (knot to end) around the fitted line.
-    k = best
+
+def _growing_r2(sums: _Sums, knots: _Knots, hinge: _Hinge) -> FloatArray:
+    """R2 of the growing part (knot to end) around the fitted line."""
+    k, b, c = hinge.row, hinge.b, hinge.c
     sse_k = (
-        wyys[k]
-        - 2 * c * wys[k]
-        - 2 * b * sxy[k]
-        + c * c * ws[k]
-        + 2 * c * b * sx[k]
-        + b * b * sxx[k]
+        sums.wyy[k]
+        - 2 * c * sums.wy[k]
+        - 2 * b * knots.sxy[k]
+        + c * c * sums.w[k]
+        + 2 * c * b * knots.sx[k]
+        + b * b * knots.sxx[k]
     )
-    sst_k = wyys[k] - wys[k] ** 2 / ws[k]
+    sst_k = sums.wyy[k] - sums.wy[k] ** 2 / sums.w[k]
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.clip(np.where(sst_k > 0, 1 - sse_k / sst_k, 0.0), 0.0, 1.0)
+        return np.clip(np.where(sst_k > 0, 1 - sse_k / sst_k, 0.0), 0.0, 1.0)
 
-    # The tail: the last third of the growing part, at least TAIL_MIN_FLOORS floors.
-    grow_floors = ends - k
+
+def _tail(sums: _Sums, seg: _Segments, knot_row: IntArray, jitter: FloatArray) -> _Tail:
+    """The last third of the growing part, at least TAIL_MIN_FLOORS floors: its slope and
+    the slope's standard error."""
+    grow_floors = seg.end - knot_row
     tail_n = np.minimum(
         grow_floors, np.maximum(TAIL_MIN_FLOORS, np.ceil(TAIL_SHARE * grow_floors))
     ).astype(np.int64)
-    j = ends - tail_n
-    stt = wtts[j] - wts[j] ** 2 / ws[j]
-    sty = wtys[j] - wts[j] * wys[j] / ws[j]
+    j = seg.end - tail_n
+    w, wt, wy = sums.w[j], sums.wt[j], sums.wy[j]
+    stt = sums.wtt[j] - wt**2 / w
+    sty = sums.wty[j] - wt * wy / w
     # Its slope's standard error: from the jitter, or from the tail's own scatter around
     # its line when larger (a slow wander moves neighbours together, which the jitter
     # misses).
     with np.errstate(divide="ignore", invalid="ignore"):
-        tail = np.where(stt > 0, sty / stt, np.inf)
-        tail_sse = np.maximum(0.0, wyys[j] - wys[j] ** 2 / ws[j] - sty * tail)
-        tail_sigma = np.sqrt(tail_sse / (ws[j] * (tail_n - 2) / tail_n))
-        tail_se = np.where(stt > 0, np.maximum(jitter, tail_sigma) / np.sqrt(stt), np.inf)
+        rate = np.where(stt > 0, sty / stt, np.inf)
+        tail_sse = np.maximum(0.0, sums.wyy[j] - wy**2 / w - sty * rate)
+        tail_sigma = np.sqrt(tail_sse / (w * (tail_n - 2) / tail_n))
+        se = np.where(stt > 0, np.maximum(jitter, tail_sigma) / np.sqrt(stt), np.inf)
+    return _Tail(rate, se, tail_n)
 
-    return _Fits(
-        ok=np.isfinite(sse[best]),
-        knot_days=knot,
-        rate=b,
-        start_mb=c + y_mean,
-        noise_mb=noise,
-        r2=r2,
-        tail_rate=tail,
-        tail_se=tail_se,
-        tail_floors=tail_n,
-    )
+
+# --- Verdicts ----------------------------------------------------------------------
 
 
 def _growth(found: _Assessment, i: int, instance: int | None = None) -> Growth:
@@ -550,19 +719,31 @@ def _growth(found: _Assessment, i: int, instance: int | None = None) -> Growth:
 def _verdict(found: _Assessment, i: int, params: GrowthParams, instance: int) -> Verdict:
     rule = Rule(int(found.rule[i]))
     fit = _growth(found, i, instance) if found.fitted[i] else None
+    flagged = rule is Rule.GROWS
+    return Verdict(
+        instance=instance,
+        flagged=flagged,
+        rule=rule,
+        reason=_reason(found, i, params),
+        growth=fit if flagged else None,
+        fitted=fit,
+    )
+
+
+def _reason(found: _Assessment, i: int, params: GrowthParams) -> str:
+    """The rule that decided instance i, with its numbers."""
+    rule = Rule(int(found.rule[i]))
     rate, growth = float(found.rate_mb_per_day[i]), float(found.growth_mb[i])
     if rule is Rule.SHORT:
         reason = f"observed {found.span_days[i]:.2f} days, under {params.min_span_days:g} days"
     elif rule is Rule.FEW_FLOORS and found.floors[i] >= MIN_FIT_FLOORS:
         reason = f"no day of floors left to grow in after the {WARMUP_S // 3600}-hour warm-up"
     elif rule is Rule.FEW_FLOORS:
-        reason = (
-            f"{found.floors[i]} usable 6-hour floors after the warm-up, " f"under {MIN_FIT_FLOORS}"
-        )
+        reason = f"{found.floors[i]} usable 6-hour floors after the warm-up, under {MIN_FIT_FLOORS}"
     elif rule is Rule.NO_RISE:
-        need = RISE_SHARE * params.min_rate_mb_per_day * MIN_LEAK_DAYS
+        need = _least_rise_mb(params)
         reason = (
-            f"the last floors stand {found.rise_mb[i]:.1f} MiB above the lowest, " f"under {need:g}"
+            f"the last floors stand {found.rise_mb[i]:.1f} MiB above the lowest, under {need:g}"
         )
     elif rule is Rule.SLOW:
         reason = f"rises {rate:.1f} MiB/day, under {params.min_rate_mb_per_day:g}"
@@ -584,12 +765,4 @@ def _verdict(found: _Assessment, i: int, params: GrowthParams, instance: int) ->
             f"grows {rate:.1f} MiB/day since {since} UTC, {growth:.0f} MiB in all "
             f"(confidence {found.r2[i]:.2f})"
         )
-    flagged = rule is Rule.GROWS
-    return Verdict(
-        instance=instance,
-        flagged=flagged,
-        rule=rule,
-        reason=reason,
-        growth=fit if flagged else None,
-        fitted=fit,
-    )
+    return reason
