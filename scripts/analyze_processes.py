@@ -77,8 +77,7 @@ def compute(where: Where, options: ProcessOptions, session: Session) -> ProcessR
         reporter.end_progress()
     if records.snapshots_read == 0:
         raise NoDataError(f"none of the {describe_sources(files, PROCESS_PREFIX)} could be used")
-    with timer.phase("growth"):
-        return process_result(records, options)
+    return process_result(records, options, timer.phase)
 
 
 def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> list[str]:

@@ -17,7 +17,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -84,6 +84,15 @@ class Reporter:
     def end_progress(self) -> None:
         self._clear()
         self.stream.flush()
+
+
+# Times a named phase of the work: PhaseTimer.phase, or no_timing.
+Phase = Callable[[str], AbstractContextManager[None]]
+
+
+def no_timing(name: str) -> AbstractContextManager[None]:
+    """A Phase that times nothing."""
+    return nullcontext()
 
 
 class PhaseTimer:

@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from utils import plotting
-from utils.console import EXIT_ALERT
+from utils.console import EXIT_ALERT, Phase, no_timing
 from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn
 from utils.files import replace_atomically
 from utils.growth import FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
@@ -203,13 +203,18 @@ class ProcessResult:
     alerts: list[str]
 
 
-def process_result(records: ProcessRecords, options: ProcessOptions) -> ProcessResult:
-    """The tables of loaded records; NoDataError when nothing is left to analyse."""
+def process_result(
+    records: ProcessRecords, options: ProcessOptions, phase: Phase = no_timing
+) -> ProcessResult:
+    """The tables of loaded records; NoDataError when nothing is left to analyse.
+    `phase(name)` times the ranking ("computing") and the leak finder ("growth")."""
     span = records.time_range()
     if span is None:
         raise NoDataError(f"no command line contains {options.match!r}")
-    spreads = compute_rss_spread(records)
-    leaks = find_leaks(records, options.growth)
+    with phase("computing"):
+        spreads = compute_rss_spread(records)
+    with phase("growth"):
+        leaks = find_leaks(records, options.growth)
     alerts = []
     if options.fail_on_leak and leaks:
         alerts.append(f"{len(leaks)} process instance(s) leak; exit status {EXIT_ALERT}")
