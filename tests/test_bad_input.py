@@ -29,8 +29,9 @@ from hypothesis import strategies as st
 
 import analyze_processes
 import analyze_system
+from dumpfiles import bundle_day
 from utils.dump_format import PROCESS_HEADER, SYS_HEADER, TIMESTAMP_FORMAT, csv_text
-from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
+from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
 from utils.system_analysis import OPTIONAL_FIELDS, RAW_FIELDS, load_system_frame
 
@@ -164,7 +165,7 @@ class Outcome(NamedTuple):
 def process_outcome(dumps: Path, batch_bytes: int) -> Outcome:
     warnings: list[str] = []
     records = load_all_records(
-        find_dumps(dumps, PROCESS_PREFIX),
+        find_sources(dumps, PROCESS_PREFIX, TimeWindow()),
         lambda path, why: warnings.append(f"{path.name}: {why}"),
         batch_bytes=batch_bytes,
     )
@@ -180,7 +181,8 @@ def process_outcome(dumps: Path, batch_bytes: int) -> Outcome:
 def sys_outcome(dumps: Path, batch_bytes: int) -> Outcome:
     warnings: list[str] = []
     frame = load_system_frame(
-        find_dumps(dumps, SYS_PREFIX), lambda path, why: warnings.append(f"{path.name}: {why}")
+        find_sources(dumps, SYS_PREFIX, TimeWindow()),
+        lambda path, why: warnings.append(f"{path.name}: {why}"),
     )
     table = frame.round(3).astype(object).where(frame.notna(), None)
     return Outcome(warnings, (list(frame.index), table.to_numpy().tolist()))
@@ -205,11 +207,13 @@ def expected_process(verdict: Verdict) -> object:
     return sorted(rows), first_cmd, len(steps)
 
 
-def run_reader(prefix: str, bad: bytes, batch_bytes: int) -> Outcome:
+def run_reader(prefix: str, bad: bytes, batch_bytes: int, bundled: bool = False) -> Outcome:
     with tempfile.TemporaryDirectory() as folder:
         dumps = Path(folder)
         write_good(dumps, prefix)
         (dumps / f"{prefix}{BAD_STAMP}.csv").write_bytes(bad)
+        if bundled:  # the day compacted: the same files as members of its bundle
+            bundle_day(dumps, BAD_STAMP[:8])
         read = process_outcome if prefix == PROCESS_PREFIX else sys_outcome
         return read(dumps, batch_bytes)
 
@@ -222,17 +226,20 @@ def good_only(prefix: str) -> Outcome:
         return read(dumps, 1 << 20)
 
 
-def check_property(prefix: str, bad: bytes) -> None:
-    """The whole contract for one bad (or not so bad) file among good ones."""
+def check_property(prefix: str, bad: bytes, bundled: bool = False) -> None:
+    """The whole contract for one bad (or not so bad) file among good ones, loose or all
+    in their day's bundle (where a warning names the bundle and the member)."""
     name = f"{prefix}{BAD_STAMP}.csv"
+    if bundled:
+        name = f"mem_{BAD_STAMP[:8]}.tar.xz:{name}"
     needs, known = (
         (PROCESS_NEEDS, PROCESS_KNOWN) if prefix == PROCESS_PREFIX else (SYS_NEEDS, SYS_KNOWN)
     )
     verdict = oracle(bad, needs, known)
     if prefix == SYS_PREFIX and verdict.rows is not None and len(verdict.rows) != 1:
         verdict = Verdict(None, False)  # a sys_mem file holds one snapshot
-    together = run_reader(prefix, bad, 1 << 20)
-    alone = run_reader(prefix, bad, 1)  # every file parsed on its own
+    together = run_reader(prefix, bad, 1 << 20, bundled)
+    alone = run_reader(prefix, bad, 1, bundled)  # every loose file parsed on its own
     assert together == alone, "the result depends on how files are batched"
     if verdict.rows is None:
         assert len(together.warnings) == 1, together.warnings
@@ -527,6 +534,43 @@ def test_mutated_process_files(data: bytes) -> None:
 @given(data=mutated_dump(SYS_PREFIX))
 def test_mutated_sys_files(data: bytes) -> None:
     check_property(SYS_PREFIX, data)
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=400), mutated_dump(PROCESS_PREFIX)))
+def test_bad_members_of_a_bundle(data: bytes) -> None:
+    check_property(PROCESS_PREFIX, data, bundled=True)
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=400), mutated_dump(SYS_PREFIX)))
+def test_bad_sys_members_of_a_bundle(data: bytes) -> None:
+    check_property(SYS_PREFIX, data, bundled=True)
+
+
+@settings(max_examples=max(settings().max_examples // 2, 60))
+@given(data=st.binary(max_size=2000), cut=st.floats(0.0, 1.0))
+def test_a_damaged_bundle_is_one_line_and_keeps_the_rest(data: bytes, cut: float) -> None:
+    """Arbitrary bytes, or a real bundle cut anywhere, by a bundle's name beside loose files
+    of other days: one warning naming it, nothing else lost."""
+    with tempfile.TemporaryDirectory() as folder:
+        dumps = Path(folder)
+        write_good(dumps, PROCESS_PREFIX)  # on 2026-03-01
+        expected = process_outcome(dumps, 1 << 20)
+        day = dumps / "day"
+        day.mkdir()
+        write_good(day, PROCESS_PREFIX)
+        for file in day.iterdir():  # the same snapshots, a day later, into a bundle
+            file.rename(day / file.name.replace("20260301", "20260302"))
+        real = bundle_day(day, "20260302").read_bytes()
+        bundle = dumps / "mem_20260302.tar.xz"
+        bundle.write_bytes(real[: int(len(real) * cut)] if data[:1] == b"\x00" else data)
+        got = process_outcome(dumps, 1 << 20)
+    assert len(got.warnings) <= 1, got.warnings
+    if got.warnings:
+        assert got.warnings[0].startswith("mem_20260302.tar.xz: cannot read the bundle: ")
+    good_rows = [row for row in got.result[0] if row[0].startswith("2026-03-01")]  # type: ignore[index]
+    assert good_rows == expected.result[0]  # type: ignore[index]
 
 
 @settings(max_examples=max(settings().max_examples // 10, 12))
