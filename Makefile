@@ -11,7 +11,7 @@ CHECKED := scripts tests
 DUMPS_DIR := dumps/time
 
 .DEFAULT_GOAL := help
-.PHONY: help demo run analyze-system analyze-processes analyze compact bench test lint format clean clean-dumps
+.PHONY: help demo run analyze-system analyze-processes report analyze compact bench test lint format clean clean-dumps
 
 help:  ## List the targets
 	@echo "pid-memory-inspector: make TARGET"
@@ -47,6 +47,9 @@ analyze-system: $(RUN_STAMP)  ## Analyse the system snapshots into plots/system
 
 analyze-processes: $(RUN_STAMP)  ## Analyse the process snapshots into plots/processes
 	$(PY) scripts/analyze_processes.py
+
+report: $(RUN_STAMP)  ## Write both analyses into one self-contained page, plots/report.html
+	$(PY) scripts/make_report.py
 
 analyze: analyze-system analyze-processes  ## Run both analyses
 

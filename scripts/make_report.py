@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Write both analyses into one self-contained HTML file, to copy and open anywhere.
+
+Computes the system and the process analysis in one process (as analyze_system.py and
+analyze_processes.py do, with their defaults), draws their plots into a temporary folder
+and embeds them, and writes one HTML page (default plots/report.html): what was analysed,
+the system summary and forecast, the system plots, the leak table and the top-N RSS spread
+table with their plots, and the exit statuses the analyses' alert flags would give. The
+page needs no network, no server and no other file. Exit status 1 when neither analysis
+has data; the alerts are the analyses' own (their flags), so this exits 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+import analyze_processes
+import analyze_system
+from utils.console import (
+    Session,
+    add_window_args,
+    positive_count,
+    run_analysis,
+    window_from_args,
+)
+from utils.files import write_text_atomically
+from utils.growth import GrowthParams
+from utils.parser import NoDataError, TimeWindow
+from utils.plotting import PlotCall, PlotWorker
+from utils.process_analysis import ProcessOptions, ProcessResult, leak_plot_calls, top_plots
+from utils.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
+from utils.system_analysis import PLOT_SPECS, SystemOptions, SystemResult, draw_plot
+
+# --- Defaults; flags override them ------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DUMPS_DIR = REPO_ROOT / "dumps" / "time"
+OUT_FILE = REPO_ROOT / "plots" / "report.html"
+PROG = "make_report"
+
+Result = TypeVar("Result")
+
+
+class Where(NamedTuple):
+    """Which snapshots to read and where the page goes."""
+
+    dumps_dir: Path
+    window: TimeWindow
+    out: Path
+
+
+class Options(NamedTuple):
+    """Each analysis's options: the scripts' defaults, and --top and --match."""
+
+    system: SystemOptions
+    processes: ProcessOptions
+
+
+def attempt(compute: Callable[[], Result]) -> Result | Missing:
+    """The result, or why there is none: one analysis without data leaves the other's."""
+    try:
+        return compute()
+    except NoDataError as err:
+        return Missing(str(err))
+
+
+def compute_both(
+    where: Where, options: Options, session: Session
+) -> tuple[SystemResult | Missing, ProcessResult | Missing]:
+    """Both analyses' results; NoDataError (one line) when neither has data."""
+    system_where = analyze_system.Where(where.dumps_dir, where.window, where.out.parent)
+    process_where = analyze_processes.Where(where.dumps_dir, where.window, where.out.parent)
+    system = attempt(lambda: analyze_system.compute(system_where, options.system, session))
+    processes = attempt(
+        lambda: analyze_processes.compute(process_where, options.processes, session)
+    )
+    if isinstance(system, Missing) and isinstance(processes, Missing):
+        reasons = dict.fromkeys([system.reason, processes.reason])  # once if the same
+        raise NoDataError("; ".join(reasons))
+    return system, processes
+
+
+def plot_calls(
+    system: SystemResult | Missing, processes: ProcessResult | Missing, folder: Path
+) -> tuple[list[PlotCall], list[PlotCall], list[PlotCall]]:
+    """The system plots, the per-PID plots and the leak plots, as the analyses draw them."""
+    system_calls: list[PlotCall] = []
+    if not isinstance(system, Missing):
+        system_calls = [(draw_plot, (spec, system.metrics, folder)) for spec in PLOT_SPECS]
+    if isinstance(processes, Missing):
+        return system_calls, [], []
+    pid_calls = top_plots(processes.records, processes.top, folder)
+    return system_calls, pid_calls, leak_plot_calls(processes.records, processes.leaks, folder)
+
+
+def draw_parts(
+    system: SystemResult | Missing, processes: ProcessResult | Missing, worker: PlotWorker
+) -> tuple[SystemPart | Missing, ProcessPart | Missing]:
+    """Every plot in one batch (the worker draws every other one), read back as PNG bytes."""
+    with tempfile.TemporaryDirectory(prefix=f"{PROG}-") as temp:
+        system_calls, pid_calls, leak_calls = plot_calls(system, processes, Path(temp))
+        paths = worker.draw([*system_calls, *pid_calls, *leak_calls])
+        plots = tuple(Plot(path.name, path.read_bytes()) for path in paths)
+    cut = len(system_calls)
+    cut_leaks = cut + len(pid_calls)
+    system_part = system if isinstance(system, Missing) else SystemPart(system, plots[:cut])
+    if isinstance(processes, Missing):
+        return system_part, processes
+    return system_part, ProcessPart(processes, plots[cut:cut_leaks], plots[cut_leaks:])
+
+
+def make_report(where: Where, options: Options, session: Session) -> None:
+    """Compute both analyses, draw their plots, write the page and say where it is."""
+    # Fork the plot worker first, while this process holds no rows and runs no threads.
+    with PlotWorker() as worker:
+        system, processes = compute_both(where, options, session)
+        with session.timer.phase("plotting"):
+            system_part, process_part = draw_parts(system, processes, worker)
+    if isinstance(system, SystemResult):
+        for note in system.notes:
+            session.reporter.note(f"warning: {note}")
+    data = ReportData(
+        dumps_dir=where.dumps_dir,
+        window=where.window,
+        system=system_part,
+        processes=process_part,
+        skipped=tuple(session.reporter.skipped),
+        command=shlex.join(sys.argv),
+        made_at=datetime.now(UTC).replace(tzinfo=None),
+    )
+    with session.timer.phase("computing"):
+        where.out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(where.out, render_report(data))
+    for part in (system_part, process_part):
+        if isinstance(part, Missing):
+            session.reporter.note(f"warning: {part.reason}; the report says so")
+    size = where.out.stat().st_size
+    session.console.print(f"Wrote {where.out} ({size / 1e6:.1f} MB)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dumps-dir",
+        type=Path,
+        default=DUMPS_DIR,
+        metavar="DIR",
+        help=f"where the snapshots are (default {DUMPS_DIR})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=OUT_FILE,
+        metavar="FILE",
+        help=f"the HTML file to write, its folder created if missing (default {OUT_FILE})",
+    )
+    add_window_args(parser)
+    parser.add_argument(
+        "--top",
+        type=positive_count,
+        default=analyze_processes.TOP_N,
+        metavar="N",
+        help=f"how many PIDs go into the spread table (default {analyze_processes.TOP_N})",
+    )
+    parser.add_argument(
+        "--match",
+        metavar="TEXT",
+        help="only process rows whose CMD contains TEXT (plain substring, case-sensitive)",
+    )
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    growth = GrowthParams(
+        min_rate_mb_per_day=analyze_processes.LEAK_MIN_RATE_MB_PER_DAY,
+        min_span_days=analyze_processes.LEAK_MIN_SPAN_DAYS,
+    )
+    return Options(
+        SystemOptions(analyze_system.TREND_DAYS),
+        ProcessOptions(top_n=args.top, match=args.match, growth=growth),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    where = Where(args.dumps_dir, window_from_args(parser, args), args.out)
+    options = options_from_args(args)
+    return run_analysis(
+        PROG, lambda session: make_report(where, options, session), args.out.parent, False
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
