@@ -30,14 +30,16 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PIP) -r requirements-dev.txt
 	@touch $@ $(RUN_STAMP)
 
-demo: $(RUN_STAMP)  ## Collect 5 real snapshots 2 s apart, then run both analyses
+demo: $(RUN_STAMP)  ## Collect 5 real snapshots 2 s apart, run both analyses, write the report
 	$(PY) scripts/collect_memory.py --interval 2 --count 5
 	$(PY) scripts/analyze_system.py
 	$(PY) scripts/analyze_processes.py
+	$(PY) scripts/make_report.py
 	@echo
 	@echo "Snapshots:        dumps/time/sys_mem_*.csv, dumps/time/process_mem_*.csv"
-	@echo "System analysis:  plots/system/system_metrics.csv and plots/system/*.png"
-	@echo "Process analysis: plots/processes/top10_rss_spread.csv and plots/processes/rss_pid_*.png"
+	@echo "System analysis:  plots/system/system_metrics.csv, forecast.json and plots/system/*.png"
+	@echo "Process analysis: plots/processes/top10_rss_spread.csv, leaks.csv and plots/processes/*.png"
+	@echo "All of it:        plots/report.html, one page to copy and open in a browser"
 
 run:  ## Run the collector in the foreground (INTERVAL=seconds COUNT=n pass through)
 	$(PYTHON) scripts/collect_memory.py $(if $(INTERVAL),--interval $(INTERVAL)) $(if $(COUNT),--count $(COUNT))
