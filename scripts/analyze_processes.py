@@ -14,7 +14,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from utils.console import (
     EXIT_ALERT,
@@ -26,7 +25,7 @@ from utils.console import (
     window_from_args,
 )
 from utils.growth import GrowthParams
-from utils.parser import PROCESS_PREFIX, NoDataError, TimeWindow, describe_sources, discover
+from utils.parser import PROCESS_PREFIX, NoDataError, Where, describe_sources, discover
 from utils.plotting import PlotWorker
 from utils.process_analysis import (
     LEAKS_CSV,
@@ -57,14 +56,6 @@ LEAK_MIN_SPAN_DAYS = 2.0
 # From this many plots on, a second process draws half of them.
 PARALLEL_PLOTS_FROM = 4
 PROG = "analyze_processes"
-
-
-class Where(NamedTuple):
-    """Which snapshots to read and where the outputs go."""
-
-    dumps_dir: Path
-    window: TimeWindow
-    out_dir: Path
 
 
 def compute(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:

@@ -13,7 +13,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from utils.console import (
     EXIT_ALERT,
@@ -23,7 +22,7 @@ from utils.console import (
     run_analysis,
     window_from_args,
 )
-from utils.parser import SYS_PREFIX, NoDataError, TimeWindow, describe_sources, discover
+from utils.parser import SYS_PREFIX, NoDataError, Where, describe_sources, discover
 from utils.system_analysis import (
     FORECAST_JSON,
     METRICS_CSV,
@@ -45,14 +44,6 @@ OUT_DIR = REPO_ROOT / "plots" / "system"
 # of the week once, and is recent enough to be today's trend.
 TREND_DAYS = 7.0
 PROG = "analyze_system"
-
-
-class Where(NamedTuple):
-    """Which snapshots to read and where the outputs go."""
-
-    dumps_dir: Path
-    window: TimeWindow
-    out_dir: Path
 
 
 def compute(where: Where, options: SystemOptions, session: Session) -> SystemResult:

@@ -46,6 +46,7 @@ from utils.console import (
     EXIT_TERMINATED,
     Console,
     Stopped,
+    add_dumps_dir_arg,
     internal_error_line,
     save_traceback,
 )
@@ -875,13 +876,7 @@ def _days(minimum: int) -> Callable[[str], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--dumps-dir",
-        type=Path,
-        default=DUMPS_DIR,
-        metavar="DIR",
-        help=f"where the snapshots are (default {DUMPS_DIR})",
-    )
+    add_dumps_dir_arg(parser, DUMPS_DIR)
     parser.add_argument(
         "--older-than-days",
         type=_days(0),

@@ -25,6 +25,7 @@ import analyze_processes
 import analyze_system
 from utils.console import (
     Session,
+    add_dumps_dir_arg,
     add_window_args,
     positive_count,
     run_analysis,
@@ -32,7 +33,7 @@ from utils.console import (
 )
 from utils.files import write_text_atomically
 from utils.growth import GrowthParams
-from utils.parser import NoDataError, TimeWindow
+from utils.parser import NoDataError, TimeWindow, Where
 from utils.plotting import PlotCall, PlotWorker
 from utils.process_analysis import ProcessOptions, ProcessResult, leak_plot_calls, top_plots
 from utils.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
@@ -47,7 +48,7 @@ PROG = "make_report"
 Result = TypeVar("Result")
 
 
-class Where(NamedTuple):
+class Page(NamedTuple):
     """Which snapshots to read and where the page goes."""
 
     dumps_dir: Path
@@ -71,15 +72,12 @@ def attempt(compute: Callable[[], Result]) -> Result | Missing:
 
 
 def compute_both(
-    where: Where, options: Options, session: Session
+    page: Page, options: Options, session: Session
 ) -> tuple[SystemResult | Missing, ProcessResult | Missing]:
     """Both analyses' results; NoDataError (one line) when neither has data."""
-    system_where = analyze_system.Where(where.dumps_dir, where.window, where.out.parent)
-    process_where = analyze_processes.Where(where.dumps_dir, where.window, where.out.parent)
-    system = attempt(lambda: analyze_system.compute(system_where, options.system, session))
-    processes = attempt(
-        lambda: analyze_processes.compute(process_where, options.processes, session)
-    )
+    analysed = Where(page.dumps_dir, page.window, page.out.parent)
+    system = attempt(lambda: analyze_system.compute(analysed, options.system, session))
+    processes = attempt(lambda: analyze_processes.compute(analysed, options.processes, session))
     if isinstance(system, Missing) and isinstance(processes, Missing):
         reasons = dict.fromkeys([system.reason, processes.reason])  # once if the same
         raise NoDataError("; ".join(reasons))
@@ -115,19 +113,19 @@ def draw_parts(
     return system_part, ProcessPart(processes, plots[cut:cut_leaks], plots[cut_leaks:])
 
 
-def make_report(where: Where, options: Options, session: Session) -> None:
+def make_report(page: Page, options: Options, session: Session) -> None:
     """Compute both analyses, draw their plots, write the page and say where it is."""
     # Fork the plot worker first, while this process holds no rows and runs no threads.
     with PlotWorker() as worker:
-        system, processes = compute_both(where, options, session)
+        system, processes = compute_both(page, options, session)
         with session.timer.phase("plotting"):
             system_part, process_part = draw_parts(system, processes, worker)
     if isinstance(system, SystemResult):
         for note in system.notes:
             session.reporter.note(f"warning: {note}")
     data = ReportData(
-        dumps_dir=where.dumps_dir,
-        window=where.window,
+        dumps_dir=page.dumps_dir,
+        window=page.window,
         system=system_part,
         processes=process_part,
         skipped=tuple(session.reporter.skipped),
@@ -135,24 +133,18 @@ def make_report(where: Where, options: Options, session: Session) -> None:
         made_at=datetime.now(UTC).replace(tzinfo=None),
     )
     with session.timer.phase("computing"):
-        where.out.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(where.out, render_report(data))
+        page.out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(page.out, render_report(data))
     for part in (system_part, process_part):
         if isinstance(part, Missing):
             session.reporter.note(f"warning: {part.reason}; the report says so")
-    size = where.out.stat().st_size
-    session.console.print(f"Wrote {where.out} ({size / 1e6:.1f} MB)")
+    size = page.out.stat().st_size
+    session.console.print(f"Wrote {page.out} ({size / 1e6:.1f} MB)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--dumps-dir",
-        type=Path,
-        default=DUMPS_DIR,
-        metavar="DIR",
-        help=f"where the snapshots are (default {DUMPS_DIR})",
-    )
+    add_dumps_dir_arg(parser, DUMPS_DIR)
     parser.add_argument(
         "--out",
         type=Path,
@@ -190,10 +182,10 @@ def options_from_args(args: argparse.Namespace) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    where = Where(args.dumps_dir, window_from_args(parser, args), args.out)
+    page = Page(args.dumps_dir, window_from_args(parser, args), args.out)
     options = options_from_args(args)
     return run_analysis(
-        PROG, lambda session: make_report(where, options, session), args.out.parent, False
+        PROG, lambda session: make_report(page, options, session), args.out.parent, False
     )
 
 

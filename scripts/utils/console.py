@@ -284,8 +284,8 @@ def add_window_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: Path) -> None:
-    """--dumps-dir, --out-dir, --since, --until and --timings, the same in both analyses."""
+def add_dumps_dir_arg(parser: argparse.ArgumentParser, dumps_dir: Path) -> None:
+    """--dumps-dir, the same in every script that reads the dumps."""
     parser.add_argument(
         "--dumps-dir",
         type=Path,
@@ -293,6 +293,11 @@ def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: P
         metavar="DIR",
         help=f"where the snapshots are (default {dumps_dir})",
     )
+
+
+def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: Path) -> None:
+    """--dumps-dir, --out-dir, --since, --until and --timings, the same in both analyses."""
+    add_dumps_dir_arg(parser, dumps_dir)
     parser.add_argument(
         "--out-dir",
         type=Path,

@@ -29,6 +29,7 @@ __all__ = [
     "Source",
     "TimeWindow",
     "Warn",
+    "Where",
     "describe_sources",
     "discover",
     "find_dumps",
@@ -54,6 +55,14 @@ _RESOLUTION = timedelta(seconds=1)
 
 # Reports a bad input file: where it is and why it is left out.
 Warn = Callable[[Path, str], None]
+
+
+class Where(NamedTuple):
+    """Which snapshots an analysis reads and where its outputs go."""
+
+    dumps_dir: Path
+    window: TimeWindow
+    out_dir: Path
 
 
 class NoDataError(Exception):
