@@ -181,15 +181,7 @@ class _Assessment:
     span_days: FloatArray
     floors: IntArray  # usable floors after the warm-up
     rise_mb: FloatArray
-    since_s: IntArray
-    rate_mb_per_day: FloatArray
-    growth_mb: FloatArray
-    start_mb: FloatArray
-    noise_mb: FloatArray
-    r2: FloatArray
-    tail_rate_mb_per_day: FloatArray
-    tail_floors: IntArray
-    fitted: BoolArray
+    trend: _Trend  # the fitted numbers
 
 
 def floors_of(
@@ -242,7 +234,7 @@ def find_growth(
     time between snapshots (600 normally; tests may use other values)."""
     found = _assess(floors, spans, interval_s, params)
     flagged = np.flatnonzero(found.rule == Rule.GROWS)
-    flagged = flagged[np.argsort(-found.rate_mb_per_day[flagged], kind="stable")]
+    flagged = flagged[np.argsort(-found.trend.rate_mb_per_day[flagged], kind="stable")]
     return [_growth(found, int(i)) for i in flagged]
 
 
@@ -388,15 +380,7 @@ def _assess(
         span_days=screen.span_days,
         floors=screen.floors,
         rise_mb=screen.rise_mb,
-        since_s=trend.since_s,
-        rate_mb_per_day=trend.rate_mb_per_day,
-        growth_mb=trend.growth_mb,
-        start_mb=trend.start_mb,
-        noise_mb=trend.noise_mb,
-        r2=trend.r2,
-        tail_rate_mb_per_day=trend.tail_rate_mb_per_day,
-        tail_floors=trend.tail_floors,
-        fitted=trend.fitted,
+        trend=trend,
     )
 
 
@@ -708,17 +692,17 @@ def _tail(sums: _Sums, seg: _Segments, knot_row: IntArray, jitter: FloatArray) -
 def _growth(found: _Assessment, i: int, instance: int | None = None) -> Growth:
     return Growth(
         instance=i if instance is None else instance,
-        since_s=int(found.since_s[i]),
-        rate_mb_per_day=float(found.rate_mb_per_day[i]),
-        growth_mb=float(found.growth_mb[i]),
-        confidence=float(found.r2[i]),
-        start_mb=float(found.start_mb[i]),
+        since_s=int(found.trend.since_s[i]),
+        rate_mb_per_day=float(found.trend.rate_mb_per_day[i]),
+        growth_mb=float(found.trend.growth_mb[i]),
+        confidence=float(found.trend.r2[i]),
+        start_mb=float(found.trend.start_mb[i]),
     )
 
 
 def _verdict(found: _Assessment, i: int, params: GrowthParams, instance: int) -> Verdict:
     rule = Rule(int(found.rule[i]))
-    fit = _growth(found, i, instance) if found.fitted[i] else None
+    fit = _growth(found, i, instance) if found.trend.fitted[i] else None
     flagged = rule is Rule.GROWS
     return Verdict(
         instance=instance,
@@ -733,7 +717,7 @@ def _verdict(found: _Assessment, i: int, params: GrowthParams, instance: int) ->
 def _reason(found: _Assessment, i: int, params: GrowthParams) -> str:
     """The rule that decided instance i, with its numbers."""
     rule = Rule(int(found.rule[i]))
-    rate, growth = float(found.rate_mb_per_day[i]), float(found.growth_mb[i])
+    rate, growth = float(found.trend.rate_mb_per_day[i]), float(found.trend.growth_mb[i])
     if rule is Rule.SHORT:
         reason = f"observed {found.span_days[i]:.2f} days, under {params.min_span_days:g} days"
     elif rule is Rule.FEW_FLOORS and found.floors[i] >= MIN_FIT_FLOORS:
@@ -750,19 +734,19 @@ def _reason(found: _Assessment, i: int, params: GrowthParams) -> str:
     elif rule is Rule.NOISE:
         reason = (
             f"grows {growth:.1f} MiB, under {MIN_GROWTH_NOISE:g} x the floors' noise "
-            f"({found.noise_mb[i]:.1f} MiB)"
+            f"({found.trend.noise_mb[i]:.1f} MiB)"
         )
     elif rule is Rule.TAIL:
         reason = (
-            f"not rising at the end: the last {found.tail_floors[i]} floors rise "
-            f"{found.tail_rate_mb_per_day[i]:.1f} MiB/day against {rate:.1f} fitted"
+            f"not rising at the end: the last {found.trend.tail_floors[i]} floors rise "
+            f"{found.trend.tail_rate_mb_per_day[i]:.1f} MiB/day against {rate:.1f} fitted"
         )
     elif rule is Rule.FIT:
-        reason = f"not a clean trend: R2 {found.r2[i]:.2f}, under {MIN_FIT_R2:g}"
+        reason = f"not a clean trend: R2 {found.trend.r2[i]:.2f}, under {MIN_FIT_R2:g}"
     else:
-        since = datetime.fromtimestamp(int(found.since_s[i]), UTC).strftime("%Y-%m-%d %H:%M")
+        since = datetime.fromtimestamp(int(found.trend.since_s[i]), UTC).strftime("%Y-%m-%d %H:%M")
         reason = (
             f"grows {rate:.1f} MiB/day since {since} UTC, {growth:.0f} MiB in all "
-            f"(confidence {found.r2[i]:.2f})"
+            f"(confidence {found.trend.r2[i]:.2f})"
         )
     return reason
