@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from dumpfiles import write_proc
+from utils import dumps
 from utils.dumps import Kind, Reader, TableSpec
 from utils.parser import PROCESS_PREFIX, DumpFile, find_dumps
 
@@ -200,3 +204,38 @@ def test_writes_written_by_the_fixture_helper_parse(tmp_path: Path) -> None:
 def test_dump_file_is_a_plain_record() -> None:
     dump = DumpFile(Path("x"), pd.Timestamp("2026-03-01").to_pydatetime())
     assert dump.path == Path("x")
+
+
+# --- Reading ahead ---------------------------------------------------------------------
+
+
+def test_read_ahead_yields_everything_in_order() -> None:
+    assert list(dumps._read_ahead(iter([1, None, 3]))) == [1, None, 3]
+    assert list(dumps._read_ahead(iter([]))) == []
+
+
+def test_read_ahead_raises_the_producer_s_error_after_its_items() -> None:
+    def failing() -> Iterator[int]:
+        yield 1
+        raise OSError("disk gone")
+
+    got: list[int] = []
+    with pytest.raises(OSError, match="disk gone"):
+        for item in dumps._read_ahead(failing()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_closing_read_ahead_early_stops_the_producer() -> None:
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        for number in itertools.count():
+            produced.append(number)
+            yield number
+
+    ahead = dumps._read_ahead(endless())
+    assert next(ahead) == 0
+    ahead.close()  # what a consumer that stops (an error, Ctrl-C) does
+    assert len(produced) <= 4  # one taken, one in the box, one being put, one more at most
+    assert not any(t.name == "read-ahead" and t.is_alive() for t in threading.enumerate())

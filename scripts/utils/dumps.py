@@ -10,16 +10,18 @@ corrupt file costs a handful of extra parses, not thousands.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
 import lzma
 import os
+import queue
 import re
 import stat
-import tarfile
+import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ import pandas as pd
 from utils import memory
 from utils.dump_format import COLUMN_KINDS, PROCESS_PREFIX, SYS_PREFIX, Kind, parse_name_timestamp
 from utils.parser import Bundle, Source, Warn, to_epoch_s
+from utils.tar_xz import TarMember, XzStream, iter_members
 
 __all__ = [
     "BATCH_BYTES",
@@ -124,6 +127,7 @@ class RawFile(NamedTuple):
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 # --- Reading bytes -------------------------------------------------------------
@@ -536,6 +540,13 @@ class _Notes:
     def add(self, moment_s: int, path: Path, reason: str) -> None:
         self.items.append((moment_s, path, reason))
 
+    def take_until(self, moment_s: int) -> _Notes:
+        """The notes up to moment_s, moved out into notes of their own (the rest stay)."""
+        taken = _Notes()
+        taken.items = [item for item in self.items if item[0] <= moment_s]
+        self.items = [item for item in self.items if item[0] > moment_s]
+        return taken
+
 
 class Loaded(NamedTuple):
     """A snapshot's bytes: a loose file's, or a bundle member's (its path then names both)."""
@@ -545,23 +556,12 @@ class Loaded(NamedTuple):
     data: bytes
 
 
-# What a parser job gets: loose files already read, or one day's bundle to read.
-Group = list[Loaded] | Bundle
-
-
-def _load(group: Group, notes: _Notes) -> list[Loaded]:
-    """A group's snapshots, in time order; the bad ones are noted and left out."""
-    return read_bundle(group, notes) if isinstance(group, Bundle) else group
-
-
 def _parse_job(
-    group: Group, spec: TableSpec, reduce: Callable[[Batch], T]
+    loaded: list[Loaded], spec: TableSpec, reduce: Callable[[Batch], T]
 ) -> tuple[T | None, _Notes]:
-    """In a parser thread: split the files (decompress a bundle), parse them by header,
-    bisect the bad ones out, and reduce what is left (the analysis' own per-batch work runs
-    here too, in parallel)."""
+    """In a parser thread: split the files, parse them by header, bisect the bad ones out,
+    and reduce what is left (the analysis' own per-batch work runs here too, in parallel)."""
     notes = _Notes()
-    loaded = _load(group, notes)
     notes.order = {item.path: item.snapshot for item in loaded}
     pending: dict[tuple[str, ...], list[RawFile]] = {}
     for item in loaded:
@@ -577,35 +577,42 @@ def _parse_job(
 
 def _read_groups(
     sources: Sequence[Source], batch_bytes: int
-) -> Iterator[tuple[int, Group, _Notes]]:
-    """Loose files read as bytes, about batch_bytes at a time, and each bundle on its own,
-    with the number of sources done so far and the warnings of reading them.
+) -> Iterator[tuple[int, list[Loaded], _Notes]]:
+    """Loose files and bundle members read as bytes, about batch_bytes at a time, with the
+    number of sources done so far and the warnings of reading them (each with the batch
+    that holds its time, so that they reach the user in time order).
 
-    This thread does the file I/O and little else (the parser threads split and parse): it
-    reads ahead while they work, so a page cache that has let the dumps go (a month read
-    from disk) costs the disk's time, not the disk's time plus the parsers'."""
+    This thread does the file I/O and decompression (lzma lets go of the GIL) and little
+    else (the parser threads split and parse): it reads ahead while they work, so a page
+    cache that has let the dumps go (a month read from disk) costs the disk's time, not the
+    disk's time plus the parsers', and a bundle's decompression overlaps their parsing."""
     loaded: list[Loaded] = []
     notes = _Notes()
     size = 0
     for index, source in enumerate(sources):
-        if isinstance(source, Bundle):
-            if loaded or notes.items:
-                yield index, loaded, notes
-                loaded, notes, size = [], _Notes(), 0
-            yield index + 1, source, _Notes()
-            continue
-        try:
-            data = read_regular(source.path, file_size(source.path))
-        except BadFileError as err:
-            notes.add(source.epoch_s, source.path, f"{err}; skipped")
-        else:
-            loaded.append(Loaded(source.epoch_s, source.path, data))
-            size += len(data)
-        if size >= batch_bytes:
-            yield index + 1, loaded, notes
-            loaded, notes, size = [], _Notes(), 0
+        items = _read_source(source, notes)
+        for count, item in enumerate(items, 1):
+            loaded.append(item)
+            size += len(item.data)
+            if size >= batch_bytes:  # a bundle is cut too: a day can be larger than a batch
+                done = index + 1 if count == len(items) else index
+                yield done, loaded, notes.take_until(item.snapshot)
+                loaded, size = [], 0
     if loaded or notes.items:
         yield len(sources), loaded, notes
+
+
+def _read_source(source: Source, notes: _Notes) -> list[Loaded]:
+    """A loose file's bytes, or a bundle's members (with loose files of its day it lacks);
+    what cannot be read goes to notes."""
+    if isinstance(source, Bundle):
+        return read_bundle(source, notes)
+    try:
+        data = read_regular(source.path, file_size(source.path))
+    except BadFileError as err:
+        notes.add(source.epoch_s, source.path, f"{err}; skipped")
+        return []
+    return [Loaded(source.epoch_s, source.path, data)]
 
 
 # --- Bundles -------------------------------------------------------------------
@@ -613,18 +620,21 @@ def _read_groups(
 # A day of a host with 30,000 processes is under 2 GB of CSV: a larger "bundle" is refused
 # by its size, unread (a xz bomb is bounded by MAX_FILE_BYTES per member, too).
 MAX_BUNDLE_BYTES = 2 * 1024**3
+# What a bundle may decompress to in all: a xz bomb stops there (16 s of decompression),
+# with a warning, keeping the members read before it.
+MAX_UNPACKED_BYTES = 16 * 1024**3
 
 
 def read_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
     """The bundle's members of its kind within its window, with the loose files of its day
-    that it does not hold, in time order. Decompressed as a stream, member by member; the
+    that it does not hold, in time order. Decompressed as it is read (utils.xz_reader); the
     sys_mem members come first, so the system analysis stops at the first process_mem."""
     day_s = to_epoch_s(bundle.timestamp)
     members: dict[str, Loaded] = {}
     try:
-        size = file_size(bundle.path, MAX_BUNDLE_BYTES)
-        _read_members(bundle, size, members, notes)
-    except (BadFileError, OSError, EOFError, tarfile.TarError, lzma.LZMAError) as err:
+        file_size(bundle.path, MAX_BUNDLE_BYTES)  # refused unread if it is not one
+        _read_members(bundle, members, notes)
+    except (BadFileError, OSError, EOFError, lzma.LZMAError) as err:
         reason = str(err) or type(err).__name__
         kept = f"read {len(members):,} snapshots, the rest skipped" if members else "skipped"
         notes.add(day_s, bundle.path, f"cannot read the bundle: {reason}; {kept}")
@@ -640,42 +650,45 @@ def read_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
     return sorted(members.values(), key=lambda item: item.snapshot)
 
 
-def _read_members(bundle: Bundle, size: int, into: dict[str, Loaded], notes: _Notes) -> None:
-    """Stream the bundle's members into `into`, by name (see read_bundle)."""
+def _read_members(bundle: Bundle, into: dict[str, Loaded], notes: _Notes) -> None:
+    """Read the bundle's members into `into`, by name (see read_bundle)."""
     other = PROCESS_PREFIX if bundle.prefix == SYS_PREFIX else SYS_PREFIX
     fd = os.open(bundle.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle, tarfile.open(fileobj=handle, mode="r|xz") as tar:
-        for info in tar:
+    with os.fdopen(fd, "rb") as handle:
+        content = XzStream(handle, MAX_UNPACKED_BYTES)
+        for info in iter_members(content):
             if info.name.startswith(other):
                 if other == PROCESS_PREFIX:
                     break  # the sys_mem members are all read
                 continue
             member = _member(bundle, info, notes)
             if member is not None:
-                data = tar.extractfile(info)
-                if data is not None:
-                    into[info.name] = member._replace(data=data.read())
+                data = content.read(info.size)
+                if len(data) < info.size:
+                    raise EOFError(f"{info.name} is cut short")
+                into[info.name] = Loaded(*member, data)
 
 
-def _member(bundle: Bundle, info: tarfile.TarInfo, notes: _Notes) -> Loaded | None:
-    """A member to read (without its data yet), or None: outside the window, or bad (noted)."""
+def _member(bundle: Bundle, info: TarMember, notes: _Notes) -> tuple[int, Path] | None:
+    """A member to read, as (its snapshot, its label), or None: outside the window, or bad
+    (noted)."""
     label = Path(f"{bundle.path}:{info.name}")
     moment = parse_name_timestamp(info.name, bundle.prefix)
-    day_s = to_epoch_s(bundle.timestamp)
     if moment is None or moment.date() != bundle.day:
+        day_s = to_epoch_s(bundle.timestamp)
         notes.add(day_s, label, f"not a {bundle.prefix}*.csv snapshot of {bundle.day}; skipped")
         return None
     if not bundle.window.contains(moment):
         return None
     reason = None
-    if not info.isreg():
+    if not info.regular:
         reason = "not a regular file in the bundle"
     elif info.size > MAX_FILE_BYTES:
         reason = f"{format_size(info.size)}, larger than any dump"
     if reason is not None:
         notes.add(to_epoch_s(moment), label, f"{reason}; skipped")
         return None
-    return Loaded(to_epoch_s(moment), label, b"")
+    return to_epoch_s(moment), label
 
 
 def _same(batch: Batch) -> Batch:
@@ -711,8 +724,9 @@ class Reader:
         `reduce` runs in those threads: it must not touch shared state.
         """
         in_flight: deque[tuple[int, _Notes, Future[tuple[T | None, _Notes]]]] = deque()
+        groups = _read_ahead(_read_groups(files, self.batch_bytes))
         with ThreadPoolExecutor(self.threads, thread_name_prefix="parse") as pool:
-            for done, group, read_notes in _read_groups(files, self.batch_bytes):
+            for done, group, read_notes in groups:
                 job = pool.submit(_parse_job, group, self.spec, reduce)
                 in_flight.append((done, read_notes, job))
                 # Bounded: at most a few batches of bytes and frames are alive at once.
@@ -733,6 +747,38 @@ class Reader:
         if self.progress is not None:
             self.progress(done, total)
         return result
+
+
+def _read_ahead(items: Iterator[U]) -> Generator[U, None, None]:
+    """items, produced in a thread of their own one ahead of the consumer: the file reading
+    and decompression go on while this thread waits for the parsers. An exception in the
+    producer is raised here; closing this iterator stops the producer after its item."""
+    # An item travels as a 1-tuple (an item may be None); None ends; an exception is raised.
+    box: queue.Queue[tuple[U] | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                box.put((item,))
+                if stop.is_set():
+                    return
+            box.put(None)
+        except BaseException as err:  # handed to the consumer, raised there
+            box.put(err)
+
+    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    producer.start()
+    try:
+        while (value := box.get()) is not None:
+            if isinstance(value, BaseException):
+                raise value
+            yield value[0]
+    finally:
+        stop.set()
+        while producer.is_alive():  # let a producer blocked on a full box finish
+            with contextlib.suppress(queue.Empty):
+                box.get(timeout=0.05)
 
 
 def _by_file(note: tuple[int, Path, str]) -> int:

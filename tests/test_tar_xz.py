@@ -1,0 +1,175 @@
+"""utils.tar_xz reads what tarfile writes, in every format, as tarfile reads it; and any
+bytes at all end in one of its three errors, never anything else and never a hang."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import lzma
+import tarfile
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from utils import tar_xz
+from utils.tar_xz import TarFormatError, TarMember, XzStream, iter_members
+
+ERRORS = (OSError, EOFError, lzma.LZMAError)  # TarFormatError is an OSError
+
+Entry = tuple[str, bytes, bool]  # name, data, a regular file (else a directory)
+
+
+def make_tar(entries: list[Entry], tar_format: int, mtime: float = 1_767_225_600.25) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tar_format) as tar:
+        for name, data, regular in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = mtime  # a fraction: pax writes an mtime record for it
+            if regular:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def read_all(compressed: bytes, limit: int = 1 << 30) -> list[tuple[TarMember, bytes]]:
+    stream = XzStream(io.BytesIO(compressed), limit)
+    return [(member, stream.read(member.size)) for member in iter_members(stream)]
+
+
+def as_tarfile_reads(archive: bytes) -> list[tuple[TarMember, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
+        return [
+            (
+                TarMember(info.name, info.size, info.isreg()),
+                (tar.extractfile(info) or io.BytesIO()).read() if info.isreg() else b"",
+            )
+            for info in tar
+        ]
+
+
+FORMATS = [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]
+
+
+@pytest.mark.parametrize("tar_format", FORMATS)
+def test_members_as_tarfile_reads_them(tar_format: int) -> None:
+    entries: list[Entry] = [
+        ("sys_mem_20260101_000000.csv", b"MemTotal_MB\n1.0\n", True),
+        ("a-directory", b"", False),
+        ("empty.csv", b"", True),
+        ("process_mem_20260101_000000.csv", b"x" * 513, True),  # data over a block
+        ("sub/" + "n" * 90 + "/" + "m" * 60, b"deep", True),  # ustar's prefix field
+    ]
+    archive = make_tar(entries, tar_format)
+    got = read_all(lzma.compress(archive))
+    assert got == as_tarfile_reads(archive)
+    assert [(m.name, data) for m, data in got if m.regular] == [
+        (name, data) for name, data, regular in entries if regular
+    ]
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_long_names_and_sizes_from_extended_headers(tar_format: int) -> None:
+    entries: list[Entry] = [("x" * 300, b"long name", True), ("ü" * 20, b"unicode", True)]
+    archive = make_tar(entries, tar_format)
+    got = read_all(lzma.compress(archive))
+    assert [(m.name, data) for m, data in got] == [(name, data) for name, data, _ in entries]
+
+
+def test_data_spanning_many_chunks_is_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tar_xz, "OUTPUT_CHUNK_BYTES", 700)  # every read crosses chunks
+    entries: list[Entry] = [(f"f{i}", bytes(range(256)) * (i + 3), True) for i in range(6)]
+    archive = make_tar(entries, tarfile.PAX_FORMAT)
+    assert read_all(lzma.compress(archive)) == as_tarfile_reads(archive)
+
+
+def test_skipping_members_unread_reaches_the_next() -> None:
+    entries: list[Entry] = [("big", b"b" * 100_000, True), ("small", b"s", True)]
+    stream = XzStream(io.BytesIO(lzma.compress(make_tar(entries, tarfile.PAX_FORMAT))), 1 << 30)
+    members = iter_members(stream)
+    assert next(members).name == "big"  # not read: the next step skips it
+    assert next(members).name == "small"
+    assert stream.read(1) == b"s"
+
+
+def test_a_bomb_stops_at_the_limit() -> None:
+    archive = make_tar([("zeros", bytes(3_000_000), True)], tarfile.PAX_FORMAT)
+    with pytest.raises(OSError, match="decompresses to more than 1,000,000 bytes"):
+        read_all(lzma.compress(archive), limit=1_000_000)
+
+
+def test_truncated_stream_is_an_eof_error() -> None:
+    compressed = lzma.compress(make_tar([("a", b"a" * 5000, True)], tarfile.PAX_FORMAT))
+    with pytest.raises(EOFError):
+        read_all(compressed[: len(compressed) // 2])
+
+
+def test_a_damaged_header_is_named_not_silent() -> None:
+    archive = bytearray(make_tar([("a", b"1", True), ("b", b"2", True)], tarfile.USTAR_FORMAT))
+    archive[1024 + 10] ^= 0xFF  # the second header's name: its checksum no longer adds up
+    stream = XzStream(io.BytesIO(lzma.compress(bytes(archive))), 1 << 30)
+    members = iter_members(stream)
+    assert next(members).name == "a"
+    with pytest.raises(TarFormatError, match="bad checksum in the header at offset 1,024"):
+        next(members)
+
+
+def test_signed_checksums_are_accepted() -> None:
+    """Some old tars summed the header as signed bytes: tarfile accepts both, so do we."""
+    header = bytearray(make_tar([("é", b"", True)], tarfile.USTAR_FORMAT)[:512])
+    signed = sum(b - 256 if b > 127 else b for b in header[:148] + header[156:]) + 256
+    header[148:156] = f"{signed & 0o7777777:06o}\0 ".encode()
+    assert tar_xz._checksum_ok(bytes(header))
+
+
+def test_pax_records_parse_and_malformed_ones_are_errors() -> None:
+    assert tar_xz.parse_pax(b"16 path=a/b.csv\n9 size=7\n") == {"path": "a/b.csv", "size": "7"}
+    for bad in (b"99 path=x\n", b"path=x\n", b"3 p=\n"):
+        with pytest.raises(TarFormatError):
+            tar_xz.parse_pax(bad)
+
+
+@given(st.binary(max_size=4000))
+def test_any_decompressed_bytes_end_in_a_known_error(content: bytes) -> None:
+    with contextlib.suppress(*ERRORS):
+        read_all(lzma.compress(content), limit=10_000)
+
+
+@given(st.binary(max_size=2000))
+def test_any_compressed_bytes_end_in_a_known_error(compressed: bytes) -> None:
+    with contextlib.suppress(*ERRORS):
+        read_all(compressed, limit=10_000)
+
+
+@st.composite
+def damaged_archives(draw: st.DrawFn) -> bytes:
+    entries: list[Entry] = [
+        (f"process_mem_20260101_00{i}000.csv", draw(st.binary(max_size=700)), True)
+        for i in range(draw(st.integers(1, 4)))
+    ]
+    archive = bytearray(make_tar(entries, draw(st.sampled_from(FORMATS))))
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(archive) - 1))
+        archive[at] = draw(st.integers(0, 255))
+    return bytes(archive[: draw(st.integers(0, len(archive)))])
+
+
+@given(damaged_archives())
+def test_damaged_archives_read_as_tarfile_or_end_in_a_known_error(archive: bytes) -> None:
+    """Whatever we read before an error, tarfile reads too (same names, same data)."""
+    got: list[tuple[TarMember, bytes]] = []
+    stream = XzStream(io.BytesIO(lzma.compress(archive)), 1 << 20)
+    try:
+        for member in iter_members(stream):
+            got.append((member, stream.read(member.size) if member.regular else b""))
+    except ERRORS:
+        pass
+    try:
+        expected = as_tarfile_reads(archive)
+    except (tarfile.TarError, EOFError):
+        return  # tarfile refuses it outright
+    regular = [(m.name, data) for m, data in got if m.regular and len(data) == m.size]
+    assert regular == [(m.name, d) for m, d in expected if m.regular][: len(regular)]
