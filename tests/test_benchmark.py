@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,26 +16,49 @@ import pytest
 from benchmark import (
     HAS_CHILDREN_FILES,
     MIB,
+    MONTH,
     MONTH_TARGETS,
+    REPO_ROOT,
+    YEAR,
+    BenchmarkError,
     Check,
+    CompactionRun,
     DataSet,
+    DiskUsage,
     Measurement,
     Phases,
+    Reference,
     RunResult,
+    bundled_key,
+    bundled_section,
+    cached_compaction,
+    command_for,
+    compaction_section,
     descendants,
+    disk_usage,
+    ensure_bundled,
     ensure_dataset,
+    ensure_reference,
     format_checks,
     format_comparison,
     format_verdict,
     growth_checks,
     is_cached,
+    loose_section,
     main,
     measure,
+    parse_pss,
     parse_timings,
     peak_check,
     plain_rss_spread,
     plain_system_metrics,
+    pss_check,
     ratio_checks,
+    read_pss,
+    reference_section,
+    report_section,
+    targets_lines,
+    year_section,
 )
 from synthetic import generate_dumps
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
@@ -48,13 +72,19 @@ YEARISH = DataSet("y", 1_000)
 
 
 def make(
-    label: str, walls: list[float], peaks_mib: list[float], data: DataSet = MONTHISH
+    label: str,
+    walls: list[float],
+    peaks_mib: list[float],
+    data: DataSet = MONTHISH,
+    pss_mib: float | None = None,
+    analysis: str = "processes",
 ) -> Measurement:
     runs = [
         RunResult(wall, int(peak * MIB), Phases(0.01, wall / 2, wall / 4, wall / 8))
         for wall, peak in zip(walls, peaks_mib, strict=True)
     ]
-    return Measurement(label, "processes", data, runs)
+    pss = None if pss_mib is None else int(pss_mib * MIB)
+    return Measurement(label, analysis, data, runs, pss)
 
 
 # --- Formatting --------------------------------------------------------------------
@@ -69,15 +99,21 @@ def test_measurement_takes_median_time_and_largest_peak() -> None:
 
 def test_comparison_table_has_both_rows_and_the_ratios() -> None:
     baseline = Measurement(
-        "baseline", "processes", MONTHISH, [RunResult(10.0, 1000 * MIB, Phases(0.01, 5, 2.5, 0))]
+        "baseline",
+        "processes",
+        MONTHISH,
+        [RunResult(10.0, 1000 * MIB, Phases(0.01, 5, 2.5, 0))],
+        pss_bytes=800 * MIB,
     )
-    ours = make("ours", [2.5], [250.0])
+    ours = make("ours", [2.5], [250.0], pss_mib=200.0)
     lines = format_comparison("Process analysis", baseline, ours)
     assert lines[0] == "Process analysis"
     assert lines[1].split() == [
         "wall",
         "s",
-        "peak",
+        "RSS",
+        "MiB",
+        "PSS",
         "MiB",
         "discovery",
         "reading",
@@ -86,19 +122,14 @@ def test_comparison_table_has_both_rows_and_the_ratios() -> None:
         "plotting",
     ]
     assert lines[2].split() == [
-        "baseline", "10.00", "1,000", "0.010", "5.000", "2.500", "0.000", "0.000"
+        "baseline", "10.00", "1,000", "800", "0.010", "5.000", "2.500", "0.000", "0.000"
     ]  # fmt: skip
-    assert lines[3].split() == ["ours", "2.50", "250", "0.010", "1.250", "0.625", "0.000", "0.312"]
+    assert lines[3].split() == [
+        "ours", "2.50", "250", "200", "0.010", "1.250", "0.625", "0.000", "0.312"
+    ]  # fmt: skip
     assert lines[4].split() == [
-        "ours/baseline",
-        "0.25x",
-        "0.25x",
-        "1.00x",
-        "0.25x",
-        "0.25x",
-        "-",
-        "-",
-    ]
+        "ours/baseline", "0.25x", "0.25x", "0.25x", "1.00x", "0.25x", "0.25x", "-", "-"
+    ]  # fmt: skip
     # Every cell ends in the same column, whatever its width.
     assert len({len(line) for line in lines[1:5]}) == 1
     assert lines[5] == (
@@ -128,20 +159,25 @@ def test_targets_are_met_or_missed_clearly() -> None:
     baseline = make("baseline", [10.0], [1000.0])
     ours = make("ours", [4.0], [700.0])
     checks = ratio_checks(MONTH_TARGETS["processes"], baseline, ours)
-    assert [check.what for check in checks] == ["processes time", "processes memory"]
+    assert [check.what for check in checks] == [
+        "processes time (ours/baseline)",
+        "processes peak RSS (ours/baseline)",
+    ]
     assert [check.met for check in checks] == [True, False]
     time_line, memory_line = format_checks(checks)
     assert time_line.index("target") == memory_line.index("target")
     assert "0.40x" in time_line and "<= 0.50x" in time_line and time_line.endswith("met")
     assert "0.70x" in memory_line and "<= 0.60x" in memory_line
     assert memory_line.endswith("MISSED")
-    assert format_verdict(checks) == "Verdict: MISSED 1 of 2 targets: processes memory"
+    assert format_verdict(checks) == (
+        "Verdict: MISSED 1 of 2 targets: processes peak RSS (ours/baseline)"
+    )
     assert format_verdict(checks[:1]) == "Verdict: all 1 targets met"
 
 
 def test_system_target_has_no_memory_check() -> None:
     checks = ratio_checks(MONTH_TARGETS["system"], make("b", [1.0], [1.0]), make("o", [0.5], [9.0]))
-    assert [(check.what, check.met) for check in checks] == [("system time", False)]
+    assert [(check.what, check.met) for check in checks] == [("system time (ours/baseline)", False)]
 
 
 def test_growth_is_linear_within_the_tolerance() -> None:
@@ -190,6 +226,187 @@ def test_parse_timings_takes_the_last_line() -> None:
     assert parse_timings("no timings here\n") is None
 
 
+def test_comparison_shows_a_dash_for_a_pss_not_measured() -> None:
+    lines = format_comparison(
+        "t", make("baseline", [4.0], [100.0]), make("o", [1.0], [50.0], pss_mib=40.0)
+    )
+    assert lines[2].split()[3] == "-"
+    assert lines[3].split()[3] == "40"
+    assert lines[4].split()[3] == "-"
+
+
+def test_at_least_check_reads_target_at_least() -> None:
+    checks = [
+        Check("disk", 31.6, 20.0, "31.60x", "20.00x", at_least=True),
+        Check("disk", 12.0, 20.0, "12.00x", "20.00x", at_least=True),
+        Check("time", 0.2, 0.4, "0.20x", "0.40x"),
+    ]
+    assert [check.met for check in checks] == [True, False, True]
+    lines = format_checks(checks)
+    assert "target >= 20.00x" in lines[0] and lines[0].endswith("met")
+    assert lines[1].endswith("MISSED")
+    assert "target <= 0.40x" in lines[2]
+    assert len({line.index("target") for line in lines}) == 1
+    assert Check("x", 20.0, 20.0, "", "", at_least=True).met
+
+
+def test_pss_check_in_mib_and_missed_when_not_measured() -> None:
+    (line,) = format_checks([pss_check("processes peak PSS", 180 * MIB, 200 * MIB)])
+    assert line == "  processes peak PSS  180 MiB  target <= 200 MiB  met"
+    missing = pss_check("system peak PSS", None, 150 * MIB)
+    assert not missing.met
+    assert format_checks([missing])[0].split()[3:5] == ["not", "measured"]
+
+
+def month_results(
+    bundled_walls: tuple[float, float] = (1.0, 2.1),
+) -> dict[tuple[str, str], Measurement]:
+    """Fixed numbers for both analyses: baseline, ours on loose files, ours on bundles."""
+    results: dict[tuple[str, str], Measurement] = {}
+    for analysis, baseline_wall, ours_wall, bundled_wall, pss in (
+        ("system", 5.0, 1.0, bundled_walls[0], 120.0),
+        ("processes", 5.0, 2.0, bundled_walls[1], 210.0),
+    ):
+        results[("baseline", analysis)] = make(
+            "baseline", [baseline_wall], [500.0], pss_mib=480.0, analysis=analysis
+        )
+        results[("ours", analysis)] = make(
+            "ours", [ours_wall], [250.0], pss_mib=pss, analysis=analysis
+        )
+        results[("bundled", analysis)] = make(
+            "bundled", [bundled_wall], [260.0], pss_mib=pss, analysis=analysis
+        )
+    return results
+
+
+def test_loose_section_checks_ratios_and_pss() -> None:
+    lines, checks = loose_section(month_results())
+    assert lines[0] == "Month: loose files (100 snapshots x 500 processes, 200 files)"
+    assert "System analysis" in lines and "Process analysis" in lines
+    assert [(check.what, check.met) for check in checks] == [
+        ("system time (ours/baseline)", True),  # 0.20x <= 0.40x
+        ("processes time (ours/baseline)", True),  # 0.40x <= 0.50x
+        ("processes peak RSS (ours/baseline)", True),  # 0.50x <= 0.60x
+        ("system peak PSS", True),  # 120 MiB <= 150 MiB
+        ("processes peak PSS", False),  # 210 MiB > 200 MiB
+    ]
+
+
+def test_bundled_section_compares_bundles_with_loose_files() -> None:
+    lines, checks = bundled_section(month_results((1.05, 2.4)))
+    rows = [line.split() for line in lines]
+    assert rows[4][:4] == ["loose", "1.00", "250", "120"]
+    assert rows[5][:4] == ["bundled", "1.05", "260", "120"]
+    assert rows[6][:4] == ["bundled/loose", "1.05x", "1.04x", "1.00x"]
+    assert not any("baseline draws no plots" in line for line in lines)
+    assert [(check.what, round(check.value, 2), check.met) for check in checks] == [
+        ("system time (bundled/loose)", 1.05, True),
+        ("processes time (bundled/loose)", 1.2, False),
+    ]
+
+
+def test_compaction_section_shows_time_memory_and_sizes() -> None:
+    run = CompactionRun(("python", "x"), 12.345, 28 * MIB, 25 * MIB, "2026-11-26 00:40 UTC")
+    loose = DiskUsage(8640, 8640 * 6 * 4096, 170_000_000)
+    bundled = DiskUsage(30, 6 * MIB, 6 * MIB - 1000)
+    lines, (check,) = compaction_section(run, loose, bundled)
+    assert "2026-11-26 00:40 UTC" in lines[0]
+    assert lines[1] == (
+        "  wall time 12.35 s, peak RSS 28 MiB; peak PSS 25 MiB (its memory run, on a second copy)"
+    )
+    assert lines[3].split()[:5] == ["loose", "8,640", "files", "202.5", "MiB"]
+    assert lines[4].split()[:5] == ["bundled", "30", "files", "6.0", "MiB"]
+    assert lines[5] == "    loose/bundled 33.75x"
+    assert (check.what, check.shown, check.at_least, check.met) == (
+        "month on disk (loose/bundled)", "33.75x", True, True
+    )  # fmt: skip
+    _, (small,) = compaction_section(run, loose, DiskUsage(30, 15 * MIB, 15 * MIB))
+    assert not small.met  # 13.5x < 20x
+
+
+def test_report_section_against_both_analyses() -> None:
+    report = make("ours", [2.5], [300.0], pss_mib=250.0, analysis="report")
+    report.runs[0] = RunResult(2.5, 300 * MIB, Phases(0, 0, 0, 0), output_bytes=1_234_567)
+    system = make("ours", [1.0], [100.0], analysis="system")
+    processes = make("ours", [2.0], [200.0])
+    lines, (check,) = report_section(report, system, processes)
+    assert lines[1].split()[1:] == [
+        "wall", "2.50", "s,", "peak", "RSS", "300", "MiB,", "peak", "PSS", "250", "MiB;",
+        "report.html", "1,234,567", "bytes",
+    ]  # fmt: skip
+    assert lines[2].endswith("system 1.00 s + processes 2.00 s = 3.00 s")
+    assert lines[3] == "  report/(system + processes) 0.83x"
+    assert check.met and check.shown == "0.83x" and check.limit_shown == "1.00x"
+    slow = make("ours", [3.5], [300.0], analysis="report")
+    assert not report_section(slow, system, processes)[1][0].met
+
+
+def test_report_section_when_the_script_is_missing() -> None:
+    system, processes = make("o", [1.0], [1.0]), make("o", [1.0], [1.0])
+    lines, checks = report_section(None, system, processes)
+    assert lines[0] == "Report: scripts/make_report.py is missing; skipped"
+    assert checks == []
+
+
+def test_targets_lines_end_with_the_verdict() -> None:
+    checks = [Check("a", 1.0, 2.0, "1", "2"), Check("b", 3.0, 2.0, "3", "2")]
+    lines = targets_lines(checks)
+    assert lines[0] == "Targets:"
+    assert lines[-1] == "Verdict: MISSED 1 of 2 targets: b"
+    both = [Check("a (x/y)", 3.0, 2.0, "3", "2"), Check("b", 3.0, 2.0, "3", "2")]
+    assert format_verdict(both) == "Verdict: MISSED 2 of 2 targets: a (x/y); b"
+
+
+def test_year_section_checks_peak_rss_and_pss() -> None:
+    month = {(m.label, m.analysis): m for m in (
+        make("ours", [1.0], [100.0], MONTH, analysis="system"),
+        make("ours", [2.0], [300.0], MONTH),
+    )}  # fmt: skip
+    year = {(m.label, m.analysis): m for m in (
+        make("ours", [3.0], [200.0], YEAR, pss_mib=150.0, analysis="system"),
+        make("ours", [20.0], [900.0], YEAR, pss_mib=520.0),
+    )}  # fmt: skip
+    lines, checks = year_section(month, year)
+    assert any(line.split()[:2] == ["ours", "(month)"] for line in lines)
+    assert [(check.what, check.met) for check in checks[-2:]] == [
+        ("processes peak RSS (year)", True),
+        ("processes peak PSS (year)", False),
+    ]
+
+
+def test_reference_section_checks_ours_is_no_slower() -> None:
+    year = {(m.label, m.analysis): m for m in (
+        make("reference", [3.0], [200.0], YEAR, analysis="system"),
+        make("ours", [2.9], [150.0], YEAR, pss_mib=100.0, analysis="system"),
+        make("reference", [20.0], [900.0], YEAR),
+        make("ours", [21.0], [500.0], YEAR, pss_mib=400.0),
+    )}  # fmt: skip
+    reference = Reference("v1", "05a2071" + "0" * 33, Path("scripts"))
+    lines, checks = reference_section(year, reference, YEAR)
+    assert lines[0].startswith("Ours against 05a2071 (v1), ")
+    assert [line.split()[0] for line in lines if line.startswith("  0")] == ["05a2071"] * 2
+    assert any(line.split()[:2] == ["ours/05a2071", "1.05x"] for line in lines)
+    assert [(check.what, round(check.value, 3), check.met) for check in checks] == [
+        ("system time (ours/05a2071, year)", 0.967, True),
+        ("processes time (ours/05a2071, year)", 1.05, False),
+    ]
+
+
+def test_reference_is_the_scripts_of_that_commit(tmp_path: Path) -> None:
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    reference = ensure_reference("HEAD", tmp_path, say=lambda _: None)
+    assert reference.scripts.name == "scripts"
+    assert (reference.scripts / "analyze_processes.py").is_file()
+    assert (reference.scripts / "utils").is_dir()
+    argv = command_for("reference", "system", tmp_path, tmp_path / "out", reference)
+    assert argv[1] == str(reference.scripts / "analyze_system.py")
+    again = ensure_reference("HEAD", tmp_path, say=pytest.fail)  # cached: nothing said
+    assert again == reference
+    with pytest.raises(BenchmarkError, match="--reference no-such-rev: not a commit"):
+        ensure_reference("no-such-rev", tmp_path)
+
+
 # --- Measuring -----------------------------------------------------------------------
 
 
@@ -225,6 +442,71 @@ def test_descendants_finds_a_child(use_children_files: bool) -> None:
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+SMAPS_ROLLUP = textwrap.dedent("""\
+    55d0c0a00000-7ffd1c5f3000 ---p 00000000 00:00 0                          [rollup]
+    Rss:              364200 kB
+    Pss:              251012 kB
+    Pss_Dirty:        180400 kB
+    Pss_Anon:         180396 kB
+    Pss_File:          70616 kB
+    Pss_Shmem:             0 kB
+    Shared_Clean:     150000 kB
+    Private_Dirty:    180400 kB
+    Swap:                  0 kB
+    SwapPss:               0 kB
+    """)
+
+
+def test_parse_pss_of_smaps_rollup() -> None:
+    assert parse_pss(SMAPS_ROLLUP) == 251012 * 1024
+
+
+def test_parse_pss_adds_up_the_mappings_of_smaps() -> None:
+    smaps = textwrap.dedent("""\
+        00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/python3
+        Size:                328 kB
+        Rss:                 300 kB
+        Pss:                 150 kB
+        Pss_Anon:              0 kB
+        7f0000000000-7f0000100000 rw-p 00000000 00:00 0
+        Size:               1024 kB
+        Rss:                1024 kB
+        Pss:                1024 kB
+        """)
+    assert parse_pss(smaps) == (150 + 1024) * 1024
+    assert parse_pss("Rss: 5 kB\nPss_Anon: 3 kB\n") is None
+
+
+def test_read_pss_of_this_process_and_of_none() -> None:
+    pss = read_pss(os.getpid())
+    assert pss is not None and pss > MIB
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    assert read_pss(child.pid) is None  # reaped: gone
+
+
+def test_memory_run_samples_the_pss_of_a_command() -> None:
+    code = "import time; b = bytearray(100*1024*1024); time.sleep(0.3)"
+    execution = measure([sys.executable, "-c", code], interval_s=0.02, pss=True)
+    assert execution.exit_code == 0
+    assert execution.pss_bytes is not None
+    assert execution.pss_bytes >= 100 * MIB
+    assert execution.pss_bytes <= execution.peak_bytes + MIB  # a lone process: PSS <= RSS
+    assert measure([sys.executable, "-c", "pass"]).pss_bytes is None  # timed runs: no PSS
+
+
+def test_disk_usage_counts_allocated_blocks(tmp_path: Path) -> None:
+    for name, size in (("a.csv", 1), ("b.csv", 500), ("c.csv", 10_000)):
+        (tmp_path / name).write_bytes(b"x" * size)
+    (tmp_path / ".compact_dumps.lock").write_bytes(b"")  # hidden: not counted
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.csv").write_bytes(b"x" * 100)  # not directly in the folder
+    usage = disk_usage(tmp_path)
+    blocks = sum(os.stat(tmp_path / name).st_blocks for name in ("a.csv", "b.csv", "c.csv"))
+    assert usage == DiskUsage(3, blocks * 512, 10_501)
+    assert usage.allocated_bytes >= usage.apparent_bytes  # small files waste blocks
 
 
 # --- The plain approach ----------------------------------------------------------------
@@ -325,3 +607,31 @@ def test_interrupted_generation_is_not_taken_for_complete(tmp_path: Path) -> Non
     assert said[0].startswith("generating")
     assert not stale.exists()
     assert is_cached(tiny, tmp_path)
+
+
+def test_compaction_run_survives_its_marker() -> None:
+    run = CompactionRun(("python", "c.py"), 1.5, 20 * MIB, None, "2026-11-26 00:00 UTC")
+    assert CompactionRun.from_json(run.to_json()) == run
+    with pytest.raises(ValueError):
+        CompactionRun.from_json("not json")
+
+
+def test_bundled_month_is_compacted_once_then_cached(tmp_path: Path) -> None:
+    tiny = DataSet("tiny", 6, processes=10)
+    month_dir = ensure_dataset(tiny, tmp_path, lambda text: None)
+    said: list[str] = []
+    bundled, run = ensure_bundled(month_dir, tmp_path, said.append)
+    assert said[0].startswith("compacting a copy of the month")
+    assert bundled == tmp_path / "bench-month-bundled"
+    assert sorted(path.name for path in bundled.iterdir() if not path.name.startswith(".")) == [
+        "mem_20260101.tar.xz"
+    ]
+    assert len(list(month_dir.iterdir())) == 12  # the month itself is untouched
+    assert run.wall_s > 0 and run.peak_bytes > 0
+    assert "--older-than-days" in run.argv
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert cached_compaction(tmp_path, bundled_key()) == run
+    said.clear()
+    assert ensure_bundled(month_dir, tmp_path, said.append) == (bundled, run)
+    assert said[0].startswith("using the cached bundled month")
+    assert cached_compaction(tmp_path, bundled_key(DataSet("month", 1))) is None  # other key
