@@ -21,6 +21,7 @@ import analyze_system
 import compact_dumps
 from dumpfiles import bundle_day, write_bundle, write_proc
 from synthetic import generate_dumps
+from utils import dumps
 
 DAYS = ["20260101", "20260102", "20260103"]
 
@@ -141,6 +142,33 @@ def test_odd_members_are_named_and_skipped(tmp_path: Path) -> None:
         ]
     ]
     assert "1 snapshots from 2026-03-01 00:00:00" in result.stdout
+
+
+def test_many_odd_members_are_a_few_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle of thousands of junk members (compressing to almost nothing) is not
+    thousands of warnings, and more members than a day can hold stop the reading."""
+    good = b"PID,PPID,USER,RSS_MB,VSZ_MB,CMD\n1,0,root,1.000,2.000,init\n"
+    junk = [(f"junk-{number}.txt", b"") for number in range(30)]
+    bundle = write_bundle(
+        tmp_path / "mem_20260301.tar.xz", [("process_mem_20260301_000000.csv", good), *junk]
+    )
+    monkeypatch.setattr(dumps, "MAX_MEMBER_NOTES", 3)
+    result = run(analyze_processes.main, tmp_path, tmp_path / "out")
+    assert result.status == 0
+    assert result.stderr.splitlines() == [
+        *(
+            f"analyze_processes: warning: {bundle}:junk-{number}.txt: not a process_mem_*.csv"
+            " snapshot of 2026-03-01; skipped"
+            for number in range(3)
+        ),
+        f"analyze_processes: warning: {bundle}: 27 more members skipped, not listed",
+    ]
+    monkeypatch.setattr(dumps, "MAX_MEMBERS", 10)
+    lines = run(analyze_processes.main, tmp_path, tmp_path / "out").stderr.splitlines()
+    assert lines[-1] == (
+        f"analyze_processes: warning: {bundle}: cannot read the bundle: more than 10 members:"
+        " not a day; read 1 snapshots, the rest skipped"
+    )
 
 
 def test_a_cut_off_bundle_keeps_what_came_before_the_cut(loose: Path, tmp_path: Path) -> None:

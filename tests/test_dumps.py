@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 from dumpfiles import write_proc
 from utils import dumps
-from utils.dumps import Kind, Reader, TableSpec
+from utils.dumps import Batch, Kind, Reader, TableSpec
 from utils.parser import PROCESS_PREFIX, DumpFile, find_dumps
 
 SPEC = TableSpec(
@@ -239,3 +240,22 @@ def test_closing_read_ahead_early_stops_the_producer() -> None:
     ahead.close()  # what a consumer that stops (an error, Ctrl-C) does
     assert len(produced) <= 4  # one taken, one in the box, one being put, one more at most
     assert not any(t.name == "read-ahead" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_failing_reduction_stops_the_reader_at_once(tmp_path: Path) -> None:
+    """No reference cycle may keep the read-ahead thread (and its bytes) alive."""
+    for second in range(20):
+        put(tmp_path, second, "PID,PPID,USER,RSS_MB,VSZ_MB,CMD\n1,0,root,1.000,2.000,init\n")
+
+    def failing(batch: Batch) -> None:
+        raise RuntimeError("a bug in a reduction")
+
+    gc.disable()  # what would otherwise free the cycle
+    try:
+        reader = Reader(SPEC, Warnings(), batch_bytes=1)
+        with pytest.raises(RuntimeError, match="a bug in a reduction"):
+            list(reader.reduced(find_dumps(tmp_path, PROCESS_PREFIX), failing))
+        alive = [t for t in threading.enumerate() if t.name == "read-ahead" and t.is_alive()]
+    finally:
+        gc.enable()
+    assert alive == []

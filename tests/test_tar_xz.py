@@ -7,6 +7,7 @@ import contextlib
 import io
 import lzma
 import tarfile
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -130,6 +131,68 @@ def test_pax_records_parse_and_malformed_ones_are_errors() -> None:
     for bad in (b"99 path=x\n", b"path=x\n", b"3 p=\n"):
         with pytest.raises(TarFormatError):
             tar_xz.parse_pax(bad)
+
+
+def pax_header(records: dict[str, str]) -> bytes:
+    """A raw pax 'x' header block and its data, for archives tarfile would not write."""
+    body = b""
+    for key, value in records.items():
+        record = f" {key}={value}\n".encode()
+        length = len(record) + 1
+        length += len(str(length + len(str(length)))) - 1  # the length counts its own digits
+        body += str(length).encode() + record
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = len(body)
+    padding = b"\0" * (-len(body) % 512)
+    return info.tobuf(tarfile.USTAR_FORMAT) + body + padding
+
+
+def test_only_the_pax_keys_a_member_needs_are_kept() -> None:
+    """A chain of pax headers full of other keys keeps none of them (memory stays flat)."""
+    chain = b"".join(pax_header({f"comment{i}": "c" * 100_000, "path": "p"}) for i in range(30))
+    member = make_tar([("real.csv", b"data", True)], tarfile.USTAR_FORMAT)
+    archive = chain + pax_header({"path": "renamed.csv", "mtime": "1.5"}) + member
+    compressed = lzma.compress(archive, preset=0)  # before: the compressor's memory is traced
+    tracemalloc.start()
+    try:
+        got = read_all(compressed)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(m.name, data) for m, data in got] == [("renamed.csv", b"data")]
+    assert peak < 2 * 1024 * 1024  # a chunk and a header at a time, not 3 MB of comments
+
+
+def test_a_pax_length_too_long_to_be_one_is_a_format_error() -> None:
+    archive = pax_header({"path": "x"}).replace(b"12 path=x", b"1" * 5000 + b" path=x", 1)
+    with pytest.raises(TarFormatError):
+        tar_xz.parse_pax(b"1" * 5000 + b" path=x\n")
+    with pytest.raises(ERRORS):
+        read_all(lzma.compress(archive))
+
+
+def test_a_gnu_long_link_is_read_past() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        link = tarfile.TarInfo("link")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "t" * 200  # a long target: a 'K' header before the member
+        tar.addfile(link)
+        data = tarfile.TarInfo("data.csv")
+        data.size = 1
+        tar.addfile(data, io.BytesIO(b"1"))
+    got = read_all(lzma.compress(buffer.getvalue()))
+    assert [(m.name, m.regular, data) for m, data in got] == [
+        ("link", False, b""),
+        ("data.csv", True, b"1"),
+    ]
+
+
+def test_an_extended_header_then_the_end_is_truncated() -> None:
+    archive = pax_header({"mtime": "1.5"}) + bytes(1024)
+    with pytest.raises(TarFormatError, match="truncated header"):
+        read_all(lzma.compress(archive))
 
 
 @given(st.binary(max_size=4000))

@@ -34,7 +34,7 @@ import pandas as pd
 from utils import memory
 from utils.dump_format import COLUMN_KINDS, PROCESS_PREFIX, SYS_PREFIX, Kind, parse_name_timestamp
 from utils.parser import Bundle, Source, Warn, to_epoch_s
-from utils.tar_xz import TarMember, XzStream, iter_members
+from utils.tar_xz import TarFormatError, TarMember, XzStream, iter_members
 
 __all__ = [
     "BATCH_BYTES",
@@ -620,14 +620,18 @@ def _read_source(source: Source, notes: _Notes) -> list[Loaded]:
 # A day of a host with 30,000 processes is under 2 GB of CSV: a larger "bundle" is refused
 # by its size, unread (a xz bomb is bounded by MAX_FILE_BYTES per member, too).
 MAX_BUNDLE_BYTES = 2 * 1024**3
-# What a bundle may decompress to in all: a xz bomb stops there (16 s of decompression),
-# with a warning, keeping the members read before it.
+# What a bundle may decompress to in all, and how many members it may hold (a day of
+# snapshots every second is 172,800): a xz bomb stops there (a minute of decompression at
+# most), with a warning, keeping the members read before it.
 MAX_UNPACKED_BYTES = 16 * 1024**3
+MAX_MEMBERS = 200_000
+# Warnings about a bundle's members, at most; the rest are counted in one more line.
+MAX_MEMBER_NOTES = 20
 
 
 def read_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
     """The bundle's members of its kind within its window, with the loose files of its day
-    that it does not hold, in time order. Decompressed as it is read (utils.xz_reader); the
+    that it does not hold, in time order. Decompressed as it is read (utils.tar_xz); the
     sys_mem members come first, so the system analysis stops at the first process_mem."""
     day_s = to_epoch_s(bundle.timestamp)
     members: dict[str, Loaded] = {}
@@ -651,22 +655,33 @@ def read_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
 
 
 def _read_members(bundle: Bundle, into: dict[str, Loaded], notes: _Notes) -> None:
-    """Read the bundle's members into `into`, by name (see read_bundle)."""
+    """Read the bundle's members into `into`, by name (see read_bundle). Its first
+    MAX_MEMBER_NOTES warnings about members go to notes, then one line counts the rest."""
     other = PROCESS_PREFIX if bundle.prefix == SYS_PREFIX else SYS_PREFIX
+    member_notes = _Notes()
     fd = os.open(bundle.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        content = XzStream(handle, MAX_UNPACKED_BYTES)
-        for info in iter_members(content):
-            if info.name.startswith(other):
-                if other == PROCESS_PREFIX:
-                    break  # the sys_mem members are all read
-                continue
-            member = _member(bundle, info, notes)
-            if member is not None:
-                data = content.read(info.size)
-                if len(data) < info.size:
-                    raise EOFError(f"{info.name} is cut short")
-                into[info.name] = Loaded(*member, data)
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            content = XzStream(handle, MAX_UNPACKED_BYTES)
+            for count, info in enumerate(iter_members(content), 1):
+                if count > MAX_MEMBERS:
+                    raise TarFormatError(f"more than {MAX_MEMBERS:,} members: not a day")
+                if info.name.startswith(other):
+                    if other == PROCESS_PREFIX:
+                        break  # the sys_mem members are all read
+                    continue
+                member = _member(bundle, info, member_notes)
+                if member is not None:
+                    data = content.read(info.size)
+                    if len(data) < info.size:
+                        raise EOFError(f"{info.name} is cut short")
+                    into[info.name] = Loaded(*member, data)
+    finally:
+        notes.items += member_notes.items[:MAX_MEMBER_NOTES]
+        if len(member_notes.items) > MAX_MEMBER_NOTES:
+            more = len(member_notes.items) - MAX_MEMBER_NOTES
+            last = member_notes.items[-1][0]
+            notes.add(last, bundle.path, f"{more:,} more members skipped, not listed")
 
 
 def _member(bundle: Bundle, info: TarMember, notes: _Notes) -> tuple[int, Path] | None:
@@ -725,7 +740,11 @@ class Reader:
         """
         in_flight: deque[tuple[int, _Notes, Future[tuple[T | None, _Notes]]]] = deque()
         groups = _read_ahead(_read_groups(files, self.batch_bytes))
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="parse") as pool:
+        # closing: an exception here must stop the reader now, not when a cycle is collected
+        with (
+            contextlib.closing(groups),
+            ThreadPoolExecutor(self.threads, thread_name_prefix="parse") as pool,
+        ):
             for done, group, read_notes in groups:
                 job = pool.submit(_parse_job, group, self.spec, reduce)
                 in_flight.append((done, read_notes, job))

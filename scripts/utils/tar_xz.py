@@ -106,8 +106,13 @@ MAX_EXTENDED_HEADER_BYTES = 1024 * 1024
 # GNU long name. Any other is a member that is not a regular file.
 REGULAR_TYPES = frozenset(b"\x0007")
 PAX_TYPE, PAX_GLOBAL_TYPE, GNU_LONGNAME_TYPE = ord("x"), ord("g"), ord("L")
+GNU_LONGLINK_TYPE = ord("K")  # a long link target: read past, like a global pax header
+EXTENDED_TYPES = frozenset((PAX_TYPE, PAX_GLOBAL_TYPE, GNU_LONGNAME_TYPE, GNU_LONGLINK_TYPE))
+# The pax keys a dump member needs; others (mtime, xattrs, ...) are not kept.
+PAX_KEYS = ("path", "size")
 DIRECTORY_TYPE = ord("5")
-_PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
+# A length of over 20 digits is no record (and int() refuses over 4,300 with a ValueError).
+_PAX_RECORD = re.compile(rb"(\d{1,20}) ([^=]+)=")
 
 
 class TarFormatError(OSError):
@@ -181,14 +186,16 @@ def _header(stream: XzStream, offset: int, pending: bool) -> bytes | None:
 
 
 def _extend(stream: XzStream, kind: int, size: int, overrides: dict[str, str]) -> None:
-    """Read a pax or GNU long-name header's data into overrides (for the next member)."""
+    """Read an extended header's data: what a pax or GNU long-name header says of the next
+    member goes into overrides."""
     if size > MAX_EXTENDED_HEADER_BYTES:
         raise TarFormatError(f"an extended header of {size:,} bytes")
     data = stream.read(size)
     if len(data) < size:
         raise TarFormatError("truncated header")
     if kind == PAX_TYPE and (b" path=" in data or b" size=" in data):
-        overrides.update(parse_pax(data))  # else it holds nothing a dump needs (mtime)
+        records = parse_pax(data)  # else it holds nothing a dump needs (mtime)
+        overrides.update({key: records[key] for key in PAX_KEYS if key in records})
     elif kind == GNU_LONGNAME_TYPE:
         overrides["path"] = _text(data)
     # a global pax header sets nothing a dump needs
@@ -219,15 +226,18 @@ def iter_members(stream: XzStream) -> Iterator[TarMember]:
     data: read `size` bytes for it, or nothing (the next step skips what is left)."""
     overrides: dict[str, str] = {}  # from a pax or GNU long-name header, for the next member
     offset = 0
-    while (header := _header(stream, offset, bool(overrides))) is not None:
+    extended = False  # an extended header waits for its member
+    while (header := _header(stream, offset, extended)) is not None:
         size, kind = _number(header[124:136]), header[156]
         if size < 0:
             raise TarFormatError(f"a negative size in the header at offset {offset:,}")
         offset += BLOCK_BYTES
-        if kind in (PAX_TYPE, PAX_GLOBAL_TYPE, GNU_LONGNAME_TYPE):
+        if kind in EXTENDED_TYPES:
             _extend(stream, kind, size, overrides)
+            extended = kind != PAX_GLOBAL_TYPE
             offset += _padded(size)
             continue
         member = _member(header, size, overrides)
+        extended = False
         yield member
         offset += _padded(member.size)
