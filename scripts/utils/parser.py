@@ -134,6 +134,7 @@ def find_dumps(
     prefix: str,
     window: TimeWindow | None = None,
     warn: Warn | None = None,
+    entries: Sequence[os.DirEntry[str]] | None = None,
 ) -> list[DumpFile]:
     """Every `<prefix><timestamp>.csv` directly in dumps_dir, in time order.
 
@@ -141,14 +142,9 @@ def find_dumps(
     for the files outside it. A `<prefix>...csv` name without a valid time in it is
     reported through warn: it was meant as a dump, but cannot be placed in time.
     """
-    try:
-        entries = list(os.scandir(dumps_dir))
-    except FileNotFoundError as err:
-        raise DumpsDirError(f"no dumps dir {dumps_dir}") from err
-    except NotADirectoryError as err:
-        raise DumpsDirError(f"{dumps_dir} is not a directory") from err
-    except OSError as err:
-        raise DumpsDirError(f"cannot list {dumps_dir}: {err.strerror or err}") from err
+    if entries is None:
+        entries = list_dir(dumps_dir)
+    child = _child_maker(dumps_dir)
     found: list[DumpFile] = []
     for entry in entries:
         moment = parse_name_timestamp(entry.name, prefix)
@@ -159,9 +155,29 @@ def find_dumps(
             continue
         if window is not None and not window.contains(moment):
             continue
-        found.append(DumpFile(Path(entry.path), moment))
+        found.append(DumpFile(child(entry.name), moment))
     found.sort(key=lambda dump: dump.timestamp)
     return found
+
+
+def list_dir(dumps_dir: Path) -> list[os.DirEntry[str]]:
+    """The entries of the dumps dir; DumpsDirError (one line) if it cannot be listed."""
+    try:
+        return list(os.scandir(dumps_dir))
+    except FileNotFoundError as err:
+        raise DumpsDirError(f"no dumps dir {dumps_dir}") from err
+    except NotADirectoryError as err:
+        raise DumpsDirError(f"{dumps_dir} is not a directory") from err
+    except OSError as err:
+        raise DumpsDirError(f"cannot list {dumps_dir}: {err.strerror or err}") from err
+
+
+def _child_maker(folder: Path) -> Callable[[str], Path]:
+    """A fast `folder / name` for a plain file name. A year is 105,120 files, and a Path
+    built from a string parses it: 0.6 s, against 0.3 s for pathlib's own shortcut for
+    directory walking (private, so with the public way as a fallback)."""
+    shortcut: Callable[[str], Path] | None = getattr(folder, "_make_child_relpath", None)
+    return shortcut if shortcut is not None else folder.joinpath
 
 
 def format_duration(seconds: float) -> str:
@@ -201,11 +217,15 @@ def parse_time_arg(text: str, *, end: bool) -> datetime:
     raise ValueError(f"not a UTC time as YYYY-MM-DD[ HH:MM[:SS]]: {text!r}")
 
 
-def find_bundles(dumps_dir: Path, window: TimeWindow | None = None) -> list[tuple[Path, date]]:
+def find_bundles(
+    dumps_dir: Path,
+    window: TimeWindow | None = None,
+    entries: Sequence[os.DirEntry[str]] | None = None,
+) -> list[tuple[Path, date]]:
     """Every `mem_<YYYYMMDD>.tar.xz` directly in dumps_dir whose day meets the window, by
     day; the name alone decides, so a bundle outside the window is never opened."""
     found = []
-    for entry in os.scandir(dumps_dir):
+    for entry in os.scandir(dumps_dir) if entries is None else entries:
         day = parse_bundle_day(entry.name)
         if day is None:
             continue
@@ -216,7 +236,7 @@ def find_bundles(dumps_dir: Path, window: TimeWindow | None = None) -> list[tupl
             or (window.since is not None and end < window.since)
         ):
             continue
-        found.append((Path(entry.path), day))
+        found.append((Path(entry.path), day))  # a few hundred at most: the plain way
     return sorted(found, key=lambda bundle: bundle[1])
 
 
@@ -225,11 +245,9 @@ def find_sources(
 ) -> list[Source]:
     """The loose `<prefix><timestamp>.csv` files and the day bundles to read, in time order;
     a loose file of a day that has a bundle is read with the bundle (see Bundle)."""
-    loose = find_dumps(dumps_dir, prefix, window, warn)
-    try:
-        bundles = find_bundles(dumps_dir, window)
-    except OSError as err:  # find_dumps listed the dir a moment ago
-        raise DumpsDirError(f"cannot list {dumps_dir}: {err.strerror or err}") from err
+    entries = list_dir(dumps_dir)  # once, for both
+    loose = find_dumps(dumps_dir, prefix, window, warn, entries)
+    bundles = find_bundles(dumps_dir, window, entries)
     days = {day for _, day in bundles}
     by_day: dict[date, list[DumpFile]] = {}
     sources: list[Source] = []
