@@ -49,10 +49,11 @@ __all__ = [
 ]
 
 # How many bytes of CSV are parsed in one read_csv call: big enough that the per-batch
-# work is noise (a month is 30 calls; at 4 MB a year took 10% more CPU), small enough that
-# the batches in flight (bytes, parser buffers, frames) stay a few tens of MiB (at 8 MB the
-# month's peak PSS was 202 MiB, at 6 MB 180).
-BATCH_BYTES = 6 * 1024 * 1024
+# work is noise (a month is 45 calls), small enough that the batches alive at once (one
+# being read, one waiting, two parsing: bytes, parser buffers, frames) stay a few tens of
+# MiB. With the read-ahead thread, the month's process analysis peaked at 195-204 MiB PSS
+# at 6 MiB, 180-187 at 5, 172-176 at 4; the year's CPU time was the same at all three.
+BATCH_BYTES = 4 * 1024 * 1024
 # Parser threads; the machine this was tuned on has two cores.
 PARSE_THREADS = 2
 # No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A
