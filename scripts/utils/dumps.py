@@ -49,11 +49,11 @@ __all__ = [
 ]
 
 # How many bytes of CSV are parsed in one read_csv call: big enough that the per-batch
-# work is noise (a month is 45 calls), small enough that the batches alive at once (one
-# being read, one waiting, two parsing: bytes, parser buffers, frames) stay a few tens of
-# MiB. With the read-ahead thread, the month's process analysis peaked at 195-204 MiB PSS
-# at 6 MiB, 180-187 at 5, 172-176 at 4; the year's CPU time was the same at all three.
-BATCH_BYTES = 4 * 1024 * 1024
+# work is noise (a month is 30 calls; at 4 MiB a year took ~10% longer), small enough
+# that the batches alive at once (one per parser thread, one read ahead: bytes, parser
+# buffers, frames) stay a few tens of MiB: the month's process analysis peaks at 180-187
+# MiB PSS (at 8 MiB it was 202; with a second batch read ahead, 195-204).
+BATCH_BYTES = 6 * 1024 * 1024
 # Parser threads; the machine this was tuned on has two cores.
 PARSE_THREADS = 2
 # No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A
@@ -749,8 +749,9 @@ class Reader:
             for done, group, read_notes in groups:
                 job = pool.submit(_parse_job, group, self.spec, reduce)
                 in_flight.append((done, read_notes, job))
-                # Bounded: at most a few batches of bytes and frames are alive at once.
-                while len(in_flight) > self.threads or (in_flight and done == len(files)):
+                # Bounded: a batch per parser thread, and one read ahead, are alive at once
+                # (the next batch is waiting, read, when a thread is free).
+                while len(in_flight) >= self.threads or (in_flight and done == len(files)):
                     result = self._finish(in_flight.popleft(), len(files))
                     if result is not None:
                         yield result
@@ -771,16 +772,19 @@ class Reader:
 
 def _read_ahead(items: Iterator[U]) -> Generator[U, None, None]:
     """items, produced in a thread of their own one ahead of the consumer: the file reading
-    and decompression go on while this thread waits for the parsers. An exception in the
-    producer is raised here; closing this iterator stops the producer after its item."""
+    and decompression go on while this thread waits for the parsers. The producer reads
+    the next item only once the one before is taken, so one item at most waits here. An
+    exception in the producer is raised here; closing this iterator stops the producer."""
     # An item travels as a 1-tuple (an item may be None); None ends; an exception is raised.
     box: queue.Queue[tuple[U] | BaseException | None] = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)
     stop = threading.Event()
 
     def produce() -> None:
         try:
             for item in items:
                 box.put((item,))
+                taken.acquire()
                 if stop.is_set():
                     return
             box.put(None)
@@ -791,12 +795,14 @@ def _read_ahead(items: Iterator[U]) -> Generator[U, None, None]:
     producer.start()
     try:
         while (value := box.get()) is not None:
+            taken.release()
             if isinstance(value, BaseException):
                 raise value
             yield value[0]
     finally:
         stop.set()
-        while producer.is_alive():  # let a producer blocked on a full box finish
+        while producer.is_alive():  # wake a producer waiting on its item or the full box
+            taken.release()
             with contextlib.suppress(queue.Empty):
                 box.get(timeout=0.05)
 
