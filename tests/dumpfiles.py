@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.image
 import numpy as np
 
 from utils.dump_format import PROCESS_HEADER, SYS_HEADER, csv_text, snapshot_names
+
+
+class Ran(NamedTuple):
+    """A script's main() run in this process: its exit status and what it printed."""
+
+    status: int
+    stdout: str
+    stderr: str
+
+
+def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> Ran:
+    """main(argv) with stdout and stderr captured."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = main(list(argv))
+    return Ran(status, stdout.getvalue(), stderr.getvalue())
+
 
 # (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) of one process, as ps saw it.
 ProcessRow = tuple[int, int, str, float, float, str]

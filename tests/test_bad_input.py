@@ -8,7 +8,6 @@ rejects must be named in exactly one warning and change nothing else.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
@@ -29,7 +28,7 @@ from hypothesis import strategies as st
 
 import analyze_processes
 import analyze_system
-from dumpfiles import bundle_day
+from dumpfiles import bundle_day, run_main
 from utils.dump_format import PROCESS_HEADER, SYS_HEADER, TIMESTAMP_FORMAT, csv_text
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
@@ -349,12 +348,10 @@ class Run(NamedTuple):
     outputs: dict[str, bytes]
 
 
-def run_main(main: Callable[[Sequence[str]], int], dumps: Path, out: Path, *extra: str) -> Run:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = main(["--dumps-dir", str(dumps), "--out-dir", str(out), *extra])
+def run_script(main: Callable[[Sequence[str]], int], dumps: Path, out: Path, *extra: str) -> Run:
+    ran = run_main(main, ["--dumps-dir", str(dumps), "--out-dir", str(out), *extra])
     outputs = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix == ".csv"}
-    return Run(status, stdout.getvalue(), stderr.getvalue(), outputs)
+    return Run(*ran, outputs)
 
 
 SCRIPT_CASES = [
@@ -386,13 +383,13 @@ def test_the_scripts_name_a_bad_file_once_and_change_nothing_else(
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     write_good(dumps, prefix)
-    clean = run_main(main, dumps, tmp_path / "clean", *extra)
+    clean = run_script(main, dumps, tmp_path / "clean", *extra)
     bad = dumps / f"{prefix}{BAD_STAMP}.csv"
     if content == b"fifo":
         os.mkfifo(bad)
     else:
         bad.write_bytes(content)
-    dirty = run_main(main, dumps, tmp_path / "dirty", *extra)
+    dirty = run_script(main, dumps, tmp_path / "dirty", *extra)
     assert clean.status == dirty.status == 0, dirty.stderr
     assert clean.stderr == ""
     (line,) = dirty.stderr.splitlines()
@@ -412,7 +409,7 @@ def test_a_bug_is_one_line_exit_70_and_a_traceback_file(
         raise ValueError("the impossible happened")
 
     monkeypatch.setattr(analyze_system, "system_result", buggy)
-    run = run_main(analyze_system.main, dumps, tmp_path / "out")
+    run = run_script(analyze_system.main, dumps, tmp_path / "out")
     assert run.status == 70
     (trace,) = (tmp_path / "out").glob("analyze_system-traceback-*.txt")
     assert run.stderr == (
@@ -582,9 +579,9 @@ def test_the_process_script_on_generated_bad_files(data: bytes) -> None:
         dumps = root / "dumps"
         dumps.mkdir()
         write_good(dumps, PROCESS_PREFIX)
-        clean = run_main(analyze_processes.main, dumps, root / "clean", "--top", "1")
+        clean = run_script(analyze_processes.main, dumps, root / "clean", "--top", "1")
         (dumps / f"{PROCESS_PREFIX}{BAD_STAMP}.csv").write_bytes(data)
-        dirty = run_main(analyze_processes.main, dumps, root / "dirty", "--top", "1")
+        dirty = run_script(analyze_processes.main, dumps, root / "dirty", "--top", "1")
     assert dirty.status == 0
     assert len(dirty.stderr.splitlines()) == 1, dirty.stderr
     assert dirty.outputs == clean.outputs

@@ -4,8 +4,6 @@ bad-input rule, naming the bundle and the member."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import lzma
 import os
 import shutil
@@ -19,7 +17,7 @@ import pytest
 import analyze_processes
 import analyze_system
 import compact_dumps
-from dumpfiles import bundle_day, write_bundle, write_proc
+from dumpfiles import bundle_day, run_main, write_bundle, write_proc
 from synthetic import generate_dumps
 from utils import dumps
 
@@ -34,12 +32,10 @@ class Run(NamedTuple):
 
 
 def run(main: Callable[[Sequence[str]], int], dumps: Path, out: Path, *extra: str) -> Run:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = main(["--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "3", *extra])
+    ran = run_main(main, ["--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "3", *extra])
     files = sorted(out.iterdir()) if out.exists() else []
     outputs = {p.name: p.read_bytes() for p in files if p.suffix != ".png"}
-    return Run(status, stdout.getvalue().replace(str(out), "<out>"), stderr.getvalue(), outputs)
+    return Run(ran.status, ran.stdout.replace(str(out), "<out>"), ran.stderr, outputs)
 
 
 def system_main(argv: Sequence[str]) -> int:

@@ -8,8 +8,6 @@ of tests/golden/ before committing it.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 import analyze_processes
 import analyze_system
+from dumpfiles import run_main
 from synthetic import generate_dumps
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -38,10 +37,9 @@ def dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(main: Callable[[Sequence[str]], int], dumps: Path, out: Path) -> str:
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["--dumps-dir", str(dumps), "--out-dir", str(out)]) == 0
-    return stdout.getvalue().replace(str(out), "<out>")
+    ran = run_main(main, ["--dumps-dir", str(dumps), "--out-dir", str(out)])
+    assert ran.status == 0
+    return ran.stdout.replace(str(out), "<out>")
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,6 @@ whole path runs: files -> instances -> 6-hour floors -> verdicts -> outputs.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,7 @@ import pandas as pd
 import pytest
 
 import analyze_processes
-from dumpfiles import ProcessRow, assert_real_png, write_proc
+from dumpfiles import ProcessRow, assert_real_png, run_main, write_proc
 from utils.parser import PROCESS_PREFIX, find_dumps
 from utils.process_analysis import LEAK_COLUMNS, load_all_records
 
@@ -189,12 +187,8 @@ class Run(NamedTuple):
 
 
 def run(dumps: Path, out: Path, *extra: str) -> Run:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = analyze_processes.main(
-            ["--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "2", *extra]
-        )
-    return Run(status, stdout.getvalue(), stderr.getvalue(), out)
+    argv = ["--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "2", *extra]
+    return Run(*run_main(analyze_processes.main, argv), out)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ opens it in test_report_browser.py.
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import html
-import io
 import re
 import subprocess
 import sys
@@ -27,7 +25,7 @@ import pytest
 import analyze_processes
 import analyze_system
 import make_report
-from dumpfiles import write_proc, write_sys
+from dumpfiles import run_main, write_proc, write_sys
 from synthetic import generate_dumps
 from utils.parser import TimeWindow
 from utils.report import Missing, ReportData, png_size, render_report
@@ -158,9 +156,8 @@ def run_in_process(main: Callable[[Sequence[str]], int], args: Sequence[str]) ->
 
 def run_with_output(main: Callable[[Sequence[str]], int], args: Sequence[str]) -> tuple[int, str]:
     """A script's main() in this process: its exit status and what it printed on stdout."""
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
-        return main(list(args)), stdout.getvalue()
+    ran = run_main(main, args)
+    return ran.status, ran.stdout
 
 
 def synthetic_dumps(folder: Path) -> Path:

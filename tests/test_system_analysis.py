@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 
 import analyze_system
-from dumpfiles import assert_real_png, write_sys
+from dumpfiles import Ran, assert_real_png, run_main, write_sys
 from utils import plotting
 from utils.console import Reporter, Session, run_analysis
 from utils.parser import SYS_PREFIX, find_dumps, format_duration
@@ -410,15 +409,12 @@ def falling(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return falling_host(tmp_path_factory.mktemp("falling") / "dumps")
 
 
-def run_main(dumps: Path, out: Path, *extra: str) -> tuple[int, str, str]:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = analyze_system.main(["--dumps-dir", str(dumps), "--out-dir", str(out), *extra])
-    return status, stdout.getvalue(), stderr.getvalue()
+def run_system(dumps: Path, out: Path, *extra: str) -> Ran:
+    return run_main(analyze_system.main, ["--dumps-dir", str(dumps), "--out-dir", str(out), *extra])
 
 
 def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_path: Path) -> None:
-    status, stdout, stderr = run_main(falling, tmp_path)
+    status, stdout, stderr = run_system(falling, tmp_path)
     assert status == 0 and stderr == ""
     forecast = json.loads((tmp_path / "forecast.json").read_text())
     assert list(forecast) == [
@@ -438,7 +434,7 @@ def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_pat
     assert last_line.startswith("MemAvailable falls 10")  # 100 MiB/day, give or take
     assert f"it reaches 0 in about {forecast['days_to_zero']:.0f} days" in last_line
     assert f"(around {forecast['zero_date']} UTC)" in last_line
-    status, stdout, _ = run_main(falling, tmp_path, "--trend-days", "0.5")
+    status, stdout, _ = run_system(falling, tmp_path, "--trend-days", "0.5")
     assert "MemAvailable: under a day of data in the last 0.5 days (12 h)" in stdout
 
 
@@ -456,7 +452,7 @@ def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_pat
 def test_alerts_exit_3_after_everything_is_written(
     falling: Path, tmp_path: Path, flags: list[str], status: int, alert: str | None
 ) -> None:
-    result, _, stderr = run_main(falling, tmp_path, *flags)
+    result, _, stderr = run_system(falling, tmp_path, *flags)
     assert result == status
     assert (tmp_path / "forecast.json").exists() and (tmp_path / "system_metrics.csv").exists()
     lines = stderr.splitlines()
@@ -468,7 +464,7 @@ def test_alerts_exit_3_after_everything_is_written(
 
 
 def test_the_percent_alert_says_what_and_when(falling: Path, tmp_path: Path) -> None:
-    _, _, stderr = run_main(falling, tmp_path, "--alert-pct", "25")
+    _, _, stderr = run_system(falling, tmp_path, "--alert-pct", "25")
     metrics, _ = load(falling)
     latest = metrics["RAM_Used_Pct"].iloc[-1]
     assert stderr == (
