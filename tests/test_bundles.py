@@ -20,6 +20,9 @@ import compact_dumps
 from dumpfiles import bundle_day, run_main, write_bundle, write_proc
 from synthetic import generate_dumps
 from utils import dumps
+from utils.dumps import Reader
+from utils.parser import PROCESS_PREFIX, TimeWindow, find_sources
+from utils.process_analysis import PROCESS_SPEC
 
 DAYS = ["20260101", "20260102", "20260103"]
 
@@ -228,3 +231,15 @@ def test_what_the_compactor_writes_reads_the_same(loose: Path, tmp_path: Path) -
     for name, main in MAINS:
         expected = run(main, loose, tmp_path / f"{name}-loose")
         assert run(main, compacted, tmp_path / f"{name}-bundled").outputs == expected.outputs
+
+
+def test_a_last_bundle_with_nothing_of_the_kind_loses_no_batch(tmp_path: Path) -> None:
+    """The loose files before it end their batches; the bundle adds none: every batch read
+    must still come out (the last one was once dropped)."""
+    for hour in range(4):
+        write_proc(tmp_path, f"20260301_0{hour}0000", [(1, 0, "root", 1.0 + hour, 2.0, "init")])
+    write_bundle(tmp_path / "mem_20260302.tar.xz", [("sys_mem_20260302_000000.csv", b"x\n")])
+    sources = find_sources(tmp_path, PROCESS_PREFIX, TimeWindow(None, None))
+    reader = Reader(PROCESS_SPEC, lambda path, reason: None, batch_bytes=1)
+    rows = sum(len(batch.frame) for batch in reader.batches(sources))
+    assert rows == 4

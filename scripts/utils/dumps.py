@@ -751,10 +751,16 @@ class Reader:
                 in_flight.append((done, read_notes, job))
                 # Bounded: a batch per parser thread, and one read ahead, are alive at once
                 # (the next batch is waiting, read, when a thread is free).
-                while len(in_flight) >= self.threads or (in_flight and done == len(files)):
+                while len(in_flight) >= self.threads:
                     result = self._finish(in_flight.popleft(), len(files))
                     if result is not None:
                         yield result
+            # The last group need not end at the last source (a bundle with nothing of
+            # this kind gives no group): what is still in flight is finished here.
+            while in_flight:
+                result = self._finish(in_flight.popleft(), len(files))
+                if result is not None:
+                    yield result
         memory.trim()  # the batches' buffers are free now: give them back
 
     def _finish(
