@@ -51,8 +51,7 @@ from utils.console import (
     save_traceback,
 )
 from utils.dump_format import (
-    PROCESS_PREFIX,
-    SYS_PREFIX,
+    PREFIXES,
     bundle_name,
     parse_bundle_day,
     parse_name_timestamp,
@@ -86,7 +85,7 @@ MAX_DAYS = 36_500  # a century: more would take dates out of range
 _TEMP_NAME = re.compile(r"\.mem_([0-9]{8})\.tar\.xz\.([0-9]+)\.tmp")
 # Member order: every sys_mem file of the day, then every process_mem file, each in
 # time order, so a reader of the system files can stop before the process part.
-_KINDS = (SYS_PREFIX, PROCESS_PREFIX)
+_KINDS = PREFIXES  # (SYS_PREFIX, PROCESS_PREFIX)
 _UNITS = ("kB", "MB", "GB")  # decimal, as `ls -lh --si` and `df -H` print them
 
 DumpKey = tuple[int, datetime]

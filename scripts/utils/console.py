@@ -17,7 +17,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -86,13 +86,8 @@ class Reporter:
         self.stream.flush()
 
 
-# Times a named phase of the work: PhaseTimer.phase, or no_timing.
+# Times a named phase of the work: PhaseTimer.phase.
 Phase = Callable[[str], AbstractContextManager[None]]
-
-
-def no_timing(name: str) -> AbstractContextManager[None]:
-    """A Phase that times nothing."""
-    return nullcontext()
 
 
 class PhaseTimer:

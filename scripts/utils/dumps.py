@@ -33,7 +33,7 @@ import pandas as pd
 
 from utils import memory
 from utils.dump_format import COLUMN_KINDS, PROCESS_PREFIX, SYS_PREFIX, Kind, parse_name_timestamp
-from utils.parser import Bundle, Source, Warn, to_epoch_s
+from utils.parser import Bundle, DumpFile, Source, Warn, to_epoch_s
 from utils.tar_xz import TarFormatError, TarMember, XzStream, iter_members
 
 __all__ = [
@@ -562,8 +562,7 @@ def _parse_job(
 ) -> tuple[T | None, _Notes]:
     """In a parser thread: split the files, parse them by header, bisect the bad ones out,
     and reduce what is left (the analysis' own per-batch work runs here too, in parallel)."""
-    notes = _Notes()
-    notes.order = {item.path: item.snapshot for item in loaded}
+    notes = _Notes({item.path: item.snapshot for item in loaded})
     pending: dict[tuple[str, ...], list[RawFile]] = {}
     for item in loaded:
         try:
@@ -608,12 +607,17 @@ def _read_source(source: Source, notes: _Notes) -> list[Loaded]:
     what cannot be read goes to notes."""
     if isinstance(source, Bundle):
         return read_bundle(source, notes)
+    loaded = _load_loose(source, notes)
+    return [] if loaded is None else [loaded]
+
+
+def _load_loose(dump: DumpFile, notes: _Notes) -> Loaded | None:
+    """A loose file's bytes; None, noted, if it is not a file that can be a dump."""
     try:
-        data = read_regular(source.path, file_size(source.path))
+        return Loaded(dump.epoch_s, dump.path, read_bytes(dump.path))
     except BadFileError as err:
-        notes.add(source.epoch_s, source.path, f"{err}; skipped")
-        return []
-    return [Loaded(source.epoch_s, source.path, data)]
+        notes.add(dump.epoch_s, dump.path, f"{err}; skipped")
+        return None
 
 
 # --- Bundles -------------------------------------------------------------------
@@ -646,12 +650,9 @@ def read_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
     for dump in bundle.loose:
         if dump.path.name in members:
             continue  # bundled: the loose copy is a leftover or an extracted file
-        try:
-            data = read_regular(dump.path, file_size(dump.path))
-        except BadFileError as err:
-            notes.add(dump.epoch_s, dump.path, f"{err}; skipped")
-        else:
-            members[dump.path.name] = Loaded(dump.epoch_s, dump.path, data)
+        loaded = _load_loose(dump, notes)
+        if loaded is not None:
+            members[dump.path.name] = loaded
     return sorted(members.values(), key=lambda item: item.snapshot)
 
 
@@ -732,7 +733,7 @@ class Reader:
 
         Batches come in time order, and rows within a batch are in time order, so the
         first row seen for anything is its earliest. Bad files are reported through
-        warn (in file order) and left out; nothing else is lost.
+        warn (in time order) and left out; nothing else is lost.
 
         Files are listed here while parser threads read, split, parse and reduce the
         batches: pandas' C parser and numpy release the GIL for their loops, so two threads
@@ -766,10 +767,10 @@ class Reader:
     def _finish(
         self, job: tuple[int, _Notes, Future[tuple[T | None, _Notes]]], total: int
     ) -> T | None:
-        """The result of the oldest job, after its warnings (in file order) and progress."""
+        """The result of the oldest job, after its warnings (in time order) and progress."""
         done, read_notes, future = job
         result, parse_notes = future.result()
-        for _, path, reason in sorted(read_notes.items + parse_notes.items, key=_by_file):
+        for _, path, reason in sorted(read_notes.items + parse_notes.items, key=_by_time):
             self.warn(path, reason)
         if self.progress is not None:
             self.progress(done, total)
@@ -813,5 +814,5 @@ def _read_ahead(items: Iterator[U]) -> Generator[U, None, None]:
                 box.get(timeout=0.05)
 
 
-def _by_file(note: tuple[int, Path, str]) -> int:
+def _by_time(note: tuple[int, Path, str]) -> int:
     return note[0]

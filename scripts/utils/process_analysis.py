@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from utils import plotting
-from utils.console import EXIT_ALERT, Phase, no_timing
+from utils.console import EXIT_ALERT, Phase
 from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn
 from utils.files import replace_atomically
 from utils.growth import FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
@@ -203,9 +203,7 @@ class ProcessResult:
     alerts: list[str]
 
 
-def process_result(
-    records: ProcessRecords, options: ProcessOptions, phase: Phase = no_timing
-) -> ProcessResult:
+def process_result(records: ProcessRecords, options: ProcessOptions, phase: Phase) -> ProcessResult:
     """The tables of loaded records; NoDataError when nothing is left to analyse.
     `phase(name)` times the ranking ("computing") and the leak finder ("growth")."""
     span = records.time_range()

@@ -158,8 +158,9 @@ def reduce_batch(batch: Batch, match: str | None) -> BatchRuns:
 
 def _grouped(frame: pd.DataFrame, rank: IntArray, match: str | None) -> _Rows:
     # Grouped by PID, in time order within each (a stable sort keeps the time order).
-    rows = np.argsort(frame["PID"].to_numpy(np.int32), kind="stable")
-    pid, rank = frame["PID"].to_numpy(np.int32)[rows], rank[rows]
+    all_pids = frame["PID"].to_numpy(np.int32)
+    rows = np.argsort(all_pids, kind="stable")
+    pid, rank = all_pids[rows], rank[rows]
     # A run ends where the PID changes or skips a snapshot of the batch.
     starts = np.flatnonzero(np.r_[True, (pid[1:] != pid[:-1]) | (rank[1:] - rank[:-1] > 1)])
     kept = np.ones(len(pid), bool) if match is None else _match_mask(frame["CMD"], match)[rows]
