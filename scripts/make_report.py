@@ -37,7 +37,8 @@ from utils.parser import NoDataError, TimeWindow, Where
 from utils.plotting import PlotCall, PlotWorker
 from utils.process_analysis import ProcessOptions, ProcessResult, leak_plot_calls, top_plots
 from utils.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
-from utils.system_analysis import PLOT_SPECS, SystemOptions, SystemResult, draw_plot
+from utils.system_analysis import SystemOptions, SystemResult
+from utils.system_analysis import plot_calls as system_plot_calls
 
 # --- Defaults; flags override them ------------------------------------------------
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ def plot_calls(
     """The system plots, the per-PID plots and the leak plots, as the analyses draw them."""
     system_calls: list[PlotCall] = []
     if not isinstance(system, Missing):
-        system_calls = [(draw_plot, (spec, system.metrics, folder)) for spec in PLOT_SPECS]
+        system_calls = system_plot_calls(system.metrics, folder)
     if isinstance(processes, Missing):
         return system_calls, [], []
     pid_calls = top_plots(processes.records, processes.top, folder)

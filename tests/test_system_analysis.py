@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import analyze_system
 from dumpfiles import Ran, assert_real_png, run_main, write_sys
@@ -27,6 +30,7 @@ from utils.system_analysis import (
     drawn_lines,
     format_summary,
     load_and_compute_metrics,
+    metrics_csv_text,
     summarize,
     write_metrics_csv,
 )
@@ -128,6 +132,32 @@ def test_metrics_csv_exact(tmp_path: Path) -> None:
     )
     assert lines[4].startswith("2026-03-01 14:00:00,250.500,0.000,25.050,")
     assert len(lines) == 6
+
+
+# Any float a metric can hold: NaN (a missing field), infinities, -0.0, halves that round
+# either way, the largest and the subnormal.
+_ANY_FLOAT = st.one_of(
+    st.just(float("nan")),
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.sampled_from([0.0005, 0.0015, 2.5e-4, -0.0, 1e300, 5e-324, 16384.0]),
+)
+
+
+@given(
+    values=hnp.arrays(
+        np.float64, hnp.array_shapes(min_dims=2, max_dims=2, max_side=6), elements=_ANY_FLOAT
+    ),
+    seconds=st.lists(st.integers(0, 4_102_444_800), min_size=6, max_size=6),
+)
+def test_metrics_csv_text_is_what_pandas_writes(values: np.ndarray, seconds: list[int]) -> None:
+    """The fast writer against pandas' own to_csv, value for value."""
+    rows, columns = values.shape
+    index = pd.DatetimeIndex(np.array(seconds[:rows], dtype="datetime64[s]"))
+    metrics = pd.DataFrame(values, index=index, columns=[f"C{i}_MB" for i in range(columns)])
+    table = metrics.copy()
+    table.insert(0, "timestamp", index.strftime("%Y-%m-%d %H:%M:%S"))
+    expected = table.to_csv(index=False, float_format="%.3f", lineterminator="\n")
+    assert metrics_csv_text(metrics) == expected
 
 
 def test_summary_reports_span_gap_and_stats(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from utils.dumps import Kind, Progress, Reader, TableSpec, Warn
 from utils.files import replace_atomically
 from utils.forecast import Forecast, describe, forecast_available, to_json_dict
 from utils.parser import DISPLAY_FORMAT, Source, format_duration
+from utils.plotting import PlotCall
 
 # The raw fields the metrics are computed from (MiB, as the collector writes them).
 RAW_FIELDS: tuple[str, ...] = (
@@ -308,12 +309,27 @@ def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptio
 def write_metrics_csv(metrics: pd.DataFrame, path: Path) -> Path:
     """`timestamp` (UTC) first, then the seed's metrics, the other definitions of "used",
     then the raw fields; 3 decimals; a missing value is empty."""
-    table = metrics.copy()
-    table.insert(0, "timestamp", pd.DatetimeIndex(metrics.index).strftime(DISPLAY_FORMAT))
-    return replace_atomically(
-        path,
-        lambda temp: table.to_csv(temp, index=False, float_format="%.3f", lineterminator="\n"),
-    )
+    text = metrics_csv_text(metrics)
+    return replace_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def metrics_csv_text(metrics: pd.DataFrame) -> str:
+    """system_metrics.csv as text: byte for byte what `to_csv(index=False,
+    float_format="%.3f")` writes with the timestamps as the first column, in a third of
+    the time. pandas formats every value through a Python lambda and its missing-value
+    checks (1.8 s for a year's 52,560 rows); here a whole row is one %-format."""
+    stamps = pd.DatetimeIndex(metrics.index).strftime(DISPLAY_FORMAT).tolist()
+    names = [str(name) for name in metrics.columns]
+    values = metrics.to_numpy(np.float64)
+    row_format = ",".join(["%s"] + ["%.3f"] * len(names))
+    lines = [",".join(["timestamp", *names])]
+    lines.extend(map(row_format.__mod__, zip(stamps, *values.T.tolist(), strict=True)))
+    # A missing value is empty, as pandas writes it ("%.3f" would write nan): only the
+    # rows that hold one are formatted value by value.
+    for row in np.flatnonzero(np.isnan(values).any(axis=1)).tolist():
+        cells = ["" if np.isnan(value) else f"{value:.3f}" for value in values[row].tolist()]
+        lines[row + 1] = ",".join([stamps[row], *cells])
+    return "\n".join(lines) + "\n"
 
 
 def write_forecast_json(forecast: Forecast, path: Path) -> Path:
@@ -387,9 +403,15 @@ PLOT_SPECS: tuple[PlotSpec, ...] = (
 PLOT_NAMES: tuple[str, ...] = tuple(spec.name for spec in PLOT_SPECS)
 
 
+def plot_calls(metrics: pd.DataFrame, out_dir: Path) -> list[PlotCall]:
+    """The time-series PNGs to draw, in PLOT_SPECS order (see plotting.PlotWorker)."""
+    return [(draw_plot, (spec, metrics, out_dir)) for spec in PLOT_SPECS]
+
+
 def plot_system(metrics: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The time-series PNGs, in PLOT_SPECS order."""
-    return [draw_plot(spec, metrics, out_dir) for spec in PLOT_SPECS]
+    """The time-series PNGs, in PLOT_SPECS order, drawn here. (A forked plot worker would
+    take 0.4 s off a year's analysis but add 34 MiB to a month's peak PSS, 138 MiB.)"""
+    return [job(*args) for job, args in plot_calls(metrics, out_dir)]
 
 
 def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[Line]:
