@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from utils import memory
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -63,6 +64,7 @@ def compute(where: Where, options: ProcessOptions, session: Session) -> ProcessR
     reporter, timer = session.reporter, session.timer
     with timer.phase("discovery"):
         files = discover(where.dumps_dir, PROCESS_PREFIX, where.window, reporter.warn)
+        memory.freeze_long_lived()
     with timer.phase("reading"):
         records = load_all_records(files, reporter.warn, reporter.reading, options.match)
         reporter.end_progress()

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from utils import memory
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -51,6 +52,7 @@ def compute(where: Where, options: SystemOptions, session: Session) -> SystemRes
     reporter, timer = session.reporter, session.timer
     with timer.phase("discovery"):
         files = discover(where.dumps_dir, SYS_PREFIX, where.window, reporter.warn)
+        memory.freeze_long_lived()
     with timer.phase("reading"):
         metrics = load_and_compute_metrics(files, reporter.warn, reporter.reading)
         reporter.end_progress()

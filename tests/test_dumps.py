@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,27 @@ def test_dump_file_is_a_plain_record() -> None:
 
 
 # --- Reading ahead ---------------------------------------------------------------------
+
+
+def test_the_listing_says_which_files_are_regular(tmp_path: Path) -> None:
+    real = write_proc(tmp_path, "20260301_000000", [(1, 0, "root", 1.0, 2.0, "x")])
+    (tmp_path / f"{PROCESS_PREFIX}20260301_001000.csv").symlink_to(real)
+    listed = {dump.path.name: dump.listed_regular for dump in find_dumps(tmp_path, PROCESS_PREFIX)}
+    assert listed == {real.name: True, f"{PROCESS_PREFIX}20260301_001000.csv": False}
+
+
+def test_a_file_listed_as_regular_is_still_checked_once_open(tmp_path: Path) -> None:
+    """listed_regular skips the stat() before open(); fstat() then checks the same things,
+    should the name have changed since the listing."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(dumps.BadFileError, match=r"^not a regular file \(a FIFO\)$"):
+        dumps.read_bytes(fifo, listed_regular=True)  # and open() did not wait for a writer
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 2048)
+    with pytest.raises(dumps.BadFileError, match=r"^2.0 KiB, larger than any dump"):
+        dumps.read_bytes(big, 1024, listed_regular=True)
+    assert dumps.read_bytes(big, 4096, listed_regular=True) == b"x" * 2048
 
 
 def test_read_ahead_yields_everything_in_order() -> None:

@@ -50,6 +50,13 @@ def freeze_imports() -> None:
     gc.freeze()
 
 
+def freeze_long_lived() -> None:
+    """After discovery: the list of snapshots (a year is 52,560 paths, each a few objects)
+    lives until the end, and every full collection would walk it again (0.5 s of a year's
+    system analysis). Cycles that are garbage now stay, which is a few objects at most."""
+    gc.freeze()
+
+
 def trim() -> None:
     """Give the kernel back the free heap memory, after a phase that used much of it."""
     libc = _libc()

@@ -78,6 +78,9 @@ class DumpFile(NamedTuple):
 
     path: Path
     timestamp: datetime
+    # The directory listing said: a regular file, not a symlink (d_type, no system call).
+    # Such a file is opened without a stat() first (see dumps.read_bytes).
+    listed_regular: bool = False
 
     @property
     def epoch_s(self) -> int:
@@ -155,7 +158,7 @@ def find_dumps(
             continue
         if window is not None and not window.contains(moment):
             continue
-        found.append(DumpFile(child(entry.name), moment))
+        found.append(DumpFile(child(entry.name), moment, entry.is_file(follow_symlinks=False)))
     found.sort(key=lambda dump: dump.timestamp)
     return found
 
