@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from dumpfiles import write_proc
-from utils import dumps
+from utils import dumps, parser
 from utils.dumps import Batch, Kind, Reader, TableSpec
 from utils.parser import PROCESS_PREFIX, DumpFile, find_dumps
 
@@ -230,6 +230,29 @@ def test_a_file_listed_as_regular_is_still_checked_once_open(tmp_path: Path) -> 
     with pytest.raises(dumps.BadFileError, match=r"^2.0 KiB, larger than any dump"):
         dumps.read_bytes(big, 1024, listed_regular=True)
     assert dumps.read_bytes(big, 4096, listed_regular=True) == b"x" * 2048
+
+
+def test_a_listed_file_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    """A name listed as a regular file and replaced by a symlink before it is read (a year
+    takes minutes to read) is refused, never followed to a device such as /dev/watchdog."""
+    real = write_proc(tmp_path, "20260301_000000", [(1, 0, "root", 1.0, 2.0, "x")])
+    [listed] = find_dumps(tmp_path, PROCESS_PREFIX)
+    assert listed.listed_regular
+    real.unlink()
+    real.symlink_to("/dev/null")
+    with pytest.raises(dumps.BadFileError, match=r"^replaced by a symlink since it was listed$"):
+        dumps.read_bytes(listed.path, listed_regular=listed.listed_regular)
+    # Not listed as regular: stat()ed first, and named for what it leads to.
+    with pytest.raises(dumps.BadFileError, match=r"^not a regular file \(a character device\)$"):
+        dumps.read_bytes(listed.path)
+
+
+def test_a_listing_that_needs_a_failing_lstat_falls_back_to_stat() -> None:
+    class Entry:
+        def is_file(self, follow_symlinks: bool = True) -> bool:
+            raise PermissionError(13, "Permission denied")
+
+    assert parser._listed_regular(Entry()) is False  # type: ignore[arg-type]
 
 
 def test_read_ahead_yields_everything_in_order() -> None:

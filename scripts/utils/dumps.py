@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import functools
 import io
 import lzma
@@ -159,7 +160,8 @@ def file_size(path: Path, limit: int = MAX_FILE_BYTES) -> int:
 
     Only regular files are ever opened: a FIFO would block open() forever, a device such
     as /dev/zero never ends, and opening some devices does something (/dev/watchdog arms
-    a watchdog). So the name is looked at with stat() first, never opened to find out.
+    a watchdog). So the name is looked at with stat() first, never opened to find out
+    (or, listed as a regular file, opened with O_NOFOLLOW: see read_regular).
     """
     try:
         info = os.stat(path)
@@ -182,10 +184,18 @@ def read_regular(path: Path, size: int | None, limit: int = MAX_FILE_BYTES) -> b
     """The bytes of a file file_size() has accepted as `size` bytes (None: one the directory
     listing showed as a regular file, checked here), never past the limit even if it grew
     since; BadFileError if it is no longer a regular file."""
+    # O_NONBLOCK: should the name have become a FIFO since, open returns at once instead
+    # of waiting for a writer. O_NOFOLLOW for a name listed as a regular file (not stat()ed
+    # first): replaced by a symlink since the listing, minutes ago on a year, it is refused
+    # (ELOOP) rather than followed to a device.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        # O_NONBLOCK: should the name have become a FIFO since, open returns at once
-        # instead of waiting for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, flags if size is not None else flags | os.O_NOFOLLOW)
+        except OSError as err:
+            if err.errno == errno.ELOOP and size is None:
+                raise BadFileError("replaced by a symlink since it was listed") from err
+            raise
         try:
             info = os.fstat(fd)
             if size is None:

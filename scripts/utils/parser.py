@@ -78,8 +78,8 @@ class DumpFile(NamedTuple):
 
     path: Path
     timestamp: datetime
-    # The directory listing said: a regular file, not a symlink (d_type, no system call).
-    # Such a file is opened without a stat() first (see dumps.read_bytes).
+    # The directory listing said: a regular file, not a symlink (from d_type: no system
+    # call on most file systems). Opened without a stat() first (see dumps.read_bytes).
     listed_regular: bool = False
 
     @property
@@ -158,9 +158,19 @@ def find_dumps(
             continue
         if window is not None and not window.contains(moment):
             continue
-        found.append(DumpFile(child(entry.name), moment, entry.is_file(follow_symlinks=False)))
+        found.append(DumpFile(child(entry.name), moment, _listed_regular(entry)))
     found.sort(key=lambda dump: dump.timestamp)
     return found
+
+
+def _listed_regular(entry: os.DirEntry[str]) -> bool:
+    """Whether the listing shows a regular file, not a symlink; False when that takes an
+    lstat() that fails (a file system without d_type, a dir that cannot be searched): the
+    file is then stat()ed before it is opened, and a failure named there."""
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def list_dir(dumps_dir: Path) -> list[os.DirEntry[str]]:
