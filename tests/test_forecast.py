@@ -271,7 +271,7 @@ def test_clean_fall_exactly() -> None:
 def test_clean_rise_exactly() -> None:
     result = forecast_available(*clean_line(3, -12.34, 6_000), 7.0)
     assert describe(result) == (
-        "MemAvailable shows no downward trend over the last 7 days (it rises 12 MiB/day)"
+        "MemAvailable shows no downward trend over the 3 days of data (it rises 12 MiB/day)"
     )
     assert to_json_dict(result) == {
         "basis": "MemAvailable",
@@ -306,6 +306,16 @@ def test_too_little_exactly() -> None:
     assert describe(a_day) == (
         "MemAvailable: 1 day of data in the last 7 days, too few hours seen on two days;"
         " too little to judge a trend"
+    )
+
+
+def test_less_data_than_the_window_names_the_span_it_has() -> None:
+    short = forecast(clean_line(3.2, 120, 5_400))
+    assert short.used_days == pytest.approx(3.2, abs=0.01)
+    assert describe(short).startswith("MemAvailable falls 120 MiB/day over the 3.2 days of data:")
+    # A full window less one interval is the window, as a person says it.
+    assert describe(forecast(clean_line(7 - 1 / 144, 120, 5_400))).startswith(
+        "MemAvailable falls 120 MiB/day over the last 7 days:"
     )
 
 

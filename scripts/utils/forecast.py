@@ -291,6 +291,13 @@ def _hours(days: float) -> str:
     return f"{_number(hours * 60)} min" if hours < 1 else f"{_number(hours)} h"
 
 
+def _span(forecast: Forecast) -> str:
+    """What the trend was judged over: `the last 7 days`, or, when the data spans less than
+    the window (a collector started 3 days ago), `the 3 days of data`."""
+    window, used = _days(forecast.window_days), _days(forecast.used_days)
+    return f"the last {window}" if used == window else f"the {used} of data"
+
+
 def describe(forecast: Forecast) -> str:
     """The forecast as one console line."""
     basis, window = forecast.basis, f"the last {_days(forecast.window_days)}"
@@ -317,12 +324,12 @@ def describe(forecast: Forecast) -> str:
         else:
             years = _number(HORIZON_DAYS / 365)
             how = f"it falls {_number(falls)} MiB/day, too slowly to reach 0 within {years} years"
-        return f"{basis} shows no downward trend over {window} ({how})"
+        return f"{basis} shows no downward trend over {_span(forecast)} ({how})"
     days, zero_date = forecast.days_to_zero, forecast.zero_date
     assert days is not None and zero_date is not None  # set when FALLING
     when = "within a day" if days < 1 else f"in about {_days(days)}"
     return (
-        f"{basis} falls {_number(falls)} MiB/day over {window}: at that rate it reaches 0"
+        f"{basis} falls {_number(falls)} MiB/day over {_span(forecast)}: at that rate it reaches 0"
         f" {when} (around {zero_date.isoformat()} UTC)"
     )
 
