@@ -411,6 +411,18 @@ def test_a_bad_file_is_listed_with_its_reason(tmp_path: Path) -> None:
     assert page.table("analysed", 1) == [[bad.name, reason]]
 
 
+def test_a_bad_bundle_both_analyses_meet_is_named_once(tmp_path: Path) -> None:
+    dumps = small_dumps(tmp_path / "dumps")
+    bundle = dumps / "mem_20260302.tar.xz"
+    bundle.write_bytes(b"not xz at all")
+    out = tmp_path / "report.html"
+    result = run_script("--dumps-dir", str(dumps), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    reason = "cannot read the bundle: Input format not supported by decoder; skipped"
+    assert result.stderr == f"make_report: warning: {bundle}: {reason}\n"
+    assert Page(out.read_text(encoding="utf-8")).table("analysed", 1) == [[bundle.name, reason]]
+
+
 @pytest.mark.parametrize(
     ("kinds", "absent", "sentence", "statuses"),
     [

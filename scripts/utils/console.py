@@ -48,6 +48,7 @@ class Reporter:
         self.stream = sys.stderr if stream is None else stream
         self.show_progress = self.stream.isatty() if progress is None else progress
         self.skipped: list[tuple[Path, str]] = []
+        self._warned: set[tuple[Path, str]] = set()
         self._drawn = False
         self._last_draw = 0.0
 
@@ -61,7 +62,11 @@ class Reporter:
         print(f"{self.prog}: {message}", file=self.stream, flush=True)
 
     def warn(self, path: Path, reason: str) -> None:
-        """A bad input file: name it and say why, on one line."""
+        """A bad input file: name it and say why, on one line; once, if both analyses of
+        make_report find the same (a bundle holds both kinds of snapshot)."""
+        if (path, reason) in self._warned:
+            return
+        self._warned.add((path, reason))
         self.skipped.append((path, reason))
         self.note(f"warning: {path}: {reason}")
 
