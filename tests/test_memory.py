@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,22 @@ def test_the_tuning_runs_and_is_a_no_op_without_glibc(monkeypatch: pytest.Monkey
     monkeypatch.setattr(memory, "_libc", lambda: None)
     memory.return_freed_memory()  # musl: nothing to do, and no error
     memory.trim()
+
+
+def test_libc_is_found_without_a_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """find_library("c") runs `ldconfig -p`: a fork of an analysis of 100 MiB and more."""
+
+    def no_subprocess(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a subprocess was started")
+
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    memory._libc.cache_clear()
+    try:
+        libc = memory._libc()
+    finally:
+        memory._libc.cache_clear()
+    if platform.libc_ver()[0] == "glibc":
+        assert libc is not None
 
 
 PROBE = """

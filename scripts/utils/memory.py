@@ -11,7 +11,7 @@ MiB it no longer uses: on the bench month, 249 MiB of peak PSS instead of about 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
 
 # mallopt() parameters (malloc.h)
@@ -23,10 +23,13 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
+    # The process's own symbols, libc's among them. ctypes.util.find_library("c") would run
+    # `ldconfig -p` in a subprocess: a fork of this process, 110 MiB by the time trim()
+    # runs, which a tree's RSS then counts twice (make bench saw 219 MiB for 118).
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)
     except OSError:
         return None
     # musl and other C libraries have neither function: nothing to tune there.
