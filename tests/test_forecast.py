@@ -339,6 +339,10 @@ def test_within_a_day_thousands_and_fractional_windows() -> None:
     )
     slow_minutes = forecast(clean_line(0.5 / 24, 120, 5_400, interval_s=60))
     assert "(30 min)" in describe(slow_minutes)
+    first_run = forecast(clean_line(8 / 86400, 120, 5_400, interval_s=2))
+    assert describe(first_run) == (
+        "MemAvailable: under a day of data in the last 7 days (8 s); too little to judge a trend"
+    )
 
 
 @pytest.mark.parametrize("window_days", [0.0, -1.0, float("nan"), float("inf")])

@@ -287,7 +287,10 @@ def _days(value: float) -> str:
 
 
 def _hours(days: float) -> str:
+    """A span under a day as a person says it: `5 h`, `30 min`, `8 s` (a first run)."""
     hours = days * HOURS_PER_DAY
+    if hours * 60 < 1:
+        return f"{round(hours * 3600)} s"
     return f"{_number(hours * 60)} min" if hours < 1 else f"{_number(hours)} h"
 
 
