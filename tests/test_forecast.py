@@ -319,6 +319,18 @@ def test_less_data_than_the_window_names_the_span_it_has() -> None:
     )
 
 
+def test_an_outage_at_the_window_start_is_not_younger_data() -> None:
+    """30 days of data with the window's first 5 hours lost: the window is still the last
+    7 days, not "6.8 days of data" (which reads as a collector started then)."""
+    times, values = clean_line(30, 120, 5_400)
+    age_days = (times[-1] - times) / np.timedelta64(1, "D")
+    kept = (age_days < 6.8) | (age_days > 7.0)
+    result = forecast((times[kept], values[kept]))
+    assert result.used_days == pytest.approx(6.8, abs=0.01)
+    assert result.reaches_back
+    assert describe(result).startswith("MemAvailable falls 120 MiB/day over the last 7 days:")
+
+
 def test_within_a_day_thousands_and_fractional_windows() -> None:
     soon = forecast_available(*clean_line(2, 120, 50), 1.5, basis="RAM free")
     assert describe(soon) == (
@@ -342,6 +354,12 @@ def test_within_a_day_thousands_and_fractional_windows() -> None:
     first_run = forecast(clean_line(8 / 86400, 120, 5_400, interval_s=2))
     assert describe(first_run) == (
         "MemAvailable: under a day of data in the last 7 days (8 s); too little to judge a trend"
+    )
+    assert "(1 min)" in describe(forecast(clean_line(59.7 / 86400, 1, 5_400, interval_s=1)))
+    one = forecast(clean_line(0, 120, 5_400))
+    assert describe(one) == (
+        "MemAvailable: under a day of data in the last 7 days (one snapshot);"
+        " too little to judge a trend"
     )
 
 

@@ -75,6 +75,9 @@ class Forecast:
     span from the first to the last sample in the window, outages inside it included.
     `noise_mb` is what the rule for a downward trend compares the fall with (see
     `is_downward`); `samples` counts the samples with a value in the window.
+    `reaches_back`: there is data from the window's start or before it (an outage may
+    still leave the window's first hours empty); when not, the data is younger than the
+    window, and the summary names the span it had.
     """
 
     basis: str
@@ -87,6 +90,7 @@ class Forecast:
     level_mb: float | None  # None with too little data
     samples: int
     noise_mb: float | None  # None with too little data
+    reaches_back: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,7 @@ def forecast_available(
         level_mb=level,
         samples=len(window.values_mb),
         noise_mb=fit.noise_mb,
+        reaches_back=window.reaches_back,
     )
 
 
@@ -234,6 +239,7 @@ class _Window(NamedTuple):
     last_s: int  # epoch seconds of the last sample with a value
     age_s: npt.NDArray[np.int64]  # each sample's seconds before it
     values_mb: Values
+    reaches_back: bool  # a sample at or before the window's start, kept in it or not
 
 
 def _window(times: Times, available_mb: Values, window_days: float) -> _Window | None:
@@ -247,8 +253,9 @@ def _window(times: Times, available_mb: Values, window_days: float) -> _Window |
         return None
     last = int(stamps.max())
     age_s = last - stamps
-    in_window = age_s <= round(window_days * DAY_S)
-    return _Window(last, age_s[in_window], values[in_window])
+    window_s = round(window_days * DAY_S)
+    in_window = age_s <= window_s
+    return _Window(last, age_s[in_window], values[in_window], bool((age_s >= window_s).any()))
 
 
 def _zero_date(last_s: int, days: float) -> datetime.date:
@@ -289,16 +296,18 @@ def _days(value: float) -> str:
 def _hours(days: float) -> str:
     """A span under a day as a person says it: `5 h`, `30 min`, `8 s` (a first run)."""
     hours = days * HOURS_PER_DAY
-    if hours * 60 < 1:
+    if round(hours * 3600) < 60:
         return f"{round(hours * 3600)} s"
     return f"{_number(hours * 60)} min" if hours < 1 else f"{_number(hours)} h"
 
 
 def _span(forecast: Forecast) -> str:
-    """What the trend was judged over: `the last 7 days`, or, when the data spans less than
+    """What the trend was judged over: `the last 7 days`, or, when the data is younger than
     the window (a collector started 3 days ago), `the 3 days of data`."""
     window, used = _days(forecast.window_days), _days(forecast.used_days)
-    return f"the last {window}" if used == window else f"the {used} of data"
+    if forecast.reaches_back or used == window:
+        return f"the last {window}"
+    return f"the {used} of data"
 
 
 def describe(forecast: Forecast) -> str:
@@ -308,7 +317,7 @@ def describe(forecast: Forecast) -> str:
         if not forecast.samples:
             return f"{basis}: no data; too little to judge a trend"
         if forecast.used_days < MIN_DAYS:
-            span = _hours(forecast.used_days)
+            span = _hours(forecast.used_days) if forecast.samples > 1 else "one snapshot"
             return f"{basis}: under a day of data in {window} ({span}); too little to judge a trend"
         span = _days(forecast.used_days)
         return (
