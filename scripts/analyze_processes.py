@@ -64,7 +64,7 @@ def compute(where: Where, options: ProcessOptions, session: Session) -> ProcessR
     reporter, timer = session.reporter, session.timer
     with timer.phase("discovery"):
         files = discover(where.dumps_dir, PROCESS_PREFIX, where.window, reporter.warn)
-        memory.freeze_long_lived()
+        memory.freeze()  # the list of files lives until the end
     with timer.phase("reading"):
         records = load_all_records(files, reporter.warn, reporter.reading, options.match)
         reporter.end_progress()

@@ -52,7 +52,7 @@ def compute(where: Where, options: SystemOptions, session: Session) -> SystemRes
     reporter, timer = session.reporter, session.timer
     with timer.phase("discovery"):
         files = discover(where.dumps_dir, SYS_PREFIX, where.window, reporter.warn)
-        memory.freeze_long_lived()
+        memory.freeze()  # the list of files lives until the end
     with timer.phase("reading"):
         metrics = load_and_compute_metrics(files, reporter.warn, reporter.reading)
         reporter.end_progress()

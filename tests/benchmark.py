@@ -1112,8 +1112,6 @@ class Command:
             return f"report ({self.data.name})"
         if self.label == "bundled":
             return f"ours {self.analysis} ({self.data.name}, bundled)"
-        if self.label == "reference":
-            return f"reference {self.analysis} ({self.data.name})"
         return f"{self.label} {self.analysis} ({self.data.name})"
 
 

@@ -47,8 +47,8 @@ class Reporter:
         self.prog = prog
         self.stream = sys.stderr if stream is None else stream
         self.show_progress = self.stream.isatty() if progress is None else progress
-        self.skipped: list[tuple[Path, str]] = []
-        self._warned: set[tuple[Path, str]] = set()
+        # (path, reason) in the order warned, each once: an ordered set.
+        self.skipped: dict[tuple[Path, str], None] = {}
         self._drawn = False
         self._last_draw = 0.0
 
@@ -64,10 +64,9 @@ class Reporter:
     def warn(self, path: Path, reason: str) -> None:
         """A bad input file: name it and say why, on one line; once, if both analyses of
         make_report find the same (a bundle holds both kinds of snapshot)."""
-        if (path, reason) in self._warned:
+        if (path, reason) in self.skipped:
             return
-        self._warned.add((path, reason))
-        self.skipped.append((path, reason))
+        self.skipped[path, reason] = None
         self.note(f"warning: {path}: {reason}")
 
     def reading(self, done: int, total: int) -> None:
@@ -203,7 +202,7 @@ def run_analysis(
     reporter = Reporter(prog)
     timer = PhaseTimer()
     memory.return_freed_memory()
-    memory.freeze_imports()
+    memory.freeze()  # the imported libraries
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         status = analysis(Session(reporter, Console(), timer))

@@ -34,7 +34,7 @@ import pandas as pd
 
 from utils import memory
 from utils.dump_format import COLUMN_KINDS, PROCESS_PREFIX, SYS_PREFIX, Kind, parse_name_timestamp
-from utils.parser import Bundle, DumpFile, Source, Warn, to_epoch_s
+from utils.parser import Bundle, DumpFile, Source, Warn, child_maker, to_epoch_s
 from utils.tar_xz import TarFormatError, TarMember, XzStream, iter_members
 
 __all__ = [
@@ -764,23 +764,27 @@ def _read_members(bundle: Bundle, into: dict[str, Loaded], notes: _Notes) -> Non
 def _member(bundle: Bundle, info: TarMember, notes: _Notes) -> tuple[int, Path] | None:
     """A member to read, as (its snapshot, its label), or None: outside the window, or bad
     (noted)."""
-    label = Path(f"{bundle.path}:{info.name}")
     moment = parse_name_timestamp(info.name, bundle.prefix)
     if moment is None or moment.date() != bundle.day:
         day_s = to_epoch_s(bundle.timestamp)
+        label = Path(f"{bundle.path}:{info.name}")  # any name, "/" and all
         notes.add(day_s, label, f"not a {bundle.prefix}*.csv snapshot of {bundle.day}; skipped")
         return None
     if not bundle.window.contains(moment):
         return None
+    # A snapshot's name holds no "/": the shortcut for a plain child name applies (a year's
+    # 52,560 labels: 0.8 us each instead of 4).
+    label = child_maker(bundle.path.parent)(f"{bundle.path.name}:{info.name}")
+    moment_s = to_epoch_s(moment)
     reason = None
     if not info.regular:
         reason = "not a regular file in the bundle"
     elif info.size > MAX_FILE_BYTES:
         reason = f"{format_size(info.size)}, larger than any dump"
     if reason is not None:
-        notes.add(to_epoch_s(moment), label, f"{reason}; skipped")
+        notes.add(moment_s, label, f"{reason}; skipped")
         return None
-    return to_epoch_s(moment), label
+    return moment_s, label
 
 
 def _same(batch: Batch) -> Batch:

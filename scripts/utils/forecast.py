@@ -295,9 +295,10 @@ def _days(value: float) -> str:
 
 def _hours(days: float) -> str:
     """A span under a day as a person says it: `5 h`, `30 min`, `8 s` (a first run)."""
+    seconds = round(days * DAY_S)
+    if seconds < 60:
+        return f"{seconds} s"
     hours = days * HOURS_PER_DAY
-    if round(hours * 3600) < 60:
-        return f"{round(hours * 3600)} s"
     return f"{_number(hours * 60)} min" if hours < 1 else f"{_number(hours)} h"
 
 

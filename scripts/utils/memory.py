@@ -45,20 +45,17 @@ def return_freed_memory() -> None:
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
-def freeze_imports() -> None:
-    """Move every object alive now (the imported libraries: about 90,000 objects) out of
-    the garbage collector's sight. Collections then cost microseconds instead of 70 ms
-    (plotting collects after each figure), and a forked worker does not copy the pages
-    that a collection would otherwise touch."""
-    gc.freeze()
+def freeze() -> None:
+    """Move every object alive now out of the garbage collector's sight, for objects that
+    live until the end anyway; called twice. After the imports (about 90,000 objects):
+    collections then cost microseconds instead of 70 ms (plotting collects after each
+    figure), and a forked worker does not copy the pages a collection would touch. After
+    discovery: the list of snapshots (a year is 52,560 paths, each a few objects), which
+    every full collection would walk again (0.5 s of a year's system analysis).
 
-
-def freeze_long_lived() -> None:
-    """After discovery: the list of snapshots (a year is 52,560 paths, each a few objects)
-    lives until the end, and every full collection would walk it again (0.5 s of a year's
-    system analysis). A garbage cycle alive now stays until the process ends: a full
-    collection first would cost about what this saves (0.15-0.23 s on a year's list), and
-    finds nothing to free there (none in make_report either, after the system analysis)."""
+    A garbage cycle alive at a call stays until the process ends: a full collection first
+    would cost about what this saves (0.15-0.23 s on a year's list), and finds nothing to
+    free there (none in make_report either, after the system analysis)."""
     gc.freeze()
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from utils import plotting
 from utils.dumps import Kind, Progress, Reader, TableSpec, Warn
-from utils.files import replace_atomically
+from utils.files import write_text_atomically
 from utils.forecast import Forecast, describe, forecast_available, to_json_dict
 from utils.parser import DISPLAY_FORMAT, Source, format_duration
 from utils.plotting import PlotCall
@@ -309,8 +309,7 @@ def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptio
 def write_metrics_csv(metrics: pd.DataFrame, path: Path) -> Path:
     """`timestamp` (UTC) first, then the seed's metrics, the other definitions of "used",
     then the raw fields; 3 decimals; a missing value is empty."""
-    text = metrics_csv_text(metrics)
-    return replace_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+    return write_text_atomically(path, metrics_csv_text(metrics))
 
 
 def metrics_csv_text(metrics: pd.DataFrame) -> str:
@@ -334,12 +333,7 @@ def metrics_csv_text(metrics: pd.DataFrame) -> str:
 
 def write_forecast_json(forecast: Forecast, path: Path) -> Path:
     """The forecast for other tools (see forecast.to_json_dict)."""
-    text = json.dumps(to_json_dict(forecast), indent=2) + "\n"
-
-    def write(temp: Path) -> None:
-        temp.write_text(text, encoding="utf-8")
-
-    return replace_atomically(path, write)
+    return write_text_atomically(path, json.dumps(to_json_dict(forecast), indent=2) + "\n")
 
 
 class Line(NamedTuple):
