@@ -284,7 +284,7 @@ def test_closing_read_ahead_early_stops_the_producer() -> None:
     assert next(ahead) == 0
     ahead.close()  # what a consumer that stops (an error, Ctrl-C) does
     assert len(produced) <= 4  # one taken, one in the box, one being put, one more at most
-    assert not any(t.name == "read-ahead" and t.is_alive() for t in threading.enumerate())
+    assert not any(t.name.startswith("read-ahead") and t.is_alive() for t in threading.enumerate())
 
 
 def test_a_failing_reduction_stops_the_reader_at_once(tmp_path: Path) -> None:
@@ -300,7 +300,9 @@ def test_a_failing_reduction_stops_the_reader_at_once(tmp_path: Path) -> None:
         reader = Reader(SPEC, Warnings(), batch_bytes=1)
         with pytest.raises(RuntimeError, match="a bug in a reduction"):
             list(reader.reduced(find_dumps(tmp_path, PROCESS_PREFIX), failing))
-        alive = [t for t in threading.enumerate() if t.name == "read-ahead" and t.is_alive()]
+        alive = [
+            t for t in threading.enumerate() if t.name.startswith("read-ahead") and t.is_alive()
+        ]
     finally:
         gc.enable()
     assert alive == []

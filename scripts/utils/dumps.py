@@ -17,16 +17,14 @@ import functools
 import io
 import lzma
 import os
-import queue
 import re
 import stat
-import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -858,39 +856,16 @@ class Reader:
 
 def _read_ahead(items: Iterator[U]) -> Generator[U, None, None]:
     """items, produced in a thread of their own one ahead of the consumer: the file reading
-    and decompression go on while this thread waits for the parsers. The producer reads
-    the next item only once the one before is taken, so one item at most waits here. An
-    exception in the producer is raised here; closing this iterator stops the producer."""
-    # An item travels as a 1-tuple (an item may be None); None ends; an exception is raised.
-    box: queue.Queue[tuple[U] | BaseException | None] = queue.Queue(maxsize=1)
-    taken = threading.Semaphore(0)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                box.put((item,))
-                taken.acquire()
-                if stop.is_set():
-                    return
-            box.put(None)
-        except BaseException as err:  # handed to the consumer, raised there
-            box.put(err)
-
-    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    producer.start()
-    try:
-        while (value := box.get()) is not None:
-            taken.release()
-            if isinstance(value, BaseException):
-                raise value
-            yield value[0]
-    finally:
-        stop.set()
-        while producer.is_alive():  # wake a producer waiting on its item or the full box
-            taken.release()
-            with contextlib.suppress(queue.Empty):
-                box.get(timeout=0.05)
+    and decompression go on while this thread waits for the parsers. The next item is read
+    while the consumer holds the one before, so one item at most waits. An exception in the
+    producer is raised here, after the items before it; closing this iterator waits for the
+    item being read, then stops the thread."""
+    end = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as producer:
+        pending = producer.submit(next, items, end)
+        while (item := pending.result()) is not end:
+            pending = producer.submit(next, items, end)
+            yield cast(U, item)
 
 
 def _by_time(note: tuple[int, Path, str]) -> int:
