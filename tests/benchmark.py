@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -54,6 +55,7 @@ for _folder in (Path(__file__).resolve().parent.parent / "scripts", Path(__file_
 
 from synthetic import generate_dumps  # noqa: E402
 from utils.console import PhaseTimer, positive_count  # noqa: E402
+from utils.files import write_text_atomically  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache"
@@ -175,6 +177,33 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+T = TypeVar("T")
+
+
+def build_cached(
+    name: str, cache_dir: Path, build: Callable[[Path], T], marker_text: Callable[[T], str]
+) -> T:
+    """Make cache_dir/bench-<name> with build(folder), marked valid by bench-<name>.done.
+
+    The old copy and its marker go first; build fills a temp sibling folder (its process id
+    in its name, so another run's is left alone) that is renamed into place, and the marker
+    is written last: an interrupted build never looks complete."""
+    target, marker = cache_dir / f"bench-{name}", cache_dir / f"bench-{name}.done"
+    marker.unlink(missing_ok=True)
+    if target.exists():
+        shutil.rmtree(target)
+    _remove_stale_temps(name, cache_dir)
+    temp = cache_dir / f".bench-{name}.tmp-{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    try:
+        built = build(temp)
+        os.rename(temp, target)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    write_text_atomically(marker, marker_text(built))
+    return built
+
+
 def ensure_dataset(data: DataSet, cache_dir: Path, say: Callable[[str], None] = print) -> Path:
     """The data set's folder, generated first unless a valid cached copy exists.
 
@@ -188,24 +217,15 @@ def ensure_dataset(data: DataSet, cache_dir: Path, say: Callable[[str], None] = 
         return target
     say(f"generating a synthetic {data.name}: {data.describe()} (cached in {shown})...")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    marker = data.marker(cache_dir)
-    marker.unlink(missing_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    _remove_stale_temps(data.name, cache_dir)
-    temp = cache_dir / f".bench-{data.name}.tmp-{os.getpid()}"
-    shutil.rmtree(temp, ignore_errors=True)
     began = time.perf_counter()
-    try:
-        summary = generate_dumps(
+    summary = build_cached(
+        data.name,
+        cache_dir,
+        lambda temp: generate_dumps(
             temp, data.snapshots, data.processes, data.seed, interval_s=data.interval_s
-        )
-        os.rename(temp, target)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    marker_temp = marker.with_name(f".{marker.name}.tmp")
-    marker_temp.write_text(data.marker_text(), encoding="utf-8")
-    os.replace(marker_temp, marker)
+        ),
+        lambda _: data.marker_text(),
+    )
     say(
         f"  done in {time.perf_counter() - began:.1f} s:"
         f" {summary.bytes_written / 1e6:,.1f} MB in {2 * summary.snapshots:,} files"
@@ -1232,27 +1252,19 @@ def ensure_bundled(
     """The bundled month's folder and how its compaction went, compacted first unless a
     valid cached copy exists (the marker, holding both, is written last)."""
     target = cache_dir / f"bench-{BUNDLED_NAME}"
-    marker = cache_dir / f"bench-{BUNDLED_NAME}.done"
     key = bundled_key()
     cached = cached_compaction(cache_dir, key)
     if cached is not None:
         say(f"using the cached bundled month ({_relative(target)}, compacted {cached.measured_at})")
         return target, cached
     say(f"compacting a copy of the month into {_relative(target)} (measured; cached)...")
-    marker.unlink(missing_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    _remove_stale_temps(BUNDLED_NAME, cache_dir)
-    temp = cache_dir / f".bench-{BUNDLED_NAME}.tmp-{os.getpid()}"
     second = cache_dir / f".bench-{BUNDLED_NAME}.tmp-pss-{os.getpid()}"
-    try:
-        run = compact_copy(month_dir, temp, second)
-        os.rename(temp, target)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    marker_temp = marker.with_name(f".{marker.name}.tmp")
-    marker_temp.write_text(f"{key}\n{run.to_json()}\n", encoding="utf-8")
-    os.replace(marker_temp, marker)
+    run = build_cached(
+        BUNDLED_NAME,
+        cache_dir,
+        lambda temp: compact_copy(month_dir, temp, second),
+        lambda done: f"{key}\n{done.to_json()}\n",
+    )
     say(f"  done: {run.wall_s:.1f} s, peak RSS {mib_text(run.peak_bytes)}")
     return target, run
 
