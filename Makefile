@@ -11,7 +11,7 @@ CHECKED := scripts tests
 DUMPS_DIR := dumps/time
 
 .DEFAULT_GOAL := help
-.PHONY: help demo run analyze-system analyze-processes report analyze compact bench test lint format clean clean-dumps
+.PHONY: help demo run analyze-system analyze-processes report analyze compact bench test test-fast lint format clean clean-dumps
 
 help:  ## List the targets
 	@echo "pid-memory-inspector: make TARGET"
@@ -59,10 +59,13 @@ compact:  ## Bundle each closed UTC day older than 2 days into dumps/time/mem_<d
 	$(PYTHON) scripts/compact_dumps.py --dumps-dir $(DUMPS_DIR) $(if $(DAYS),--older-than-days $(DAYS)) $(if $(KEEP),--keep-days $(KEEP)) $(if $(DRY_RUN),--dry-run)
 
 bench: $(RUN_STAMP)  ## Time both analyses against plain pandas on a month (YEAR=1: a year; REFERENCE=REV with YEAR: against an earlier commit)
-	$(PY) tests/benchmark.py $(if $(YEAR),--year) $(if $(NO_BASELINE),--without-baseline) $(if $(REFERENCE),--reference $(REFERENCE))
+	$(PY) tests/bench $(if $(YEAR),--year) $(if $(NO_BASELINE),--without-baseline) $(if $(REFERENCE),--reference $(REFERENCE))
 
-test: lint  ## Lint, then run the test suite
+test: lint  ## Lint, then run every test
 	$(PY) -m pytest -q
+
+test-fast: $(DEV_STAMP)  ## The edit loop, about a minute: every test but the slow and browser ones, on 2 cores
+	HYPOTHESIS_PROFILE=fast $(PY) -m pytest -q -m "not slow and not browser" -n 2
 
 lint: $(DEV_STAMP)  ## ruff, black --check and mypy --strict on scripts/ and tests/
 	$(PY) -m ruff check $(CHECKED)

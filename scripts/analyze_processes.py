@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from utils import memory
+from utils import defaults
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -26,51 +26,31 @@ from utils.console import (
     window_from_args,
 )
 from utils.growth import GrowthParams
-from utils.parser import PROCESS_PREFIX, NoDataError, Where, describe_sources, discover
+from utils.parser import Where
 from utils.plotting import PlotWorker
 from utils.process_analysis import (
     LEAKS_CSV,
     ProcessOptions,
     ProcessResult,
+    compute_processes,
     format_result,
     leak_plot_calls,
-    load_all_records,
-    process_result,
     remove_stale_outputs,
     top_plots,
     write_leaks_csv,
     write_spread_csv,
 )
+from utils.text import plural
 
 # --- Defaults; flags override them ------------------------------------------------
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DUMPS_DIR = REPO_ROOT / "dumps" / "time"
-OUT_DIR = REPO_ROOT / "plots" / "processes"
-TOP_N = 10
-# The leak finder: below this rate a rise is never called a leak. 10 MiB/day is 300 MiB a
-# month: a leak that takes a host down within months; slower rises are mostly allocator
-# fragmentation and caches that settle, and flagging them would bury the real leaks.
-LEAK_MIN_RATE_MB_PER_DAY = 10.0
-# ... and an instance observed for less than this is not judged: after the 6-hour warm-up
-# it leaves 1.5 days (6 floors) to tell a leak from a start-up ramp or a step.
-LEAK_MIN_SPAN_DAYS = 2.0
+DUMPS_DIR = defaults.DUMPS_DIR
+OUT_DIR = defaults.PROCESS_OUT_DIR
+TOP_N = defaults.TOP_N  # PIDs in the spread table, each with a plot
+LEAK_MIN_RATE_MB_PER_DAY = defaults.LEAK_MIN_RATE_MB_PER_DAY  # below this, never a leak
+LEAK_MIN_SPAN_DAYS = defaults.LEAK_MIN_SPAN_DAYS  # instances observed less: never judged
 # From this many plots on, a second process draws half of them.
 PARALLEL_PLOTS_FROM = 4
 PROG = "analyze_processes"
-
-
-def compute(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:
-    """Discover, read and compute; NoDataError when there is nothing to analyse."""
-    reporter, timer = session.reporter, session.timer
-    with timer.phase("discovery"):
-        files = discover(where.dumps_dir, PROCESS_PREFIX, where.window, reporter.warn)
-        memory.freeze()  # the list of files lives until the end
-    with timer.phase("reading"):
-        records = load_all_records(files, reporter.warn, reporter.reading, options.match)
-        reporter.end_progress()
-    if records.snapshots_read == 0:
-        raise NoDataError(f"none of the {describe_sources(files, PROCESS_PREFIX)} could be used")
-    return process_result(records, options, timer.phase)
 
 
 def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> list[str]:
@@ -85,10 +65,8 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> l
     lines = [f"Wrote {top_csv}", f"Wrote {leaks_csv}"]
     lines.append(f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png")
     if leak_plots:
-        plural = "s" if len(leak_plots) > 1 else ""
-        lines.append(
-            f"Wrote {len(leak_plots)} leak plot{plural}: {out_dir}/leak_<PID>_<first seen>.png"
-        )
+        count = plural(len(leak_plots), "leak plot")
+        lines.append(f"Wrote {count}: {out_dir}/leak_<PID>_<first seen>.png")
     if removed:
         lines.append(f"Removed {len(removed)} file(s) of an earlier run not in these tables")
     return lines
@@ -100,13 +78,13 @@ def analyze_processes(where: Where, options: ProcessOptions, session: Session) -
     # Fork the plot worker first, while this process holds no rows (not even the
     # list of files) and runs no threads.
     with PlotWorker(enabled=options.top_n >= PARALLEL_PLOTS_FROM) as worker:
-        result = compute(where, options, session)
+        result = compute_processes(where, options, session)
         with session.timer.phase("plotting"):
             written = write_outputs(result, where.out_dir, worker)
     for line in [*format_result(result), "", *written]:
         session.console.print(line)
     for line in result.alerts:
-        session.reporter.note(line)
+        session.diagnostics.note(line)
     return EXIT_ALERT if result.alerts else None
 
 

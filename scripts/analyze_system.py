@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from utils import memory
+from utils import defaults
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -23,51 +22,31 @@ from utils.console import (
     run_analysis,
     window_from_args,
 )
-from utils.parser import SYS_PREFIX, NoDataError, Where, describe_sources, discover
+from utils.parser import Where
 from utils.system_analysis import (
     FORECAST_JSON,
     METRICS_CSV,
     SystemOptions,
-    SystemResult,
+    compute_system,
     format_summary,
-    load_and_compute_metrics,
     plot_system,
-    system_result,
     write_forecast_json,
     write_metrics_csv,
 )
 
 # --- Defaults; flags override them ------------------------------------------------
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DUMPS_DIR = REPO_ROOT / "dumps" / "time"
-OUT_DIR = REPO_ROOT / "plots" / "system"
-# The forecast looks at this many days before the last snapshot: a week holds every day
-# of the week once, and is recent enough to be today's trend.
-TREND_DAYS = 7.0
+DUMPS_DIR = defaults.DUMPS_DIR
+OUT_DIR = defaults.SYSTEM_OUT_DIR
+TREND_DAYS = defaults.TREND_DAYS  # the forecast's window, days before the last snapshot
 PROG = "analyze_system"
-
-
-def compute(where: Where, options: SystemOptions, session: Session) -> SystemResult:
-    """Discover, read and compute; NoDataError when there is nothing to analyse."""
-    reporter, timer = session.reporter, session.timer
-    with timer.phase("discovery"):
-        files = discover(where.dumps_dir, SYS_PREFIX, where.window, reporter.warn)
-        memory.freeze()  # the list of files lives until the end
-    with timer.phase("reading"):
-        metrics = load_and_compute_metrics(files, reporter.warn, reporter.reading)
-        reporter.end_progress()
-    if metrics.empty:
-        raise NoDataError(f"none of the {describe_sources(files, SYS_PREFIX)} could be used")
-    with timer.phase("computing"):
-        return system_result(metrics, options)
 
 
 def analyze_system(where: Where, options: SystemOptions, session: Session) -> int | None:
     """Compute, then write the CSV, the JSON and the plots, then print the summary;
     EXIT_ALERT when an alert asked for holds."""
-    result = compute(where, options, session)
+    result = compute_system(where, options, session)
     for note in result.notes:
-        session.reporter.note(f"warning: {note}")
+        session.diagnostics.note(f"warning: {note}")
     with session.timer.phase("computing"):
         where.out_dir.mkdir(parents=True, exist_ok=True)
         written = [
@@ -83,7 +62,7 @@ def analyze_system(where: Where, options: SystemOptions, session: Session) -> in
         session.console.print(f"Wrote {path}")
     session.console.print(f"Wrote {len(plots)} plots: " + ", ".join(str(p) for p in plots))
     for line in result.alerts:
-        session.reporter.note(f"alert: {line}")
+        session.diagnostics.note(f"alert: {line}")
     return EXIT_ALERT if result.alerts else None
 
 

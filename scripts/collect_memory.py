@@ -20,11 +20,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
-from types import FrameType
 from typing import NamedTuple
 
+from utils import defaults
 from utils.console import (
     EXIT_INTERNAL,
     EXIT_NO_DATA,
@@ -42,16 +42,18 @@ from utils.dump_format import (
     csv_text,
     snapshot_names,
 )
-from utils.files import write_private_file
+from utils.files import temp_name, write_private_file
+from utils.signals import Stopped, StopSignals
 
 # --- Defaults; every one of them can be overridden by a flag -----------------
 INTERVAL_S = 600.0  # ten minutes between snapshots
 COUNT: int | None = None  # None: run until stopped
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DUMPS_DIR = REPO_ROOT / "dumps" / "time"
+DUMPS_DIR = defaults.DUMPS_DIR
 
 # --- Fixed behaviour ----------------------------------------------------------
 MIN_INTERVAL_S = 1.0  # file names have one-second resolution
+# Each ends the collector cleanly (exit 0), within a second, also in its sleep.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 MEMINFO_PATH = Path("/proc/meminfo")
 # `ps` can block on a process whose memory map is locked (stuck in D state);
 # a snapshot that takes this long is abandoned and the next slot is tried.
@@ -90,10 +92,6 @@ class ProcessRow(NamedTuple):
 
 class SnapshotError(Exception):
     """A snapshot could not be taken; the daemon logs it and carries on."""
-
-
-class StopRequested(BaseException):
-    """Raised by the signal handler to end the daemon (like KeyboardInterrupt)."""
 
 
 # --- Pure functions: parsing and formatting -----------------------------------
@@ -252,52 +250,6 @@ def _remove(path: Path) -> None:
     dir) must not hide the error that brought us here."""
     with suppress(OSError):
         path.unlink(missing_ok=True)
-
-
-def temp_name(final_name: str) -> str:
-    """A hidden name that no dump pattern (sys_mem_*.csv ...) matches, and that
-    another collector writing to the same dir (cron and a daemon, say) never uses."""
-    return f".{final_name}.{os.getpid()}.tmp"
-
-
-class StopSignals:
-    """SIGTERM, SIGINT and SIGHUP end the daemon cleanly.
-
-    Outside a deferred section the handler raises StopRequested at once, which
-    also interrupts a sleep or a running ps. Inside one (writing and publishing
-    files) it only notes the signal, and the section raises when it ends, so
-    files are never left half-written.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self._deferring = False
-        self._pending: int | None = None
-
-    def install(self) -> None:
-        for signum in self.SIGNALS:
-            # A signal ignored when we started (SIGINT for a background job,
-            # SIGHUP under nohup) stays ignored.
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                signal.signal(signum, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._deferring:
-            self._pending = signum
-        else:
-            raise StopRequested(signum)
-
-    @contextmanager
-    def deferred(self) -> Iterator[None]:
-        self._deferring = True
-        try:
-            yield
-        finally:
-            self._deferring = False
-            # Also when the section failed (disk full): stopping beats reporting it.
-            if self._pending is not None:
-                raise StopRequested(self._pending)
 
 
 class Snapshot(NamedTuple):
@@ -503,8 +455,7 @@ def configure_logging() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
-    guard = StopSignals()
-    guard.install()
+    guard = StopSignals(STOP_SIGNALS).install()
     dumps_dir: Path = args.dumps_dir
     try:
         try:
@@ -516,8 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return EXIT_NO_DATA
         failures = run_collector(dumps_dir, Schedule(args.interval, args.count), guard)
-    except StopRequested as stop:
-        log.info("stopped by %s", signal.Signals(stop.args[0]).name)
+    except Stopped as stop:
+        log.info("stopped by %s", stop.name)
         return EXIT_OK
     except Exception as err:  # a bug outside a snapshot: one line, never a wall of Python
         trace = save_traceback(PROG, err, [dumps_dir])

@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-import analyze_processes
-import analyze_system
+from utils import defaults
 from utils.console import (
     Session,
     add_dumps_dir_arg,
@@ -35,15 +34,21 @@ from utils.files import write_text_atomically
 from utils.growth import GrowthParams
 from utils.parser import NoDataError, TimeWindow, Where
 from utils.plotting import PlotCall, PlotWorker
-from utils.process_analysis import ProcessOptions, ProcessResult, leak_plot_calls, top_plots
+from utils.process_analysis import (
+    ProcessOptions,
+    ProcessResult,
+    compute_processes,
+    leak_plot_calls,
+    top_plots,
+)
 from utils.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
-from utils.system_analysis import SystemOptions, SystemResult
+from utils.system_analysis import SystemOptions, SystemResult, compute_system
 from utils.system_analysis import plot_calls as system_plot_calls
 
-# --- Defaults; flags override them ------------------------------------------------
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DUMPS_DIR = REPO_ROOT / "dumps" / "time"
-OUT_FILE = REPO_ROOT / "plots" / "report.html"
+# --- Defaults; flags override them (the analyses' own come from where theirs do) ----
+DUMPS_DIR = defaults.DUMPS_DIR
+OUT_FILE = defaults.REPORT_FILE
+TOP_N = defaults.TOP_N
 PROG = "make_report"
 
 Result = TypeVar("Result")
@@ -77,8 +82,8 @@ def compute_both(
 ) -> tuple[SystemResult | Missing, ProcessResult | Missing]:
     """Both analyses' results; NoDataError (one line) when neither has data."""
     analysed = Where(page.dumps_dir, page.window, page.out.parent)
-    system = attempt(lambda: analyze_system.compute(analysed, options.system, session))
-    processes = attempt(lambda: analyze_processes.compute(analysed, options.processes, session))
+    system = attempt(lambda: compute_system(analysed, options.system, session))
+    processes = attempt(lambda: compute_processes(analysed, options.processes, session))
     if isinstance(system, Missing) and isinstance(processes, Missing):
         reasons = dict.fromkeys([system.reason, processes.reason])  # once if the same
         raise NoDataError("; ".join(reasons))
@@ -123,13 +128,13 @@ def make_report(page: Page, options: Options, session: Session) -> None:
             system_part, process_part = draw_parts(system, processes, worker)
     if isinstance(system, SystemResult):
         for note in system.notes:
-            session.reporter.note(f"warning: {note}")
+            session.diagnostics.note(f"warning: {note}")
     data = ReportData(
         dumps_dir=page.dumps_dir,
         window=page.window,
         system=system_part,
         processes=process_part,
-        skipped=tuple(session.reporter.skipped),
+        skipped=tuple(session.diagnostics.skipped),
         command=shlex.join(sys.argv),
         made_at=datetime.now(UTC).replace(tzinfo=None),
     )
@@ -138,7 +143,7 @@ def make_report(page: Page, options: Options, session: Session) -> None:
         write_text_atomically(page.out, render_report(data))
     for part in (system_part, process_part):
         if isinstance(part, Missing):
-            session.reporter.note(f"warning: {part.reason}; the report says so")
+            session.diagnostics.note(f"warning: {part.reason}; the report says so")
     size = page.out.stat().st_size
     session.console.print(f"Wrote {page.out} ({size / 1e6:.1f} MB)")
 
@@ -157,9 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--top",
         type=positive_count,
-        default=analyze_processes.TOP_N,
+        default=TOP_N,
         metavar="N",
-        help=f"how many PIDs go into the spread table (default {analyze_processes.TOP_N})",
+        help=f"how many PIDs go into the spread table (default {TOP_N})",
     )
     parser.add_argument(
         "--match",
@@ -171,11 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> Options:
     growth = GrowthParams(
-        min_rate_mb_per_day=analyze_processes.LEAK_MIN_RATE_MB_PER_DAY,
-        min_span_days=analyze_processes.LEAK_MIN_SPAN_DAYS,
+        min_rate_mb_per_day=defaults.LEAK_MIN_RATE_MB_PER_DAY,
+        min_span_days=defaults.LEAK_MIN_SPAN_DAYS,
     )
     return Options(
-        SystemOptions(analyze_system.TREND_DAYS),
+        SystemOptions(defaults.TREND_DAYS),
         ProcessOptions(top_n=args.top, match=args.match, growth=growth),
     )
 

@@ -1,4 +1,4 @@
-"""Any bytes in, never a traceback: the readers against the cases issue 8 found, and against
+"""Any bytes in, never a traceback: the readers against hand-picked bad files, and against
 Hypothesis (arbitrary bytes, and mutations of real dump files) with an independent oracle.
 
 The oracle below is the dump format written down a second way (Python's csv module and
@@ -28,13 +28,14 @@ from hypothesis import strategies as st
 
 import analyze_processes
 import analyze_system
-from dumpfiles import bundle_day, run_main
+from conftest import SCRIPTS_DIR, bundle_day, run_main
+from utils import system_analysis
 from utils.dump_format import PROCESS_HEADER, SYS_HEADER, TIMESTAMP_FORMAT, csv_text
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
 from utils.system_analysis import OPTIONAL_FIELDS, RAW_FIELDS, load_system_frame
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS = SCRIPTS_DIR
 GOOD_STAMPS = ["20260301_000000", "20260301_001000", "20260301_003000", "20260301_004000"]
 BAD_STAMP = "20260301_002000"  # between the good ones
 BOM = b"\xef\xbb\xbf"
@@ -260,7 +261,7 @@ def check_property(prefix: str, bad: bytes, bundled: bool = False) -> None:
         assert values[2] == [None if math.isnan(v) else round(v, 3) for v in fields]
 
 
-# --- The cases issue 8 found -----------------------------------------------------------
+# --- Hand-picked bad files (each once seen in the wild or found by fuzzing) --------------
 
 P_HEADER = b"PID,PPID,USER,RSS_MB,VSZ_MB,CMD\n"
 S_NAMES = "MemTotal_MB,MemFree_MB,Buffers_MB,Cached_MB,SReclaimable_MB,SwapTotal_MB,SwapFree_MB"
@@ -348,7 +349,9 @@ class Run(NamedTuple):
     outputs: dict[str, bytes]
 
 
-def run_script(main: Callable[[Sequence[str]], int], dumps: Path, out: Path, *extra: str) -> Run:
+def run_analysis_main(
+    main: Callable[[Sequence[str]], int], dumps: Path, out: Path, *extra: str
+) -> Run:
     ran = run_main(main, ["--dumps-dir", str(dumps), "--out-dir", str(out), *extra])
     outputs = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix == ".csv"}
     return Run(*ran, outputs)
@@ -383,13 +386,13 @@ def test_the_scripts_name_a_bad_file_once_and_change_nothing_else(
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     write_good(dumps, prefix)
-    clean = run_script(main, dumps, tmp_path / "clean", *extra)
+    clean = run_analysis_main(main, dumps, tmp_path / "clean", *extra)
     bad = dumps / f"{prefix}{BAD_STAMP}.csv"
     if content == b"fifo":
         os.mkfifo(bad)
     else:
         bad.write_bytes(content)
-    dirty = run_script(main, dumps, tmp_path / "dirty", *extra)
+    dirty = run_analysis_main(main, dumps, tmp_path / "dirty", *extra)
     assert clean.status == dirty.status == 0, dirty.stderr
     assert clean.stderr == ""
     (line,) = dirty.stderr.splitlines()
@@ -408,8 +411,8 @@ def test_a_bug_is_one_line_exit_70_and_a_traceback_file(
     def buggy(*args: object) -> object:
         raise ValueError("the impossible happened")
 
-    monkeypatch.setattr(analyze_system, "system_result", buggy)
-    run = run_script(analyze_system.main, dumps, tmp_path / "out")
+    monkeypatch.setattr(system_analysis, "system_result", buggy)
+    run = run_analysis_main(analyze_system.main, dumps, tmp_path / "out")
     assert run.status == 70
     (trace,) = (tmp_path / "out").glob("analyze_system-traceback-*.txt")
     assert run.stderr == (
@@ -436,7 +439,8 @@ def test_no_traceback_reaches_a_user_of_the_real_script(tmp_path: Path) -> None:
 # --- Hypothesis: arbitrary bytes and mutations of real dumps ---------------------------
 
 # Examples per property test; the "deep" profile (tests/conftest.py) runs 3,000.
-FUZZ = settings(max_examples=max(settings().max_examples, 150))
+# 150 examples in the default profile, and in proportion in the others.
+FUZZ = settings(max_examples=settings().max_examples * 3 // 2)
 ODD_NUMBERS = ["TRUE", "FALSE", "true", "1e400", "0x10", "-0", "NaN", "inf", "-1", "1.5", " 7",
                "+7", "1e3", "", "1_000", "\u0661", "7.0", "007", ".5", "5.", "1e", "--1", "\t3"]  # fmt: skip
 INSERTS = [b"\r", b"\n", b"\x00", b'"', b",", b"\xff", b"\r\n", b" "]
@@ -545,7 +549,7 @@ def test_bad_sys_members_of_a_bundle(data: bytes) -> None:
     check_property(SYS_PREFIX, data, bundled=True)
 
 
-@settings(max_examples=max(settings().max_examples // 2, 60))
+@settings(max_examples=settings().max_examples * 3 // 5)
 @given(data=st.binary(max_size=2000), cut=st.floats(0.0, 1.0))
 def test_a_damaged_bundle_is_one_line_and_keeps_the_rest(data: bytes, cut: float) -> None:
     """Arbitrary bytes, or a real bundle cut anywhere, by a bundle's name beside loose files
@@ -570,7 +574,7 @@ def test_a_damaged_bundle_is_one_line_and_keeps_the_rest(data: bytes, cut: float
     assert good_rows == expected.result[0]  # type: ignore[index]
 
 
-@settings(max_examples=max(settings().max_examples // 10, 12))
+@settings(max_examples=max(settings().max_examples // 8, 3))
 @given(data=st.one_of(st.binary(max_size=300), mutated_dump(PROCESS_PREFIX)))
 def test_the_process_script_on_generated_bad_files(data: bytes) -> None:
     assume(oracle(data, PROCESS_NEEDS, PROCESS_KNOWN).rows is None)
@@ -579,9 +583,9 @@ def test_the_process_script_on_generated_bad_files(data: bytes) -> None:
         dumps = root / "dumps"
         dumps.mkdir()
         write_good(dumps, PROCESS_PREFIX)
-        clean = run_script(analyze_processes.main, dumps, root / "clean", "--top", "1")
+        clean = run_analysis_main(analyze_processes.main, dumps, root / "clean", "--top", "1")
         (dumps / f"{PROCESS_PREFIX}{BAD_STAMP}.csv").write_bytes(data)
-        dirty = run_script(analyze_processes.main, dumps, root / "dirty", "--top", "1")
+        dirty = run_analysis_main(analyze_processes.main, dumps, root / "dirty", "--top", "1")
     assert dirty.status == 0
     assert len(dirty.stderr.splitlines()) == 1, dirty.stderr
     assert dirty.outputs == clean.outputs

@@ -1,5 +1,6 @@
-"""Fast checks of tests/benchmark.py: its formatting, its memory measurement, the plain
-baseline it measures against, and its data cache. The benchmark itself is `make bench`."""
+"""Fast checks of tests/bench, `make bench`'s tool: its formatting, its memory measurement,
+the plain baseline it measures against, its entry points and its data cache. The benchmark
+itself is `make bench`."""
 
 from __future__ import annotations
 
@@ -13,48 +14,48 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import (
-    HAS_CHILDREN_FILES,
-    MIB,
-    MONTH,
-    MONTH_TARGETS,
-    REPO_ROOT,
-    YEAR,
-    BenchmarkError,
-    Check,
+from bench.baseline import main as baseline_main
+from bench.baseline import plain_rss_spread, plain_system_metrics
+from bench.compaction import (
     CompactionRun,
-    DataSet,
     DiskUsage,
-    Measurement,
-    Phases,
-    Reference,
-    RunResult,
     bundled_key,
-    bundled_section,
     cached_compaction,
-    command_for,
-    compaction_section,
-    descendants,
     disk_usage,
     ensure_bundled,
-    ensure_dataset,
-    ensure_reference,
+)
+from bench.datasets import MONTH, YEAR, DataSet, ensure_dataset, is_cached
+from bench.paths import REPO_ROOT
+from bench.reference import Reference, ensure_reference
+from bench.results import (
+    MIB,
+    Check,
+    Measurement,
+    Phases,
+    RunResult,
     format_checks,
     format_comparison,
     format_verdict,
-    growth_checks,
-    is_cached,
-    loose_section,
-    main,
-    measure,
-    parse_pss,
     parse_timings,
     peak_check,
-    plain_rss_spread,
-    plain_system_metrics,
     pss_check,
-    ratio_checks,
+)
+from bench.runs import command_for
+from bench.sampler import (
+    HAS_CHILDREN_FILES,
+    BenchmarkError,
+    descendants,
+    measure,
+    parse_pss,
     read_pss,
+)
+from bench.targets import (
+    MONTH_TARGETS,
+    bundled_section,
+    compaction_section,
+    growth_checks,
+    loose_section,
+    ratio_checks,
     reference_section,
     report_section,
     targets_lines,
@@ -381,14 +382,14 @@ def test_reference_section_checks_ours_is_no_slower() -> None:
         make("reference", [20.0], [900.0], YEAR),
         make("ours", [21.0], [500.0], YEAR, pss_mib=400.0),
     )}  # fmt: skip
-    reference = Reference("v1", "05a2071" + "0" * 33, Path("scripts"))
+    reference = Reference("v1", "abc1234" + "0" * 33, Path("scripts"))
     lines, checks = reference_section(year, reference, YEAR)
-    assert lines[0].startswith("Ours against 05a2071 (v1), ")
-    assert [line.split()[0] for line in lines if line.startswith("  0")] == ["05a2071"] * 2
-    assert any(line.split()[:2] == ["ours/05a2071", "1.05x"] for line in lines)
+    assert lines[0].startswith("Ours against abc1234 (v1), ")
+    assert [line.split()[0] for line in lines if line.startswith("  0")] == ["abc1234"] * 2
+    assert any(line.split()[:2] == ["ours/abc1234", "1.05x"] for line in lines)
     assert [(check.what, round(check.value, 3), check.met) for check in checks] == [
-        ("system time (ours/05a2071, year)", 0.967, True),
-        ("processes time (ours/05a2071, year)", 1.05, False),
+        ("system time (ours/abc1234, year)", 0.967, True),
+        ("processes time (ours/abc1234, year)", 1.05, False),
     ]
 
 
@@ -555,7 +556,7 @@ def test_plain_system_metrics_columns(dumps: Path) -> None:
 
 
 def test_baseline_mode_prints_its_timings(dumps: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--baseline", "processes", str(dumps)]) == 0
+    assert baseline_main(["processes", str(dumps)]) == 0
     captured = capsys.readouterr()
     assert "wrote 10 rows to top10_rss_spread.csv" in captured.out
     assert parse_timings(captured.err) is not None
@@ -566,8 +567,34 @@ def test_baseline_mode_prints_its_timings(dumps: Path, capsys: pytest.CaptureFix
 def test_baseline_mode_fails_on_an_empty_dir(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--baseline", "system", str(tmp_path)]) == 1
+    assert baseline_main(["system", str(tmp_path)]) == 1
     assert "baseline_system: error:" in capsys.readouterr().err
+
+
+def test_the_benchmark_runs_the_baseline_as_a_script(dumps: Path, tmp_path: Path) -> None:
+    """The baseline's command, as the benchmark measures it, runs from the repository."""
+    argv = command_for("baseline", "system", dumps, tmp_path / "out")
+    assert argv[1:3] == ["tests/bench/baseline.py", "system"]
+    done = subprocess.run(
+        argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"baseline_system: {SNAPSHOTS} files, wrote {SNAPSHOTS} rows" in done.stdout
+    assert parse_timings(done.stderr) is not None
+
+
+def test_make_bench_s_command_line_starts_the_benchmark() -> None:
+    done = subprocess.run(
+        [sys.executable, "tests/bench", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: benchmark")
+    assert "--year" in done.stdout and "--reference REV" in done.stdout
 
 
 # --- The data cache ----------------------------------------------------------------------

@@ -16,10 +16,9 @@ import pytest
 
 import analyze_processes
 import analyze_system
-import compact_dumps
-from dumpfiles import bundle_day, run_main, write_bundle, write_proc
+from conftest import bundle_day, run_main, write_bundle, write_proc
 from synthetic import generate_dumps
-from utils import dumps
+from utils import bundles, compaction, dumps
 from utils.dumps import Reader
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_sources
 from utils.process_analysis import PROCESS_SPEC
@@ -162,7 +161,7 @@ def test_many_odd_members_are_a_few_lines(tmp_path: Path, monkeypatch: pytest.Mo
         ),
         f"analyze_processes: warning: {bundle}: 27 more members skipped, not listed",
     ]
-    monkeypatch.setattr(dumps, "MAX_MEMBERS", 10)
+    monkeypatch.setattr(bundles, "MAX_MEMBERS", 10)
     lines = run(analyze_processes.main, tmp_path, tmp_path / "out").stderr.splitlines()
     assert lines[-1] == (
         f"analyze_processes: warning: {bundle}: cannot read the bundle: more than 10 members:"
@@ -223,8 +222,8 @@ def test_loose_snapshots_written_by_the_helpers_still_work(tmp_path: Path) -> No
 def test_what_the_compactor_writes_reads_the_same(loose: Path, tmp_path: Path) -> None:
     compacted = copy(loose, tmp_path / "compacted")
     said: list[str] = []
-    report = compact_dumps.compact(
-        compact_dumps.RunSettings(compacted, date(2026, 1, 6), say=said.append, warn=said.append)
+    report = compaction.compact(
+        compaction.RunSettings(compacted, date(2026, 1, 6), say=said.append, warn=said.append)
     )
     assert report.ok and report.days_written == 3
     assert not list(compacted.glob("*.csv"))

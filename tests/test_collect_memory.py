@@ -20,9 +20,11 @@ import pytest
 
 import collect_memory as cm
 import utils.dump_format as fmt
+from conftest import script_path
 from utils import files
+from utils.signals import Stopped, StopSignals
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "collect_memory.py"
+SCRIPT = script_path("collect_memory.py")
 
 # /proc/meminfo of an old kernel: no MemAvailable (before 3.14), no AnonHugePages.
 OLD_MEMINFO = textwrap.dedent("""\
@@ -186,7 +188,7 @@ def test_slow_snapshot_skips_slots_without_shifting_later_ones(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     clock = FakeClock(monkeypatch, iter([1.0, 25.0, 0.5, 0.5]))
-    failures = cm.run_collector(tmp_path, cm.Schedule(10.0, 4), cm.StopSignals())
+    failures = cm.run_collector(tmp_path, cm.Schedule(10.0, 4), StopSignals())
     assert failures == 0
     # The second snapshot (at 10) ran until 35: the slots at 20 and 30 are skipped.
     assert clock.started == [0.0, 10.0, 40.0, 50.0]
@@ -197,7 +199,7 @@ def test_no_slot_is_reported_skipped_when_none_was(
 ) -> None:
     clock = FakeClock(monkeypatch, itertools.repeat(0.01))
     with caplog.at_level("WARNING", logger="collect_memory"):
-        cm.run_collector(tmp_path, cm.Schedule(1.1, 2000), cm.StopSignals())
+        cm.run_collector(tmp_path, cm.Schedule(1.1, 2000), StopSignals())
     assert [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()] == []
     assert clock.started[-1] == pytest.approx(1999 * 1.1)
 
@@ -220,7 +222,7 @@ def test_take_snapshot_writes_a_private_pair(
     meminfo, ps = fake_sources
     dumps = tmp_path / "dumps"
     cm.prepare_dumps_dir(dumps)
-    snap = cm.take_snapshot(dumps, "20260301_120000", cm.StopSignals(), cm.Sources(meminfo, ps))
+    snap = cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
     assert snap == cm.Snapshot("20260301_120000", 7)
     sys_file = dumps / "sys_mem_20260301_120000.csv"
     proc_file = dumps / "process_mem_20260301_120000.csv"
@@ -256,7 +258,7 @@ def test_existing_snapshot_is_never_overwritten(
     meminfo, ps = fake_sources
     (tmp_path / "sys_mem_20260301_120000.csv").write_text("precious\n")
     with pytest.raises(cm.SnapshotError, match="already exists"):
-        cm.take_snapshot(tmp_path, "20260301_120000", cm.StopSignals(), cm.Sources(meminfo, ps))
+        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
     assert (tmp_path / "sys_mem_20260301_120000.csv").read_text() == "precious\n"
     assert not (tmp_path / "process_mem_20260301_120000.csv").exists()
 
@@ -277,7 +279,7 @@ def test_failed_ps_publishes_nothing(
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     with pytest.raises(cm.SnapshotError) as info:
-        cm.take_snapshot(dumps, "20260301_120000", cm.StopSignals(), cm.Sources(meminfo, command))
+        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, command))
     assert str(info.value) == message
     assert list(dumps.iterdir()) == []
 
@@ -288,7 +290,7 @@ def test_unreadable_meminfo_is_a_snapshot_error(
     _, ps = fake_sources
     missing = tmp_path / "nope"
     with pytest.raises(cm.SnapshotError, match=f"cannot read {missing}"):
-        cm.take_snapshot(tmp_path, "20260301_120000", cm.StopSignals(), cm.Sources(missing, ps))
+        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(missing, ps))
 
 
 def test_disk_full_leaves_no_file_and_no_temporary(
@@ -309,7 +311,7 @@ def test_disk_full_leaves_no_file_and_no_temporary(
 
     monkeypatch.setattr(cm, "write_private_file", full_on_second)
     with pytest.raises(cm.SnapshotError, match="No space left on device"):
-        cm.take_snapshot(dumps, "20260301_120000", cm.StopSignals(), cm.Sources(meminfo, ps))
+        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
     assert list(dumps.iterdir()) == []
 
 
@@ -322,7 +324,7 @@ def test_failed_snapshots_are_logged_and_collection_goes_on(
         failures = cm.run_collector(
             tmp_path,
             cm.Schedule(1.0, 2),
-            cm.StopSignals(),
+            StopSignals(),
             cm.Sources(meminfo, ("no-such-ps-program",)),
         )
     assert failures == 2
@@ -348,7 +350,7 @@ def test_a_read_only_dir_fails_the_snapshot_even_when_clean_up_fails(
     monkeypatch.setattr(cm, "write_private_file", read_only)
     monkeypatch.setattr(Path, "unlink", read_only)
     with pytest.raises(cm.SnapshotError, match="Read-only file system"):
-        cm.take_snapshot(tmp_path, "20260301_120000", cm.StopSignals(), cm.Sources(meminfo, ps))
+        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
 
 
 def test_a_dumps_dir_replaced_by_a_file_fails_the_snapshot(
@@ -358,7 +360,7 @@ def test_a_dumps_dir_replaced_by_a_file_fails_the_snapshot(
     dumps = tmp_path / "dumps"
     dumps.write_text("")
     with pytest.raises(cm.SnapshotError, match="Not a directory"):
-        cm.take_snapshot(dumps, "20260301_120000", cm.StopSignals(), cm.Sources(meminfo, ps))
+        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
 
 
 def test_a_hanging_ps_is_killed_with_everything_it_started(tmp_path: Path) -> None:
@@ -399,7 +401,7 @@ def test_a_bug_in_a_snapshot_is_one_line_and_collection_goes_on(
     monkeypatch.setattr(cm, "sys_row", buggy)
     with caplog.at_level("INFO", logger="collect_memory"):
         failures = cm.run_collector(
-            tmp_path, cm.Schedule(1.0, 2), cm.StopSignals(), cm.Sources(meminfo, ps)
+            tmp_path, cm.Schedule(1.0, 2), StopSignals(), cm.Sources(meminfo, ps)
         )
     assert failures == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
@@ -414,20 +416,20 @@ def test_a_bug_in_a_snapshot_is_one_line_and_collection_goes_on(
 
 
 def test_signal_during_a_failing_write_still_stops() -> None:
-    guard = cm.StopSignals()
-    with pytest.raises(cm.StopRequested), guard.deferred():
+    guard = StopSignals()
+    with pytest.raises(Stopped), guard.deferred():
         guard._handle(signal.SIGTERM, None)
         raise cm.SnapshotError("cannot write: No space left on device")
 
 
 def test_signal_during_writing_is_deferred_until_files_are_whole() -> None:
-    guard = cm.StopSignals()
-    with pytest.raises(cm.StopRequested), guard.deferred():
+    guard = StopSignals()
+    with pytest.raises(Stopped), guard.deferred():
         guard._handle(signal.SIGTERM, None)  # arrives mid-write: noted, not raised
         finished = True
     assert finished
-    with pytest.raises(cm.StopRequested):
-        cm.StopSignals()._handle(signal.SIGTERM, None)  # elsewhere: at once
+    with pytest.raises(Stopped):
+        StopSignals()._handle(signal.SIGTERM, None)  # elsewhere: at once
 
 
 # --- the script as a user runs it --------------------------------------------------
@@ -630,6 +632,7 @@ def logged_errors(process: subprocess.Popen[str]) -> list[str]:
     return [line for line in process.stderr.read().splitlines() if " ERROR " in line]
 
 
+@pytest.mark.slow  # the real collector over seconds
 def test_collection_survives_its_dumps_dir_turning_into_a_file(
     tmp_path: Path, collectors: Collectors
 ) -> None:
@@ -670,6 +673,7 @@ def small_mount(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=False, timeout=30)
 
 
+@pytest.mark.slow  # the real collector over seconds
 def test_collection_survives_its_disk_turning_read_only(
     small_mount: Path, collectors: Collectors
 ) -> None:

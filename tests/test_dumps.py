@@ -12,10 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dumpfiles import write_proc
-from utils import dumps, parser
+from conftest import write_proc
+from utils import dumps, file_bytes, parser
+from utils.dump_format import SYS_HEADER
 from utils.dumps import Batch, Kind, Reader, TableSpec
-from utils.parser import PROCESS_PREFIX, DumpFile, find_dumps
+from utils.parser import PROCESS_PREFIX, SYS_PREFIX, DumpFile, find_dumps
+from utils.system_analysis import load_system_frame
 
 SPEC = TableSpec(
     columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT))
@@ -113,6 +115,32 @@ def test_a_bad_file_is_named_and_skipped_and_the_rest_is_kept(
     assert warn.lines == [f"{bad.name}: {reason}"]
     assert snapshots == [0, 2]
     assert frame["PID"].tolist() == [10, 10]
+
+
+@pytest.mark.parametrize("batch_bytes", [1 << 20, 1])
+@pytest.mark.parametrize("position", [0, 1])
+def test_a_row_with_one_field_more_than_its_header_is_a_bad_file(
+    tmp_path: Path, batch_bytes: int, position: int
+) -> None:
+    """pandas reads a first line with one field too many as an index column and shifts every
+    value one column to the right; first in a batch or not, the file is named and skipped."""
+    header = ",".join(SYS_HEADER) + "\n"
+    good = header + ",".join(["24000.0"] * len(SYS_HEADER)) + "\n"
+    bad = header + "42," + ",".join(["24000.0"] * len(SYS_HEADER)) + "\n"
+    stamps = ["20260301_000000", "20260301_001000"]
+    for number, stamp in enumerate(stamps):
+        text = bad if number == position else good
+        (tmp_path / f"sys_mem_{stamp}.csv").write_text(text, encoding="utf-8")
+    warned: list[str] = []
+    frame = load_system_frame(
+        find_dumps(tmp_path, SYS_PREFIX), lambda path, why: warned.append(f"{path.name}: {why}")
+    )
+    fields = len(SYS_HEADER)
+    assert warned == [
+        f"sys_mem_{stamps[position]}.csv: line 2 has {fields + 1} fields, the header has"
+        f" {fields}; skipped"
+    ]
+    assert frame["MemTotal_MB"].tolist() == [24000.0]
 
 
 def test_a_file_whose_only_row_is_cut_off_is_one_warning(tmp_path: Path) -> None:
@@ -224,12 +252,12 @@ def test_a_file_listed_as_regular_is_still_checked_once_open(tmp_path: Path) -> 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(dumps.BadFileError, match=r"^not a regular file \(a FIFO\)$"):
-        dumps.read_bytes(fifo, listed_regular=True)  # and open() did not wait for a writer
+        file_bytes.read_bytes(fifo, listed_regular=True)  # and open() did not wait for a writer
     big = tmp_path / "big"
     big.write_bytes(b"x" * 2048)
     with pytest.raises(dumps.BadFileError, match=r"^2.0 KiB, larger than any dump"):
-        dumps.read_bytes(big, 1024, listed_regular=True)
-    assert dumps.read_bytes(big, 4096, listed_regular=True) == b"x" * 2048
+        file_bytes.read_bytes(big, 1024, listed_regular=True)
+    assert file_bytes.read_bytes(big, 4096, listed_regular=True) == b"x" * 2048
 
 
 def test_a_listed_file_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None:
@@ -241,10 +269,10 @@ def test_a_listed_file_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> 
     real.unlink()
     real.symlink_to("/dev/null")
     with pytest.raises(dumps.BadFileError, match=r"^replaced by a symlink since it was listed$"):
-        dumps.read_bytes(listed.path, listed_regular=listed.listed_regular)
+        file_bytes.read_bytes(listed.path, listed_regular=listed.listed_regular)
     # Not listed as regular: stat()ed first, and named for what it leads to.
     with pytest.raises(dumps.BadFileError, match=r"^not a regular file \(a character device\)$"):
-        dumps.read_bytes(listed.path)
+        file_bytes.read_bytes(listed.path)
 
 
 def test_a_listing_that_needs_a_failing_lstat_falls_back_to_stat() -> None:

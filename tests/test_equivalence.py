@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import plain_rss_spread, plain_system_metrics
+from bench.baseline import plain_rss_spread, plain_system_metrics
 from synthetic import generate_dumps
 from utils.dumps import BATCH_BYTES
 from utils.growth import GrowthParams
@@ -20,6 +20,9 @@ from utils.process_analysis import (
     write_leaks_csv,
 )
 from utils.system_analysis import load_and_compute_metrics
+
+# Two weeks of snapshots read both ways: many seconds.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

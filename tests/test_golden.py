@@ -16,7 +16,7 @@ import pytest
 
 import analyze_processes
 import analyze_system
-from dumpfiles import run_main
+from conftest import run_main
 from synthetic import generate_dumps
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

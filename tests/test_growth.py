@@ -15,10 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from utils.defaults import LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_SPAN_DAYS
 from utils.growth import (
     BUCKET_S,
-    DEFAULT_MIN_RATE_MB_PER_DAY,
-    DEFAULT_MIN_SPAN_DAYS,
     FloorTable,
     Growth,
     GrowthParams,
@@ -41,7 +40,7 @@ INTERVAL_S = 600
 T0 = 1_772_323_200  # 2026-03-01 00:00:00 UTC
 PAGE_MB = 4 / 1024  # ps counts whole 4 kB pages
 SEEDS = (1, 7, 2026)
-PARAMS = GrowthParams(DEFAULT_MIN_RATE_MB_PER_DAY, DEFAULT_MIN_SPAN_DAYS)
+PARAMS = GrowthParams(LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_SPAN_DAYS)
 RATE_TOLERANCE = 0.15
 FAST_KEEP = 0.9  # per 10 minutes: the fast noise forgets in about 1.5 hours
 SLOW_TAU_S = 12 * HOUR_S  # the slow wander forgets in half a day
@@ -282,7 +281,7 @@ def test_confidence_is_higher_for_a_clean_line(seed: int) -> None:
 
 
 def test_min_rate_hides_a_leak() -> None:
-    rule, reason = verdict_of(LINEAR_LEAK, 3, GrowthParams(100.0, DEFAULT_MIN_SPAN_DAYS))
+    rule, reason = verdict_of(LINEAR_LEAK, 3, GrowthParams(100.0, LEAK_MIN_SPAN_DAYS))
     assert rule is Rule.SLOW
     assert re.fullmatch(r"rises 3\d\.\d MiB/day, under 100", reason), reason
 
@@ -290,7 +289,7 @@ def test_min_rate_hides_a_leak() -> None:
 def test_min_span_hides_a_short_leak() -> None:
     short = Shape(base_mb=300.0, days=3.0, leak_mb_per_day=100.0)
     growth_of(short, 3)  # flagged with the defaults
-    rule, reason = verdict_of(short, 3, GrowthParams(DEFAULT_MIN_RATE_MB_PER_DAY, 4.0))
+    rule, reason = verdict_of(short, 3, GrowthParams(LEAK_MIN_RATE_MB_PER_DAY, 4.0))
     assert (rule, reason) == (Rule.SHORT, "observed 3.00 days, under 4 days")
 
 

@@ -33,7 +33,9 @@ def calls_without_timeout(source: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(TESTS_DIR.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(TESTS_DIR.rglob("*.py")), ids=lambda p: str(p.relative_to(TESTS_DIR))
+)
 def test_every_wait_on_a_child_process_has_a_timeout(path: Path) -> None:
     assert calls_without_timeout(path.read_text(encoding="utf-8")) == []
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import analyze_processes
-from dumpfiles import ProcessRow, assert_real_png, run_main, write_proc
+from conftest import ProcessRow, assert_real_png, run_main, write_proc
 from utils.parser import PROCESS_PREFIX, find_dumps
 from utils.process_analysis import LEAK_COLUMNS, load_all_records
 

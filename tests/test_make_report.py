@@ -13,7 +13,6 @@ import csv
 import html
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from html.parser import HTMLParser
@@ -25,12 +24,14 @@ import pytest
 import analyze_processes
 import analyze_system
 import make_report
-from dumpfiles import run_main, write_proc, write_sys
+from conftest import run_main, run_script, script_path, write_proc, write_sys
 from synthetic import generate_dumps
+from utils import defaults
 from utils.parser import TimeWindow
 from utils.report import Missing, ReportData, png_size, render_report
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "make_report.py"
+NAME = "make_report.py"
+SCRIPT = script_path(NAME)
 SECTIONS = ["analysed", "system", "system-plots", "leaks", "top", "alerts"]
 EVIL = "<script>alert(1)</script></table>"
 # The CSV each table holds, and its numeric columns (shown with thousands separators).
@@ -140,16 +141,6 @@ def external_references(page: Page) -> list[str]:
 # --- Running things --------------------------------------------------------------------
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def run_in_process(main: Callable[[Sequence[str]], int], args: Sequence[str]) -> int:
     return run_with_output(main, args)[0]
 
@@ -221,7 +212,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     folder = tmp_path_factory.mktemp("report")
     dumps = synthetic_dumps(folder / "dumps")
     html_path = folder / "report.html"
-    result = run_script("--dumps-dir", str(dumps), "--out", str(html_path))
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out", str(html_path))
     statuses, console = run_analyses(dumps, folder / "out", "--fail-on-leak")
     text = html_path.read_text(encoding="utf-8")
     return Report(dumps, html_path, Page(text), text, folder / "out", statuses, console, result)
@@ -359,7 +350,7 @@ def test_nothing_is_fetched_from_anywhere(report: Report) -> None:
 def test_a_command_line_with_markup_shows_as_text(tmp_path: Path) -> None:
     dumps = small_dumps(tmp_path / "dumps", cmd=f"/opt/x {EVIL} & 'q' \"dq\"")
     out = tmp_path / "report.html"
-    result = run_script("--dumps-dir", str(dumps), "--out", str(out), "--match", EVIL)
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out", str(out), "--match", EVIL)
     assert result.returncode == 0, result.stderr
     text = out.read_text(encoding="utf-8")
     page = Page(text)
@@ -403,7 +394,7 @@ def test_a_bad_file_is_listed_with_its_reason(tmp_path: Path) -> None:
     bad = dumps / "process_mem_20260301_100300.csv"
     bad.write_text("PID,PPID,USER,RSS_MB,VSZ_MB,CMD\nabc,1,root,1.000,2.000,x\n")
     out = tmp_path / "report.html"
-    result = run_script("--dumps-dir", str(dumps), "--out", str(out))
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out", str(out))
     assert result.returncode == 0, result.stderr
     reason = "PID on line 2 is 'abc', not a whole number; skipped"
     assert result.stderr == f"make_report: warning: {bad}: {reason}\n"
@@ -416,7 +407,7 @@ def test_a_bad_bundle_both_analyses_meet_is_named_once(tmp_path: Path) -> None:
     bundle = dumps / "mem_20260302.tar.xz"
     bundle.write_bytes(b"not xz at all")
     out = tmp_path / "report.html"
-    result = run_script("--dumps-dir", str(dumps), "--out", str(out))
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out", str(out))
     assert result.returncode == 0, result.stderr
     reason = "cannot read the bundle: Input format not supported by decoder; skipped"
     assert result.stderr == f"make_report: warning: {bundle}: {reason}\n"
@@ -441,7 +432,7 @@ def test_one_kind_of_dump_gives_a_report_that_says_what_is_missing(
 ) -> None:
     dumps = small_dumps(tmp_path / "dumps", kinds=kinds)
     out = tmp_path / "report.html"
-    result = run_script("--dumps-dir", str(dumps), "--out", str(out))
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"make_report: warning: {sentence} {dumps}; the report says so\n"
     text = out.read_text(encoding="utf-8")
@@ -462,21 +453,21 @@ def test_no_data_at_all_is_exit_1_with_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "report.html"
-    result = run_script("--dumps-dir", str(empty), "--out", str(out))
+    result = run_script(NAME, "--dumps-dir", str(empty), "--out", str(out))
     assert result.returncode == 1
     assert result.stderr == (
         f"make_report: no sys_mem_*.csv files in {empty}; no process_mem_*.csv files in {empty}\n"
     )
     assert result.stdout == "" and not out.exists()
     missing_dir = tmp_path / "nowhere"
-    result = run_script("--dumps-dir", str(missing_dir), "--out", str(out))
+    result = run_script(NAME, "--dumps-dir", str(missing_dir), "--out", str(out))
     assert (result.returncode, result.stderr) == (1, f"make_report: no dumps dir {missing_dir}\n")
 
 
 def test_nothing_in_the_window_is_no_data(tmp_path: Path) -> None:
     dumps = small_dumps(tmp_path / "dumps")
     out = tmp_path / "report.html"
-    result = run_script("--dumps-dir", str(dumps), "--out", str(out), "--since", "2027-01-01")
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out", str(out), "--since", "2027-01-01")
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and "between 2027-01-01" in result.stderr
 
@@ -502,7 +493,7 @@ def test_bad_flags_are_exit_2_with_usage(
 
 
 def test_an_unknown_flag_is_exit_2_from_the_command_line(tmp_path: Path) -> None:
-    result = run_script("--dumps-dir", str(tmp_path), "--frobnicate")
+    result = run_script(NAME, "--dumps-dir", str(tmp_path), "--frobnicate")
     assert result.returncode == 2
     assert result.stderr.startswith("usage: make_report")
     assert result.stderr.endswith("make_report: error: unrecognized arguments: --frobnicate\n")
@@ -513,7 +504,7 @@ def test_the_window_top_and_match_flags_reach_the_analyses(tmp_path: Path) -> No
     dumps = small_dumps(tmp_path / "dumps")
     out = tmp_path / "deep" / "er" / "report.html"
     args = ["--dumps-dir", str(dumps), "--out", str(out), "--top", "1", "--match", "python3"]
-    result = run_script(*args, "--since", "2026-03-01 10:01", "--until", "2026-03-01 10:02")
+    result = run_script(NAME, *args, "--since", "2026-03-01 10:01", "--until", "2026-03-01 10:02")
     assert result.returncode == 0, result.stderr
     page = Page(out.read_text(encoding="utf-8"))
     assert [row[1] for row in page.table("analysed", 0)] == ["2", "2"]
@@ -538,4 +529,4 @@ def test_the_defaults_are_the_analyses_constants() -> None:
     assert growth.min_rate_mb_per_day == analyze_processes.LEAK_MIN_RATE_MB_PER_DAY
     assert growth.min_span_days == analyze_processes.LEAK_MIN_SPAN_DAYS
     assert not options.processes.fail_on_leak and options.system.alert_pct is None
-    assert make_report.OUT_FILE == make_report.REPO_ROOT / "plots" / "report.html"
+    assert make_report.OUT_FILE == defaults.REPO_ROOT / "plots" / "report.html"

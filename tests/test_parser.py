@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collect_memory import temp_name
+from utils.files import temp_name
 from utils.parser import (
     PROCESS_PREFIX,
     SYS_PREFIX,
@@ -27,7 +27,7 @@ from utils.parser import (
         ("sys_mem_20261341_250000.csv", None),  # the right shape, but no date
         ("sys_mem_20260301_1200.csv", None),
         ("sys_mem_20260301_120000.csv.tmp", None),
-        (temp_name("sys_mem_20260301_120000.csv"), None),  # the collector's temporary name
+        (temp_name("sys_mem_20260301_120000.csv", pid=4242), None),  # a temporary name
         ("process_mem_20260301_120000.csv", None),  # the other prefix
         ("sys_mem_\uff12\uff10\uff12\uff160301_120000.csv", None),  # full-width digits
     ],

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from dumpfiles import ProcessRow, assert_real_png, write_proc
+from conftest import ProcessRow, assert_real_png, run_script, script_path, write_proc
 from utils.parser import PROCESS_PREFIX, find_dumps
 from utils.process_analysis import (
     compute_rss_spread,
     format_top_table,
     load_all_records,
     remove_stale_outputs,
-    shorten,
     top_spreads,
 )
+from utils.text import shorten
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "analyze_processes.py"
+NAME = "analyze_processes.py"
+SCRIPT = script_path(NAME)
 
 LEAKY = '/usr/bin/leaky --name "shop, eu" --log=/var/log/x'
 AWKWARD = "python3 -c 'print(\"$HOME\")' --tag=café,日本"
@@ -43,7 +42,7 @@ def snapshot_rows(step: int) -> list[ProcessRow]:
         rows.append((500, 1, "root", 1.0, 2.0, "sleep 1"))
     if step == 1:
         rows.append((300, 1, "root", 999.0, 1000.0, "/bin/once"))  # seen once: spread 0
-    if step == 3:  # the kernel reused PID 500: the seed's PID key merges them
+    if step == 3:  # the kernel reused PID 500: the original README's PID key merges them
         rows.append((500, 1, "root", 801.0, 900.0, "java -jar big.jar"))
     return rows
 
@@ -132,16 +131,6 @@ def test_stale_outputs_are_removed(tmp_path: Path) -> None:
     ]
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_end_to_end(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     bad = dumps / "process_mem_20260301_100500.csv"
@@ -150,7 +139,7 @@ def test_end_to_end(tmp_path: Path) -> None:
     out.mkdir()
     (out / "rss_pid_99999.png").write_bytes(b"left over from an earlier run")
     (out / "top10_rss_spread.csv").write_text("left over from an earlier run\n")
-    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "5")
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out-dir", str(out), "--top", "5")
     assert result.returncode == 0, result.stderr
     assert result.stderr == (
         f"analyze_processes: warning: {bad}: PID on line 2 is '../../etc/passwd',"
@@ -188,6 +177,7 @@ def test_window_and_match_end_to_end(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     out = tmp_path / "out"
     result = run_script(
+        NAME,
         "--dumps-dir", str(dumps), "--out-dir", str(out), "--since", "2026-03-01 10:10",
         "--until", "2026-03-01 10:20", "--match", "/bin/", "--top", "3",
     )  # fmt: skip
@@ -209,13 +199,13 @@ def test_window_and_match_end_to_end(tmp_path: Path) -> None:
 def test_no_data_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message: str) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     args = [a.format(tmp=tmp_path) for a in args]
-    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "out"), *args)
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "out"), *args)
     assert result.returncode == 1
     assert result.stderr == "analyze_processes: " + message.format(dumps=dumps, tmp=tmp_path) + "\n"
 
 
 def test_bad_top_is_a_usage_error() -> None:
-    result = run_script("--top", "0")
+    result = run_script(NAME, "--top", "0")
     assert result.returncode == 2
     assert "argument --top: must be at least 1, got 0" in result.stderr
 

@@ -40,11 +40,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT: ViewportSize = {"width": 1366, "height": 800}  # a laptop screen
-pytestmark = pytest.mark.skipif(
-    not (HAVE_PLAYWRIGHT and CHROMIUM.exists()),
-    reason="needs Chromium: apt-get install chromium"
-    " (and pip install -r requirements-dev.txt for playwright)",
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (HAVE_PLAYWRIGHT and CHROMIUM.exists()),
+        reason="needs Chromium: apt-get install chromium"
+        " (and pip install -r requirements-dev.txt for playwright)",
+    ),
+]
 
 ROWS_JS = "rows => rows.map(row => Array.from(row.cells).map(cell => cell.textContent))"
 IMAGES_JS = "imgs => imgs.map(img => [img.alt, img.complete, img.naturalWidth, img.naturalHeight])"

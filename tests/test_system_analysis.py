@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import analyze_system
-from dumpfiles import Ran, assert_real_png, run_main, write_sys
+from conftest import Ran, assert_real_png, run_main, run_script, script_path, write_sys
 from utils import plotting
-from utils.console import Reporter, Session, run_analysis
-from utils.parser import SYS_PREFIX, find_dumps, format_duration
+from utils.console import Diagnostics, Session, run_analysis
+from utils.parser import SYS_PREFIX, find_dumps
 from utils.system_analysis import (
     PLOT_NAMES,
     PLOT_SPECS,
@@ -34,8 +34,10 @@ from utils.system_analysis import (
     summarize,
     write_metrics_csv,
 )
+from utils.text import format_duration
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "analyze_system.py"
+NAME = "analyze_system.py"
+SCRIPT = script_path(NAME)
 
 # Five snapshots 10 minutes apart, except a collector outage from 10:20 to 14:00.
 # RAM used = MemTotal - MemFree - Buffers - Cached - SReclaimable, by hand:
@@ -203,16 +205,6 @@ def test_line_breaks_across_the_outage() -> None:
     assert str(x[3]) == "2026-03-01T12:10:00"
 
 
-def run_script(*args: str, stdin_pipe: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_end_to_end_with_a_corrupt_file(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     corrupt = dumps / "sys_mem_20260301_101500.csv"
@@ -220,7 +212,7 @@ def test_end_to_end_with_a_corrupt_file(tmp_path: Path) -> None:
     cut = dumps / "sys_mem_20260301_100500.csv"
     cut.write_text("MemTotal_MB,MemFree_MB,Buffers_MB")
     out = tmp_path / "out"
-    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(out))
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out-dir", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         f"analyze_system: warning: {cut}: no complete line (cut off?); skipped",
@@ -239,6 +231,7 @@ def test_window_selects_snapshots(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     out = tmp_path / "out"
     result = run_script(
+        NAME,
         "--dumps-dir", str(dumps), "--out-dir", str(out), "--since", "2026-03-01 10:10",
         "--until", "2026-03-01 14:00",
     )  # fmt: skip
@@ -262,7 +255,7 @@ def test_window_selects_snapshots(tmp_path: Path) -> None:
 def test_no_data_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message: str) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     args = [a.format(tmp=tmp_path) for a in args]
-    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "out"), *args)
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "out"), *args)
     assert result.returncode == 1
     assert result.stderr == "analyze_system: " + message.format(dumps=dumps, tmp=tmp_path) + "\n"
     assert result.stdout == ""
@@ -270,7 +263,7 @@ def test_no_data_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message
 
 def test_nothing_readable_is_one_line_and_exit_1(tmp_path: Path) -> None:
     (tmp_path / "sys_mem_20260301_100000.csv").write_text("garbage\n1\n")
-    result = run_script("--dumps-dir", str(tmp_path), "--out-dir", str(tmp_path / "out"))
+    result = run_script(NAME, "--dumps-dir", str(tmp_path), "--out-dir", str(tmp_path / "out"))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "analyze_system: none of the 1 sys_mem_*.csv files could be used"
@@ -279,10 +272,10 @@ def test_nothing_readable_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_bad_time_is_a_usage_error(tmp_path: Path) -> None:
-    result = run_script("--since", "last tuesday")
+    result = run_script(NAME, "--since", "last tuesday")
     assert result.returncode == 2
     assert "not a UTC time as YYYY-MM-DD[ HH:MM[:SS]]: 'last tuesday'" in result.stderr
-    result = run_script("--since", "2026-03-02", "--until", "2026-03-01")
+    result = run_script(NAME, "--since", "2026-03-02", "--until", "2026-03-01")
     assert result.returncode == 2
     assert "--since 2026-03-02 00:00:00 is after --until 2026-03-01 23:59:59" in result.stderr
 
@@ -306,13 +299,13 @@ def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
 
 def test_progress_only_on_a_terminal() -> None:
     quiet = io.StringIO()
-    reporter = Reporter("x", quiet)
-    reporter.progress("reading", 5, 10)
+    diagnostics = Diagnostics("x", quiet)
+    diagnostics.progress("reading", 5, 10)
     assert quiet.getvalue() == ""
     shown = io.StringIO()
-    reporter = Reporter("x", shown, progress=True)
-    reporter.progress("reading", 10, 10)
-    reporter.end_progress()
+    diagnostics = Diagnostics("x", shown, progress=True)
+    diagnostics.progress("reading", 10, 10)
+    diagnostics.end_progress()
     assert "reading 10/10 files (100%)" in shown.getvalue()
 
 
@@ -344,7 +337,7 @@ def test_unwritable_out_dir_is_one_line(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(blocker / "out"))
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out-dir", str(blocker / "out"))
     assert result.returncode == 1
     assert result.stderr == f"analyze_system: cannot write {blocker / 'out'}: Not a directory\n"
 
@@ -388,7 +381,7 @@ def test_a_field_the_kernel_lacks_is_an_empty_column_one_warning_and_no_line(
 ) -> None:
     dumps = old_kernel_dumps(tmp_path / "dumps")
     out = tmp_path / "out"
-    result = run_script("--dumps-dir", str(dumps), "--out-dir", str(out))
+    result = run_script(NAME, "--dumps-dir", str(dumps), "--out-dir", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "analyze_system: warning: Shmem is missing in 2 of 5 snapshots (Linux before 2.6.32):"
@@ -507,6 +500,6 @@ def test_the_percent_alert_says_what_and_when(falling: Path, tmp_path: Path) -> 
     "flags", [["--alert-pct", "0"], ["--alert-days", "-3"], ["--trend-days", "x"]]
 )
 def test_bad_alert_values_are_usage_errors(flags: list[str]) -> None:
-    result = run_script(*flags)
+    result = run_script(NAME, *flags)
     assert result.returncode == 2
     assert "error: argument" in result.stderr

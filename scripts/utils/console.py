@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import NamedTuple, TextIO
 
-from utils import memory
+from utils import allocator
 from utils.parser import NoDataError, TimeWindow, parse_time_arg
+from utils.signals import Stopped, StopSignals
 
 # A progress line is redrawn at most this often, so it costs nothing.
 PROGRESS_EVERY_S = 0.1
@@ -39,7 +39,7 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 
-class Reporter:
+class Diagnostics:
     """One-line warnings on stderr, and a progress line only when stderr is a terminal.
     The files skipped are kept too, for a report that lists them."""
 
@@ -139,14 +139,6 @@ class Console:
             os.close(devnull)
 
 
-class Stopped(BaseException):
-    """SIGTERM arrived (kill, timeout, systemd): unwind like Ctrl-C, cleaning up."""
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise Stopped(signum)
-
-
 def save_traceback(prog: str, error: BaseException, where: Sequence[Path]) -> Path | None:
     """Write the traceback of an unexpected error, with the command line and versions, to
     `<prog>-traceback-<UTC time>.txt` in the first of `where` (then the temp dir) that
@@ -183,7 +175,7 @@ def internal_error_line(error: BaseException, trace: Path | None) -> str:
 class Session(NamedTuple):
     """What an analysis talks to: stderr (warnings, progress), stdout, and the phase clock."""
 
-    reporter: Reporter
+    diagnostics: Diagnostics
     console: Console
     timer: PhaseTimer
 
@@ -199,32 +191,32 @@ def run_analysis(
     by SIGTERM; temporary files and the plot worker are cleaned up on the way out. A bug
     is one line too, with exit status 70 and its traceback saved to a file. The analysis
     returns its own status (3 for an alert it was asked about), or None for 0."""
-    reporter = Reporter(prog)
+    diagnostics = Diagnostics(prog)
     timer = PhaseTimer()
-    memory.return_freed_memory()
-    memory.freeze()  # the imported libraries
-    previous = signal.signal(signal.SIGTERM, _stop)
+    allocator.return_freed_memory()
+    allocator.freeze()  # the imported libraries
+    guard = StopSignals((signal.SIGTERM,)).install()
     try:
-        status = analysis(Session(reporter, Console(), timer))
+        status = analysis(Session(diagnostics, Console(), timer))
     except NoDataError as err:
-        reporter.note(str(err))
+        diagnostics.note(str(err))
         return EXIT_NO_DATA
     except OSError as err:  # the out dir cannot be created or written
-        reporter.note(f"cannot write {err.filename or out_dir}: {err.strerror or err}")
+        diagnostics.note(f"cannot write {err.filename or out_dir}: {err.strerror or err}")
         return EXIT_NO_DATA
     except KeyboardInterrupt:
-        reporter.note("interrupted")
+        diagnostics.note("interrupted")
         return EXIT_INTERRUPTED
     except Stopped:
-        reporter.note("stopped by SIGTERM")
+        diagnostics.note("stopped by SIGTERM")
         return EXIT_TERMINATED
     except Exception as err:  # a bug: reported with its traceback, never a wall of Python
-        reporter.note(internal_error_line(err, save_traceback(prog, err, [out_dir])))
+        diagnostics.note(internal_error_line(err, save_traceback(prog, err, [out_dir])))
         return EXIT_INTERNAL
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        guard.restore()
         if timings:
-            reporter.note(timer.summary())
+            diagnostics.note(timer.summary())
     return EXIT_OK if status is None else status
 
 
@@ -241,7 +233,7 @@ def positive_count(text: str) -> int:
 
 def positive_number(text: str) -> float:
     """An argument type: a finite number above 0."""
-    value = _number(text)
+    value = _finite_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
     return value
@@ -249,13 +241,13 @@ def positive_number(text: str) -> float:
 
 def non_negative(text: str) -> float:
     """An argument type: a finite number of at least 0."""
-    value = _number(text)
+    value = _finite_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
-def _number(text: str) -> float:
+def _finite_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

@@ -1,5 +1,7 @@
 """The dump format: file names, timestamps, the fields of both CSVs, and how they are written.
 
+(The day bundles that compact_dumps.py makes of them are utils.bundles.)
+
 The collector writes these files and the analyses and the compactor read them; all of
 them import the format from here. Standard library only: the collector and the
 compactor run on the system python3, without the analyses' packages.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from enum import Enum
 from types import MappingProxyType
 
@@ -20,10 +22,9 @@ SYS_PREFIX = "sys_mem_"
 PROCESS_PREFIX = "process_mem_"
 CSV_SUFFIX = ".csv"
 PREFIXES: tuple[str, ...] = (SYS_PREFIX, PROCESS_PREFIX)
-# A closed UTC day of snapshots, both kinds, as one xz-compressed tar (compact_dumps.py).
-BUNDLE_PREFIX = "mem_"
-BUNDLE_SUFFIX = ".tar.xz"
-BUNDLE_DAY_FORMAT = "%Y%m%d"
+# No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A larger
+# "file" is not a dump, or is /dev/zero behind a symlink: refused unread.
+MAX_DUMP_BYTES = 64 * 1024 * 1024
 
 # The /proc/meminfo fields written, in /proc/meminfo order.
 MEMINFO_FIELDS: tuple[str, ...] = (
@@ -87,7 +88,6 @@ COLUMN_KINDS: Mapping[str, Kind] = MappingProxyType(
 )
 
 _NAME_STAMP = re.compile(r"[0-9]{8}_[0-9]{6}")
-_BUNDLE_DAY = re.compile(r"[0-9]{8}")
 # Python 3.11's csv writer quotes a field holding a comma, a quote or "\n", but not a
 # bare "\r" when lines end in "\n"; every CSV reader takes an unquoted "\r" as a line
 # end. So fields are quoted here, for any of the four.
@@ -102,11 +102,6 @@ def snapshot_names(timestamp: str) -> tuple[str, str]:
     )
 
 
-def bundle_name(day: date) -> str:
-    """`mem_<YYYYMMDD>.tar.xz`: the bundle of one UTC day."""
-    return f"{BUNDLE_PREFIX}{day:{BUNDLE_DAY_FORMAT}}{BUNDLE_SUFFIX}"
-
-
 def looks_like_dump(name: str, prefix: str) -> bool:
     """A name meant as `<prefix>...csv`, valid or not (to warn about the invalid ones)."""
     return name.startswith(prefix) and name.endswith(CSV_SUFFIX)
@@ -119,7 +114,7 @@ def parse_name_timestamp(name: str, prefix: str) -> datetime | None:
     stamp = name[len(prefix) : -len(CSV_SUFFIX)]
     if not _NAME_STAMP.fullmatch(stamp):
         return None
-    # Slicing beats strptime (TIMESTAMP_FORMAT) by 10x: it runs once per file.
+    # Slicing, not strptime (TIMESTAMP_FORMAT): this runs once per file, and is far faster.
     try:
         return datetime(
             int(stamp[0:4]),
@@ -130,19 +125,6 @@ def parse_name_timestamp(name: str, prefix: str) -> datetime | None:
             int(stamp[13:15]),
         )
     except ValueError:  # 20261341_250000 has the shape but is no date
-        return None
-
-
-def parse_bundle_day(name: str) -> date | None:
-    """The UTC day of `mem_<YYYYMMDD>.tar.xz`, or None for any other name."""
-    if not (name.startswith(BUNDLE_PREFIX) and name.endswith(BUNDLE_SUFFIX)):
-        return None
-    stamp = name[len(BUNDLE_PREFIX) : -len(BUNDLE_SUFFIX)]
-    if not _BUNDLE_DAY.fullmatch(stamp):
-        return None
-    try:
-        return date(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]))
-    except ValueError:
         return None
 
 

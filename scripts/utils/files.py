@@ -6,17 +6,38 @@ Standard library only: the collector and the compactor use it too.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 # Dumps hold every user's command lines, which can carry secrets.
 PRIVATE_FILE_MODE = 0o640
+# A file being written: `.<final name>.<pid>.tmp`. The leading dot hides it from every
+# pattern the analyses look for (sys_mem_*.csv, mem_*.tar.xz), and the pid keeps two
+# writers (cron and a daemon) from ever sharing one, and tells a leftover of a killed run.
+_TEMP_NAME = re.compile(r"\.(.+)\.([0-9]+)\.tmp")
+
+
+def temp_name(final_name: str, pid: int | None = None) -> str:
+    """The hidden name a file is written under before it is published as final_name."""
+    return f".{final_name}.{os.getpid() if pid is None else pid}.tmp"
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary of path, beside it (a rename then never crosses a file system)."""
+    return path.with_name(temp_name(path.name))
+
+
+def parse_temp_name(name: str) -> tuple[str, int] | None:
+    """(the final name, the writer's pid) of a temporary's name; None for any other name."""
+    match = _TEMP_NAME.fullmatch(name)
+    return None if match is None else (match.group(1), int(match.group(2)))
 
 
 def replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """write(temp) under a hidden temporary name, then rename it to path: a reader
     (or a crash) never sees half a file, and a failure leaves no temporary behind."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp = temp_path(path)
     try:
         write(temp)
         os.replace(temp, path)

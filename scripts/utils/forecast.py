@@ -32,12 +32,13 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from utils.text import days_text, short_number, short_span
+from utils.units import DAY_S, HOUR_S
+
 Times = npt.NDArray[np.datetime64]
 Values = npt.NDArray[np.float64]
 
-DAY_S = 86_400
-HOUR_S = 3_600
-HOURS_PER_DAY = 24
+HOURS_PER_DAY = DAY_S // HOUR_S
 # A trend cannot be told from the daily cycle until the same hour has been seen on two days.
 MIN_DAYS = 1.0
 # An hour-long spike straddles two hours and so spoils two pairs of hours a day apart; the
@@ -282,30 +283,10 @@ def _too_little(basis: str, window_days: float, used_days: float, samples: int) 
 # --- Reporting -------------------------------------------------------------------
 
 
-def _number(value: float) -> str:
-    """One decimal under 10, none from 10, thousands separated: 0.3, 4.5, 45, 1,234."""
-    text = f"{value:,.1f}" if abs(value) < 9.95 else f"{value:,.0f}"
-    return text.removesuffix(".0")
-
-
-def _days(value: float) -> str:
-    text = _number(value)
-    return f"{text} day" if text == "1" else f"{text} days"
-
-
-def _hours(days: float) -> str:
-    """A span under a day as a person says it: `5 h`, `30 min`, `8 s` (a first run)."""
-    seconds = round(days * DAY_S)
-    if seconds < 60:
-        return f"{seconds} s"
-    hours = days * HOURS_PER_DAY
-    return f"{_number(hours * 60)} min" if hours < 1 else f"{_number(hours)} h"
-
-
 def _span(forecast: Forecast) -> str:
     """What the trend was judged over: `the last 7 days`, or, when the data is younger than
     the window (a collector started 3 days ago), `the 3 days of data`."""
-    window, used = _days(forecast.window_days), _days(forecast.used_days)
+    window, used = days_text(forecast.window_days), days_text(forecast.used_days)
     if forecast.reaches_back or used == window:
         return f"the last {window}"
     return f"the {used} of data"
@@ -313,14 +294,14 @@ def _span(forecast: Forecast) -> str:
 
 def describe(forecast: Forecast) -> str:
     """The forecast as one console line."""
-    basis, window = forecast.basis, f"the last {_days(forecast.window_days)}"
+    basis, window = forecast.basis, f"the last {days_text(forecast.window_days)}"
     if forecast.status is ForecastStatus.TOO_LITTLE_DATA:
         if not forecast.samples:
             return f"{basis}: no data; too little to judge a trend"
         if forecast.used_days < MIN_DAYS:
-            span = _hours(forecast.used_days) if forecast.samples > 1 else "one snapshot"
+            span = short_span(forecast.used_days) if forecast.samples > 1 else "one snapshot"
             return f"{basis}: under a day of data in {window} ({span}); too little to judge a trend"
-        span = _days(forecast.used_days)
+        span = days_text(forecast.used_days)
         return (
             f"{basis}: {span} of data in {window}, too few hours seen on two days;"
             " too little to judge a trend"
@@ -328,22 +309,28 @@ def describe(forecast: Forecast) -> str:
     falls, noise = forecast.falls_mb_per_day, forecast.noise_mb
     assert falls is not None and noise is not None  # set unless there was too little data
     if forecast.status is ForecastStatus.NOT_FALLING:
-        if _number(abs(falls)) == "0":
+        if short_number(abs(falls)) == "0":
             how = "it holds steady"
         elif falls < 0:
-            how = f"it rises {_number(-falls)} MiB/day"
+            how = f"it rises {short_number(-falls)} MiB/day"
         elif falls * forecast.used_days <= NOISE_FACTOR * noise:
-            how = f"it falls {_number(falls)} MiB/day, within its noise of {_number(noise)} MiB"
+            how = (
+                f"it falls {short_number(falls)} MiB/day,"
+                f" within its noise of {short_number(noise)} MiB"
+            )
         else:
-            years = _number(HORIZON_DAYS / 365)
-            how = f"it falls {_number(falls)} MiB/day, too slowly to reach 0 within {years} years"
+            years = short_number(HORIZON_DAYS / 365)
+            how = (
+                f"it falls {short_number(falls)} MiB/day,"
+                f" too slowly to reach 0 within {years} years"
+            )
         return f"{basis} shows no downward trend over {_span(forecast)} ({how})"
     days, zero_date = forecast.days_to_zero, forecast.zero_date
     assert days is not None and zero_date is not None  # set when FALLING
-    when = "within a day" if days < 1 else f"in about {_days(days)}"
+    when = "within a day" if days < 1 else f"in about {days_text(days)}"
     return (
-        f"{basis} falls {_number(falls)} MiB/day over {_span(forecast)}: at that rate it reaches 0"
-        f" {when} (around {zero_date.isoformat()} UTC)"
+        f"{basis} falls {short_number(falls)} MiB/day over {_span(forecast)}:"
+        f" at that rate it reaches 0 {when} (around {zero_date.isoformat()} UTC)"
     )
 
 

@@ -37,20 +37,8 @@ The confidence of a flagged instance is that R2: 1 for a perfect line, lower as 
 or curvature take over. The rate is the floor's: when the noise scales with RSS, the
 floor rises a few percent slower than the mean does.
 
-Speed: one pass of array operations over the rows, sorts aside. A month (5,000
-instances, 79,000 floors) takes about 6 to 30 ms, depending on how many instances pass
-the prefilters; a year (40,000 instances, 940,000 floors) 0.1 to 0.3 s.
-
-Defaults (the caller's constants):
-  * min_rate_mb_per_day = 10 MiB/day, i.e. 300 MiB a month, 3.6 GiB a year: a leak
-    that takes a host down within months. Slower rises are mostly healthy daemons'
-    allocator fragmentation, growing logs and caches that settle; flagging them would
-    bury the real leaks. A user hunting a small leak on a small box lowers it.
-  * min_span_days = 2 days: with the warm-up gone, that leaves at least 1.5 days (6
-    floors) to tell a rise from a step, and a daily cycle is seen twice. Processes that
-    live for hours (most of a host's instances) are never judged: their lives are too
-    short to leak much, and too short to tell a leak from a start-up. A service restarted
-    every few days still gets each instance judged.
+All instances are judged together, in one pass of array operations (no Python loop per
+instance). docs/leaks.md explains the method and why the defaults are what they are.
 """
 
 from __future__ import annotations
@@ -64,21 +52,21 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from utils.defaults import LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_SPAN_DAYS
+from utils.units import DAY_S, HOUR_S
+
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-BUCKET_S = 6 * 3600
-DAY_S = 86_400
-
-DEFAULT_MIN_RATE_MB_PER_DAY = 10.0  # see the module docstring
-DEFAULT_MIN_SPAN_DAYS = 2.0
+# The floors: the lowest RSS per 6 hours, aligned to UTC.
+BUCKET_S = 6 * HOUR_S
 
 # Start-up ramps (loading code, JIT, filling caches and pools, sizing a heap) settle
 # within minutes to a couple of hours. Buckets starting under 6 hours after the first
 # sample are left out (6 to 12 hours in all, by where the first sample falls), which a
 # restart every few days can afford. Slower ramps are caught by the tail test.
-WARMUP_S = 6 * 3600
+WARMUP_S = 6 * HOUR_S
 # A bucket under half full is likely to miss a sawtooth's trough, and with fewer samples
 # its minimum dips less into the noise: its floor stands too high to trust.
 MIN_FILL = 0.5
@@ -124,8 +112,8 @@ class Rule(enum.IntEnum):
 
 @dataclass(frozen=True)
 class GrowthParams:
-    min_rate_mb_per_day: float = DEFAULT_MIN_RATE_MB_PER_DAY  # below this, never flagged
-    min_span_days: float = DEFAULT_MIN_SPAN_DAYS  # observed for less: never judged
+    min_rate_mb_per_day: float = LEAK_MIN_RATE_MB_PER_DAY  # below this, never flagged
+    min_span_days: float = LEAK_MIN_SPAN_DAYS  # observed for less: never judged
 
     def __post_init__(self) -> None:
         if not self.min_rate_mb_per_day >= 0:

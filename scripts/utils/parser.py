@@ -9,14 +9,15 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
+from utils.bundles import parse_bundle_day
 from utils.dump_format import (
     PROCESS_PREFIX,
     SYS_PREFIX,
     TIMESTAMP_SHAPE,
     looks_like_dump,
-    parse_bundle_day,
     parse_name_timestamp,
 )
+from utils.text import plural
 
 __all__ = [
     "DISPLAY_FORMAT",
@@ -35,7 +36,6 @@ __all__ = [
     "discover",
     "find_dumps",
     "find_sources",
-    "format_duration",
     "parse_name_timestamp",
     "parse_time_arg",
 ]
@@ -80,7 +80,7 @@ class DumpFile(NamedTuple):
     path: Path
     timestamp: datetime
     # The directory listing said: a regular file, not a symlink (from d_type: no system
-    # call on most file systems). Opened without a stat() first (see dumps.read_bytes).
+    # call on most file systems). Opened without a stat() first (see utils.file_bytes.read_bytes).
     listed_regular: bool = False
 
     @property
@@ -187,27 +187,11 @@ def list_dir(dumps_dir: Path) -> list[os.DirEntry[str]]:
 
 
 def child_maker(folder: Path) -> Callable[[str], Path]:
-    """A fast `folder / name` for a plain file name. A year is 105,120 files, and a Path
-    built from a string parses it: 0.6 s, against 0.3 s for pathlib's own shortcut for
-    directory walking (private, so with the public way as a fallback)."""
+    """A fast `folder / name` for a plain file name: a Path built from a string parses it,
+    and a year is 105,120 files. pathlib's own shortcut for directory walking skips that
+    (private, so with the public way as a fallback)."""
     shortcut: Callable[[str], Path] | None = getattr(folder, "_make_child_relpath", None)
     return shortcut if shortcut is not None else folder.joinpath
-
-
-def format_duration(seconds: float) -> str:
-    """`29 d 23 h 50 min`, `2 h 5 min`, `45 s`: as a person says a span."""
-    whole = round(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days} d"] if days else []
-    if hours or (days and minutes):
-        parts.append(f"{hours} h")
-    if minutes:
-        parts.append(f"{minutes} min")
-    if secs and not days:
-        parts.append(f"{secs} s")
-    return " ".join(parts) or "0 s"
 
 
 def parse_time_arg(text: str, *, end: bool) -> datetime:
@@ -278,7 +262,7 @@ def describe_sources(sources: Sequence[Source], prefix: str) -> str:
     the ... could be used")."""
     bundles = sum(isinstance(source, Bundle) for source in sources)
     files = len(sources) - bundles
-    parts = [f"{bundles:,} bundle{'s' if bundles != 1 else ''}"] if bundles else []
+    parts = [plural(bundles, "bundle")] if bundles else []
     if files or not bundles:
         parts.append(f"{files:,} {prefix}*.csv files")
     return " and ".join(parts)

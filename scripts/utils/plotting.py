@@ -30,6 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from utils.files import replace_atomically
+from utils.text import plural
 
 FIGSIZE_IN = (10.0, 5.0)
 DPI = 150
@@ -198,7 +199,7 @@ def subtitle_for(times: Times, threshold_s: float | None) -> str:
     parts = [f"{len(times):,} snapshots"]
     gaps = find_gaps(times, threshold_s)
     if gaps:
-        parts.append(f"{len(gaps)} gap{'s' if len(gaps) > 1 else ''} with no snapshots")
+        parts.append(f"{plural(len(gaps), 'gap')} with no snapshots")
     return " · ".join(parts)
 
 

@@ -1,5 +1,5 @@
-"""Process analysis: per-PID RSS spread (the seed's table), per-instance sustained growth (the
-leak finder), and their plots.
+"""Process analysis: per-PID RSS spread (the original README's table), per-instance
+sustained growth (the leak finder), and their plots.
 
 The rows are never held as a table: process_records reduces each batch of files as it is
 read (compact rows for the plots, per-instance aggregates, 6-hour floors).
@@ -20,14 +20,23 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from utils import plotting
-from utils.console import EXIT_ALERT, Phase
+from utils import allocator, plotting
+from utils.console import EXIT_ALERT, Phase, Session
 from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn
 from utils.files import replace_atomically
-from utils.growth import FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
-from utils.parser import DISPLAY_FORMAT, NoDataError, Source, format_duration
+from utils.growth import BUCKET_S, FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
+from utils.parser import (
+    DISPLAY_FORMAT,
+    PROCESS_PREFIX,
+    NoDataError,
+    Source,
+    Where,
+    describe_sources,
+    discover,
+)
 from utils.plotting import PlotCall
-from utils.process_records import BUCKET_S, MILLI, InstanceTable, ProcessRecords
+from utils.process_records import MILLI, InstanceTable, ProcessRecords
+from utils.text import aligned_table, format_duration, shorten
 
 PROCESS_SPEC = TableSpec(
     columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT))
@@ -80,7 +89,7 @@ def compute_rss_spread(records: ProcessRecords) -> pd.DataFrame:
     """Per PID: min_RSS, max_RSS, spread = max - min (MiB) and the earliest CMD,
     largest spread first, equal spreads by PID ascending.
 
-    As in the seed, the key is the PID alone: when the kernel reuses a PID, the two
+    As in the original README, the key is the PID alone: when the kernel reuses a PID, the two
     processes (two instances) share one row, with the earlier one's CMD.
     """
     table = records.instances()
@@ -196,7 +205,7 @@ class ProcessResult:
     records: ProcessRecords  # the series to plot
     options: ProcessOptions
     pids: int  # PIDs seen (after --match)
-    top: pd.DataFrame  # the seed's table: the top N by RSS spread
+    top: pd.DataFrame  # the original README's table: the top N by RSS spread
     leaks: list[Leak]  # highest rate first
     instances: int  # process instances judged for growth
     span: tuple[datetime, datetime]  # first and last snapshot with a row (after --match)
@@ -228,8 +237,22 @@ def process_result(records: ProcessRecords, options: ProcessOptions, phase: Phas
     )
 
 
+def compute_processes(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:
+    """Discover, read and compute; NoDataError when there is nothing to analyse."""
+    diagnostics, timer = session.diagnostics, session.timer
+    with timer.phase("discovery"):
+        files = discover(where.dumps_dir, PROCESS_PREFIX, where.window, diagnostics.warn)
+        allocator.freeze()  # the list of files lives until the end
+    with timer.phase("reading"):
+        records = load_all_records(files, diagnostics.warn, diagnostics.reading, options.match)
+        diagnostics.end_progress()
+    if records.snapshots_read == 0:
+        raise NoDataError(f"none of the {describe_sources(files, PROCESS_PREFIX)} could be used")
+    return process_result(records, options, timer.phase)
+
+
 def format_result(result: ProcessResult) -> list[str]:
-    """The console text of a result: the seed's table, then the leaks."""
+    """The console text of a result: the original README's table, then the leaks."""
     match = result.options.match
     matching = f" whose command line contains {match!r}" if match is not None else ""
     first, last = result.span
@@ -256,11 +279,6 @@ def format_result(result: ProcessResult) -> list[str]:
 # --- Output --------------------------------------------------------------------
 
 
-def shorten(text: str, width: int) -> str:
-    """Cut a long command line for display, marking the cut with an ellipsis."""
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def format_top_table(top: pd.DataFrame) -> list[str]:
     """An aligned console table; command lines shortened here only, never in the CSV."""
     numbers = [
@@ -268,12 +286,8 @@ def format_top_table(top: pd.DataFrame) -> list[str]:
         for row in top.itertuples()
     ]
     header = ("PID", "min_RSS", "max_RSS", "spread")
-    widths = [max(len(h), *(len(r[i]) for r in numbers)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)) + "  CMD"]
-    for cells, cmd in zip(numbers, top["CMD"], strict=True):
-        row = "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
-        lines.append(f"{row}  {shorten(str(cmd), CONSOLE_CMD_WIDTH)}")
-    return lines
+    commands = [shorten(str(cmd), CONSOLE_CMD_WIDTH) for cmd in top["CMD"]]
+    return aligned_table(header, numbers, "CMD", commands)
 
 
 def write_spread_csv(top: pd.DataFrame, path: Path) -> Path:
@@ -354,12 +368,8 @@ def format_leak_table(leaks: Sequence[Leak]) -> list[str]:
         for leak in leaks
     ]
     header = ("PID", "since (UTC)", "MiB/day", "growth MiB", "confidence", "first seen (UTC)")
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)) + "  CMD"]
-    for row, leak in zip(cells, leaks, strict=True):
-        text = "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
-        lines.append(f"{text}  {shorten(leak.cmd, CONSOLE_CMD_WIDTH)}")
-    return lines
+    commands = [shorten(leak.cmd, CONSOLE_CMD_WIDTH) for leak in leaks]
+    return aligned_table(header, cells, "CMD", commands)
 
 
 def leaks_frame(leaks: Sequence[Leak]) -> pd.DataFrame:

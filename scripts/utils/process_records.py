@@ -30,12 +30,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from utils.dumps import Batch
+from utils.growth import BUCKET_S
 
 # RSS is kept as integer thousandths of a MiB: the dumps carry 3 decimals, so
 # round(MiB * 1000) is exact, and comparisons at the dumps' precision are exact too.
 MILLI = 1000
-# The floors the leak finder fits: the lowest RSS per 6 hours, aligned to UTC.
-BUCKET_S = 6 * 3600
 
 IntArray = npt.NDArray[np.int64]
 Series = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK
-from utils.parser import DISPLAY_FORMAT, TimeWindow, format_duration
+from utils.parser import DISPLAY_FORMAT, TimeWindow
 from utils.plotting import GAP_FACTOR, Gap, find_gaps, gap_threshold_s
 from utils.process_analysis import DECIMALS, LEAK_COLOR, LEAKS_CSV, ProcessResult
 from utils.system_analysis import (
@@ -35,6 +35,7 @@ from utils.system_analysis import (
     SystemResult,
     describe_forecast,
 )
+from utils.text import format_duration, plural
 
 # What each definition of "used" tells someone asking whether the machine is short of
 # memory (the README's table has the sources).
@@ -86,7 +87,7 @@ class ReportData:
     window: TimeWindow
     system: SystemPart | Missing
     processes: ProcessPart | Missing
-    skipped: tuple[tuple[Path, str], ...]  # bad files and why (Reporter.skipped)
+    skipped: tuple[tuple[Path, str], ...]  # bad files and why (Diagnostics.skipped)
     command: str  # the command line that made the report
     made_at: datetime  # UTC
 
@@ -111,10 +112,6 @@ def one_decimal(value: float) -> str:
 def three_decimals(value: float) -> str:
     """As the CSVs, with thousands separated."""
     return f"{value:,.{DECIMALS}f}"
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -465,7 +462,7 @@ def leaks_html(part: ProcessPart | Missing) -> str:
 
 
 def spread_rows(top: pd.DataFrame) -> list[tuple[int, float, float, float, str]]:
-    """The rows of the seed's table: PID, min_RSS, max_RSS, spread, CMD."""
+    """The rows of the original README's table: PID, min_RSS, max_RSS, spread, CMD."""
     return [
         (int(pid), float(low), float(high), float(spread), str(cmd))
         for pid, low, high, spread, cmd in zip(

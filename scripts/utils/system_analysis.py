@@ -11,12 +11,22 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from utils import plotting
+from utils import allocator, plotting
+from utils.console import Session
 from utils.dumps import Kind, Progress, Reader, TableSpec, Warn
 from utils.files import write_text_atomically
 from utils.forecast import Forecast, describe, forecast_available, to_json_dict
-from utils.parser import DISPLAY_FORMAT, Source, format_duration
+from utils.parser import (
+    DISPLAY_FORMAT,
+    SYS_PREFIX,
+    NoDataError,
+    Source,
+    Where,
+    describe_sources,
+    discover,
+)
 from utils.plotting import PlotCall
+from utils.text import format_duration
 
 # The raw fields the metrics are computed from (MiB, as the collector writes them).
 RAW_FIELDS: tuple[str, ...] = (
@@ -100,7 +110,8 @@ def load_system_frame(
 
 
 def compute_metrics(raw: pd.DataFrame) -> pd.DataFrame:
-    """The seed's formulas, all in MiB from the _MB columns, then two more definitions of
+    """The original README's formulas, all in MiB from the _MB columns, then two more
+    definitions of
     "used" RAM; a definition whose field is missing is empty (NaN) there:
 
     RAM Used (htop method) = MemTotal - MemFree - Buffers - Cached - SReclaimable
@@ -303,20 +314,36 @@ def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptio
     return raised
 
 
+def compute_system(where: Where, options: SystemOptions, session: Session) -> SystemResult:
+    """Discover, read and compute; NoDataError when there is nothing to analyse."""
+    diagnostics, timer = session.diagnostics, session.timer
+    with timer.phase("discovery"):
+        files = discover(where.dumps_dir, SYS_PREFIX, where.window, diagnostics.warn)
+        allocator.freeze()  # the list of files lives until the end
+    with timer.phase("reading"):
+        metrics = load_and_compute_metrics(files, diagnostics.warn, diagnostics.reading)
+        diagnostics.end_progress()
+    if metrics.empty:
+        raise NoDataError(f"none of the {describe_sources(files, SYS_PREFIX)} could be used")
+    with timer.phase("computing"):
+        return system_result(metrics, options)
+
+
 # --- Output --------------------------------------------------------------------
 
 
 def write_metrics_csv(metrics: pd.DataFrame, path: Path) -> Path:
-    """`timestamp` (UTC) first, then the seed's metrics, the other definitions of "used",
+    """`timestamp` (UTC) first, then the original README's metrics, the other definitions
+    of "used",
     then the raw fields; 3 decimals; a missing value is empty."""
     return write_text_atomically(path, metrics_csv_text(metrics))
 
 
 def metrics_csv_text(metrics: pd.DataFrame) -> str:
     """system_metrics.csv as text: byte for byte what `to_csv(index=False,
-    float_format="%.3f")` writes with the timestamps as the first column, in a third of
-    the time. pandas formats every value through a Python lambda and its missing-value
-    checks (1.8 s for a year's 52,560 rows); here a whole row is one %-format."""
+    float_format="%.3f")` writes with the timestamps as the first column. pandas formats
+    every value through a Python call and its missing-value checks; here a whole row is
+    one %-format (docs/performance.md)."""
     stamps = pd.DatetimeIndex(metrics.index).strftime(DISPLAY_FORMAT).tolist()
     names = [str(name) for name in metrics.columns]
     values = metrics.to_numpy(np.float64)
@@ -336,7 +363,9 @@ def write_forecast_json(forecast: Forecast, path: Path) -> Path:
     return write_text_atomically(path, json.dumps(to_json_dict(forecast), indent=2) + "\n")
 
 
-class Line(NamedTuple):
+class MetricLine(NamedTuple):
+    """A column of the metrics, drawn as a line the legend names."""
+
     column: str
     label: str
     color: str
@@ -348,7 +377,7 @@ class PlotSpec(NamedTuple):
     name: str
     title: str
     ylabel: str
-    lines: tuple[Line, ...]
+    lines: tuple[MetricLine, ...]
     reference: str | None = None  # a raw field drawn as a dashed level (its largest value)
     top: float | None = None  # a fixed top of the value axis
     when_zero: str | None = None  # said in the plot when the reference is 0
@@ -359,14 +388,14 @@ PLOT_SPECS: tuple[PlotSpec, ...] = (
         "ram_used_htop.png",
         "RAM used (htop method)",
         "RAM used (MiB)",
-        (Line("RAM_Used_MB", USED_DEFINITIONS[0].formula, plotting.RAM_COLOR),),
+        (MetricLine("RAM_Used_MB", USED_DEFINITIONS[0].formula, plotting.RAM_COLOR),),
         reference="MemTotal_MB",
     ),
     PlotSpec(
         "swap_used.png",
         "Swap used",
         "Swap used (MiB)",
-        (Line("Swap_Used_MB", "SwapTotal - SwapFree", plotting.SWAP_COLOR),),
+        (MetricLine("Swap_Used_MB", "SwapTotal - SwapFree", plotting.SWAP_COLOR),),
         reference="SwapTotal_MB",
         when_zero="no swap configured",
     ),
@@ -375,22 +404,22 @@ PLOT_SPECS: tuple[PlotSpec, ...] = (
         "RAM vs swap used",
         "Memory used (MiB)",
         (
-            Line("RAM_Used_MB", "RAM used (htop)", plotting.RAM_COLOR),
-            Line("Swap_Used_MB", "Swap used", plotting.SWAP_COLOR),
+            MetricLine("RAM_Used_MB", "RAM used (htop)", plotting.RAM_COLOR),
+            MetricLine("Swap_Used_MB", "Swap used", plotting.SWAP_COLOR),
         ),
     ),
     PlotSpec(
         "ram_used_pct.png",
         "RAM used, % of MemTotal",
         "RAM used (% of MemTotal)",
-        (Line("RAM_Used_Pct", "RAM used / MemTotal", plotting.RAM_COLOR),),
+        (MetricLine("RAM_Used_Pct", "RAM used / MemTotal", plotting.RAM_COLOR),),
         top=100.0,
     ),
     PlotSpec(
         "ram_used_definitions.png",
         "RAM used, three definitions",
         "RAM used (MiB)",
-        tuple(Line(d.column, d.label, d.color) for d in USED_DEFINITIONS),
+        tuple(MetricLine(d.column, d.label, d.color) for d in USED_DEFINITIONS),
         reference="MemTotal_MB",
     ),
 )
@@ -403,12 +432,13 @@ def plot_calls(metrics: pd.DataFrame, out_dir: Path) -> list[PlotCall]:
 
 
 def plot_system(metrics: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The time-series PNGs, in PLOT_SPECS order, drawn here. (A forked plot worker would
-    take 0.4 s off a year's analysis but add 34 MiB to a month's peak PSS, 138 MiB.)"""
+    """The time-series PNGs, in PLOT_SPECS order, drawn here: a forked plot worker would
+    save less time than its memory is worth on a host short of memory
+    (docs/performance.md)."""
     return [job(*args) for job, args in plot_calls(metrics, out_dir)]
 
 
-def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[Line]:
+def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[MetricLine]:
     """The spec's lines that have a value: a definition the kernel cannot give has none."""
     return [line for line in spec.lines if metrics[line.column].notna().any()]
 

@@ -1,4 +1,4 @@
-"""utils.tar_xz reads what tarfile writes, in every format, as tarfile reads it; and any
+"""utils.bundles reads what tarfile writes, in every format, as tarfile reads it; and any
 bytes at all end in one of its three errors, never anything else and never a hang."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from utils import tar_xz
-from utils.tar_xz import TarFormatError, TarMember, XzStream, iter_members
+from utils import bundles
+from utils.bundles import TarFormatError, TarMember, XzStream, iter_members
 
 ERRORS = (OSError, EOFError, lzma.LZMAError)  # TarFormatError is an OSError
 
@@ -81,7 +81,7 @@ def test_long_names_and_sizes_from_extended_headers(tar_format: int) -> None:
 
 
 def test_data_spanning_many_chunks_is_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tar_xz, "OUTPUT_CHUNK_BYTES", 700)  # every read crosses chunks
+    monkeypatch.setattr(bundles, "OUTPUT_CHUNK_BYTES", 700)  # every read crosses chunks
     entries: list[Entry] = [(f"f{i}", bytes(range(256)) * (i + 3), True) for i in range(6)]
     archive = make_tar(entries, tarfile.PAX_FORMAT)
     assert read_all(lzma.compress(archive)) == as_tarfile_reads(archive)
@@ -123,14 +123,14 @@ def test_signed_checksums_are_accepted() -> None:
     header = bytearray(make_tar([("é", b"", True)], tarfile.USTAR_FORMAT)[:512])
     signed = sum(b - 256 if b > 127 else b for b in header[:148] + header[156:]) + 256
     header[148:156] = f"{signed & 0o7777777:06o}\0 ".encode()
-    assert tar_xz._checksum_ok(bytes(header))
+    assert bundles._checksum_ok(bytes(header))
 
 
 def test_pax_records_parse_and_malformed_ones_are_errors() -> None:
-    assert tar_xz.parse_pax(b"16 path=a/b.csv\n9 size=7\n") == {"path": "a/b.csv", "size": "7"}
+    assert bundles.parse_pax(b"16 path=a/b.csv\n9 size=7\n") == {"path": "a/b.csv", "size": "7"}
     for bad in (b"99 path=x\n", b"path=x\n", b"3 p=\n"):
         with pytest.raises(TarFormatError):
-            tar_xz.parse_pax(bad)
+            bundles.parse_pax(bad)
 
 
 def pax_header(records: dict[str, str]) -> bytes:
@@ -167,7 +167,7 @@ def test_only_the_pax_keys_a_member_needs_are_kept() -> None:
 def test_a_pax_length_too_long_to_be_one_is_a_format_error() -> None:
     archive = pax_header({"path": "x"}).replace(b"12 path=x", b"1" * 5000 + b" path=x", 1)
     with pytest.raises(TarFormatError):
-        tar_xz.parse_pax(b"1" * 5000 + b" path=x\n")
+        bundles.parse_pax(b"1" * 5000 + b" path=x\n")
     with pytest.raises(ERRORS):
         read_all(lzma.compress(archive))
 

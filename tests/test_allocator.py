@@ -1,25 +1,25 @@
-"""The allocator tuning that keeps the analyses' peak down (utils/memory.py)."""
+"""The allocator tuning that keeps the analyses' peak down (utils/allocator.py)."""
 
 from __future__ import annotations
 
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from utils import memory
+from conftest import SCRIPTS_DIR
+from utils import allocator
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS = SCRIPTS_DIR
 
 
 def test_the_tuning_runs_and_is_a_no_op_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
-    memory.return_freed_memory()
-    memory.trim()
-    monkeypatch.setattr(memory, "_libc", lambda: None)
-    memory.return_freed_memory()  # musl: nothing to do, and no error
-    memory.trim()
+    allocator.return_freed_memory()
+    allocator.trim()
+    monkeypatch.setattr(allocator, "_libc", lambda: None)
+    allocator.return_freed_memory()  # musl: nothing to do, and no error
+    allocator.trim()
 
 
 def test_libc_is_found_without_a_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,11 +29,11 @@ def test_libc_is_found_without_a_subprocess(monkeypatch: pytest.MonkeyPatch) -> 
         raise AssertionError("a subprocess was started")
 
     monkeypatch.setattr(subprocess, "Popen", no_subprocess)
-    memory._libc.cache_clear()
+    allocator._libc.cache_clear()
     try:
-        libc = memory._libc()
+        libc = allocator._libc()
     finally:
-        memory._libc.cache_clear()
+        allocator._libc.cache_clear()
     if platform.libc_ver()[0] == "glibc":
         assert libc is not None
 
@@ -41,9 +41,9 @@ def test_libc_is_found_without_a_subprocess(monkeypatch: pytest.MonkeyPatch) -> 
 PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from utils import memory
+from utils import allocator
 if sys.argv[2] == "tuned":
-    memory.return_freed_memory()
+    allocator.return_freed_memory()
 rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096
 warm = bytearray(1 << 20)  # freeing a big block raises glibc's mmap threshold
 del warm

@@ -1,11 +1,12 @@
 """Keeping the analyses' own footprint small: they often run on the very host that is short
-of memory, so their peak is measured (PSS of the whole process tree, `make bench`) and kept
-down here as well as in how the data is held.
+of memory, so their peak (PSS of the whole process tree, `make bench`) is kept down here as
+well as in how the data is held.
 
 glibc's allocator serves a large request from its heap instead of mmap once a large block
-has been freed (its mmap threshold adapts upwards, up to 32 MiB), and keeps freed heap
-memory for reuse. A reader that parses a few MB at a time in two threads then holds tens of
-MiB it no longer uses: on the bench month, 249 MiB of peak PSS instead of about 170.
+has been freed (its mmap threshold adapts upwards, up to 32 MiB; mallopt(3)), and keeps
+freed heap memory for reuse. A reader that parses a few MB at a time in two threads would
+then hold tens of MiB it no longer uses. Here the threshold is pinned, so large blocks go
+back to the kernel when freed, and the heap is trimmed after the reading.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ import gc
 # mallopt() parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
 # Above this, a block comes from mmap and goes back to the kernel when freed: the batches'
-# bytes and the parser's buffers are larger. 256 KiB sent the columns of every batch to
-# mmap too, and the page faults cost a year's analysis 40% more wall time; at 1 MiB that
-# cost is gone and the month's peak PSS is the same.
+# bytes and the parser's buffers are larger. Much lower, the columns of every batch go to
+# mmap too, and their page faults cost more time than the memory is worth
+# (docs/performance.md).
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
     # The process's own symbols, libc's among them. ctypes.util.find_library("c") would run
-    # `ldconfig -p` in a subprocess: a fork of this process, 110 MiB by the time trim()
-    # runs, which a tree's RSS then counts twice (make bench saw 219 MiB for 118).
+    # `ldconfig -p` in a subprocess: a fork of this process, which a process tree's RSS then
+    # counts twice.
     try:
         libc = ctypes.CDLL(None)
     except OSError:
@@ -48,14 +49,13 @@ def return_freed_memory() -> None:
 def freeze() -> None:
     """Move every object alive now out of the garbage collector's sight, for objects that
     live until the end anyway; called twice. After the imports (about 90,000 objects):
-    collections then cost microseconds instead of 70 ms (plotting collects after each
-    figure), and a forked worker does not copy the pages a collection would touch. After
-    discovery: the list of snapshots (a year is 52,560 paths, each a few objects), which
-    every full collection would walk again (0.5 s of a year's system analysis).
+    collections then cost microseconds instead of tens of milliseconds (plotting collects
+    after each figure), and a forked worker does not copy the pages a collection would
+    touch. After discovery: the list of snapshots (a year is 52,560 paths, each a few
+    objects), which every full collection would walk again.
 
     A garbage cycle alive at a call stays until the process ends: a full collection first
-    would cost about what this saves (0.15-0.23 s on a year's list), and finds nothing to
-    free there (none in make_report either, after the system analysis)."""
+    would cost about what this saves, and finds nothing to free there."""
     gc.freeze()
 
 
