@@ -20,10 +20,22 @@ from typing import NamedTuple, TypeVar, cast
 
 from utils import allocator
 from utils.bundles import Skipped, snapshot_members
+from utils.console import Session
 from utils.csv_batches import Batch, RawFile, TableSpec, flush, split_raw
 from utils.dump_format import Kind
 from utils.file_bytes import BadFileError, file_size, read_bytes
-from utils.parser import Bundle, DumpFile, Source, Warn, child_maker, to_epoch_s
+from utils.parser import (
+    Bundle,
+    DumpFile,
+    NoDataError,
+    Source,
+    Warn,
+    Where,
+    child_maker,
+    describe_sources,
+    discover,
+    to_epoch_s,
+)
 
 __all__ = [
     "BATCH_BYTES",
@@ -285,3 +297,25 @@ def _read_ahead(items: Iterator[U]) -> Generator[U, None, None]:
 
 def _by_time(note: tuple[int, Path, str]) -> int:
     return note[0]
+
+
+def discover_and_read(
+    where: Where,
+    prefix: str,
+    session: Session,
+    read: Callable[[Sequence[Source], Warn, Progress], T],
+    is_empty: Callable[[T], bool],
+) -> T:
+    """Discover the snapshots of one kind in the window and read them with `read`, timed as
+    the discovery and reading phases, with progress on stderr. NoDataError when there are
+    none, or none could be used."""
+    diagnostics, timer = session.diagnostics, session.timer
+    with timer.phase("discovery"):
+        files = discover(where.dumps_dir, prefix, where.window, diagnostics.warn)
+        allocator.freeze()  # the list of files lives until the end
+    with timer.phase("reading"):
+        loaded = read(files, diagnostics.warn, diagnostics.reading)
+        diagnostics.end_progress()
+    if is_empty(loaded):
+        raise NoDataError(f"none of the {describe_sources(files, prefix)} could be used")
+    return loaded

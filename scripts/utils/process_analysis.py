@@ -20,9 +20,9 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from utils import allocator, plotting
+from utils import plotting
 from utils.console import EXIT_ALERT, Phase, Session
-from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn
+from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn, discover_and_read
 from utils.files import replace_atomically
 from utils.growth import BUCKET_S, FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
 from utils.parser import (
@@ -31,8 +31,6 @@ from utils.parser import (
     NoDataError,
     Source,
     Where,
-    describe_sources,
-    discover,
 )
 from utils.plotting import PlotCall
 from utils.process_records import MILLI, InstanceTable, ProcessRecords
@@ -239,16 +237,14 @@ def process_result(records: ProcessRecords, options: ProcessOptions, phase: Phas
 
 def compute_processes(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:
     """Discover, read and compute; NoDataError when there is nothing to analyse."""
-    diagnostics, timer = session.diagnostics, session.timer
-    with timer.phase("discovery"):
-        files = discover(where.dumps_dir, PROCESS_PREFIX, where.window, diagnostics.warn)
-        allocator.freeze()  # the list of files lives until the end
-    with timer.phase("reading"):
-        records = load_all_records(files, diagnostics.warn, diagnostics.reading, options.match)
-        diagnostics.end_progress()
-    if records.snapshots_read == 0:
-        raise NoDataError(f"none of the {describe_sources(files, PROCESS_PREFIX)} could be used")
-    return process_result(records, options, timer.phase)
+    records = discover_and_read(
+        where,
+        PROCESS_PREFIX,
+        session,
+        lambda files, warn, progress: load_all_records(files, warn, progress, options.match),
+        lambda loaded: loaded.snapshots_read == 0,
+    )
+    return process_result(records, options, session.timer.phase)
 
 
 def format_result(result: ProcessResult) -> list[str]:

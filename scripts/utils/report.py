@@ -38,7 +38,7 @@ from utils.system_analysis import (
 from utils.text import format_duration, plural
 
 # What each definition of "used" tells someone asking whether the machine is short of
-# memory (the README's table has the sources).
+# memory (docs/system-analysis.md has the table and its sources).
 USED_MEANING = {
     "RAM_Used_MB": "every cache counted as free: the lowest of the three; misses tmpfs and"
     " shared memory, which sit in Cached but cannot be dropped",

@@ -11,19 +11,16 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from utils import allocator, plotting
+from utils import plotting
 from utils.console import Session
-from utils.dumps import Kind, Progress, Reader, TableSpec, Warn
+from utils.dumps import Kind, Progress, Reader, TableSpec, Warn, discover_and_read
 from utils.files import write_text_atomically
 from utils.forecast import Forecast, describe, forecast_available, to_json_dict
 from utils.parser import (
     DISPLAY_FORMAT,
     SYS_PREFIX,
-    NoDataError,
     Source,
     Where,
-    describe_sources,
-    discover,
 )
 from utils.plotting import PlotCall
 from utils.text import format_duration
@@ -316,16 +313,10 @@ def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptio
 
 def compute_system(where: Where, options: SystemOptions, session: Session) -> SystemResult:
     """Discover, read and compute; NoDataError when there is nothing to analyse."""
-    diagnostics, timer = session.diagnostics, session.timer
-    with timer.phase("discovery"):
-        files = discover(where.dumps_dir, SYS_PREFIX, where.window, diagnostics.warn)
-        allocator.freeze()  # the list of files lives until the end
-    with timer.phase("reading"):
-        metrics = load_and_compute_metrics(files, diagnostics.warn, diagnostics.reading)
-        diagnostics.end_progress()
-    if metrics.empty:
-        raise NoDataError(f"none of the {describe_sources(files, SYS_PREFIX)} could be used")
-    with timer.phase("computing"):
+    metrics = discover_and_read(
+        where, SYS_PREFIX, session, load_and_compute_metrics, lambda loaded: loaded.empty
+    )
+    with session.timer.phase("computing"):
         return system_result(metrics, options)
 
 
