@@ -410,20 +410,18 @@ class MemberSource(NamedTuple):
 
 
 @functools.cache
-def _user_name(uid: int) -> str:
-    """The owner's name for the tar header, as `tar` records it ("" if unknown)."""
+def _owner_names(uid: int, gid: int) -> tuple[str, str]:
+    """The owner's user and group names for the tar header, as `tar` records them ("" for
+    an id the system does not know)."""
     try:
-        return pwd.getpwuid(uid).pw_name
+        user = pwd.getpwuid(uid).pw_name
     except KeyError:
-        return ""
-
-
-@functools.cache
-def _group_name(gid: int) -> str:
+        user = ""
     try:
-        return grp.getgrgid(gid).gr_name
+        group = grp.getgrgid(gid).gr_name
     except KeyError:
-        return ""
+        group = ""
+    return user, group
 
 
 def tar_header(name: str, st: os.stat_result) -> tarfile.TarInfo:
@@ -437,7 +435,7 @@ def tar_header(name: str, st: os.stat_result) -> tarfile.TarInfo:
     info.size = st.st_size
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
-    info.uname, info.gname = _user_name(st.st_uid), _group_name(st.st_gid)
+    info.uname, info.gname = _owner_names(st.st_uid, st.st_gid)
     seconds, nanos = divmod(st.st_mtime_ns, 1_000_000_000)
     info.mtime = seconds
     if nanos:

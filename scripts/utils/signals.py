@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
 
@@ -38,7 +38,7 @@ class Stopped(BaseException):
 
 class StopSignals:
     """Stop signals raise Stopped (see the module docstring); install() to start, restore()
-    (or leaving a `with` block) puts the previous handlers back."""
+    puts the previous handlers back."""
 
     def __init__(self, signals: Sequence[signal.Signals] = (signal.SIGTERM,)) -> None:
         self.signals = tuple(signals)
@@ -59,17 +59,6 @@ class StopSignals:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
-
-    def __enter__(self) -> StopSignals:
-        return self.install()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.restore()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self._deferring:
