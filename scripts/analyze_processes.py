@@ -20,8 +20,10 @@ from utils.console import (
     EXIT_ALERT,
     Session,
     add_common_args,
+    duration_arg,
     non_negative,
     positive_count,
+    rate_arg,
     run_analysis,
     window_from_args,
 )
@@ -41,13 +43,18 @@ from utils.process_analysis import (
     write_spread_csv,
 )
 from utils.text import plural
+from utils.units import DAY_S
 
 # --- Defaults; flags override them ------------------------------------------------
 DUMPS_DIR = defaults.DUMPS_DIR
 OUT_DIR = defaults.PROCESS_OUT_DIR
 TOP_N = defaults.TOP_N  # PIDs in the spread table, each with a plot
 LEAK_MIN_RATE_MB_PER_DAY = defaults.LEAK_MIN_RATE_MB_PER_DAY  # below this, never a leak
-LEAK_MIN_SPAN_DAYS = defaults.LEAK_MIN_SPAN_DAYS  # instances observed less: never judged
+LEAK_MIN_RISE_MB = defaults.LEAK_MIN_RISE_MB  # ... nor a smaller rise over its time scale
+# Instances observed less are never judged; None: LEAK_MIN_SPAN_DAYS, or most of a
+# collection shorter than that.
+LEAK_MIN_SPAN_S: float | None = None
+LEAK_MIN_SPAN_DAYS = defaults.LEAK_MIN_SPAN_DAYS
 # From this many plots on, a second process draws half of them.
 PARALLEL_PLOTS_FROM = 4
 PROG = "analyze_processes"
@@ -88,6 +95,42 @@ def analyze_processes(where: Where, options: ProcessOptions, session: Session) -
     return EXIT_ALERT if result.alerts else None
 
 
+def add_leak_args(parser: argparse.ArgumentParser) -> None:
+    """The leak finder's limits: --min-growth, --min-rise, --min-span (or --min-days)."""
+    parser.add_argument(
+        "--min-growth",
+        type=rate_arg,
+        default=LEAK_MIN_RATE_MB_PER_DAY,
+        metavar="RATE",
+        help="the least growth rate called a leak: 10 (MiB/day), 10MiB/d, 40MiB/h"
+        f" (default {LEAK_MIN_RATE_MB_PER_DAY:g} MiB/day)",
+    )
+    parser.add_argument(
+        "--min-rise",
+        type=non_negative,
+        default=LEAK_MIN_RISE_MB,
+        metavar="MIB",
+        help="the least growth called a leak over the time an instance is judged on (the"
+        f" shorter of its span and 2 days), in MiB (default {LEAK_MIN_RISE_MB:g})",
+    )
+    span = parser.add_mutually_exclusive_group()
+    span.add_argument(
+        "--min-span",
+        type=duration_arg,
+        default=LEAK_MIN_SPAN_S,
+        metavar="DURATION",
+        help="judge only process instances observed this long: 90s, 10m, 2h, 2d (default:"
+        f" {LEAK_MIN_SPAN_DAYS:g} days, or 3/4 of a shorter collection)",
+    )
+    span.add_argument(
+        "--min-days",
+        dest="min_span",
+        type=lambda text: non_negative(text) * DAY_S,
+        metavar="DAYS",
+        help="the same as --min-span, in days",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
@@ -104,22 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only rows whose CMD contains TEXT (plain substring, case-sensitive),"
         " before anything is computed",
     )
-    parser.add_argument(
-        "--min-growth",
-        type=non_negative,
-        default=LEAK_MIN_RATE_MB_PER_DAY,
-        metavar="MIB_PER_DAY",
-        help="the least growth called a leak, in MiB per day"
-        f" (default {LEAK_MIN_RATE_MB_PER_DAY:g})",
-    )
-    parser.add_argument(
-        "--min-days",
-        type=non_negative,
-        default=LEAK_MIN_SPAN_DAYS,
-        metavar="DAYS",
-        help="judge only process instances observed for at least this many days"
-        f" (default {LEAK_MIN_SPAN_DAYS:g})",
-    )
+    add_leak_args(parser)
     parser.add_argument(
         "--fail-on-leak",
         action="store_true",
@@ -136,7 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = ProcessOptions(
         top_n=args.top,
         match=args.match,
-        growth=GrowthParams(min_rate_mb_per_day=args.min_growth, min_span_days=args.min_days),
+        growth=GrowthParams(
+            min_rate_mb_per_day=args.min_growth,
+            min_span_s=args.min_span,
+            min_rise_mb=args.min_rise,
+        ),
         fail_on_leak=args.fail_on_leak,
     )
     return run_analysis(

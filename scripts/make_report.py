@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> Options:
     growth = GrowthParams(
         min_rate_mb_per_day=defaults.LEAK_MIN_RATE_MB_PER_DAY,
-        min_span_days=defaults.LEAK_MIN_SPAN_DAYS,
+        min_rise_mb=defaults.LEAK_MIN_RISE_MB,
     )
     return Options(
         SystemOptions(defaults.TREND_DAYS),

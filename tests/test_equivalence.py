@@ -90,5 +90,5 @@ PINNED_LEAKS = (
 @pytest.mark.parametrize("batch_bytes", [64 * 1024, BATCH_BYTES])
 def test_the_leak_table_is_pinned(dumps: Path, tmp_path: Path, batch_bytes: int) -> None:
     records = load_all_records(find_dumps(dumps, PROCESS_PREFIX), fail, batch_bytes=batch_bytes)
-    path = write_leaks_csv(find_leaks(records, GrowthParams()), tmp_path / "leaks.csv")
+    path = write_leaks_csv(find_leaks(records, GrowthParams()).leaks, tmp_path / "leaks.csv")
     assert path.read_text(encoding="utf-8") == PINNED_LEAKS

@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from utils.defaults import LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_SPAN_DAYS
 from utils.growth import (
     BUCKET_S,
     FloorTable,
@@ -40,7 +39,7 @@ INTERVAL_S = 600
 T0 = 1_772_323_200  # 2026-03-01 00:00:00 UTC
 PAGE_MB = 4 / 1024  # ps counts whole 4 kB pages
 SEEDS = (1, 7, 2026)
-PARAMS = GrowthParams(LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_SPAN_DAYS)
+PARAMS = GrowthParams()
 RATE_TOLERANCE = 0.15
 FAST_KEEP = 0.9  # per 10 minutes: the fast noise forgets in about 1.5 hours
 SLOW_TAU_S = 12 * HOUR_S  # the slow wander forgets in half a day
@@ -114,14 +113,19 @@ def restarted(shape: Shape, every_days: float, rng: np.random.Generator) -> list
     return lives
 
 
+def tables_of14(series_list: list[Series]) -> tuple[FloorTable, InstanceSpans]:
+    """The tables of series from a two-week collection (the scenarios' own span)."""
+    return tables_of(series_list, collection_s=14 * DAY_S)
+
+
 def verdict_of(shape: Shape, seed: int, params: GrowthParams = PARAMS) -> tuple[Rule, str]:
-    floors, spans = tables_of([series(shape, np.random.default_rng(seed))])
+    floors, spans = tables_of14([series(shape, np.random.default_rng(seed))])
     found = judge(floors, spans, 0, shape.interval_s, params)
     return found.rule, found.reason
 
 
 def growth_of(shape: Shape, seed: int, params: GrowthParams = PARAMS) -> Growth:
-    floors, spans = tables_of([series(shape, np.random.default_rng(seed))])
+    floors, spans = tables_of14([series(shape, np.random.default_rng(seed))])
     found = judge(floors, spans, 0, shape.interval_s, params)
     assert found.flagged, found.reason
     assert found.growth is not None
@@ -167,7 +171,7 @@ def test_sawtooth_with_a_rising_floor_is_flagged(seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_flat_then_leak_is_flagged_from_when_it_starts(seed: int) -> None:
     times, rss = series(LATE_LEAK, np.random.default_rng(seed))
-    floors, spans = tables_of([(times, rss)])
+    floors, spans = tables_of14([(times, rss)])
     (growth,) = find_growth(floors, spans, INTERVAL_S, PARAMS)
     assert_rate(growth, LATE_LEAK.leak_mb_per_day)
     planted_s = times[0] + LATE_LEAK.leak_from_day * DAY_S
@@ -180,7 +184,7 @@ def test_flat_then_leak_is_flagged_from_when_it_starts(seed: int) -> None:
 def test_restarted_leaking_service_flags_each_instance(seed: int) -> None:
     lives = restarted(RESTARTED_LEAK, 3.5, np.random.default_rng(seed))
     assert len(lives) == 4
-    floors, spans = tables_of(lives)
+    floors, spans = tables_of14(lives)
     found = find_growth(floors, spans, INTERVAL_S, PARAMS)
     assert sorted(g.instance for g in found) == [0, 1, 2, 3]
     for growth in found:
@@ -218,7 +222,7 @@ def test_a_day_long_outage_inside_a_leak_keeps_it_and_its_rate(seed: int) -> Non
 )
 @pytest.mark.parametrize("seed", SEEDS)
 def test_not_a_leak(shape: Shape, rules: set[Rule], seed: int) -> None:
-    floors, spans = tables_of([series(shape, np.random.default_rng(seed))])
+    floors, spans = tables_of14([series(shape, np.random.default_rng(seed))])
     assert find_growth(floors, spans, INTERVAL_S, PARAMS) == []
     found = judge(floors, spans, 0, INTERVAL_S, PARAMS)
     assert not found.flagged
@@ -228,7 +232,7 @@ def test_not_a_leak(shape: Shape, rules: set[Rule], seed: int) -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_an_hour_long_process_is_never_judged(seed: int) -> None:
-    assert verdict_of(ONE_HOUR, seed) == (Rule.SHORT, "observed 0.04 days, under 2 days")
+    assert verdict_of(ONE_HOUR, seed) == (Rule.SHORT, "observed 1 h, under 2 days")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -236,7 +240,7 @@ def test_pid_reuse_gives_two_flat_instances(seed: int) -> None:
     rng = np.random.default_rng(seed)
     bash = series(BASH, rng, T0 + 1234)
     trainer = series(TRAINER, rng, int(bash[0][-1]) + INTERVAL_S)
-    floors, spans = tables_of([bash, trainer])
+    floors, spans = tables_of14([bash, trainer])
     assert find_growth(floors, spans, INTERVAL_S, PARAMS) == []
     first, second = verdicts(floors, spans, INTERVAL_S, PARAMS)
     # The bash's floors move by a few pages: the prefilter drops it before any fit.
@@ -255,7 +259,7 @@ def test_many_instances_keep_their_numbers_highest_rate_first() -> None:
         series(Shape(base_mb=900.0, noise=0.02, leak_mb_per_day=50.0, leak_from_day=4.0), rng),
         series(STEP_PLATEAU, rng),
     ]
-    floors, spans = tables_of(instances)
+    floors, spans = tables_of14(instances)
     found = find_growth(floors, spans, INTERVAL_S, PARAMS)
     assert [g.instance for g in found] == [2, 4, 1]
     for growth, planted in zip(found, (80.0, 50.0, 30.0), strict=True):
@@ -281,7 +285,7 @@ def test_confidence_is_higher_for_a_clean_line(seed: int) -> None:
 
 
 def test_min_rate_hides_a_leak() -> None:
-    rule, reason = verdict_of(LINEAR_LEAK, 3, GrowthParams(100.0, LEAK_MIN_SPAN_DAYS))
+    rule, reason = verdict_of(LINEAR_LEAK, 3, GrowthParams(min_rate_mb_per_day=100.0))
     assert rule is Rule.SLOW
     assert re.fullmatch(r"rises 3\d\.\d MiB/day, under 100", reason), reason
 
@@ -289,8 +293,8 @@ def test_min_rate_hides_a_leak() -> None:
 def test_min_span_hides_a_short_leak() -> None:
     short = Shape(base_mb=300.0, days=3.0, leak_mb_per_day=100.0)
     growth_of(short, 3)  # flagged with the defaults
-    rule, reason = verdict_of(short, 3, GrowthParams(LEAK_MIN_RATE_MB_PER_DAY, 4.0))
-    assert (rule, reason) == (Rule.SHORT, "observed 3.00 days, under 4 days")
+    rule, reason = verdict_of(short, 3, GrowthParams(min_span_s=4 * DAY_S))
+    assert (rule, reason) == (Rule.SHORT, "observed 3 days, under 4 days")
 
 
 def test_other_intervals() -> None:
@@ -305,7 +309,7 @@ def test_partial_buckets_are_discounted() -> None:
     times = T0 + np.arange(0, 4 * DAY_S, INTERVAL_S, dtype=np.int64)
     rss = np.full(times.size, 100.0)
     end = np.array([T0 + 4 * DAY_S, T0 + 4 * DAY_S + INTERVAL_S], dtype=np.int64)
-    floors, spans = tables_of([(np.r_[times, end], np.r_[rss, 900.0, 900.0])])
+    floors, spans = tables_of14([(np.r_[times, end], np.r_[rss, 900.0, 900.0])])
     assert list(floors.samples[-2:]) == [36, 2]
     found = judge(floors, spans, 0, INTERVAL_S, PARAMS)
     assert found.rule is Rule.NO_RISE, found.reason
@@ -330,7 +334,7 @@ def test_floors_of_by_hand() -> None:
 
 
 def test_reasons_name_the_rule() -> None:
-    floors, spans = tables_of([series(LINEAR_LEAK, np.random.default_rng(2))])
+    floors, spans = tables_of14([series(LINEAR_LEAK, np.random.default_rng(2))])
     found = judge(floors, spans, 0, INTERVAL_S, PARAMS)
     pattern = (
         r"grows 3\d\.\d MiB/day since 2026-03-01 \d\d:00 UTC, \d+ MiB in all \(confidence 0\.\d\d\)"
@@ -355,11 +359,11 @@ def test_empty_and_malformed_tables() -> None:
     none = FloorTable(*(np.empty(0, np.int64),) * 2, np.empty(0, np.float64), np.empty(0, np.int64))
     spans = InstanceSpans(*(np.empty(0, np.int64),) * 3)
     assert find_growth(none, spans, INTERVAL_S, PARAMS) == []
-    floors, spans = tables_of([series(LINEAR_LEAK, np.random.default_rng(1))])
+    floors, spans = tables_of14([series(LINEAR_LEAK, np.random.default_rng(1))])
     backwards = FloorTable(
         floors.instance, floors.bucket[::-1].copy(), floors.floor_mb, floors.samples
     )
     with pytest.raises(ValueError, match="sorted"):
         find_growth(backwards, spans, INTERVAL_S, PARAMS)
     with pytest.raises(ValueError, match="min_rate"):
-        GrowthParams(-1.0, 2.0)
+        GrowthParams(min_rate_mb_per_day=-1.0)

@@ -239,7 +239,10 @@ def test_console_shows_the_leak_table_and_fail_on_leak_exits_3(analysed: Run) ->
     assert analysed.stderr == "analyze_processes: 6 process instance(s) leak; exit status 3\n"
     lines = analysed.stdout.splitlines()
     heading = next(i for i, line in enumerate(lines) if line.startswith("Sustained growth"))
-    assert lines[heading].startswith("Sustained growth (leaks): 6 of 14 process instances over")
+    assert lines[heading] == (
+        "Sustained growth (leaks) in 6 of the 13 process instances judged (of 14: those"
+        " watched at least 2 days in 13 d 23 h 50 min), fastest first"
+    )
     assert lines[heading + 2].split()[:3] == ["PID", "since", "(UTC)"]
     assert lines[heading + 3].split()[0] == "200"
 
@@ -257,8 +260,8 @@ def test_a_higher_minimum_rate_hides_the_slower_leaks(dumps: Path, tmp_path: Pat
     result = run(dumps, tmp_path, "--min-growth", "1000", "--fail-on-leak")
     assert result.status == 0
     assert (
-        "No process shows sustained growth (14 process instances over 13 d 23 h 50 min judged)"
-        in result.stdout
+        "No process shows sustained growth (13 of 14 process instances judged: those watched"
+        " at least 2 days in 13 d 23 h 50 min)" in result.stdout
     )
     assert not list(tmp_path.glob("leak_*.png"))  # the earlier run's are removed
 

@@ -527,6 +527,33 @@ def test_the_defaults_are_the_analyses_constants() -> None:
     assert options.processes.top_n == analyze_processes.TOP_N
     growth = options.processes.growth
     assert growth.min_rate_mb_per_day == analyze_processes.LEAK_MIN_RATE_MB_PER_DAY
-    assert growth.min_span_days == analyze_processes.LEAK_MIN_SPAN_DAYS
+    assert growth.min_span_s == analyze_processes.LEAK_MIN_SPAN_S
+    assert growth.min_rise_mb == analyze_processes.LEAK_MIN_RISE_MB
     assert not options.processes.fail_on_leak and options.system.alert_pct is None
     assert make_report.OUT_FILE == defaults.REPO_ROOT / "plots" / "report.html"
+
+
+@pytest.mark.parametrize("which", ["long", "short"])
+def test_the_leak_section_says_what_was_judged_as_the_console_does(
+    report: Report, tmp_path: Path, which: str
+) -> None:
+    dumps = report.dumps if which == "long" else small_dumps(tmp_path / "dumps")
+    page = report.text if which == "long" else ""
+    if which == "short":
+        html_path = tmp_path / "report.html"
+        assert (
+            run_in_process(make_report.main, ["--dumps-dir", str(dumps), "--out", str(html_path)])
+            == 0
+        )
+        page = html_path.read_text(encoding="utf-8")
+    ran = run_main(
+        analyze_processes.main, ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "out")]
+    )
+    sentence = next(
+        line
+        for line in ran.stdout.splitlines()
+        if line.startswith(("Sustained growth", "No process shows", "None of the"))
+    )
+    assert html.escape(sentence, quote=True) in page
+    if which == "short":  # three snapshots a minute apart: nothing can be judged
+        assert sentence.startswith("None of the 2 process instances was watched long enough")

@@ -162,7 +162,10 @@ def test_end_to_end(tmp_path: Path) -> None:
     assert stdout[2].split() == ["PID", "min_RSS", "max_RSS", "spread", "CMD"]
     assert stdout[3].split()[:4] == ["500", "1.000", "801.000", "800.000"]
     assert stdout[-1] == "Removed 2 file(s) of an earlier run not in these tables"
-    assert "No process shows sustained growth (11 process instances over 30 min judged)" in stdout
+    assert (
+        "None of the 11 process instances was watched long enough to judge (the minimum span"
+        " here is 5 h); nothing judged" in stdout
+    )
     assert (out / "leaks.csv").read_text() == (
         "PID,first_seen,last_seen,since,growth_MB_per_day,growth_MB,confidence,CMD\n"
     )

@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import platform
+import re
 import signal
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from typing import NamedTuple, TextIO
 from utils import allocator
 from utils.parser import NoDataError, TimeWindow, parse_time_arg
 from utils.signals import Stopped, StopSignals
+from utils.units import DAY_S, HOUR_S, MINUTE_S
 
 # A progress line is redrawn at most this often, so it costs nothing.
 PROGRESS_EVERY_S = 0.1
@@ -255,6 +257,45 @@ def _finite_number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
+
+
+# Units of a duration argument, in seconds (case-insensitive).
+DURATION_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "m": MINUTE_S,
+    "min": MINUTE_S,
+    "h": HOUR_S,
+    "d": DAY_S,
+    "w": 7 * DAY_S,
+}
+# Units of a rate argument, in MiB per day; a bare number is MiB/day.
+RATE_UNITS = {unit: DAY_S / seconds for unit, seconds in DURATION_UNITS.items()}
+_QUANTITY = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z/]*)\s*")
+
+
+def duration_arg(text: str) -> float:
+    """An argument type: a duration with its unit (`90s`, `10m`, `2h`, `2d`, `1w`), in seconds."""
+    match = _QUANTITY.fullmatch(text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in DURATION_UNITS:
+        raise argparse.ArgumentTypeError(
+            f"not a duration with a unit, such as 90s, 10m, 2h or 2d: {text!r}"
+        )
+    return _finite_number(match.group(1)) * DURATION_UNITS[unit]
+
+
+def rate_arg(text: str) -> float:
+    """An argument type: a rate of growth, `10` (MiB/day), `10MiB/d`, `40MiB/h`, `1MB/min`
+    (MB read as MiB, as the dumps' _MB columns are), in MiB per day."""
+    match = _QUANTITY.fullmatch(text)
+    unit = match.group(2).lower() if match else ""
+    per = unit.removeprefix("mib").removeprefix("mb").removeprefix("/")
+    if match is None or (unit and (per == unit or per not in RATE_UNITS)):
+        raise argparse.ArgumentTypeError(
+            f"not a rate, such as 10 (MiB/day), 10MiB/d or 40MiB/h: {text!r}"
+        )
+    return _finite_number(match.group(1)) * (RATE_UNITS[per] if unit else 1.0)
 
 
 def add_window_args(parser: argparse.ArgumentParser) -> None:

@@ -1,49 +1,53 @@
-"""Sustained memory growth (a leak) per process instance, judged from 6-hour RSS floors.
+"""Sustained memory growth (a leak) per process instance, judged from the floors of its memory.
 
 RSS spread (max - min) answers "what moved"; this answers "what leaks". A process
-instance is flagged when the floor of its memory keeps rising for at least a day, fast
-enough to matter and clearly above its noise.
+instance is flagged when the floor of its memory keeps rising, fast enough to matter
+and clearly above its noise, at the time scale it was watched at.
 
-The floor. Each instance's lowest RSS in each 6-hour UTC bucket (bucket index =
-epoch_seconds // BUCKET_S) ignores spikes (a nightly job's hour at +3 GB), and a
-garbage collector's sawtooth with a period of a few hours, since every bucket then holds
-a trough. A leak lifts the troughs too, so the floors still rise. A bucket holding few
-snapshots (the first or last of an instance, or one cut by an outage of the collector)
-has a minimum biased upwards: it counts in proportion to its share of a full bucket, and
-not at all under half of one.
+The floor. Each instance's lowest value in each bucket of time, aligned to UTC, ignores
+spikes (a nightly job's hour at +3 GB) and a garbage collector's sawtooth, since every
+bucket then holds a trough. A leak lifts the troughs too, so the floors still rise. A
+bucket holding few snapshots (the first or last of an instance, or one cut by an outage
+of the collector) has a minimum biased upwards: it counts in proportion to its share of
+a full bucket, and not at all under half of one.
 
-The fit. After a warm-up, the floors are fitted with a hinge,
-`floor = c + b * max(0, t - since)`, by weighted least squares for every candidate
-`since` at once: the sums the normal equations need for each knot are suffix sums,
-so an instance costs O(buckets), and all instances are fitted together without a Python
-loop per instance. The knot of least squared error gives the rate b and since when,
-unless a plain line (the knot at the first floor) fits about as well: a knot is one more
-parameter, and it must pay for itself (Akaike's criterion).
+The time scale. An instance watched for at least 2 days is judged on 6-hour floors; a
+shorter one on floors 2, 4, 8 ... times shorter, so that it has as many floors as a
+2-day one has (8 to 16): a quarter of an hour at 1 s is judged as two days at 10
+minutes are. A bucket holds at least MIN_BUCKET_SAMPLES snapshots. The warm-up, the
+least time a leak must grow for and the least growth scale with the bucket. The floors
+are kept at the finest level the collection may need (`floor_level`) and merged into
+each instance's own level here (a minimum of minimums is exact).
 
 The verdict, rule by rule (the first that fails names the reason):
-  1. observed for at least min_span_days;
-  2. at least MIN_FIT_FLOORS usable floors after the warm-up;
+  1. observed for at least the minimum span (`min_span_s`: by default 2 days, or most of
+     a shorter collection), with at least MIN_JUDGED_SAMPLES snapshots;
+  2. at least MIN_FIT_FLOORS usable floors after the warm-up (one bucket);
   3. the last floors stand above the lowest one by at least half the least growth a
-     leak can have (min rate over MIN_LEAK_DAYS): a cheap prefilter, before any fit;
-  4. the fitted rate is at least min_rate_mb_per_day;
+     leak can have over the least time a leak grows for: a cheap prefilter;
+  4. the fitted rate (utils.hinge) is at least the least rate: min_rate_mb_per_day, and
+     min_rise_mb over the instance's time scale (the shorter of its span and 2 days);
   5. the end still rises: the slope of the last third of the growing part is not
      clearly under half the fitted rate (a slow start-up ramp, or a step reaching a
-     plateau); "clearly" is judged with the floors' jitter from one floor to the next,
-     which a step or a bend of the fit does not inflate;
+     plateau); "clearly" is judged with the floors' jitter from one floor to the next;
   6. the fitted growth (since -> last sample) is at least MIN_GROWTH_NOISE times the
-     floors' noise (the RMS of their residuals around the fit: slow wander counts);
+     floors' noise (the RMS of their residuals around the fit), or, for a service whose
+     floors follow its load up and down for days, the growth rate is WANDER_Z standard
+     errors above zero under an AR(1) model of that wander and the growth at least
+     WANDER_GROWTH_NOISE times the noise;
   7. the growing part is a clean line: its R2 is at least MIN_FIT_R2.
 The confidence of a flagged instance is that R2: 1 for a perfect line, lower as noise
-or curvature take over. The rate is the floor's: when the noise scales with RSS, the
-floor rises a few percent slower than the mean does.
+or curvature take over.
 
 All instances are judged together, in one pass of array operations (no Python loop per
-instance). docs/leaks.md explains the method and why the defaults are what they are.
+instance). docs/leaks.md explains the method, what the rules were tried on and why the
+defaults are what they are.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,32 +56,42 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from utils.defaults import LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_SPAN_DAYS
+from utils.defaults import LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_RISE_MB, LEAK_MIN_SPAN_DAYS
+from utils.hinge import MIN_LEAK_FLOORS, Fits, Points, fit_hinges, segments
+from utils.text import format_duration, short_number
 from utils.units import DAY_S, HOUR_S
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-# The floors: the lowest RSS per 6 hours, aligned to UTC.
+# The floors of a long collection: the lowest value per 6 hours, aligned to UTC.
 BUCKET_S = 6 * HOUR_S
-
+# From this span on, an instance is judged on BUCKET_S floors; it is also the minimum span
+# of a long collection.
+LONG_SPAN_S = LEAK_MIN_SPAN_DAYS * DAY_S
+# Floors finer than BUCKET_S / 2**MAX_LEVEL (a third of a second) are never needed.
+MAX_LEVEL = 16
+# A floor is the lowest of at least this many snapshots.
+MIN_BUCKET_SAMPLES = 3
+# An instance with fewer snapshots is never judged, whatever its span: 30 snapshots are 30
+# seconds at 1 s, 5 hours at 10 minutes.
+MIN_JUDGED_SAMPLES = 30
+# By default, a collection shorter than LONG_SPAN_S / MOST_OF_COLLECTION judges the
+# instances watched for this share of it.
+MOST_OF_COLLECTION = 0.75
 # Start-up ramps (loading code, JIT, filling caches and pools, sizing a heap) settle
-# within minutes to a couple of hours. Buckets starting under 6 hours after the first
-# sample are left out (6 to 12 hours in all, by where the first sample falls), which a
-# restart every few days can afford. Slower ramps are caught by the tail test.
-WARMUP_S = 6 * HOUR_S
+# within minutes to a couple of hours of a long-running service. Buckets starting under
+# one bucket after the first sample are left out (one to two buckets in all, by where the
+# first sample falls). Slower ramps are caught by the tail test.
+WARMUP_BUCKETS = 1
 # A bucket under half full is likely to miss a sawtooth's trough, and with fewer samples
 # its minimum dips less into the noise: its floor stands too high to trust.
 MIN_FILL = 0.5
-# 1.5 days of floors: the fewest that tell a rise that goes on from a step or a ramp.
+# 1.5 days of 6-hour floors: the fewest that tell a rise that goes on from a step or a ramp.
 MIN_FIT_FLOORS = 6
-# The growing part holds at least a day (4 floors): a shorter rise is a step as far as
-# anyone can tell.
-MIN_LEAK_DAYS = 1.0
-MIN_LEAK_FLOORS = 4
-# Akaike's price of a parameter, in units of log-likelihood: the hinge's knot.
-KNOT_PENALTY = 2.0
+# The growing part covers at least 4 buckets (a day of 6-hour floors).
+MIN_LEAK_BUCKETS = MIN_LEAK_FLOORS
 # The prefilter lets through anything whose last floors stand this share of the least
 # possible leak growth above its lowest floor: loose, so that noise never hides a leak
 # the fit would flag.
@@ -86,13 +100,15 @@ END_FLOORS = 4
 # Growth under 6 standard deviations of the floors' noise is a wander, not a trend; for a
 # straight line that bound is also an R2 of 0.75.
 MIN_GROWTH_NOISE = 6.0
+# ... unless the rate stands this many standard errors above zero under an AR(1) model of
+# the floors' wander, with a growth of at least this many times their noise.
+WANDER_Z = 4.5
+WANDER_GROWTH_NOISE = 4.0
 # The growing part's R2: under 0.6 the floors are not a line (a step, a curve, noise).
 MIN_FIT_R2 = 0.6
 # Still rising at the end: the last third of the growing part (at least 4 floors) must not
 # rise clearly slower than half the fitted rate ("clearly": even 2 standard errors above
 # its slope stays under that). A ramp or a step that reached its plateau fails here.
-TAIL_SHARE = 1 / 3
-TAIL_MIN_FLOORS = 4
 TAIL_MIN_RATIO = 0.5
 TAIL_Z = 2.0
 
@@ -101,35 +117,76 @@ class Rule(enum.IntEnum):
     """The rule that decided an instance's verdict (GROWS: flagged)."""
 
     GROWS = 0
-    SHORT = 1  # observed for under min_span_days
+    SHORT = 1  # observed for under the minimum span, or with too few snapshots
     FEW_FLOORS = 2  # under MIN_FIT_FLOORS usable floors after the warm-up
     NO_RISE = 3  # the prefilter: the last floors barely stand above the lowest
-    SLOW = 4  # fitted rate under min_rate_mb_per_day
+    SLOW = 4  # fitted rate under the least rate
     TAIL = 5  # not rising any more at the end
     NOISE = 6  # fitted growth within the floors' noise
     FIT = 7  # the growing part is not a clean line
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GrowthParams:
+    """What the user asked of the leak finder; min_span_s None: the collection's default."""
+
     min_rate_mb_per_day: float = LEAK_MIN_RATE_MB_PER_DAY  # below this, never flagged
-    min_span_days: float = LEAK_MIN_SPAN_DAYS  # observed for less: never judged
+    min_span_s: float | None = None  # observed for less: never judged
+    min_rise_mb: float = LEAK_MIN_RISE_MB  # least growth over the instance's time scale
 
     def __post_init__(self) -> None:
         if not self.min_rate_mb_per_day >= 0:
             raise ValueError(f"min_rate_mb_per_day must be >= 0, not {self.min_rate_mb_per_day}")
-        if not self.min_span_days >= 0:
-            raise ValueError(f"min_span_days must be >= 0, not {self.min_span_days}")
+        if self.min_span_s is not None and not self.min_span_s >= 0:
+            raise ValueError(f"min_span_s must be >= 0, not {self.min_span_s}")
+        if not self.min_rise_mb >= 0:
+            raise ValueError(f"min_rise_mb must be >= 0, not {self.min_rise_mb}")
+
+
+def min_span_for(params: GrowthParams, collection_s: float, interval_s: float) -> float:
+    """The minimum span of a judged instance: the one asked for, else 2 days, or most of a
+    collection shorter than that; never under MIN_JUDGED_SAMPLES snapshots."""
+    if params.min_span_s is not None:
+        span = params.min_span_s
+    else:
+        span = min(LONG_SPAN_S, MOST_OF_COLLECTION * collection_s)
+    return max(span, MIN_JUDGED_SAMPLES * interval_s)
+
+
+def level_for_span(span_s: FloatArray, interval_s: float, finest: int) -> IntArray:
+    """Each instance's floor level: 0 (BUCKET_S) from LONG_SPAN_S on, one level finer (half
+    the bucket) each time the span halves, but never a bucket under MIN_BUCKET_SAMPLES
+    snapshots, nor finer than the floors kept (`finest`)."""
+    with np.errstate(divide="ignore"):
+        wanted = np.ceil(np.log2(LONG_SPAN_S / np.maximum(span_s, 1.0)))
+    by_interval = math.floor(math.log2(BUCKET_S / (MIN_BUCKET_SAMPLES * max(interval_s, 1e-3))))
+    cap = max(0, min(finest, by_interval, MAX_LEVEL))
+    return np.clip(wanted, 0, cap).astype(np.int64)
+
+
+def floor_level(min_span_s: float, interval_s: float | None) -> int:
+    """The finest floor level an instance of min_span_s may need (interval_s None: not
+    known before reading, so not a limit): the level the reader keeps floors at."""
+    interval = 1.0 if interval_s is None else interval_s
+    return int(level_for_span(np.array([min_span_s]), interval, MAX_LEVEL)[0])
+
+
+def bucket_index(times_s: npt.NDArray[np.int64], level: int) -> IntArray:
+    """The bucket of each epoch second at a level: buckets of BUCKET_S / 2**level seconds,
+    aligned to UTC, so that a bucket at a level is exactly two at the next finer one."""
+    index: IntArray = (np.asarray(times_s, dtype=np.int64) << level) // BUCKET_S
+    return index
 
 
 @dataclass(frozen=True)
 class FloorTable:
-    """6-hour floors of many instances, rows sorted by instance, then bucket."""
+    """Floors of many instances at one level, rows sorted by instance, then bucket."""
 
     instance: IntArray  # 0..n-1, non-decreasing
-    bucket: IntArray  # epoch seconds // BUCKET_S
-    floor_mb: FloatArray  # lowest RSS (MiB) of the instance in that bucket
+    bucket: IntArray  # bucket_index(epoch seconds, level)
+    floor_mb: FloatArray  # the lowest value (MiB) of the instance in that bucket
     samples: IntArray  # snapshots of the instance in that bucket
+    level: int = 0  # buckets of BUCKET_S / 2**level seconds
 
 
 @dataclass(frozen=True)
@@ -137,6 +194,8 @@ class InstanceSpans:
     first_s: IntArray  # per instance: epoch seconds of its first sample
     last_s: IntArray  # ... of its last sample
     samples: IntArray  # ... number of samples
+    # The whole collection's span, for the default minimum span (None: the instances').
+    collection_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +206,7 @@ class Growth:
     growth_mb: float  # fitted growth from since_s to the instance's last sample
     confidence: float  # 0..1, how clean the trend is (R2 of the growing part)
     start_mb: float  # fitted floor level at since_s (to draw the fitted line)
+    bucket_s: float  # the instance's floors: its time scale
 
 
 @dataclass(frozen=True)
@@ -162,21 +222,21 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class _Assessment:
-    """Every instance's rule and numbers (NaN where a rule came before the number)."""
+class Survey:
+    """What the finder judged: the flagged instances, highest rate first, and how many were
+    judged at all (the others were watched for under `min_span_s`)."""
 
-    rule: npt.NDArray[np.int8]
-    span_days: FloatArray
-    floors: IntArray  # usable floors after the warm-up
-    rise_mb: FloatArray
-    trend: _Trend  # the fitted numbers
+    growths: list[Growth]
+    judged: int
+    instances: int
+    min_span_s: float
 
 
 def floors_of(
-    times_s: npt.NDArray[np.int64], rss_mb: npt.NDArray[np.float64]
+    times_s: npt.NDArray[np.int64], rss_mb: npt.NDArray[np.float64], level: int = 0
 ) -> tuple[IntArray, FloatArray, IntArray]:
-    """Reference floors of one series (times sorted): the caller uses it to draw floors on
-    a plot. Returns each bucket's index, lowest RSS (MiB) and number of samples."""
+    """Floors of one series (times sorted) at a level: each bucket's index, lowest value
+    (MiB) and number of samples."""
     times = np.asarray(times_s, dtype=np.int64)
     rss = np.asarray(rss_mb, dtype=np.float64)
     if times.shape != rss.shape or times.ndim != 1:
@@ -185,7 +245,7 @@ def floors_of(
         return np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64)
     if np.any(times[1:] < times[:-1]):
         raise ValueError("times_s must be sorted")
-    buckets = times // BUCKET_S
+    buckets = bucket_index(times, level)
     starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
     samples = np.diff(np.r_[starts, times.size]).astype(np.int64)
     floor = np.asarray(np.minimum.reduceat(rss, starts), dtype=np.float64)
@@ -194,10 +254,13 @@ def floors_of(
 
 def tables_of(
     series: Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]],
+    level: int = 0,
+    collection_s: float | None = None,
 ) -> tuple[FloorTable, InstanceSpans]:
     """The tables find_growth takes, from whole series (one per instance, times sorted,
-    none empty): for tests and small inputs; the analysis builds them batch by batch."""
-    parts = [floors_of(times, rss) for times, rss in series]
+    none empty), with floors at `level`, of a collection of `collection_s` (None: the
+    series' own): for tests and small inputs; the analysis builds them batch by batch."""
+    parts = [floors_of(times, rss, level) for times, rss in series]
     if any(times.size == 0 for times, _ in series):
         raise ValueError("every series needs at least one sample")
     counts = [part[0].size for part in parts]
@@ -206,32 +269,38 @@ def tables_of(
         bucket=np.concatenate([p[0] for p in parts] or [np.empty(0, np.int64)]),
         floor_mb=np.concatenate([p[1] for p in parts] or [np.empty(0, np.float64)]),
         samples=np.concatenate([p[2] for p in parts] or [np.empty(0, np.int64)]),
+        level=level,
     )
     spans = InstanceSpans(
         first_s=np.array([int(times[0]) for times, _ in series], dtype=np.int64),
         last_s=np.array([int(times[-1]) for times, _ in series], dtype=np.int64),
         samples=np.array([times.size for times, _ in series], dtype=np.int64),
+        collection_s=collection_s,
     )
     return table, spans
+
+
+def survey(
+    floors: FloorTable, spans: InstanceSpans, interval_s: float, params: GrowthParams
+) -> Survey:
+    """Judge every instance; interval_s is the usual time between snapshots."""
+    found = _assess(floors, spans, interval_s, params)
+    flagged = np.flatnonzero(found.rule == Rule.GROWS)
+    flagged = flagged[np.argsort(-found.trend.rate_mb_per_day[flagged], kind="stable")]
+    judged = int(np.count_nonzero(found.rule != Rule.SHORT))
+    growths = [_growth(found, int(i)) for i in flagged]
+    return Survey(growths, judged, int(spans.first_s.size), found.scale.min_span_s)
 
 
 def find_growth(
     floors: FloorTable, spans: InstanceSpans, interval_s: float, params: GrowthParams
 ) -> list[Growth]:
-    """The instances with sustained growth, highest rate first. interval_s is the usual
-    time between snapshots (600 normally; tests may use other values)."""
-    found = _assess(floors, spans, interval_s, params)
-    flagged = np.flatnonzero(found.rule == Rule.GROWS)
-    flagged = flagged[np.argsort(-found.trend.rate_mb_per_day[flagged], kind="stable")]
-    return [_growth(found, int(i)) for i in flagged]
+    """The instances with sustained growth, highest rate first (see survey)."""
+    return survey(floors, spans, interval_s, params).growths
 
 
 def judge(
-    floors: FloorTable,
-    spans: InstanceSpans,
-    instance: int,
-    interval_s: float,
-    params: GrowthParams,
+    floors: FloorTable, spans: InstanceSpans, instance: int, interval_s: float, params: GrowthParams
 ) -> Verdict:
     """One instance's verdict and why, by the same rules as find_growth."""
     if not 0 <= instance < spans.first_s.size:
@@ -245,12 +314,15 @@ def judge(
             bucket=floors.bucket[rows],
             floor_mb=floors.floor_mb[rows],
             samples=floors.samples[rows],
+            level=floors.level,
         ),
-        InstanceSpans(spans.first_s[one], spans.last_s[one], spans.samples[one]),
+        InstanceSpans(
+            spans.first_s[one], spans.last_s[one], spans.samples[one], _collection_s(spans)
+        ),
         interval_s,
         params,
     )
-    return _verdict(found, 0, params, instance)
+    return _verdict(found, 0, instance)
 
 
 def verdicts(
@@ -258,7 +330,16 @@ def verdicts(
 ) -> list[Verdict]:
     """Every instance's verdict, in instance order (for debugging: builds n strings)."""
     found = _assess(floors, spans, interval_s, params)
-    return [_verdict(found, i, params, i) for i in range(spans.first_s.size)]
+    return [_verdict(found, i, i) for i in range(spans.first_s.size)]
+
+
+def _collection_s(spans: InstanceSpans) -> float:
+    """The collection's span: as given, else from its first to its last instance."""
+    if spans.collection_s is not None:
+        return spans.collection_s
+    if not spans.first_s.size:
+        return 0.0
+    return float(spans.last_s.max() - spans.first_s.min())
 
 
 def _check(floors: FloorTable, spans: InstanceSpans, interval_s: float) -> None:
@@ -277,34 +358,51 @@ def _check(floors: FloorTable, spans: InstanceSpans, interval_s: float) -> None:
         raise ValueError("FloorTable rows must be sorted by instance, then bucket")
     if not interval_s > 0:
         raise ValueError(f"interval_s must be > 0, not {interval_s}")
+    if not 0 <= floors.level <= MAX_LEVEL:
+        raise ValueError(f"FloorTable level must be in 0..{MAX_LEVEL}, not {floors.level}")
 
 
-class _Segments(NamedTuple):
-    """Rows sorted by group, cut into one segment per group."""
-
-    start: IntArray  # each segment's first row
-    end: IntArray  # ... and the row after its last
-    of_row: IntArray  # each row's segment number
+# --- Each instance at its own time scale ---------------------------------------------
 
 
-def _segments(group: IntArray) -> _Segments:
-    """The segments of rows sorted by group."""
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else group
-    ends = np.r_[starts[1:], group.size].astype(np.int64)
-    segment = np.repeat(np.arange(starts.size, dtype=np.int64), np.diff(np.r_[starts, group.size]))
-    return _Segments(starts.astype(np.int64), ends, segment)
+class _Scale(NamedTuple):
+    """The time scale of every instance, and the limits that follow from it."""
+
+    min_span_s: float
+    short: BoolArray  # per instance: not judged (rule 1)
+    bucket_s: FloatArray  # per instance: the length of its floors' buckets
+    min_rate: FloatArray  # per instance: the least rate called a leak, MiB/day
 
 
-def _first_per_segment(rows: IntArray, segment: IntArray) -> IntArray:
-    """The first of the (sorted) rows in each segment; every segment must have one."""
-    seg = segment[rows]
-    return rows[np.r_[True, seg[1:] != seg[:-1]]]
+def _scales(spans: InstanceSpans, interval_s: float, params: GrowthParams, finest: int) -> _Scale:
+    span_s = (spans.last_s - spans.first_s).astype(np.float64)
+    min_span_s = min_span_for(params, _collection_s(spans), interval_s)
+    short = (span_s < min_span_s) | (spans.samples < MIN_JUDGED_SAMPLES)
+    level = level_for_span(span_s, interval_s, finest)
+    bucket_s = BUCKET_S / np.exp2(level)
+    # The least rate: the one asked for, and the least rise over the time scale.
+    scale_days = np.maximum(np.minimum(span_s, LONG_SPAN_S), interval_s) / DAY_S
+    min_rate = np.maximum(params.min_rate_mb_per_day, params.min_rise_mb / scale_days)
+    return _Scale(min_span_s, short, bucket_s, min_rate)
 
 
-def _suffix(values: FloatArray, end_of_row: IntArray) -> FloatArray:
-    """Each row's sum of values from that row to the end of its segment."""
-    total = np.cumsum(values)
-    return total[end_of_row - 1] - total + values
+def coarsened(floors: FloorTable, bucket_s: FloatArray) -> FloorTable:
+    """The floors merged into each instance's own buckets (bucket_s, a power of two times
+    the table's), still sorted; buckets are indexed at each instance's own level."""
+    table_bucket_s = BUCKET_S / 2.0**floors.level
+    shift = np.rint(np.log2(bucket_s / table_bucket_s)).astype(np.int64)[floors.instance]
+    if not np.any(shift):
+        return floors
+    bucket = floors.bucket >> shift
+    inst = floors.instance
+    cuts = np.flatnonzero(np.r_[True, (inst[1:] != inst[:-1]) | (bucket[1:] != bucket[:-1])])
+    return FloorTable(
+        instance=inst[cuts],
+        bucket=bucket[cuts],
+        floor_mb=np.minimum.reduceat(floors.floor_mb, cuts),
+        samples=np.add.reduceat(floors.samples, cuts),
+        level=floors.level,
+    )
 
 
 # --- The rules, all instances at once ----------------------------------------------
@@ -316,19 +414,12 @@ class _Screen(NamedTuple):
     rule: npt.NDArray[np.int8]
     span_days: FloatArray
     floors: IntArray  # per instance: usable floors after the warm-up
-    rise_mb: FloatArray  # per instance (NaN when rule 1 or 2 decided)
+    rise_mb: FloatArray  # per instance: the last floors over the lowest (NaN: no floors)
     fill: FloatArray  # per row: the share of a full bucket its samples make, 0..1
     keep: BoolArray  # per row: a usable floor of an instance that passed rule 2
-
-
-class _Points(NamedTuple):
-    """The floors to fit, one segment per instance, as weighted points."""
-
-    t: FloatArray  # days since the instance's first sample
-    w: FloatArray  # the bucket's fill
-    y: FloatArray  # the floor, MiB
-    seg: _Segments
-    instance: IntArray  # each segment's instance
+    start_s: FloatArray  # per row: the bucket's start, epoch seconds
+    bucket_s: FloatArray  # per row: the bucket's length
+    samples: IntArray  # per instance: its snapshots
 
 
 class _Trend(NamedTuple):
@@ -342,7 +433,19 @@ class _Trend(NamedTuple):
     r2: FloatArray
     tail_rate_mb_per_day: FloatArray
     tail_floors: IntArray
+    wander_z: FloatArray
     fitted: BoolArray
+
+
+@dataclass(frozen=True)
+class _Assessment:
+    """Every instance's rule and numbers (NaN where a rule came before the number)."""
+
+    rule: npt.NDArray[np.int8]
+    screen: _Screen
+    scale: _Scale
+    trend: _Trend  # the fitted numbers
+    params: GrowthParams
 
 
 def _assess(
@@ -351,66 +454,69 @@ def _assess(
     """Every instance through the rules, all at once: the cheap rules for all of them, the
     fit and the rules on it for those the prefilter lets through."""
     _check(floors, spans, interval_s)
-    screen = _screen(floors, spans, interval_s, params)
+    scale = _scales(spans, interval_s, params, floors.level)
+    floors = coarsened(floors, scale.bucket_s)
+    screen = _screen(floors, spans, interval_s, scale, params)
     rule = screen.rule
     trend = _no_trend(rule.size)
     fit_rows = screen.keep & (rule[floors.instance] == Rule.GROWS)
     if np.any(fit_rows):
-        points = _points(floors, spans, fit_rows, screen.fill, interval_s)
-        fit = _fit_hinges(points, screen.span_days[points.instance])
-        rule[points.instance[~fit.ok]] = Rule.FEW_FLOORS  # no knot leaves a day to grow in
+        points = _points(floors, spans, screen, fit_rows, interval_s)
+        days = scale.bucket_s[points.instance] / DAY_S
+        fit = fit_hinges(points, screen.span_days[points.instance], MIN_LEAK_BUCKETS * days)
+        rule[points.instance[~fit.ok]] = Rule.FEW_FLOORS  # no knot leaves room to grow in
         # The others go on, with their fits.
-        ids, fit = points.instance[fit.ok], _Fits._make(field[fit.ok] for field in fit)
+        ids, fit = points.instance[fit.ok], Fits._make(field[fit.ok] for field in fit)
         _store_fits(trend, ids, fit, spans.first_s)
-        rule[ids] = _fit_rules(fit, params)
-    return _Assessment(
-        rule=rule,
-        span_days=screen.span_days,
-        floors=screen.floors,
-        rise_mb=screen.rise_mb,
-        trend=trend,
-    )
+        rule[ids] = _fit_rules(fit, scale.min_rate[ids])
+    return _Assessment(rule=rule, screen=screen, scale=scale, trend=trend, params=params)
 
 
 def _screen(
-    floors: FloorTable, spans: InstanceSpans, interval_s: float, params: GrowthParams
+    floors: FloorTable,
+    spans: InstanceSpans,
+    interval_s: float,
+    scale: _Scale,
+    params: GrowthParams,
 ) -> _Screen:
-    """Rules 1 to 3, per instance, before any fit."""
+    """Rules 1 to 3, per instance, before any fit (floors at each instance's level)."""
     n = spans.first_s.size
     rule = np.full(n, Rule.GROWS, dtype=np.int8)
 
-    # Rule 1, per instance: observed span.
+    # Rule 1, per instance: observed span and snapshots.
     span_days = (spans.last_s - spans.first_s) / DAY_S
-    short = span_days < params.min_span_days
-    rule[short] = Rule.SHORT
+    rule[scale.short] = Rule.SHORT
 
     # Rule 2, per row: full enough buckets after the warm-up, of judged instances.
     inst = floors.instance
-    fill = np.minimum(1.0, floors.samples * (interval_s / BUCKET_S))
-    after_warmup = floors.bucket * BUCKET_S >= spans.first_s[inst] + WARMUP_S
-    usable = (fill >= MIN_FILL) & after_warmup & ~short[inst]
+    bucket_s = scale.bucket_s[inst]
+    fill = np.minimum(1.0, floors.samples * (interval_s / bucket_s))
+    start_s = floors.bucket * bucket_s
+    after_warmup = start_s >= spans.first_s[inst] + WARMUP_BUCKETS * bucket_s
+    usable = (fill >= MIN_FILL) & after_warmup & ~scale.short[inst]
     count = np.bincount(inst[usable], minlength=n).astype(np.int64)
-    few = ~short & (count < MIN_FIT_FLOORS)
+    few = ~scale.short & (count < MIN_FIT_FLOORS)
     rule[few] = Rule.FEW_FLOORS
     keep = usable & ~few[inst]
 
     # Rule 3, the prefilter: the last floors against the lowest.
     rise = _rise_mb(inst[keep], floors.floor_mb[keep], n)
-    rule[(rule == Rule.GROWS) & ~(rise >= _least_rise_mb(params))] = Rule.NO_RISE
-    return _Screen(rule, span_days, count, rise, fill, keep)
+    rule[(rule == Rule.GROWS) & ~(rise >= _least_rise_mb(scale))] = Rule.NO_RISE
+    return _Screen(rule, span_days, count, rise, fill, keep, start_s, bucket_s, spans.samples)
 
 
-def _least_rise_mb(params: GrowthParams) -> float:
+def _least_rise_mb(scale: _Scale) -> FloatArray:
     """What the prefilter asks of the last floors over the lowest: a share of the growth
-    the slowest leak makes over the shortest time a leak may take."""
-    return RISE_SHARE * params.min_rate_mb_per_day * MIN_LEAK_DAYS
+    the slowest leak makes over the shortest time a leak may grow for."""
+    least: FloatArray = RISE_SHARE * scale.min_rate * MIN_LEAK_BUCKETS * scale.bucket_s / DAY_S
+    return least
 
 
 def _rise_mb(instance: IntArray, floor_mb: FloatArray, n: int) -> FloatArray:
     """Per instance, how far the highest of its last END_FLOORS floors stands above its
     lowest floor (NaN: no floors). Rows sorted by instance."""
     rise = np.full(n, np.nan)
-    starts, ends, segment = _segments(instance)
+    starts, ends, segment = segments(instance)
     if starts.size:
         lowest = np.minimum.reduceat(floor_mb, starts)
         at_end = ends[segment] - np.arange(instance.size) <= END_FLOORS
@@ -420,20 +526,16 @@ def _rise_mb(instance: IntArray, floor_mb: FloatArray, n: int) -> FloatArray:
 
 
 def _points(
-    floors: FloorTable,
-    spans: InstanceSpans,
-    rows: BoolArray,
-    fill: FloatArray,
-    interval_s: float,
-) -> _Points:
+    floors: FloorTable, spans: InstanceSpans, screen: _Screen, rows: BoolArray, interval_s: float
+) -> Points:
     """The chosen rows as points to fit, weighted by how full their buckets are."""
     inst = floors.instance[rows]
-    seg = _segments(inst)
+    seg = segments(inst)
     # The floor stands for the observed part of its bucket (the last one may be cut).
-    lo = floors.bucket[rows] * BUCKET_S
-    hi = np.minimum(lo + BUCKET_S, spans.last_s[inst] + interval_s)
+    lo = screen.start_s[rows]
+    hi = np.minimum(lo + screen.bucket_s[rows], spans.last_s[inst] + interval_s)
     t = (0.5 * (lo + hi) - spans.first_s[inst]) / DAY_S  # days since the first sample
-    return _Points(t, fill[rows], floors.floor_mb[rows], seg, inst[seg.start])
+    return Points(t, screen.fill[rows], floors.floor_mb[rows], seg, inst[seg.start])
 
 
 def _no_trend(n: int) -> _Trend:
@@ -447,11 +549,12 @@ def _no_trend(n: int) -> _Trend:
         r2=np.full(n, np.nan),
         tail_rate_mb_per_day=np.full(n, np.nan),
         tail_floors=np.zeros(n, np.int64),
+        wander_z=np.full(n, np.nan),
         fitted=np.zeros(n, bool),
     )
 
 
-def _store_fits(trend: _Trend, ids: IntArray, fit: _Fits, first_s: IntArray) -> None:
+def _store_fits(trend: _Trend, ids: IntArray, fit: Fits, first_s: IntArray) -> None:
     """Write the fits of instances `ids` into every instance's arrays, in place."""
     trend.fitted[ids] = True
     trend.since_s[ids] = np.rint(first_s[ids] + fit.knot_days * DAY_S).astype(np.int64)
@@ -462,16 +565,21 @@ def _store_fits(trend: _Trend, ids: IntArray, fit: _Fits, first_s: IntArray) -> 
     trend.r2[ids] = fit.r2
     trend.tail_rate_mb_per_day[ids] = fit.tail_rate
     trend.tail_floors[ids] = fit.tail_floors
+    trend.wander_z[ids] = fit.wander_z
 
 
-def _fit_rules(fit: _Fits, params: GrowthParams) -> npt.NDArray[np.int8]:
+def _fit_rules(fit: Fits, min_rate: FloatArray) -> npt.NDArray[np.int8]:
     """Rules 4 to 7 for fitted instances, in order: the first that fails decides (GROWS:
     none fails)."""
     b = fit.rate
+    beyond_noise = fit.growth_mb >= MIN_GROWTH_NOISE * fit.noise_mb
+    beyond_wander = (fit.wander_z >= WANDER_Z) & (
+        fit.growth_mb >= WANDER_GROWTH_NOISE * fit.noise_mb
+    )
     checks = (
-        (Rule.SLOW, b < params.min_rate_mb_per_day),
+        (Rule.SLOW, b < min_rate),
         (Rule.TAIL, fit.tail_rate + TAIL_Z * fit.tail_se < TAIL_MIN_RATIO * b),
-        (Rule.NOISE, fit.growth_mb < MIN_GROWTH_NOISE * fit.noise_mb),
+        (Rule.NOISE, ~(beyond_noise | beyond_wander)),
         (Rule.FIT, fit.r2 < MIN_FIT_R2),
     )
     rule = np.full(b.size, Rule.GROWS, dtype=np.int8)
@@ -479,199 +587,6 @@ def _fit_rules(fit: _Fits, params: GrowthParams) -> npt.NDArray[np.int8]:
     for code, failed in reversed(checks):
         rule[failed] = code
     return rule
-
-
-# --- The hinge fit ---------------------------------------------------------------
-
-
-class _Fits(NamedTuple):
-    """The best hinge of each segment (instance), and what the rules need of it."""
-
-    ok: BoolArray  # a knot leaving a day to grow in was found
-    knot_days: FloatArray  # days since the first sample
-    rate: FloatArray  # MiB/day
-    growth_mb: FloatArray  # fitted growth from the knot to the last sample
-    start_mb: FloatArray  # fitted floor at the knot
-    noise_mb: FloatArray  # RMS of the residuals
-    r2: FloatArray  # of the growing part, 0..1
-    tail_rate: FloatArray  # MiB/day, slope of the last floors alone
-    tail_se: FloatArray  # its standard error
-    tail_floors: IntArray
-
-
-class _Sums(NamedTuple):
-    """Each row's weighted sums from that row to the end of its segment (y centred)."""
-
-    w: FloatArray
-    wt: FloatArray
-    wtt: FloatArray
-    wy: FloatArray
-    wty: FloatArray
-    wyy: FloatArray
-
-
-class _Knots(NamedTuple):
-    """Per row, the sums a hinge with its knot at that row's time needs."""
-
-    sx: FloatArray  # of x = max(0, t - knot)
-    sxx: FloatArray
-    sxy: FloatArray
-    sw: FloatArray  # the segment's totals, on each of its rows
-    sy: FloatArray
-    sse: FloatArray  # the hinge's squared error (inf: not a valid knot)
-    slope: FloatArray  # its slope b (0: not a valid knot)
-
-
-class _Hinge(NamedTuple):
-    """Each segment's chosen hinge, `y = c + b * max(0, t - knot)`."""
-
-    row: IntArray  # the knot's row
-    knot_days: FloatArray
-    b: FloatArray  # MiB/day
-    c: FloatArray  # MiB, centred
-    sse: FloatArray
-
-
-class _Tail(NamedTuple):
-    """The last floors of each segment's growing part, fitted alone."""
-
-    rate: FloatArray  # MiB/day (inf: no slope)
-    se: FloatArray  # its standard error
-    floors: IntArray
-
-
-def _fit_hinges(points: _Points, span_days: FloatArray) -> _Fits:
-    """Weighted least squares of `y = c + b * max(0, t - knot)` for a knot at every row,
-    in O(rows) for all segments together; the best knot of each segment, and its tail."""
-    t, w, seg = points.t, points.w, points.seg
-    starts, ends, segment = seg
-    end_of_row = ends[segment]
-    # Centred per instance, so that the sums of squares stay small and their differences
-    # keep their precision.
-    y_mean = np.add.reduceat(w * points.y, starts) / np.add.reduceat(w, starts)
-    y = points.y - y_mean[segment]
-    sums = _suffix_sums(t, w, y, end_of_row)
-    # A knot must leave the growth MIN_LEAK_FLOORS floors and MIN_LEAK_DAYS.
-    room = (end_of_row - np.arange(t.size) >= MIN_LEAK_FLOORS) & (
-        span_days[segment] - t >= MIN_LEAK_DAYS
-    )
-    knots = _knot_sums(t, sums, seg, room)
-    hinge = _best_hinge(t, knots, seg)
-    x = np.maximum(0.0, t - hinge.knot_days[segment])
-    resid = y - hinge.c[segment] - hinge.b[segment] * x
-    tail = _tail(sums, seg, hinge.row, _jitter(resid, seg))
-    # The noise: the residuals' weighted RMS, on m - 3 degrees of freedom (the hinge's 3).
-    m = (ends - starts).astype(np.float64)
-    sw = knots.sw[hinge.row]
-    return _Fits(
-        ok=np.isfinite(hinge.sse),
-        knot_days=hinge.knot_days,
-        rate=hinge.b,
-        growth_mb=hinge.b * (span_days - hinge.knot_days),
-        start_mb=hinge.c + y_mean,
-        noise_mb=np.sqrt(np.maximum(hinge.sse, 0.0) / (sw * (m - 3) / m)),
-        r2=_growing_r2(sums, knots, hinge),
-        tail_rate=tail.rate,
-        tail_se=tail.se,
-        tail_floors=tail.floors,
-    )
-
-
-def _suffix_sums(t: FloatArray, w: FloatArray, y: FloatArray, end_of_row: IntArray) -> _Sums:
-    """The weighted sums of every row to the end of its segment."""
-    ws, wts, wtts = (_suffix(v, end_of_row) for v in (w, w * t, w * t * t))
-    wys, wtys, wyys = (_suffix(v, end_of_row) for v in (w * y, w * t * y, w * y * y))
-    return _Sums(ws, wts, wtts, wys, wtys, wyys)
-
-
-def _knot_sums(t: FloatArray, sums: _Sums, seg: _Segments, room: BoolArray) -> _Knots:
-    """The error and slope of a hinge with its knot at each row's time, where `room` allows
-    a knot and the times after it spread."""
-    sw, sy, syy = (total[seg.start][seg.of_row] for total in (sums.w, sums.wy, sums.wyy))
-    # Knot at each row's time: x = max(0, t - t_row) is zero before it, so the sums over x
-    # are suffix sums.
-    sx = sums.wt - t * sums.w
-    sxx = sums.wtt - 2 * t * sums.wt + t * t * sums.w
-    sxy = sums.wty - t * sums.wy
-    var_x = sxx - sx * sx / sw
-    cov = sxy - sx * sy / sw
-    var_y = syy - sy * sy / sw
-    valid = room & (var_x > 1e-12)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sse = np.where(valid, var_y - cov * cov / var_x, np.inf)
-        slope = np.where(valid, cov / var_x, 0.0)
-    return _Knots(sx, sxx, sxy, sw, sy, sse, slope)
-
-
-def _best_hinge(t: FloatArray, knots: _Knots, seg: _Segments) -> _Hinge:
-    """Each segment's knot of least error, unless a plain line fits about as well."""
-    starts, ends, segment = seg
-    sse = knots.sse
-    # The least error within each instance; ties go to the earliest knot.
-    least = np.minimum.reduceat(sse, starts)
-    best = _first_per_segment(np.flatnonzero(sse == least[segment]), segment)
-    # A knot after the first floor is one more parameter: worth it only if it pays for
-    # itself (Akaike), else a leak from the start shows a later `since` and a rate fitted
-    # on fewer floors whenever noise favours it.
-    m = (ends - starts).astype(np.float64)
-    best = np.where(sse[starts] <= sse[best] * np.exp(KNOT_PENALTY / m), starts, best)
-    b = knots.slope[best]
-    c = (knots.sy[best] - b * knots.sx[best]) / knots.sw[best]
-    return _Hinge(row=best, knot_days=t[best], b=b, c=c, sse=sse[best])
-
-
-def _jitter(resid: FloatArray, seg: _Segments) -> FloatArray:
-    """The floors' jitter: the median step between neighbouring floors' residuals, as a
-    standard deviation. Unlike the residuals' RMS it ignores a step or a bend the hinge
-    misses, so it can tell that a tail is flat when the fit is poor."""
-    starts, ends, segment = seg
-    jump = np.abs(np.diff(resid, prepend=0.0))
-    # Sorted within each instance by one argsort: the instance's number plus the jump
-    # scaled into [0, 1); an instance's first row has no neighbour and sorts last.
-    key = segment + jump / (2.0 * float(jump.max()) + 1.0)
-    key[starts] = segment[starts] + 0.75
-    by_jump = np.argsort(key)
-    lower, upper = starts + (ends - starts - 2) // 2, starts + (ends - starts - 1) // 2
-    jitter: FloatArray = (jump[by_jump[lower]] + jump[by_jump[upper]]) / (2 * 0.6745 * np.sqrt(2))
-    return jitter
-
-
-def _growing_r2(sums: _Sums, knots: _Knots, hinge: _Hinge) -> FloatArray:
-    """R2 of the growing part (knot to end) around the fitted line."""
-    k, b, c = hinge.row, hinge.b, hinge.c
-    sse_k = (
-        sums.wyy[k]
-        - 2 * c * sums.wy[k]
-        - 2 * b * knots.sxy[k]
-        + c * c * sums.w[k]
-        + 2 * c * b * knots.sx[k]
-        + b * b * knots.sxx[k]
-    )
-    sst_k = sums.wyy[k] - sums.wy[k] ** 2 / sums.w[k]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.clip(np.where(sst_k > 0, 1 - sse_k / sst_k, 0.0), 0.0, 1.0)
-
-
-def _tail(sums: _Sums, seg: _Segments, knot_row: IntArray, jitter: FloatArray) -> _Tail:
-    """The last third of the growing part, at least TAIL_MIN_FLOORS floors: its slope and
-    the slope's standard error."""
-    grow_floors = seg.end - knot_row
-    tail_n = np.minimum(
-        grow_floors, np.maximum(TAIL_MIN_FLOORS, np.ceil(TAIL_SHARE * grow_floors))
-    ).astype(np.int64)
-    j = seg.end - tail_n
-    w, wt, wy = sums.w[j], sums.wt[j], sums.wy[j]
-    stt = sums.wtt[j] - wt**2 / w
-    sty = sums.wty[j] - wt * wy / w
-    # Its slope's standard error: from the jitter, or from the tail's own scatter around
-    # its line when larger (a slow wander moves neighbours together, which the jitter
-    # misses).
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(stt > 0, sty / stt, np.inf)
-        tail_sse = np.maximum(0.0, sums.wyy[j] - wy**2 / w - sty * rate)
-        tail_sigma = np.sqrt(tail_sse / (w * (tail_n - 2) / tail_n))
-        se = np.where(stt > 0, np.maximum(jitter, tail_sigma) / np.sqrt(stt), np.inf)
-    return _Tail(rate, se, tail_n)
 
 
 # --- Verdicts ----------------------------------------------------------------------
@@ -685,10 +600,11 @@ def _growth(found: _Assessment, i: int, instance: int | None = None) -> Growth:
         growth_mb=float(found.trend.growth_mb[i]),
         confidence=float(found.trend.r2[i]),
         start_mb=float(found.trend.start_mb[i]),
+        bucket_s=float(found.scale.bucket_s[i]),
     )
 
 
-def _verdict(found: _Assessment, i: int, params: GrowthParams, instance: int) -> Verdict:
+def _verdict(found: _Assessment, i: int, instance: int) -> Verdict:
     rule = Rule(int(found.rule[i]))
     fit = _growth(found, i, instance) if found.trend.fitted[i] else None
     flagged = rule is Rule.GROWS
@@ -696,45 +612,68 @@ def _verdict(found: _Assessment, i: int, params: GrowthParams, instance: int) ->
         instance=instance,
         flagged=flagged,
         rule=rule,
-        reason=_reason(found, i, params),
+        reason=_reason(found, i),
         growth=fit if flagged else None,
         fitted=fit,
     )
 
 
-def _reason(found: _Assessment, i: int, params: GrowthParams) -> str:
+def span_text(seconds: float) -> str:
+    """A span as the verdicts say it: `2 days`, `3.75 days` from a day on; `5 h 40 min`, to
+    the minute, from 10 minutes on; else `2 min 5 s`."""
+    if seconds >= DAY_S:
+        days = f"{seconds / DAY_S:.2f}".rstrip("0").rstrip(".")
+        return f"{days} day" if days == "1" else f"{days} days"
+    return format_duration(round(seconds / 60) * 60 if seconds >= 600 else seconds)
+
+
+def _reason(found: _Assessment, i: int) -> str:
     """The rule that decided instance i, with its numbers."""
     rule = Rule(int(found.rule[i]))
-    rate, growth = float(found.trend.rate_mb_per_day[i]), float(found.trend.growth_mb[i])
+    if rule is Rule.GROWS:
+        clock = "%Y-%m-%d %H:%M" if found.scale.bucket_s[i] >= BUCKET_S else "%Y-%m-%d %H:%M:%S"
+        since = datetime.fromtimestamp(int(found.trend.since_s[i]), UTC).strftime(clock)
+        return (
+            f"grows {found.trend.rate_mb_per_day[i]:.1f} MiB/day since {since} UTC,"
+            f" {found.trend.growth_mb[i]:.0f} MiB in all (confidence {found.trend.r2[i]:.2f})"
+        )
+    if rule in (Rule.SHORT, Rule.FEW_FLOORS, Rule.NO_RISE):
+        return _screen_reason(found, i, rule)
+    return _fit_reason(found, i, rule)
+
+
+def _screen_reason(found: _Assessment, i: int, rule: Rule) -> str:
+    screen, scale = found.screen, found.scale
+    bucket = format_duration(scale.bucket_s[i])
     if rule is Rule.SHORT:
-        reason = f"observed {found.span_days[i]:.2f} days, under {params.min_span_days:g} days"
-    elif rule is Rule.FEW_FLOORS and found.floors[i] >= MIN_FIT_FLOORS:
-        reason = f"no day of floors left to grow in after the {WARMUP_S // 3600}-hour warm-up"
-    elif rule is Rule.FEW_FLOORS:
-        reason = f"{found.floors[i]} usable 6-hour floors after the warm-up, under {MIN_FIT_FLOORS}"
-    elif rule is Rule.NO_RISE:
-        need = _least_rise_mb(params)
-        reason = (
-            f"the last floors stand {found.rise_mb[i]:.1f} MiB above the lowest, under {need:g}"
+        span_s = screen.span_days[i] * DAY_S
+        if span_s >= scale.min_span_s:
+            return f"observed in {screen.samples[i]} snapshots, under {MIN_JUDGED_SAMPLES}"
+        return f"observed {span_text(span_s)}, under {span_text(scale.min_span_s)}"
+    if rule is Rule.FEW_FLOORS and screen.floors[i] >= MIN_FIT_FLOORS:
+        days = MIN_LEAK_BUCKETS * scale.bucket_s[i]
+        return f"no {format_duration(days)} of floors left to grow in after the warm-up"
+    if rule is Rule.FEW_FLOORS:
+        return (
+            f"{screen.floors[i]} usable {bucket} floors after the warm-up, under {MIN_FIT_FLOORS}"
         )
-    elif rule is Rule.SLOW:
-        reason = f"rises {rate:.1f} MiB/day, under {params.min_rate_mb_per_day:g}"
-    elif rule is Rule.NOISE:
-        reason = (
-            f"grows {growth:.1f} MiB, under {MIN_GROWTH_NOISE:g} x the floors' noise "
-            f"({found.trend.noise_mb[i]:.1f} MiB)"
+    need = short_number(float(_least_rise_mb(scale)[i]))
+    return f"the last floors stand {screen.rise_mb[i]:.1f} MiB above the lowest, under {need}"
+
+
+def _fit_reason(found: _Assessment, i: int, rule: Rule) -> str:
+    trend = found.trend
+    rate, growth = float(trend.rate_mb_per_day[i]), float(trend.growth_mb[i])
+    if rule is Rule.SLOW:
+        return f"rises {rate:.1f} MiB/day, under {short_number(found.scale.min_rate[i])}"
+    if rule is Rule.NOISE:
+        return (
+            f"grows {growth:.1f} MiB, under {MIN_GROWTH_NOISE:g} x the floors' noise"
+            f" ({trend.noise_mb[i]:.1f} MiB)"
         )
-    elif rule is Rule.TAIL:
-        reason = (
-            f"not rising at the end: the last {found.trend.tail_floors[i]} floors rise "
-            f"{found.trend.tail_rate_mb_per_day[i]:.1f} MiB/day against {rate:.1f} fitted"
+    if rule is Rule.TAIL:
+        return (
+            f"not rising at the end: the last {trend.tail_floors[i]} floors rise"
+            f" {trend.tail_rate_mb_per_day[i]:.1f} MiB/day against {rate:.1f} fitted"
         )
-    elif rule is Rule.FIT:
-        reason = f"not a clean trend: R2 {found.trend.r2[i]:.2f}, under {MIN_FIT_R2:g}"
-    else:
-        since = datetime.fromtimestamp(int(found.trend.since_s[i]), UTC).strftime("%Y-%m-%d %H:%M")
-        reason = (
-            f"grows {rate:.1f} MiB/day since {since} UTC, {growth:.0f} MiB in all "
-            f"(confidence {found.trend.r2[i]:.2f})"
-        )
-    return reason
+    return f"not a clean trend: R2 {trend.r2[i]:.2f}, under {MIN_FIT_R2:g}"

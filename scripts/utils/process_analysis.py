@@ -24,17 +24,31 @@ from utils import plotting
 from utils.console import EXIT_ALERT, Phase, Session
 from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn, discover_and_read
 from utils.files import replace_atomically
-from utils.growth import BUCKET_S, FloorTable, Growth, GrowthParams, InstanceSpans, find_growth
+from utils.growth import (
+    BUCKET_S,
+    FloorTable,
+    Growth,
+    GrowthParams,
+    InstanceSpans,
+    coarsened,
+    floor_level,
+    min_span_for,
+    span_text,
+    survey,
+)
 from utils.parser import (
     DISPLAY_FORMAT,
     PROCESS_PREFIX,
+    Bundle,
     NoDataError,
     Source,
     Where,
+    to_epoch_s,
 )
 from utils.plotting import PlotCall
 from utils.process_records import MILLI, InstanceTable, ProcessRecords
-from utils.text import aligned_table, format_duration, shorten
+from utils.text import aligned_table, format_duration, plural, shorten
+from utils.units import DAY_S
 
 PROCESS_SPEC = TableSpec(
     columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT))
@@ -75,12 +89,46 @@ def load_all_records(
     match: str | None = None,
     batch_bytes: int = BATCH_BYTES,
 ) -> ProcessRecords:
-    """Read every process snapshot (bad files are reported through warn and left out)."""
-    records = ProcessRecords(match)
+    """Read every process snapshot (bad files are reported through warn and left out), with
+    floors as fine as the leak finder's defaults may need on these files."""
+    level = planned_floor_level(files, GrowthParams())
+    return read_into(ProcessRecords(match, level), files, warn, progress, batch_bytes)
+
+
+def read_into(
+    records: ProcessRecords,
+    files: Sequence[Source],
+    warn: Warn,
+    progress: Progress | None = None,
+    batch_bytes: int = BATCH_BYTES,
+) -> ProcessRecords:
+    """Read every process snapshot into records (made with its --match and floor level)."""
     reader = Reader(PROCESS_SPEC, warn, progress, batch_bytes)
     for runs in reader.reduced(files, records.reduce):
         records.add(runs)
     return records
+
+
+def planned_floor_level(files: Sequence[Source], params: GrowthParams) -> int:
+    """The finest floors the leak finder may judge on, from the names of the files alone
+    (read before any file is): the collection's span, and the interval of its loose files
+    (a bundle's members are not listed before it is read: its whole day counts)."""
+    stamps: list[int] = []
+    loose: list[int] = []
+    for source in files:
+        if isinstance(source, Bundle):
+            start = to_epoch_s(source.timestamp)
+            stamps += [start, start + DAY_S - 1]
+        else:
+            stamps.append(source.epoch_s)
+            loose.append(source.epoch_s)
+    if not stamps:
+        return 0
+    steps = np.diff(np.array(sorted(loose), dtype=np.int64))
+    steps = steps[steps > 0]
+    interval = float(np.median(steps)) if steps.size else None
+    min_span = min_span_for(params, float(max(stamps) - min(stamps)), interval or 1.0)
+    return floor_level(min_span, interval)
 
 
 def compute_rss_spread(records: ProcessRecords) -> pd.DataFrame:
@@ -134,34 +182,49 @@ class Leak:
     first_rank: int  # ... and its first and last snapshot read
     last_rank: int
     start_mb: float  # the fitted line's level at `since`
+    bucket_s: float  # the length of the floors it was judged on: its time scale
 
 
-def find_leaks(records: ProcessRecords, params: GrowthParams) -> list[Leak]:
+@dataclass(frozen=True)
+class LeakSurvey:
+    """The leaking instances, and how many of all instances were watched long enough to be
+    judged at all (for at least min_span_s)."""
+
+    leaks: list[Leak]
+    judged: int
+    instances: int
+    min_span_s: float
+
+
+def find_leaks(records: ProcessRecords, params: GrowthParams) -> LeakSurvey:
     """The instances with sustained growth, highest rate first (equal rates, at the
-    CSV's 3 decimals, by PID)."""
+    CSV's 3 decimals, by PID), and how many were judged."""
     table = records.instances()
     interval_s = plotting.usual_interval_s(records.times)
     if len(table.pid) == 0 or interval_s is None:
-        return []
+        return LeakSurvey([], 0, len(table.pid), min_span_for(params, 0.0, interval_s or 1.0))
     times_s = records.times.astype(np.int64)
     floors = records.floors()
-    growths = find_growth(
+    survey_ = survey(
         FloorTable(
             instance=np.searchsorted(table.number, floors.instance),
             bucket=floors.bucket,
             floor_mb=floors.low_milli / MILLI,
             samples=floors.samples,
+            level=records.level,
         ),
         InstanceSpans(
             first_s=times_s[table.first_rank],
             last_s=times_s[table.last_rank],
             samples=table.samples,
+            collection_s=float(times_s[-1] - times_s[0]),
         ),
         interval_s,
         params,
     )
-    leaks = [_leak(records, table, growth) for growth in growths]
-    return sorted(leaks, key=lambda leak: (-round(leak.growth_mb_per_day, DECIMALS), leak.pid))
+    leaks = [_leak(records, table, growth) for growth in survey_.growths]
+    leaks.sort(key=lambda leak: (-round(leak.growth_mb_per_day, DECIMALS), leak.pid))
+    return LeakSurvey(leaks, survey_.judged, survey_.instances, survey_.min_span_s)
 
 
 def _leak(records: ProcessRecords, table: InstanceTable, growth: Growth) -> Leak:
@@ -179,6 +242,7 @@ def _leak(records: ProcessRecords, table: InstanceTable, growth: Growth) -> Leak
         first_rank=int(table.first_rank[at]),
         last_rank=int(table.last_rank[at]),
         start_mb=growth.start_mb,
+        bucket_s=growth.bucket_s,
     )
 
 
@@ -204,10 +268,18 @@ class ProcessResult:
     options: ProcessOptions
     pids: int  # PIDs seen (after --match)
     top: pd.DataFrame  # the original README's table: the top N by RSS spread
-    leaks: list[Leak]  # highest rate first
-    instances: int  # process instances judged for growth
+    survey: LeakSurvey  # the leaks, highest rate first, and what was judged
     span: tuple[datetime, datetime]  # first and last snapshot with a row (after --match)
     alerts: list[str]
+
+    @property
+    def leaks(self) -> list[Leak]:
+        return self.survey.leaks
+
+    @property
+    def instances(self) -> int:
+        """Process instances seen (after --match), judged or not."""
+        return self.survey.instances
 
 
 def process_result(records: ProcessRecords, options: ProcessOptions, phase: Phase) -> ProcessResult:
@@ -221,15 +293,14 @@ def process_result(records: ProcessRecords, options: ProcessOptions, phase: Phas
     with phase("growth"):
         leaks = find_leaks(records, options.growth)
     alerts = []
-    if options.fail_on_leak and leaks:
-        alerts.append(f"{len(leaks)} process instance(s) leak; exit status {EXIT_ALERT}")
+    if options.fail_on_leak and leaks.leaks:
+        alerts.append(f"{len(leaks.leaks)} process instance(s) leak; exit status {EXIT_ALERT}")
     return ProcessResult(
         records=records,
         options=options,
         pids=len(spreads),
         top=top_spreads(spreads, options.top_n),
-        leaks=leaks,
-        instances=len(records.instances().pid),
+        survey=leaks,
         span=span,
         alerts=alerts,
     )
@@ -241,7 +312,12 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         where,
         PROCESS_PREFIX,
         session,
-        lambda files, warn, progress: load_all_records(files, warn, progress, options.match),
+        lambda files, warn, progress: read_into(
+            ProcessRecords(options.match, planned_floor_level(files, options.growth)),
+            files,
+            warn,
+            progress,
+        ),
         lambda loaded: loaded.snapshots_read == 0,
     )
     return process_result(records, options, session.timer.phase)
@@ -260,16 +336,31 @@ def format_result(result: ProcessResult) -> list[str]:
         *format_top_table(result.top),
         "",
     ]
-    duration = format_duration((last - first).total_seconds())
-    judged = f"{result.instances:,} process instances over {duration}"
     if not result.leaks:
-        return [*lines, f"No process shows sustained growth ({judged} judged)"]
-    return [
-        *lines,
-        f"Sustained growth (leaks): {len(result.leaks)} of {judged}, fastest first",
-        "",
-        *format_leak_table(result.leaks),
-    ]
+        return [*lines, judged_sentence(result)]
+    return [*lines, judged_sentence(result), "", *format_leak_table(result.leaks)]
+
+
+def judged_sentence(result: ProcessResult) -> str:
+    """What the leak finder judged and found, in one sentence (console and report)."""
+    found, (first, last) = result.survey, result.span
+    duration = format_duration((last - first).total_seconds())
+    least = span_text(found.min_span_s)
+    if found.judged == 0:
+        return (
+            f"None of the {plural(found.instances, 'process instance')} was watched long"
+            f" enough to judge (the minimum span here is {least}); nothing judged"
+        )
+    judged = f"those watched at least {least} in {duration}"
+    if not found.leaks:
+        return (
+            f"No process shows sustained growth ({found.judged:,} of"
+            f" {plural(found.instances, 'process instance')} judged: {judged})"
+        )
+    return (
+        f"Sustained growth (leaks) in {len(found.leaks)} of the {found.judged:,} process"
+        f" instances judged (of {found.instances:,}: {judged}), fastest first"
+    )
 
 
 # --- Output --------------------------------------------------------------------
@@ -351,19 +442,24 @@ def top_plots(records: ProcessRecords, top: pd.DataFrame, out_dir: Path) -> list
 
 
 def format_leak_table(leaks: Sequence[Leak]) -> list[str]:
-    """The flagged instances as an aligned console table, fastest growth first."""
+    """The flagged instances as an aligned console table, fastest growth first; in MiB/h
+    and to the second when every one was judged at a short time scale (a soak test)."""
+    short = all(leak.bucket_s < BUCKET_S for leak in leaks)
+    clock, unit, per_day = (
+        ("%Y-%m-%d %H:%M:%S", "MiB/h", 24.0) if short else ("%Y-%m-%d %H:%M", "MiB/day", 1.0)
+    )
     cells = [
         (
             str(leak.pid),
-            f"{leak.since:%Y-%m-%d %H:%M}",
-            f"{leak.growth_mb_per_day:,.1f}",
+            f"{leak.since:{clock}}",
+            f"{leak.growth_mb_per_day / per_day:,.1f}",
             f"{leak.growth_mb:,.1f}",
             f"{leak.confidence:.2f}",
-            f"{leak.first_seen:%Y-%m-%d %H:%M}",
+            f"{leak.first_seen:{clock}}",
         )
         for leak in leaks
     ]
-    header = ("PID", "since (UTC)", "MiB/day", "growth MiB", "confidence", "first seen (UTC)")
+    header = ("PID", "since (UTC)", unit, "growth MiB", "confidence", "first seen (UTC)")
     commands = [shorten(leak.cmd, CONSOLE_CMD_WIDTH) for leak in leaks]
     return aligned_table(header, cells, "CMD", commands)
 
@@ -403,8 +499,9 @@ class LeakPlot(NamedTuple):
     pid: int
     cmd: str
     series: Series  # the instance's RSS
-    floor_start: npt.NDArray[np.datetime64]  # the 6-hour buckets...
+    floor_start: npt.NDArray[np.datetime64]  # the buckets it was judged on...
     floor_mb: npt.NDArray[np.float64]  # ... and the lowest RSS in each
+    bucket_s: float
     since: np.datetime64
     start_mb: float  # the fitted line's level at `since`
     rate_mb_per_day: float
@@ -417,14 +514,25 @@ def leak_plots(records: ProcessRecords, leaks: Sequence[Leak]) -> list[LeakPlot]
     plots: list[LeakPlot] = []
     for leak in leaks:
         low, high = np.searchsorted(floors.instance, [leak.instance, leak.instance + 1])
-        buckets = floors.bucket[low:high] * BUCKET_S
+        own = coarsened(
+            FloorTable(
+                instance=np.zeros(int(high - low), np.int64),
+                bucket=floors.bucket[low:high],
+                floor_mb=floors.low_milli[low:high] / MILLI,
+                samples=floors.samples[low:high],
+                level=records.level,
+            ),
+            np.array([leak.bucket_s]),
+        )
+        starts_ms = np.rint(own.bucket * leak.bucket_s * 1000).astype(np.int64)
         plots.append(
             LeakPlot(
                 pid=leak.pid,
                 cmd=leak.cmd,
                 series=records.pid_series(leak.pid, leak.first_rank, leak.last_rank),
-                floor_start=buckets.astype("datetime64[s]"),
-                floor_mb=floors.low_milli[low:high] / MILLI,
+                floor_start=starts_ms.astype("datetime64[ms]"),
+                floor_mb=own.floor_mb,
+                bucket_s=leak.bucket_s,
                 since=np.datetime64(leak.since, "s"),
                 start_mb=leak.start_mb,
                 rate_mb_per_day=leak.growth_mb_per_day,
@@ -435,20 +543,28 @@ def leak_plots(records: ProcessRecords, leaks: Sequence[Leak]) -> list[LeakPlot]
     return plots
 
 
+def rate_text(mb_per_day: float, bucket_s: float) -> str:
+    """A leak's rate as its time scale reads best: MiB/day for one judged on 6-hour floors,
+    MiB/h for one judged on shorter ones (a soak test)."""
+    if bucket_s >= BUCKET_S:
+        return f"{mb_per_day:,.1f} MiB/day"
+    return f"{mb_per_day / 24:,.1f} MiB/h"
+
+
 def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
-    """An instance's RSS, its 6-hour floors and the fitted growth from `since`."""
+    """An instance's RSS, the floors it was judged on and the fitted growth from `since`."""
     times, rss_mb = leak.series
     figure, axes = plotting.new_figure()
     line = plotting.Line(times, rss_mb, f"RSS of PID {leak.pid}", plotting.RAM_COLOR)
     plotting.plot_series(axes, line, timeline.threshold_s)
-    bucket = np.timedelta64(BUCKET_S, "s")
+    bucket = np.timedelta64(round(leak.bucket_s * 1000), "ms")
     axes.hlines(
         leak.floor_mb,
         np.maximum(leak.floor_start, times[0]),
         np.minimum(leak.floor_start + bucket, times[-1]),
         colors=FLOOR_COLOR,
         linewidth=2.2,
-        label="lowest RSS per 6 h",
+        label=f"lowest RSS per {format_duration(leak.bucket_s)}",
     )
     fit_end_mb = leak.start_mb + leak.growth_mb
     axes.plot(
@@ -457,7 +573,7 @@ def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
         color=LEAK_COLOR,
         linestyle="--",
         linewidth=1.8,
-        label=f"growth {leak.rate_mb_per_day:,.1f} MiB/day",
+        label=f"growth {rate_text(leak.rate_mb_per_day, leak.bucket_s)}",
     )
     timeline.shade(axes, times)
     plotting.style_time_axis(axes, times)
@@ -465,9 +581,10 @@ def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
     axes.set_ylim(0, max(float(rss_mb.max()), fit_end_mb) * 1.08)
     plotting.add_legend(axes)
     since, last = pd.Timestamp(leak.since), pd.Timestamp(times[-1])
+    clock = "%Y-%m-%d %H:%M" if leak.bucket_s >= BUCKET_S else "%Y-%m-%d %H:%M:%S"
     subtitle = (
-        f"leaks {leak.rate_mb_per_day:,.1f} MiB/day since {since:%Y-%m-%d %H:%M} UTC:"
-        f" +{leak.growth_mb:,.0f} MiB by {last:%Y-%m-%d %H:%M}"
+        f"leaks {rate_text(leak.rate_mb_per_day, leak.bucket_s)} since {since:{clock}} UTC:"
+        f" +{leak.growth_mb:,.0f} MiB by {last:{clock}}"
         f" · confidence {leak.confidence:.2f} · {len(times):,} samples"
     )
     plotting.set_titles(axes, f"PID {leak.pid}: {shorten(leak.cmd, TITLE_CMD_WIDTH)}", subtitle)

@@ -8,7 +8,8 @@ held. Each parsed batch is reduced at once, and its frame freed:
   integer thousandths of a MiB): 6 bytes a row, kept only to draw the plotted series;
 - one record per process *instance* (below): first and last snapshot, samples, lowest and
   highest RSS, the first command line (interned), updated batch by batch;
-- the instance's lowest RSS per 6-hour UTC bucket (the floors the leak finder fits).
+- the instance's lowest RSS per UTC bucket (the floors the leak finder fits), at the
+  finest level the leak finder may need (6 hours for a long collection).
 
 A process instance is a PID seen in consecutive snapshots. A PID absent from a snapshot
 that exists (one that was read) and present again later is a new instance from then on, so
@@ -30,7 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from utils.dumps import Batch
-from utils.growth import BUCKET_S
+from utils.growth import bucket_index
 
 # RSS is kept as integer thousandths of a MiB: the dumps carry 3 decimals, so
 # round(MiB * 1000) is exact, and comparisons at the dumps' precision are exact too.
@@ -127,7 +128,7 @@ class _Rows(NamedTuple):
     ends: IntArray  # one after its last
 
 
-def reduce_batch(batch: Batch, match: str | None) -> BatchRuns:
+def reduce_batch(batch: Batch, match: str | None, level: int = 0) -> BatchRuns:
     """A parsed batch as runs (thread-safe: this runs in the parser threads)."""
     snapshot = batch.snapshot
     # Rows come in time order: each new snapshot time is the next rank.
@@ -136,7 +137,7 @@ def reduce_batch(batch: Batch, match: str | None) -> BatchRuns:
     grouped = _grouped(batch.frame, np.cumsum(step), match)
     kept = grouped.kept
     run = np.repeat(np.arange(len(grouped.starts)), grouped.ends - grouped.starts)
-    bucket = read[grouped.rank[kept]] // BUCKET_S
+    bucket = bucket_index(read[grouped.rank[kept]], level)
     plotted = (grouped.pid[kept], grouped.rank[kept], grouped.rss_milli[kept])
     aggregates = _kept_aggregates(grouped, batch.frame["CMD"])
     return BatchRuns(
@@ -202,7 +203,7 @@ def _kept_aggregates(grouped: _Rows, cmd: pd.Series) -> _Kept:
 def _floors(
     run: IntArray, bucket: IntArray, rss_milli: IntArray
 ) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    """The lowest RSS of each run in each 6-hour bucket (rows of a run are in time order,
+    """The lowest RSS of each run in each bucket (rows of a run are in time order,
     so its buckets come in runs too): run, bucket, lowest, rows."""
     if not len(run):
         return (np.empty(0, np.int64),) * 4
@@ -235,6 +236,7 @@ class ProcessRecords:
     """
 
     match: str | None = None
+    level: int = 0  # the floors' level (utils.growth.bucket_index)
     chunks: list[Chunk] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     _times: list[npt.NDArray[np.datetime64]] = field(default_factory=list)
@@ -262,7 +264,7 @@ class ProcessRecords:
 
     def reduce(self, batch: Batch) -> BatchRuns:
         """What the parser threads do with each batch (see iter_reduced)."""
-        return reduce_batch(batch, self.match)
+        return reduce_batch(batch, self.match, self.level)
 
     def add(self, runs: BatchRuns) -> None:
         """Fold one batch's runs into the instances, in batch order."""
@@ -287,8 +289,8 @@ class ProcessRecords:
         self._floors.append(
             (
                 instance[floor_run].astype(np.int32),
-                bucket.astype(np.int32),  # 6-hour buckets since 1970: about 82,000
-                low.astype(np.int32) if len(low) and low.max() < 2**31 else low,
+                _narrow(bucket),  # 6-hour buckets since 1970: about 82,000 (level 0)
+                _narrow(low),
                 count.astype(np.int32),
             )
         )
@@ -340,7 +342,7 @@ class ProcessRecords:
         )
 
     def floors(self) -> Floors:
-        """Each instance's lowest RSS per 6-hour bucket, sorted by instance, then bucket."""
+        """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket."""
         if not self._floors:
             empty = np.empty(0, np.int64)
             return Floors(empty, empty, empty, empty)
@@ -408,9 +410,14 @@ class InstanceTable(NamedTuple):
 
 class Floors(NamedTuple):
     instance: IntArray  # instance number
-    bucket: IntArray  # epoch seconds // BUCKET_S
+    bucket: IntArray  # utils.growth.bucket_index(epoch seconds, level)
     low_milli: IntArray  # the lowest RSS in that bucket, thousandths of a MiB
     samples: IntArray
+
+
+def _narrow(values: IntArray) -> npt.NDArray[np.signedinteger[Any]]:
+    """int32 where every value fits, else int64 as it is."""
+    return values.astype(np.int32) if not len(values) or values.max() < 2**31 else values
 
 
 def _match_mask(cmd: pd.Series, text: str) -> npt.NDArray[np.bool_]:

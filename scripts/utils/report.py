@@ -25,9 +25,16 @@ import numpy as np
 import pandas as pd
 
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK
+from utils.growth import span_text as judged_span_text
 from utils.parser import DISPLAY_FORMAT, TimeWindow
 from utils.plotting import GAP_FACTOR, Gap, find_gaps, gap_threshold_s
-from utils.process_analysis import DECIMALS, LEAK_COLOR, LEAKS_CSV, ProcessResult
+from utils.process_analysis import (
+    DECIMALS,
+    LEAK_COLOR,
+    LEAKS_CSV,
+    ProcessResult,
+    judged_sentence,
+)
 from utils.system_analysis import (
     PLOT_SPECS,
     SUMMARY_ROWS,
@@ -420,29 +427,22 @@ TOP_COLUMNS = (
 )
 
 
-def judged_text(result: ProcessResult) -> str:
-    first, last = result.span
-    duration = format_duration((last - first).total_seconds())
-    return f"{plural(result.instances, 'process instance')} over {duration}"
-
-
 def leaks_html(part: ProcessPart | Missing) -> str:
     if isinstance(part, Missing):
         return missing("leak table", part)
     result = part.result
     growth = result.options.growth
     method = (
-        "Each process instance's lowest RSS per 6 hours, fitted with a line from when its"
-        f" growth starts; an instance observed for at least {growth.min_span_days:g} days"
-        f" that grows at least {growth.min_rate_mb_per_day:g} MiB/day, steadily, is flagged."
+        "Each process instance's lowest RSS per 6 hours (per shorter buckets for one watched"
+        " under 2 days), fitted with a line from when its growth starts; an instance watched"
+        f" for at least {judged_span_text(result.survey.min_span_s)} that grows at least"
+        f" {growth.min_rate_mb_per_day:g} MiB/day, and {growth.min_rise_mb:g} MiB over the"
+        " shorter of its span and 2 days, steadily, is flagged."
     )
+    verdict = judged_sentence(result) + "."
     if not result.leaks:
-        verdict = f"No process shows sustained growth ({judged_text(result)} judged)."
         return paragraph(verdict, "verdict") + paragraph(method, "method")
-    verdict = (
-        f"{len(result.leaks)} of {judged_text(result)}"
-        f" {'leaks' if len(result.leaks) == 1 else 'leak'}, fastest first ({LEAKS_CSV})."
-    )
+    verdict = judged_sentence(result) + f" ({LEAKS_CSV})."
     rows = [
         [
             Cell(str(leak.pid), leak.pid),
