@@ -4,7 +4,7 @@ Test modules import the helpers by name (`from conftest import run_script, write
 
 Hypothesis: `make test` uses the default profile; `HYPOTHESIS_PROFILE=deep` runs the
 property tests with 20x the examples, to hunt for rare inputs before a release, and
-`make test-fast` uses the `fast` profile (a quarter of the examples) for an edit loop.
+`make test-fast` uses the `fast` profile (an eighth of the examples) for an edit loop.
 
 Markers (registered in pyproject.toml): `slow` for tests that take many seconds or
 minutes of wall time (real processes sampled for a minute, SIGKILL at random instants, a
@@ -37,7 +37,7 @@ settings.register_profile(
     "deep", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=3000
 )
 settings.register_profile(
-    "fast", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=25
+    "fast", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=12
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

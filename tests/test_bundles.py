@@ -88,6 +88,7 @@ def test_a_snapshot_both_bundled_and_loose_counts_once(
     assert run(main, both, tmp_path / "b").outputs == run(main, loose, tmp_path / "a").outputs
 
 
+@pytest.mark.slow  # compacts days, then both analyses twice
 def test_a_late_loose_file_of_a_bundled_day_is_read_too(loose: Path, tmp_path: Path) -> None:
     dumps = copy(loose, tmp_path / "late")
     late = sorted(dumps.glob(f"*_{DAYS[0]}_23*.csv"))  # the day's last hour arrives late
@@ -219,6 +220,7 @@ def test_loose_snapshots_written_by_the_helpers_still_work(tmp_path: Path) -> No
     assert run(analyze_processes.main, tmp_path, tmp_path / "out").status == 0
 
 
+@pytest.mark.slow  # the compactor, then both analyses
 def test_what_the_compactor_writes_reads_the_same(loose: Path, tmp_path: Path) -> None:
     compacted = copy(loose, tmp_path / "compacted")
     said: list[str] = []

@@ -17,6 +17,7 @@ from utils import dumps, file_bytes, parser
 from utils.dump_format import SYS_HEADER
 from utils.dumps import Batch, Kind, Reader, TableSpec
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, DumpFile, find_dumps
+from utils.process_analysis import compute_rss_spread, load_all_records
 from utils.system_analysis import load_system_frame
 
 SPEC = TableSpec(
@@ -103,6 +104,8 @@ def test_command_lines_that_look_like_missing_values_stay_text(tmp_path: Path) -
         (HEADER + "99999999999999999999999,1,root,1.0,2.0,x\n", "PID on line 2 is '99999999999999999999999', out of range; skipped"),
         (HEADER + GOOD_ROW + "10,1,root,1.0,2.0,x,extra\n", "line 3 has 7 fields, the header has 6; skipped"),
         (HEADER + "10,1,root,1.0,2.0,x,extra\n", "line 2 has 7 fields, the header has 6; skipped"),
+        (HEADER + "10,1,root,1e308,2.0,x\n", "RSS_MB on line 2 is '1e308', out of range; skipped"),
+        (HEADER + GOOD_ROW + "11,1,root,1.0,1073741824,x\n", "VSZ_MB on line 3 is '1073741824', out of range; skipped"),
     ],
 )  # fmt: skip
 def test_a_bad_file_is_named_and_skipped_and_the_rest_is_kept(
@@ -334,3 +337,16 @@ def test_a_failing_reduction_stops_the_reader_at_once(tmp_path: Path) -> None:
     finally:
         gc.enable()
     assert alive == []
+
+
+def test_a_few_tebibytes_are_kept_exactly(tmp_path: Path) -> None:
+    """Servers with several TiB of RAM exist: 5 TiB of RSS (past int32 thousandths of a MiB)
+    is read, ranked and plotted to the dumps' 3 decimals."""
+    put(tmp_path, 1, HEADER + "10,1,root,5242880.125,2.000,/bin/big\n")
+    put(tmp_path, 2, HEADER + "10,1,root,5242881.250,2.000,/bin/big\n")
+    records = load_all_records(find_dumps(tmp_path, PROCESS_PREFIX), Warnings())
+    spread = compute_rss_spread(records)
+    assert spread[["min_RSS", "max_RSS", "spread"]].values.tolist() == [
+        [5242880.125, 5242881.25, 1.125]
+    ]
+    assert records.pid_series(10)[1].tolist() == [5242880.125, 5242881.25]

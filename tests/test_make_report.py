@@ -152,9 +152,9 @@ def run_with_output(main: Callable[[Sequence[str]], int], args: Sequence[str]) -
 
 
 def synthetic_dumps(folder: Path) -> Path:
-    """Three days of 25 processes with a 3-hour outage: a leak, short-lived PIDs, awkward
-    command lines, a gap (as the golden test's)."""
-    generate_dumps(folder, snapshots=432, processes=25, seed=11, outage=(200, 18))
+    """Eight days of 12 processes with a 3-hour outage: a leak, short-lived PIDs, awkward
+    command lines, a gap, and MemAvailable falling for long enough to be sure of it."""
+    generate_dumps(folder, snapshots=8 * 144, processes=12, seed=11, outage=(200, 18))
     return folder
 
 
@@ -254,8 +254,8 @@ def test_the_sections_come_in_reading_order(report: Report) -> None:
 def test_what_was_analysed(report: Report) -> None:
     snapshots, gaps = report.page.table("analysed", 0), report.page.table("analysed", 1)
     assert snapshots == [
-        ["sys_mem", "414", "2026-01-01 00:00:00", "2026-01-03 23:50:00", "2 d 23 h 50 min"],
-        ["process_mem", "414", "2026-01-01 00:00:00", "2026-01-03 23:50:00", "2 d 23 h 50 min"],
+        ["sys_mem", "1,134", "2026-01-01 00:00:00", "2026-01-08 23:50:00", "7 d 23 h 50 min"],
+        ["process_mem", "1,134", "2026-01-01 00:00:00", "2026-01-08 23:50:00", "7 d 23 h 50 min"],
     ]
     assert gaps == [["2026-01-02 09:10:00", "2026-01-02 12:20:00", "3 h 10 min"]]
     assert "1 gap longer than 15 min" in report.text
@@ -321,6 +321,7 @@ def test_the_system_summary_forecast_and_definitions(report: Report) -> None:
         assert f"background:{colour}" in report.text
 
 
+@pytest.mark.slow  # the system analysis four times
 def test_the_alerts_say_what_the_analyses_flags_would_exit(report: Report) -> None:
     alerts = report.page.table("alerts")
     assert alerts[0] == ["analyze_processes.py --fail-on-leak", "3", "1 process instance leaks"]

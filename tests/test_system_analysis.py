@@ -383,11 +383,11 @@ def test_a_field_the_kernel_lacks_is_an_empty_column_one_warning_and_no_line(
     out = tmp_path / "out"
     result = run_script(NAME, "--dumps-dir", str(dumps), "--out-dir", str(out))
     assert result.returncode == 0, result.stderr
+    # One line for both fields, as psutil warns once for all it lacks.
     assert result.stderr.splitlines() == [
-        "analyze_system: warning: Shmem is missing in 2 of 5 snapshots (Linux before 2.6.32):"
-        " RAM_Used_Shmem_MB is empty there",
-        "analyze_system: warning: MemAvailable is missing in 5 of 5 snapshots (Linux before"
-        " 3.14): RAM_Used_Available_MB is empty there",
+        "analyze_system: warning: fields missing from snapshots (of 5): Shmem from 2 (Linux"
+        " before 2.6.32), MemAvailable from 5 (Linux before 3.14); RAM_Used_Shmem_MB and"
+        " RAM_Used_Available_MB are empty there",
     ]
     table = pd.read_csv(out / "system_metrics.csv", keep_default_na=False)
     assert table["RAM_Used_Available_MB"].tolist() == [""] * 5
@@ -403,6 +403,12 @@ def test_a_field_the_kernel_lacks_is_an_empty_column_one_warning_and_no_line(
         "falls_MB_per_day": None,
         "days_to_zero": None,
         "zero_date": None,
+        "falls_MB_per_day_low": None,
+        "falls_MB_per_day_high": None,
+        "days_to_zero_low": None,
+        "days_to_zero_high": None,
+        "p_value": None,
+        "level": 0.01,
     }
     metrics, _ = load(dumps)
     spec = PLOT_SPECS[PLOT_NAMES.index("ram_used_definitions.png")]
@@ -411,14 +417,16 @@ def test_a_field_the_kernel_lacks_is_an_empty_column_one_warning_and_no_line(
 
 
 def falling_host(dumps: Path, days: int = 8, falls_mb_per_day: float = 100.0) -> Path:
-    """Every 10 minutes for `days` days: MemAvailable falls steadily under a daily cycle."""
+    """Every 10 minutes for `days` days: MemAvailable falls steadily under a daily cycle and
+    a wander of a few dozen MiB."""
     dumps.mkdir(exist_ok=True)
     start = pd.Timestamp("2026-03-01")
+    wander = np.cumsum(np.random.default_rng(8).normal(0.0, 4.0, days * 144))
     for index in range(days * 144):
         moment = start + pd.Timedelta(minutes=10 * index)
         age_days = index / 144
         cycle = 300.0 * np.sin(2 * np.pi * age_days)
-        available = 12_000.0 - falls_mb_per_day * age_days + cycle
+        available = 12_000.0 - falls_mb_per_day * age_days + cycle + wander[index] % 60
         write_sys(
             dumps, f"{moment:%Y%m%d_%H%M%S}", MemTotal=16_000.0, MemAvailable=available,
             MemFree=available - 1000, Buffers=100.0, Cached=900.0, SReclaimable=100.0,
@@ -446,6 +454,12 @@ def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_pat
         "falls_MB_per_day",
         "days_to_zero",
         "zero_date",
+        "falls_MB_per_day_low",
+        "falls_MB_per_day_high",
+        "days_to_zero_low",
+        "days_to_zero_high",
+        "p_value",
+        "level",
     ]
     assert forecast["basis"] == "MemAvailable" and forecast["window_days"] == 7
     assert forecast["falls_MB_per_day"] == pytest.approx(100, rel=0.1)
@@ -455,8 +469,13 @@ def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_pat
     assert abs(pd.Timestamp(forecast["zero_date"]) - zero.normalize()) <= pd.Timedelta(days=1)
     last_line = stdout.split("\n\nWrote")[0].splitlines()[-1]
     assert last_line.startswith("MemAvailable falls 10")  # 100 MiB/day, give or take
-    assert f"it reaches 0 in about {forecast['days_to_zero']:.0f} days" in last_line
-    assert f"(around {forecast['zero_date']} UTC)" in last_line
+    # The console says the JSON's numbers: the rate and its bounds, the days and theirs.
+    low, high = forecast["falls_MB_per_day_low"], forecast["falls_MB_per_day_high"]
+    assert low < forecast["falls_MB_per_day"] < high and low < 100 < high
+    assert f"MiB/day ({low:.0f}-{high:.0f}) over the last 7 days" in last_line
+    fast, slow = forecast["days_to_zero_low"], forecast["days_to_zero_high"]
+    assert f"zero in about {forecast['days_to_zero']:.0f} days ({fast:.0f}-{slow:.0f})" in last_line
+    assert last_line.endswith(f", around {forecast['zero_date']} UTC")
     status, stdout, _ = run_system(falling, tmp_path, "--trend-days", "0.5")
     assert "MemAvailable: under a day of data in the last 0.5 days (12 h)" in stdout
 
@@ -491,8 +510,8 @@ def test_the_percent_alert_says_what_and_when(falling: Path, tmp_path: Path) -> 
     metrics, _ = load(falling)
     latest = metrics["RAM_Used_Pct"].iloc[-1]
     assert stderr == (
-        f"analyze_system: alert: RAM used (htop) is {latest:.1f}% of MemTotal at"
-        " 2026-03-08 23:50:00 UTC, at or above --alert-pct 25\n"
+        f"analyze_system: alert: RAM used (htop) is {latest:.2f}% of MemTotal at the last"
+        " snapshot (2026-03-08 23:50:00 UTC), at or above --alert-pct 25\n"
     )
 
 
@@ -503,3 +522,14 @@ def test_bad_alert_values_are_usage_errors(flags: list[str]) -> None:
     result = run_script(NAME, *flags)
     assert result.returncode == 2
     assert "error: argument" in result.stderr
+
+
+def test_a_size_no_kernel_reports_is_one_bad_file_and_no_stray_warning(tmp_path: Path) -> None:
+    """MemTotal_MB=1e308 once overflowed in the plots (numpy's RuntimeWarning on stderr)."""
+    dumps = make_dumps(tmp_path / "dumps")
+    huge = write_sys(dumps, "20260301_100500", MemTotal=1e308, MemFree=1.0, MemAvailable=1.0)
+    ran = run_system(dumps, tmp_path / "out")
+    assert ran.status == 0
+    (line,) = ran.stderr.splitlines()
+    assert line.startswith(f"analyze_system: warning: {huge}: MemTotal_MB on line 2 is '1000")
+    assert line.endswith("'…, out of range; skipped")

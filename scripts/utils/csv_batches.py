@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.dump_format import COLUMN_KINDS, MAX_DUMP_BYTES, Kind
+from utils.dump_format import COLUMN_KINDS, MAX_DUMP_BYTES, MAX_NUMBER, Kind
 from utils.file_bytes import BadFileError
 from utils.parser import Warn
 
@@ -252,7 +252,8 @@ def _read_frame(
 
 
 def _values_ok(frame: pd.DataFrame, names: Sequence[str], spec: TableSpec) -> bool:
-    """Whole numbers >= 0, numbers finite and >= 0 (> 0, or empty, where the kind says)."""
+    """Whole numbers >= 0, numbers finite, >= 0 (> 0, or empty, where the kind says) and
+    under MAX_NUMBER."""
     for name in names:
         kind = spec.kind_of(name)
         if kind is Kind.INT:
@@ -261,6 +262,7 @@ def _values_ok(frame: pd.DataFrame, names: Sequence[str], spec: TableSpec) -> bo
         elif kind in _NUMBERS:
             values = frame[name].to_numpy(np.float64)
             good = np.isfinite(values) & ((values > 0) if kind is Kind.POSITIVE else (values >= 0))
+            good &= values < MAX_NUMBER
             if kind is Kind.FLOAT_OR_EMPTY:
                 good |= np.isnan(values)
             if not good.all():
@@ -355,7 +357,7 @@ def _value_problem(kind: Kind, text: str) -> str | None:
     if _NUMBER.fullmatch(text) is None:
         return what
     value = float(text)
-    if not np.isfinite(value) or (whole and value >= INT_LIMIT):
+    if not np.isfinite(value) or value >= (INT_LIMIT if whole else MAX_NUMBER):
         return "out of range"
     if whole and value != int(value):
         return what

@@ -62,11 +62,17 @@ SYS_HEADER: tuple[str, ...] = tuple(
 PROCESS_HEADER: tuple[str, ...] = ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
 
 
+# No system reports a size of a pebibyte (2**30 MiB) or more, in any field: a larger value
+# is a damaged file, and would overflow what is computed from it (1e308 times anything).
+# Every size below it is kept exactly (servers with several TiB of RAM exist).
+MAX_NUMBER = float(2**30)
+
+
 class Kind(Enum):
     """What a field holds; readers check every field of a file against it."""
 
     INT = "a whole number"  # >= 0 and below 2**31, such as a PID (pid_max is at most 2**22)
-    FLOAT = "a number"  # finite and >= 0, such as MiB
+    FLOAT = "a number"  # finite, >= 0 and below MAX_NUMBER, such as MiB
     POSITIVE = "a number above 0"  # finite and > 0, such as MemTotal (a divisor)
     FLOAT_OR_EMPTY = "a number or empty"  # a field this kernel may not report
     TEXT = "text"  # anything, such as a command line

@@ -14,9 +14,13 @@ The method, three steps, each against a way real memory series mislead a plain l
    with a cycle 5 times the daily fall was off by over 10% in 16 trials of 20, by up to 120%. An
    hour-long dip or bump spoils only the pairs it is part of, and the median ignores those.
    Outages need no special case: pairs that would touch the missing hours are not there.
-3. A rule for a downward trend (`is_downward`): the fitted fall over the data must exceed 3
-   times the series' own noise, and be fast enough to reach zero within 10 years. Without it
-   a flat noisy series gets a tiny slope and a forecast of "0 in about 40,000 days".
+3. The seasonal Kendall test of that slope (utils.seasonal: Hirsch, Slack and Smith 1982, with
+   the seasons' correlation estimated as Hirsch and Slack 1984 do): MemAvailable falls only
+   when "no trend" would give a statistic this low less than once in 100 times (LEVEL), and
+   fast enough to reach zero within 10 years. The slope's bounds at the same level give the
+   range of the rate and of the days to zero. A cycle whose period divides a day cancels in
+   every pair the test counts, so it is not taken for noise; more days of data make the test
+   surer, as they should.
 
 numpy only: the analyses hand in plain arrays.
 """
@@ -32,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from utils.seasonal import SeasonalTrend, by_day, seasonal_trend
 from utils.text import days_text, short_number, short_span
 from utils.units import DAY_S, HOUR_S
 
@@ -44,15 +49,13 @@ MIN_DAYS = 1.0
 # An hour-long spike straddles two hours and so spoils two pairs of hours a day apart; the
 # median of 5 pairs survives that. So a trend needs a day and 4 hours of data, not just a day.
 MIN_PAIRS = 5
-# The fall over the data must exceed this many times the noise to count. In trials on flat
-# series spanning a day and a half, 5 to 8 in 100 passed for falling with 2, and 2 to 4 with
-# 3; a week-long fall of 20 MiB/day under a 300 MiB daily cycle passed every time with 3.
-NOISE_FACTOR = 3.0
+# "Falling" is called on a one-sided test at this level: a host with no trend is called
+# falling at most once in 100 (docs/forecast.md has the rate measured on flat hosts). The
+# bounds of the rate are the two-sided interval with this much on either side (98%).
+LEVEL = 0.01
 # A fall that would take longer than this to reach zero is no forecast: a line fitted to days
 # of data says nothing about decades.
 HORIZON_DAYS = 3_650.0
-# The median absolute deviation times this estimates the standard deviation of normal noise.
-MAD_TO_SIGMA = 1.4826
 # Pairs of hours a day or more apart grow as the square of the window (a year: 1.6 million,
 # 0.1 s). Past this many, only evenly spread day lags are used, to bound time and memory.
 MAX_PAIRS = 4_000_000
@@ -70,15 +73,17 @@ class Forecast:
 
     The window ends at the last sample with a value, not at the current time, and holds the
     samples no older than `window_days` before it. `falls_mb_per_day` is positive when the
-    field falls and negative when it rises. `level_mb` is the trend line at the last sample:
-    the typical level through the day, so the daily lows reach zero somewhat sooner.
-    `days_to_zero` counts from the last sample's time, from that level. `used_days` is the
-    span from the first to the last sample in the window, outages inside it included.
-    `noise_mb` is what the rule for a downward trend compares the fall with (see
-    `is_downward`); `samples` counts the samples with a value in the window.
-    `reaches_back`: there is data from the window's start or before it (an outage may
-    still leave the window's first hours empty); when not, the data is younger than the
-    window, and the summary names the span it had.
+    field falls and negative when it rises, with its bounds `falls_low_mb_per_day` (the
+    slowest fall, or fastest rise, the data allow) and `falls_high_mb_per_day` at the test's
+    level. `level_mb` is the trend line at the last sample: the typical level through the
+    day, so the daily lows reach zero somewhat sooner. `days_to_zero` counts from the last
+    sample's time, from that level, at the fitted rate; `days_to_zero_low` at the fast bound
+    and `days_to_zero_high` at the slow one (None when the slow bound never reaches zero).
+    `p_value` is the test's one-sided p-value of "no trend" against "falling". `used_days`
+    is the span from the first to the last sample in the window, outages inside it included;
+    `samples` counts the samples with a value in the window. `reaches_back`: there is data
+    from the window's start or before it (an outage may still leave the window's first hours
+    empty); when not, the data is younger than the window, and the summary names the span.
     """
 
     basis: str
@@ -90,8 +95,12 @@ class Forecast:
     used_days: float
     level_mb: float | None  # None with too little data
     samples: int
-    noise_mb: float | None  # None with too little data
     reaches_back: bool = False
+    falls_low_mb_per_day: float | None = None  # the rate's bounds (None: too little data)
+    falls_high_mb_per_day: float | None = None
+    days_to_zero_low: float | None = None  # only when FALLING
+    days_to_zero_high: float | None = None  # only when FALLING and the slow bound falls
+    p_value: float | None = None  # None with too little data
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,6 @@ class HourlySeries:
 @dataclass(frozen=True)
 class TrendFit:
     slope_mb_per_day: float  # negative when falling
-    noise_mb: float
 
 
 # --- The fit ---------------------------------------------------------------------
@@ -144,14 +152,8 @@ def day_lags(hours: int) -> npt.NDArray[np.int64]:
 
 
 def seasonal_slope(hourly_mb: Values) -> TrendFit | None:
-    """The seasonal Theil-Sen slope of hourly values (index 0 the latest), in MiB per day.
-
-    None when fewer than `MIN_PAIRS` pairs of hours with values lie whole days apart. The noise
-    is the larger of two robust estimates of one hour's noise: the spread of those pairs'
-    differences around the fitted slope (which sees day-to-day changes: a cycle that varies
-    from day to day, a slow wander), and the hour-to-hour scatter (which still sees noise when
-    only a few pairs exist).
-    """
+    """The seasonal Theil-Sen slope of hourly values (index 0 the latest), in MiB per day;
+    None when fewer than `MIN_PAIRS` pairs of hours with values lie whole days apart."""
     rises: list[Values] = []
     lags: list[Values] = []
     for lag in day_lags(len(hourly_mb)):
@@ -164,33 +166,15 @@ def seasonal_slope(hourly_mb: Values) -> TrendFit | None:
     if sum(len(rise) for rise in rises) < MIN_PAIRS:
         return None
     rise, lag_days = np.concatenate(rises), np.concatenate(lags)
-    slope = float(np.median(rise / lag_days))
-    # A difference of two hours carries the noise of one hour sqrt(2) times.
-    day_to_day = float(np.median(np.abs(rise - slope * lag_days))) / math.sqrt(2)
-    # A second difference of three consecutive hours cancels a trend and nearly all of a
-    # daily cycle, and carries the noise of one hour sqrt(6) times.
-    bends = hourly_mb[:-2] - 2 * hourly_mb[1:-1] + hourly_mb[2:]
-    bends = bends[np.isfinite(bends)]
-    hour_to_hour = float(np.median(np.abs(bends))) / math.sqrt(6) if len(bends) else 0.0
-    return TrendFit(slope, MAD_TO_SIGMA * max(day_to_day, hour_to_hour))
+    return TrendFit(float(np.median(rise / lag_days)))
 
 
-def is_downward(
-    falls_mb_per_day: float, used_days: float, level_mb: float, noise_mb: float
-) -> bool:
-    """The rule for a downward trend: a fall that is beyond the noise and not negligibly slow.
-
-    The fall over the data (rate times `used_days`) must exceed `NOISE_FACTOR` times the noise.
-    A slope fitted to a flat series is a small fraction of its noise (under 1 times it over
-    a week in trials), while a real fall adds up day after day. And the rate must bring the
-    level to zero within `HORIZON_DAYS`: on a very quiet series the first test alone would
-    pass a fall of a fraction of a MiB a day.
-    """
-    if falls_mb_per_day <= 0:
-        return False
-    if falls_mb_per_day * used_days <= NOISE_FACTOR * noise_mb:
-        return False
-    return level_mb <= falls_mb_per_day * HORIZON_DAYS
+def is_downward(trend: SeasonalTrend, level_mb: float) -> bool:
+    """The rule for a downward trend: a fall the test finds at LEVEL, fast enough to bring
+    the level to zero within HORIZON_DAYS (a line fitted to days of data says nothing of
+    decades; on a very quiet series a fall of a fraction of a MiB a day is significant)."""
+    falls = -trend.slope
+    return falls > 0 and trend.p_falling <= LEVEL and level_mb <= falls * HORIZON_DAYS
 
 
 def forecast_available(
@@ -216,22 +200,33 @@ def forecast_available(
     # The trend line through every hour, carried to the last sample; the median keeps an
     # hour-long dip from pulling the level down.
     level = float(np.nanmedian(hourly.median_mb + fit.slope_mb_per_day * hourly.age_days))
-    falls = -fit.slope_mb_per_day
-    downward = is_downward(falls, used_days, level, fit.noise_mb)
-    days = max(0.0, level / falls) if downward else None
+    trend = seasonal_trend(by_day(hourly.median_mb), LEVEL, fit.slope_mb_per_day)
+    downward = is_downward(trend, level)
+    days = _days_to_zero(level, -trend.slope) if downward else None
     return Forecast(
         basis=basis,
         window_days=window_days,
         status=ForecastStatus.FALLING if downward else ForecastStatus.NOT_FALLING,
-        falls_mb_per_day=falls,
+        falls_mb_per_day=-trend.slope,
         days_to_zero=days,
         zero_date=None if days is None else _zero_date(window.last_s, days),
         used_days=used_days,
         level_mb=level,
         samples=len(window.values_mb),
-        noise_mb=fit.noise_mb,
         reaches_back=window.reaches_back,
+        falls_low_mb_per_day=-trend.high,
+        falls_high_mb_per_day=-trend.low,
+        days_to_zero_low=_days_to_zero(level, -trend.low) if downward else None,
+        days_to_zero_high=_days_to_zero(level, -trend.high) if downward else None,
+        p_value=trend.p_falling,
     )
+
+
+def _days_to_zero(level_mb: float, falls_mb_per_day: float) -> float | None:
+    """Days until level_mb is gone at this fall; None when it does not fall (or is infinite)."""
+    if not 0 < falls_mb_per_day < math.inf:
+        return None
+    return max(0.0, level_mb / falls_mb_per_day)
 
 
 class _Window(NamedTuple):
@@ -276,7 +271,6 @@ def _too_little(basis: str, window_days: float, used_days: float, samples: int) 
         used_days=used_days,
         level_mb=None,
         samples=samples,
-        noise_mb=None,
     )
 
 
@@ -306,41 +300,85 @@ def describe(forecast: Forecast) -> str:
             f"{basis}: {span} of data in {window}, too few hours seen on two days;"
             " too little to judge a trend"
         )
-    falls, noise = forecast.falls_mb_per_day, forecast.noise_mb
-    assert falls is not None and noise is not None  # set unless there was too little data
+    falls = forecast.falls_mb_per_day
+    assert falls is not None  # set unless there was too little data
     if forecast.status is ForecastStatus.NOT_FALLING:
-        if short_number(abs(falls)) == "0":
-            how = "it holds steady"
-        elif falls < 0:
-            how = f"it rises {short_number(-falls)} MiB/day"
-        elif falls * forecast.used_days <= NOISE_FACTOR * noise:
-            how = (
-                f"it falls {short_number(falls)} MiB/day,"
-                f" within its noise of {short_number(noise)} MiB"
-            )
-        else:
-            years = short_number(HORIZON_DAYS / 365)
-            how = (
-                f"it falls {short_number(falls)} MiB/day,"
-                f" too slowly to reach 0 within {years} years"
-            )
-        return f"{basis} shows no downward trend over {_span(forecast)} ({how})"
+        return f"{basis} shows no downward trend over {_span(forecast)} ({_why_not(forecast)})"
     days, zero_date = forecast.days_to_zero, forecast.zero_date
     assert days is not None and zero_date is not None  # set when FALLING
-    when = "within a day" if days < 1 else f"in about {days_text(days)}"
-    return (
-        f"{basis} falls {short_number(falls)} MiB/day over {_span(forecast)}:"
-        f" at that rate it reaches 0 {when} (around {zero_date.isoformat()} UTC)"
-    )
+    rate = f"{short_number(falls)} MiB/day{_in_brackets(rate_range(forecast))}"
+    if days < 1:
+        when = f"zero within a day (around {zero_date.isoformat()} UTC)"
+    else:
+        span = _in_brackets(days_range(forecast))
+        when = f"zero in about {days_text(days)}{span}, around {zero_date} UTC"
+    return f"{basis} falls {rate} over {_span(forecast)}: {when}"
 
 
-def _rounded(value: float | None) -> float | None:
-    # Adding 0.0 turns -0.0 into 0.0: "-0.0" in a JSON file reads as a bug.
-    return None if value is None else round(value, 1) + 0.0
+def _in_brackets(bounds: tuple[str, str]) -> str:
+    """` (180-235)`; nothing where both bounds read alike (a clean line)."""
+    return "" if bounds[0] == bounds[1] else f" ({_pair(*bounds)})"
+
+
+def _why_not(forecast: Forecast) -> str:
+    falls = forecast.falls_mb_per_day
+    assert falls is not None
+    if short_number(abs(falls)) == "0":
+        return "it holds steady"
+    if falls < 0:
+        return f"it rises {short_number(-falls)} MiB/day"
+    if forecast.p_value is not None and forecast.p_value > LEVEL:
+        bounded = all(
+            value is not None and math.isfinite(value)
+            for value in (forecast.falls_low_mb_per_day, forecast.falls_high_mb_per_day)
+        )
+        if not bounded:
+            chance = f"{forecast.p_value:.1%}".replace(".0%", "%")
+            return (
+                f"it falls {short_number(falls)} MiB/day, but over {days_text(forecast.used_days)}"
+                f" that is not sure: a flat host looks like this {chance} of the time"
+            )
+        return (
+            f"it falls {short_number(falls)} MiB/day, as its ups and downs could by chance:"
+            f" {_pair(*rate_range(forecast))}"
+        )
+    years = short_number(HORIZON_DAYS / 365)
+    return f"it falls {short_number(falls)} MiB/day, too slowly to reach 0 within {years} years"
+
+
+def _pair(low: str, high: str) -> str:
+    """`180-235`; `-30 to 450` where a hyphen would read as a minus; `70 or more`."""
+    if high == "more":
+        return f"{low} or more"
+    return f"{low} to {high}" if low.startswith("-") or high.startswith("-") else f"{low}-{high}"
+
+
+def rate_range(forecast: Forecast) -> tuple[str, str]:
+    """The fall's bounds as the sentences give them (MiB/day)."""
+    low, high = forecast.falls_low_mb_per_day, forecast.falls_high_mb_per_day
+    assert low is not None and high is not None  # set unless there was too little data
+    return short_number(low), short_number(high)
+
+
+def days_range(forecast: Forecast) -> tuple[str, str]:
+    """The days to zero at the fast and the slow bound: `70`, `95` or `70`, `more`."""
+    fast, slow = forecast.days_to_zero_low, forecast.days_to_zero_high
+    assert fast is not None  # set when FALLING
+    return short_number(fast), "more" if slow is None else short_number(slow)
+
+
+def _rounded(value: float | None, digits: int = 1) -> float | None:
+    # Adding 0.0 turns -0.0 into 0.0: "-0.0" in a JSON file reads as a bug. JSON has no
+    # infinity: an unbounded side is null.
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits) + 0.0
 
 
 def to_json_dict(forecast: Forecast) -> dict[str, object]:
-    """The forecast for forecast.json: MB (MiB) per day, days, an ISO date; None for null."""
+    """The forecast for forecast.json: MB (MiB) per day, days, an ISO date; None for null.
+    The keys of old come first, then the bounds (the fall's at the test's level, the days
+    to zero at the fast and the slow bound), the test's p-value and its level."""
     window = forecast.window_days
     return {
         "basis": forecast.basis,
@@ -348,4 +386,10 @@ def to_json_dict(forecast: Forecast) -> dict[str, object]:
         "falls_MB_per_day": _rounded(forecast.falls_mb_per_day),
         "days_to_zero": _rounded(forecast.days_to_zero),
         "zero_date": None if forecast.zero_date is None else forecast.zero_date.isoformat(),
+        "falls_MB_per_day_low": _rounded(forecast.falls_low_mb_per_day),
+        "falls_MB_per_day_high": _rounded(forecast.falls_high_mb_per_day),
+        "days_to_zero_low": _rounded(forecast.days_to_zero_low),
+        "days_to_zero_high": _rounded(forecast.days_to_zero_high),
+        "p_value": _rounded(forecast.p_value, 4),
+        "level": LEVEL,
     }

@@ -41,6 +41,8 @@ from utils.system_analysis import (
     USED_DEFINITIONS,
     SystemResult,
     describe_forecast,
+    pct_fact,
+    zero_fact,
 )
 from utils.text import format_duration, plural
 
@@ -524,29 +526,22 @@ def leak_alert(part: ProcessPart | Missing, window: TimeWindow) -> list[str]:
 def pct_alert(result: SystemResult, flags: str) -> list[str]:
     # --alert-pct P holds when the latest % >= P: round the bound down, never up.
     bound = math.floor(result.latest_pct * 100) / 100
-    at = when(result.summary.last)
     return [
         f"analyze_system.py{flags} --alert-pct P",
         f"{EXIT_ALERT} for P ≤ {bound:.2f}, else {EXIT_OK}",
-        f"RAM used (htop) is {result.latest_pct:.2f}% of MemTotal at the last snapshot"
-        f" ({at} UTC)",
+        pct_fact(result.summary, result.latest_pct),
     ]
 
 
 def days_alert(result: SystemResult, flags: str) -> list[str]:
     command = f"analyze_system.py{flags} --alert-days D"
     forecast = result.summary.forecast
-    days = forecast.days_to_zero
-    if days is None:
+    days, fact = forecast.days_to_zero, zero_fact(forecast)
+    if days is None or fact is None:
         return [command, f"{EXIT_OK} for any D", describe_forecast(forecast)]
     # --alert-days D holds when days to zero <= D: round the bound up, never down.
     bound = math.ceil(days * 10) / 10
-    return [
-        command,
-        f"{EXIT_ALERT} for D ≥ {bound:.1f}, else {EXIT_OK}",
-        f"{forecast.basis} reaches 0 in about {days:,.1f} days (around"
-        f" {forecast.zero_date} UTC)",
-    ]
+    return [command, f"{EXIT_ALERT} for D ≥ {bound:.1f}, else {EXIT_OK}", fact]
 
 
 def status_css(status: str) -> str:

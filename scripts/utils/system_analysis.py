@@ -147,19 +147,25 @@ def load_and_compute_metrics(
 
 
 def missing_field_notes(metrics: pd.DataFrame) -> list[str]:
-    """One line per optional field that some snapshots lack, and what that leaves empty."""
-    notes = []
+    """One line naming every optional field some snapshots lack (as psutil warns once for
+    all), and what that leaves empty."""
+    lacking: list[tuple[str, int, str]] = []
     for definition in USED_DEFINITIONS:
-        if definition.needs is None:
-            continue
-        missing = int(metrics[definition.needs].isna().sum())
-        if missing:
-            field_name = definition.needs.removesuffix("_MB")
-            notes.append(
-                f"{field_name} is missing in {missing:,} of {len(metrics):,} snapshots"
-                f" ({KERNEL_SINCE[field_name]}): {definition.column} is empty there"
-            )
-    return notes
+        if definition.needs is not None:
+            missing = int(metrics[definition.needs].isna().sum())
+            if missing:
+                lacking.append((definition.needs.removesuffix("_MB"), missing, definition.column))
+    if not lacking:
+        return []
+    fields = ", ".join(
+        f"{name} from {missing:,} ({KERNEL_SINCE[name]})" for name, missing, _ in lacking
+    )
+    columns = " and ".join(column for _, _, column in lacking)
+    verb = "is" if len(lacking) == 1 else "are"
+    return [
+        f"fields missing from snapshots (of {len(metrics):,}): {fields}; {columns} {verb}"
+        " empty there"
+    ]
 
 
 KERNEL_SINCE = {"MemAvailable": "Linux before 3.14", "Shmem": "Linux before 2.6.32"}
@@ -293,21 +299,40 @@ def system_result(metrics: pd.DataFrame, options: SystemOptions) -> SystemResult
     )
 
 
+def pct_fact(summary: SystemSummary, latest_pct: float) -> str:
+    """What --alert-pct is judged on, as every alert and the report say it."""
+    return (
+        f"RAM used (htop) is {latest_pct:.2f}% of MemTotal at the last snapshot"
+        f" ({summary.last:{DISPLAY_FORMAT}} UTC)"
+    )
+
+
+def zero_fact(forecast: Forecast) -> str | None:
+    """What --alert-days is judged on, as every alert and the report say it; None when
+    MemAvailable does not fall."""
+    days = forecast.days_to_zero
+    if days is None:
+        return None
+    fast, slow = forecast.days_to_zero_low, forecast.days_to_zero_high
+    bounds = (
+        "" if fast is None else f" ({fast:,.1f} to {'more' if slow is None else f'{slow:,.1f}'})"
+    )
+    return (
+        f"{forecast.basis} reaches 0 in about {days:,.1f} days{bounds}, around"
+        f" {forecast.zero_date} UTC"
+    )
+
+
 def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptions) -> list[str]:
     """A line for each alert asked for that holds."""
     raised = []
     if options.alert_pct is not None and latest_pct >= options.alert_pct:
         raised.append(
-            f"RAM used (htop) is {latest_pct:.1f}% of MemTotal at"
-            f" {summary.last:{DISPLAY_FORMAT}} UTC, at or above --alert-pct {options.alert_pct:g}"
+            f"{pct_fact(summary, latest_pct)}, at or above --alert-pct {options.alert_pct:g}"
         )
-    forecast = summary.forecast
-    days = forecast.days_to_zero
+    days, fact = summary.forecast.days_to_zero, zero_fact(summary.forecast)
     if options.alert_days is not None and days is not None and days <= options.alert_days:
-        raised.append(
-            f"{forecast.basis} reaches 0 in about {days:,.1f} days (around"
-            f" {forecast.zero_date} UTC), within --alert-days {options.alert_days:g}"
-        )
+        raised.append(f"{fact}, within --alert-days {options.alert_days:g}")
     return raised
 
 

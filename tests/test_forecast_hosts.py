@@ -1,0 +1,193 @@
+"""The forecast on modelled hosts: MemAvailable under the cycles real hosts have, falling or flat.
+
+A host of 48 GiB holds about half of it available, through a daily cycle of +-800 MiB whose
+size changes by up to 20% from day to day, a JVM's garbage collector that takes up to 1.5
+GiB and gives it back every 2 hours, a nightly job of 3 GiB for an hour, and a wander of
+150 MiB over hours. A falling host's services leak, so that MemAvailable falls steadily.
+Variants add busy days (2 GiB less for two days), a step (a service started or stopped for
+good), and a day-long outage of the collector. docs/forecast.md has the rates measured here
+over more hosts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+import analyze_system
+from conftest import run_main, write_sys
+from utils.forecast import LEVEL, Forecast, ForecastStatus, forecast_available
+
+DAY_S = 86_400
+HOUR_S = 3_600
+END = np.datetime64("2026-03-08T00:00:00", "s")
+TOTAL_MB = 48 * 1024.0
+Series = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]
+
+
+def host(
+    seed: int,
+    falls: float = 0.0,
+    interval_s: int = 600,
+    cycles: tuple[str, ...] = ("daily", "gc", "nightly"),
+    busy: bool = False,
+    step_mb: float = 0.0,
+    outage: bool = False,
+    days: int = 7,
+) -> Series:
+    """MemAvailable of one modelled host over `days` days ending at END (see the module)."""
+    rng = np.random.default_rng(seed)
+    age = np.arange(0, days * DAY_S + 1, interval_s)[::-1].astype(np.float64)
+    values = 0.5 * TOTAL_MB + falls * age / DAY_S
+    phase = rng.uniform(0, 1)
+    if "daily" in cycles:
+        size = 1 + rng.uniform(-0.2, 0.2, days + 2)[(age / DAY_S + phase).astype(int)]
+        values += 800 * size * np.sin(2 * np.pi * (age / DAY_S + phase))
+    if "gc" in cycles:  # the collector frees what it took, every two hours
+        period = 2 * HOUR_S
+        values -= 1536 * ((age + rng.uniform(0, period)) % period) / period
+    if "nightly" in cycles:
+        values -= 3072 * (((age / HOUR_S + rng.uniform(0, 24)) % 24) < 1)
+    if busy:
+        first = rng.integers(0, days - 2)
+        values -= 2048 * ((age / DAY_S >= first) & (age / DAY_S < first + 2))
+    if step_mb:  # before the step, MemAvailable stood step_mb higher
+        values += step_mb * (age / DAY_S > rng.uniform(0.1, 0.9) * days)
+    values += _wander(rng, age) + rng.normal(0, 50, age.size)
+    times = END - age.astype("timedelta64[s]")
+    if outage:
+        start = rng.uniform(1, days - 2) * DAY_S
+        kept = (age < start) | (age > start + DAY_S)
+        times, values = times[kept], values[kept]
+    return times, values
+
+
+def _wander(rng: np.random.Generator, age: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """An AR(1) wander of 150 MiB that forgets in 6 hours, drawn every 10 minutes."""
+    steps = int(age.max() // 600) + 2
+    keep = float(np.exp(-600 / (6 * HOUR_S)))
+    shocks = rng.normal(0, 150 * np.sqrt(1 - keep * keep), steps)
+    wander = np.empty(steps)
+    wander[0] = rng.normal(0, 150)
+    for k in range(1, steps):
+        wander[k] = keep * wander[k - 1] + shocks[k]
+    result: npt.NDArray[np.float64] = np.interp(age, np.arange(steps) * 600.0, wander)
+    return result
+
+
+def forecast(series: Series) -> Forecast:
+    return forecast_available(series[0], series[1], 7)
+
+
+def assert_within_bounds(result: Forecast, truth: float) -> None:
+    low, high = result.falls_low_mb_per_day, result.falls_high_mb_per_day
+    assert low is not None and high is not None
+    assert low <= truth <= high, (low, result.falls_mb_per_day, high)
+
+
+INTERVALS = [10, 60, 600]
+
+
+@pytest.mark.parametrize("interval_s", INTERVALS)
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"cycles": ()}, {"cycles": ("gc",)}, {"outage": True}],
+    ids=["all-cycles", "no-cycle", "gc-only", "outage"],
+)
+def test_a_host_that_leaks_200_mib_a_day_is_falling_within_its_bounds(
+    interval_s: int, seed: int, variant: dict[str, object]
+) -> None:
+    result = forecast(host(seed, falls=200.0, interval_s=interval_s, **variant))  # type: ignore[arg-type]
+    assert result.status is ForecastStatus.FALLING
+    assert_within_bounds(result, 200.0)
+    days, fast, slow = result.days_to_zero, result.days_to_zero_low, result.days_to_zero_high
+    assert days is not None and fast is not None and slow is not None and fast <= days <= slow
+
+
+@pytest.mark.parametrize("interval_s", INTERVALS)
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"cycles": ()}, {"cycles": ("gc",)}, {"outage": True}, {"busy": True},
+     {"step_mb": 2048.0}, {"step_mb": -2048.0}],
+    ids=["all-cycles", "no-cycle", "gc-only", "outage", "busy-days", "step-down", "step-up"],
+)  # fmt: skip
+def test_a_flat_host_has_no_downward_trend(
+    interval_s: int, seed: int, variant: dict[str, object]
+) -> None:
+    result = forecast(host(seed, interval_s=interval_s, **variant))  # type: ignore[arg-type]
+    assert result.status is ForecastStatus.NOT_FALLING
+    assert result.days_to_zero is None and result.p_value is not None
+    assert_within_bounds(result, 0.0)
+
+
+def test_flat_hosts_are_called_falling_no_more_often_than_the_level_promises() -> None:
+    """200 flat hosts, 40 of each shape: at a 1% level about 2 say "falling" by chance;
+    more than 5 (a chance of under 2% for a test that keeps its level) means it does not."""
+    shapes: list[dict[str, object]] = [
+        {},
+        {"cycles": ("gc",)},
+        {"busy": True},
+        {"step_mb": 2048.0},
+        {"outage": True},
+    ]
+    falling = sum(
+        forecast(host(1000 + seed, **shapes[seed % 5])).status is ForecastStatus.FALLING  # type: ignore[arg-type]
+        for seed in range(200)
+    )
+    assert LEVEL == 0.01
+    assert falling <= 5
+
+
+def test_the_98_percent_bounds_hold_the_true_rate_about_98_times_in_100() -> None:
+    held = 0
+    for seed in range(100):
+        result = forecast(host(2000 + seed, falls=200.0))
+        low, high = result.falls_low_mb_per_day, result.falls_high_mb_per_day
+        held += low is not None and high is not None and low <= 200.0 <= high
+    assert held >= 93
+
+
+def write_host(dumps: Path, series: Series) -> Path:
+    dumps.mkdir()
+    for moment, available in zip(*series, strict=True):
+        stamp = str(moment.astype("datetime64[s]")).replace("-", "").replace(":", "")
+        write_sys(
+            dumps, stamp.replace("T", "_"), MemTotal=TOTAL_MB, MemAvailable=available,
+            MemFree=available - 4000, Buffers=200.0, Cached=3000.0, SReclaimable=800.0,
+            SwapTotal=0.0, SwapFree=0.0, Shmem=100.0,
+        )  # fmt: skip
+    return dumps
+
+
+def test_the_leaking_host_alerts_within_150_days_and_the_flat_one_not_within_365(
+    tmp_path: Path,
+) -> None:
+    leaking = write_host(tmp_path / "leaking", host(3, falls=200.0))
+    ran = run_main(
+        analyze_system.main,
+        ["--dumps-dir", str(leaking), "--out-dir", str(tmp_path / "out1"), "--alert-days", "150"],
+    )
+    assert ran.status == 3, ran.stderr
+    saved = json.loads((tmp_path / "out1" / "forecast.json").read_text())
+    assert saved["days_to_zero"] < 150 and saved["falls_MB_per_day_low"] < 200
+    line = next(text for text in ran.stdout.splitlines() if text.startswith("MemAvailable"))
+    assert (
+        line.startswith("MemAvailable falls ") and " over the last 7 days: zero in about " in line
+    )
+    assert f"around {saved['zero_date']} UTC" in line
+    assert ran.stderr.startswith(
+        f"analyze_system: alert: MemAvailable reaches 0 in about {saved['days_to_zero']:,.1f} days"
+    )
+    flat = write_host(tmp_path / "flat", host(3))
+    ran = run_main(
+        analyze_system.main,
+        ["--dumps-dir", str(flat), "--out-dir", str(tmp_path / "out2"), "--alert-days", "365"],
+    )
+    assert ran.status == 0 and ran.stderr == ""
+    assert "MemAvailable shows no downward trend over the last 7 days" in ran.stdout
