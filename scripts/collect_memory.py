@@ -43,6 +43,18 @@ from utils.dump_format import (
     snapshot_names,
 )
 from utils.files import temp_name, write_private_file
+from utils.procfs import (
+    NOTHING,
+    PROC,
+    BootClock,
+    ProcessMemory,
+    boot_clock,
+    boot_id,
+    missing_status_fields,
+    parse_meminfo,
+    process_memory,
+    started_text,
+)
 from utils.signals import Stopped, StopSignals
 
 # --- Defaults; every one of them can be overridden by a flag -----------------
@@ -97,17 +109,6 @@ class SnapshotError(Exception):
 # --- Pure functions: parsing and formatting -----------------------------------
 
 
-def parse_meminfo(text: str) -> dict[str, int]:
-    """Map each /proc/meminfo field to its number (kB, or pages for HugePages_*)."""
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        name, sep, rest = line.partition(":")
-        parts = rest.split()
-        if sep and parts and parts[0].isdigit():
-            values[name.strip()] = int(parts[0])
-    return values
-
-
 def missing_meminfo_fields(values: dict[str, int]) -> list[str]:
     """The selected fields this kernel does not report."""
     return [name for name in MEMINFO_FIELDS if name not in values]
@@ -118,8 +119,9 @@ def kb_to_mb_text(kb: int) -> str:
     return f"{kb / 1024:.3f}"
 
 
-def sys_row(values: dict[str, int]) -> list[str]:
-    """The sys_mem CSV row: kB fields in MiB, page counts as they are, missing empty."""
+def sys_row(values: dict[str, int], boot: str = "") -> list[str]:
+    """The sys_mem CSV row: kB fields in MiB, page counts as they are, missing empty; then
+    the boot's id."""
     row: list[str] = []
     for name in MEMINFO_FIELDS:
         value = values.get(name)
@@ -129,7 +131,7 @@ def sys_row(values: dict[str, int]) -> list[str]:
             row.append(str(value))
         else:
             row.append(kb_to_mb_text(value))
-    return row
+    return [*row, boot]
 
 
 # pid, ppid, user (padded to PS_USER_WIDTH), rss, vsz, then one space and the
@@ -157,9 +159,20 @@ def parse_ps_output(text: str) -> tuple[list[ProcessRow], int]:
     return rows, bad
 
 
-def process_rows(rows: Sequence[ProcessRow]) -> Iterator[list[str]]:
-    """The process_mem CSV rows for parsed ps output."""
-    for row in rows:
+def optional_mb_text(kb: int | None) -> str:
+    return "" if kb is None else kb_to_mb_text(kb)
+
+
+def process_rows(
+    rows: Sequence[ProcessRow],
+    memory: Sequence[ProcessMemory] | None = None,
+    clock: BootClock | None = None,
+) -> Iterator[list[str]]:
+    """The process_mem CSV rows for parsed ps output, with what /proc added of each
+    process (empty where it did not: an old kernel, a process gone meanwhile)."""
+    for number, row in enumerate(rows):
+        extra = NOTHING if memory is None else memory[number]
+        ticks = extra.start_ticks
         yield [
             str(row.pid),
             str(row.ppid),
@@ -167,6 +180,9 @@ def process_rows(rows: Sequence[ProcessRow]) -> Iterator[list[str]]:
             kb_to_mb_text(row.rss_kb),
             kb_to_mb_text(row.vsz_kb),
             row.cmd,
+            optional_mb_text(extra.anon_kb),
+            optional_mb_text(extra.swap_kb),
+            "" if ticks is None or clock is None else started_text(clock, ticks),
         ]
 
 
@@ -258,17 +274,23 @@ class Snapshot(NamedTuple):
 
 
 class Sources(NamedTuple):
-    """Where a snapshot's numbers come from (tests give fakes)."""
+    """Where a snapshot's numbers come from (tests give fakes): meminfo, ps, and the /proc
+    tree the processes' status, stat and the boot's files are read from."""
 
     meminfo_path: Path = MEMINFO_PATH
     ps_command: Sequence[str] = PS_COMMAND
+    proc: Path = PROC
 
 
 DEFAULT_SOURCES = Sources()
 
 
 def take_snapshot(
-    dumps_dir: Path, timestamp: str, guard: StopSignals, sources: Sources = DEFAULT_SOURCES
+    dumps_dir: Path,
+    timestamp: str,
+    guard: StopSignals,
+    sources: Sources = DEFAULT_SOURCES,
+    clock: BootClock | None = None,
 ) -> Snapshot:
     """Read memory, run ps and publish both files, or publish nothing.
 
@@ -284,15 +306,7 @@ def take_snapshot(
             raise SnapshotError(f"cannot look at {final}: {err.strerror or err}") from err
         if exists:
             raise SnapshotError(f"{final} already exists; not overwritten")
-
-    meminfo = read_meminfo(sources.meminfo_path)
-    rows, bad_lines = parse_ps_output(run_ps(sources.ps_command))
-    if not rows:
-        raise SnapshotError(f"{sources.ps_command[0]} listed no processes")
-    if bad_lines:
-        log.warning("ps printed %d line(s) that did not parse; left out", bad_lines)
-    texts = [csv_text(SYS_HEADER, [sys_row(meminfo)]), csv_text(PROCESS_HEADER, process_rows(rows))]
-
+    texts, count = _snapshot_texts(sources, clock)
     temps = [dumps_dir / temp_name(name) for name in names]
     published: list[Path] = []
     with guard.deferred():
@@ -311,7 +325,26 @@ def take_snapshot(
         finally:
             for temp in temps:
                 _remove(temp)
-    return Snapshot(timestamp, len(rows))
+    return Snapshot(timestamp, count)
+
+
+def _snapshot_texts(sources: Sources, clock: BootClock | None) -> tuple[list[str], int]:
+    """The two files' text, and how many processes: meminfo, then ps, then each listed
+    process's status and stat (read right after ps, so that few are gone meanwhile)."""
+    meminfo = read_meminfo(sources.meminfo_path)
+    rows, bad_lines = parse_ps_output(run_ps(sources.ps_command))
+    if not rows:
+        raise SnapshotError(f"{sources.ps_command[0]} listed no processes")
+    if bad_lines:
+        log.warning("ps printed %d line(s) that did not parse; left out", bad_lines)
+    proc = str(sources.proc)
+    memory = [process_memory(row.pid, proc) for row in rows]
+    clock = clock or boot_clock(sources.proc)
+    texts = [
+        csv_text(SYS_HEADER, [sys_row(meminfo, boot_id(sources.proc))]),
+        csv_text(PROCESS_HEADER, process_rows(rows, memory, clock)),
+    ]
+    return texts, len(rows)
 
 
 def prepare_dumps_dir(dumps_dir: Path) -> None:
@@ -353,14 +386,22 @@ class _Failures:
         log.error("snapshot %s UTC failed: %s", timestamp, internal_error_line(error, self.trace))
 
 
+class Collecting(NamedTuple):
+    """What every snapshot of a run shares: its sources, and the boot clock read once at
+    start (so that a process's STARTED is the same text in every snapshot)."""
+
+    sources: Sources
+    clock: BootClock | None
+
+
 def _snapshot_once(
-    dumps_dir: Path, second: int, guard: StopSignals, sources: Sources, failures: _Failures
+    dumps_dir: Path, second: int, guard: StopSignals, run: Collecting, failures: _Failures
 ) -> None:
     """One snapshot named after `second`, logged; a failure never ends the daemon."""
     began = time.monotonic()
     timestamp = time.strftime(TIMESTAMP_FORMAT, time.gmtime(second))
     try:
-        snap = take_snapshot(dumps_dir, timestamp, guard, sources)
+        snap = take_snapshot(dumps_dir, timestamp, guard, run.sources, run.clock)
     except Exception as err:  # a bug too: say so, keep the traceback, keep collecting
         failures.failed(timestamp, err)
         return
@@ -368,11 +409,20 @@ def _snapshot_once(
     log.info("snapshot %s UTC: %d processes in %.2f s", snap.timestamp, snap.process_count, took)
 
 
-def _say_what_is_collected(dumps_dir: Path, schedule: Schedule, sources: Sources) -> None:
+def _say_what_is_collected(
+    dumps_dir: Path, schedule: Schedule, sources: Sources, clock: BootClock | None
+) -> None:
+    """The fields this kernel lacks, in one line (as psutil warns once for all), then what
+    is collected where."""
     try:
         missing = missing_meminfo_fields(read_meminfo(sources.meminfo_path))
     except SnapshotError:
         missing = []  # unreadable now: the first snapshot says so
+    missing += missing_status_fields(sources.proc)
+    if clock is None:
+        missing.append("btime in /proc/stat (so STARTED)")
+    if not boot_id(sources.proc):
+        missing.append("boot_id")
     if missing:
         log.warning("this kernel lacks %s; written empty", ", ".join(missing))
     until = "until stopped" if schedule.snapshots is None else f"{schedule.snapshots} snapshot(s)"
@@ -383,7 +433,8 @@ def run_collector(
     dumps_dir: Path, schedule: Schedule, guard: StopSignals, sources: Sources = DEFAULT_SOURCES
 ) -> int:
     """Take snapshots on a fixed schedule; return the number that failed."""
-    _say_what_is_collected(dumps_dir, schedule, sources)
+    run = Collecting(sources, boot_clock(sources.proc))
+    _say_what_is_collected(dumps_dir, schedule, sources, run.clock)
     failures = _Failures(dumps_dir)
     taken = 0
     start = time.monotonic()
@@ -391,7 +442,7 @@ def run_collector(
     second: int | None = None
     while True:
         second = snapshot_second(time.time(), second)
-        _snapshot_once(dumps_dir, second, guard, sources, failures)
+        _snapshot_once(dumps_dir, second, guard, run, failures)
         taken += 1
         if schedule.snapshots is not None and taken >= schedule.snapshots:
             return failures.count

@@ -28,7 +28,14 @@ import matplotlib.image
 import numpy as np
 from hypothesis import HealthCheck, settings
 
-from utils.dump_format import PROCESS_HEADER, SYS_HEADER, csv_text, snapshot_names
+from utils.dump_format import (
+    MEMINFO_HEADER,
+    PROCESS_HEADER,
+    PS_HEADER,
+    SYS_HEADER,
+    csv_text,
+    snapshot_names,
+)
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
@@ -93,32 +100,97 @@ def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> Ran:
 
 # --- Dump files and bundles, as the collector and the compactor write them -----------
 
-# (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) of one process, as ps saw it.
+# (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) of one process, as ps saw it; and with what
+# /proc adds: (..., ANON_MB, SWAP_MB, STARTED), None for an empty field.
 ProcessRow = tuple[int, int, str, float, float, str]
+FullRow = tuple[int, int, str, float, float, str, float | None, float | None, str]
 
 
-def write_sys(dumps: Path, stamp: str, **fields_mb: float) -> Path:
-    """A sys_mem file; fields by header name without `_MB` (MemTotal=1000.0), 0 if not given."""
-    values = {name.removesuffix("_MB"): 0.0 for name in SYS_HEADER}
+def write_sys(dumps: Path, stamp: str, boot_id: str | None = None, **fields_mb: float) -> Path:
+    """A sys_mem file; fields by header name without `_MB` (MemTotal=1000.0), 0 if not given.
+    With a boot_id, the collector's header of today; without, an older collector's."""
+    header = MEMINFO_HEADER if boot_id is None else SYS_HEADER
+    values = {name.removesuffix("_MB"): 0.0 for name in MEMINFO_HEADER}
     values.update(fields_mb)
     row = [
         str(int(values[name])) if not name.endswith("_MB") else f"{values[name[:-3]]:.3f}"
-        for name in SYS_HEADER
+        for name in MEMINFO_HEADER
     ]
+    if boot_id is not None:
+        row.append(boot_id)
     path = dumps / snapshot_names(stamp)[0]
-    path.write_text(csv_text(SYS_HEADER, [row]), encoding="utf-8")
+    path.write_text(csv_text(header, [row]), encoding="utf-8")
     return path
 
 
-def write_proc(dumps: Path, stamp: str, rows: Sequence[ProcessRow]) -> Path:
-    """A process_mem file from (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) tuples."""
-    formatted = [
-        [str(pid), str(ppid), user, f"{rss:.3f}", f"{vsz:.3f}", cmd]
-        for pid, ppid, user, rss, vsz, cmd in rows
-    ]
+def _optional(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def write_proc(dumps: Path, stamp: str, rows: Sequence[ProcessRow | FullRow]) -> Path:
+    """A process_mem file from (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) tuples, as an older
+    collector wrote them; from rows with ANON_MB, SWAP_MB and STARTED, as today's does."""
+    full = any(len(row) == len(PROCESS_HEADER) for row in rows)
+    formatted = []
+    for row in rows:
+        pid, ppid, user, rss, vsz, cmd = row[:6]
+        cells = [str(pid), str(ppid), user, f"{rss:.3f}", f"{vsz:.3f}", cmd]
+        if full:
+            anon, swap, started = row[6:] if len(row) > 6 else (None, None, "")
+            cells += [_optional(anon), _optional(swap), str(started)]
+        formatted.append(cells)
     path = dumps / snapshot_names(stamp)[1]
-    path.write_text(csv_text(PROCESS_HEADER, formatted), encoding="utf-8")
+    path.write_text(csv_text(PROCESS_HEADER if full else PS_HEADER, formatted), encoding="utf-8")
     return path
+
+
+class FakeProcess(NamedTuple):
+    """One process of a fake /proc tree: its status and stat text (None: no such file)."""
+
+    status: str | None
+    stat: str | None
+
+
+def stat_line(pid: int, comm: str, start_ticks: int) -> str:
+    """A /proc/PID/stat line as Linux writes it: 52 fields, starttime the 22nd."""
+    after_comm = ["S", "1", str(pid), str(pid), "0", "-1", "4194560"] + ["0"] * 12
+    after_comm += [str(start_ticks)] + ["0"] * 30
+    return f"{pid} ({comm}) " + " ".join(after_comm) + "\n"
+
+
+def status_text(name: str, fields_kb: Mapping[str, int]) -> str:
+    """A /proc/PID/status with the given `Name:   N kB` lines (and the usual others)."""
+    lines = [f"Name:\t{name}", "Umask:\t0022", "State:\tS (sleeping)", "Tgid:\t7"]
+    lines += [f"{field}:\t{value:8d} kB" for field, value in fields_kb.items()]
+    return "\n".join([*lines, "Threads:\t1", "voluntary_ctxt_switches:\t3"]) + "\n"
+
+
+def write_fake_proc(
+    root: Path,
+    processes: Mapping[int, FakeProcess],
+    btime: int | None = 1772323200,
+    boot_id: str | None = "0b7e6f3a-5c41-4d2e-9f88-1a2b3c4d5e6f",
+    own_status: str | None = None,
+) -> Path:
+    """A /proc tree as the collector reads it (the style of psutil's tests): each
+    process's status and stat, /proc/stat's btime, the boot_id, and self/status (what
+    the collector judges the kernel's fields on). None leaves a file out."""
+    root.mkdir(parents=True, exist_ok=True)
+    stat = "cpu  1 2 3 4\nintr 12345 0 0\nctxt 999\n"
+    (root / "stat").write_text(stat + (f"btime {btime}\n" if btime is not None else ""))
+    if boot_id is not None:
+        (root / "sys" / "kernel" / "random").mkdir(parents=True, exist_ok=True)
+        (root / "sys" / "kernel" / "random" / "boot_id").write_text(boot_id + "\n")
+    (root / "self").mkdir(exist_ok=True)
+    own = own_status or status_text("python3", {"VmRSS": 9000, "RssAnon": 6000, "VmSwap": 0})
+    (root / "self" / "status").write_text(own)
+    for pid, process in processes.items():
+        folder = root / str(pid)
+        folder.mkdir(exist_ok=True)
+        for name, text in (("status", process.status), ("stat", process.stat)):
+            if text is not None:
+                (folder / name).write_text(text)
+    return root
 
 
 def write_bundle(path: Path, members: Sequence[tuple[str, bytes]]) -> Path:

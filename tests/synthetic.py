@@ -22,6 +22,7 @@ import io
 import math
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -237,8 +238,8 @@ def _row_prefix(pid: int, ppid: int, user: str) -> str:
 
 
 def _row_suffix(vsz_kb: int, cmd: str) -> str:
-    """The `,VSZ_MB,CMD\\n` text after RSS_MB; CMD quoted once here, not per snapshot."""
-    return _csv_line(["", f"{vsz_kb / 1024:.3f}", cmd])
+    """The `,VSZ_MB,CMD,` text after RSS_MB; CMD quoted once here, not per snapshot."""
+    return _csv_line(["", f"{vsz_kb / 1024:.3f}", cmd, ""])[:-1]
 
 
 def _pages(kb: float) -> int:
@@ -271,8 +272,21 @@ class _Host:
     when its process ends, so every snapshot lists the same number of processes.
     """
 
-    def __init__(self, rng: np.random.Generator, processes: int, snapshots: int, interval_s: int):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        processes: int,
+        snapshots: int,
+        interval_s: int,
+        start_s: int = 0,
+    ):
         self.rng = rng
+        self.start_s, self.interval_s = start_s, interval_s
+        self.index = 0  # the snapshot being made
+        self.building = True  # the processes there from the start are being made
+        # The boot: long before the first snapshot, and one id for the whole run.
+        self.boot_s = start_s - int(rng.integers(5, 60)) * DAY_S
+        self.boot_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))
         n_kernel = max(1, round(processes * KERNEL_SHARE))
         n_daemon = max(1, round(processes * DAEMON_SHARE))
         n_short = processes - n_kernel - n_daemon - 1
@@ -290,6 +304,8 @@ class _Host:
         self.prefix: list[str] = [""] * size
         self.cmd: list[str] = [""] * size
         self.suffix: list[str] = [""] * size
+        self.started: list[str] = [""] * size  # STARTED, as the collector writes it
+        self.anon_share: FloatArray = np.zeros(size, dtype=np.float64)  # 0: a kernel thread
 
         # Slot layout: daemons (slot 0 is init), kernel threads, the leaker, short-lived.
         kernel = range(n_daemon, n_daemon + n_kernel)
@@ -365,6 +381,7 @@ class _Host:
         self.active_share = 0.55
         self.swap_creep = float(_pages(float(rng.uniform(0, 64)) * MIB))
         self.huge_in_use = 0
+        self.building = False
 
     def _lognormal(self, median_mib: float, sigma: float, bounds: tuple[float, float]) -> float:
         return float(np.clip(self.rng.lognormal(math.log(median_mib), sigma), *bounds))
@@ -379,6 +396,19 @@ class _Host:
         self.prefix[slot] = _row_prefix(pid, ppid, user)
         self.cmd[slot] = cmd
         self.suffix[slot] = _row_suffix(vsz_kb, cmd)
+        # A process started at boot (the ones there from the start), or during the interval
+        # before the snapshot that first lists it; to the collector's clock ticks.
+        if self.building:
+            born = self.boot_s if slot < self.n_fixed else self.start_s - self.interval_s
+        else:
+            born = self.start_s + self.index * self.interval_s  # first listed at index + 1
+        hundredths = born * 100 + int(self.rng.integers(0, self.interval_s * 100))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(hundredths // 100))
+        self.started[slot] = f"{stamp}.{hundredths % 100:02d}"
+        # A kernel thread has no anonymous memory; a leaker's growth is all anonymous.
+        kernel = cmd.startswith("[") and cmd.endswith("]")
+        share = 0.97 if slot == self.leak_slot else float(self.rng.uniform(0.55, 0.95))
+        self.anon_share[slot] = 0.0 if kernel else share
 
     def _spawn(self, slot: int) -> None:
         """A new short-lived process in `slot`, with the next free (higher) PID."""
@@ -398,6 +428,7 @@ class _Host:
 
     def step(self, index: int) -> tuple[IntArray, dict[str, int]]:
         """Advance to snapshot `index`: every process's RSS (kB) and the meminfo values."""
+        self.index = index
         rng = self.rng
         noise = rng.standard_normal(self.pid.size)
         self.dev = np.clip(NOISE_KEEP * self.dev + NOISE_STEP * noise, -NOISE_CAP, NOISE_CAP)
@@ -517,11 +548,24 @@ class _Host:
         return values
 
     def process_text(self, rss: IntArray) -> str:
-        """The whole process_mem file, rows in PID order like ps; only numbers formatted."""
+        """The whole process_mem file, rows in PID order like ps; only numbers formatted.
+        A kernel thread has no RssAnon or VmSwap; the leaker's swap is what pressure took
+        of it, so its anon + swap goes on rising when its RSS stops."""
         order = np.argsort(self.pid, kind="stable").tolist()
         rss_mib = (rss / 1024).tolist()
-        prefix, suffix = self.prefix, self.suffix
-        rows = [f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]}" for i in order]
+        anon_kb = np.rint(rss * self.anon_share / PAGE_KB) * PAGE_KB
+        swap_kb = np.zeros(rss.size)
+        swap_kb[self.leak_slot] = self.leak_swapped
+        anon, swap = (anon_kb / 1024).tolist(), (swap_kb / 1024).tolist()
+        prefix, suffix, started, kernel = self.prefix, self.suffix, self.started, self.anon_share
+        rows = [
+            (
+                f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]}{anon[i]:.3f},{swap[i]:.3f},{started[i]}\n"
+                if kernel[i]
+                else f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]},,{started[i]}\n"
+            )
+            for i in order
+        ]
         return _PROCESS_HEADER_TEXT + "".join(rows)
 
     def age(self) -> None:
@@ -579,7 +623,8 @@ def generate_dumps(
         if clash is not None:
             raise FileExistsError(f"{out_dir} already holds dumps ({clash.name}); use a new dir")
 
-    host = _Host(np.random.default_rng(seed), processes, snapshots, interval_s)
+    start_s = int(start.timestamp())
+    host = _Host(np.random.default_rng(seed), processes, snapshots, interval_s, start_s)
     sys_header = ",".join(SYS_HEADER) + "\n"
     written = 0
     total_bytes = 0
@@ -590,7 +635,7 @@ def generate_dumps(
         if index not in gap:
             stamp = start + timedelta(seconds=index * interval_s)
             sys_name, process_name = snapshot_names(stamp.strftime(TIMESTAMP_FORMAT))
-            sys_bytes = (sys_header + ",".join(sys_row(values)) + "\n").encode("utf-8")
+            sys_bytes = (sys_header + ",".join(sys_row(values, host.boot_id)) + "\n").encode()
             process_bytes = host.process_text(rss).encode("utf-8")
             (out_dir / sys_name).write_bytes(sys_bytes)
             (out_dir / process_name).write_bytes(process_bytes)

@@ -30,7 +30,14 @@ import analyze_processes
 import analyze_system
 from conftest import SCRIPTS_DIR, bundle_day, run_main
 from utils import system_analysis
-from utils.dump_format import PROCESS_HEADER, SYS_HEADER, TIMESTAMP_FORMAT, csv_text
+from utils.dump_format import (
+    MEMINFO_HEADER,
+    PROCESS_HEADER,
+    PS_HEADER,
+    SYS_HEADER,
+    TIMESTAMP_FORMAT,
+    csv_text,
+)
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
 from utils.system_analysis import OPTIONAL_FIELDS, RAW_FIELDS, load_system_frame
@@ -44,28 +51,51 @@ BOM = b"\xef\xbb\xbf"
 # --- Good dumps ------------------------------------------------------------------------
 
 
+# The first two snapshots as an older collector wrote them (the original six columns),
+# the last two as today's does: the readers take both in one run.
+NEW_FROM_STEP = 2
+
+
+def process_header(step: int) -> tuple[str, ...]:
+    return PROCESS_HEADER if step >= NEW_FROM_STEP else PS_HEADER
+
+
 def process_rows(step: int) -> list[list[str]]:
-    return [
+    rows = [
         ["1", "0", "root", f"{10 + step}.500", "20.000", "/sbin/init splash"],
         ["2", "0", "root", "0.000", "0.000", "[kthreadd]"],
         ["77", "1", "averyverylongusername", f"{100 * (step + 1)}.000", "900.000", 'a "b", c'],
         ["300", "1", "bob", "3.250", "9.000", "python3 -c 'print(1)' --tag=café,日本"],
     ]
+    if step < NEW_FROM_STEP:
+        return rows
+    extra = [
+        ["4.000", "0.000", "2026-02-28 23:00:00.25"],
+        ["", "", "2026-02-28 23:00:00.30"],  # a kernel thread: no anonymous memory
+        [f"{90 * (step + 1)}.000", "12.500", "2026-03-01 00:00:01.00"],
+        ["", "", ""],  # gone before its status was read
+    ]
+    return [row + more for row, more in zip(rows, extra, strict=True)]
+
+
+def sys_header(step: int) -> tuple[str, ...]:
+    return SYS_HEADER if step >= NEW_FROM_STEP else MEMINFO_HEADER
 
 
 def sys_row(step: int) -> list[str]:
     values = {name: f"{10.0 * (index + 1) + step:.3f}" for index, name in enumerate(SYS_HEADER)}
     values["MemTotal_MB"] = "16000.000"
     values["AnonHugePages_MB"] = ""  # a kernel without transparent huge pages
-    return [values[name] for name in SYS_HEADER]
+    values["boot_id"] = "3f5a0e4c-2b9d-4c1e-9a77-0d2c5b8e6f10"
+    return [values[name] for name in sys_header(step)]
 
 
 def process_dump(step: int) -> bytes:
-    return csv_text(PROCESS_HEADER, process_rows(step)).encode()
+    return csv_text(process_header(step), process_rows(step)).encode()
 
 
 def sys_dump(step: int) -> bytes:
-    return csv_text(SYS_HEADER, [sys_row(step)]).encode()
+    return csv_text(sys_header(step), [sys_row(step)]).encode()
 
 
 def write_good(dumps: Path, prefix: str) -> None:
@@ -77,9 +107,15 @@ def write_good(dumps: Path, prefix: str) -> None:
 # --- The oracle: the format read a second way ------------------------------------------
 
 PROCESS_NEEDS = {"PID": "whole", "PPID": "whole", "RSS_MB": "number", "CMD": "text"}
-PROCESS_KNOWN = {"USER": "text", "VSZ_MB": "number"}
+PROCESS_KNOWN = {
+    "USER": "text",
+    "VSZ_MB": "number",
+    "ANON_MB": "number or empty",
+    "SWAP_MB": "number or empty",
+    "STARTED": "time or empty",
+}
 SYS_NEEDS = {name: "number" for name in RAW_FIELDS} | {"MemTotal_MB": "positive"}
-SYS_KNOWN = {name: "number or empty" for name in SYS_HEADER}
+SYS_KNOWN = {name: "number or empty" for name in MEMINFO_HEADER} | {"boot_id": "text"}
 
 
 def number(token: str) -> float | None:
@@ -97,6 +133,8 @@ def field_value(kind: str, token: str) -> float | str | None:
     """The value of a field of this kind, or None when the file must be refused."""
     if kind == "text":
         return token
+    if kind == "time or empty":
+        return token if token == "" or utc_time(token) else None
     if kind == "number or empty" and token == "":
         return math.nan
     value = number(token)
@@ -109,6 +147,20 @@ def field_value(kind: str, token: str) -> float | str | None:
     if kind == "positive" and value == 0:
         return None
     return value
+
+
+def utc_time(token: str) -> bool:
+    """`YYYY-MM-DD HH:MM:SS.ss`, a real UTC time since 1970 (datetime's calendar)."""
+    digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21]
+    if len(token) != 22 or any(token[at] not in "0123456789" for at in digits):
+        return False
+    if [token[at] for at in (4, 7, 10, 13, 16, 19)] != ["-", "-", " ", ":", ":", "."]:
+        return False
+    try:
+        moment = datetime.strptime(token[:19], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return False
+    return moment.year >= 1970
 
 
 class Verdict(NamedTuple):
@@ -266,6 +318,7 @@ def check_property(prefix: str, bad: bytes, bundled: bool = False) -> None:
 # --- Hand-picked bad files (each once seen in the wild or found by fuzzing) --------------
 
 P_HEADER = b"PID,PPID,USER,RSS_MB,VSZ_MB,CMD\n"
+N_HEADER = b"PID,PPID,USER,RSS_MB,VSZ_MB,CMD,ANON_MB,SWAP_MB,STARTED\n"
 S_NAMES = "MemTotal_MB,MemFree_MB,Buffers_MB,Cached_MB,SReclaimable_MB,SwapTotal_MB,SwapFree_MB"
 
 
@@ -290,6 +343,11 @@ S_NAMES = "MemTotal_MB,MemFree_MB,Buffers_MB,Cached_MB,SReclaimable_MB,SwapTotal
         (PROCESS_PREFIX, P_HEADER + b"7,1,root,1.0,2.0,a\rb\n", "line 3 has 1 fields, the header has 6"),
         (PROCESS_PREFIX, b"PID,PID,USER,RSS_MB,VSZ_MB,CMD\n7,1,root,1.0,2.0,x\n", "column 'PID' appears twice in the header"),
         (PROCESS_PREFIX, P_HEADER + b"7,1,root,1.0,lots,x\n", "VSZ_MB on line 2 is 'lots', not a number"),
+        (PROCESS_PREFIX, N_HEADER + b"7,1,root,1.0,2.0,x,1.0,0.0,2026-02-30 10:00:00.00\n", "STARTED on line 2 is '2026-02-30 10:00:00.00', not a UTC time YYYY-MM-DD HH:MM:SS.ss or empty"),
+        (PROCESS_PREFIX, N_HEADER + b"7,1,root,1.0,2.0,x,1.0,0.0,2026-03-01 10:00:00\n", "STARTED on line 2 is '2026-03-01 10:00:00', not a UTC time YYYY-MM-DD HH:MM:SS.ss or empty"),
+        (PROCESS_PREFIX, N_HEADER + b"7,1,root,1.0,2.0,x,1e308,0.0,\n", "ANON_MB on line 2 is '1e308', out of range"),
+        (PROCESS_PREFIX, N_HEADER + b"7,1,root,1.0,2.0,x,1.0,-2,\n", "SWAP_MB on line 2 is '-2', negative"),
+        (PROCESS_PREFIX, N_HEADER + b"7,1,root,1.0,2.0,x,1.0,0.0\n", "line 2 has 8 fields, the header has 9"),
     ],
 )  # fmt: skip
 def test_each_case_issue_8_found_is_one_line_naming_the_file(
@@ -445,6 +503,10 @@ def test_no_traceback_reaches_a_user_of_the_real_script(tmp_path: Path) -> None:
 FUZZ = settings(max_examples=settings().max_examples * 3 // 2)
 ODD_NUMBERS = ["TRUE", "FALSE", "true", "1e400", "1e308", "1073741824", "1073741823.999", "0x10", "-0", "NaN", "inf", "-1", "1.5", " 7",
                "+7", "1e3", "", "1_000", "\u0661", "7.0", "007", ".5", "5.", "1e", "--1", "\t3"]  # fmt: skip
+ODD_TIMES = ["2026-03-01 00:00:00.0", "2026-03-01T00:00:00.00", "2026-02-29 00:00:00.00",
+             "2026-03-01 24:00:00.00", "1969-12-31 23:59:59.99", "0000-01-01 00:00:00.00",
+             "2016-12-31 23:59:60.00", "2026-03-01 00:00:00.00 ", "2026-03-01 00:00:00", "\u0662026-03-01 00:00:00.00",
+             "1970-01-01 00:00:00.00", "9999-12-31 23:59:59.99", "now"]  # fmt: skip
 INSERTS = [b"\r", b"\n", b"\x00", b'"', b",", b"\xff", b"\r\n", b" "]
 
 
@@ -452,11 +514,13 @@ INSERTS = [b"\r", b"\n", b"\x00", b'"', b",", b"\xff", b"\r\n", b" "]
 def mutated_dump(draw: st.DrawFn, prefix: str) -> bytes:
     """A real dump file with one to three things done to it."""
     step = draw(st.integers(0, 3))
-    header = list(PROCESS_HEADER if prefix == PROCESS_PREFIX else SYS_HEADER)
+    header = list(process_header(step) if prefix == PROCESS_PREFIX else sys_header(step))
     rows = process_rows(step) if prefix == PROCESS_PREFIX else [sys_row(step)]
     data = csv_text(header, rows).encode()
     for _ in range(draw(st.integers(1, 3))):
-        operation = draw(st.sampled_from(["cut", "insert", "number", "header", "row", "huge"]))
+        operation = draw(
+            st.sampled_from(["cut", "insert", "number", "time", "header", "row", "huge"])
+        )
         if operation == "cut":
             data = data[: draw(st.integers(0, len(data)))]
         elif operation == "insert":
@@ -467,6 +531,11 @@ def mutated_dump(draw: st.DrawFn, prefix: str) -> bytes:
             row = draw(st.integers(0, len(rows) - 1))
             column = draw(st.integers(0, len(rows[row]) - 1))
             rows[row][column] = draw(st.sampled_from(ODD_NUMBERS))
+            data = csv_text(header, rows).encode()
+        elif operation == "time":
+            rows = [list(row) for row in rows]
+            row = draw(st.integers(0, len(rows) - 1))
+            rows[row][-1] = draw(st.sampled_from(ODD_TIMES))
             data = csv_text(header, rows).encode()
         elif operation == "header":
             header = draw(header_surgery(header))

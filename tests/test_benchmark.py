@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import collector as collector_bench
 from bench.baseline import main as baseline_main
 from bench.baseline import plain_rss_spread, plain_system_metrics
 from bench.compaction import (
@@ -662,3 +663,19 @@ def test_bundled_month_is_compacted_once_then_cached(tmp_path: Path) -> None:
     assert ensure_bundled(month_dir, tmp_path, said.append) == (bundled, run)
     assert said[0].startswith("using the cached bundled month")
     assert cached_compaction(tmp_path, bundled_key(DataSet("month", 1))) is None  # other key
+
+
+def test_the_collector_bench_spawns_what_it_needs_and_leaves_nothing() -> None:
+    before = collector_bench._process_count()
+    with collector_bench.enough_processes(before + 25) as count:
+        assert count >= before + 25
+        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+        assert len(children) >= 25
+    assert Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split() == []
+
+
+def test_the_collector_bench_measures_each_of_the_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collector_bench, "MIN_PROCESSES", 0)
+    cost = collector_bench.measure(rounds=1)
+    assert cost.processes > 0
+    assert min(cost.ps_s, cost.before_s, cost.snapshot_s) > 0

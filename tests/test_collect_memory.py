@@ -20,8 +20,8 @@ import pytest
 
 import collect_memory as cm
 import utils.dump_format as fmt
-from conftest import script_path
-from utils import files
+from conftest import FakeProcess, script_path, stat_line, status_text, write_fake_proc
+from utils import files, procfs
 from utils.signals import Stopped, StopSignals
 
 SCRIPT = script_path("collect_memory.py")
@@ -79,14 +79,14 @@ def read_csv_rows(path: Path) -> list[list[str]]:
 
 
 def test_parse_meminfo_reads_kb_and_page_counts() -> None:
-    values = cm.parse_meminfo(OLD_MEMINFO)
+    values = procfs.parse_meminfo(OLD_MEMINFO)
     assert values["MemTotal"] == 2048000
     assert values["HugePages_Free"] == 3
     assert values["Active(anon)"] == 100000
 
 
 def test_missing_fields_are_reported_and_written_empty() -> None:
-    values = cm.parse_meminfo(OLD_MEMINFO)
+    values = procfs.parse_meminfo(OLD_MEMINFO)
     assert cm.missing_meminfo_fields(values) == ["MemAvailable", "AnonHugePages"]
     row = dict(zip(fmt.SYS_HEADER, cm.sys_row(values), strict=True))
     assert row["MemAvailable_MB"] == ""
@@ -101,9 +101,9 @@ def test_missing_fields_are_reported_and_written_empty() -> None:
 
 def test_sys_header_is_meminfo_order_memtotal_first_hugepages_free_last() -> None:
     assert fmt.SYS_HEADER[0] == "MemTotal_MB"
-    assert fmt.SYS_HEADER[-1] == "HugePages_Free"
+    assert fmt.SYS_HEADER[-2:] == ("HugePages_Free", "boot_id")
     assert "HugePages_Total" in fmt.SYS_HEADER
-    real_order = [name for name in cm.parse_meminfo(OLD_MEMINFO) if name in fmt.MEMINFO_FIELDS]
+    real_order = [name for name in procfs.parse_meminfo(OLD_MEMINFO) if name in fmt.MEMINFO_FIELDS]
     assert real_order == [name for name in fmt.MEMINFO_FIELDS if name in real_order]
 
 
@@ -126,9 +126,11 @@ def test_process_csv_round_trips_awkward_text() -> None:
     rows, _ = cm.parse_ps_output(PS_OUTPUT)
     text = fmt.csv_text(fmt.PROCESS_HEADER, cm.process_rows(rows))
     parsed = list(csv.reader(io.StringIO(text)))
-    assert parsed[0] == ["PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD"]
+    assert parsed[0] == [*fmt.PS_HEADER, "ANON_MB", "SWAP_MB", "STARTED"]
+    assert fmt.PS_HEADER == ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
+    assert {tuple(row[6:]) for row in parsed[1:]} == {("", "", "")}  # nothing read of /proc
     user = "averyverylongusername123"
-    assert parsed[4] == ["812", "1", user, "200.000", "1024.000", 'python3 -c print("a,b")']
+    assert parsed[4][:6] == ["812", "1", user, "200.000", "1024.000", 'python3 -c print("a,b")']
     assert parsed[5][5] == "postgres: writer, 'x' $HOME"
     assert parsed[6][5] == "/bin/echo héllo 日本語 🙂"
     assert parsed[5][3] == "120.562"  # 123456 / 1024 = 120.5625, rounded half to even
@@ -207,22 +209,34 @@ def test_no_slot_is_reported_skipped_when_none_was(
 # --- writing snapshots -----------------------------------------------------------
 
 
+# The /proc of PS_OUTPUT's processes at the time ps ran. Boot at 2026-03-01 00:00:00 UTC.
+BOOT_S = 1772323200
+FAKE_PROCESSES = {
+    1: FakeProcess(status_text("systemd", {"RssAnon": 4096, "VmSwap": 512}), stat_line(1, "systemd", 150)),
+    2: FakeProcess(status_text("kthreadd", {}), stat_line(2, "kthreadd", 2)),  # a kernel thread
+    # 42 is gone by the time its files are read.
+    812: FakeProcess(status_text("python3", {"RssAnon": 102400, "VmSwap": 1024}), stat_line(812, "py (a) b) c", 123456)),
+    1001: FakeProcess(status_text("postgres", {"VmSwap": 0}), stat_line(1001, "postgres", 8640000)),  # before 4.5
+    1002: FakeProcess(status_text("echo", {"RssAnon": 100, "VmSwap": 0}), None),  # stat unreadable
+    1003: FakeProcess(None, stat_line(1003, "x", 99)),
+}  # fmt: skip
+
+
 @pytest.fixture
-def fake_sources(tmp_path: Path) -> tuple[Path, tuple[str, ...]]:
+def fake_sources(tmp_path: Path) -> cm.Sources:
     meminfo = tmp_path / "meminfo"
     meminfo.write_text(OLD_MEMINFO)
     ps_text = tmp_path / "ps.txt"
     ps_text.write_text(PS_OUTPUT, encoding="utf-8")
-    return meminfo, ("cat", str(ps_text))
+    proc = write_fake_proc(tmp_path / "proc", FAKE_PROCESSES, BOOT_S)
+    return cm.Sources(meminfo, ("cat", str(ps_text)), proc)
 
 
-def test_take_snapshot_writes_a_private_pair(
-    tmp_path: Path, fake_sources: tuple[Path, tuple[str, ...]]
-) -> None:
-    meminfo, ps = fake_sources
+def test_take_snapshot_writes_a_private_pair(tmp_path: Path, fake_sources: cm.Sources) -> None:
+    meminfo, ps, proc = fake_sources
     dumps = tmp_path / "dumps"
     cm.prepare_dumps_dir(dumps)
-    snap = cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
+    snap = cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
     assert snap == cm.Snapshot("20260301_120000", 7)
     sys_file = dumps / "sys_mem_20260301_120000.csv"
     proc_file = dumps / "process_mem_20260301_120000.csv"
@@ -232,9 +246,19 @@ def test_take_snapshot_writes_a_private_pair(
     sys_rows = read_csv_rows(sys_file)
     assert sys_rows[0] == list(fmt.SYS_HEADER)
     assert len(sys_rows) == 2
+    assert sys_rows[1][-1] == "0b7e6f3a-5c41-4d2e-9f88-1a2b3c4d5e6f"  # the boot_id
     proc_rows = read_csv_rows(proc_file)
-    assert len(proc_rows) == 8
-    assert proc_rows[1] == ["1", "0", "root", "8.934", "36.559", "/sbin/init splash"]
+    assert proc_rows[0] == list(fmt.PROCESS_HEADER)
+    assert [row[6:] for row in proc_rows[1:]] == [
+        ["4.000", "0.500", "2026-03-01 00:00:01.50"],
+        ["", "", "2026-03-01 00:00:00.02"],  # a kernel thread: no RssAnon, no VmSwap
+        ["", "", ""],  # gone between ps and its files: not an error
+        ["100.000", "1.000", "2026-03-01 00:20:34.56"],  # field 22 after the last ")"
+        ["", "0.000", "2026-03-02 00:00:00.00"],  # a kernel before 4.5: no RssAnon
+        ["0.098", "0.000", ""],
+        ["", "", "2026-03-01 00:00:00.99"],
+    ]
+    assert proc_rows[1][:6] == ["1", "0", "root", "8.934", "36.559", "/sbin/init splash"]
 
 
 def test_dumps_dir_created_without_world_access_existing_left_alone(tmp_path: Path) -> None:
@@ -252,13 +276,11 @@ def test_dumps_dir_created_without_world_access_existing_left_alone(tmp_path: Pa
         os.umask(old_umask)
 
 
-def test_existing_snapshot_is_never_overwritten(
-    tmp_path: Path, fake_sources: tuple[Path, tuple[str, ...]]
-) -> None:
-    meminfo, ps = fake_sources
+def test_existing_snapshot_is_never_overwritten(tmp_path: Path, fake_sources: cm.Sources) -> None:
+    meminfo, ps, proc = fake_sources
     (tmp_path / "sys_mem_20260301_120000.csv").write_text("precious\n")
     with pytest.raises(cm.SnapshotError, match="already exists"):
-        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
+        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
     assert (tmp_path / "sys_mem_20260301_120000.csv").read_text() == "precious\n"
     assert not (tmp_path / "process_mem_20260301_120000.csv").exists()
 
@@ -284,21 +306,19 @@ def test_failed_ps_publishes_nothing(
     assert list(dumps.iterdir()) == []
 
 
-def test_unreadable_meminfo_is_a_snapshot_error(
-    tmp_path: Path, fake_sources: tuple[Path, tuple[str, ...]]
-) -> None:
-    _, ps = fake_sources
+def test_unreadable_meminfo_is_a_snapshot_error(tmp_path: Path, fake_sources: cm.Sources) -> None:
+    _, ps, proc = fake_sources
     missing = tmp_path / "nope"
     with pytest.raises(cm.SnapshotError, match=f"cannot read {missing}"):
-        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(missing, ps))
+        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(missing, ps, proc))
 
 
 def test_disk_full_leaves_no_file_and_no_temporary(
     tmp_path: Path,
-    fake_sources: tuple[Path, tuple[str, ...]],
+    fake_sources: cm.Sources,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    meminfo, ps = fake_sources
+    meminfo, ps, proc = fake_sources
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     real_write = files.write_private_file
@@ -311,7 +331,7 @@ def test_disk_full_leaves_no_file_and_no_temporary(
 
     monkeypatch.setattr(cm, "write_private_file", full_on_second)
     with pytest.raises(cm.SnapshotError, match="No space left on device"):
-        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
+        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
     assert list(dumps.iterdir()) == []
 
 
@@ -337,12 +357,12 @@ def test_failed_snapshots_are_logged_and_collection_goes_on(
 
 def test_a_read_only_dir_fails_the_snapshot_even_when_clean_up_fails(
     tmp_path: Path,
-    fake_sources: tuple[Path, tuple[str, ...]],
+    fake_sources: cm.Sources,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # What a kernel does after an I/O error: the mount turns read-only under us, so the
     # write fails and so does deleting the temporary afterwards.
-    meminfo, ps = fake_sources
+    meminfo, ps, proc = fake_sources
 
     def read_only(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(args[0]))
@@ -350,17 +370,17 @@ def test_a_read_only_dir_fails_the_snapshot_even_when_clean_up_fails(
     monkeypatch.setattr(cm, "write_private_file", read_only)
     monkeypatch.setattr(Path, "unlink", read_only)
     with pytest.raises(cm.SnapshotError, match="Read-only file system"):
-        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
+        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
 
 
 def test_a_dumps_dir_replaced_by_a_file_fails_the_snapshot(
-    tmp_path: Path, fake_sources: tuple[Path, tuple[str, ...]]
+    tmp_path: Path, fake_sources: cm.Sources
 ) -> None:
-    meminfo, ps = fake_sources
+    meminfo, ps, proc = fake_sources
     dumps = tmp_path / "dumps"
     dumps.write_text("")
     with pytest.raises(cm.SnapshotError, match="Not a directory"):
-        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps))
+        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
 
 
 def test_a_hanging_ps_is_killed_with_everything_it_started(tmp_path: Path) -> None:
@@ -389,11 +409,11 @@ def pid_alive(pid: int) -> bool:
 
 def test_a_bug_in_a_snapshot_is_one_line_and_collection_goes_on(
     tmp_path: Path,
-    fake_sources: tuple[Path, tuple[str, ...]],
+    fake_sources: cm.Sources,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    meminfo, ps = fake_sources
+    meminfo, ps, proc = fake_sources
 
     def buggy(*args: object) -> list[str]:
         raise ZeroDivisionError("division by zero")
@@ -401,7 +421,7 @@ def test_a_bug_in_a_snapshot_is_one_line_and_collection_goes_on(
     monkeypatch.setattr(cm, "sys_row", buggy)
     with caplog.at_level("INFO", logger="collect_memory"):
         failures = cm.run_collector(
-            tmp_path, cm.Schedule(1.0, 2), StopSignals(), cm.Sources(meminfo, ps)
+            tmp_path, cm.Schedule(1.0, 2), StopSignals(), cm.Sources(meminfo, ps, proc)
         )
     assert failures == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

@@ -80,10 +80,10 @@ def test_match_keeps_only_matching_rows(dumps: Path) -> None:
 # The leak table on these two weeks, pinned: changes to how the rows are read and held
 # (batch sizes, dtypes, what is kept) must not move it by a digit.
 PINNED_LEAKS = (
-    "PID,first_seen,last_seen,since,growth_MB_per_day,growth_MB,confidence,CMD\n"
-    "965,2026-01-01 00:00:00,2026-01-14 23:50:00,2026-01-01 09:00:00,299.964,4084.930,1.000,"
+    "PID,first_seen,last_seen,since,growth_MB_per_day,growth_MB,confidence,CMD,basis\n"
+    "131,2026-01-01 00:00:00,2026-01-14 23:50:00,2026-01-01 09:00:00,291.001,3962.865,1.000,"
     '"/usr/bin/python3 /opt/shop/bin/gunicorn shop.wsgi:application --bind=0.0.0.0:8000'
-    ' --name ""shop, eu-west"""\n'
+    ' --name ""shop, eu-west""",anon+swap\n'
 )
 
 

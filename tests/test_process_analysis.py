@@ -167,7 +167,7 @@ def test_end_to_end(tmp_path: Path) -> None:
         " here is 5 h); nothing judged" in stdout
     )
     assert (out / "leaks.csv").read_text() == (
-        "PID,first_seen,last_seen,since,growth_MB_per_day,growth_MB,confidence,CMD\n"
+        "PID,first_seen,last_seen,since,growth_MB_per_day,growth_MB,confidence,CMD,basis\n"
     )
     assert not (out / "top10_rss_spread.csv").exists()
     plots = sorted(p.name for p in out.glob("rss_pid_*.png"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from utils.dump_format import (
     csv_text,
     snapshot_names,
 )
+from utils.procfs import BootClock, ProcessMemory
 
 SNAPSHOTS = 30
 PROCESSES = 40
@@ -65,7 +67,8 @@ def load(out_dir: Path) -> list[Snapshot]:
         sys_rows = read_rows(sys_path)
         assert sys_rows[0] == list(SYS_HEADER)
         assert len(sys_rows) == 2
-        values = dict(zip(MEMINFO_FIELDS, map(float, sys_rows[1]), strict=True))
+        values = dict(zip(MEMINFO_FIELDS, map(float, sys_rows[1][:-1]), strict=True))
+        assert str(uuid.UUID(sys_rows[1][-1])) == sys_rows[1][-1]  # the boot_id
         rows = read_rows(out_dir / process_name)
         assert rows[0] == list(PROCESS_HEADER)
         stamp = datetime.strptime(stamp_text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
@@ -127,13 +130,16 @@ def test_files_are_byte_for_byte_what_the_collector_writes(run: Run) -> None:
         assert text.endswith("\n")
         rows = read_rows(path)[1:]
         parsed = []
+        memory = []
         for row in rows:
-            assert len(row) == 6
-            pid, ppid, user, rss, vsz, cmd = row
+            assert len(row) == 9
+            pid, ppid, user, rss, vsz, cmd, anon, swap, started = row
             assert pid.isdigit() and ppid.isdigit()
             assert MB_TEXT.fullmatch(rss) and MB_TEXT.fullmatch(vsz)
             parsed.append(ProcessRow(int(pid), int(ppid), user, mb_to_kb(rss), mb_to_kb(vsz), cmd))
-        assert csv_text(PROCESS_HEADER, process_rows(parsed)) == text
+            memory.append(ProcessMemory(optional_kb(anon), optional_kb(swap), since_1970(started)))
+        # Ticks counted from 1970 at 100 a second: the text is the start time itself.
+        assert csv_text(PROCESS_HEADER, process_rows(parsed, memory, BootClock(0, 100))) == text
         assert len(parsed) == PROCESSES
         pids = [row.pid for row in parsed]
         assert pids == sorted(set(pids))  # unique, in PID order like ps
@@ -142,13 +148,23 @@ def test_files_are_byte_for_byte_what_the_collector_writes(run: Run) -> None:
         values = read_rows(path)[1]
         kb = {
             name: int(value) if name in PAGE_COUNT_FIELDS else mb_to_kb(value)
-            for name, value in zip(MEMINFO_FIELDS, values, strict=True)
+            for name, value in zip(MEMINFO_FIELDS, values[:-1], strict=True)
         }
-        assert csv_text(SYS_HEADER, [sys_row(kb)]) == text
+        assert csv_text(SYS_HEADER, [sys_row(kb, values[-1])]) == text
+
+
+def optional_kb(text: str) -> int | None:
+    return None if text == "" else mb_to_kb(text)
+
+
+def since_1970(started: str) -> int:
+    """STARTED as hundredths of a second since 1970."""
+    moment = datetime.strptime(started, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    return round(moment.timestamp() * 100)
 
 
 def test_process_values_look_like_ps(run: Run) -> None:
-    for _pid, ppid, user, rss, vsz, cmd in all_rows(run):
+    for _pid, ppid, user, rss, vsz, cmd, *_ in all_rows(run):
         assert abs(float(rss) * 1024 - mb_to_kb(rss)) < 0.6  # whole 4 kB pages
         assert float(vsz) >= float(rss)
         if cmd.startswith("[") and cmd.endswith("]"):

@@ -60,6 +60,9 @@ class TableSpec:
     rows_per_file: int | None = None
     # Numbers read when a file has them, else missing (NaN): fields a kernel may lack.
     optional: tuple[str, ...] = ()
+    # Text read when a file has it (as a categorical), else empty: columns an older
+    # collector did not write.
+    optional_text: tuple[str, ...] = ()
 
     @functools.cached_property  # asked for every file read
     def names(self) -> tuple[str, ...]:
@@ -163,17 +166,21 @@ def _dtype(kind: Kind | None) -> str:
     if kind in _NUMBERS:
         return "float64"
     # Unknown extra columns are parsed only to check each row's field count.
-    return "category" if kind is Kind.TEXT else "object"
+    return "category" if kind in (Kind.TEXT, Kind.TIME_OR_EMPTY) else "object"
 
 
 def _sentinel_row(names: Sequence[str], spec: TableSpec) -> bytes:
     """A last row that is valid for every column. pandas, when a column fails as a
     number, retries it as booleans ("TRUE" read as 1.0); one real "0" in the column
     stops that, so a column of words always fails as it should."""
-    return (
-        b",".join(b"1" if spec.kind_of(name) in (Kind.INT, *_NUMBERS) else b"x" for name in names)
-        + b"\n"
-    )
+    return b",".join(_SENTINELS.get(spec.kind_of(name), b"x") for name in names) + b"\n"
+
+
+_SENTINELS: dict[Kind | None, bytes] = {
+    Kind.INT: b"1",
+    Kind.TIME_OR_EMPTY: b"",
+    **dict.fromkeys(_NUMBERS, b"1"),
+}
 
 
 def _with_sentinel(
@@ -267,7 +274,32 @@ def _values_ok(frame: pd.DataFrame, names: Sequence[str], spec: TableSpec) -> bo
                 good |= np.isnan(values)
             if not good.all():
                 return False
+        elif kind is Kind.TIME_OR_EMPTY and not _times_ok(frame[name]):
+            return False
     return True
+
+
+# STARTED as the collector writes it; numpy then checks that it is a real time.
+_STARTED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{2}")
+
+
+def _time_ok(text: str) -> bool:
+    # A start time is boot time plus ticks since boot: never before 1970.
+    if text == "":
+        return True
+    if _STARTED.fullmatch(text) is None or text < "1970":
+        return False
+    try:
+        np.datetime64(text, "ms")
+    except ValueError:
+        return False
+    return True
+
+
+def _times_ok(column: pd.Series) -> bool:
+    """Whether every value of a categorical column is a UTC time as STARTED is written, or
+    empty (checked once per distinct value)."""
+    return all(_time_ok(str(text)) for text in column.cat.categories)
 
 
 def _has_missing(column: pd.Series) -> bool:
@@ -332,7 +364,35 @@ def _rows_ok(
         return False
     if not _values_ok(frame, names, spec):
         return False
-    return not _has_missing(frame[names[-1]]) or field_counts_ok(b"".join(data), len(names))
+    return not _has_missing(frame[names[-1]]) or _commas_balance(frame, data, names)
+
+
+def _commas_balance(
+    frame: pd.DataFrame, data: Sequence[bytes | memoryview], names: tuple[str, ...]
+) -> bool:
+    """Whether no row has fewer fields than the header, which pandas pads with empty values
+    (a row with more is a ParserError, but for the first: field_counts_ok checks that one).
+
+    Then every row has exactly len(names) fields if and only if the data's commas are the
+    rows' separators plus the commas inside quoted values, which the parsed text holds. A
+    count per byte and one per distinct text value: no per-byte temporaries, unlike
+    field_counts_ok, which would run on every file whose STARTED ends a row empty.
+    """
+    raw = sum(
+        int(np.count_nonzero(np.frombuffer(piece, dtype=np.uint8) == _COMMA)) for piece in data
+    )
+    quoted = 0
+    for name in names:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            per_value = np.array([str(text).count(",") for text in column.cat.categories])
+            codes = column.cat.codes.to_numpy()
+            if per_value.any():
+                quoted += int(per_value[codes[codes >= 0]].sum())
+        elif column.dtype == object:
+            quoted += sum(text.count(",") for text in column if isinstance(text, str))
+    rows = len(frame) + 1  # and the sentinel row
+    return raw - quoted == rows * (len(names) - 1)
 
 
 def _typed(frame: pd.DataFrame, names: tuple[str, ...], spec: TableSpec) -> pd.DataFrame:
@@ -345,6 +405,10 @@ def _typed(frame: pd.DataFrame, names: tuple[str, ...], spec: TableSpec) -> pd.D
         typed[name] = column
     for name in spec.optional:
         typed[name] = frame[name] + 0.0 if name in names else np.full(len(frame), np.nan)
+    for name in spec.optional_text:
+        typed[name] = (
+            frame[name] if name in names else pd.Series([""] * len(frame), dtype="category")
+        )
     return pd.DataFrame(typed)
 
 
@@ -352,6 +416,12 @@ def _value_problem(kind: Kind, text: str) -> str | None:
     """Why a field is not what its kind says, or None (the slow, exact check)."""
     if kind is Kind.TEXT or (kind is Kind.FLOAT_OR_EMPTY and text == ""):
         return None
+    if kind is Kind.TIME_OR_EMPTY:
+        return None if _time_ok(text) else f"not {kind.value}"
+    return _number_problem(kind, text)
+
+
+def _number_problem(kind: Kind, text: str) -> str | None:
     whole = kind is Kind.INT
     what = "not a whole number" if whole else "not a number"
     if _NUMBER.fullmatch(text) is None:
@@ -462,10 +532,10 @@ def _merge(batches: list[Batch], spec: TableSpec) -> Batch | None:
     frames = [batch.frame for batch in batches]
     # Concatenating categoricals with different categories would fall back to
     # plain objects; union them instead.
-    for name, kind in spec.columns:
-        if kind is Kind.TEXT:
-            union = pd.api.types.union_categoricals([f[name] for f in frames]).categories
-            frames = [f.assign(**{name: f[name].cat.set_categories(union)}) for f in frames]
+    texts = [name for name, kind in spec.columns if kind is Kind.TEXT] + list(spec.optional_text)
+    for name in texts:
+        union = pd.api.types.union_categoricals([f[name] for f in frames]).categories
+        frames = [f.assign(**{name: f[name].cat.set_categories(union)}) for f in frames]
     frame = pd.concat(frames, ignore_index=True)
     snapshot = np.concatenate([batch.snapshot for batch in batches])
     if np.any(snapshot[1:] < snapshot[:-1]):  # several headers: restore time order

@@ -56,10 +56,21 @@ MEMINFO_FIELDS: tuple[str, ...] = (
 )
 # These two are page counts, not kB: they keep their bare names.
 PAGE_COUNT_FIELDS = frozenset({"HugePages_Total", "HugePages_Free"})
-SYS_HEADER: tuple[str, ...] = tuple(
+MEMINFO_HEADER: tuple[str, ...] = tuple(
     name if name in PAGE_COUNT_FIELDS else f"{name}_MB" for name in MEMINFO_FIELDS
 )
-PROCESS_HEADER: tuple[str, ...] = ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
+# After the meminfo fields: the boot's random UUID (/proc/sys/kernel/random/boot_id), so
+# that nothing is ever joined across a reboot.
+SYS_EXTRA: tuple[str, ...] = ("boot_id",)
+SYS_HEADER: tuple[str, ...] = (*MEMINFO_HEADER, *SYS_EXTRA)
+# The original README's six columns, then what /proc/PID/status and stat add: the
+# resident anonymous memory (RssAnon, since Linux 4.5) and the swapped (VmSwap, since
+# 2.6.34), in MiB, and the process's start time, UTC, which with the PID names it.
+PS_HEADER: tuple[str, ...] = ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
+PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED")
+PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA)
+# How STARTED is written: UTC to the hundredth of a second (a clock tick).
+STARTED_SHAPE = "YYYY-MM-DD HH:MM:SS.ss"
 
 
 # No system reports a size of a pebibyte (2**30 MiB) or more, in any field: a larger value
@@ -75,6 +86,7 @@ class Kind(Enum):
     FLOAT = "a number"  # finite, >= 0 and below MAX_NUMBER, such as MiB
     POSITIVE = "a number above 0"  # finite and > 0, such as MemTotal (a divisor)
     FLOAT_OR_EMPTY = "a number or empty"  # a field this kernel may not report
+    TIME_OR_EMPTY = f"a UTC time {STARTED_SHAPE} or empty"  # STARTED
     TEXT = "text"  # anything, such as a command line
 
 
@@ -83,13 +95,17 @@ class Kind(Enum):
 # needs one says so in its own table spec.
 COLUMN_KINDS: Mapping[str, Kind] = MappingProxyType(
     {
-        **dict.fromkeys(SYS_HEADER, Kind.FLOAT_OR_EMPTY),
+        **dict.fromkeys(MEMINFO_HEADER, Kind.FLOAT_OR_EMPTY),
+        "boot_id": Kind.TEXT,
         "PID": Kind.INT,
         "PPID": Kind.INT,
         "USER": Kind.TEXT,
         "RSS_MB": Kind.FLOAT,
         "VSZ_MB": Kind.FLOAT,
         "CMD": Kind.TEXT,
+        "ANON_MB": Kind.FLOAT_OR_EMPTY,
+        "SWAP_MB": Kind.FLOAT_OR_EMPTY,
+        "STARTED": Kind.TIME_OR_EMPTY,
     }
 )
 

@@ -46,12 +46,15 @@ from utils.parser import (
     to_epoch_s,
 )
 from utils.plotting import PlotCall
-from utils.process_records import MILLI, InstanceTable, ProcessRecords
+from utils.process_records import MILLI, Floors, InstanceTable, ProcessRecords
 from utils.text import aligned_table, format_duration, plural, shorten
 from utils.units import DAY_S
 
+# The original README's columns, and what newer dumps add: anon + swap and the start time.
 PROCESS_SPEC = TableSpec(
-    columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT))
+    columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT)),
+    optional=("ANON_MB", "SWAP_MB"),
+    optional_text=("STARTED",),
 )
 SPREAD_COLUMNS: tuple[str, ...] = ("PID", "min_RSS", "max_RSS", "spread", "CMD")
 LEAK_COLUMNS: tuple[str, ...] = (
@@ -63,7 +66,12 @@ LEAK_COLUMNS: tuple[str, ...] = (
     "growth_MB",
     "confidence",
     "CMD",
+    "basis",
 )
+# What the leak finder judged: the memory the process owns wherever the kernel keeps it
+# (RssAnon + VmSwap) where every row has it, else RSS (dumps of an older collector).
+BASIS_FOOTPRINT = "anon+swap"
+BASIS_RSS = "RSS"
 LEAKS_CSV = "leaks.csv"
 PLOT_NAME = "rss_pid_{pid}.png"
 LEAK_PLOT_NAME = "leak_{pid}_{first:%Y%m%d_%H%M%S}.png"
@@ -77,6 +85,7 @@ DECIMALS = 3
 CONSOLE_CMD_WIDTH = 60
 TITLE_CMD_WIDTH = 70
 LEAK_COLOR = "#c0392b"
+FOOTPRINT_COLOR = "#7d3c98"
 FLOOR_COLOR = "#555555"
 
 Series = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]
@@ -183,6 +192,7 @@ class Leak:
     last_rank: int
     start_mb: float  # the fitted line's level at `since`
     bucket_s: float  # the length of the floors it was judged on: its time scale
+    basis: str = BASIS_RSS  # what was judged: BASIS_FOOTPRINT or BASIS_RSS
 
 
 @dataclass(frozen=True)
@@ -204,7 +214,7 @@ def find_leaks(records: ProcessRecords, params: GrowthParams) -> LeakSurvey:
     if len(table.pid) == 0 or interval_s is None:
         return LeakSurvey([], 0, len(table.pid), min_span_for(params, 0.0, interval_s or 1.0))
     times_s = records.times.astype(np.int64)
-    floors = records.floors()
+    floors = judged_floors(records, table)
     survey_ = survey(
         FloorTable(
             instance=np.searchsorted(table.number, floors.instance),
@@ -227,6 +237,30 @@ def find_leaks(records: ProcessRecords, params: GrowthParams) -> LeakSurvey:
     return LeakSurvey(leaks, survey_.judged, survey_.instances, survey_.min_span_s)
 
 
+def footprint_judged(table: InstanceTable) -> npt.NDArray[np.bool_]:
+    """Per instance: is its anon + swap judged (every kept row has it), not its RSS?
+
+    Leaked pages are never touched again, so under memory pressure they are the first the
+    kernel swaps out: RSS then stops rising while the leak goes on (atop(1) on RGROW: it
+    "can also be negative ... when part of the process is paged out"). RssAnon + VmSwap is
+    the anonymous memory the process owns, in RAM or in swap; file-backed pages, which the
+    kernel drops and reads again at will, are left out."""
+    judged: npt.NDArray[np.bool_] = (table.foot_samples == table.samples) & (table.samples > 0)
+    return judged
+
+
+def judged_floors(records: ProcessRecords, table: InstanceTable) -> Floors:
+    """The floors the leak finder fits: anon + swap for the instances footprint_judged
+    picks, RSS for the rest; by instance, then bucket."""
+    footed = np.zeros(records.instance_count, bool)
+    footed[table.number[footprint_judged(table)]] = True
+    rss, foot = records.floors(), records.foot_floors()
+    use_rss, use_foot = ~footed[rss.instance], footed[foot.instance]
+    parts = [np.concatenate([a[use_rss], b[use_foot]]) for a, b in zip(rss, foot, strict=True)]
+    order = np.lexsort((parts[1], parts[0]))
+    return Floors(*(part[order] for part in parts))
+
+
 def _leak(records: ProcessRecords, table: InstanceTable, growth: Growth) -> Leak:
     at = growth.instance
     return Leak(
@@ -243,6 +277,7 @@ def _leak(records: ProcessRecords, table: InstanceTable, growth: Growth) -> Leak
         last_rank=int(table.last_rank[at]),
         start_mb=growth.start_mb,
         bucket_s=growth.bucket_s,
+        basis=BASIS_FOOTPRINT if footprint_judged(table)[at] else BASIS_RSS,
     )
 
 
@@ -409,6 +444,7 @@ class PidPlot(NamedTuple):
     pid: int
     cmd: str
     series: Series
+    swap_mb: npt.NDArray[np.float64] | None = None  # at the series' times, where any was used
 
 
 def plot_pid(plot: PidPlot, timeline: Timeline, out_dir: Path) -> Path:
@@ -420,13 +456,20 @@ def plot_pid(plot: PidPlot, timeline: Timeline, out_dir: Path) -> Path:
     figure, axes = plotting.new_figure()
     line = plotting.Line(times, rss_mb, f"RSS of PID {pid}", plotting.RAM_COLOR)
     plotting.plot_series(axes, line, timeline.threshold_s)
+    top = high
+    swap = "" if plot.swap_mb is None else f" · most swap {np.nanmax(plot.swap_mb):,.1f} MiB"
+    if plot.swap_mb is not None:
+        swapped = plotting.Line(times, plot.swap_mb, "in swap (VmSwap)", plotting.SWAP_COLOR)
+        plotting.plot_series(axes, swapped, timeline.threshold_s)
+        top = max(top, float(np.nanmax(plot.swap_mb)))
+        plotting.add_legend(axes)
     timeline.shade(axes, times)
     plotting.style_time_axis(axes, times)
-    plotting.style_value_axis(axes, "RSS (MiB)")
-    axes.set_ylim(0, max(high * 1.08, 1.0))
+    plotting.style_value_axis(axes, "RSS (MiB)" if plot.swap_mb is None else "MiB")
+    axes.set_ylim(0, max(top * 1.08, 1.0))
     subtitle = (
         f"min {low:,.1f} · max {high:,.1f} · spread {high - low:,.1f} MiB"
-        f" · {len(times):,} samples"
+        f"{swap} · {len(times):,} samples"
     )
     plotting.set_titles(axes, f"PID {pid}: {shorten(cmd, TITLE_CMD_WIDTH)}", subtitle)
     return plotting.save_figure(figure, out_dir / PLOT_NAME.format(pid=int(pid)))
@@ -436,9 +479,16 @@ def top_plots(records: ProcessRecords, top: pd.DataFrame, out_dir: Path) -> list
     """One PNG per PID of the table; the gap threshold comes from all snapshots read."""
     timeline = Timeline.of(records)
     return [
-        (plot_pid, (PidPlot(int(pid), str(cmd), records.pid_series(int(pid))), timeline, out_dir))
+        (plot_pid, (pid_plot(records, int(pid), str(cmd)), timeline, out_dir))
         for pid, cmd in zip(top["PID"], top["CMD"], strict=True)
     ]
+
+
+def pid_plot(records: ProcessRecords, pid: int, cmd: str) -> PidPlot:
+    """A PID's RSS, and its swap where a row shows some in use."""
+    times, rss, _, swap = records.pid_memory(pid)
+    used = bool((np.nan_to_num(swap) > 0).any())
+    return PidPlot(pid, cmd, (times, rss), swap if used else None)
 
 
 def format_leak_table(leaks: Sequence[Leak]) -> list[str]:
@@ -455,11 +505,12 @@ def format_leak_table(leaks: Sequence[Leak]) -> list[str]:
             f"{leak.growth_mb_per_day / per_day:,.1f}",
             f"{leak.growth_mb:,.1f}",
             f"{leak.confidence:.2f}",
+            leak.basis,
             f"{leak.first_seen:{clock}}",
         )
         for leak in leaks
     ]
-    header = ("PID", "since (UTC)", unit, "growth MiB", "confidence", "first seen (UTC)")
+    header = ("PID", "since (UTC)", unit, "growth MiB", "confidence", "judged", "first seen (UTC)")
     commands = [shorten(leak.cmd, CONSOLE_CMD_WIDTH) for leak in leaks]
     return aligned_table(header, cells, "CMD", commands)
 
@@ -476,6 +527,7 @@ def leaks_frame(leaks: Sequence[Leak]) -> pd.DataFrame:
             "growth_MB": [leak.growth_mb for leak in leaks],
             "confidence": [leak.confidence for leak in leaks],
             "CMD": [leak.cmd for leak in leaks],
+            "basis": [leak.basis for leak in leaks],
         },
         columns=list(LEAK_COLUMNS),
     )
@@ -499,8 +551,9 @@ class LeakPlot(NamedTuple):
     pid: int
     cmd: str
     series: Series  # the instance's RSS
+    footprint_mb: npt.NDArray[np.float64] | None  # its anon + swap at those times, if judged
     floor_start: npt.NDArray[np.datetime64]  # the buckets it was judged on...
-    floor_mb: npt.NDArray[np.float64]  # ... and the lowest RSS in each
+    floor_mb: npt.NDArray[np.float64]  # ... and the lowest RSS (or anon + swap) in each
     bucket_s: float
     since: np.datetime64
     start_mb: float  # the fitted line's level at `since`
@@ -510,9 +563,10 @@ class LeakPlot(NamedTuple):
 
 
 def leak_plots(records: ProcessRecords, leaks: Sequence[Leak]) -> list[LeakPlot]:
-    floors = records.floors()
+    floors = judged_floors(records, records.instances())
     plots: list[LeakPlot] = []
     for leak in leaks:
+        times, rss, foot, _ = records.pid_memory(leak.pid, leak.first_rank, leak.last_rank)
         low, high = np.searchsorted(floors.instance, [leak.instance, leak.instance + 1])
         own = coarsened(
             FloorTable(
@@ -529,7 +583,8 @@ def leak_plots(records: ProcessRecords, leaks: Sequence[Leak]) -> list[LeakPlot]
             LeakPlot(
                 pid=leak.pid,
                 cmd=leak.cmd,
-                series=records.pid_series(leak.pid, leak.first_rank, leak.last_rank),
+                series=(times, rss),
+                footprint_mb=foot if leak.basis == BASIS_FOOTPRINT else None,
                 floor_start=starts_ms.astype("datetime64[ms]"),
                 floor_mb=own.floor_mb,
                 bucket_s=leak.bucket_s,
@@ -551,12 +606,28 @@ def rate_text(mb_per_day: float, bucket_s: float) -> str:
     return f"{mb_per_day / 24:,.1f} MiB/h"
 
 
-def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
-    """An instance's RSS, the floors it was judged on and the fitted growth from `since`."""
+def _leak_lines(axes: Axes, leak: LeakPlot, timeline: Timeline) -> tuple[str, float]:
+    """Draw the RSS, and the anon + swap when that was judged; what was judged, and the
+    highest value drawn."""
     times, rss_mb = leak.series
-    figure, axes = plotting.new_figure()
     line = plotting.Line(times, rss_mb, f"RSS of PID {leak.pid}", plotting.RAM_COLOR)
     plotting.plot_series(axes, line, timeline.threshold_s)
+    if leak.footprint_mb is None:
+        return BASIS_RSS, float(rss_mb.max())
+    footprint = plotting.Line(
+        times, leak.footprint_mb, "anon + swap (RssAnon + VmSwap)", FOOTPRINT_COLOR
+    )
+    plotting.plot_series(axes, footprint, timeline.threshold_s)
+    return BASIS_FOOTPRINT, max(float(rss_mb.max()), float(np.nanmax(leak.footprint_mb)))
+
+
+def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
+    """An instance's RSS (and anon + swap, when that was judged: RSS may stay flat while
+    the footprint rises, in swap), the floors it was judged on and the fitted growth from
+    `since`."""
+    times = leak.series[0]
+    figure, axes = plotting.new_figure()
+    judged, top = _leak_lines(axes, leak, timeline)
     bucket = np.timedelta64(round(leak.bucket_s * 1000), "ms")
     axes.hlines(
         leak.floor_mb,
@@ -564,7 +635,7 @@ def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
         np.minimum(leak.floor_start + bucket, times[-1]),
         colors=FLOOR_COLOR,
         linewidth=2.2,
-        label=f"lowest RSS per {format_duration(leak.bucket_s)}",
+        label=f"lowest {judged} per {format_duration(leak.bucket_s)}",
     )
     fit_end_mb = leak.start_mb + leak.growth_mb
     axes.plot(
@@ -577,13 +648,14 @@ def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
     )
     timeline.shade(axes, times)
     plotting.style_time_axis(axes, times)
-    plotting.style_value_axis(axes, "RSS (MiB)")
-    axes.set_ylim(0, max(float(rss_mb.max()), fit_end_mb) * 1.08)
+    plotting.style_value_axis(axes, "RSS (MiB)" if leak.footprint_mb is None else "MiB")
+    axes.set_ylim(0, max(top, fit_end_mb) * 1.08)
     plotting.add_legend(axes)
     since, last = pd.Timestamp(leak.since), pd.Timestamp(times[-1])
     clock = "%Y-%m-%d %H:%M" if leak.bucket_s >= BUCKET_S else "%Y-%m-%d %H:%M:%S"
     subtitle = (
-        f"leaks {rate_text(leak.rate_mb_per_day, leak.bucket_s)} since {since:{clock}} UTC:"
+        f"{judged} grows {rate_text(leak.rate_mb_per_day, leak.bucket_s)} since"
+        f" {since:{clock}} UTC:"
         f" +{leak.growth_mb:,.0f} MiB by {last:{clock}}"
         f" · confidence {leak.confidence:.2f} · {len(times):,} samples"
     )

@@ -4,19 +4,23 @@ A month of snapshots holds millions of process rows and a year tens of millions;
 analysis often runs on the host that is short of memory. So no table of rows is ever
 held. Each parsed batch is reduced at once, and its frame freed:
 
-- rows, grouped by PID, as three narrow arrays (snapshot as a 16-bit offset, RSS as
-  integer thousandths of a MiB): 6 bytes a row, kept only to draw the plotted series;
+- rows, grouped by PID, as narrow arrays (snapshot as a 16-bit offset, RSS as integer
+  thousandths of a MiB, and anon + swap where the dumps carry it): 6 bytes a row, 10 with
+  the footprint, and 4 more for each row of a PID that used swap; kept only to draw the
+  plotted series;
 - one record per process *instance* (below): first and last snapshot, samples, lowest and
   highest RSS, the first command line (interned), updated batch by batch;
-- the instance's lowest RSS per UTC bucket (the floors the leak finder fits), at the
-  finest level the leak finder may need (6 hours for a long collection).
+- the instance's lowest RSS per UTC bucket, and its lowest footprint (anon + swap) where
+  the dumps carry one: the floors the leak finder fits, at the finest level it may need
+  (6 hours for a long collection).
 
-A process instance is a PID seen in consecutive snapshots. A PID absent from a snapshot
-that exists (one that was read) and present again later is a new instance from then on, so
-a reused PID never joins two processes. A reuse between two snapshots (the process ends and
-the kernel hands its PID to a new one within the interval) cannot be seen; the kernel hands
-out PIDs in increasing order up to pid_max (4,194,304 on 64-bit systems) before it wraps,
-so that takes millions of process starts within one interval.
+A process instance is a PID and its start time (STARTED): the same process in every
+snapshot that lists it, outages and absences from a snapshot or two included, and never
+two processes, however soon the kernel reuses a PID. Dumps written without STARTED (by an
+older collector) fall back on adjacency: a PID absent from a snapshot that was read and
+present again later is a new instance from then on. A reuse between two such snapshots
+cannot be seen; the kernel hands out PIDs in increasing order up to pid_max (4,194,304 on
+64-bit systems) before it wraps, so that takes millions of process starts.
 """
 
 from __future__ import annotations
@@ -49,14 +53,42 @@ class Chunk(NamedTuple):
     base: int  # rank of the batch's first snapshot
     offset: npt.NDArray[np.unsignedinteger]  # rank - base, 16 bits when it fits
     rss_milli: npt.NDArray[np.signedinteger]  # int32 unless an RSS passes 2 TiB
+    # Anon + swap (-1: not in the dump); None when no row of the batch has it.
+    foot_milli: npt.NDArray[np.signedinteger] | None = None
+    # Swap, kept only for the PIDs that used some (most never do): their rows, grouped as
+    # above. Another PID's swap is 0 where its anon + swap is known, else unknown.
+    swap_pids: npt.NDArray[np.int32] | None = None
+    swap_starts: npt.NDArray[np.int64] | None = None
+    swap_milli: npt.NDArray[np.signedinteger] | None = None
 
-    def rows_of(self, pid: int) -> tuple[IntArray, IntArray]:
-        """Ranks and RSS (thousandths of a MiB) of one PID in this chunk."""
+    def rows_of(self, pid: int) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """Ranks, RSS, anon + swap and swap (thousandths of a MiB, -1 unknown) of one PID in
+        this chunk."""
         at = int(np.searchsorted(self.pids, pid))
         if at == len(self.pids) or self.pids[at] != pid:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
+            empty = np.empty(0, np.int64)
+            return empty, empty, empty, empty
         rows = slice(int(self.starts[at]), int(self.starts[at + 1]))
-        return self.offset[rows].astype(np.int64) + self.base, self.rss_milli[rows].astype(np.int64)
+        count = rows.stop - rows.start
+        foot = (
+            np.full(count, -1, np.int64)
+            if self.foot_milli is None
+            else self.foot_milli[rows].astype(np.int64)
+        )
+        return (
+            self.offset[rows].astype(np.int64) + self.base,
+            self.rss_milli[rows].astype(np.int64),
+            foot,
+            self._swap_of(pid, foot),
+        )
+
+    def _swap_of(self, pid: int, foot: IntArray) -> IntArray:
+        if self.swap_pids is not None and self.swap_starts is not None:
+            at = int(np.searchsorted(self.swap_pids, pid))
+            if at < len(self.swap_pids) and self.swap_pids[at] == pid:
+                rows = slice(int(self.swap_starts[at]), int(self.swap_starts[at + 1]))
+                return np.asarray(self.swap_milli)[rows].astype(np.int64)
+        return np.where(foot >= 0, 0, -1)
 
 
 class _Growable:
@@ -94,6 +126,8 @@ _INSTANCE_COLUMNS: Mapping[str, type[np.signedinteger[Any]]] = {
     "min_milli": np.int64,
     "max_milli": np.int64,
     "cmd": np.int32,  # index into ProcessRecords.commands of the first kept row's CMD
+    "foot_samples": np.int32,  # kept rows with anon + swap
+    "swap_max_milli": np.int64,  # the most swap of a kept row
 }
 
 
@@ -114,6 +148,10 @@ class BatchRuns(NamedTuple):
     cmd: npt.NDArray[np.object_]  # CMD of the first kept row
     floors: tuple[IntArray, IntArray, IntArray, IntArray]  # run, bucket, lowest RSS, rows
     chunk: Chunk | None  # the kept rows (base 0)
+    started: IntArray  # per run: its STARTED, centiseconds since 1970 (-1: not in the dump)
+    foot_samples: IntArray  # per run: kept rows with anon + swap
+    swap_max_milli: IntArray  # per run: the most swap of a kept row (-1: none)
+    foot_floors: tuple[IntArray, IntArray, IntArray, IntArray]  # as floors, of anon + swap
 
 
 class _Rows(NamedTuple):
@@ -126,6 +164,9 @@ class _Rows(NamedTuple):
     kept: npt.NDArray[np.bool_]  # the rows --match keeps
     starts: IntArray  # the first row of each run
     ends: IntArray  # one after its last
+    started: IntArray  # centiseconds since 1970, -1 unknown
+    foot_milli: IntArray  # anon + swap, -1 unknown
+    swap_milli: IntArray  # -1 unknown
 
 
 def reduce_batch(batch: Batch, match: str | None, level: int = 0) -> BatchRuns:
@@ -138,8 +179,10 @@ def reduce_batch(batch: Batch, match: str | None, level: int = 0) -> BatchRuns:
     kept = grouped.kept
     run = np.repeat(np.arange(len(grouped.starts)), grouped.ends - grouped.starts)
     bucket = bucket_index(read[grouped.rank[kept]], level)
-    plotted = (grouped.pid[kept], grouped.rank[kept], grouped.rss_milli[kept])
     aggregates = _kept_aggregates(grouped, batch.frame["CMD"])
+    footed = kept & (grouped.foot_milli >= 0)
+    foot_bucket = bucket_index(read[grouped.rank[footed]], level)
+    starts = grouped.starts
     return BatchRuns(
         read=read,
         pid=grouped.pid[grouped.starts],
@@ -152,7 +195,11 @@ def reduce_batch(batch: Batch, match: str | None, level: int = 0) -> BatchRuns:
         max_milli=aggregates.max_milli,
         cmd=aggregates.cmd,
         floors=_floors(run[kept], bucket, grouped.rss_milli[kept]),
-        chunk=_chunk(*plotted) if kept.any() else None,
+        chunk=_chunk(grouped, kept) if kept.any() else None,
+        started=np.maximum.reduceat(grouped.started, starts),  # one known value, or -1
+        foot_samples=np.add.reduceat(footed.astype(np.int64), starts),
+        swap_max_milli=np.maximum.reduceat(np.where(kept, grouped.swap_milli, -1), starts),
+        foot_floors=_floors(run[footed], foot_bucket, grouped.foot_milli[footed]),
     )
 
 
@@ -161,11 +208,39 @@ def _grouped(frame: pd.DataFrame, rank: IntArray, match: str | None) -> _Rows:
     all_pids = frame["PID"].to_numpy(np.int32)
     rows = np.argsort(all_pids, kind="stable")
     pid, rank = all_pids[rows], rank[rows]
-    # A run ends where the PID changes or skips a snapshot of the batch.
-    starts = np.flatnonzero(np.r_[True, (pid[1:] != pid[:-1]) | (rank[1:] - rank[:-1] > 1)])
+    started = _started_cs(frame["STARTED"])[rows]
+    # A run ends where the PID changes, skips a snapshot of the batch, or is another
+    # process (another start time: a PID the kernel reused). A row without STARTED (an
+    # older collector's, or a process gone before its stat was read) does not cut a run.
+    reused = (started[1:] != started[:-1]) & (started[1:] >= 0) & (started[:-1] >= 0)
+    cut = (pid[1:] != pid[:-1]) | (rank[1:] - rank[:-1] > 1) | reused
+    starts = np.flatnonzero(np.r_[True, cut])
     kept = np.ones(len(pid), bool) if match is None else _match_mask(frame["CMD"], match)[rows]
-    rss = np.rint(frame["RSS_MB"].to_numpy(np.float64)[rows] * MILLI).astype(np.int64)
-    return _Rows(rows, pid, rank, rss, kept, starts, np.r_[starts[1:], len(pid)])
+    rss = _milli(frame["RSS_MB"].to_numpy(np.float64)[rows])
+    anon = _milli(frame["ANON_MB"].to_numpy(np.float64)[rows])
+    swap = _milli(frame["SWAP_MB"].to_numpy(np.float64)[rows])
+    foot = np.where((anon >= 0) & (swap >= 0), anon + swap, -1)
+    ends = np.r_[starts[1:], len(pid)]
+    return _Rows(rows, pid, rank, rss, kept, starts, ends, started, foot, swap)
+
+
+def _milli(mib: npt.NDArray[np.float64]) -> IntArray:
+    """MiB with 3 decimals as exact integer thousandths; -1 for a missing value."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(mib), -1, np.rint(mib * MILLI)).astype(np.int64)
+
+
+def _started_cs(started: pd.Series) -> IntArray:
+    """STARTED (categorical text, as the reader gives it) as centiseconds since 1970, -1
+    where empty: parsed once per distinct value (a batch holds one per process)."""
+    categories = started.cat.categories.to_numpy(dtype=object)
+    present = categories != ""
+    values = np.full(len(categories), -1, np.int64)
+    if present.any():
+        parsed = np.array(categories[present], dtype="datetime64[ms]").astype(np.int64)
+        values[present] = parsed // 10
+    codes = started.cat.codes.to_numpy()
+    return np.where(codes >= 0, values[codes], -1)
 
 
 class _Kept(NamedTuple):
@@ -212,16 +287,25 @@ def _floors(
     return run[cuts], bucket[cuts], lowest, np.diff(np.r_[cuts, len(run)])
 
 
-def _chunk(pid: npt.NDArray[np.int32], rank: IntArray, rss_milli: IntArray) -> Chunk:
+def _chunk(grouped: _Rows, kept: npt.NDArray[np.bool_]) -> Chunk:
+    """The kept rows as narrow arrays (base 0), grouped by PID."""
+    pid, rank = grouped.pid[kept], grouped.rank[kept]
     starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
     offset_type = np.uint16 if rank.max() <= np.iinfo(np.uint16).max else np.uint32
-    wide = rss_milli.max() > np.iinfo(np.int32).max
+    foot, swap = grouped.foot_milli[kept], grouped.swap_milli[kept]
+    counts = np.diff(np.r_[starts, len(pid)])
+    swapped = np.maximum.reduceat(swap, starts) > 0  # per PID
+    swap_counts = counts[swapped]
     return Chunk(
         pids=pid[starts],
         starts=np.r_[starts, len(pid)].astype(np.int64),
         base=0,
         offset=rank.astype(offset_type),
-        rss_milli=rss_milli.astype(np.int64 if wide else np.int32),
+        rss_milli=_narrow(grouped.rss_milli[kept]),
+        foot_milli=_narrow(foot) if bool((foot >= 0).any()) else None,
+        swap_pids=pid[starts][swapped] if swapped.any() else None,
+        swap_starts=np.r_[0, np.cumsum(swap_counts)].astype(np.int64) if swapped.any() else None,
+        swap_milli=_narrow(swap[np.repeat(swapped, counts)]) if swapped.any() else None,
     )
 
 
@@ -246,7 +330,12 @@ class ProcessRecords:
     # The PIDs of the last snapshot read and their instances, sorted by PID.
     _last_pids: npt.NDArray[np.int32] = field(default_factory=lambda: np.empty(0, np.int32))
     _last_instance: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    _last_started: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    # The instance of each (PID, STARTED) seen: a process is one instance however often it
+    # is missing from a snapshot.
+    _by_start: dict[tuple[int, int], int] = field(default_factory=dict)
     _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
+    _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
 
     # --- Reading ----------------------------------------------------------------
 
@@ -254,6 +343,11 @@ class ProcessRecords:
     def snapshots_read(self) -> int:
         """Snapshots that gave rows (before --match)."""
         return self._ranks
+
+    @property
+    def instance_count(self) -> int:
+        """Instances numbered so far, kept rows or not (numbers are 0 to this)."""
+        return self._instances.size
 
     @property
     def times(self) -> npt.NDArray[np.datetime64]:
@@ -275,46 +369,86 @@ class ProcessRecords:
         has = runs.samples > 0
         number = instance[has]
         table = self._instances
+        # An instance may have several runs in a batch (it missed a snapshot): each
+        # update is a ufunc's .at, which applies every one of repeated indices.
         fresh = table["samples"][number] == 0
         new_numbers = number[fresh]
-        table["first_rank"][new_numbers] = runs.kept_first[has][fresh] + base
+        table["first_rank"][new_numbers] = np.iinfo(np.int32).max
+        np.minimum.at(table["first_rank"], new_numbers, runs.kept_first[has][fresh] + base)
         table["min_milli"][new_numbers] = np.iinfo(np.int64).max
         table["max_milli"][new_numbers] = np.iinfo(np.int64).min
-        table["cmd"][new_numbers] = [self._intern(str(text)) for text in runs.cmd[has][fresh]]
-        table["samples"][number] += runs.samples[has]
-        table["last_rank"][number] = runs.kept_last[has] + base
-        table["min_milli"][number] = np.minimum(table["min_milli"][number], runs.min_milli[has])
-        table["max_milli"][number] = np.maximum(table["max_milli"][number], runs.max_milli[has])
-        floor_run, bucket, low, count = runs.floors
-        self._floors.append(
-            (
-                instance[floor_run].astype(np.int32),
-                _narrow(bucket),  # 6-hour buckets since 1970: about 82,000 (level 0)
-                _narrow(low),
-                count.astype(np.int32),
-            )
-        )
+        table["swap_max_milli"][new_numbers] = -1
+        # Runs are in time order within a PID: assigned backwards, the first one's CMD stays.
+        codes = [self._intern(str(text)) for text in runs.cmd[has][fresh]]
+        table["cmd"][new_numbers[::-1]] = codes[::-1]
+        np.add.at(table["samples"], number, runs.samples[has])
+        np.maximum.at(table["last_rank"], number, runs.kept_last[has] + base)
+        np.minimum.at(table["min_milli"], number, runs.min_milli[has])
+        np.maximum.at(table["max_milli"], number, runs.max_milli[has])
+        np.add.at(table["foot_samples"], number, runs.foot_samples[has])
+        np.maximum.at(table["swap_max_milli"], number, runs.swap_max_milli[has])
+        self._floors.append(_floor_part(instance, runs.floors))
+        if len(runs.foot_floors[0]):
+            self._foot_floors.append(_floor_part(instance, runs.foot_floors))
         if runs.chunk is not None:
             self.chunks.append(runs.chunk._replace(base=base))
 
     def _instances_of(self, runs: BatchRuns) -> IntArray:
-        """Each run's instance: carried on from the batch before, or new."""
+        """Each run's instance: the one of its (PID, STARTED) seen before; else carried on
+        from the batch before (the same PID in its last snapshot and this one's first, and
+        no two different STARTED: the rule for dumps without STARTED, and a process whose
+        dumps gained it); else new."""
         first_of_pid = np.r_[True, runs.pid[1:] != runs.pid[:-1]]
         at = np.minimum(
             np.searchsorted(self._last_pids, runs.pid), max(len(self._last_pids) - 1, 0)
         )
+        if len(self._last_pids):
+            before = self._last_started[at]
+            adjacent = (
+                first_of_pid
+                & (runs.first == 0)
+                & (self._last_pids[at] == runs.pid)
+                & ((before < 0) | (runs.started < 0) | (before == runs.started))
+            )
+        else:
+            adjacent = np.zeros(len(runs.pid), bool)
         carried = (
-            first_of_pid & (runs.first == 0) & (self._last_pids[at] == runs.pid)
-            if len(self._last_pids)
-            else np.zeros(len(runs.pid), bool)
+            self._last_instance[at] if len(self._last_instance) else np.zeros(len(at), np.int64)
         )
-        instance = np.empty(len(runs.pid), np.int64)
-        instance[carried] = self._last_instance[at[carried]]
-        created = self._instances.extend(int((~carried).sum()))
-        instance[~carried] = created
-        self._instances["pid"][created] = runs.pid[~carried]
+        instance = self._keyed(runs, np.where(adjacent, carried, -1))
         at_end = runs.last == len(runs.read) - 1  # the runs in the batch's last snapshot
         self._last_pids, self._last_instance = runs.pid[at_end], instance[at_end]
+        self._last_started = runs.started[at_end]
+        return instance
+
+    def _keyed(self, runs: BatchRuns, instance: IntArray) -> IntArray:
+        """The instances of runs with a STARTED by their (PID, STARTED); new ones made for
+        the rest (instance -1: neither keyed nor carried on)."""
+        known = np.flatnonzero(runs.started >= 0)
+        keys = list(zip(runs.pid[known].tolist(), runs.started[known].tolist(), strict=True))
+        # In run order: a key's first run (seen before, carried on or new) names the
+        # instance of its later runs in this batch (the process missed a snapshot or two).
+        # New ones are numbered -2, -3, ... here, and made all at once below.
+        pending: dict[tuple[int, int], int] = {}
+        placeholders = 0
+        for run, key in zip(known.tolist(), keys, strict=True):
+            number = self._by_start.get(key)
+            if number is None:
+                number = pending.get(key)
+            if number is None:
+                number = int(instance[run])
+                if number < 0:
+                    number, placeholders = -2 - placeholders, placeholders + 1
+                pending[key] = number
+            instance[run] = number
+        unkeyed = instance == -1
+        created = self._instances.extend(placeholders + int(unkeyed.sum()))
+        placeholder = instance <= -2
+        instance[placeholder] = created[-2 - instance[placeholder]]
+        instance[unkeyed] = created[placeholders:]
+        self._instances["pid"][instance] = runs.pid  # a new instance's; the same for the rest
+        for key, number in pending.items():
+            self._by_start[key] = int(created[-2 - number]) if number <= -2 else number
         return instance
 
     def _intern(self, text: str) -> int:
@@ -339,39 +473,46 @@ class ProcessRecords:
             min_milli=table["min_milli"][kept],
             max_milli=table["max_milli"][kept],
             cmd=table["cmd"][kept].astype(np.int64),
+            foot_samples=table["foot_samples"][kept].astype(np.int64),
+            swap_max_milli=table["swap_max_milli"][kept],
         )
 
     def floors(self) -> Floors:
         """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket."""
-        if not self._floors:
-            empty = np.empty(0, np.int64)
-            return Floors(empty, empty, empty, empty)
-        instance, bucket, low, count = (
-            np.concatenate(parts) for parts in zip(*self._floors, strict=True)
-        )
-        # A batch boundary can cut a bucket in two: merge the halves.
-        order = np.lexsort((bucket, instance))
-        instance, bucket, low, count = instance[order], bucket[order], low[order], count[order]
-        cuts = np.flatnonzero(
-            np.r_[True, (instance[1:] != instance[:-1]) | (bucket[1:] != bucket[:-1])]
-        )
-        merged = (
-            instance[cuts],
-            bucket[cuts],
-            np.minimum.reduceat(low, cuts),
-            np.add.reduceat(count, cuts),
-        )
-        self._floors = [merged]
-        return Floors(*(part.astype(np.int64) for part in merged))
+        self._floors = _merged(self._floors)
+        return _as_floors(self._floors)
+
+    def foot_floors(self) -> Floors:
+        """Each instance's lowest anon + swap per bucket, of the rows that have it."""
+        self._foot_floors = _merged(self._foot_floors)
+        return _as_floors(self._foot_floors)
 
     def pid_series(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> Series:
         """UTC times and RSS (MiB) of a PID's kept rows between two ranks, in time order."""
+        times, rss, _, _ = self.pid_memory(pid, first_rank, last_rank)
+        return times, rss
+
+    def pid_memory(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> tuple[
+        npt.NDArray[np.datetime64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+    ]:
+        """UTC times, RSS, anon + swap and swap (MiB; NaN where a dump lacks them) of a PID's
+        kept rows between two ranks, in time order."""
         parts = [chunk.rows_of(pid) for chunk in self.chunks]
-        ranks = np.concatenate([ranks for ranks, _ in parts])
-        rss = np.concatenate([rss for _, rss in parts])
+        ranks, rss, foot, swap = (
+            np.concatenate([part[k] for part in parts]) if parts else np.empty(0, np.int64)
+            for k in range(4)
+        )
         last = self._ranks if last_rank is None else last_rank
         inside = (ranks >= first_rank) & (ranks <= last)
-        return self.times[ranks[inside]], rss[inside] / MILLI
+        return (
+            self.times[ranks[inside]],
+            rss[inside] / MILLI,
+            _mib(foot[inside]),
+            _mib(swap[inside]),
+        )
 
     def rows(self) -> tuple[npt.NDArray[np.datetime64], IntArray, IntArray]:
         """Every kept row as (UTC time, PID, RSS in thousandths of a MiB), grouped by batch,
@@ -406,13 +547,62 @@ class InstanceTable(NamedTuple):
     min_milli: IntArray
     max_milli: IntArray
     cmd: IntArray
+    foot_samples: IntArray  # rows with anon + swap: all of them, the footprint is judged
+    swap_max_milli: IntArray  # -1: no row had it
 
 
 class Floors(NamedTuple):
     instance: IntArray  # instance number
     bucket: IntArray  # utils.growth.bucket_index(epoch seconds, level)
-    low_milli: IntArray  # the lowest RSS in that bucket, thousandths of a MiB
+    low_milli: IntArray  # the lowest value in that bucket, thousandths of a MiB
     samples: IntArray
+
+
+FloorPart = tuple[npt.NDArray[np.signedinteger[Any]], ...]
+
+
+def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
+    """A batch's floors by instance, narrow: 6-hour buckets since 1970 are about 82,000."""
+    floor_run, bucket, low, count = floors
+    return (
+        instance[floor_run].astype(np.int32),
+        _narrow(bucket),
+        _narrow(low),
+        count.astype(np.int32),
+    )
+
+
+def _merged(parts: list[FloorPart]) -> list[FloorPart]:
+    """The batches' floors as one part, sorted by instance and bucket; a batch boundary can
+    cut a bucket in two, so the halves are merged."""
+    if not parts:
+        return parts
+    instance, bucket, low, count = (np.concatenate(column) for column in zip(*parts, strict=True))
+    order = np.lexsort((bucket, instance))
+    instance, bucket, low, count = instance[order], bucket[order], low[order], count[order]
+    cuts = np.flatnonzero(
+        np.r_[True, (instance[1:] != instance[:-1]) | (bucket[1:] != bucket[:-1])]
+    )
+    return [
+        (
+            instance[cuts],
+            bucket[cuts],
+            np.minimum.reduceat(low, cuts),
+            np.add.reduceat(count, cuts),
+        )
+    ]
+
+
+def _as_floors(parts: list[FloorPart]) -> Floors:
+    if not parts:
+        empty = np.empty(0, np.int64)
+        return Floors(empty, empty, empty, empty)
+    return Floors(*(column.astype(np.int64) for column in parts[0]))
+
+
+def _mib(milli: IntArray) -> npt.NDArray[np.float64]:
+    """Thousandths of a MiB as MiB, NaN for -1 (not in the dump)."""
+    return np.where(milli >= 0, milli / MILLI, np.nan)
 
 
 def _narrow(values: IntArray) -> npt.NDArray[np.signedinteger[Any]]:

@@ -418,6 +418,7 @@ LEAK_COLUMNS = (
     Column("growth", "MiB", numeric=True),
     Column("confidence", "0 to 1", numeric=True),
     Column("command line"),
+    Column("judged", "anon+swap or RSS"),
 )
 TOP_COLUMNS = (
     Column("PID", numeric=True),
@@ -435,8 +436,10 @@ def leaks_html(part: ProcessPart | Missing) -> str:
     result = part.result
     growth = result.options.growth
     method = (
-        "Each process instance's lowest RSS per 6 hours (per shorter buckets for one watched"
-        " under 2 days), fitted with a line from when its growth starts; an instance watched"
+        "Each process instance's lowest memory per 6 hours (per shorter buckets for one"
+        " watched under 2 days): its anonymous memory in RAM and in swap (RssAnon + VmSwap),"
+        " or its RSS in dumps without them; fitted with a line from when its growth starts;"
+        " an instance watched"
         f" for at least {judged_span_text(result.survey.min_span_s)} that grows at least"
         f" {growth.min_rate_mb_per_day:g} MiB/day, and {growth.min_rise_mb:g} MiB over the"
         " shorter of its span and 2 days, steadily, is flagged."
@@ -452,6 +455,7 @@ def leaks_html(part: ProcessPart | Missing) -> str:
             *(Cell(three_decimals(v), v) for v in (leak.growth_mb_per_day, leak.growth_mb)),
             Cell(three_decimals(leak.confidence), leak.confidence),
             Cell(leak.cmd, css="cmd"),
+            Cell(leak.basis),
         ]
         for leak in result.leaks
     ]

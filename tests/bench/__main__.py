@@ -6,10 +6,12 @@ once (scripts/compact_dumps.py, measured; cached in .cache/bench-month-bundled).
 runs each command as a whole process, 3 times, alternating: the plain approach and ours for
 each analysis, ours on the bundles, and scripts/make_report.py. It prints the machine,
 the exact commands, and, grouped as "Month: loose files", "Month: bundled",
-"Compaction", "Report" and "Targets": the median wall time, the peak RSS and the peak PSS
+"Compaction", "Report", "Collector" and "Targets": the median wall time, the peak RSS and the peak PSS
 of each command's process tree, its phase split, the ratios, and a verdict against the
 targets. The peak PSS comes from one more run of each command, not timed: reading
-/proc/<pid>/smaps_rollup slows the process it measures. `make bench YEAR=1` (--year)
+/proc/<pid>/smaps_rollup slows the process it measures. The collector's section is one
+snapshot's CPU against the ps run alone, with at least 600 processes on the host
+(tests/bench/collector.py spawns idle ones to reach it). `make bench YEAR=1` (--year)
 does the same for our analyses on a synthetic year (the baseline needs ~8 GB there;
 --without-baseline skips it) and checks that the time grows linearly from the month.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.baseline import ANALYSES
+from bench.collector import collector_section
 from bench.compaction import disk_usage, ensure_bundled
 from bench.datasets import MONTH, YEAR, DataSet, ensure_dataset, warm_page_cache
 from bench.paths import REPO_ROOT, REPORT_SCRIPT, relative
@@ -146,6 +147,8 @@ def bench_month(repeat: int, cache_dir: Path) -> None:
     loose_dir = prepare(MONTH, cache_dir)
     bundled_dir, compaction = ensure_bundled(loose_dir, cache_dir)
     warm(bundled_dir)
+    print("measuring the collector's snapshot against ps alone", flush=True)
+    collector = collector_section()
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         groups = month_groups(loose_dir, bundled_dir, Path(work))
         results = run_rounds(groups, repeat)
@@ -159,6 +162,7 @@ def bench_month(repeat: int, cache_dir: Path) -> None:
         bundled_section(results),
         compaction_section(compaction, disk_usage(loose_dir), disk_usage(bundled_dir)),
         report_section(results.get(("ours", "report")), *ours),
+        collector,
     ]
     checks: list[Check] = []
     for lines, section_checks in sections:
