@@ -5,7 +5,8 @@ Reads every process_mem_<YYYYMMDD_HHMMSS>.csv in the dumps dir (UTC), computes
 each PID's RSS spread (max - min), writes the top N to top<N>_rss_spread.csv,
 prints them as a table and draws rss_pid_<PID>.png for each. Then judges every
 process instance for sustained growth and writes leaks.csv, a table and
-leak_<PID>_<first seen>.png for each instance that leaks.
+leak_<PID>_<first seen>.png for each instance that leaks; and names the OOM killer's
+victims (the sys_mem files count the kills) in oom_kills.csv and a table.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from utils.console import (
     window_from_args,
 )
 from utils.growth import GrowthParams
+from utils.oom import OOM_CSV, write_oom_csv
 from utils.parser import Where
 from utils.plotting import PlotWorker
 from utils.process_analysis import (
@@ -65,11 +67,13 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> l
     out_dir.mkdir(parents=True, exist_ok=True)
     top_csv = write_spread_csv(result.top, out_dir / f"top{result.options.top_n}_rss_spread.csv")
     leaks_csv = write_leaks_csv(result.leaks, out_dir / LEAKS_CSV)
-    calls = top_plots(result.records, result.top, out_dir)
-    drawn = worker.draw([*calls, *leak_plot_calls(result.records, result.leaks, out_dir)])
+    oom_csv = write_oom_csv(result.ooms.kills if result.ooms else [], out_dir / OOM_CSV)
+    calls = top_plots(result.records, result.top, out_dir, result.ooms)
+    leak_calls = leak_plot_calls(result.records, result.leaks, out_dir, result.ooms)
+    drawn = worker.draw([*calls, *leak_calls])
     plots, leak_plots = drawn[: len(calls)], drawn[len(calls) :]
     removed = remove_stale_outputs(out_dir, drawn, top_csv.name)
-    lines = [f"Wrote {top_csv}", f"Wrote {leaks_csv}"]
+    lines = [f"Wrote {top_csv}", f"Wrote {leaks_csv}", f"Wrote {oom_csv}"]
     lines.append(f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png")
     if leak_plots:
         count = plural(len(leak_plots), "leak plot")
@@ -81,7 +85,7 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> l
 
 def analyze_processes(where: Where, options: ProcessOptions, session: Session) -> int | None:
     """Compute, then write the CSVs and the plots, then print the tables; EXIT_ALERT when
-    asked to (--fail-on-leak) and an instance leaks."""
+    asked to (--fail-on-leak, --fail-on-oom) and an instance leaks or was OOM-killed."""
     # Fork the plot worker first, while this process holds no rows (not even the
     # list of files) and runs no threads.
     with PlotWorker(enabled=options.top_n >= PARALLEL_PLOTS_FROM) as worker:
@@ -154,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when a process instance leaks,"
         " after everything is written (for cron)",
     )
+    parser.add_argument(
+        "--fail-on-oom",
+        action="store_true",
+        help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window,"
+        " after everything is written",
+    )
     return parser
 
 
@@ -170,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_rise_mb=args.min_rise,
         ),
         fail_on_leak=args.fail_on_leak,
+        fail_on_oom=args.fail_on_oom,
     )
     return run_analysis(
         PROG,

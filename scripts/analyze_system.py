@@ -2,9 +2,9 @@
 """Analyse the system memory snapshots: RAM and swap used over time, and when memory runs out.
 
 Reads every sys_mem_<YYYYMMDD_HHMMSS>.csv in the dumps dir (UTC), writes
-system_metrics.csv, forecast.json and five PNG plots to the out dir, and prints the
-time span, a summary of the metrics (three definitions of "used" RAM side by side)
-and a forecast of when MemAvailable would reach zero.
+system_metrics.csv, forecast.json and six PNG plots to the out dir, and prints the
+time span, the OOM kills, a summary of the metrics (three definitions of "used" RAM side
+by side) and a forecast of when MemAvailable would reach zero.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def analyze_system(where: Where, options: SystemOptions, session: Session) -> in
             write_forecast_json(result.summary.forecast, where.out_dir / FORECAST_JSON),
         ]
     with session.timer.phase("plotting"):
-        plots = plot_system(result.metrics, where.out_dir)
+        plots = plot_system(result.metrics, where.out_dir, result.ooms)
     for line in format_summary(result.summary):
         session.console.print(line)
     session.console.print()
@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the forecast has MemAvailable reach 0"
         " within DAYS days, after everything is written",
     )
+    parser.add_argument(
+        "--fail-on-oom",
+        action="store_true",
+        help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window, after"
+        " everything is written",
+    )
     return parser
 
 
@@ -97,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     where = Where(args.dumps_dir, window_from_args(parser, args), args.out_dir)
-    options = SystemOptions(args.trend_days, args.alert_pct, args.alert_days)
+    options = SystemOptions(args.trend_days, args.alert_pct, args.alert_days, args.fail_on_oom)
     return run_analysis(
         PROG,
         lambda session: analyze_system(where, options, session),

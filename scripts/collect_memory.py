@@ -19,12 +19,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple
 
-from utils import defaults
+from utils import defaults, dump_format
 from utils.console import (
     EXIT_INTERNAL,
     EXIT_NO_DATA,
@@ -34,6 +34,7 @@ from utils.console import (
     save_traceback,
 )
 from utils.dump_format import (
+    COUNTER_FIELDS,
     MEMINFO_FIELDS,
     PAGE_COUNT_FIELDS,
     PROCESS_HEADER,
@@ -41,19 +42,24 @@ from utils.dump_format import (
     TIMESTAMP_FORMAT,
     csv_text,
     snapshot_names,
+    victims_text,
 )
 from utils.files import temp_name, write_private_file
 from utils.procfs import (
+    KMSG,
     NOTHING,
     PROC,
     BootClock,
+    KernelLog,
     ProcessMemory,
     boot_clock,
     boot_id,
     missing_status_fields,
     parse_meminfo,
     process_memory,
+    psi_totals,
     started_text,
+    vmstat_counters,
 )
 from utils.signals import Stopped, StopSignals
 
@@ -70,17 +76,9 @@ MEMINFO_PATH = Path("/proc/meminfo")
 # `ps` can block on a process whose memory map is locked (stuck in D state);
 # a snapshot that takes this long is abandoned and the next slot is tried.
 PS_TIMEOUT_S = 60.0
-# Plain `user` cuts names over 8 characters to "averyve+"; 255 is the longest
-# name the system allows (LOGIN_NAME_MAX - 1), so names are never cut.
-PS_USER_WIDTH = 255
-# -ww: never cut the command line, whatever COLUMNS says.
-PS_COMMAND: tuple[str, ...] = (
-    "ps",
-    "-ww",
-    "--no-headers",
-    "-eo",
-    f"pid,ppid,user:{PS_USER_WIDTH},rss,vsz,cmd",
-)
+# What ps prints: the dump format's (utils.dump_format, where the why is).
+PS_USER_WIDTH = dump_format.PS_USER_WIDTH
+PS_COMMAND: tuple[str, ...] = dump_format.PS_COMMAND
 # ps prints non-ASCII command lines only in a UTF-8 locale (else as "?").
 PS_ENV_OVERRIDES = {"LC_ALL": "C.UTF-8"}
 
@@ -119,9 +117,16 @@ def kb_to_mb_text(kb: int) -> str:
     return f"{kb / 1024:.3f}"
 
 
-def sys_row(values: dict[str, int], boot: str = "") -> list[str]:
+def sys_row(
+    values: dict[str, int],
+    boot: str = "",
+    counters: Mapping[str, int] | None = None,
+    victims: str = "",
+) -> list[str]:
     """The sys_mem CSV row: kB fields in MiB, page counts as they are, missing empty; then
-    the boot's id."""
+    the boot's id, the counters since boot (missing: empty) and the OOM victims logged."""
+    counted = counters or {}
+    tail = [boot, *(str(counted[name]) if name in counted else "" for name in COUNTER_FIELDS)]
     row: list[str] = []
     for name in MEMINFO_FIELDS:
         value = values.get(name)
@@ -131,7 +136,7 @@ def sys_row(values: dict[str, int], boot: str = "") -> list[str]:
             row.append(str(value))
         else:
             row.append(kb_to_mb_text(value))
-    return [*row, boot]
+    return [*row, *tail, victims]
 
 
 # pid, ppid, user (padded to PS_USER_WIDTH), rss, vsz, then one space and the
@@ -274,15 +279,26 @@ class Snapshot(NamedTuple):
 
 
 class Sources(NamedTuple):
-    """Where a snapshot's numbers come from (tests give fakes): meminfo, ps, and the /proc
-    tree the processes' status, stat and the boot's files are read from."""
+    """Where a snapshot's numbers come from (tests give fakes): meminfo, ps, the /proc
+    tree the processes' status and stat, the boot's files and the counters are read from,
+    and the kernel log."""
 
     meminfo_path: Path = MEMINFO_PATH
     ps_command: Sequence[str] = PS_COMMAND
     proc: Path = PROC
+    kmsg: Path = KMSG
 
 
 DEFAULT_SOURCES = Sources()
+
+
+class RunState(NamedTuple):
+    """What a run keeps from one snapshot to the next: the boot clock read once at start
+    (so that a process's STARTED is the same text in every snapshot), and the kernel log,
+    opened at its end at start."""
+
+    clock: BootClock | None
+    kernel_log: KernelLog | None
 
 
 def take_snapshot(
@@ -290,7 +306,7 @@ def take_snapshot(
     timestamp: str,
     guard: StopSignals,
     sources: Sources = DEFAULT_SOURCES,
-    clock: BootClock | None = None,
+    state: RunState | None = None,
 ) -> Snapshot:
     """Read memory, run ps and publish both files, or publish nothing.
 
@@ -306,7 +322,7 @@ def take_snapshot(
             raise SnapshotError(f"cannot look at {final}: {err.strerror or err}") from err
         if exists:
             raise SnapshotError(f"{final} already exists; not overwritten")
-    texts, count = _snapshot_texts(sources, clock)
+    texts, count = _snapshot_texts(sources, state or RunState(None, None))
     temps = [dumps_dir / temp_name(name) for name in names]
     published: list[Path] = []
     with guard.deferred():
@@ -328,10 +344,12 @@ def take_snapshot(
     return Snapshot(timestamp, count)
 
 
-def _snapshot_texts(sources: Sources, clock: BootClock | None) -> tuple[list[str], int]:
-    """The two files' text, and how many processes: meminfo, then ps, then each listed
-    process's status and stat (read right after ps, so that few are gone meanwhile)."""
+def _snapshot_texts(sources: Sources, state: RunState) -> tuple[list[str], int]:
+    """The two files' text, and how many processes: meminfo and the counters, then ps,
+    then each listed process's status and stat (read right after ps, so that few are gone
+    meanwhile), then what the kernel logged of OOM kills since the last snapshot."""
     meminfo = read_meminfo(sources.meminfo_path)
+    counters = {**vmstat_counters(sources.proc), **psi_totals(sources.proc)}
     rows, bad_lines = parse_ps_output(run_ps(sources.ps_command))
     if not rows:
         raise SnapshotError(f"{sources.ps_command[0]} listed no processes")
@@ -339,9 +357,11 @@ def _snapshot_texts(sources: Sources, clock: BootClock | None) -> tuple[list[str
         log.warning("ps printed %d line(s) that did not parse; left out", bad_lines)
     proc = str(sources.proc)
     memory = [process_memory(row.pid, proc) for row in rows]
-    clock = clock or boot_clock(sources.proc)
+    clock = state.clock or boot_clock(sources.proc)
+    log_ = state.kernel_log
+    victims = victims_text(log_.victims()) if log_ is not None else ""
     texts = [
-        csv_text(SYS_HEADER, [sys_row(meminfo, boot_id(sources.proc))]),
+        csv_text(SYS_HEADER, [sys_row(meminfo, boot_id(sources.proc), counters, victims)]),
         csv_text(PROCESS_HEADER, process_rows(rows, memory, clock)),
     ]
     return texts, len(rows)
@@ -387,11 +407,10 @@ class _Failures:
 
 
 class Collecting(NamedTuple):
-    """What every snapshot of a run shares: its sources, and the boot clock read once at
-    start (so that a process's STARTED is the same text in every snapshot)."""
+    """What every snapshot of a run shares: its sources, and the state kept between them."""
 
     sources: Sources
-    clock: BootClock | None
+    state: RunState
 
 
 def _snapshot_once(
@@ -401,7 +420,7 @@ def _snapshot_once(
     began = time.monotonic()
     timestamp = time.strftime(TIMESTAMP_FORMAT, time.gmtime(second))
     try:
-        snap = take_snapshot(dumps_dir, timestamp, guard, run.sources, run.clock)
+        snap = take_snapshot(dumps_dir, timestamp, guard, run.sources, run.state)
     except Exception as err:  # a bug too: say so, keep the traceback, keep collecting
         failures.failed(timestamp, err)
         return
@@ -409,22 +428,31 @@ def _snapshot_once(
     log.info("snapshot %s UTC: %d processes in %.2f s", snap.timestamp, snap.process_count, took)
 
 
-def _say_what_is_collected(
-    dumps_dir: Path, schedule: Schedule, sources: Sources, clock: BootClock | None
-) -> None:
-    """The fields this kernel lacks, in one line (as psutil warns once for all), then what
-    is collected where."""
+def _say_what_is_collected(dumps_dir: Path, schedule: Schedule, run: Collecting) -> None:
+    """The fields this kernel lacks, in one line (as psutil warns once for all), and a line
+    if the kernel log cannot be read; then what is collected where."""
+    sources = run.sources
     try:
         missing = missing_meminfo_fields(read_meminfo(sources.meminfo_path))
     except SnapshotError:
         missing = []  # unreadable now: the first snapshot says so
     missing += missing_status_fields(sources.proc)
-    if clock is None:
+    if run.state.clock is None:
         missing.append("btime in /proc/stat (so STARTED)")
     if not boot_id(sources.proc):
         missing.append("boot_id")
+    counters = {**vmstat_counters(sources.proc), **psi_totals(sources.proc)}
+    missing += [name for name in COUNTER_FIELDS if name not in counters]
     if missing:
         log.warning("this kernel lacks %s; written empty", ", ".join(missing))
+    kernel_log = run.state.kernel_log
+    if kernel_log is not None and not kernel_log.readable:
+        log.warning(
+            "cannot read the kernel log %s (%s): oom_victims stays empty, and the analyses"
+            " infer OOM victims from the oom_kill counter",
+            sources.kmsg,
+            kernel_log.error,
+        )
     until = "until stopped" if schedule.snapshots is None else f"{schedule.snapshots} snapshot(s)"
     log.info("collecting every %g s into %s, %s", schedule.interval_s, dumps_dir, until)
 
@@ -433,8 +461,9 @@ def run_collector(
     dumps_dir: Path, schedule: Schedule, guard: StopSignals, sources: Sources = DEFAULT_SOURCES
 ) -> int:
     """Take snapshots on a fixed schedule; return the number that failed."""
-    run = Collecting(sources, boot_clock(sources.proc))
-    _say_what_is_collected(dumps_dir, schedule, sources, run.clock)
+    kernel_log = KernelLog(sources.kmsg)
+    run = Collecting(sources, RunState(boot_clock(sources.proc), kernel_log))
+    _say_what_is_collected(dumps_dir, schedule, run)
     failures = _Failures(dumps_dir)
     taken = 0
     start = time.monotonic()

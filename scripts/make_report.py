@@ -96,11 +96,12 @@ def plot_calls(
     """The system plots, the per-PID plots and the leak plots, as the analyses draw them."""
     system_calls: list[PlotCall] = []
     if not isinstance(system, Missing):
-        system_calls = system_plot_calls(system.metrics, folder)
+        system_calls = system_plot_calls(system.metrics, folder, system.ooms)
     if isinstance(processes, Missing):
         return system_calls, [], []
-    pid_calls = top_plots(processes.records, processes.top, folder)
-    return system_calls, pid_calls, leak_plot_calls(processes.records, processes.leaks, folder)
+    pid_calls = top_plots(processes.records, processes.top, folder, processes.ooms)
+    leak_calls = leak_plot_calls(processes.records, processes.leaks, folder, processes.ooms)
+    return system_calls, pid_calls, leak_calls
 
 
 def draw_parts(

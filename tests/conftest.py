@@ -29,6 +29,7 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 
 from utils.dump_format import (
+    COUNTER_FIELDS,
     MEMINFO_HEADER,
     PROCESS_HEADER,
     PS_HEADER,
@@ -106,18 +107,26 @@ ProcessRow = tuple[int, int, str, float, float, str]
 FullRow = tuple[int, int, str, float, float, str, float | None, float | None, str]
 
 
-def write_sys(dumps: Path, stamp: str, boot_id: str | None = None, **fields_mb: float) -> Path:
-    """A sys_mem file; fields by header name without `_MB` (MemTotal=1000.0), 0 if not given.
-    With a boot_id, the collector's header of today; without, an older collector's."""
+def write_sys(
+    dumps: Path,
+    stamp: str,
+    boot_id: str | None = None,
+    victims: str = "",
+    **fields: float,
+) -> Path:
+    """A sys_mem file; meminfo fields by header name without `_MB` (MemTotal=1000.0), 0 if
+    not given. With a boot_id, the collector's header of today, with the counters given
+    (oom_kill=1; others empty) and the oom_victims text; without, an older collector's."""
     header = MEMINFO_HEADER if boot_id is None else SYS_HEADER
     values = {name.removesuffix("_MB"): 0.0 for name in MEMINFO_HEADER}
-    values.update(fields_mb)
+    values.update({name: value for name, value in fields.items() if name not in COUNTER_FIELDS})
     row = [
         str(int(values[name])) if not name.endswith("_MB") else f"{values[name[:-3]]:.3f}"
         for name in MEMINFO_HEADER
     ]
     if boot_id is not None:
-        row.append(boot_id)
+        counted = [str(int(fields[name])) if name in fields else "" for name in COUNTER_FIELDS]
+        row += [boot_id, *counted, victims]
     path = dumps / snapshot_names(stamp)[0]
     path.write_text(csv_text(header, [row]), encoding="utf-8")
     return path
@@ -171,11 +180,22 @@ def write_fake_proc(
     btime: int | None = 1772323200,
     boot_id: str | None = "0b7e6f3a-5c41-4d2e-9f88-1a2b3c4d5e6f",
     own_status: str | None = None,
+    vmstat: str | None = "nr_free_pages 1000\npswpin 12\npswpout 34\npgmajfault 56\noom_kill 2\n",
+    pressure: str | None = (
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=7000\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=3000\n"
+    ),
 ) -> Path:
     """A /proc tree as the collector reads it (the style of psutil's tests): each
-    process's status and stat, /proc/stat's btime, the boot_id, and self/status (what
-    the collector judges the kernel's fields on). None leaves a file out."""
+    process's status and stat, /proc/stat's btime, the boot_id, self/status (what the
+    collector judges the kernel's fields on), vmstat and pressure/memory. None leaves a
+    file out."""
     root.mkdir(parents=True, exist_ok=True)
+    if vmstat is not None:
+        (root / "vmstat").write_text(vmstat)
+    if pressure is not None:
+        (root / "pressure").mkdir(exist_ok=True)
+        (root / "pressure" / "memory").write_text(pressure)
     stat = "cpu  1 2 3 4\nintr 12345 0 0\nctxt 999\n"
     (root / "stat").write_text(stat + (f"btime {btime}\n" if btime is not None else ""))
     if boot_id is not None:

@@ -86,9 +86,9 @@ def _memory_controller() -> tuple[Path, int] | None:
 
 
 @contextlib.contextmanager
-def memory_cgroup(limit_mib: int) -> Iterator[MemoryCgroup]:
-    """A memory cgroup capped at limit_mib of RAM, swap allowed; every process left in it
-    is killed, and the group removed, after the test."""
+def memory_cgroup(limit_mib: int, swap: bool = True) -> Iterator[MemoryCgroup]:
+    """A memory cgroup capped at limit_mib of RAM, swap allowed or not; every process left
+    in it is killed, and the group removed, after the test."""
     need_root("a memory cgroup")
     found = _memory_controller()
     if found is None:
@@ -104,10 +104,12 @@ def memory_cgroup(limit_mib: int) -> Iterator[MemoryCgroup]:
         if version == 2:
             (path / "memory.max").write_text(limit)
             if (path / "memory.swap.max").exists():
-                (path / "memory.swap.max").write_text("max")
+                (path / "memory.swap.max").write_text("max" if swap else "0")
         else:
             (path / "memory.limit_in_bytes").write_text(limit)
-            (path / "memory.swappiness").write_text("100")
+            (path / "memory.swappiness").write_text("100" if swap else "0")
+            if not swap and (path / "memory.memsw.limit_in_bytes").exists():
+                (path / "memory.memsw.limit_in_bytes").write_text(limit)  # RAM + swap
         yield MemoryCgroup(path, path / "cgroup.procs")
     finally:
         _empty_and_remove(path)

@@ -380,6 +380,18 @@ class _Host:
         self.shmem = 150.0 * MIB
         self.active_share = 0.55
         self.swap_creep = float(_pages(float(rng.uniform(0, 64)) * MIB))
+        # /proc/vmstat's and /proc/pressure/memory's counters since boot, as they stood at
+        # the first snapshot; they rise with the pressure (no OOM kill on this host).
+        self.counters = {
+            "oom_kill": 0,
+            "pswpin": int(rng.integers(0, 5000)),
+            "pswpout": int(rng.integers(5000, 50_000)),
+            "pgmajfault": int(rng.integers(10_000, 200_000)),
+            "psi_some_total_us": int(rng.integers(10**6, 10**8)),
+            "psi_full_total_us": 0,
+        }
+        self.counters["psi_full_total_us"] = self.counters["psi_some_total_us"] * 3 // 5
+        self._swap_used_kb = 0
         self.huge_in_use = 0
         self.building = False
 
@@ -514,6 +526,7 @@ class _Host:
         pressure = min(max((SWAP_PRESSURE_AT - available / total) / SWAP_PRESSURE_AT, 0.0), 1.0)
         self.swap_creep += pressure * float(u[2]) * self.swap_creep_max
         swap_used = min(_pages(self.swap_creep) + self.leak_swapped, self.swap_total)
+        self._count(pressure, swap_used, float(u[1]))
         anon = _pages(rss_sum * 0.8)
         lru = anon + cached + buffers
         active = _pages(lru * self.active_share)
@@ -546,6 +559,19 @@ class _Host:
             "HugePages_Free": hugetlb_pages - self.huge_in_use,
         }
         return values
+
+    def _count(self, pressure: float, swap_used_kb: int, draw: float) -> None:
+        """The counters over one interval: pages swapped out as swap use grows (and a few
+        read back), major faults, and memory stalls that grow with the pressure."""
+        grown_pages = max(swap_used_kb - self._swap_used_kb, 0) // PAGE_KB
+        self._swap_used_kb = swap_used_kb
+        counters = self.counters
+        counters["pswpout"] += grown_pages + int(draw * 4)
+        counters["pswpin"] += int(draw * 3 + pressure * 50)
+        counters["pgmajfault"] += int(20 + draw * 200 + pressure * 2000)
+        stalled_us = int(self.interval_s * 1e6 * (0.0005 * draw + 0.05 * pressure**2))
+        counters["psi_some_total_us"] += stalled_us
+        counters["psi_full_total_us"] += stalled_us * 3 // 5
 
     def process_text(self, rss: IntArray) -> str:
         """The whole process_mem file, rows in PID order like ps; only numbers formatted.
@@ -635,7 +661,8 @@ def generate_dumps(
         if index not in gap:
             stamp = start + timedelta(seconds=index * interval_s)
             sys_name, process_name = snapshot_names(stamp.strftime(TIMESTAMP_FORMAT))
-            sys_bytes = (sys_header + ",".join(sys_row(values, host.boot_id)) + "\n").encode()
+            row = sys_row(values, host.boot_id, host.counters)
+            sys_bytes = (sys_header + ",".join(row) + "\n").encode()
             process_bytes = host.process_text(rss).encode("utf-8")
             (out_dir / sys_name).write_bytes(sys_bytes)
             (out_dir / process_name).write_bytes(process_bytes)

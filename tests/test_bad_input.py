@@ -31,6 +31,7 @@ import analyze_system
 from conftest import SCRIPTS_DIR, bundle_day, run_main
 from utils import system_analysis
 from utils.dump_format import (
+    COUNTER_FIELDS,
     MEMINFO_HEADER,
     PROCESS_HEADER,
     PS_HEADER,
@@ -41,6 +42,8 @@ from utils.dump_format import (
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
 from utils.system_analysis import OPTIONAL_FIELDS, RAW_FIELDS, load_system_frame
+
+SYS_OPTIONAL = (*OPTIONAL_FIELDS, *COUNTER_FIELDS)
 
 SCRIPTS = SCRIPTS_DIR
 GOOD_STAMPS = ["20260301_000000", "20260301_001000", "20260301_003000", "20260301_004000"]
@@ -87,6 +90,11 @@ def sys_row(step: int) -> list[str]:
     values["MemTotal_MB"] = "16000.000"
     values["AnonHugePages_MB"] = ""  # a kernel without transparent huge pages
     values["boot_id"] = "3f5a0e4c-2b9d-4c1e-9a77-0d2c5b8e6f10"
+    for index, name in enumerate(COUNTER_FIELDS):  # whole numbers, since boot
+        values[name] = str(1000 * (index + 1) + 7 * step)
+    values["psi_full_total_us"] = ""  # a kernel without it
+    # A kill on the last step, of a command whose name holds a comma, a quote and a colon.
+    values["oom_victims"] = '812:a,"b:c:40704;9:x:0' if step == 3 else ""
     return [values[name] for name in sys_header(step)]
 
 
@@ -115,7 +123,11 @@ PROCESS_KNOWN = {
     "STARTED": "time or empty",
 }
 SYS_NEEDS = {name: "number" for name in RAW_FIELDS} | {"MemTotal_MB": "positive"}
-SYS_KNOWN = {name: "number or empty" for name in MEMINFO_HEADER} | {"boot_id": "text"}
+SYS_KNOWN = (
+    {name: "number or empty" for name in MEMINFO_HEADER}
+    | {"boot_id": "text", "oom_victims": "victims or empty"}
+    | {name: "count or empty" for name in COUNTER_FIELDS}
+)
 
 
 def number(token: str) -> float | None:
@@ -135,11 +147,15 @@ def field_value(kind: str, token: str) -> float | str | None:
         return token
     if kind == "time or empty":
         return token if token == "" or utc_time(token) else None
-    if kind == "number or empty" and token == "":
+    if kind == "victims or empty":
+        return token if victims_ok(token) else None
+    if kind in ("number or empty", "count or empty") and token == "":
         return math.nan
     value = number(token)
     if value is None or not math.isfinite(value) or value < 0:
         return None
+    if kind == "count or empty":  # exact in a float64
+        return value if value == int(value) and value < 2**53 else None
     if kind != "whole" and value >= 2**30:  # a pebibyte: no system reports as much
         return None
     if kind == "whole":
@@ -147,6 +163,21 @@ def field_value(kind: str, token: str) -> float | str | None:
     if kind == "positive" and value == 0:
         return None
     return value
+
+
+def victims_ok(token: str) -> bool:
+    """Empty, or `PID:comm:anon_kB` items joined by ';': the comm is anything but ';'
+    between the first and the last ':'."""
+    if token == "":
+        return True
+    for item in token.split(";"):
+        head, _, rest = item.partition(":")
+        _, colon, tail = rest.rpartition(":")
+        digits = [(head, 10), (tail, 20)]  # the parser's bounds on digit counts
+        ascii_digits = all(0 < len(p) <= n and set(p) <= set("0123456789") for p, n in digits)
+        if not colon or not ascii_digits or int(head) >= 2**31 or int(tail) >= 2**40:
+            return False
+    return True
 
 
 def utc_time(token: str) -> bool:
@@ -311,8 +342,9 @@ def check_property(prefix: str, bad: bytes, bundled: bool = False) -> None:
         values: list[list[float | None]] = together.result[1]
         assert len(values) == len(GOOD_STAMPS) + 1
         row = verdict.rows[0]
-        fields = [float(row.get(field, math.nan)) for field in (*RAW_FIELDS, *OPTIONAL_FIELDS)]
-        assert values[2] == [None if math.isnan(v) else round(v, 3) for v in fields]
+        numbers = [float(row.get(field, math.nan)) for field in (*RAW_FIELDS, *SYS_OPTIONAL)]
+        texts = [str(row.get(field, "")) for field in ("boot_id", "oom_victims")]
+        assert values[2] == [None if math.isnan(v) else round(v, 3) for v in numbers] + texts
 
 
 # --- Hand-picked bad files (each once seen in the wild or found by fuzzing) --------------
@@ -320,6 +352,12 @@ def check_property(prefix: str, bad: bytes, bundled: bool = False) -> None:
 P_HEADER = b"PID,PPID,USER,RSS_MB,VSZ_MB,CMD\n"
 N_HEADER = b"PID,PPID,USER,RSS_MB,VSZ_MB,CMD,ANON_MB,SWAP_MB,STARTED\n"
 S_NAMES = "MemTotal_MB,MemFree_MB,Buffers_MB,Cached_MB,SReclaimable_MB,SwapTotal_MB,SwapFree_MB"
+
+
+def sys_with(**fields: str) -> bytes:
+    """A sys_mem file of today's collector, its good row with some fields replaced."""
+    row = dict(zip(SYS_HEADER, sys_row(3), strict=True)) | fields
+    return csv_text(SYS_HEADER, [list(row.values())]).encode()
 
 
 @pytest.mark.parametrize(
@@ -348,6 +386,11 @@ S_NAMES = "MemTotal_MB,MemFree_MB,Buffers_MB,Cached_MB,SReclaimable_MB,SwapTotal
         (PROCESS_PREFIX, N_HEADER + b"7,1,root,1.0,2.0,x,1e308,0.0,\n", "ANON_MB on line 2 is '1e308', out of range"),
         (PROCESS_PREFIX, N_HEADER + b"7,1,root,1.0,2.0,x,1.0,-2,\n", "SWAP_MB on line 2 is '-2', negative"),
         (PROCESS_PREFIX, N_HEADER + b"7,1,root,1.0,2.0,x,1.0,0.0\n", "line 2 has 8 fields, the header has 9"),
+        (SYS_PREFIX, sys_with(oom_kill="12.5"), "oom_kill on line 2 is '12.5', not a whole number"),
+        (SYS_PREFIX, sys_with(pgmajfault="many"), "pgmajfault on line 2 is 'many', not a whole number"),
+        (SYS_PREFIX, sys_with(psi_some_total_us="9007199254740992"), "psi_some_total_us on line 2 is '9007199254740992', out of range"),
+        (SYS_PREFIX, sys_with(oom_victims="812-python"), "oom_victims on line 2 is '812-python', not PID:comm:anon_kB items separated by ';' or empty"),
+        (SYS_PREFIX, sys_with(oom_victims="812:py:4;"), "oom_victims on line 2 is '812:py:4;', not PID:comm:anon_kB items separated by ';' or empty"),
     ],
 )  # fmt: skip
 def test_each_case_issue_8_found_is_one_line_naming_the_file(

@@ -101,7 +101,17 @@ def test_missing_fields_are_reported_and_written_empty() -> None:
 
 def test_sys_header_is_meminfo_order_memtotal_first_hugepages_free_last() -> None:
     assert fmt.SYS_HEADER[0] == "MemTotal_MB"
-    assert fmt.SYS_HEADER[-2:] == ("HugePages_Free", "boot_id")
+    assert fmt.SYS_HEADER[: len(fmt.MEMINFO_HEADER)][-1] == "HugePages_Free"
+    assert fmt.SYS_HEADER[len(fmt.MEMINFO_HEADER) :] == (
+        "boot_id",
+        "oom_kill",
+        "pswpin",
+        "pswpout",
+        "pgmajfault",
+        "psi_some_total_us",
+        "psi_full_total_us",
+        "oom_victims",
+    )
     assert "HugePages_Total" in fmt.SYS_HEADER
     real_order = [name for name in procfs.parse_meminfo(OLD_MEMINFO) if name in fmt.MEMINFO_FIELDS]
     assert real_order == [name for name in fmt.MEMINFO_FIELDS if name in real_order]
@@ -229,14 +239,18 @@ def fake_sources(tmp_path: Path) -> cm.Sources:
     ps_text = tmp_path / "ps.txt"
     ps_text.write_text(PS_OUTPUT, encoding="utf-8")
     proc = write_fake_proc(tmp_path / "proc", FAKE_PROCESSES, BOOT_S)
-    return cm.Sources(meminfo, ("cat", str(ps_text)), proc)
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("6,1,5,-;an old line, before the collector started\n")
+    return cm.Sources(meminfo, ("cat", str(ps_text)), proc, kmsg)
 
 
 def test_take_snapshot_writes_a_private_pair(tmp_path: Path, fake_sources: cm.Sources) -> None:
-    meminfo, ps, proc = fake_sources
+    meminfo, ps, proc, kmsg = fake_sources
     dumps = tmp_path / "dumps"
     cm.prepare_dumps_dir(dumps)
-    snap = cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
+    snap = cm.take_snapshot(
+        dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc, kmsg)
+    )
     assert snap == cm.Snapshot("20260301_120000", 7)
     sys_file = dumps / "sys_mem_20260301_120000.csv"
     proc_file = dumps / "process_mem_20260301_120000.csv"
@@ -246,7 +260,18 @@ def test_take_snapshot_writes_a_private_pair(tmp_path: Path, fake_sources: cm.So
     sys_rows = read_csv_rows(sys_file)
     assert sys_rows[0] == list(fmt.SYS_HEADER)
     assert len(sys_rows) == 2
-    assert sys_rows[1][-1] == "0b7e6f3a-5c41-4d2e-9f88-1a2b3c4d5e6f"  # the boot_id
+    start = len(fmt.MEMINFO_HEADER)
+    extra = dict(zip(sys_rows[0][start:], sys_rows[1][start:], strict=True))
+    assert extra == {
+        "boot_id": "0b7e6f3a-5c41-4d2e-9f88-1a2b3c4d5e6f",
+        "oom_kill": "2",
+        "pswpin": "12",
+        "pswpout": "34",
+        "pgmajfault": "56",
+        "psi_some_total_us": "7000",
+        "psi_full_total_us": "3000",
+        "oom_victims": "",  # no kernel log given: nothing read of it
+    }
     proc_rows = read_csv_rows(proc_file)
     assert proc_rows[0] == list(fmt.PROCESS_HEADER)
     assert [row[6:] for row in proc_rows[1:]] == [
@@ -277,10 +302,12 @@ def test_dumps_dir_created_without_world_access_existing_left_alone(tmp_path: Pa
 
 
 def test_existing_snapshot_is_never_overwritten(tmp_path: Path, fake_sources: cm.Sources) -> None:
-    meminfo, ps, proc = fake_sources
+    meminfo, ps, proc, kmsg = fake_sources
     (tmp_path / "sys_mem_20260301_120000.csv").write_text("precious\n")
     with pytest.raises(cm.SnapshotError, match="already exists"):
-        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
+        cm.take_snapshot(
+            tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc, kmsg)
+        )
     assert (tmp_path / "sys_mem_20260301_120000.csv").read_text() == "precious\n"
     assert not (tmp_path / "process_mem_20260301_120000.csv").exists()
 
@@ -307,10 +334,12 @@ def test_failed_ps_publishes_nothing(
 
 
 def test_unreadable_meminfo_is_a_snapshot_error(tmp_path: Path, fake_sources: cm.Sources) -> None:
-    _, ps, proc = fake_sources
+    _, ps, proc, kmsg = fake_sources
     missing = tmp_path / "nope"
     with pytest.raises(cm.SnapshotError, match=f"cannot read {missing}"):
-        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(missing, ps, proc))
+        cm.take_snapshot(
+            tmp_path, "20260301_120000", StopSignals(), cm.Sources(missing, ps, proc, kmsg)
+        )
 
 
 def test_disk_full_leaves_no_file_and_no_temporary(
@@ -318,7 +347,7 @@ def test_disk_full_leaves_no_file_and_no_temporary(
     fake_sources: cm.Sources,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    meminfo, ps, proc = fake_sources
+    meminfo, ps, proc, kmsg = fake_sources
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     real_write = files.write_private_file
@@ -331,7 +360,9 @@ def test_disk_full_leaves_no_file_and_no_temporary(
 
     monkeypatch.setattr(cm, "write_private_file", full_on_second)
     with pytest.raises(cm.SnapshotError, match="No space left on device"):
-        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
+        cm.take_snapshot(
+            dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc, kmsg)
+        )
     assert list(dumps.iterdir()) == []
 
 
@@ -362,7 +393,7 @@ def test_a_read_only_dir_fails_the_snapshot_even_when_clean_up_fails(
 ) -> None:
     # What a kernel does after an I/O error: the mount turns read-only under us, so the
     # write fails and so does deleting the temporary afterwards.
-    meminfo, ps, proc = fake_sources
+    meminfo, ps, proc, kmsg = fake_sources
 
     def read_only(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(args[0]))
@@ -370,17 +401,21 @@ def test_a_read_only_dir_fails_the_snapshot_even_when_clean_up_fails(
     monkeypatch.setattr(cm, "write_private_file", read_only)
     monkeypatch.setattr(Path, "unlink", read_only)
     with pytest.raises(cm.SnapshotError, match="Read-only file system"):
-        cm.take_snapshot(tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
+        cm.take_snapshot(
+            tmp_path, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc, kmsg)
+        )
 
 
 def test_a_dumps_dir_replaced_by_a_file_fails_the_snapshot(
     tmp_path: Path, fake_sources: cm.Sources
 ) -> None:
-    meminfo, ps, proc = fake_sources
+    meminfo, ps, proc, kmsg = fake_sources
     dumps = tmp_path / "dumps"
     dumps.write_text("")
     with pytest.raises(cm.SnapshotError, match="Not a directory"):
-        cm.take_snapshot(dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc))
+        cm.take_snapshot(
+            dumps, "20260301_120000", StopSignals(), cm.Sources(meminfo, ps, proc, kmsg)
+        )
 
 
 def test_a_hanging_ps_is_killed_with_everything_it_started(tmp_path: Path) -> None:
@@ -413,7 +448,7 @@ def test_a_bug_in_a_snapshot_is_one_line_and_collection_goes_on(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    meminfo, ps, proc = fake_sources
+    meminfo, ps, proc, kmsg = fake_sources
 
     def buggy(*args: object) -> list[str]:
         raise ZeroDivisionError("division by zero")
@@ -421,7 +456,7 @@ def test_a_bug_in_a_snapshot_is_one_line_and_collection_goes_on(
     monkeypatch.setattr(cm, "sys_row", buggy)
     with caplog.at_level("INFO", logger="collect_memory"):
         failures = cm.run_collector(
-            tmp_path, cm.Schedule(1.0, 2), StopSignals(), cm.Sources(meminfo, ps, proc)
+            tmp_path, cm.Schedule(1.0, 2), StopSignals(), cm.Sources(meminfo, ps, proc, kmsg)
         )
     assert failures == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import write_proc
 from utils import dumps, file_bytes, parser
-from utils.dump_format import SYS_HEADER
+from utils.dump_format import MEMINFO_HEADER
 from utils.dumps import Batch, Kind, Reader, TableSpec
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, DumpFile, find_dumps
 from utils.process_analysis import compute_rss_spread, load_all_records
@@ -127,9 +127,9 @@ def test_a_row_with_one_field_more_than_its_header_is_a_bad_file(
 ) -> None:
     """pandas reads a first line with one field too many as an index column and shifts every
     value one column to the right; first in a batch or not, the file is named and skipped."""
-    header = ",".join(SYS_HEADER) + "\n"
-    good = header + ",".join(["24000.0"] * len(SYS_HEADER)) + "\n"
-    bad = header + "42," + ",".join(["24000.0"] * len(SYS_HEADER)) + "\n"
+    header = ",".join(MEMINFO_HEADER) + "\n"
+    good = header + ",".join(["24000.0"] * len(MEMINFO_HEADER)) + "\n"
+    bad = header + "42," + ",".join(["24000.0"] * len(MEMINFO_HEADER)) + "\n"
     stamps = ["20260301_000000", "20260301_001000"]
     for number, stamp in enumerate(stamps):
         text = bad if number == position else good
@@ -138,7 +138,7 @@ def test_a_row_with_one_field_more_than_its_header_is_a_bad_file(
     frame = load_system_frame(
         find_dumps(tmp_path, SYS_PREFIX), lambda path, why: warned.append(f"{path.name}: {why}")
     )
-    fields = len(SYS_HEADER)
+    fields = len(MEMINFO_HEADER)
     assert warned == [
         f"sys_mem_{stamps[position]}.csv: line 2 has {fields + 1} fields, the header has"
         f" {fields}; skipped"

@@ -284,7 +284,7 @@ def test_the_plots_are_embedded_pngs_at_full_resolution(report: Report) -> None:
         value for tag, name, value in report.page.attributes if (tag, name) == ("img", "src")
     ]
     leaks = len(report.page.table("leaks"))
-    assert len(sources) == 5 + 10 + leaks
+    assert len(sources) == 6 + 10 + leaks
     for source in sources:
         prefix, data = source.split(",", 1)
         assert prefix == "data:image/png;base64"
@@ -299,6 +299,7 @@ def test_the_plots_are_embedded_pngs_at_full_resolution(report: Report) -> None:
         "ram_used_pct.png: RAM used, % of MemTotal",
         "ram_used_definitions.png: RAM used, three definitions",
     ]
+    assert alts[5].startswith("memory_pressure.png: ")
 
 
 def test_the_system_summary_forecast_and_definitions(report: Report) -> None:
@@ -325,9 +326,10 @@ def test_the_system_summary_forecast_and_definitions(report: Report) -> None:
 def test_the_alerts_say_what_the_analyses_flags_would_exit(report: Report) -> None:
     alerts = report.page.table("alerts")
     assert alerts[0] == ["analyze_processes.py --fail-on-leak", "3", "1 process instance leaks"]
+    assert alerts[1] == ["analyze_processes.py --fail-on-oom", "0", "no OOM kill in the window"]
     assert report.statuses[1] == 3  # analyze_processes --fail-on-leak, on the same dumps
-    pct = re.fullmatch(r"3 for P ≤ ([0-9.]+), else 0", alerts[1][1])
-    days = re.fullmatch(r"3 for D ≥ ([0-9.]+), else 0", alerts[2][1])
+    pct = re.fullmatch(r"3 for P ≤ ([0-9.]+), else 0", alerts[2][1])
+    days = re.fullmatch(r"3 for D ≥ ([0-9.]+), else 0", alerts[3][1])
     assert pct is not None and days is not None
     out = report.out / "alerts"
     args = ["--dumps-dir", str(report.dumps), "--out-dir", str(out)]
@@ -422,9 +424,9 @@ def test_a_bad_bundle_both_analyses_meet_is_named_once(tmp_path: Path) -> None:
             "s",
             ["leaks", "top"],
             "no process_mem_*.csv files in",
-            ["1", "3 for P ≤ 45.00, else 0", "0 for any D"],
+            ["1", "1", "3 for P ≤ 45.00, else 0", "0 for any D"],
         ),
-        ("p", ["system", "system-plots"], "no sys_mem_*.csv files in", ["0", "1", "1"]),
+        ("p", ["system", "system-plots"], "no sys_mem_*.csv files in", ["0", "0", "1", "1"]),
     ],
     ids=["only-sys_mem", "only-process_mem"],
 )
@@ -517,6 +519,7 @@ def test_the_window_top_and_match_flags_reach_the_analyses(tmp_path: Path) -> No
     window = "--since '2026-03-01 10:01:00' --until '2026-03-01 10:02:59'"
     assert [row[0] for row in page.table("alerts")] == [
         f"analyze_processes.py {window} --match python3 --fail-on-leak",
+        f"analyze_processes.py {window} --fail-on-oom",
         f"analyze_system.py {window} --alert-pct P",
         f"analyze_system.py {window} --alert-days D",
     ]

@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 import collect_memory as cm
 from conftest import FakeProcess, stat_line, write_fake_proc
 from utils import procfs
+from utils.dump_format import parse_victims, victims_text
 from utils.procfs import BootClock, ProcessMemory
+from utils.signals import StopSignals
 
 BOOT_S = 1772323200  # 2026-03-01 00:00:00 UTC
 
@@ -95,25 +97,124 @@ def test_a_fake_proc_tree_is_read_process_by_process(tmp_path: Path) -> None:
     assert procfs.boot_id(proc) == "0b7e6f3a-5c41-4d2e-9f88-1a2b3c4d5e6f"
 
 
+# A 4.12 kernel's /proc/vmstat (abridged): no oom_kill before 4.13.
+VMSTAT_4_12 = "nr_free_pages 12345\npgpgin 100\npswpin 7\npswpout 9\npgmajfault 1234\n"
+PSI_5_15 = (
+    "some avg10=0.12 avg60=0.05 avg300=0.01 total=1234567\n"
+    "full avg10=0.00 avg60=0.00 avg300=0.00 total=890123\n"
+)
+# Linux 4.20's first PSI had no full line for cpu, but memory has had both from the start.
+KMSG = (
+    "6,1204,1000,-;python3 invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0\n"
+    " SUBSYSTEM=memory\n"
+    "3,1210,1001,-;Memory cgroup out of memory: Killed process 3958 (python3)"
+    " total-vm:53464kB, anon-rss:40704kB, file-rss:5120kB, shmem-rss:0kB, UID:0"
+    " pgtables:140kB oom_score_adj:0\n"
+    "6,1211,1002,-;oom_reaper: reaped process 3958 (python3), now anon-rss:0kB\n"
+    "3,1300,2000,-;Out of memory: Killed process 77 (a (b) c) total-vm:9kB, anon-rss:8kB,"
+    " file-rss:0kB\n"
+)
+
+
+def test_vmstat_psi_and_kmsg_are_read_exactly() -> None:
+    assert procfs.parse_vmstat(VMSTAT_4_12) == {
+        "nr_free_pages": 12345, "pgpgin": 100, "pswpin": 7, "pswpout": 9, "pgmajfault": 1234,
+    }  # fmt: skip
+    assert procfs.parse_psi_totals(PSI_5_15) == {
+        "psi_some_total_us": 1234567,
+        "psi_full_total_us": 890123,
+    }
+    victims = [procfs.parse_kill_line(line.encode()) for line in KMSG.splitlines()]
+    assert [v for v in victims if v] == [
+        procfs.Victim(3958, "python3", 40704),
+        procfs.Victim(77, "a (b) c", 8),
+    ]
+
+
+def test_counters_a_kernel_lacks_and_an_unreadable_psi_file_are_left_out(tmp_path: Path) -> None:
+    old = write_fake_proc(tmp_path / "old", {}, vmstat=VMSTAT_4_12, pressure=None)
+    assert procfs.vmstat_counters(old) == {"pswpin": 7, "pswpout": 9, "pgmajfault": 1234}
+    assert procfs.psi_totals(old) == {}
+    # Booted with psi=0: the file is there, and reading it fails (EOPNOTSUPP); a directory
+    # fails to read as well.
+    off = write_fake_proc(tmp_path / "off", {}, pressure=None)
+    (off / "pressure" / "memory").mkdir(parents=True)
+    assert procfs.psi_totals(off) == {}
+
+
+def test_the_kernel_log_gives_only_what_came_after_it_was_opened(tmp_path: Path) -> None:
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text(KMSG)  # logged before the collector started: not its business
+    log = procfs.KernelLog(kmsg)
+    assert log.readable and log.victims() == []
+    with kmsg.open("a") as handle:
+        handle.write(KMSG.splitlines()[2] + "\n")
+    assert log.victims() == [procfs.Victim(3958, "python3", 40704)]
+    assert log.victims() == []  # read once
+    log.close()
+    assert log.victims() == []
+    missing = procfs.KernelLog(tmp_path / "no-such-kmsg")
+    assert not missing.readable and missing.error == "No such file or directory"
+    assert missing.victims() == []
+
+
+def test_a_snapshot_writes_the_victims_the_log_named_since_the_last(tmp_path: Path) -> None:
+    proc = write_fake_proc(tmp_path / "proc", {})
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 1000 kB\nMemFree: 10 kB\n")
+    ps_text = tmp_path / "ps.txt"
+    ps_text.write_text("      1       0 root   9148   37436 /sbin/init\n")
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("")
+    sources = cm.Sources(meminfo, ("cat", str(ps_text)), proc, kmsg)
+    state = cm.RunState(None, procfs.KernelLog(kmsg))
+    with kmsg.open("a") as handle:
+        handle.write(KMSG)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    cm.take_snapshot(dumps, "20260301_120000", StopSignals(), sources, state)
+    cm.take_snapshot(dumps, "20260301_121000", StopSignals(), sources, state)
+    first, second = (
+        (dumps / f"sys_mem_20260301_12{minute}000.csv").read_text().splitlines()[1]
+        for minute in (0, 1)
+    )
+    assert first.endswith(",3958:python3:40704;77:a (b) c:8")
+    assert second.endswith(",")  # nothing new
+
+
 def test_what_the_kernel_lacks_is_one_warning_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    proc = write_fake_proc(tmp_path / "proc", {}, btime=None, boot_id=None, own_status=STATUS_4_4)
+    proc = write_fake_proc(
+        tmp_path / "proc",
+        {},
+        btime=None,
+        boot_id=None,
+        own_status=STATUS_4_4,
+        vmstat=VMSTAT_4_12,
+        pressure=None,
+    )
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal: 1000 kB\nMemFree: 10 kB\n")
-    sources = cm.Sources(meminfo, ("true",), proc)
+    sources = cm.Sources(meminfo, ("true",), proc, tmp_path / "no-kmsg")
+    run = cm.Collecting(sources, cm.RunState(None, procfs.KernelLog(sources.kmsg)))
     with caplog.at_level(logging.WARNING, logger="collect_memory"):
-        cm._say_what_is_collected(tmp_path, cm.Schedule(1.0, 1), sources, None)
+        cm._say_what_is_collected(tmp_path, cm.Schedule(1.0, 1), run)
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
-    assert len(warnings) == 1
+    assert len(warnings) == 2
     assert "RssAnon" in warnings[0] and "VmSwap" not in warnings[0]
     assert "btime" in warnings[0] and "boot_id" in warnings[0]
+    assert "oom_kill" in warnings[0] and "psi_some_total_us" in warnings[0]
+    assert "pswpin" not in warnings[0]
     assert warnings[0].endswith("; written empty")
+    assert warnings[1].startswith(f"cannot read the kernel log {tmp_path / 'no-kmsg'}")
+    assert "infer OOM victims" in warnings[1]
 
 
-def test_the_sys_row_ends_with_the_boot_id() -> None:
-    row = cm.sys_row({"MemTotal": 2048}, "b-id")
-    assert row[0] == "2.000" and row[-1] == "b-id"
+def test_the_sys_row_ends_with_the_boot_id_the_counters_and_the_victims() -> None:
+    row = cm.sys_row({"MemTotal": 2048}, "b-id", {"oom_kill": 3, "pswpin": 0}, "1:x:2")
+    assert row[0] == "2.000"
+    assert row[-8:] == ["b-id", "3", "0", "", "", "", "", "1:x:2"]
 
 
 # --- Hypothesis: no text makes a parser raise ---------------------------------------------
@@ -142,6 +243,33 @@ def test_any_proc_stat_or_meminfo_text_parses_or_is_left_out(text: str) -> None:
     boot = procfs.parse_btime(text)
     assert boot is None or boot >= 0
     assert all(value >= 0 for value in procfs.parse_meminfo(text).values())
+    assert all(value >= 0 for value in procfs.parse_vmstat(text).values())
+    assert set(procfs.parse_psi_totals(text)) <= {"psi_some_total_us", "psi_full_total_us"}
+
+
+@given(st.binary(max_size=300))
+def test_any_kernel_log_record_names_a_victim_or_none(record: bytes) -> None:
+    victim = procfs.parse_kill_line(record)
+    assert victim is None or (victim.pid >= 0 and victim.anon_kb >= 0)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2**22), st.text(max_size=15), st.integers(0, 2**40 - 1)),
+        max_size=4,
+    )
+)
+def test_oom_victims_round_trip_whatever_the_command_name(
+    victims: list[tuple[int, str, int]],
+) -> None:
+    text = victims_text(victims)
+    parsed = parse_victims(text)
+    assert parsed is not None
+    # A name's ";" and control characters are written "?"; all else comes back as it was.
+    assert [(pid, anon) for pid, _, anon in parsed] == [(pid, anon) for pid, _, anon in victims]
+    for (_, comm, _), (_, back, _) in zip(victims, parsed, strict=True):
+        assert len(back) == len(comm)
+        assert all(b in (a, "?") for a, b in zip(comm, back, strict=True))
 
 
 @given(st.integers(0, 2**33), st.integers(0, 2**40), st.sampled_from([100, 250, 1000]))

@@ -21,6 +21,7 @@ import pytest
 from collect_memory import ProcessRow, process_rows, sys_row
 from synthetic import GeneratedSummary, generate_dumps, main
 from utils.dump_format import (
+    COUNTER_FIELDS,
     MEMINFO_FIELDS,
     PAGE_COUNT_FIELDS,
     PROCESS_HEADER,
@@ -67,8 +68,13 @@ def load(out_dir: Path) -> list[Snapshot]:
         sys_rows = read_rows(sys_path)
         assert sys_rows[0] == list(SYS_HEADER)
         assert len(sys_rows) == 2
-        values = dict(zip(MEMINFO_FIELDS, map(float, sys_rows[1][:-1]), strict=True))
-        assert str(uuid.UUID(sys_rows[1][-1])) == sys_rows[1][-1]  # the boot_id
+        meminfo, extra = sys_rows[1][: len(MEMINFO_FIELDS)], sys_rows[1][len(MEMINFO_FIELDS) :]
+        values = dict(zip(MEMINFO_FIELDS, map(float, meminfo), strict=True))
+        assert str(uuid.UUID(extra[0])) == extra[0]  # the boot_id
+        values |= {
+            name: float(text) for name, text in zip(COUNTER_FIELDS, extra[1:-1], strict=True)
+        }
+        assert extra[-1] == ""  # no OOM victims on this host
         rows = read_rows(out_dir / process_name)
         assert rows[0] == list(PROCESS_HEADER)
         stamp = datetime.strptime(stamp_text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
@@ -146,11 +152,13 @@ def test_files_are_byte_for_byte_what_the_collector_writes(run: Run) -> None:
     for path in sorted(run.out_dir.glob(snapshot_names("*")[0])):
         text = path.read_text(encoding="utf-8")
         values = read_rows(path)[1]
+        meminfo, extra = values[: len(MEMINFO_FIELDS)], values[len(MEMINFO_FIELDS) :]
         kb = {
             name: int(value) if name in PAGE_COUNT_FIELDS else mb_to_kb(value)
-            for name, value in zip(MEMINFO_FIELDS, values[:-1], strict=True)
+            for name, value in zip(MEMINFO_FIELDS, meminfo, strict=True)
         }
-        assert csv_text(SYS_HEADER, [sys_row(kb, values[-1])]) == text
+        counted = {name: int(text) for name, text in zip(COUNTER_FIELDS, extra[1:-1], strict=True)}
+        assert csv_text(SYS_HEADER, [sys_row(kb, extra[0], counted, extra[-1])]) == text
 
 
 def optional_kb(text: str) -> int | None:
@@ -302,3 +310,14 @@ def test_command_line_prints_one_summary_line(
     assert len(lines) == 1 and "3 snapshot pairs" in lines[0]
     assert len(list(out_dir.iterdir())) == 6
     assert main([str(out_dir), "--snapshots", "3"]) == 1  # already holds dumps
+
+
+def test_counters_count_up_as_a_kernel_s_do(run: Run) -> None:
+    """Since boot, never down; full stalls are some stalls; no OOM kill on this host."""
+    for name in COUNTER_FIELDS:
+        series = [snapshot.sys_values[name] for snapshot in run.snapshots]
+        assert series == sorted(series), name
+    for snapshot in run.snapshots:
+        values = snapshot.sys_values
+        assert values["psi_full_total_us"] <= values["psi_some_total_us"]
+        assert values["oom_kill"] == 0

@@ -126,11 +126,13 @@ def test_metrics_csv_exact(tmp_path: Path) -> None:
     assert lines[0] == (
         "timestamp,RAM_Used_MB,Swap_Used_MB,RAM_Used_Pct,RAM_Used_Available_MB,"
         "RAM_Used_Shmem_MB,MemTotal_MB,MemFree_MB,Buffers_MB,Cached_MB,SReclaimable_MB,"
-        "SwapTotal_MB,SwapFree_MB,MemAvailable_MB,Shmem_MB"
+        "SwapTotal_MB,SwapFree_MB,MemAvailable_MB,Shmem_MB,"
+        "PSI_Some_Pct,PSI_Full_Pct,SwapIn_Pages_s,SwapOut_Pages_s,MajorFaults_s"
     )
+    # These dumps, of an older collector, have no counters: the rates are empty.
     assert lines[1] == (
         "2026-03-01 10:00:00,600.000,100.000,60.000,700.000,600.000,1000.000,100.000,50.000,"
-        "200.000,50.000,500.000,400.000,300.000,0.000"
+        "200.000,50.000,500.000,400.000,300.000,0.000,,,,,"
     )
     assert lines[4].startswith("2026-03-01 14:00:00,250.500,0.000,25.050,")
     assert len(lines) == 6

@@ -23,7 +23,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.dump_format import COLUMN_KINDS, MAX_DUMP_BYTES, MAX_NUMBER, Kind
+from utils.dump_format import (
+    COLUMN_KINDS,
+    MAX_COUNT,
+    MAX_DUMP_BYTES,
+    MAX_NUMBER,
+    Kind,
+    parse_victims,
+)
 from utils.file_bytes import BadFileError
 from utils.parser import Warn
 
@@ -157,7 +164,9 @@ def split_raw(snapshot: int, path: Path, data: bytes, spec: TableSpec) -> RawFil
 # --- Parsing -------------------------------------------------------------------
 
 
-_NUMBERS = (Kind.FLOAT, Kind.POSITIVE, Kind.FLOAT_OR_EMPTY)
+_NUMBERS = (Kind.FLOAT, Kind.POSITIVE, Kind.FLOAT_OR_EMPTY, Kind.COUNT_OR_EMPTY)
+_CATEGORIES = (Kind.TEXT, Kind.TIME_OR_EMPTY, Kind.VICTIMS_OR_EMPTY)
+_MAY_BE_EMPTY = (Kind.FLOAT_OR_EMPTY, Kind.COUNT_OR_EMPTY)
 
 
 def _dtype(kind: Kind | None) -> str:
@@ -166,7 +175,7 @@ def _dtype(kind: Kind | None) -> str:
     if kind in _NUMBERS:
         return "float64"
     # Unknown extra columns are parsed only to check each row's field count.
-    return "category" if kind in (Kind.TEXT, Kind.TIME_OR_EMPTY) else "object"
+    return "category" if kind in _CATEGORIES else "object"
 
 
 def _sentinel_row(names: Sequence[str], spec: TableSpec) -> bytes:
@@ -179,6 +188,7 @@ def _sentinel_row(names: Sequence[str], spec: TableSpec) -> bytes:
 _SENTINELS: dict[Kind | None, bytes] = {
     Kind.INT: b"1",
     Kind.TIME_OR_EMPTY: b"",
+    Kind.VICTIMS_OR_EMPTY: b"",
     **dict.fromkeys(_NUMBERS, b"1"),
 }
 
@@ -269,14 +279,24 @@ def _values_ok(frame: pd.DataFrame, names: Sequence[str], spec: TableSpec) -> bo
         elif kind in _NUMBERS:
             values = frame[name].to_numpy(np.float64)
             good = np.isfinite(values) & ((values > 0) if kind is Kind.POSITIVE else (values >= 0))
-            good &= values < MAX_NUMBER
-            if kind is Kind.FLOAT_OR_EMPTY:
+            if kind is Kind.COUNT_OR_EMPTY:
+                good &= (values < MAX_COUNT) & (values == np.floor(values))
+            else:
+                good &= values < MAX_NUMBER
+            if kind in _MAY_BE_EMPTY:
                 good |= np.isnan(values)
             if not good.all():
                 return False
-        elif kind is Kind.TIME_OR_EMPTY and not _times_ok(frame[name]):
+        elif (kind is Kind.TIME_OR_EMPTY and not _times_ok(frame[name])) or (
+            kind is Kind.VICTIMS_OR_EMPTY and not _victims_ok(frame[name])
+        ):
             return False
     return True
+
+
+def _victims_ok(column: pd.Series) -> bool:
+    """Whether every value of a categorical column is an oom_victims text (once each)."""
+    return all(parse_victims(str(text)) is not None for text in column.cat.categories)
 
 
 # STARTED as the collector writes it; numpy then checks that it is a real time.
@@ -414,20 +434,23 @@ def _typed(frame: pd.DataFrame, names: tuple[str, ...], spec: TableSpec) -> pd.D
 
 def _value_problem(kind: Kind, text: str) -> str | None:
     """Why a field is not what its kind says, or None (the slow, exact check)."""
-    if kind is Kind.TEXT or (kind is Kind.FLOAT_OR_EMPTY and text == ""):
+    if kind is Kind.TEXT or (kind in _MAY_BE_EMPTY and text == ""):
         return None
     if kind is Kind.TIME_OR_EMPTY:
         return None if _time_ok(text) else f"not {kind.value}"
+    if kind is Kind.VICTIMS_OR_EMPTY:
+        return None if parse_victims(text) is not None else f"not {kind.value}"
     return _number_problem(kind, text)
 
 
 def _number_problem(kind: Kind, text: str) -> str | None:
-    whole = kind is Kind.INT
+    whole = kind in (Kind.INT, Kind.COUNT_OR_EMPTY)
     what = "not a whole number" if whole else "not a number"
     if _NUMBER.fullmatch(text) is None:
         return what
     value = float(text)
-    if not np.isfinite(value) or value >= (INT_LIMIT if whole else MAX_NUMBER):
+    limit = {Kind.INT: INT_LIMIT, Kind.COUNT_OR_EMPTY: MAX_COUNT}.get(kind, MAX_NUMBER)
+    if not np.isfinite(value) or value >= limit:
         return "out of range"
     if whole and value != int(value):
         return what

@@ -60,13 +60,35 @@ MEMINFO_HEADER: tuple[str, ...] = tuple(
     name if name in PAGE_COUNT_FIELDS else f"{name}_MB" for name in MEMINFO_FIELDS
 )
 # After the meminfo fields: the boot's random UUID (/proc/sys/kernel/random/boot_id), so
-# that nothing is ever joined across a reboot.
-SYS_EXTRA: tuple[str, ...] = ("boot_id",)
+# that nothing is ever joined across a reboot; counters since boot from /proc/vmstat and
+# /proc/pressure/memory (utils.procfs); and the OOM killer's victims the kernel logged
+# since the snapshot before, as VICTIM_SEPARATOR-separated PID:comm:anon_kB items.
+COUNTER_FIELDS: tuple[str, ...] = (
+    "oom_kill",
+    "pswpin",
+    "pswpout",
+    "pgmajfault",
+    "psi_some_total_us",
+    "psi_full_total_us",
+)
+SYS_EXTRA: tuple[str, ...] = ("boot_id", *COUNTER_FIELDS, "oom_victims")
 SYS_HEADER: tuple[str, ...] = (*MEMINFO_HEADER, *SYS_EXTRA)
 # The original README's six columns, then what /proc/PID/status and stat add: the
 # resident anonymous memory (RssAnon, since Linux 4.5) and the swapped (VmSwap, since
 # 2.6.34), in MiB, and the process's start time, UTC, which with the PID names it.
 PS_HEADER: tuple[str, ...] = ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
+# Plain `user` cuts names over 8 characters to "averyve+"; 255 is the longest
+# name the system allows (LOGIN_NAME_MAX - 1), so names are never cut.
+PS_USER_WIDTH = 255
+# -ww: never cut the command line, whatever COLUMNS says. Every snapshot lists this ps
+# itself, gone by the next one.
+PS_COMMAND: tuple[str, ...] = (
+    "ps",
+    "-ww",
+    "--no-headers",
+    "-eo",
+    f"pid,ppid,user:{PS_USER_WIDTH},rss,vsz,cmd",
+)
 PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED")
 PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA)
 # How STARTED is written: UTC to the hundredth of a second (a clock tick).
@@ -77,6 +99,39 @@ STARTED_SHAPE = "YYYY-MM-DD HH:MM:SS.ss"
 # is a damaged file, and would overflow what is computed from it (1e308 times anything).
 # Every size below it is kept exactly (servers with several TiB of RAM exist).
 MAX_NUMBER = float(2**30)
+# Counters are held as float64, exact below 2**53: 285 years of PSI microseconds.
+MAX_COUNT = float(2**53)
+VICTIM_SEPARATOR = ";"
+# Digit counts are bounded so that int() never meets Python's 4,300-digit limit.
+_VICTIM = re.compile(r"([0-9]{1,10}):([^;]*):([0-9]{1,20})")
+
+
+def victims_text(victims: Iterable[tuple[int, str, int]]) -> str:
+    """oom_victims as the collector writes it: `PID:comm:anon_kB;...`. A command name may
+    hold anything (the kernel's comm is up to 15 bytes): ";" and control characters in it
+    are written "?", as ps writes control characters."""
+    items = []
+    for pid, comm, anon_kb in victims:
+        clean = "".join("?" if char == ";" or not char.isprintable() else char for char in comm)
+        items.append(f"{pid}:{clean}:{anon_kb}")
+    return VICTIM_SEPARATOR.join(items)
+
+
+def parse_victims(text: str) -> list[tuple[int, str, int]] | None:
+    """The (PID, comm, anon_kB) items of an oom_victims field; None if it is not one. The
+    comm is what lies between the first and the last ":" of an item."""
+    if text == "":
+        return []
+    victims = []
+    for item in text.split(VICTIM_SEPARATOR):
+        match = _VICTIM.fullmatch(item)
+        if match is None:
+            return None
+        pid, comm, anon = (int(match[1]), match[2], int(match[3]))
+        if pid >= 2**31 or anon >= MAX_NUMBER * 1024:  # as for PID and the sizes
+            return None
+        victims.append((pid, comm, anon))
+    return victims
 
 
 class Kind(Enum):
@@ -86,6 +141,8 @@ class Kind(Enum):
     FLOAT = "a number"  # finite, >= 0 and below MAX_NUMBER, such as MiB
     POSITIVE = "a number above 0"  # finite and > 0, such as MemTotal (a divisor)
     FLOAT_OR_EMPTY = "a number or empty"  # a field this kernel may not report
+    COUNT_OR_EMPTY = "a whole number or empty"  # a counter since boot, below MAX_COUNT
+    VICTIMS_OR_EMPTY = "PID:comm:anon_kB items separated by ';' or empty"  # oom_victims
     TIME_OR_EMPTY = f"a UTC time {STARTED_SHAPE} or empty"  # STARTED
     TEXT = "text"  # anything, such as a command line
 
@@ -97,6 +154,8 @@ COLUMN_KINDS: Mapping[str, Kind] = MappingProxyType(
     {
         **dict.fromkeys(MEMINFO_HEADER, Kind.FLOAT_OR_EMPTY),
         "boot_id": Kind.TEXT,
+        **dict.fromkeys(COUNTER_FIELDS, Kind.COUNT_OR_EMPTY),
+        "oom_victims": Kind.VICTIMS_OR_EMPTY,
         "PID": Kind.INT,
         "PPID": Kind.INT,
         "USER": Kind.TEXT,

@@ -168,14 +168,31 @@ def shade_gaps(axes: Axes, times: Times, threshold_s: float | None) -> None:
         axes.axvspan(start, end, color=REFERENCE_COLOR, alpha=0.08, lw=0, label=label)
 
 
+OOM_COLOR = "#c0392b"
+
+
+def mark_ooms(axes: Axes, moments: Times, within: Times | None = None) -> None:
+    """A dotted vertical line at each OOM kill (the middle of the interval it fell in),
+    labelled once; only those within the span of `within`, when given."""
+    if within is not None and len(within):
+        moments = moments[(moments >= within.min()) & (moments <= within.max())]
+    for number, moment in enumerate(moments):
+        x = mdates.date2num(moment)  # type: ignore[no-untyped-call]
+        label = "OOM kill" if number == 0 else None
+        axes.axvline(x, color=OOM_COLOR, linestyle=":", linewidth=1.6, label=label)
+
+
 def draw_reference(axes: Axes, level: float, label: str) -> None:
     """A dashed horizontal line such as MemTotal, labelled in the legend."""
     axes.axhline(level, color=REFERENCE_COLOR, linestyle="--", linewidth=1.1, label=label)
 
 
-def add_legend(axes: Axes) -> None:
-    """Below the plot, where it never hides a line."""
+def add_legend(axes: Axes, *more: Axes) -> None:
+    """Below the plot, where it never hides a line (with the lines of twin axes, if any)."""
     handles, labels = axes.get_legend_handles_labels()
+    for other in more:
+        extra_handles, extra_labels = other.get_legend_handles_labels()
+        handles, labels = [*handles, *extra_handles], [*labels, *extra_labels]
     figure = axes.get_figure()
     assert isinstance(figure, Figure)
     figure.legend(handles, labels, loc="lower center", ncols=len(labels), fontsize=9, frameon=False)

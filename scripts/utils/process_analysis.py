@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 
 from utils import plotting
 from utils.console import EXIT_ALERT, Phase, Session
+from utils.counters import OomInterval, oom_intervals
 from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn, discover_and_read
 from utils.files import replace_atomically
 from utils.growth import (
@@ -36,17 +37,22 @@ from utils.growth import (
     span_text,
     survey,
 )
+from utils.oom import OomFindings, find_victims, format_findings, kill_moments
 from utils.parser import (
     DISPLAY_FORMAT,
     PROCESS_PREFIX,
+    SYS_PREFIX,
     Bundle,
+    DumpsDirError,
     NoDataError,
     Source,
     Where,
+    find_sources,
     to_epoch_s,
 )
 from utils.plotting import PlotCall
 from utils.process_records import MILLI, Floors, InstanceTable, ProcessRecords
+from utils.system_analysis import load_system_frame, oom_alert
 from utils.text import aligned_table, format_duration, plural, shorten
 from utils.units import DAY_S
 
@@ -292,6 +298,7 @@ class ProcessOptions:
     match: str | None
     growth: GrowthParams
     fail_on_leak: bool = False
+    fail_on_oom: bool = False
 
 
 @dataclass(frozen=True)
@@ -306,6 +313,7 @@ class ProcessResult:
     survey: LeakSurvey  # the leaks, highest rate first, and what was judged
     span: tuple[datetime, datetime]  # first and last snapshot with a row (after --match)
     alerts: list[str]
+    ooms: OomFindings | None = None  # None: the dumps carry no OOM counter
 
     @property
     def leaks(self) -> list[Leak]:
@@ -317,19 +325,28 @@ class ProcessResult:
         return self.survey.instances
 
 
-def process_result(records: ProcessRecords, options: ProcessOptions, phase: Phase) -> ProcessResult:
-    """The tables of loaded records; NoDataError when nothing is left to analyse.
-    `phase(name)` times the ranking ("computing") and the leak finder ("growth")."""
+def process_result(
+    records: ProcessRecords,
+    options: ProcessOptions,
+    phase: Phase,
+    ooms: list[OomInterval] | None = None,
+) -> ProcessResult:
+    """The tables of loaded records (and the victims of the OOM kills the sys_mem files
+    count); NoDataError when nothing is left to analyse. `phase(name)` times the ranking
+    and the victims ("computing") and the leak finder ("growth")."""
     span = records.time_range()
     if span is None:
         raise NoDataError(f"no command line contains {options.match!r}")
     with phase("computing"):
         spreads = compute_rss_spread(records)
+        findings = None if ooms is None else find_victims(records, ooms)
     with phase("growth"):
         leaks = find_leaks(records, options.growth)
     alerts = []
     if options.fail_on_leak and leaks.leaks:
         alerts.append(f"{len(leaks.leaks)} process instance(s) leak; exit status {EXIT_ALERT}")
+    if options.fail_on_oom and ooms:
+        alerts.append(f"{oom_alert(ooms)}; exit status {EXIT_ALERT}")
     return ProcessResult(
         records=records,
         options=options,
@@ -338,6 +355,7 @@ def process_result(records: ProcessRecords, options: ProcessOptions, phase: Phas
         survey=leaks,
         span=span,
         alerts=alerts,
+        ooms=findings,
     )
 
 
@@ -355,7 +373,19 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         ),
         lambda loaded: loaded.snapshots_read == 0,
     )
-    return process_result(records, options, session.timer.phase)
+    with session.timer.phase("reading"):
+        ooms = read_oom_intervals(where, session.diagnostics.warn)
+    return process_result(records, options, session.timer.phase, ooms)
+
+
+def read_oom_intervals(where: Where, warn: Warn) -> list[OomInterval] | None:
+    """The OOM kills the sys_mem files of the window count (their bad files are named as
+    the system analysis names them); None when none of them has the counter."""
+    try:
+        files = find_sources(where.dumps_dir, SYS_PREFIX, where.window, warn)
+    except DumpsDirError:  # the process files were read from it: gone meanwhile
+        return None
+    return oom_intervals(load_system_frame(files, warn)) if files else None
 
 
 def format_result(result: ProcessResult) -> list[str]:
@@ -371,9 +401,10 @@ def format_result(result: ProcessResult) -> list[str]:
         *format_top_table(result.top),
         "",
     ]
+    ooms = ["", *format_findings(result.ooms, match)]
     if not result.leaks:
-        return [*lines, judged_sentence(result)]
-    return [*lines, judged_sentence(result), "", *format_leak_table(result.leaks)]
+        return [*lines, judged_sentence(result), *ooms]
+    return [*lines, judged_sentence(result), "", *format_leak_table(result.leaks), *ooms]
 
 
 def judged_sentence(result: ProcessResult) -> str:
@@ -445,6 +476,7 @@ class PidPlot(NamedTuple):
     cmd: str
     series: Series
     swap_mb: npt.NDArray[np.float64] | None = None  # at the series' times, where any was used
+    kills: npt.NDArray[np.datetime64] | None = None  # when the OOM killer ended it
 
 
 def plot_pid(plot: PidPlot, timeline: Timeline, out_dir: Path) -> Path:
@@ -462,8 +494,12 @@ def plot_pid(plot: PidPlot, timeline: Timeline, out_dir: Path) -> Path:
         swapped = plotting.Line(times, plot.swap_mb, "in swap (VmSwap)", plotting.SWAP_COLOR)
         plotting.plot_series(axes, swapped, timeline.threshold_s)
         top = max(top, float(np.nanmax(plot.swap_mb)))
-        plotting.add_legend(axes)
+        if plot.kills is None:
+            plotting.add_legend(axes)
     timeline.shade(axes, times)
+    if plot.kills is not None:
+        plotting.mark_ooms(axes, plot.kills)
+        plotting.add_legend(axes)
     plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, "RSS (MiB)" if plot.swap_mb is None else "MiB")
     axes.set_ylim(0, max(top * 1.08, 1.0))
@@ -475,20 +511,33 @@ def plot_pid(plot: PidPlot, timeline: Timeline, out_dir: Path) -> Path:
     return plotting.save_figure(figure, out_dir / PLOT_NAME.format(pid=int(pid)))
 
 
-def top_plots(records: ProcessRecords, top: pd.DataFrame, out_dir: Path) -> list[PlotCall]:
+def top_plots(
+    records: ProcessRecords,
+    top: pd.DataFrame,
+    out_dir: Path,
+    ooms: OomFindings | None = None,
+) -> list[PlotCall]:
     """One PNG per PID of the table; the gap threshold comes from all snapshots read."""
     timeline = Timeline.of(records)
+    killed = {kill.pid: kill.moment for kill in (ooms.kills if ooms else []) if kill.pid}
     return [
-        (plot_pid, (pid_plot(records, int(pid), str(cmd)), timeline, out_dir))
+        (plot_pid, (pid_plot(records, int(pid), str(cmd), killed), timeline, out_dir))
         for pid, cmd in zip(top["PID"], top["CMD"], strict=True)
     ]
 
 
-def pid_plot(records: ProcessRecords, pid: int, cmd: str) -> PidPlot:
-    """A PID's RSS, and its swap where a row shows some in use."""
+def pid_plot(
+    records: ProcessRecords,
+    pid: int,
+    cmd: str,
+    killed: Mapping[int, np.datetime64] | None = None,
+) -> PidPlot:
+    """A PID's RSS, its swap where a row shows some in use, and its OOM kill if any."""
     times, rss, _, swap = records.pid_memory(pid)
     used = bool((np.nan_to_num(swap) > 0).any())
-    return PidPlot(pid, cmd, (times, rss), swap if used else None)
+    moment = (killed or {}).get(pid)
+    kills = None if moment is None else np.array([moment], dtype="datetime64[s]")
+    return PidPlot(pid, cmd, (times, rss), swap if used else None, kills)
 
 
 def format_leak_table(leaks: Sequence[Leak]) -> list[str]:
@@ -560,10 +609,14 @@ class LeakPlot(NamedTuple):
     rate_mb_per_day: float
     growth_mb: float
     confidence: float
+    kills: npt.NDArray[np.datetime64] | None = None  # when the OOM killer ended it
 
 
-def leak_plots(records: ProcessRecords, leaks: Sequence[Leak]) -> list[LeakPlot]:
+def leak_plots(
+    records: ProcessRecords, leaks: Sequence[Leak], ooms: OomFindings | None = None
+) -> list[LeakPlot]:
     floors = judged_floors(records, records.instances())
+    killed = kill_moments(ooms)
     plots: list[LeakPlot] = []
     for leak in leaks:
         times, rss, foot, _ = records.pid_memory(leak.pid, leak.first_rank, leak.last_rank)
@@ -593,6 +646,7 @@ def leak_plots(records: ProcessRecords, leaks: Sequence[Leak]) -> list[LeakPlot]
                 rate_mb_per_day=leak.growth_mb_per_day,
                 growth_mb=leak.growth_mb,
                 confidence=leak.confidence,
+                kills=killed.get(leak.instance),
             )
         )
     return plots
@@ -647,6 +701,8 @@ def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
         label=f"growth {rate_text(leak.rate_mb_per_day, leak.bucket_s)}",
     )
     timeline.shade(axes, times)
+    if leak.kills is not None:
+        plotting.mark_ooms(axes, leak.kills)
     plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, "RSS (MiB)" if leak.footprint_mb is None else "MiB")
     axes.set_ylim(0, max(top, fit_end_mb) * 1.08)
@@ -665,11 +721,14 @@ def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
 
 
 def leak_plot_calls(
-    records: ProcessRecords, leaks: Sequence[Leak], out_dir: Path
+    records: ProcessRecords,
+    leaks: Sequence[Leak],
+    out_dir: Path,
+    ooms: OomFindings | None = None,
 ) -> list[PlotCall]:
     """One PNG per flagged instance."""
     timeline = Timeline.of(records)
-    return [(plot_leak, (leak, timeline, out_dir)) for leak in leak_plots(records, leaks)]
+    return [(plot_leak, (leak, timeline, out_dir)) for leak in leak_plots(records, leaks, ooms)]
 
 
 def remove_stale_outputs(out_dir: Path, keep: Sequence[Path], keep_csv: str) -> list[Path]:

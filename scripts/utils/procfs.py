@@ -10,6 +10,13 @@ Every field comes from proc(5) and the kernel's Documentation/filesystems/proc.r
   parentheses: the fields are counted from after the last ")".
 - /proc/stat: btime, the boot time in seconds since 1970.
 - /proc/sys/kernel/random/boot_id: a random UUID, new at every boot.
+- /proc/vmstat: counters since boot: oom_kill (since Linux 4.13), pswpin and pswpout (pages
+  swapped in and out), pgmajfault (page faults that read from disk).
+- /proc/pressure/memory (PSI, since Linux 4.20; reading it fails when the kernel was booted
+  with psi=0): `some` and `full` lines whose total= is the microseconds during which some or
+  all non-idle tasks were stalled on memory (Documentation/accounting/psi.rst).
+- /dev/kmsg, the kernel log, one record per read (Documentation/ABI/testing/dev-kmsg):
+  the OOM killer's "Killed process PID (comm) total-vm:...kB, anon-rss:...kB" lines.
 
 A process listed by ps may be gone by the time its files are read: that is no error, its
 fields are empty. Standard library only: the collector runs on the system python3.
@@ -17,7 +24,9 @@ fields are empty. Standard library only: the collector runs on the system python
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +37,16 @@ READ_BYTES = 4096
 # The fields of /proc/PID/stat after the ")" that ends the command name start at field 3.
 _STARTTIME_AFTER_COMM = 22 - 3
 STATUS_FIELDS = (b"RssAnon:", b"VmSwap:")
+VMSTAT_FIELDS = ("oom_kill", "pswpin", "pswpout", "pgmajfault")
+PSI_FIELDS = ("psi_some_total_us", "psi_full_total_us")
+KMSG = Path("/dev/kmsg")
+# The OOM killer's line (mm/oom_kill.c, __oom_kill_process): the command name may hold
+# anything, parentheses included, so it runs to the last ") total-vm:".
+_KILLED = re.compile(rb"Killed process (\d+) \((.*)\) total-vm:\d+kB, anon-rss:(\d+)kB")
+# /dev/kmsg hands out one record per read, up to this size (printk's CONSOLE_EXT_LOG_MAX).
+_KMSG_RECORD_BYTES = 8192
+# What a snapshot reads of the kernel log at most: a storm of log lines costs no more.
+_KMSG_MAX_READS = 10_000
 
 
 class ProcessMemory(NamedTuple):
@@ -91,6 +110,46 @@ def parse_btime(text: str) -> int | None:
         if name == "btime" and _whole(value.strip()):
             return int(value)
     return None
+
+
+def parse_vmstat(text: str) -> dict[str, int]:
+    """The counters of /proc/vmstat: `name value` lines."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if _whole(value.strip()):
+            values[name] = int(value)
+    return values
+
+
+def parse_psi_totals(text: str) -> dict[str, int]:
+    """psi_some_total_us and psi_full_total_us from /proc/pressure/memory's lines
+    `some avg10=0.00 avg60=0.00 avg300=0.00 total=202847` (and `full ...`)."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        for item in rest.split():
+            name, _, value = item.partition("=")
+            if name == "total" and kind in ("some", "full") and _whole(value):
+                values[f"psi_{kind}_total_us"] = int(value)
+    return values
+
+
+class Victim(NamedTuple):
+    """A process the OOM killer ended, as the kernel log names it."""
+
+    pid: int
+    comm: str
+    anon_kb: int
+
+
+def parse_kill_line(record: bytes) -> Victim | None:
+    """The victim of an OOM kill in one kernel log record (or line), or None."""
+    match = _KILLED.search(record)
+    if match is None:
+        return None
+    pid, comm, anon = match.groups()
+    return Victim(int(pid), comm.decode("utf-8", "replace"), int(anon))
 
 
 def _whole(text: str) -> bool:
@@ -159,3 +218,63 @@ def boot_id(proc: Path = PROC) -> str:
     """This boot's random UUID; "" where the kernel has none."""
     data = read_small(str(proc / "sys" / "kernel" / "random" / "boot_id"))
     return "" if data is None else data.decode("ascii", "replace").strip()
+
+
+def vmstat_counters(proc: Path = PROC) -> dict[str, int]:
+    """The VMSTAT_FIELDS this kernel has (none when /proc/vmstat cannot be read)."""
+    data = read_small(str(proc / "vmstat"), limit=1 << 20)
+    if data is None:
+        return {}
+    values = parse_vmstat(data.decode("ascii", "replace"))
+    return {name: values[name] for name in VMSTAT_FIELDS if name in values}
+
+
+def psi_totals(proc: Path = PROC) -> dict[str, int]:
+    """The PSI_FIELDS of memory pressure (none before Linux 4.20, or with psi=0)."""
+    data = read_small(str(proc / "pressure" / "memory"))
+    return {} if data is None else parse_psi_totals(data.decode("ascii", "replace"))
+
+
+class KernelLog:
+    """The kernel log from the moment it is opened: the OOM killer's victims since the last
+    call. It never blocks and never raises: a log it cannot read names no victims."""
+
+    def __init__(self, path: Path = KMSG) -> None:
+        self.path = path
+        self.error: str | None = None  # why the log cannot be read, if it cannot
+        self._fd: int | None = None
+        try:
+            self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.lseek(self._fd, 0, os.SEEK_END)  # only what is logged from now on
+        except OSError as err:
+            self.error = err.strerror or str(err)
+            self.close()
+
+    @property
+    def readable(self) -> bool:
+        return self._fd is not None
+
+    def victims(self) -> list[Victim]:
+        """The victims logged since the last call (or the opening), oldest first."""
+        if self._fd is None:
+            return []
+        found: list[Victim] = []
+        for _ in range(_KMSG_MAX_READS):
+            try:
+                record = os.read(self._fd, _KMSG_RECORD_BYTES)
+            except BlockingIOError:
+                break  # nothing more for now
+            except OSError as err:
+                if err.errno == errno.EPIPE:
+                    continue  # records overwritten before they were read: go on
+                break
+            if not record:
+                break  # a regular file (as in tests) at its end
+            # One record per read on /dev/kmsg; a plain file gives many lines at once.
+            found += [v for line in record.split(b"\n") if (v := parse_kill_line(line))]
+        return found
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -26,6 +26,7 @@ import pandas as pd
 
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK
 from utils.growth import span_text as judged_span_text
+from utils.oom import INFERRED, OOM_CSV, OomFindings
 from utils.parser import DISPLAY_FORMAT, TimeWindow
 from utils.plotting import GAP_FACTOR, Gap, find_gaps, gap_threshold_s
 from utils.process_analysis import (
@@ -36,7 +37,7 @@ from utils.process_analysis import (
     judged_sentence,
 )
 from utils.system_analysis import (
-    PLOT_SPECS,
+    PLOT_TITLES,
     SUMMARY_ROWS,
     USED_DEFINITIONS,
     SystemResult,
@@ -78,7 +79,7 @@ class Missing:
 @dataclass(frozen=True)
 class SystemPart:
     result: SystemResult
-    plots: tuple[Plot, ...]  # in PLOT_SPECS order
+    plots: tuple[Plot, ...]  # in PLOT_NAMES order
 
 
 @dataclass(frozen=True)
@@ -403,8 +404,7 @@ def system_html(part: SystemPart | Missing) -> str:
 def system_plots_html(part: SystemPart | Missing) -> str:
     if isinstance(part, Missing):
         return missing("system plots", part)
-    titles = {spec.name: spec.title for spec in PLOT_SPECS}
-    return "\n".join(figure(plot, titles.get(plot.name, plot.name)) for plot in part.plots)
+    return "\n".join(figure(plot, PLOT_TITLES.get(plot.name, plot.name)) for plot in part.plots)
 
 
 # --- The process analysis ----------------------------------------------------------------
@@ -501,6 +501,57 @@ def top_html(part: ProcessPart | Missing) -> str:
     return paragraph(lead) + table_html(table)
 
 
+# --- The OOM killer ----------------------------------------------------------------------
+
+OOM_TABLE_COLUMNS = (
+    Column("after", "UTC"),
+    Column("before", "UTC"),
+    Column("PID", numeric=True),
+    Column("RSS", "MiB", numeric=True),
+    Column("anon + swap", "MiB", numeric=True),
+    Column("named by"),
+    Column("command line"),
+)
+
+
+def oom_findings(data: ReportData) -> OomFindings | None:
+    """The process analysis' OOM victims, when it ran and the dumps carry the counter."""
+    return data.processes.result.ooms if isinstance(data.processes, ProcessPart) else None
+
+
+def size_cell(value: float | None) -> Cell:
+    return Cell("-") if value is None else Cell(three_decimals(value), value)
+
+
+def oom_html(findings: OomFindings) -> str:
+    """The kills, each with the two snapshots around it: named from the kernel log, or the
+    largest instance that vanished there ("likely")."""
+    lead = (
+        f"The kernel's OOM killer ended {plural(len(findings.kills), 'process')} in the window"
+        f' ({OOM_CSV}). "likely": the largest process instance that vanished in an interval'
+        " in which the oom_kill counter rose, where the kernel log was not read."
+    )
+    rows = [
+        [
+            time_cell(kill.after),
+            time_cell(kill.before),
+            Cell("?") if kill.pid is None else Cell(str(kill.pid), kill.pid),
+            size_cell(kill.rss_mb),
+            size_cell(kill.anon_swap_mb),
+            Cell("likely" if kill.source == INFERRED else kill.source),
+            Cell(kill.cmd or "(not in any snapshot)", css="cmd"),
+        ]
+        for kill in findings.kills
+    ]
+    gone = [
+        f"Also gone between {when(after)} and the next snapshot: "
+        + ", ".join(f"PID {g.pid} {g.cmd} ({g.size_mb:,.1f} MiB)" for g in listed)
+        for after, listed in findings.also_gone.items()
+    ]
+    table = table_html(Table(OOM_TABLE_COLUMNS, rows, css="sortable"))
+    return paragraph(lead, "verdict leaking") + table + "".join(paragraph(g, "note") for g in gone)
+
+
 # --- The alerts ---------------------------------------------------------------------------
 
 
@@ -548,12 +599,24 @@ def days_alert(result: SystemResult, flags: str) -> list[str]:
     return [command, f"{EXIT_ALERT} for D ≥ {bound:.1f}, else {EXIT_OK}", fact]
 
 
+def oom_alert_row(part: ProcessPart | Missing, window: TimeWindow) -> list[str]:
+    command = f"analyze_processes.py{window_flags(window)} --fail-on-oom"
+    if isinstance(part, Missing):
+        return [command, str(EXIT_NO_DATA), f"no data: {part.reason}"]
+    findings = part.result.ooms
+    if findings is None:
+        return [command, str(EXIT_OK), "the dumps carry no OOM counter"]
+    if findings.kills:
+        return [command, str(EXIT_ALERT), f"{plural(len(findings.kills), 'OOM kill')}"]
+    return [command, str(EXIT_OK), "no OOM kill in the window"]
+
+
 def status_css(status: str) -> str:
     return "status alert" if status == str(EXIT_ALERT) else "status"
 
 
 def alerts_html(data: ReportData) -> str:
-    rows = [leak_alert(data.processes, data.window)]
+    rows = [leak_alert(data.processes, data.window), oom_alert_row(data.processes, data.window)]
     flags = window_flags(data.window)
     if isinstance(data.system, SystemPart):
         rows += [pct_alert(data.system.result, flags), days_alert(data.system.result, flags)]
@@ -579,6 +642,7 @@ def alerts_html(data: ReportData) -> str:
 
 SECTIONS = (
     ("analysed", "What was analysed"),
+    ("oom", "OOM kills"),  # only when there are some
     ("system", "System memory"),
     ("system-plots", "System plots"),
     ("leaks", "Leaks: sustained growth"),
@@ -603,16 +667,19 @@ def span_text(data: ReportData) -> str:
 
 def render_report(data: ReportData) -> str:
     """The whole page, one self-contained HTML document."""
+    findings = oom_findings(data)
     bodies = {
         "analysed": analysed_html(data),
+        "oom": oom_html(findings) if findings is not None and findings.kills else "",
         "system": system_html(data.system),
         "system-plots": system_plots_html(data.system),
         "leaks": leaks_html(data.processes),
         "top": top_html(data.processes),
         "alerts": alerts_html(data),
     }
-    nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in SECTIONS)
-    sections = "\n".join(section(anchor, title, bodies[anchor]) for anchor, title in SECTIONS)
+    shown = [(anchor, title) for anchor, title in SECTIONS if bodies[anchor]]
+    nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in shown)
+    sections = "\n".join(section(anchor, title, bodies[anchor]) for anchor, title in shown)
     title = f"Memory report: {data.dumps_dir}"
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"

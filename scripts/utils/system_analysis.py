@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import matplotlib.ticker as mticker
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from matplotlib.axes import Axes
 
 from utils import plotting
 from utils.console import Session
+from utils.counters import OomInterval, oom_intervals, rate_frame
+from utils.dump_format import COUNTER_FIELDS
 from utils.dumps import Kind, Progress, Reader, TableSpec, Warn, discover_and_read
 from utils.files import write_text_atomically
 from utils.forecast import Forecast, describe, forecast_available, to_json_dict
@@ -23,7 +28,7 @@ from utils.parser import (
     Where,
 )
 from utils.plotting import PlotCall
-from utils.text import format_duration
+from utils.text import format_duration, plural
 
 # The raw fields the metrics are computed from (MiB, as the collector writes them).
 RAW_FIELDS: tuple[str, ...] = (
@@ -46,12 +51,14 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "RAM_Used_Shmem_MB",
 )
 # MemTotal divides: it must be above 0. A sys_mem file holds one snapshot, one row.
+# Newer dumps add the boot's id, counters since boot and the OOM victims the kernel logged.
 SYSTEM_SPEC = TableSpec(
     columns=tuple(
         (name, Kind.POSITIVE if name == "MemTotal_MB" else Kind.FLOAT) for name in RAW_FIELDS
     ),
     rows_per_file=1,
-    optional=OPTIONAL_FIELDS,
+    optional=(*OPTIONAL_FIELDS, *COUNTER_FIELDS),
+    optional_text=("boot_id", "oom_victims"),
 )
 
 METRICS_CSV = "system_metrics.csv"
@@ -136,7 +143,8 @@ def compute_metrics(raw: pd.DataFrame) -> pd.DataFrame:
         },
         index=raw.index,
     )
-    return pd.concat([metrics, raw[list(RAW_FIELDS)], pd.DataFrame(optional)], axis=1)
+    extra = pd.DataFrame(optional, index=raw.index)
+    return pd.concat([metrics, raw[list(RAW_FIELDS)], extra, rate_frame(raw)], axis=1)
 
 
 def load_and_compute_metrics(
@@ -144,6 +152,20 @@ def load_and_compute_metrics(
 ) -> pd.DataFrame:
     """Metrics and the raw fields they use, one row per snapshot, indexed by UTC time."""
     return compute_metrics(load_system_frame(files, warn, progress))
+
+
+class SystemData(NamedTuple):
+    """What the system analysis computes from: the metrics, and the OOM kills."""
+
+    metrics: pd.DataFrame
+    ooms: list[OomInterval] | None  # None: no snapshot has an oom_kill counter
+
+
+def load_system_data(
+    files: Sequence[Source], warn: Warn, progress: Progress | None = None
+) -> SystemData:
+    raw = load_system_frame(files, warn, progress)
+    return SystemData(compute_metrics(raw), oom_intervals(raw))
 
 
 def missing_field_notes(metrics: pd.DataFrame) -> list[str]:
@@ -192,6 +214,7 @@ class SystemSummary:
     gap_threshold_s: float | None
     stats: list[MetricStats]
     forecast: Forecast
+    ooms: list[OomInterval] | None = None  # None: the dumps carry no OOM counter
 
 
 # The summary's rows: the three definitions of "used" RAM side by side, then the rest.
@@ -202,7 +225,9 @@ SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def summarize(metrics: pd.DataFrame, trend_days: float) -> SystemSummary:
+def summarize(
+    metrics: pd.DataFrame, trend_days: float, ooms: list[OomInterval] | None = None
+) -> SystemSummary:
     times = metrics.index.to_numpy()
     threshold = plotting.gap_threshold_s(times)
     stats = [
@@ -224,6 +249,7 @@ def summarize(metrics: pd.DataFrame, trend_days: float) -> SystemSummary:
         gap_threshold_s=threshold,
         stats=stats,
         forecast=forecast_available(times, available, trend_days),
+        ooms=ooms,
     )
 
 
@@ -249,6 +275,7 @@ def format_summary(summary: SystemSummary) -> list[str]:
             f" {format_duration(summary.gap_threshold_s)}; longest"
             f" {format_duration(longest.seconds)} after {start:{DISPLAY_FORMAT}}"
         )
+    lines += oom_summary_lines(summary.ooms)
     labels = [f"{stat.label}, {stat.unit}" for stat in summary.stats]
     width = max(len(label) for label in labels) + 2
     lines += ["", f"  {'':<{width}}{'min':>12}{'mean':>12}{'max':>12}"]
@@ -262,6 +289,39 @@ def format_summary(summary: SystemSummary) -> list[str]:
     return lines
 
 
+# At most this many intervals with OOM kills are listed in the summary (all are plotted).
+OOM_LISTED = 5
+NO_OOM_COUNTER = (
+    "unknown: the dumps carry no OOM counter (an older collector, or Linux before 4.13)"
+)
+
+
+def oom_kill_count(ooms: list[OomInterval] | None) -> int:
+    return 0 if ooms is None else sum(oom.kills for oom in ooms)
+
+
+def oom_summary_lines(ooms: list[OomInterval] | None) -> list[str]:
+    """The summary's OOM line, and one per interval with kills (the latest OOM_LISTED)."""
+    if ooms is None:
+        return [f"  OOM kills {NO_OOM_COUNTER}"]
+    if not ooms:
+        return ["  OOM kills none"]
+    lines = [f"  OOM kills {oom_kill_count(ooms):,}, in {plural(len(ooms), 'interval')}:"]
+    for oom in ooms[-OOM_LISTED:]:
+        lines.append(f"            {oom_interval_text(oom)}")
+    if len(ooms) > OOM_LISTED:
+        lines.append(f"            and {len(ooms) - OOM_LISTED:,} earlier")
+    return lines
+
+
+def oom_interval_text(oom: OomInterval) -> str:
+    """`2026-03-01 10:00:00 to 10:10:00: 2 kills` (the date again when it changes)."""
+    after, before = pd.Timestamp(oom.after), pd.Timestamp(oom.before)
+    end = f"{before:%H:%M:%S}" if after.date() == before.date() else f"{before:{DISPLAY_FORMAT}}"
+    reboot = ", across a reboot" if oom.reboot else ""
+    return f"{after:{DISPLAY_FORMAT}} to {end}: {plural(oom.kills, 'kill')}{reboot}"
+
+
 # --- The result ---------------------------------------------------------------
 
 
@@ -272,6 +332,7 @@ class SystemOptions:
     trend_days: float
     alert_pct: float | None = None  # alert when the latest RAM used % is at least this
     alert_days: float | None = None  # alert when MemAvailable reaches 0 within this
+    fail_on_oom: bool = False  # alert when the OOM killer killed in the window
 
 
 @dataclass(frozen=True)
@@ -285,10 +346,16 @@ class SystemResult:
     alerts: list[str]  # the alerts asked for that hold, one line each
     latest_pct: float  # RAM used (htop) % at the last snapshot
 
+    @property
+    def ooms(self) -> list[OomInterval] | None:
+        return self.summary.ooms
 
-def system_result(metrics: pd.DataFrame, options: SystemOptions) -> SystemResult:
+
+def system_result(
+    metrics: pd.DataFrame, options: SystemOptions, ooms: list[OomInterval] | None = None
+) -> SystemResult:
     """The summary, notes and alerts of loaded metrics (not empty)."""
-    summary = summarize(metrics, options.trend_days)
+    summary = summarize(metrics, options.trend_days, ooms)
     latest_pct = float(metrics["RAM_Used_Pct"].iloc[-1])
     return SystemResult(
         metrics=metrics,
@@ -333,16 +400,27 @@ def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptio
     days, fact = summary.forecast.days_to_zero, zero_fact(summary.forecast)
     if options.alert_days is not None and days is not None and days <= options.alert_days:
         raised.append(f"{fact}, within --alert-days {options.alert_days:g}")
+    if options.fail_on_oom and summary.ooms:
+        raised.append(oom_alert(summary.ooms))
     return raised
+
+
+def oom_alert(ooms: list[OomInterval]) -> str:
+    """What --fail-on-oom says, in both analyses."""
+    return (
+        f"{plural(oom_kill_count(ooms), 'OOM kill')} in the window, the last between"
+        f" {pd.Timestamp(ooms[-1].after):{DISPLAY_FORMAT}} and"
+        f" {pd.Timestamp(ooms[-1].before):{DISPLAY_FORMAT}} UTC"
+    )
 
 
 def compute_system(where: Where, options: SystemOptions, session: Session) -> SystemResult:
     """Discover, read and compute; NoDataError when there is nothing to analyse."""
-    metrics = discover_and_read(
-        where, SYS_PREFIX, session, load_and_compute_metrics, lambda loaded: loaded.empty
+    data = discover_and_read(
+        where, SYS_PREFIX, session, load_system_data, lambda loaded: loaded.metrics.empty
     )
     with session.timer.phase("computing"):
-        return system_result(metrics, options)
+        return system_result(data.metrics, options, data.ooms)
 
 
 # --- Output --------------------------------------------------------------------
@@ -397,6 +475,7 @@ class PlotSpec(NamedTuple):
     reference: str | None = None  # a raw field drawn as a dashed level (its largest value)
     top: float | None = None  # a fixed top of the value axis
     when_zero: str | None = None  # said in the plot when the reference is 0
+    marks_ooms: bool = False  # a line at each OOM kill
 
 
 PLOT_SPECS: tuple[PlotSpec, ...] = (
@@ -406,6 +485,7 @@ PLOT_SPECS: tuple[PlotSpec, ...] = (
         "RAM used (MiB)",
         (MetricLine("RAM_Used_MB", USED_DEFINITIONS[0].formula, plotting.RAM_COLOR),),
         reference="MemTotal_MB",
+        marks_ooms=True,
     ),
     PlotSpec(
         "swap_used.png",
@@ -423,6 +503,7 @@ PLOT_SPECS: tuple[PlotSpec, ...] = (
             MetricLine("RAM_Used_MB", "RAM used (htop)", plotting.RAM_COLOR),
             MetricLine("Swap_Used_MB", "Swap used", plotting.SWAP_COLOR),
         ),
+        marks_ooms=True,
     ),
     PlotSpec(
         "ram_used_pct.png",
@@ -430,6 +511,7 @@ PLOT_SPECS: tuple[PlotSpec, ...] = (
         "RAM used (% of MemTotal)",
         (MetricLine("RAM_Used_Pct", "RAM used / MemTotal", plotting.RAM_COLOR),),
         top=100.0,
+        marks_ooms=True,
     ),
     PlotSpec(
         "ram_used_definitions.png",
@@ -437,21 +519,39 @@ PLOT_SPECS: tuple[PlotSpec, ...] = (
         "RAM used (MiB)",
         tuple(MetricLine(d.column, d.label, d.color) for d in USED_DEFINITIONS),
         reference="MemTotal_MB",
+        marks_ooms=True,
     ),
 )
-PLOT_NAMES: tuple[str, ...] = tuple(spec.name for spec in PLOT_SPECS)
+PRESSURE_PLOT = "memory_pressure.png"
+PRESSURE_TITLE = "Memory pressure: time stalled, and swap traffic"
+PLOT_NAMES: tuple[str, ...] = (*(spec.name for spec in PLOT_SPECS), PRESSURE_PLOT)
+PLOT_TITLES: dict[str, str] = {
+    **{spec.name: spec.title for spec in PLOT_SPECS},
+    PRESSURE_PLOT: PRESSURE_TITLE,
+}
 
 
-def plot_calls(metrics: pd.DataFrame, out_dir: Path) -> list[PlotCall]:
-    """The time-series PNGs to draw, in PLOT_SPECS order (see plotting.PlotWorker)."""
-    return [(draw_plot, (spec, metrics, out_dir)) for spec in PLOT_SPECS]
+def plot_calls(
+    metrics: pd.DataFrame, out_dir: Path, ooms: list[OomInterval] | None = None
+) -> list[PlotCall]:
+    """The time-series PNGs to draw, in PLOT_NAMES order (see plotting.PlotWorker)."""
+    kills = oom_moments(ooms)
+    calls: list[PlotCall] = [(draw_plot, (spec, metrics, out_dir, kills)) for spec in PLOT_SPECS]
+    return [*calls, (draw_pressure, (metrics, out_dir, kills))]
 
 
-def plot_system(metrics: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The time-series PNGs, in PLOT_SPECS order, drawn here: a forked plot worker would
+def oom_moments(ooms: list[OomInterval] | None) -> npt.NDArray[np.datetime64]:
+    """When the OOM kills fell: the middle of each interval that holds some."""
+    return np.array([oom.middle for oom in ooms or []], dtype="datetime64[s]")
+
+
+def plot_system(
+    metrics: pd.DataFrame, out_dir: Path, ooms: list[OomInterval] | None = None
+) -> list[Path]:
+    """The time-series PNGs, in PLOT_NAMES order, drawn here: a forked plot worker would
     save less time than its memory is worth on a host short of memory
     (docs/performance.md)."""
-    return [job(*args) for job, args in plot_calls(metrics, out_dir)]
+    return [job(*args) for job, args in plot_calls(metrics, out_dir, ooms)]
 
 
 def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[MetricLine]:
@@ -459,8 +559,13 @@ def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[MetricLine]:
     return [line for line in spec.lines if metrics[line.column].notna().any()]
 
 
-def draw_plot(spec: PlotSpec, metrics: pd.DataFrame, out_dir: Path) -> Path:
-    """One PNG of PLOT_SPECS: its lines, reference level, outages and titles."""
+def draw_plot(
+    spec: PlotSpec,
+    metrics: pd.DataFrame,
+    out_dir: Path,
+    kills: npt.NDArray[np.datetime64] | None = None,
+) -> Path:
+    """One PNG of PLOT_SPECS: its lines, reference level, outages, OOM kills and titles."""
     times = metrics.index.to_numpy()
     threshold = plotting.gap_threshold_s(times)
     figure, axes = plotting.new_figure()
@@ -477,6 +582,8 @@ def draw_plot(spec: PlotSpec, metrics: pd.DataFrame, out_dir: Path) -> Path:
             axes.text(0.5, 0.5, spec.when_zero, transform=axes.transAxes, ha="center")
             top = 1.0
     plotting.shade_gaps(axes, times, threshold)
+    if spec.marks_ooms and kills is not None:
+        plotting.mark_ooms(axes, kills)
     plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, spec.ylabel, top)
     if top is None:  # headroom above the highest line
@@ -484,3 +591,71 @@ def draw_plot(spec: PlotSpec, metrics: pd.DataFrame, out_dir: Path) -> Path:
     plotting.add_legend(axes)
     plotting.set_titles(axes, spec.title, plotting.subtitle_for(times, threshold))
     return plotting.save_figure(figure, out_dir / spec.name)
+
+
+def draw_pressure(
+    metrics: pd.DataFrame, out_dir: Path, kills: npt.NDArray[np.datetime64] | None = None
+) -> Path:
+    """memory_pressure.png: PSI some and full as the % of each interval stalled on memory,
+    and swap-in and swap-out in pages/s on a second axis where swap was used."""
+    times = metrics.index.to_numpy()
+    threshold = plotting.gap_threshold_s(times)
+    figure, axes = plotting.new_figure()
+    pressure = [("PSI_Some_Pct", "some (a task stalled)", "#b9770e"),
+                ("PSI_Full_Pct", "full (all stalled)", "#c0392b")]  # fmt: skip
+    drawn = [
+        plotting.Line(times, metrics[column].to_numpy(np.float64), label, color)
+        for column, label, color in pressure
+        if metrics[column].notna().any()
+    ]
+    for line in drawn:
+        plotting.plot_series(axes, line, threshold)
+    if not drawn:
+        axes.text(0.5, 0.5, NO_PSI, transform=axes.transAxes, ha="center", color="#555555")
+    swapped = _draw_swap_axis(axes, metrics, threshold)
+    plotting.shade_gaps(axes, times, threshold)
+    if kills is not None:
+        plotting.mark_ooms(axes, kills)
+    plotting.style_time_axis(axes, times)
+    plotting.style_value_axis(axes, "time stalled on memory (%)")
+    highest = max((float(np.nanmax(line.values)) for line in drawn), default=0.0)
+    axes.set_ylim(0, max(1.0, highest * 1.1))
+    axes.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.1f}"))
+    plotting.add_legend(axes, *([swapped] if swapped is not None else []))
+    peaks = [f"{line.label.split()[0]} at most {np.nanmax(line.values):,.2f} %" for line in drawn]
+    subtitle = " · ".join([plotting.subtitle_for(times, threshold), *peaks, "PSI, Linux 4.20+"])
+    plotting.set_titles(axes, PRESSURE_TITLE, subtitle)
+    return plotting.save_figure(figure, out_dir / PRESSURE_PLOT)
+
+
+NO_PSI = "no pressure stall information in these dumps (Linux before 4.20, or psi=0)"
+
+
+def _draw_swap_axis(axes: Axes, metrics: pd.DataFrame, threshold: float | None) -> Axes | None:
+    """Swap-in and swap-out, pages/s, on a right-hand axis; None when no swap moved."""
+    rates = metrics[["SwapIn_Pages_s", "SwapOut_Pages_s"]].to_numpy(np.float64)
+    if not np.isfinite(rates).any() or np.nanmax(rates) <= 0:
+        return None
+    figure = axes.get_figure()
+    assert figure is not None
+    figure.subplots_adjust(right=TWIN_AXIS_RIGHT)  # room for the right-hand labels
+    right = axes.twinx()
+    right.spines[["top"]].set_visible(False)
+    times = metrics.index.to_numpy()
+    for values, label, color in ((rates[:, 0], "swap-in", "#1f6fb4"),
+                                 (rates[:, 1], "swap-out", "#7d3c98")):  # fmt: skip
+        x, y = plotting.break_at_gaps(times, values, threshold)
+        # Thinner and lighter than the pressure: the stalls are what this plot is about.
+        right.plot(x, y, color=color, linewidth=0.9, alpha=0.7, label=f"{label} (pages/s, right)")
+    # A page now and then is no traffic: the axis shows at least SWAP_AXIS_MIN, as the
+    # stalls' shows at least 1%, so that a trickle is drawn as one.
+    top = max(float(np.nanmax(rates)) * 1.1, SWAP_AXIS_MIN)
+    right.set_ylim(0, top)
+    right.set_ylabel("swapped (pages/s)")
+    decimals = 0 if top >= 10 else 1 if top >= 1 else 2 if top >= 0.1 else 3
+    right.yaxis.set_major_formatter(mticker.StrMethodFormatter(f"{{x:,.{decimals}f}}"))
+    return right
+
+
+TWIN_AXIS_RIGHT = 0.91
+SWAP_AXIS_MIN = 10.0  # pages/s: 40 KiB/s with 4 KiB pages

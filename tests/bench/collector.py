@@ -82,7 +82,9 @@ def measure(rounds: int = ROUNDS) -> CollectorCost:
             nonlocal second
             second += 1
             stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(second))
-            collect_memory.take_snapshot(Path(work), stamp, guard, clock=clock)
+            collect_memory.take_snapshot(
+                Path(work), stamp, guard, state=collect_memory.RunState(clock, None)
+            )
 
         def before() -> None:
             with mock.patch.object(collect_memory, "process_memory", lambda *_: procfs.NOTHING):

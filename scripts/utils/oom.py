@@ -1,0 +1,258 @@
+"""Who the OOM killer killed: the victims of each interval with kills, named from the
+kernel log where the collector read it, and inferred from the snapshots where it did not.
+
+Inferred: when oom_kill rose by k between two snapshots, the victims are the k largest
+process instances (by anon + swap, else RSS, at their last snapshot) that were in the
+snapshot before and in none after. A process that exits normally in another interval is
+never named: only an interval with kills is looked at. Across a reboot nothing is
+inferred: every process of the old boot is gone, and the kills were of the new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from utils.counters import OomInterval
+from utils.dump_format import PS_COMMAND
+from utils.files import replace_atomically
+from utils.parser import DISPLAY_FORMAT
+from utils.process_records import ProcessRecords
+from utils.text import aligned_table, plural, shorten
+
+OOM_CSV = "oom_kills.csv"
+OOM_COLUMNS: tuple[str, ...] = (
+    "after",
+    "before",
+    "PID",
+    "CMD",
+    "RSS_MB",
+    "anon_swap_MB",
+    "source",
+    "kernel_anon_rss_MB",
+)
+KERNEL_LOG, INFERRED, UNKNOWN = "kernel log", "inferred", "unknown"
+# The other instances that vanished in an interval with kills, listed with it, at most.
+ALSO_GONE = 3
+CMD_WIDTH = 60
+COLLECTOR_PS = " ".join(PS_COMMAND)
+
+
+@dataclass(frozen=True)
+class OomKill:
+    """One process the OOM killer ended (or, source UNKNOWN, a kill whose victim the
+    snapshots cannot name)."""
+
+    after: datetime  # UTC: the last snapshot before the kill...
+    before: datetime  # ... and the first after it
+    pid: int | None
+    cmd: str
+    rss_mb: float | None  # at its last snapshot
+    anon_swap_mb: float | None
+    source: str  # KERNEL_LOG, INFERRED or UNKNOWN
+    kernel_anon_rss_mb: float | None = None  # what the kernel log said it held
+    instance: int | None = None  # its number in the records (for the plots)
+
+    @property
+    def moment(self) -> np.datetime64:
+        """The middle of the interval: where the plots mark it."""
+        after = np.datetime64(self.after, "s")
+        return after + (np.datetime64(self.before, "s") - after) / 2
+
+
+@dataclass(frozen=True)
+class Gone:
+    """An instance that vanished in an interval with kills and was not named a victim."""
+
+    pid: int
+    cmd: str
+    size_mb: float
+
+
+@dataclass(frozen=True)
+class OomFindings:
+    """The victims of every interval with kills, and what else vanished there."""
+
+    kills: list[OomKill]
+    also_gone: dict[datetime, list[Gone]]  # by interval (its `after`)
+    inferable: bool  # False under --match: the other processes were not kept
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    instance: int
+    pid: int
+    cmd: str
+    rss_mb: float
+    anon_swap_mb: float | None
+
+    @property
+    def size_mb(self) -> float:
+        return self.rss_mb if self.anon_swap_mb is None else self.anon_swap_mb
+
+
+def find_victims(records: ProcessRecords, ooms: Sequence[OomInterval]) -> OomFindings:
+    """Each kill's victim, interval by interval (see the module's docstring)."""
+    inferable = records.match is None
+    kills: list[OomKill] = []
+    also_gone: dict[datetime, list[Gone]] = {}
+    for oom in ooms:
+        candidates = [] if oom.reboot else _vanished(records, oom)
+        named, rest = _named(oom, candidates)
+        left = oom.kills - len(named)
+        inferred = rest[:left] if inferable else []
+        after, before = _moment(oom.after), _moment(oom.before)
+        kills += named
+        kills += [_kill(oom, candidate, INFERRED) for candidate in inferred]
+        unknown = left - len(inferred)
+        kills += [OomKill(after, before, None, "", None, None, UNKNOWN)] * unknown
+        gone = rest[len(inferred) :][:ALSO_GONE]
+        if gone:
+            also_gone[after] = [Gone(c.pid, c.cmd, c.size_mb) for c in gone]
+    return OomFindings(kills, also_gone, inferable)
+
+
+def _moment(moment: np.datetime64) -> datetime:
+    return pd.Timestamp(moment).to_pydatetime()
+
+
+def _vanished(records: ProcessRecords, oom: OomInterval) -> list[_Candidate]:
+    """The instances in the last process snapshot at or before `after` (or one between the
+    two) and in none from `before` on, largest first (equal sizes: lower PID first)."""
+    times = records.times
+    last_before = int(np.searchsorted(times, oom.after, side="right")) - 1
+    first_after = int(np.searchsorted(times, oom.before, side="left"))
+    if last_before < 0 or first_after >= len(times):
+        return []  # no process snapshot on one side: nothing can be said to vanish
+    table = records.instances()
+    ended = (table.last_rank >= last_before) & (table.last_rank < first_after)
+    found = []
+    for at in np.flatnonzero(ended).tolist():
+        if records.commands[int(table.cmd[at])] == COLLECTOR_PS:
+            continue  # the collector's own ps: it always ends
+        pid, rank = int(table.pid[at]), int(table.last_rank[at])
+        _, rss, foot, _ = records.pid_memory(pid, rank, rank)
+        found.append(
+            _Candidate(
+                instance=int(table.number[at]),
+                pid=pid,
+                cmd=records.commands[int(table.cmd[at])],
+                rss_mb=float(rss[-1]),
+                anon_swap_mb=None if np.isnan(foot[-1]) else float(foot[-1]),
+            )
+        )
+    return sorted(found, key=lambda c: (-c.size_mb, c.pid))
+
+
+def _named(
+    oom: OomInterval, candidates: list[_Candidate]
+) -> tuple[list[OomKill], list[_Candidate]]:
+    """The kernel log's victims (with what the snapshots knew of them), and the candidates
+    the log did not name."""
+    by_pid = {candidate.pid: candidate for candidate in candidates}
+    kills = []
+    for pid, comm, anon_kb in oom.logged:
+        kernel_mb = anon_kb / 1024
+        known = by_pid.pop(pid, None)
+        if known is None:  # never in a snapshot: born and killed between two
+            after, before = _moment(oom.after), _moment(oom.before)
+            kills.append(OomKill(after, before, pid, comm, None, None, KERNEL_LOG, kernel_mb))
+        else:
+            kills.append(_kill(oom, known, KERNEL_LOG, kernel_mb))
+    rest = [candidate for candidate in candidates if candidate.pid in by_pid]
+    return kills, rest
+
+
+def _kill(
+    oom: OomInterval, candidate: _Candidate, source: str, kernel_mb: float | None = None
+) -> OomKill:
+    return OomKill(
+        after=_moment(oom.after),
+        before=_moment(oom.before),
+        pid=candidate.pid,
+        cmd=candidate.cmd,
+        rss_mb=candidate.rss_mb,
+        anon_swap_mb=candidate.anon_swap_mb,
+        source=source,
+        kernel_anon_rss_mb=kernel_mb,
+        instance=candidate.instance,
+    )
+
+
+# --- Output --------------------------------------------------------------------------
+
+
+def oom_frame(kills: Sequence[OomKill]) -> pd.DataFrame:
+    """The rows of oom_kills.csv: exactly OOM_COLUMNS."""
+    return pd.DataFrame(
+        {
+            "after": [f"{kill.after:{DISPLAY_FORMAT}}" for kill in kills],
+            "before": [f"{kill.before:{DISPLAY_FORMAT}}" for kill in kills],
+            "PID": pd.array([kill.pid for kill in kills], dtype="Int64"),
+            "CMD": [kill.cmd for kill in kills],
+            "RSS_MB": [kill.rss_mb for kill in kills],
+            "anon_swap_MB": [kill.anon_swap_mb for kill in kills],
+            "source": [kill.source for kill in kills],
+            "kernel_anon_rss_MB": [kill.kernel_anon_rss_mb for kill in kills],
+        },
+        columns=list(OOM_COLUMNS),
+    )
+
+
+def write_oom_csv(kills: Sequence[OomKill], path: Path) -> Path:
+    """One row per killed process, in time order: times `YYYY-MM-DD HH:MM:SS` UTC, MiB with
+    3 decimals, empty where unknown; only the header when nothing was killed."""
+    table = oom_frame(kills)
+    return replace_atomically(
+        path,
+        lambda temp: table.to_csv(temp, index=False, float_format="%.3f", lineterminator="\n"),
+    )
+
+
+def format_findings(findings: OomFindings | None, match: str | None) -> list[str]:
+    """The console section: a line when the dumps cannot tell, or the table of kills."""
+    if findings is None:
+        return [
+            "OOM kills: unknown (the dumps carry no OOM counter: an older collector, or"
+            " Linux before 4.13)"
+        ]
+    if not findings.kills:
+        return ["No OOM kill in the window"]
+    lines = [f"OOM kills: {plural(len(findings.kills), 'process')} killed ({OOM_CSV})", ""]
+    cells = [
+        (
+            f"{kill.after:{DISPLAY_FORMAT}}",
+            f"{kill.before:{DISPLAY_FORMAT}}",
+            "?" if kill.pid is None else str(kill.pid),
+            "-" if kill.rss_mb is None else f"{kill.rss_mb:,.1f}",
+            "likely" if kill.source == INFERRED else kill.source,
+        )
+        for kill in findings.kills
+    ]
+    header = ("after (UTC)", "before (UTC)", "PID", "RSS MiB", "named by")
+    commands = [shorten(kill.cmd, CMD_WIDTH) or "(not in any snapshot)" for kill in findings.kills]
+    lines += aligned_table(header, cells, "CMD", commands)
+    for after, gone in findings.also_gone.items():
+        listed = ", ".join(f"PID {g.pid} {shorten(g.cmd, 30)} ({g.size_mb:,.1f} MiB)" for g in gone)
+        lines.append(f"  also gone after {after:{DISPLAY_FORMAT}}: {listed}")
+    if not findings.inferable and any(kill.source == UNKNOWN for kill in findings.kills):
+        lines.append(
+            f"  --match {match!r} keeps only some processes: victims the kernel log did not"
+            " name cannot be inferred"
+        )
+    return lines
+
+
+def kill_moments(findings: OomFindings | None) -> dict[int, npt.NDArray[np.datetime64]]:
+    """Per victim instance, when it was killed (for its plots)."""
+    moments: dict[int, list[np.datetime64]] = {}
+    for kill in [] if findings is None else findings.kills:
+        if kill.instance is not None:
+            moments.setdefault(kill.instance, []).append(kill.moment)
+    return {key: np.array(value, dtype="datetime64[s]") for key, value in moments.items()}
