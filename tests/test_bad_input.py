@@ -466,6 +466,7 @@ SCRIPT_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("main", "prefix", "extra"), SCRIPT_CASES, ids=["processes", "system"])
 @pytest.mark.parametrize(
     "content",
@@ -525,6 +526,7 @@ def test_a_bug_is_one_line_exit_70_and_a_traceback_file(
     assert "Traceback (most recent call last)" in trace.read_text()
 
 
+@pytest.mark.slow
 def test_no_traceback_reaches_a_user_of_the_real_script(tmp_path: Path) -> None:
     (tmp_path / f"{PROCESS_PREFIX}{BAD_STAMP}.csv").write_bytes(b"\xff" * 64)
     result = subprocess.run(
@@ -620,12 +622,14 @@ def header_surgery(draw: st.DrawFn, header: list[str]) -> list[str]:
     return names
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.binary(max_size=600))
 def test_arbitrary_bytes_as_a_process_file(data: bytes) -> None:
     check_property(PROCESS_PREFIX, data)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.binary(max_size=600))
 def test_arbitrary_bytes_as_a_sys_file(data: bytes) -> None:
@@ -651,12 +655,14 @@ def test_mutated_sys_files(data: bytes) -> None:
     check_property(SYS_PREFIX, data)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.one_of(st.binary(max_size=400), mutated_dump(PROCESS_PREFIX)))
 def test_bad_members_of_a_bundle(data: bytes) -> None:
     check_property(PROCESS_PREFIX, data, bundled=True)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.one_of(st.binary(max_size=400), mutated_dump(SYS_PREFIX)))
 def test_bad_sys_members_of_a_bundle(data: bytes) -> None:
@@ -688,6 +694,7 @@ def test_a_damaged_bundle_is_one_line_and_keeps_the_rest(data: bytes, cut: float
     assert good_rows == expected.result[0]  # type: ignore[index]
 
 
+@pytest.mark.slow
 @settings(max_examples=max(settings().max_examples // 8, 3))
 @given(data=st.one_of(st.binary(max_size=300), mutated_dump(PROCESS_PREFIX)))
 def test_the_process_script_on_generated_bad_files(data: bytes) -> None:

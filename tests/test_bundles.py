@@ -60,6 +60,7 @@ def copy(loose: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "main"), MAINS)
 def test_bundles_give_the_loose_files_results_to_the_last_digit(
     name: str, main: Callable[[Sequence[str]], int], loose: Path, tmp_path: Path
@@ -76,6 +77,7 @@ def test_bundles_give_the_loose_files_results_to_the_last_digit(
     assert got.outputs == expected.outputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "main"), MAINS)
 def test_a_snapshot_both_bundled_and_loose_counts_once(
     name: str, main: Callable[[Sequence[str]], int], loose: Path, tmp_path: Path
@@ -105,6 +107,7 @@ def test_a_late_loose_file_of_a_bundled_day_is_read_too(loose: Path, tmp_path: P
         )
 
 
+@pytest.mark.slow
 def test_a_bad_member_is_named_with_its_bundle(loose: Path, tmp_path: Path) -> None:
     dumps = copy(loose, tmp_path / "bad")
     bad = dumps / f"process_mem_{DAYS[0]}_120000.csv"
@@ -170,6 +173,7 @@ def test_many_odd_members_are_a_few_lines(tmp_path: Path, monkeypatch: pytest.Mo
     )
 
 
+@pytest.mark.slow
 def test_a_cut_off_bundle_keeps_what_came_before_the_cut(loose: Path, tmp_path: Path) -> None:
     dumps = copy(loose, tmp_path / "cut")
     bundle = bundle_day(dumps, DAYS[0])
@@ -184,6 +188,7 @@ def test_a_cut_off_bundle_keeps_what_came_before_the_cut(loose: Path, tmp_path: 
     assert run(system_main, dumps, tmp_path / "sys").stderr == ""
 
 
+@pytest.mark.slow
 def test_a_bundle_that_is_not_one_is_one_line(loose: Path, tmp_path: Path) -> None:
     dumps = copy(loose, tmp_path / "junk")
     bundle_day(dumps, DAYS[0])
@@ -199,6 +204,7 @@ def test_a_bundle_that_is_not_one_is_one_line(loose: Path, tmp_path: Path) -> No
     ]
 
 
+@pytest.mark.slow
 def test_the_window_skips_whole_bundles_unopened(loose: Path, tmp_path: Path) -> None:
     dumps = copy(loose, tmp_path / "window")
     bundle = bundle_day(dumps, DAYS[0])

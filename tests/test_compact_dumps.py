@@ -957,6 +957,7 @@ def peak_rss_kib(command: list[str]) -> int:
     return int(out.stdout)
 
 
+@pytest.mark.slow
 def test_compacting_two_busy_days_stays_under_60_mib(tmp_path: Path) -> None:
     today = datetime.combine(utc_today(), datetime.min.time(), tzinfo=UTC)
     generate_dumps(tmp_path, snapshots=288, processes=500, start=today - timedelta(days=10))

@@ -81,6 +81,7 @@ def write_host(dumps: Path, old: bool) -> Path:
     return dumps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("old", [False, True], ids=["anon+swap", "RSS only"])
 def test_a_leak_into_swap_is_found_on_anon_plus_swap_and_missed_on_rss(
     tmp_path: Path, old: bool

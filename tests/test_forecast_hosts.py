@@ -126,6 +126,7 @@ def test_a_flat_host_has_no_downward_trend(
     assert_within_bounds(result, 0.0)
 
 
+@pytest.mark.slow
 def test_flat_hosts_are_called_falling_no_more_often_than_the_level_promises() -> None:
     """200 flat hosts, 40 of each shape: at a 1% level about 2 say "falling" by chance;
     more than 5 (a chance of under 2% for a test that keeps its level) means it does not."""
@@ -165,6 +166,7 @@ def write_host(dumps: Path, series: Series) -> Path:
     return dumps
 
 
+@pytest.mark.slow
 def test_the_leaking_host_alerts_within_150_days_and_the_flat_one_not_within_365(
     tmp_path: Path,
 ) -> None:

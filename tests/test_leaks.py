@@ -283,6 +283,7 @@ def analysed(dumps: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return run(dumps, tmp_path_factory.mktemp("out"), "--fail-on-leak")
 
 
+@pytest.mark.slow
 def test_the_leaks_and_only_the_leaks_are_flagged(analysed: Run) -> None:
     leaks = pd.read_csv(analysed.out / "leaks.csv")
     assert sorted(leaks["PID"]) == [100, 200, 900, 901, 902, 903]
@@ -295,6 +296,7 @@ def test_the_leaks_and_only_the_leaks_are_flagged(analysed: Run) -> None:
     assert all(0 <= c <= 1 for c in leaks["confidence"])
 
 
+@pytest.mark.slow
 def test_the_start_of_a_late_leak_is_found_within_a_day(analysed: Run) -> None:
     leaks = pd.read_csv(analysed.out / "leaks.csv").set_index("PID")
     since = datetime.strptime(str(leaks.loc[200, "since"]), "%Y-%m-%d %H:%M:%S")
@@ -302,6 +304,7 @@ def test_the_start_of_a_late_leak_is_found_within_a_day(analysed: Run) -> None:
     assert leaks.loc[200, "growth_MB"] == pytest.approx(60 * 7, rel=0.15)
 
 
+@pytest.mark.slow
 def test_leaks_csv_has_exactly_its_columns_and_formats(analysed: Run) -> None:
     lines = (analysed.out / "leaks.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == ",".join(LEAK_COLUMNS)
@@ -313,6 +316,7 @@ def test_leaks_csv_has_exactly_its_columns_and_formats(analysed: Run) -> None:
     assert lines[1].endswith(",/opt/app/bin/worker --queue=mail,RSS")
 
 
+@pytest.mark.slow
 def test_leak_plots_are_real_and_named_by_pid_and_first_seen(analysed: Run) -> None:
     plots = sorted(p.name for p in analysed.out.glob("leak_*.png"))
     assert "leak_200_20260301_000000.png" in plots
@@ -322,6 +326,7 @@ def test_leak_plots_are_real_and_named_by_pid_and_first_seen(analysed: Run) -> N
         assert_real_png(analysed.out / name)
 
 
+@pytest.mark.slow
 def test_console_shows_the_leak_table_and_fail_on_leak_exits_3(analysed: Run) -> None:
     assert analysed.status == 3
     assert analysed.stderr == "analyze_processes: 6 process instance(s) leak; exit status 3\n"
@@ -335,12 +340,14 @@ def test_console_shows_the_leak_table_and_fail_on_leak_exits_3(analysed: Run) ->
     assert lines[heading + 3].split()[0] == "200"
 
 
+@pytest.mark.slow
 def test_without_the_flag_a_leak_is_exit_0(dumps: Path, tmp_path: Path) -> None:
     result = run(dumps, tmp_path, "--until", "2026-03-02 23:59")
     assert result.status == 0, result.stderr
     assert result.stderr == ""
 
 
+@pytest.mark.slow
 def test_a_higher_minimum_rate_hides_the_slower_leaks(dumps: Path, tmp_path: Path) -> None:
     result = run(dumps, tmp_path, "--min-growth", "55", "--fail-on-leak")
     assert result.status == 3
@@ -354,11 +361,13 @@ def test_a_higher_minimum_rate_hides_the_slower_leaks(dumps: Path, tmp_path: Pat
     assert not list(tmp_path.glob("leak_*.png"))  # the earlier run's are removed
 
 
+@pytest.mark.slow
 def test_a_longer_minimum_span_hides_the_restarted_instances(dumps: Path, tmp_path: Path) -> None:
     run(dumps, tmp_path, "--min-days", "4")
     assert sorted(pd.read_csv(tmp_path / "leaks.csv")["PID"]) == [100, 200]
 
 
+@pytest.mark.slow
 def test_match_and_the_window_apply_to_the_leak_finder(dumps: Path, tmp_path: Path) -> None:
     run(dumps, tmp_path, "--match", "restarted")
     assert sorted(pd.read_csv(tmp_path / "leaks.csv")["PID"]) == [900, 901, 902, 903]

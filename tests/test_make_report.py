@@ -221,6 +221,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
 # --- The page ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_it_exits_0_and_says_where_the_page_is(report: Report) -> None:
     assert report.result.returncode == 0, report.result.stderr
     assert report.result.stderr == ""
@@ -228,6 +229,7 @@ def test_it_exits_0_and_says_where_the_page_is(report: Report) -> None:
     assert report.result.stdout == f"Wrote {report.html} ({size / 1e6:.1f} MB)\n"
 
 
+@pytest.mark.slow
 def test_the_sections_come_in_reading_order(report: Report) -> None:
     assert report.page.sections == SECTIONS
     assert report.page.headings == [
@@ -251,6 +253,7 @@ def test_the_sections_come_in_reading_order(report: Report) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_what_was_analysed(report: Report) -> None:
     snapshots, gaps = report.page.table("analysed", 0), report.page.table("analysed", 1)
     assert snapshots == [
@@ -265,6 +268,7 @@ def test_what_was_analysed(report: Report) -> None:
     assert abs((datetime.now() - datetime.fromisoformat(made.group(1))).days) <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("section", sorted(TABLES))
 def test_the_tables_hold_the_csv_rows(report: Report, section: str) -> None:
     name, numeric = TABLES[section]
@@ -274,11 +278,13 @@ def test_the_tables_hold_the_csv_rows(report: Report, section: str) -> None:
     assert shown == expected
 
 
+@pytest.mark.slow
 def test_each_pid_row_has_its_plot_beside_it(report: Report) -> None:
     rows = report.page.table("top")
     assert [row[5] for row in rows] == [f"rss_pid_{row[0]}.png" for row in rows]
 
 
+@pytest.mark.slow
 def test_the_plots_are_embedded_pngs_at_full_resolution(report: Report) -> None:
     sources = [
         value for tag, name, value in report.page.attributes if (tag, name) == ("img", "src")
@@ -302,6 +308,7 @@ def test_the_plots_are_embedded_pngs_at_full_resolution(report: Report) -> None:
     assert alts[5].startswith("memory_pressure.png: ")
 
 
+@pytest.mark.slow
 def test_the_system_summary_forecast_and_definitions(report: Report) -> None:
     summary = report.page.table("system")
     assert [row[0] for row in summary] == [
@@ -322,6 +329,7 @@ def test_the_system_summary_forecast_and_definitions(report: Report) -> None:
         assert f"background:{colour}" in report.text
 
 
+@pytest.mark.slow
 @pytest.mark.slow  # the system analysis four times
 def test_the_alerts_say_what_the_analyses_flags_would_exit(report: Report) -> None:
     alerts = report.page.table("alerts")
@@ -341,6 +349,7 @@ def test_the_alerts_say_what_the_analyses_flags_would_exit(report: Report) -> No
     assert run_in_process(analyze_system.main, [*args, "--alert-days", below]) == 0
 
 
+@pytest.mark.slow
 def test_nothing_is_fetched_from_anywhere(report: Report) -> None:
     assert external_references(report.page) == []
     # Exactly our own <style> and <script>, with nothing in them from the dumps.
@@ -350,6 +359,7 @@ def test_nothing_is_fetched_from_anywhere(report: Report) -> None:
 # --- Text from the dumps --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_command_line_with_markup_shows_as_text(tmp_path: Path) -> None:
     dumps = small_dumps(tmp_path / "dumps", cmd=f"/opt/x {EVIL} & 'q' \"dq\"")
     out = tmp_path / "report.html"
@@ -392,6 +402,7 @@ def test_the_renderer_escapes_every_piece_of_text() -> None:
 # --- Bad files, missing parts, no data, bad flags -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_bad_file_is_listed_with_its_reason(tmp_path: Path) -> None:
     dumps = small_dumps(tmp_path / "dumps")
     bad = dumps / "process_mem_20260301_100300.csv"
@@ -405,6 +416,7 @@ def test_a_bad_file_is_listed_with_its_reason(tmp_path: Path) -> None:
     assert page.table("analysed", 1) == [[bad.name, reason]]
 
 
+@pytest.mark.slow
 def test_a_bad_bundle_both_analyses_meet_is_named_once(tmp_path: Path) -> None:
     dumps = small_dumps(tmp_path / "dumps")
     bundle = dumps / "mem_20260302.tar.xz"
@@ -417,6 +429,7 @@ def test_a_bad_bundle_both_analyses_meet_is_named_once(tmp_path: Path) -> None:
     assert Page(out.read_text(encoding="utf-8")).table("analysed", 1) == [[bundle.name, reason]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kinds", "absent", "sentence", "statuses"),
     [
@@ -452,6 +465,7 @@ def test_one_kind_of_dump_gives_a_report_that_says_what_is_missing(
     assert [row[1] for row in page.table("alerts")] == statuses
 
 
+@pytest.mark.slow
 def test_no_data_at_all_is_exit_1_with_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -467,6 +481,7 @@ def test_no_data_at_all_is_exit_1_with_one_line(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (1, f"make_report: no dumps dir {missing_dir}\n")
 
 
+@pytest.mark.slow
 def test_nothing_in_the_window_is_no_data(tmp_path: Path) -> None:
     dumps = small_dumps(tmp_path / "dumps")
     out = tmp_path / "report.html"
@@ -495,6 +510,7 @@ def test_bad_flags_are_exit_2_with_usage(
     assert capsys.readouterr().err.startswith("usage: make_report")
 
 
+@pytest.mark.slow
 def test_an_unknown_flag_is_exit_2_from_the_command_line(tmp_path: Path) -> None:
     result = run_script(NAME, "--dumps-dir", str(tmp_path), "--frobnicate")
     assert result.returncode == 2
@@ -503,6 +519,7 @@ def test_an_unknown_flag_is_exit_2_from_the_command_line(tmp_path: Path) -> None
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_the_window_top_and_match_flags_reach_the_analyses(tmp_path: Path) -> None:
     dumps = small_dumps(tmp_path / "dumps")
     out = tmp_path / "deep" / "er" / "report.html"
@@ -537,6 +554,7 @@ def test_the_defaults_are_the_analyses_constants() -> None:
     assert make_report.OUT_FILE == defaults.REPO_ROOT / "plots" / "report.html"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["long", "short"])
 def test_the_leak_section_says_what_was_judged_as_the_console_does(
     report: Report, tmp_path: Path, which: str

@@ -204,6 +204,7 @@ def test_the_process_script_writes_oom_kills_and_fails_when_asked(tmp_path: Path
     assert "1 OOM kill in the window, the last between 2026-03-01 01:00:00" in failed.stderr
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_kills_first_and_the_alert_they_give(tmp_path: Path) -> None:
     victim = Proc(30, "/srv/api <b>", 500.0, 480.0, range(7))
     dumps = write_host(tmp_path / "d", [STEADY, victim], {7: 1})
@@ -226,6 +227,7 @@ def test_the_report_shows_the_kills_first_and_the_alert_they_give(tmp_path: Path
     assert '--fail-on-oom</td><td class="status alert">3</td><td>1 OOM kill</td>' in alerts
 
 
+@pytest.mark.slow
 def test_dumps_without_counters_say_so_in_one_line(tmp_path: Path) -> None:
     dumps = tmp_path / "d"
     dumps.mkdir()
@@ -248,6 +250,7 @@ def test_dumps_without_counters_say_so_in_one_line(tmp_path: Path) -> None:
     assert metrics["PSI_Some_Pct"].isna().all()
 
 
+@pytest.mark.slow
 def test_the_system_script_counts_kills_and_rates_pressure(tmp_path: Path) -> None:
     victim = Proc(30, "/srv/api", 500.0, 480.0, range(7))
     dumps = write_host(tmp_path / "d", [STEADY, victim], {7: 1, 9: 3})

@@ -65,6 +65,7 @@ def test_a_single_moment_gets_an_hour_wide_axis() -> None:
     assert round((high - low) * 86400) == 3600
 
 
+@pytest.mark.slow
 def test_the_worker_does_not_outlive_a_killed_parent() -> None:
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     code = (
@@ -97,6 +98,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_whole_group_is_one_line_from_the_parent(tmp_path: Path) -> None:
     # timeout, pkill and systemd signal every process of the group, worker included.
     scripts = Path(__file__).resolve().parent.parent / "scripts"

@@ -176,6 +176,7 @@ def test_end_to_end(tmp_path: Path) -> None:
         assert_real_png(out / name)
 
 
+@pytest.mark.slow
 def test_window_and_match_end_to_end(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     out = tmp_path / "out"
@@ -191,6 +192,7 @@ def test_window_and_match_end_to_end(tmp_path: Path) -> None:
     assert "whose command line contains '/bin/'" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -207,6 +209,7 @@ def test_no_data_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message
     assert result.stderr == "analyze_processes: " + message.format(dumps=dumps, tmp=tmp_path) + "\n"
 
 
+@pytest.mark.slow
 def test_bad_top_is_a_usage_error() -> None:
     result = run_script(NAME, "--top", "0")
     assert result.returncode == 2

@@ -207,6 +207,7 @@ def test_line_breaks_across_the_outage() -> None:
     assert str(x[3]) == "2026-03-01T12:10:00"
 
 
+@pytest.mark.slow
 def test_end_to_end_with_a_corrupt_file(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     corrupt = dumps / "sys_mem_20260301_101500.csv"
@@ -229,6 +230,7 @@ def test_end_to_end_with_a_corrupt_file(tmp_path: Path) -> None:
         assert_real_png(out / name)
 
 
+@pytest.mark.slow
 def test_window_selects_snapshots(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     out = tmp_path / "out"
@@ -246,6 +248,7 @@ def test_window_selects_snapshots(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -263,6 +266,7 @@ def test_no_data_is_one_line_and_exit_1(tmp_path: Path, args: list[str], message
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_nothing_readable_is_one_line_and_exit_1(tmp_path: Path) -> None:
     (tmp_path / "sys_mem_20260301_100000.csv").write_text("garbage\n1\n")
     result = run_script(NAME, "--dumps-dir", str(tmp_path), "--out-dir", str(tmp_path / "out"))
@@ -273,6 +277,7 @@ def test_nothing_readable_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_bad_time_is_a_usage_error(tmp_path: Path) -> None:
     result = run_script(NAME, "--since", "last tuesday")
     assert result.returncode == 2
@@ -282,6 +287,7 @@ def test_bad_time_is_a_usage_error(tmp_path: Path) -> None:
     assert "--since 2026-03-02 00:00:00 is after --until 2026-03-01 23:59:59" in result.stderr
 
 
+@pytest.mark.slow
 def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     out = tmp_path / "out"
@@ -335,6 +341,7 @@ def test_run_analysis_turns_user_errors_into_one_line(capsys: pytest.CaptureFixt
     ]
 
 
+@pytest.mark.slow
 def test_unwritable_out_dir_is_one_line(tmp_path: Path) -> None:
     dumps = make_dumps(tmp_path / "dumps")
     blocker = tmp_path / "file"
@@ -378,6 +385,7 @@ def old_kernel_dumps(dumps: Path) -> Path:
     return dumps
 
 
+@pytest.mark.slow
 def test_a_field_the_kernel_lacks_is_an_empty_column_one_warning_and_no_line(
     tmp_path: Path,
 ) -> None:
@@ -446,6 +454,7 @@ def run_system(dumps: Path, out: Path, *extra: str) -> Ran:
     return run_main(analyze_system.main, ["--dumps-dir", str(dumps), "--out-dir", str(out), *extra])
 
 
+@pytest.mark.slow
 def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_path: Path) -> None:
     status, stdout, stderr = run_system(falling, tmp_path)
     assert status == 0 and stderr == ""
@@ -482,6 +491,7 @@ def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_pat
     assert "MemAvailable: under a day of data in the last 0.5 days (12 h)" in stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flags", "status", "alert"),
     [
@@ -507,6 +517,7 @@ def test_alerts_exit_3_after_everything_is_written(
         assert len(lines) == len([f for f in flags if f.startswith("--alert")])
 
 
+@pytest.mark.slow
 def test_the_percent_alert_says_what_and_when(falling: Path, tmp_path: Path) -> None:
     _, _, stderr = run_system(falling, tmp_path, "--alert-pct", "25")
     metrics, _ = load(falling)
@@ -517,6 +528,7 @@ def test_the_percent_alert_says_what_and_when(falling: Path, tmp_path: Path) -> 
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags", [["--alert-pct", "0"], ["--alert-days", "-3"], ["--trend-days", "x"]]
 )
@@ -526,6 +538,7 @@ def test_bad_alert_values_are_usage_errors(flags: list[str]) -> None:
     assert "error: argument" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_size_no_kernel_reports_is_one_bad_file_and_no_stray_warning(tmp_path: Path) -> None:
     """MemTotal_MB=1e308 once overflowed in the plots (numpy's RuntimeWarning on stderr)."""
     dumps = make_dumps(tmp_path / "dumps")

@@ -82,6 +82,7 @@ def test_eight_hosts_no_wanderer_is_flagged_and_the_clear_leakers_are() -> None:
     assert counted.recall(6.0) == 1.0, counted.found
 
 
+@pytest.mark.slow
 def test_the_wander_model_finds_more_than_the_noise_rule_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
