@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from utils import defaults
+from utils.breakdown import BREAKDOWN_CSV, Period, format_comparison, parse_period
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -53,10 +54,16 @@ def analyze_system(where: Where, options: SystemOptions, session: Session) -> in
             write_metrics_csv(result.metrics, where.out_dir / METRICS_CSV),
             write_forecast_json(result.summary.forecast, where.out_dir / FORECAST_JSON),
         ]
+        if result.breakdown is not None:
+            written.append(write_metrics_csv(result.breakdown, where.out_dir / BREAKDOWN_CSV))
     with session.timer.phase("plotting"):
-        plots = plot_system(result.metrics, where.out_dir, result.ooms)
+        plots = plot_system(result, where.out_dir)
     for line in format_summary(result.summary):
         session.console.print(line)
+    if result.comparison is not None:
+        session.console.print()
+        for line in format_comparison(result.comparison):
+            session.console.print(line)
     session.console.print()
     for path in written:
         session.console.print(f"Wrote {path}")
@@ -64,6 +71,13 @@ def analyze_system(where: Where, options: SystemOptions, session: Session) -> in
     for line in result.alerts:
         session.diagnostics.note(f"alert: {line}")
     return EXIT_ALERT if result.alerts else None
+
+
+def period_arg(text: str) -> Period:
+    try:
+        return parse_period(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         " within DAYS days, after everything is written",
     )
     parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=period_arg,
+        metavar=("FROM", "TO"),
+        help="what changed between two periods, each a UTC day (2026-03-02) or START..END"
+        " (2026-03-02 10:00..2026-03-02 12:00); default: the first whole day against the last",
+    )
+    parser.add_argument(
         "--fail-on-oom",
         action="store_true",
         help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window, after"
@@ -103,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     where = Where(args.dumps_dir, window_from_args(parser, args), args.out_dir)
-    options = SystemOptions(args.trend_days, args.alert_pct, args.alert_days, args.fail_on_oom)
+    compare = None if args.compare is None else (args.compare[0], args.compare[1])
+    options = SystemOptions(
+        args.trend_days, args.alert_pct, args.alert_days, args.fail_on_oom, compare
+    )
     return run_analysis(
         PROG,
         lambda session: analyze_system(where, options, session),

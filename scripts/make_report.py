@@ -96,7 +96,7 @@ def plot_calls(
     """The system plots, the per-PID plots and the leak plots, as the analyses draw them."""
     system_calls: list[PlotCall] = []
     if not isinstance(system, Missing):
-        system_calls = system_plot_calls(system.metrics, folder, system.ooms)
+        system_calls = system_plot_calls(system, folder)
     if isinstance(processes, Missing):
         return system_calls, [], []
     pid_calls = top_plots(processes.records, processes.top, folder, processes.ooms)

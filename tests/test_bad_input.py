@@ -41,9 +41,9 @@ from utils.dump_format import (
 )
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
-from utils.system_analysis import OPTIONAL_FIELDS, RAW_FIELDS, load_system_frame
+from utils.system_analysis import RAW_FIELDS, SYSTEM_SPEC, load_system_frame
 
-SYS_OPTIONAL = (*OPTIONAL_FIELDS, *COUNTER_FIELDS)
+SYS_OPTIONAL = SYSTEM_SPEC.optional  # the fields a sys_mem file may lack, in load order
 
 SCRIPTS = SCRIPTS_DIR
 GOOD_STAMPS = ["20260301_000000", "20260301_001000", "20260301_003000", "20260301_004000"]
@@ -515,7 +515,7 @@ def test_a_bug_is_one_line_exit_70_and_a_traceback_file(
     def buggy(*args: object) -> object:
         raise ValueError("the impossible happened")
 
-    monkeypatch.setattr(system_analysis, "system_result", buggy)
+    monkeypatch.setattr(system_analysis, "system_result_of", buggy)
     run = run_analysis_main(analyze_system.main, dumps, tmp_path / "out")
     assert run.status == 70
     (trace,) = (tmp_path / "out").glob("analyze_system-traceback-*.txt")

@@ -27,6 +27,7 @@ import make_report
 from conftest import run_main, run_script, script_path, write_proc, write_sys
 from synthetic import generate_dumps
 from utils import defaults
+from utils.breakdown import LABELS
 from utils.parser import TimeWindow
 from utils.report import Missing, ReportData, png_size, render_report
 
@@ -290,7 +291,7 @@ def test_the_plots_are_embedded_pngs_at_full_resolution(report: Report) -> None:
         value for tag, name, value in report.page.attributes if (tag, name) == ("img", "src")
     ]
     leaks = len(report.page.table("leaks"))
-    assert len(sources) == 6 + 10 + leaks
+    assert len(sources) == 7 + 10 + leaks
     for source in sources:
         prefix, data = source.split(",", 1)
         assert prefix == "data:image/png;base64"
@@ -306,6 +307,7 @@ def test_the_plots_are_embedded_pngs_at_full_resolution(report: Report) -> None:
         "ram_used_definitions.png: RAM used, three definitions",
     ]
     assert alts[5].startswith("memory_pressure.png: ")
+    assert alts[6].startswith("memory_breakdown.png: ")
 
 
 @pytest.mark.slow
@@ -318,18 +320,23 @@ def test_the_system_summary_forecast_and_definitions(report: Report) -> None:
         "RAM used (htop), %",
         "Swap used, MiB",
     ]
+    # What changed: every part of the breakdown, largest change first, as the console has it.
+    changes = report.page.table("system", 1)
+    assert sorted(row[0] for row in changes) == sorted(LABELS.values())
+    moved = [abs(float(row[3].replace(",", ""))) for row in changes]
+    assert moved == sorted(moved, reverse=True)
     # The same numbers and forecast as the console's summary.
     lines = report.console.splitlines()
     forecast = next(line for line in lines if line.startswith("MemAvailable"))
     assert "MemAvailable falls" in forecast
     assert f'<p class="forecast">{html.escape(forecast)}</p>' in report.text
-    console_rows = [line.split() for line in lines if line.startswith("  RAM used")]
+    summary_lines = lines[: lines.index(forecast)]
+    console_rows = [line.split() for line in summary_lines if line.startswith("  RAM used")]
     assert [row[-3:] for row in console_rows] == [row[1:4] for row in summary[:4]]
     for colour in ("#1f6fb4", "#7b3fa0", "#2a8f5a"):  # the plots' colours
         assert f"background:{colour}" in report.text
 
 
-@pytest.mark.slow
 @pytest.mark.slow  # the system analysis four times
 def test_the_alerts_say_what_the_analyses_flags_would_exit(report: Report) -> None:
     alerts = report.page.table("alerts")

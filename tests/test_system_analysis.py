@@ -478,7 +478,7 @@ def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_pat
     assert forecast["days_to_zero"] == pytest.approx(112, rel=0.1)
     zero = pd.Timestamp("2026-03-08 23:50") + pd.Timedelta(days=forecast["days_to_zero"])
     assert abs(pd.Timestamp(forecast["zero_date"]) - zero.normalize()) <= pd.Timedelta(days=1)
-    last_line = stdout.split("\n\nWrote")[0].splitlines()[-1]
+    last_line = next(line for line in stdout.splitlines() if line.startswith("MemAvailable"))
     assert last_line.startswith("MemAvailable falls 10")  # 100 MiB/day, give or take
     # The console says the JSON's numbers: the rate and its bounds, the days and theirs.
     low, high = forecast["falls_MB_per_day_low"], forecast["falls_MB_per_day_high"]

@@ -182,6 +182,14 @@ class Session(NamedTuple):
     timer: PhaseTimer
 
 
+class UsageError(NoDataError):
+    """A flag that the data show to be wrong (a --compare period with no snapshot): one
+    line, exit status 2, as argparse's own errors."""
+
+    def __str__(self) -> str:
+        return f"error: {super().__str__()}"
+
+
 def run_analysis(
     prog: str,
     analysis: Callable[[Session], int | None],
@@ -202,7 +210,7 @@ def run_analysis(
         status = analysis(Session(diagnostics, Console(), timer))
     except NoDataError as err:
         diagnostics.note(str(err))
-        return EXIT_NO_DATA
+        return EXIT_USAGE if isinstance(err, UsageError) else EXIT_NO_DATA
     except OSError as err:  # the out dir cannot be created or written
         diagnostics.note(f"cannot write {err.filename or out_dir}: {err.strerror or err}")
         return EXIT_NO_DATA

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from utils.breakdown import BREAKDOWN_CSV, LABELS, Comparison
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK
 from utils.growth import span_text as judged_span_text
 from utils.oom import INFERRED, OOM_CSV, OomFindings
@@ -396,9 +397,47 @@ def system_html(part: SystemPart | Missing) -> str:
         summary_html(result)
         + paragraph(describe_forecast(result.summary.forecast), "forecast")
         + notes
+        + changes_html(result.comparison)
         + '<h3>What "used" means</h3>'
         + definitions_html()
     )
+
+
+CHANGE_COLUMNS = (
+    Column("part of MemTotal"),
+    Column("first period", "MiB", numeric=True),
+    Column("last period", "MiB", numeric=True),
+    Column("change", "MiB", numeric=True),
+    Column("share of the rise", "%", numeric=True),
+)
+
+
+def share_cell(share_pct: float | None) -> Cell:
+    return Cell("-") if share_pct is None else Cell(f"{share_pct:.0f}", share_pct)
+
+
+def changes_html(comparison: Comparison | None) -> str:
+    """What changed between the two periods: each part of the breakdown, largest first."""
+    if comparison is None:
+        return ""
+    rise = comparison.rise_mb
+    risen = "" if rise is None else f": RAM used (MemTotal - MemAvailable) {rise:+,.0f} MiB"
+    lead = (
+        f"Where memory went, {comparison.first.name} against {comparison.last.name}, the"
+        f" medians of each ({BREAKDOWN_CSV}){risen}."
+    )
+    rows = [
+        [
+            Cell(LABELS[change.column]),
+            Cell(one_decimal(change.before_mb), change.before_mb),
+            Cell(one_decimal(change.after_mb), change.after_mb),
+            Cell(f"{change.change_mb:+,.1f}", change.change_mb),
+            share_cell(change.share_pct),
+        ]
+        for change in comparison.changes
+    ]
+    table = Table(CHANGE_COLUMNS, rows, css="sortable small")
+    return "<h3>What changed</h3>" + paragraph(lead) + table_html(table)
 
 
 def system_plots_html(part: SystemPart | Missing) -> str:

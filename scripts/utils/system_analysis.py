@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -12,10 +12,13 @@ import matplotlib.ticker as mticker
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 
+from utils import breakdown as parts
 from utils import plotting
-from utils.console import Session
+from utils.breakdown import BREAKDOWN_FIELDS, Comparison, Period
+from utils.console import Session, UsageError
 from utils.counters import OomInterval, oom_intervals, rate_frame
 from utils.dump_format import COUNTER_FIELDS
 from utils.dumps import Kind, Progress, Reader, TableSpec, Warn, discover_and_read
@@ -57,7 +60,11 @@ SYSTEM_SPEC = TableSpec(
         (name, Kind.POSITIVE if name == "MemTotal_MB" else Kind.FLOAT) for name in RAW_FIELDS
     ),
     rows_per_file=1,
-    optional=(*OPTIONAL_FIELDS, *COUNTER_FIELDS),
+    optional=(
+        *OPTIONAL_FIELDS,
+        *(name for name in BREAKDOWN_FIELDS if name not in (*RAW_FIELDS, *OPTIONAL_FIELDS)),
+        *COUNTER_FIELDS,
+    ),
     optional_text=("boot_id", "oom_victims"),
 )
 
@@ -155,17 +162,23 @@ def load_and_compute_metrics(
 
 
 class SystemData(NamedTuple):
-    """What the system analysis computes from: the metrics, and the OOM kills."""
+    """What the system analysis computes from: the metrics, the breakdown of MemTotal,
+    and the OOM kills."""
 
     metrics: pd.DataFrame
     ooms: list[OomInterval] | None  # None: no snapshot has an oom_kill counter
+    breakdown: pd.DataFrame | None = None
+    breakdown_missing: tuple[str, ...] = ()  # fields some snapshot lacks (counted as 0)
 
 
 def load_system_data(
     files: Sequence[Source], warn: Warn, progress: Progress | None = None
 ) -> SystemData:
     raw = load_system_frame(files, warn, progress)
-    return SystemData(compute_metrics(raw), oom_intervals(raw))
+    missing = tuple(parts.missing_fields(raw))
+    return SystemData(
+        compute_metrics(raw), oom_intervals(raw), parts.compute_breakdown(raw), missing
+    )
 
 
 def missing_field_notes(metrics: pd.DataFrame) -> list[str]:
@@ -333,6 +346,7 @@ class SystemOptions:
     alert_pct: float | None = None  # alert when the latest RAM used % is at least this
     alert_days: float | None = None  # alert when MemAvailable reaches 0 within this
     fail_on_oom: bool = False  # alert when the OOM killer killed in the window
+    compare: tuple[Period, Period] | None = None  # --compare; None: the first and last day
 
 
 @dataclass(frozen=True)
@@ -345,6 +359,8 @@ class SystemResult:
     notes: list[str]  # fields the kernel lacks, and what that leaves empty
     alerts: list[str]  # the alerts asked for that hold, one line each
     latest_pct: float  # RAM used (htop) % at the last snapshot
+    breakdown: pd.DataFrame | None = None  # memory_breakdown.csv, one row per snapshot
+    comparison: Comparison | None = None  # what changed; None with under two snapshots
 
     @property
     def ooms(self) -> list[OomInterval] | None:
@@ -355,6 +371,13 @@ def system_result(
     metrics: pd.DataFrame, options: SystemOptions, ooms: list[OomInterval] | None = None
 ) -> SystemResult:
     """The summary, notes and alerts of loaded metrics (not empty)."""
+    result = system_result_of(metrics, options, ooms)
+    return with_breakdown(result, SystemData(metrics, ooms), options)
+
+
+def system_result_of(
+    metrics: pd.DataFrame, options: SystemOptions, ooms: list[OomInterval] | None
+) -> SystemResult:
     summary = summarize(metrics, options.trend_days, ooms)
     latest_pct = float(metrics["RAM_Used_Pct"].iloc[-1])
     return SystemResult(
@@ -364,6 +387,29 @@ def system_result(
         alerts=check_alerts(summary, latest_pct, options),
         latest_pct=latest_pct,
     )
+
+
+def with_breakdown(result: SystemResult, data: SystemData, options: SystemOptions) -> SystemResult:
+    """The result with the breakdown of MemTotal and what changed; UsageError when a
+    --compare period holds no snapshot."""
+    if data.breakdown is None:
+        return result
+    index = pd.DatetimeIndex(data.breakdown.index)
+    periods = options.compare or parts.default_periods(index)
+    comparison = None
+    if periods is not None:
+        problem = parts.check_periods(index, periods)
+        if problem is not None:
+            raise UsageError(problem)
+        used = data.metrics["RAM_Used_Available_MB"]
+        comparison = parts.compare(data.breakdown, used, *periods)
+    notes = list(result.notes)
+    if data.breakdown_missing:
+        notes.append(
+            "the breakdown of MemTotal counts as 0, and so as unaccounted, what some snapshots"
+            f" lack: {', '.join(data.breakdown_missing)}"
+        )
+    return replace(result, breakdown=data.breakdown, comparison=comparison, notes=notes)
 
 
 def pct_fact(summary: SystemSummary, latest_pct: float) -> str:
@@ -420,7 +466,7 @@ def compute_system(where: Where, options: SystemOptions, session: Session) -> Sy
         where, SYS_PREFIX, session, load_system_data, lambda loaded: loaded.metrics.empty
     )
     with session.timer.phase("computing"):
-        return system_result(data.metrics, options, data.ooms)
+        return with_breakdown(system_result_of(data.metrics, options, data.ooms), data, options)
 
 
 # --- Output --------------------------------------------------------------------
@@ -524,20 +570,28 @@ PLOT_SPECS: tuple[PlotSpec, ...] = (
 )
 PRESSURE_PLOT = "memory_pressure.png"
 PRESSURE_TITLE = "Memory pressure: time stalled, and swap traffic"
-PLOT_NAMES: tuple[str, ...] = (*(spec.name for spec in PLOT_SPECS), PRESSURE_PLOT)
+BREAKDOWN_PLOT = "memory_breakdown.png"
+BREAKDOWN_TITLE = "Where MemTotal went: a breakdown of /proc/meminfo"
+PLOT_NAMES: tuple[str, ...] = (
+    *(spec.name for spec in PLOT_SPECS),
+    PRESSURE_PLOT,
+    BREAKDOWN_PLOT,
+)
 PLOT_TITLES: dict[str, str] = {
     **{spec.name: spec.title for spec in PLOT_SPECS},
     PRESSURE_PLOT: PRESSURE_TITLE,
+    BREAKDOWN_PLOT: BREAKDOWN_TITLE,
 }
 
 
-def plot_calls(
-    metrics: pd.DataFrame, out_dir: Path, ooms: list[OomInterval] | None = None
-) -> list[PlotCall]:
+def plot_calls(result: SystemResult, out_dir: Path) -> list[PlotCall]:
     """The time-series PNGs to draw, in PLOT_NAMES order (see plotting.PlotWorker)."""
-    kills = oom_moments(ooms)
+    metrics, kills = result.metrics, oom_moments(result.ooms)
     calls: list[PlotCall] = [(draw_plot, (spec, metrics, out_dir, kills)) for spec in PLOT_SPECS]
-    return [*calls, (draw_pressure, (metrics, out_dir, kills))]
+    calls.append((draw_pressure, (metrics, out_dir, kills)))
+    if result.breakdown is not None:
+        calls.append((draw_breakdown, (result.breakdown, out_dir, kills)))
+    return calls
 
 
 def oom_moments(ooms: list[OomInterval] | None) -> npt.NDArray[np.datetime64]:
@@ -545,13 +599,11 @@ def oom_moments(ooms: list[OomInterval] | None) -> npt.NDArray[np.datetime64]:
     return np.array([oom.middle for oom in ooms or []], dtype="datetime64[s]")
 
 
-def plot_system(
-    metrics: pd.DataFrame, out_dir: Path, ooms: list[OomInterval] | None = None
-) -> list[Path]:
+def plot_system(result: SystemResult, out_dir: Path) -> list[Path]:
     """The time-series PNGs, in PLOT_NAMES order, drawn here: a forked plot worker would
     save less time than its memory is worth on a host short of memory
     (docs/performance.md)."""
-    return [job(*args) for job, args in plot_calls(metrics, out_dir, ooms)]
+    return [job(*args) for job, args in plot_calls(result, out_dir)]
 
 
 def drawn_lines(spec: PlotSpec, metrics: pd.DataFrame) -> list[MetricLine]:
@@ -659,3 +711,72 @@ def _draw_swap_axis(axes: Axes, metrics: pd.DataFrame, threshold: float | None) 
 
 TWIN_AXIS_RIGHT = 0.91
 SWAP_AXIS_MIN = 10.0  # pages/s: 40 KiB/s with 4 KiB pages
+
+
+# The plot's stack, bottom up: what processes and the kernel hold, then the caches, free on
+# top (light), so that the boundary under "free" is what is in use.
+STACK_ORDER: tuple[str, ...] = (
+    "Anon_MB",
+    "Shmem_MB",
+    "KernelStack_MB",
+    "PageTables_MB",
+    "SlabUnreclaimable_MB",
+    "Unaccounted_MB",
+    "SlabReclaimable_MB",
+    "PageCache_MB",
+    "Free_MB",
+)
+
+
+def draw_breakdown(
+    breakdown: pd.DataFrame, out_dir: Path, kills: npt.NDArray[np.datetime64] | None = None
+) -> Path:
+    """memory_breakdown.png: the parts of MemTotal stacked over time (a negative
+    unaccounted remainder, where meminfo's counters overlap, is drawn as 0)."""
+    times = breakdown.index.to_numpy()
+    threshold = plotting.gap_threshold_s(times)
+    figure, axes = plotting.new_figure()
+    series = []
+    for column in STACK_ORDER:
+        x, y = plotting.break_at_gaps(times, breakdown[column].to_numpy(np.float64), threshold)
+        series.append(np.clip(y, 0, None))
+    colors = {part.column: part.color for part in parts.PARTS}
+    stack = axes.stackplot(
+        x,
+        *series,
+        labels=[parts.SHORT_LABELS[column] for column in STACK_ORDER],
+        colors=[colors[column] for column in STACK_ORDER],
+        linewidth=0,
+    )
+    plotting.shade_gaps(axes, times, threshold)
+    if kills is not None:
+        plotting.mark_ooms(axes, kills)
+    plotting.style_time_axis(axes, times)
+    total = float(np.nanmax(breakdown.sum(axis=1).to_numpy(np.float64)))
+    plotting.style_value_axis(axes, "MiB", top=total * 1.02)
+    _stack_legend(axes, stack)
+    last = breakdown.iloc[-1]
+    subtitle = (
+        plotting.subtitle_for(times, threshold)
+        + f" · last: processes {last['Anon_MB']:,.0f}, Shmem {last['Shmem_MB']:,.0f},"
+        f" slab {last['SlabUnreclaimable_MB'] + last['SlabReclaimable_MB']:,.0f},"
+        f" unaccounted {last['Unaccounted_MB']:,.0f} MiB"
+    )
+    plotting.set_titles(axes, BREAKDOWN_TITLE, subtitle)
+    return plotting.save_figure(figure, out_dir / BREAKDOWN_PLOT)
+
+
+def _stack_legend(axes: Axes, stack: Sequence[Artist]) -> None:
+    """Below the plot, top-down as the stack reads; the gaps and kills after it."""
+    handles, labels = axes.get_legend_handles_labels()
+    others = [(h, label) for h, label in zip(handles, labels, strict=True) if h not in stack]
+    ordered = [(h, str(h.get_label())) for h in stack[::-1]] + others
+    axes.legend(
+        [h for h, _ in ordered],
+        [label for _, label in ordered],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12),
+        ncol=6,
+        frameon=False,
+        fontsize="small",
+    )

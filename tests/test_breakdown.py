@@ -1,0 +1,217 @@
+"""The breakdown of MemTotal and what changed: exact parts from meminfo rows, the default
+periods, --compare and its usage errors, and a modelled week whose used memory rises for
+reasons no process table names (tmpfs, a slab leak, a driver)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import analyze_system
+from conftest import run_main, write_sys
+from utils import breakdown
+from utils.breakdown import BREAKDOWN_COLUMNS, compute_breakdown, default_periods, parse_period
+
+# One meminfo snapshot, MiB, as proc.rst names the fields.
+ROW = {
+    "MemTotal_MB": 16000.0,
+    "MemFree_MB": 5000.0,
+    "Buffers_MB": 100.0,
+    "Cached_MB": 6000.0,
+    "SwapCached_MB": 50.0,
+    "Shmem_MB": 1000.0,
+    "AnonPages_MB": 2500.0,
+    "SReclaimable_MB": 400.0,
+    "SUnreclaim_MB": 300.0,
+    "KernelStack_MB": 20.0,
+    "PageTables_MB": 30.0,
+}
+
+
+def frame(*rows: dict[str, float]) -> pd.DataFrame:
+    index = pd.date_range("2026-03-01", periods=len(rows), freq="10min")
+    return pd.DataFrame(list(rows), index=index)
+
+
+def test_the_parts_are_the_kernels_fields_and_sum_to_memtotal() -> None:
+    parts = compute_breakdown(frame(ROW))
+    assert list(parts.columns) == list(BREAKDOWN_COLUMNS)
+    assert parts.iloc[0].to_dict() == {
+        "Free_MB": 5000.0,
+        "PageCache_MB": 100.0 + 6000.0 + 50.0 - 1000.0,
+        "Shmem_MB": 1000.0,
+        "Anon_MB": 2500.0,
+        "SlabReclaimable_MB": 400.0,
+        "SlabUnreclaimable_MB": 300.0,
+        "KernelStack_MB": 20.0,
+        "PageTables_MB": 30.0,
+        "Unaccounted_MB": 16000.0 - 5000.0 - 5150.0 - 1000.0 - 2500.0 - 400.0 - 300.0 - 50.0,
+    }
+    assert parts.iloc[0]["Unaccounted_MB"] == 1600.0
+    assert parts.sum(axis=1).tolist() == [16000.0]
+
+
+def test_a_field_the_kernel_lacks_folds_into_unaccounted() -> None:
+    old = {key: value for key, value in ROW.items() if key not in ("SUnreclaim_MB", "Shmem_MB")}
+    parts = compute_breakdown(frame(old)).iloc[0]
+    assert parts["SlabUnreclaimable_MB"] == 0.0 and parts["Shmem_MB"] == 0.0
+    assert parts["PageCache_MB"] == 6150.0  # Cached holds Shmem: it stays page cache
+    assert parts["Unaccounted_MB"] == 1600.0 + 300.0
+    assert breakdown.missing_fields(frame(old)) == ["SUnreclaim"]  # Shmem folds nowhere
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {name: st.floats(0, 2**30) for name in ROW},
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_every_row_sums_to_memtotal(rows: list[dict[str, float]]) -> None:
+    parts = compute_breakdown(frame(*rows))
+    totals = np.array([row["MemTotal_MB"] for row in rows])
+    assert np.allclose(parts.sum(axis=1).to_numpy(), totals, rtol=0, atol=1e-6 * 2**30)
+
+
+def test_the_default_is_the_first_whole_day_against_the_last() -> None:
+    times = pd.date_range("2026-03-01 09:30", "2026-03-05 23:50", freq="10min")
+    first, last = default_periods(pd.DatetimeIndex(times)) or (None, None)
+    assert first is not None and last is not None
+    assert (first.name, last.name) == ("2026-03-02", "2026-03-05")
+    assert (first.start, last.end) == (
+        datetime(2026, 3, 2),
+        datetime(2026, 3, 6) - timedelta(microseconds=1),
+    )
+
+
+def test_a_soak_test_compares_its_first_quarter_with_its_last() -> None:
+    times = pd.date_range("2026-03-01 10:00", "2026-03-01 10:20", freq="1s")
+    first, last = default_periods(pd.DatetimeIndex(times)) or (None, None)
+    assert first is not None and last is not None
+    assert first.name == "2026-03-01 10:00:00 to 10:05:00"
+    assert last.name == "2026-03-01 10:15:00 to 10:20:00"
+    assert default_periods(pd.DatetimeIndex(times[:1])) is None
+
+
+def test_periods_parse_as_days_minutes_and_ranges() -> None:
+    day = parse_period("2026-03-02")
+    assert (day.start, day.name) == (datetime(2026, 3, 2), "2026-03-02")
+    span = parse_period("2026-03-02 10:00..2026-03-02 12:00")
+    assert (span.start, span.end) == (datetime(2026, 3, 2, 10), datetime(2026, 3, 2, 12, 0, 59))
+    for bad in ("monday", "2026-03-02..2026-03-01", "2026-02-30", "..", "2026-03-02.."):
+        with pytest.raises(ValueError):
+            parse_period(bad)
+
+
+@given(st.text(max_size=40))
+def test_a_period_is_parsed_or_refused_with_a_value_error(text: str) -> None:
+    try:
+        period = parse_period(text)
+    except ValueError:
+        return
+    assert period.start <= period.end
+
+
+# --- A modelled week ------------------------------------------------------------------
+
+ROW_TEXT = re.compile(r"  (.+?) +([+-][0-9,]+) MiB(?:  (-?[0-9]+)% of the rise)?")
+START = datetime(2026, 3, 2)
+STEP = timedelta(minutes=10)
+SNAPSHOTS = 7 * 144
+
+
+def write_week(dumps: Path, gap: range = range(0)) -> Path:
+    """32 GiB; over the week a tmpfs fills (+1,300 MiB), a slab leaks (+400 MiB), a driver
+    takes 800 MiB that no field shows, and processes hold steady with a daily cycle."""
+    dumps.mkdir()
+    for index in range(SNAPSHOTS):
+        if index in gap:
+            continue
+        moment = START + index * STEP
+        share = index / (SNAPSHOTS - 1)
+        cycle = 300 * np.sin(2 * np.pi * index / 144)
+        anon = 8000 + cycle
+        shmem, slab, driver = 200 + 1300 * share, 300 + 400 * share, 800 * share
+        cached = 9000 + shmem
+        used = anon + shmem + slab + driver + 500 + 100 + 60  # + reclaimable slab, stacks, tables
+        free = 32768 - used - (cached - shmem) - 50
+        write_sys(
+            dumps,
+            f"{moment:%Y%m%d_%H%M%S}",
+            MemTotal=32768.0,
+            MemFree=free,
+            MemAvailable=free + cached - shmem + 500,
+            Buffers=50.0,
+            Cached=cached,
+            Shmem=shmem,
+            AnonPages=anon,
+            SReclaimable=500.0,
+            SUnreclaim=slab,
+            KernelStack=100.0,
+            PageTables=60.0,
+        )
+    return dumps
+
+
+def test_the_week_names_tmpfs_the_driver_and_the_slab_largest_first(tmp_path: Path) -> None:
+    dumps = write_week(tmp_path / "dumps")
+    out = tmp_path / "out"
+    ran = run_main(analyze_system.main, ["--dumps-dir", str(dumps), "--out-dir", str(out)])
+    assert ran.status == 0, ran.stderr
+    section = ran.stdout.split("What changed: ")[1].split("\n\n")[0].splitlines()
+    assert section[0] == "2026-03-02 against 2026-03-08 (medians)"
+    rows = [ROW_TEXT.fullmatch(line) for line in section[1:]]
+    assert all(rows), section
+    found = {m[1]: (m[2], m[3]) for m in rows if m is not None}
+    assert [m[1] for m in rows if m is not None][1:4] == [
+        "Shmem (tmpfs, shared memory)",
+        "unaccounted (drivers, GPU, ZFS ARC, ...)",
+        "slab, unreclaimable",
+    ]
+    # Six days apart: the medians of two whole days lie 6 * 144 snapshots apart.
+    apart = 6 * 144 / (SNAPSHOTS - 1)
+    assert found["RAM used (MemTotal - MemAvailable)"] == (f"{2500 * apart:+,.0f}", None)
+    assert found["Shmem (tmpfs, shared memory)"] == (f"{1300 * apart:+,.0f}", "52")
+    assert found["unaccounted (drivers, GPU, ZFS ARC, ...)"] == (f"{800 * apart:+,.0f}", "32")
+    assert found["slab, unreclaimable"] == (f"{400 * apart:+,.0f}", "16")
+    assert found["page cache (files)"] == ("+0", "0")
+    table = pd.read_csv(out / "memory_breakdown.csv")
+    assert list(table.columns) == ["timestamp", *BREAKDOWN_COLUMNS]
+    assert np.allclose(table[list(BREAKDOWN_COLUMNS)].sum(axis=1), 32768.0, atol=0.01)
+    assert (out / "memory_breakdown.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("periods", "why"),
+    [
+        (
+            ["2026-03-04 01:00..2026-03-04 02:00", "2026-03-08"],
+            "2026-03-04 01:00:00 to 02:00:59 (in a gap in collection from 2026-03-04 00:50:00"
+            " to 2026-03-04 03:10:00) holds no snapshot",
+        ),
+        (["2026-02-01", "2026-04-01"], "2026-02-01; 2026-04-01 hold no snapshot"),
+    ],
+    ids=["in-an-outage", "outside-the-data"],
+)
+def test_a_compare_period_without_data_is_one_usage_line(
+    tmp_path: Path, periods: list[str], why: str
+) -> None:
+    dumps = write_week(tmp_path / "dumps", gap=range(2 * 144 + 6, 2 * 144 + 19))
+    out = tmp_path / "out"
+    argv = ["--dumps-dir", str(dumps), "--out-dir", str(out), "--compare", *periods]
+    ran = run_main(analyze_system.main, argv)
+    assert ran.status == 2
+    assert ran.stderr == (
+        f"analyze_system: error: --compare: {why}; the snapshots are on 2026-03-02 to 2026-03-08\n"
+    )
+    assert not out.exists() or not any(out.iterdir())  # nothing written on a usage error
