@@ -381,16 +381,16 @@ class _Host:
         self.active_share = 0.55
         self.swap_creep = float(_pages(float(rng.uniform(0, 64)) * MIB))
         # /proc/vmstat's and /proc/pressure/memory's counters since boot, as they stood at
-        # the first snapshot; they rise with the pressure (no OOM kill on this host).
+        # the first snapshot; they rise with the pressure (no OOM kill on this host). Fixed
+        # values, not drawn: a draw here would shift every later draw of the host.
         self.counters = {
             "oom_kill": 0,
-            "pswpin": int(rng.integers(0, 5000)),
-            "pswpout": int(rng.integers(5000, 50_000)),
-            "pgmajfault": int(rng.integers(10_000, 200_000)),
-            "psi_some_total_us": int(rng.integers(10**6, 10**8)),
-            "psi_full_total_us": 0,
+            "pswpin": 1_200,
+            "pswpout": 24_000,
+            "pgmajfault": 90_000,
+            "psi_some_total_us": 30_000_000,
+            "psi_full_total_us": 18_000_000,
         }
-        self.counters["psi_full_total_us"] = self.counters["psi_some_total_us"] * 3 // 5
         self._swap_used_kb = 0
         self.huge_in_use = 0
         self.building = False

@@ -30,6 +30,7 @@ from utils import defaults
 from utils.breakdown import LABELS
 from utils.parser import TimeWindow
 from utils.report import Missing, ReportData, png_size, render_report
+from utils.system_analysis import PLOT_NAMES
 
 NAME = "make_report.py"
 SCRIPT = script_path(NAME)
@@ -291,7 +292,7 @@ def test_the_plots_are_embedded_pngs_at_full_resolution(report: Report) -> None:
         value for tag, name, value in report.page.attributes if (tag, name) == ("img", "src")
     ]
     leaks = len(report.page.table("leaks"))
-    assert len(sources) == 7 + 10 + leaks
+    assert len(sources) == len(PLOT_NAMES) + 10 + leaks
     for source in sources:
         prefix, data = source.split(",", 1)
         assert prefix == "data:image/png;base64"

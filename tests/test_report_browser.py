@@ -20,6 +20,7 @@ from test_make_report import TABLES, as_in_csv, run_analyses, run_in_process, sy
 
 import make_report
 from utils.report import png_size
+from utils.system_analysis import PLOT_NAMES
 
 try:
     from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
@@ -142,7 +143,7 @@ def test_it_opens_without_errors_and_fetches_nothing(opened: Opened) -> None:
 def test_every_plot_is_decoded(opened: Opened, report: Report) -> None:
     leaks = len(csv_rows(report.out / "processes" / "leaks.csv"))
     found = images(opened.page)
-    assert len(found) == 5 + 10 + leaks
+    assert len(found) == len(PLOT_NAMES) + 10 + leaks
     for alt, complete, width, height in found:
         assert complete and (width, height) == (1500, 750), alt
 
