@@ -12,11 +12,13 @@ victims (the sys_mem files count the kills) in oom_kills.csv and a table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from utils import defaults
+from utils.breakdown import add_compare_arg
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -28,6 +30,7 @@ from utils.console import (
     run_analysis,
     window_from_args,
 )
+from utils.group_totals import GROUP_BY as GROUP_CHOICES
 from utils.growth import GrowthParams
 from utils.oom import OOM_CSV, write_oom_csv
 from utils.parser import Where
@@ -44,6 +47,12 @@ from utils.process_analysis import (
     write_leaks_csv,
     write_spread_csv,
 )
+from utils.program_growth import (
+    PROGRAM_CSV,
+    program_plot_calls,
+    stale_program_plots,
+    write_program_csv,
+)
 from utils.text import plural
 from utils.units import DAY_S
 
@@ -59,6 +68,8 @@ LEAK_MIN_SPAN_S: float | None = None
 LEAK_MIN_SPAN_DAYS = defaults.LEAK_MIN_SPAN_DAYS
 # From this many plots on, a second process draws half of them.
 PARALLEL_PLOTS_FROM = 4
+PROGRAM_PLOTS = 5  # the programs that grew most get a plot each
+GROUP_BY = "program"  # what memory is totalled by: program or user
 PROG = "analyze_processes"
 
 
@@ -66,18 +77,33 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> l
     """The CSVs and the plots; what was written, as lines for the console."""
     out_dir.mkdir(parents=True, exist_ok=True)
     top_csv = write_spread_csv(result.top, out_dir / f"top{result.options.top_n}_rss_spread.csv")
-    leaks_csv = write_leaks_csv(result.leaks, out_dir / LEAKS_CSV)
-    oom_csv = write_oom_csv(result.ooms.kills if result.ooms else [], out_dir / OOM_CSV)
-    calls = top_plots(result.records, result.top, out_dir, result.ooms)
-    leak_calls = leak_plot_calls(result.records, result.leaks, out_dir, result.ooms)
-    drawn = worker.draw([*calls, *leak_calls])
-    plots, leak_plots = drawn[: len(calls)], drawn[len(calls) :]
+    written = [
+        top_csv,
+        write_leaks_csv(result.leaks, out_dir / LEAKS_CSV),
+        write_oom_csv(result.ooms.kills if result.ooms else [], out_dir / OOM_CSV),
+    ]
+    if result.programs is not None:
+        written.append(write_program_csv(result.programs, out_dir / PROGRAM_CSV))
+    kinds = [
+        top_plots(result.records, result.top, out_dir, result.ooms),
+        leak_plot_calls(result.records, result.leaks, out_dir, result.ooms),
+        program_plot_calls(result.records, result.programs, out_dir, PROGRAM_PLOTS),
+    ]
+    drawn = worker.draw([call for calls in kinds for call in calls])
+    cuts = itertools.accumulate(len(calls) for calls in kinds)
+    plots, leak_plots, program_plots = (drawn[a:b] for a, b in itertools.pairwise([0, *cuts]))
     removed = remove_stale_outputs(out_dir, drawn, top_csv.name)
-    lines = [f"Wrote {top_csv}", f"Wrote {leaks_csv}", f"Wrote {oom_csv}"]
+    for path in stale_program_plots(out_dir, program_plots):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    lines = [f"Wrote {path}" for path in written]
     lines.append(f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png")
-    if leak_plots:
-        count = plural(len(leak_plots), "leak plot")
-        lines.append(f"Wrote {count}: {out_dir}/leak_<PID>_<first seen>.png")
+    for made, what, where in (
+        (leak_plots, "leak plot", "leak_<PID>_<first seen>.png"),
+        (program_plots, "program plot", "program_<name>.png"),
+    ):
+        if made:
+            lines.append(f"Wrote {plural(len(made), what)}: {out_dir}/{where}")
     if removed:
         lines.append(f"Removed {len(removed)} file(s) of an earlier run not in these tables")
     return lines
@@ -135,6 +161,17 @@ def add_leak_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_program_args(parser: argparse.ArgumentParser) -> None:
+    """The totals per program: --group-by and --compare."""
+    parser.add_argument(
+        "--group-by",
+        choices=GROUP_CHOICES,
+        default=GROUP_BY,
+        help="total memory per program (a worker pool is one) or per user" " (default %(default)s)",
+    )
+    add_compare_arg(parser, "the totals per program compared")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
@@ -158,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when a process instance leaks,"
         " after everything is written (for cron)",
     )
+    add_program_args(parser)
     parser.add_argument(
         "--fail-on-oom",
         action="store_true",
@@ -181,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         fail_on_leak=args.fail_on_leak,
         fail_on_oom=args.fail_on_oom,
+        group_by=args.group_by,
+        compare=None if args.compare is None else (args.compare[0], args.compare[1]),
     )
     return run_analysis(
         PROG,

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from utils import defaults
-from utils.breakdown import BREAKDOWN_CSV, Period, format_comparison, parse_period
+from utils.breakdown import BREAKDOWN_CSV, add_compare_arg, format_comparison
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -73,13 +73,6 @@ def analyze_system(where: Where, options: SystemOptions, session: Session) -> in
     return EXIT_ALERT if result.alerts else None
 
 
-def period_arg(text: str) -> Period:
-    try:
-        return parse_period(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
@@ -104,14 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the forecast has MemAvailable reach 0"
         " within DAYS days, after everything is written",
     )
-    parser.add_argument(
-        "--compare",
-        nargs=2,
-        type=period_arg,
-        metavar=("FROM", "TO"),
-        help="what changed between two periods, each a UTC day (2026-03-02) or START..END"
-        " (2026-03-02 10:00..2026-03-02 12:00); default: the first whole day against the last",
-    )
+    add_compare_arg(parser, "what changed")
     parser.add_argument(
         "--fail-on-oom",
         action="store_true",

@@ -215,3 +215,25 @@ def test_a_compare_period_without_data_is_one_usage_line(
         f"analyze_system: error: --compare: {why}; the snapshots are on 2026-03-02 to 2026-03-08\n"
     )
     assert not out.exists() or not any(out.iterdir())  # nothing written on a usage error
+
+
+def test_a_kernel_without_sunreclaim_gives_one_warning_and_folds_it(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    for minute in range(3):
+        path = write_sys(dumps, f"20260301_10{minute:02d}00", MemTotal=1000.0, MemFree=600.0)
+        header, row = path.read_text(encoding="utf-8").splitlines()
+        cells = row.split(",")
+        cells[header.split(",").index("SUnreclaim_MB")] = ""  # Linux before 2.6.19
+        path.write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    ran = run_main(analyze_system.main, ["--dumps-dir", str(dumps), "--out-dir", str(out)])
+    assert ran.status == 0, ran.stderr
+    folded = [line for line in ran.stderr.splitlines() if "breakdown" in line]
+    assert folded == [
+        "analyze_system: warning: the breakdown of MemTotal counts as 0, and so as"
+        " unaccounted, what some snapshots lack: SUnreclaim"
+    ]
+    table = pd.read_csv(out / "memory_breakdown.csv")
+    assert table["SlabUnreclaimable_MB"].tolist() == [0.0] * 3
+    assert table["Unaccounted_MB"].tolist() == [400.0] * 3

@@ -34,7 +34,7 @@ from utils.system_analysis import PLOT_NAMES
 
 NAME = "make_report.py"
 SCRIPT = script_path(NAME)
-SECTIONS = ["analysed", "system", "system-plots", "leaks", "top", "alerts"]
+SECTIONS = ["analysed", "system", "system-plots", "leaks", "programs", "top", "alerts"]
 EVIL = "<script>alert(1)</script></table>"
 # The CSV each table holds, and its numeric columns (shown with thousands separators).
 TABLES = {
@@ -239,6 +239,7 @@ def test_the_sections_come_in_reading_order(report: Report) -> None:
         "System memory",
         "System plots",
         "Leaks: sustained growth",
+        "Programs by growth",
         "Top PIDs by RSS spread",
         "What the alerts would give",
     ]
@@ -278,6 +279,14 @@ def test_the_tables_hold_the_csv_rows(report: Report, section: str) -> None:
     assert expected, f"{name} is empty: the test dumps should have a row"
     shown = as_in_csv(report.page.table(section), numeric, len(expected[0]))
     assert shown == expected
+
+
+@pytest.mark.slow
+def test_the_programs_table_is_the_top_of_program_growth_csv(report: Report) -> None:
+    rows = csv_rows(report.out / "processes" / "program_growth.csv")
+    table = report.page.table("programs")
+    assert [row[0] for row in table] == [row[0] for row in rows[:10]]
+    assert [row[5] for row in table] == [f"{float(row[5]):+,.1f}" for row in rows[:10]]
 
 
 @pytest.mark.slow
@@ -443,7 +452,7 @@ def test_a_bad_bundle_both_analyses_meet_is_named_once(tmp_path: Path) -> None:
     [
         (
             "s",
-            ["leaks", "top"],
+            ["leaks", "programs", "top"],
             "no process_mem_*.csv files in",
             ["1", "1", "3 for P ≤ 45.00, else 0", "0 for any D"],
         ),
@@ -466,7 +475,7 @@ def test_one_kind_of_dump_gives_a_report_that_says_what_is_missing(
         section: text.split(f'<section id="{section}">', 1)[1].split("</section>", 1)[0]
         for section in SECTIONS
     }
-    for section in SECTIONS[1:5]:
+    for section in SECTIONS[1:6]:
         explained = f"{sentence} {dumps}." in bodies[section]
         assert explained == (section in absent), section
         assert ('class="missing"' in bodies[section]) == (section in absent), section

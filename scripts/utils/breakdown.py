@@ -12,6 +12,7 @@ as 0 and so folds into it.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,6 +180,26 @@ def parse_period(text: str) -> Period:
     if not separator and len(start_text.strip()) == len("YYYY-MM-DD"):
         return day_period(start)
     return span_period(start, end)
+
+
+def add_compare_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    """--compare FROM TO, as both analyses take it; `what` says what it compares."""
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=period_arg,
+        metavar=("FROM", "TO"),
+        help=f"{what} between two periods, each a UTC day (2026-03-02) or START..END"
+        " (2026-03-02 10:00..2026-03-02 12:00); default: the first whole day against the last",
+    )
+
+
+def period_arg(text: str) -> Period:
+    """--compare's type: a period, or argparse's one-line usage error."""
+    try:
+        return parse_period(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def day_period(day: datetime) -> Period:

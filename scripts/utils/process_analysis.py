@@ -21,7 +21,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from utils import plotting
-from utils.console import EXIT_ALERT, Phase, Session
+from utils.breakdown import Period, check_periods, default_periods
+from utils.console import EXIT_ALERT, Phase, Session, UsageError
 from utils.counters import OomInterval, oom_intervals
 from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn, discover_and_read
 from utils.files import replace_atomically
@@ -52,6 +53,7 @@ from utils.parser import (
 )
 from utils.plotting import PlotCall
 from utils.process_records import MILLI, Floors, InstanceTable, ProcessRecords
+from utils.program_growth import ProgramFindings, format_programs, program_growth
 from utils.system_analysis import load_system_frame, oom_alert
 from utils.text import aligned_table, format_duration, plural, shorten
 from utils.units import DAY_S
@@ -61,6 +63,12 @@ PROCESS_SPEC = TableSpec(
     columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT)),
     optional=("ANON_MB", "SWAP_MB"),
     optional_text=("STARTED",),
+)
+# --group-by user reads USER as well (a categorical: one string per user and batch).
+PROCESS_SPEC_WITH_USER = TableSpec(
+    columns=(*PROCESS_SPEC.columns, ("USER", Kind.TEXT)),
+    optional=PROCESS_SPEC.optional,
+    optional_text=PROCESS_SPEC.optional_text,
 )
 SPREAD_COLUMNS: tuple[str, ...] = ("PID", "min_RSS", "max_RSS", "spread", "CMD")
 LEAK_COLUMNS: tuple[str, ...] = (
@@ -118,7 +126,8 @@ def read_into(
     batch_bytes: int = BATCH_BYTES,
 ) -> ProcessRecords:
     """Read every process snapshot into records (made with its --match and floor level)."""
-    reader = Reader(PROCESS_SPEC, warn, progress, batch_bytes)
+    spec = PROCESS_SPEC_WITH_USER if records.group_by == "user" else PROCESS_SPEC
+    reader = Reader(spec, warn, progress, batch_bytes)
     for runs in reader.reduced(files, records.reduce):
         records.add(runs)
     return records
@@ -299,6 +308,8 @@ class ProcessOptions:
     growth: GrowthParams
     fail_on_leak: bool = False
     fail_on_oom: bool = False
+    group_by: str = "program"  # --group-by: program totals by "program" or "user"
+    compare: tuple[Period, Period] | None = None  # None: the first and the last day
 
 
 @dataclass(frozen=True)
@@ -314,6 +325,7 @@ class ProcessResult:
     span: tuple[datetime, datetime]  # first and last snapshot with a row (after --match)
     alerts: list[str]
     ooms: OomFindings | None = None  # None: the dumps carry no OOM counter
+    programs: ProgramFindings | None = None  # None: under two snapshots
 
     @property
     def leaks(self) -> list[Leak]:
@@ -340,6 +352,7 @@ def process_result(
     with phase("computing"):
         spreads = compute_rss_spread(records)
         findings = None if ooms is None else find_victims(records, ooms)
+        programs = programs_of(records, options)
     with phase("growth"):
         leaks = find_leaks(records, options.growth)
     alerts = []
@@ -356,7 +369,21 @@ def process_result(
         span=span,
         alerts=alerts,
         ooms=findings,
+        programs=programs,
     )
+
+
+def programs_of(records: ProcessRecords, options: ProcessOptions) -> ProgramFindings | None:
+    """The program totals over the two periods; UsageError when a --compare period holds
+    no snapshot."""
+    times = pd.DatetimeIndex(records.times)
+    periods = options.compare or default_periods(times)
+    if periods is None:
+        return None
+    problem = check_periods(times, periods)
+    if problem is not None:
+        raise UsageError(problem)
+    return program_growth(records, *periods)
 
 
 def compute_processes(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:
@@ -366,7 +393,11 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         PROCESS_PREFIX,
         session,
         lambda files, warn, progress: read_into(
-            ProcessRecords(options.match, planned_floor_level(files, options.growth)),
+            ProcessRecords(
+                options.match,
+                planned_floor_level(files, options.growth),
+                group_by=options.group_by,
+            ),
             files,
             warn,
             progress,
@@ -402,6 +433,8 @@ def format_result(result: ProcessResult) -> list[str]:
         "",
     ]
     ooms = ["", *format_findings(result.ooms, match)]
+    if result.programs is not None:
+        ooms = ["", *format_programs(result.programs), *ooms]
     if not result.leaks:
         return [*lines, judged_sentence(result), *ooms]
     return [*lines, judged_sentence(result), "", *format_leak_table(result.leaks), *ooms]

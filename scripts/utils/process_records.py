@@ -35,6 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from utils.dumps import Batch
+from utils.group_totals import GroupPart, GroupTotals, group_part
 from utils.growth import bucket_index
 
 # RSS is kept as integer thousandths of a MiB: the dumps carry 3 decimals, so
@@ -128,6 +129,7 @@ _INSTANCE_COLUMNS: Mapping[str, type[np.signedinteger[Any]]] = {
     "cmd": np.int32,  # index into ProcessRecords.commands of the first kept row's CMD
     "foot_samples": np.int32,  # kept rows with anon + swap
     "swap_max_milli": np.int64,  # the most swap of a kept row
+    "group": np.int32,  # index into ProcessRecords.group_names: its program (or user)
 }
 
 
@@ -152,6 +154,7 @@ class BatchRuns(NamedTuple):
     foot_samples: IntArray  # per run: kept rows with anon + swap
     swap_max_milli: IntArray  # per run: the most swap of a kept row (-1: none)
     foot_floors: tuple[IntArray, IntArray, IntArray, IntArray]  # as floors, of anon + swap
+    groups: GroupPart  # memory per (snapshot, program or user)
 
 
 class _Rows(NamedTuple):
@@ -169,7 +172,9 @@ class _Rows(NamedTuple):
     swap_milli: IntArray  # -1 unknown
 
 
-def reduce_batch(batch: Batch, match: str | None, level: int = 0) -> BatchRuns:
+def reduce_batch(
+    batch: Batch, match: str | None, level: int = 0, group_by: str = "program"
+) -> BatchRuns:
     """A parsed batch as runs (thread-safe: this runs in the parser threads)."""
     snapshot = batch.snapshot
     # Rows come in time order: each new snapshot time is the next rank.
@@ -200,6 +205,7 @@ def reduce_batch(batch: Batch, match: str | None, level: int = 0) -> BatchRuns:
         foot_samples=np.add.reduceat(footed.astype(np.int64), starts),
         swap_max_milli=np.maximum.reduceat(np.where(kept, grouped.swap_milli, -1), starts),
         foot_floors=_floors(run[footed], foot_bucket, grouped.foot_milli[footed]),
+        groups=group_part(batch.frame, grouped, group_by),
     )
 
 
@@ -321,6 +327,10 @@ class ProcessRecords:
 
     match: str | None = None
     level: int = 0  # the floors' level (utils.growth.bucket_index)
+    group_by: str = "program"  # what memory is totalled by: "program" or "user"
+    group_names: list[str] = field(default_factory=list)
+    _group_codes: dict[str, int] = field(default_factory=dict)
+    _group_parts: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     _times: list[npt.NDArray[np.datetime64]] = field(default_factory=list)
@@ -358,7 +368,7 @@ class ProcessRecords:
 
     def reduce(self, batch: Batch) -> BatchRuns:
         """What the parser threads do with each batch (see iter_reduced)."""
-        return reduce_batch(batch, self.match, self.level)
+        return reduce_batch(batch, self.match, self.level, self.group_by)
 
     def add(self, runs: BatchRuns) -> None:
         """Fold one batch's runs into the instances, in batch order."""
@@ -381,6 +391,8 @@ class ProcessRecords:
         # Runs are in time order within a PID: assigned backwards, the first one's CMD stays.
         codes = [self._intern(str(text)) for text in runs.cmd[has][fresh]]
         table["cmd"][new_numbers[::-1]] = codes[::-1]
+        groups = self._add_groups(runs.groups, base)
+        table["group"][new_numbers[::-1]] = groups[runs.groups.run_group[has][fresh]][::-1]
         np.add.at(table["samples"], number, runs.samples[has])
         np.maximum.at(table["last_rank"], number, runs.kept_last[has] + base)
         np.minimum.at(table["min_milli"], number, runs.min_milli[has])
@@ -450,6 +462,46 @@ class ProcessRecords:
         for key, number in pending.items():
             self._by_start[key] = int(created[-2 - number]) if number <= -2 else number
         return instance
+
+    def _add_groups(self, part: GroupPart, base: int) -> IntArray:
+        """Keep a batch's totals with global ranks and group codes; its names' codes."""
+        codes = np.array([self._group_code(str(name)) for name in part.names], np.int64)
+        if len(part.rank):
+            self._group_parts.append(
+                (
+                    (part.rank + base).astype(np.int32),
+                    codes[part.group].astype(np.int32),
+                    part.total_milli,
+                    part.processes.astype(np.int32),
+                    part.foot_count.astype(np.int32),
+                )
+            )
+        return codes
+
+    def _group_code(self, name: str) -> int:
+        code = self._group_codes.get(name)
+        if code is None:
+            code = self._group_codes[name] = len(self.group_names)
+            self.group_names.append(name)
+        return code
+
+    def group_totals(self) -> GroupTotals:
+        """Every (snapshot, group) total read, in batch order."""
+        parts = self._group_parts
+        columns = [
+            (
+                np.concatenate([part[k] for part in parts]).astype(np.int64)
+                if parts
+                else np.empty(0, np.int64)
+            )
+            for k in range(5)
+        ]
+        return GroupTotals(list(self.group_names), *columns)
+
+    def instance_groups(self) -> IntArray:
+        """The group code of every instance with kept rows, in instances() order."""
+        table = self._instances
+        return table["group"][np.flatnonzero(table["samples"] > 0)].astype(np.int64)
 
     def _intern(self, text: str) -> int:
         code = self._command_codes.get(text)

@@ -37,6 +37,7 @@ from utils.process_analysis import (
     ProcessResult,
     judged_sentence,
 )
+from utils.program_growth import PROGRAM_CSV
 from utils.system_analysis import (
     PLOT_TITLES,
     SUMMARY_ROWS,
@@ -540,6 +541,51 @@ def top_html(part: ProcessPart | Missing) -> str:
     return paragraph(lead) + table_html(table)
 
 
+# --- Programs -----------------------------------------------------------------------------
+
+PROGRAM_TABLE_COLUMNS = (
+    Column("program"),
+    Column("instances", numeric=True),
+    Column("at once", "most", numeric=True),
+    Column("first period", "MiB", numeric=True),
+    Column("last period", "MiB", numeric=True),
+    Column("growth", "MiB", numeric=True),
+    Column("growth", "%", numeric=True),
+    Column("for example"),
+)
+# The programs listed in the report, largest growth first (all are in program_growth.csv).
+PROGRAMS_LISTED = 10
+
+
+def programs_html(part: ProcessPart | Missing) -> str:
+    if isinstance(part, Missing):
+        return missing("program totals", part)
+    findings = part.result.programs
+    if findings is None:
+        return paragraph("Too few snapshots to compare two periods.")
+    what = "program" if findings.group_by == "program" else "user"
+    lead = (
+        f"Memory per {what}, summed over its processes in each snapshot, {findings.first.name}"
+        f" against {findings.last.name} (medians; {PROGRAM_CSV}): a worker pool whose workers"
+        " are recycled is one program, so its growth shows here when no instance lives long"
+        " enough for the leak finder."
+    )
+    rows = [
+        [
+            Cell(p.program),
+            Cell(f"{p.instances:,}", p.instances),
+            Cell(f"{p.max_concurrent:,}", p.max_concurrent),
+            Cell(one_decimal(p.first_total_mb), p.first_total_mb),
+            Cell(one_decimal(p.last_total_mb), p.last_total_mb),
+            Cell(f"{p.growth_mb:+,.1f}", p.growth_mb),
+            share_cell(p.growth_pct),
+            Cell(p.cmd_example, css="cmd"),
+        ]
+        for p in findings.programs[:PROGRAMS_LISTED]
+    ]
+    return paragraph(lead) + table_html(Table(PROGRAM_TABLE_COLUMNS, rows, sorted_by=5))
+
+
 # --- The OOM killer ----------------------------------------------------------------------
 
 OOM_TABLE_COLUMNS = (
@@ -685,6 +731,7 @@ SECTIONS = (
     ("system", "System memory"),
     ("system-plots", "System plots"),
     ("leaks", "Leaks: sustained growth"),
+    ("programs", "Programs by growth"),
     ("top", "Top PIDs by RSS spread"),
     ("alerts", "What the alerts would give"),
 )
@@ -713,6 +760,7 @@ def render_report(data: ReportData) -> str:
         "system": system_html(data.system),
         "system-plots": system_plots_html(data.system),
         "leaks": leaks_html(data.processes),
+        "programs": programs_html(data.processes),
         "top": top_html(data.processes),
         "alerts": alerts_html(data),
     }
