@@ -121,6 +121,13 @@ def test_a_recycled_pool_is_named_first_while_no_instance_lives_two_hours(
     assert "No process shows sustained growth" in ran.stdout  # no worker lives 2 days
     assert "Programs by growth, 2026-03-01 against 2026-03-03" in ran.stdout
     assert (out / "program_php-fpm.png").stat().st_size > 10_000
+    # Plotted and shown: the programs that grew by 1 MiB or more (init and mysqld did not).
+    assert sorted(path.name for path in out.glob("program_*.png")) == [
+        "program_php-fpm.png",
+        "program_report.py.png",
+    ]
+    shown = ran.stdout.split("Programs by growth")[1].split("\n\n")[1].splitlines()[1:]
+    assert [line.split()[0] for line in shown] == ["php-fpm", "report.py"]
     with_user = run_main(
         analyze_processes.main,
         ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "users"), "--group-by", "user"],

@@ -38,6 +38,9 @@ PROGRAM_COLUMNS: tuple[str, ...] = (
     "basis",
 )
 CONSOLE_ROWS = 5
+# A program that grew less than this is not shown on the console or plotted (it is in the
+# CSV): half of it is the rounding of a few rows to the dumps' 3 decimals.
+MIN_SHOWN_GROWTH_MB = 1.0
 CMD_WIDTH = 50
 
 
@@ -178,9 +181,9 @@ def format_programs(findings: ProgramFindings) -> list[str]:
         f" (medians of the total per snapshot; {PROGRAM_CSV})",
         "",
     ]
-    shown = [p for p in findings.programs if p.growth_mb > 0][:CONSOLE_ROWS]
+    shown = grown(findings)[:CONSOLE_ROWS]
     if not shown:
-        return [lines[0], "  none grew"]
+        return [lines[0], f"  none grew by {MIN_SHOWN_GROWTH_MB:g} MiB or more"]
     header = (findings.group_by, "instances", "at once", "first MiB", "last MiB", "growth MiB")
     cells = [
         (
@@ -195,6 +198,11 @@ def format_programs(findings: ProgramFindings) -> list[str]:
     ]
     commands = [shorten(p.cmd_example, CMD_WIDTH) for p in shown]
     return lines + aligned_table(header, cells, "for example", commands)
+
+
+def grown(findings: ProgramFindings) -> list[ProgramGrowth]:
+    """The programs that grew by MIN_SHOWN_GROWTH_MB or more, largest growth first."""
+    return [p for p in findings.programs if p.growth_mb >= MIN_SHOWN_GROWTH_MB]
 
 
 def plot_name(program: str) -> str:
@@ -241,8 +249,9 @@ def program_plot_calls(
     """The top programs that grew, one plot each."""
     if findings is None:
         return []
-    grown = [p for p in findings.programs if p.growth_mb > 0][:top]
-    return [(draw_program, (p, program_series(records, p.code), out_dir)) for p in grown]
+    return [
+        (draw_program, (p, program_series(records, p.code), out_dir)) for p in grown(findings)[:top]
+    ]
 
 
 def stale_program_plots(out_dir: Path, written: Sequence[Path]) -> list[Path]:
