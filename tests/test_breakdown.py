@@ -93,6 +93,15 @@ def test_the_default_is_the_first_whole_day_against_the_last() -> None:
     )
 
 
+def test_a_whole_day_lost_to_an_outage_is_skipped() -> None:
+    times = pd.date_range("2026-03-01 00:00", "2026-03-05 23:50", freq="10min")
+    lost = {datetime(2026, 3, 1).date(), datetime(2026, 3, 5).date()}  # the outages
+    kept = pd.DatetimeIndex([t for t in times if t.date() not in lost])
+    first, last = default_periods(pd.DatetimeIndex(kept)) or (None, None)
+    assert first is not None and last is not None
+    assert (first.name, last.name) == ("2026-03-02", "2026-03-04")
+
+
 def test_a_soak_test_compares_its_first_quarter_with_its_last() -> None:
     times = pd.date_range("2026-03-01 10:00", "2026-03-01 10:20", freq="1s")
     first, last = default_periods(pd.DatetimeIndex(times)) or (None, None)

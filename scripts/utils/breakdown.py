@@ -153,8 +153,12 @@ def default_periods(times: pd.DatetimeIndex) -> tuple[Period, Period] | None:
     if start_day < first:
         start_day += day
     end_day = _midnight(last + slack)  # the midnight after the last whole day
-    if end_day - start_day >= 2 * day:
-        return day_period(start_day), day_period(end_day - day)
+    # Of the whole days, the first and the last that hold snapshots (an outage may take a
+    # whole day).
+    days = sorted({_midnight(moment) for moment in times.to_pydatetime()})
+    held = [moment for moment in days if start_day <= moment < end_day]
+    if len(held) >= 2:
+        return day_period(held[0]), day_period(held[-1])
     quarter = (last - first) / 4
     return span_period(first, first + quarter), span_period(last - quarter, last)
 
