@@ -210,10 +210,9 @@ def plot_name(program: str) -> str:
 
 
 def program_series(
-    records: ProcessRecords, code: int
+    records: ProcessRecords, totals: GroupTotals, code: int
 ) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:
     """A program's total per snapshot (MiB), 0 in the snapshots without it."""
-    totals = records.group_totals()
     values = np.zeros(records.snapshots_read)
     mine = totals.group == code
     np.add.at(values, totals.rank[mine], totals.total_milli[mine] / MILLI)
@@ -249,8 +248,10 @@ def program_plot_calls(
     """The top programs that grew, one plot each."""
     if findings is None:
         return []
+    totals = records.group_totals()  # concatenated once for all the plots
     return [
-        (draw_program, (p, program_series(records, p.code), out_dir)) for p in grown(findings)[:top]
+        (draw_program, (p, program_series(records, totals, p.code), out_dir))
+        for p in grown(findings)[:top]
     ]
 
 

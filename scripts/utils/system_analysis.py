@@ -367,14 +367,6 @@ class SystemResult:
         return self.summary.ooms
 
 
-def system_result(
-    metrics: pd.DataFrame, options: SystemOptions, ooms: list[OomInterval] | None = None
-) -> SystemResult:
-    """The summary, notes and alerts of loaded metrics (not empty)."""
-    result = system_result_of(metrics, options, ooms)
-    return with_breakdown(result, SystemData(metrics, ooms), options)
-
-
 def system_result_of(
     metrics: pd.DataFrame, options: SystemOptions, ooms: list[OomInterval] | None
 ) -> SystemResult:
