@@ -64,7 +64,8 @@ PROCESS_SPEC = TableSpec(
     optional=("ANON_MB", "SWAP_MB"),
     optional_text=("STARTED",),
 )
-# --group-by user reads USER as well (a categorical: one string per user and batch).
+# --group-by user, and the Prometheus labels, read USER as well (a categorical: one
+# string per user and batch).
 PROCESS_SPEC_WITH_USER = TableSpec(
     columns=(*PROCESS_SPEC.columns, ("USER", Kind.TEXT)),
     optional=PROCESS_SPEC.optional,
@@ -126,7 +127,8 @@ def read_into(
     batch_bytes: int = BATCH_BYTES,
 ) -> ProcessRecords:
     """Read every process snapshot into records (made with its --match and floor level)."""
-    spec = PROCESS_SPEC_WITH_USER if records.group_by == "user" else PROCESS_SPEC
+    users = records.group_by == "user" or records.read_users
+    spec = PROCESS_SPEC_WITH_USER if users else PROCESS_SPEC
     reader = Reader(spec, warn, progress, batch_bytes)
     for runs in reader.reduced(files, records.reduce):
         records.add(runs)
@@ -208,6 +210,7 @@ class Leak:
     start_mb: float  # the fitted line's level at `since`
     bucket_s: float  # the length of the floors it was judged on: its time scale
     basis: str = BASIS_RSS  # what was judged: BASIS_FOOTPRINT or BASIS_RSS
+    user: str | None = None  # of its first row; None: USER not read (not in leaks.csv)
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,7 @@ def _leak(records: ProcessRecords, table: InstanceTable, growth: Growth) -> Leak
         start_mb=growth.start_mb,
         bucket_s=growth.bucket_s,
         basis=BASIS_FOOTPRINT if footprint_judged(table)[at] else BASIS_RSS,
+        user=records.user_of(int(table.number[at])),
     )
 
 
@@ -310,6 +314,7 @@ class ProcessOptions:
     fail_on_oom: bool = False
     group_by: str = "program"  # --group-by: program totals by "program" or "user"
     compare: tuple[Period, Period] | None = None  # None: the first and the last day
+    read_users: bool = False  # each leak's user, for the Prometheus labels
 
 
 @dataclass(frozen=True)
@@ -397,6 +402,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
                 options.match,
                 planned_floor_level(files, options.growth),
                 group_by=options.group_by,
+                read_users=options.read_users,
             ),
             files,
             warn,

@@ -130,6 +130,7 @@ _INSTANCE_COLUMNS: Mapping[str, type[np.signedinteger[Any]]] = {
     "foot_samples": np.int32,  # kept rows with anon + swap
     "swap_max_milli": np.int64,  # the most swap of a kept row
     "group": np.int32,  # index into ProcessRecords.group_names: its program (or user)
+    "user": np.int32,  # index into ProcessRecords.users of the first kept row's USER
 }
 
 
@@ -148,6 +149,7 @@ class BatchRuns(NamedTuple):
     min_milli: IntArray
     max_milli: IntArray
     cmd: npt.NDArray[np.object_]  # CMD of the first kept row
+    user: npt.NDArray[np.object_] | None  # USER of the first kept row; None: not read
     floors: tuple[IntArray, IntArray, IntArray, IntArray]  # run, bucket, lowest RSS, rows
     chunk: Chunk | None  # the kept rows (base 0)
     started: IntArray  # per run: its STARTED, centiseconds since 1970 (-1: not in the dump)
@@ -185,6 +187,7 @@ def reduce_batch(
     run = np.repeat(np.arange(len(grouped.starts)), grouped.ends - grouped.starts)
     bucket = bucket_index(read[grouped.rank[kept]], level)
     aggregates = _kept_aggregates(grouped, batch.frame["CMD"])
+    user = batch.frame.get("USER")
     footed = kept & (grouped.foot_milli >= 0)
     foot_bucket = bucket_index(read[grouped.rank[footed]], level)
     starts = grouped.starts
@@ -199,6 +202,7 @@ def reduce_batch(
         min_milli=aggregates.min_milli,
         max_milli=aggregates.max_milli,
         cmd=aggregates.cmd,
+        user=None if user is None else _texts_at(user, grouped.rows[aggregates.text_row]),
         floors=_floors(run[kept], bucket, grouped.rss_milli[kept]),
         chunk=_chunk(grouped, kept) if kept.any() else None,
         started=np.maximum.reduceat(grouped.started, starts),  # one known value, or -1
@@ -258,6 +262,7 @@ class _Kept(NamedTuple):
     min_milli: IntArray
     max_milli: IntArray
     cmd: npt.NDArray[np.object_]  # of the first kept row
+    text_row: IntArray  # per run, where that row is in the grouped rows
 
 
 def _kept_aggregates(grouped: _Rows, cmd: pd.Series) -> _Kept:
@@ -270,15 +275,21 @@ def _kept_aggregates(grouped: _Rows, cmd: pd.Series) -> _Kept:
     last_kept = np.maximum.reduceat(np.where(kept, positions, -1), starts)
     samples = np.add.reduceat(kept.astype(np.int64), starts)
     has = samples > 0
-    codes = cmd.cat.codes.to_numpy()[grouped.rows[np.where(has, first_kept, starts)]]
+    text_row = np.where(has, first_kept, starts)
     return _Kept(
         samples,
         np.where(has, rank[np.minimum(first_kept, len(kept) - 1)], -1),
         np.where(has, rank[np.maximum(last_kept, 0)], -1),
         np.minimum.reduceat(np.where(kept, rss, big), starts),
         np.maximum.reduceat(np.where(kept, rss, small), starts),
-        cmd.cat.categories.to_numpy(dtype=object)[codes],
+        _texts_at(cmd, grouped.rows[text_row]),
+        text_row,
     )
+
+
+def _texts_at(column: pd.Series, rows: IntArray) -> npt.NDArray[np.object_]:
+    """A categorical text column's values at the frame's rows."""
+    return column.cat.categories.to_numpy(dtype=object)[column.cat.codes.to_numpy()[rows]]
 
 
 def _floors(
@@ -333,6 +344,9 @@ class ProcessRecords:
     _group_parts: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    read_users: bool = False  # read USER as well, for each instance's user (users[code])
+    users: list[str] = field(default_factory=list)
+    _user_codes: dict[str, int] = field(default_factory=dict)
     _times: list[npt.NDArray[np.datetime64]] = field(default_factory=list)
     _ranks: int = 0
     _instances: _Growable = field(default_factory=lambda: _Growable(_INSTANCE_COLUMNS))
@@ -391,6 +405,9 @@ class ProcessRecords:
         # Runs are in time order within a PID: assigned backwards, the first one's CMD stays.
         codes = [self._intern(str(text)) for text in runs.cmd[has][fresh]]
         table["cmd"][new_numbers[::-1]] = codes[::-1]
+        if runs.user is not None:
+            users = [_intern(self.users, self._user_codes, str(t)) for t in runs.user[has][fresh]]
+            table["user"][new_numbers[::-1]] = users[::-1]
         groups = self._add_groups(runs.groups, base)
         table["group"][new_numbers[::-1]] = groups[runs.groups.run_group[has][fresh]][::-1]
         np.add.at(table["samples"], number, runs.samples[has])
@@ -504,11 +521,13 @@ class ProcessRecords:
         return table["group"][np.flatnonzero(table["samples"] > 0)].astype(np.int64)
 
     def _intern(self, text: str) -> int:
-        code = self._command_codes.get(text)
-        if code is None:
-            code = self._command_codes[text] = len(self.commands)
-            self.commands.append(text)
-        return code
+        return _intern(self.commands, self._command_codes, text)
+
+    def user_of(self, instance: int) -> str | None:
+        """The USER of an instance's first kept row; None when USER was not read."""
+        if not self.users:
+            return None
+        return self.users[int(self._instances["user"][instance])]
 
     # --- What the analyses ask --------------------------------------------------
 
@@ -588,6 +607,15 @@ class ProcessRecords:
             self.times[int(table.first_rank.min())].astype(datetime),
             self.times[int(table.last_rank.max())].astype(datetime),
         )
+
+
+def _intern(texts: list[str], codes: dict[str, int], text: str) -> int:
+    """The code of text in texts (appended when new)."""
+    code = codes.get(text)
+    if code is None:
+        code = codes[text] = len(texts)
+        texts.append(text)
+    return code
 
 
 class InstanceTable(NamedTuple):
