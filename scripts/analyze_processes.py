@@ -53,6 +53,13 @@ from utils.program_growth import (
     stale_program_plots,
     write_program_csv,
 )
+from utils.prometheus import (
+    Textfile,
+    add_prometheus_args,
+    process_metrics,
+    snapshot_metric,
+    textfile_from_args,
+)
 from utils.text import plural
 from utils.units import DAY_S
 
@@ -70,7 +77,9 @@ LEAK_MIN_SPAN_DAYS = defaults.LEAK_MIN_SPAN_DAYS
 PARALLEL_PLOTS_FROM = 4
 PROGRAM_PLOTS = 5  # the programs that grew most get a plot each
 GROUP_BY = "program"  # what memory is totalled by: program or user
+PROMETHEUS_TOP = defaults.PROMETHEUS_TOP  # leaks in the Prometheus textfile, fastest first
 PROG = "analyze_processes"
+PROG_LABEL = "processes"  # the `analysis` label of its Prometheus metrics
 
 
 def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> list[str]:
@@ -109,9 +118,12 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> l
     return lines
 
 
-def analyze_processes(where: Where, options: ProcessOptions, session: Session) -> int | None:
+def analyze_processes(
+    where: Where, options: ProcessOptions, session: Session, textfile: Textfile | None = None
+) -> int | None:
     """Compute, then write the CSVs and the plots, then print the tables; EXIT_ALERT when
-    asked to (--fail-on-leak, --fail-on-oom) and an instance leaks or was OOM-killed."""
+    asked to (--fail-on-leak, --fail-on-oom) and an instance leaks or was OOM-killed. The
+    metrics go to the textfile, if any."""
     # Fork the plot worker first, while this process holds no rows (not even the
     # list of files) and runs no threads.
     with PlotWorker(enabled=options.top_n >= PARALLEL_PLOTS_FROM) as worker:
@@ -122,6 +134,9 @@ def analyze_processes(where: Where, options: ProcessOptions, session: Session) -
         session.console.print(line)
     for line in result.alerts:
         session.diagnostics.note(line)
+    if textfile is not None:
+        metrics = process_metrics(result, textfile.top)
+        textfile.add([snapshot_metric(result.span[1]), *metrics])
     return EXIT_ALERT if result.alerts else None
 
 
@@ -202,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window,"
         " after everything is written",
     )
+    add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 
 
@@ -221,12 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail_on_oom=args.fail_on_oom,
         group_by=args.group_by,
         compare=None if args.compare is None else (args.compare[0], args.compare[1]),
+        read_users=args.prometheus_textfile is not None,  # the leaks' `user` label
     )
+    textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(
         PROG,
-        lambda session: analyze_processes(where, options, session),
+        lambda session: analyze_processes(where, options, session, textfile),
         args.out_dir,
         args.timings,
+        None if textfile is None else textfile.finish,
     )
 
 

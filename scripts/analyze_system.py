@@ -24,6 +24,13 @@ from utils.console import (
     window_from_args,
 )
 from utils.parser import Where
+from utils.prometheus import (
+    Textfile,
+    add_prometheus_args,
+    snapshot_metric,
+    system_metrics,
+    textfile_from_args,
+)
 from utils.system_analysis import (
     FORECAST_JSON,
     METRICS_CSV,
@@ -40,11 +47,14 @@ DUMPS_DIR = defaults.DUMPS_DIR
 OUT_DIR = defaults.SYSTEM_OUT_DIR
 TREND_DAYS = defaults.TREND_DAYS  # the forecast's window, days before the last snapshot
 PROG = "analyze_system"
+PROG_LABEL = "system"  # the `analysis` label of its Prometheus metrics
 
 
-def analyze_system(where: Where, options: SystemOptions, session: Session) -> int | None:
+def analyze_system(
+    where: Where, options: SystemOptions, session: Session, textfile: Textfile | None = None
+) -> int | None:
     """Compute, then write the CSV, the JSON and the plots, then print the summary;
-    EXIT_ALERT when an alert asked for holds."""
+    EXIT_ALERT when an alert asked for holds. The metrics go to the textfile, if any."""
     result = compute_system(where, options, session)
     for note in result.notes:
         session.diagnostics.note(f"warning: {note}")
@@ -70,6 +80,8 @@ def analyze_system(where: Where, options: SystemOptions, session: Session) -> in
     session.console.print(f"Wrote {len(plots)} plots: " + ", ".join(str(p) for p in plots))
     for line in result.alerts:
         session.diagnostics.note(f"alert: {line}")
+    if textfile is not None:
+        textfile.add([snapshot_metric(result.summary.last), *system_metrics(result)])
     return EXIT_ALERT if result.alerts else None
 
 
@@ -104,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window, after"
         " everything is written",
     )
+    add_prometheus_args(parser)
     return parser
 
 
@@ -115,11 +128,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = SystemOptions(
         args.trend_days, args.alert_pct, args.alert_days, args.fail_on_oom, compare
     )
+    textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(
         PROG,
-        lambda session: analyze_system(where, options, session),
+        lambda session: analyze_system(where, options, session, textfile),
         args.out_dir,
         args.timings,
+        None if textfile is None else textfile.finish,
     )
 
 

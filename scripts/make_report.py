@@ -41,6 +41,14 @@ from utils.process_analysis import (
     leak_plot_calls,
     top_plots,
 )
+from utils.prometheus import (
+    Textfile,
+    add_prometheus_args,
+    process_metrics,
+    snapshot_metric,
+    system_metrics,
+    textfile_from_args,
+)
 from utils.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
 from utils.system_analysis import SystemOptions, SystemResult, compute_system
 from utils.system_analysis import plot_calls as system_plot_calls
@@ -49,7 +57,9 @@ from utils.system_analysis import plot_calls as system_plot_calls
 DUMPS_DIR = defaults.DUMPS_DIR
 OUT_FILE = defaults.REPORT_FILE
 TOP_N = defaults.TOP_N
+PROMETHEUS_TOP = defaults.PROMETHEUS_TOP  # leaks in the Prometheus textfile, fastest first
 PROG = "make_report"
+PROG_LABEL = "report"  # the `analysis` label of its Prometheus metrics
 
 Result = TypeVar("Result")
 
@@ -120,8 +130,25 @@ def draw_parts(
     return system_part, ProcessPart(processes, plots[cut:cut_leaks], plots[cut_leaks:])
 
 
-def make_report(page: Page, options: Options, session: Session) -> None:
-    """Compute both analyses, draw their plots, write the page and say where it is."""
+def export(
+    system: SystemResult | Missing, processes: ProcessResult | Missing, textfile: Textfile
+) -> None:
+    """Both analyses' metrics, as theirs; the last snapshot is the later of the two."""
+    lasts = []
+    if isinstance(system, SystemResult):
+        lasts.append(system.summary.last.to_pydatetime())
+        textfile.add(system_metrics(system))
+    if isinstance(processes, ProcessResult):
+        lasts.append(processes.span[1])
+        textfile.add(process_metrics(processes, textfile.top))
+    textfile.add([snapshot_metric(max(lasts))])
+
+
+def make_report(
+    page: Page, options: Options, session: Session, textfile: Textfile | None = None
+) -> None:
+    """Compute both analyses, draw their plots, write the page and say where it is; the
+    metrics go to the textfile, if any."""
     # Fork the plot worker first, while this process holds no rows and runs no threads.
     with PlotWorker() as worker:
         system, processes = compute_both(page, options, session)
@@ -147,6 +174,8 @@ def make_report(page: Page, options: Options, session: Session) -> None:
             session.diagnostics.note(f"warning: {part.reason}; the report says so")
     size = page.out.stat().st_size
     session.console.print(f"Wrote {page.out} ({size / 1e6:.1f} MB)")
+    if textfile is not None:
+        export(system, processes, textfile)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="only process rows whose CMD contains TEXT (plain substring, case-sensitive)",
     )
+    add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 
 
@@ -182,7 +212,12 @@ def options_from_args(args: argparse.Namespace) -> Options:
     )
     return Options(
         SystemOptions(defaults.TREND_DAYS),
-        ProcessOptions(top_n=args.top, match=args.match, growth=growth),
+        ProcessOptions(
+            top_n=args.top,
+            match=args.match,
+            growth=growth,
+            read_users=args.prometheus_textfile is not None,  # the leaks' `user` label
+        ),
     )
 
 
@@ -191,8 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     page = Page(args.dumps_dir, window_from_args(parser, args), args.out)
     options = options_from_args(args)
+    textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(
-        PROG, lambda session: make_report(page, options, session), args.out.parent, False
+        PROG,
+        lambda session: make_report(page, options, session, textfile),
+        args.out.parent,
+        False,
+        None if textfile is None else textfile.finish,
     )
 
 

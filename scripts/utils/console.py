@@ -190,24 +190,50 @@ class UsageError(NoDataError):
         return f"error: {super().__str__()}"
 
 
+# Called with the analysis's exit status once it has ended, it returns the final one:
+# the Prometheus textfile (utils.prometheus.Textfile.finish).
+Finish = Callable[[int, Diagnostics], int]
+
+
 def run_analysis(
     prog: str,
     analysis: Callable[[Session], int | None],
     out_dir: Path,
     timings: bool,
+    finish: Finish | None = None,
 ) -> int:
     """Run an analysis and turn what a user can cause into one line and an exit status:
     0 done, 1 no data or an unwritable out dir, 130 interrupted (Ctrl-C), 143 stopped
     by SIGTERM; temporary files and the plot worker are cleaned up on the way out. A bug
     is one line too, with exit status 70 and its traceback saved to a file. The analysis
-    returns its own status (3 for an alert it was asked about), or None for 0."""
+    returns its own status (3 for an alert it was asked about), or None for 0. Then
+    `finish`, if given, is run with that status (however the analysis ended), guarded
+    the same way."""
     diagnostics = Diagnostics(prog)
     timer = PhaseTimer()
     allocator.return_freed_memory()
     allocator.freeze()  # the imported libraries
     guard = StopSignals((signal.SIGTERM,)).install()
     try:
-        status = analysis(Session(diagnostics, Console(), timer))
+        status = _outcome(
+            prog, diagnostics, out_dir, lambda: analysis(Session(diagnostics, Console(), timer))
+        )
+        if finish is not None:
+            ended = status
+            status = _outcome(prog, diagnostics, out_dir, lambda: finish(ended, diagnostics))
+    finally:
+        guard.restore()
+        if timings:
+            diagnostics.note(timer.summary())
+    return status
+
+
+def _outcome(
+    prog: str, diagnostics: Diagnostics, out_dir: Path, run: Callable[[], int | None]
+) -> int:
+    """run()'s exit status, or the one of what it raised (see run_analysis)."""
+    try:
+        status = run()
     except NoDataError as err:
         diagnostics.note(str(err))
         return EXIT_USAGE if isinstance(err, UsageError) else EXIT_NO_DATA
@@ -223,10 +249,6 @@ def run_analysis(
     except Exception as err:  # a bug: reported with its traceback, never a wall of Python
         diagnostics.note(internal_error_line(err, save_traceback(prog, err, [out_dir])))
         return EXIT_INTERNAL
-    finally:
-        guard.restore()
-        if timings:
-            diagnostics.note(timer.summary())
     return EXIT_OK if status is None else status
 
 

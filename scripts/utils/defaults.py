@@ -25,6 +25,7 @@ TREND_DAYS = 7.0
 
 # The process analysis (and the report's process part).
 TOP_N = 10
+PROMETHEUS_TOP = 5  # leaks in the Prometheus textfile, fastest first
 # The leak finder: below this rate a rise is never called a leak. 10 MiB/day is 300 MiB a
 # month: a leak that takes a host down within months; slower rises are mostly allocator
 # fragmentation and caches that settle, and flagging them would bury the real leaks.

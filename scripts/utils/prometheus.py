@@ -1,0 +1,444 @@
+"""The analyses' answers as Prometheus metrics, for node_exporter's textfile collector.
+
+A batch job reaches Prometheus through a `*.prom` file in node_exporter's
+`--collector.textfile.directory`, written whole and renamed into place (node_exporter's
+README, "Textfile Collector"). The file is in the text exposition format 0.0.4
+(prometheus.io/docs/instrumenting/exposition_formats): a HELP and a TYPE line per metric,
+then one line per sample, with no timestamps (the collector rejects them). Names follow
+prometheus.io/docs/practices/naming: the `pmi_` prefix, base units (bytes, seconds, ratios
+0..1), `_total` only for counters. `promtool check metrics` checks every file the tests
+write. docs/prometheus.md lists the metrics and the alert rules built on them.
+
+A label never holds a command line: one series per command line is a cardinality
+explosion, and command lines carry secrets. A leak is labelled by PID, program
+(utils.programs) and user only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from utils import defaults
+from utils.console import EXIT_ALERT, EXIT_OK, Diagnostics, positive_count
+from utils.files import write_text_atomically
+from utils.forecast import Forecast, ForecastStatus
+from utils.process_analysis import Leak, ProcessResult
+from utils.programs import program_of
+from utils.system_analysis import SystemResult
+from utils.units import DAY_S, MIB
+
+PREFIX = "pmi_"
+SUFFIX = ".prom"  # the only files node_exporter's textfile collector reads
+TOP = defaults.PROMETHEUS_TOP  # leaks exported, highest rate first (--prometheus-top)
+# The three definitions of "used" RAM (system_metrics.csv's columns) by label value.
+USED_LABELS: tuple[tuple[str, str], ...] = (
+    ("htop", "RAM_Used_MB"),
+    ("htop_shmem", "RAM_Used_Shmem_MB"),
+    ("memavailable", "RAM_Used_Available_MB"),
+)
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class Sample(NamedTuple):
+    labels: Labels
+    value: float
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric family: its name, HELP text, TYPE and samples."""
+
+    name: str
+    help: str
+    samples: tuple[Sample, ...]
+    kind: str = "gauge"
+
+
+def gauge(name: str, help_text: str, value: float, labels: Labels = ()) -> Metric:
+    return Metric(PREFIX + name, help_text, (Sample(labels, value),))
+
+
+# --- The text format -----------------------------------------------------------------
+
+
+def escape_label_value(text: str) -> str:
+    """A label value as the text format quotes it: backslash, double quote and line feed
+    escaped; text that is not valid UTF-8 (a lone surrogate) replaced."""
+    valid = text.encode("utf-8", "replace").decode("utf-8")
+    return valid.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def escape_help(text: str) -> str:
+    """HELP text escapes only backslash and line feed."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value: float) -> str:
+    """A sample value: integers without a fraction, others at full precision (repr
+    round-trips), and the format's own spellings of NaN and the infinities."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def render(metrics: Iterable[Metric]) -> str:
+    """The exposition text: each family once (its samples merged, a repeated label set
+    kept once, the first), in the order first given; a family without samples left out."""
+    families: dict[str, Metric] = {}
+    for metric in metrics:
+        known = families.get(metric.name)
+        families[metric.name] = (
+            metric
+            if known is None
+            else Metric(known.name, known.help, known.samples + metric.samples, known.kind)
+        )
+    lines: list[str] = []
+    for metric in families.values():
+        if not metric.samples:
+            continue
+        lines.append(f"# HELP {metric.name} {escape_help(metric.help)}")
+        lines.append(f"# TYPE {metric.name} {metric.kind}")
+        seen: set[Labels] = set()
+        for sample in metric.samples:
+            if sample.labels in seen:
+                continue
+            seen.add(sample.labels)
+            lines.append(f"{metric.name}{_label_text(sample.labels)} {format_value(sample.value)}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _label_text(labels: Labels) -> str:
+    if not labels:
+        return ""
+    pairs = ",".join(f'{name}="{escape_label_value(value)}"' for name, value in labels)
+    return "{" + pairs + "}"
+
+
+# --- What each analysis exports --------------------------------------------------------
+
+
+def epoch_s(moment: datetime | pd.Timestamp) -> float:
+    """A naive UTC time as seconds since 1970."""
+    return pd.Timestamp(moment).tz_localize(None).replace(tzinfo=UTC).timestamp()
+
+
+def _latest(metrics: pd.DataFrame, column: str) -> float | None:
+    """The last snapshot's value of a column; None when missing there."""
+    if column not in metrics or metrics.empty:
+        return None
+    value = float(metrics[column].iloc[-1])
+    return None if math.isnan(value) else value
+
+
+def system_metrics(result: SystemResult) -> list[Metric]:
+    """RAM and swap at the last snapshot, the forecast, the OOM kills and the pressure."""
+    metrics = result.metrics
+    used = [
+        Sample((("definition", label),), round(value * MIB))
+        for label, column in USED_LABELS
+        if (value := _latest(metrics, column)) is not None
+    ]
+    found: list[Metric] = [
+        Metric(
+            PREFIX + "ram_used_bytes",
+            "RAM used at the last snapshot, by definition: htop (MemTotal - MemFree - Buffers"
+            " - Cached - SReclaimable), htop_shmem (htop + Shmem), memavailable (MemTotal -"
+            " MemAvailable).",
+            tuple(used),
+        )
+    ]
+    for name, column, help_text in (
+        ("memory_total_bytes", "MemTotal_MB", "MemTotal at the last snapshot."),
+        ("memory_available_bytes", "MemAvailable_MB", "MemAvailable at the last snapshot."),
+        (
+            "swap_used_bytes",
+            "Swap_Used_MB",
+            "Swap used (SwapTotal - SwapFree) at the last snapshot.",
+        ),
+    ):
+        value = _latest(metrics, column)
+        if value is not None:
+            found.append(gauge(name, help_text, round(value * MIB)))
+    found.extend(forecast_metrics(result.summary.forecast))
+    return [*found, *system_oom_metrics(result), *pressure_metrics(result)]
+
+
+def forecast_metrics(forecast: Forecast) -> list[Metric]:
+    """The MemAvailable forecast: the fall rate and its bounds whenever there is enough
+    data, the time to zero only while it falls (no made-up value otherwise)."""
+    if forecast.status is ForecastStatus.TOO_LITTLE_DATA:
+        return []
+    falling = forecast.status is ForecastStatus.FALLING
+    found = [
+        gauge(
+            "memavailable_falling",
+            "1 when the seasonal Kendall test finds MemAvailable falling over the forecast"
+            " window, else 0.",
+            1 if falling else 0,
+        )
+    ]
+    per_s = MIB / DAY_S
+    for name, rate, what in (
+        ("fall", forecast.falls_mb_per_day, "MemAvailable's fall rate (negative: rising)"),
+        ("fall_low", forecast.falls_low_mb_per_day, "The slowest fall rate the data allow"),
+        ("fall_high", forecast.falls_high_mb_per_day, "The fastest fall rate the data allow"),
+    ):
+        if rate is not None:
+            text = f"{what}, over the forecast window."
+            found.append(gauge(f"memavailable_{name}_bytes_per_second", text, rate * per_s))
+    if not falling:
+        return found
+    for name, days, what in (
+        ("", forecast.days_to_zero, "at the fitted rate"),
+        ("_low", forecast.days_to_zero_low, "at the fastest fall rate (the soonest)"),
+        ("_high", forecast.days_to_zero_high, "at the slowest fall rate (the latest)"),
+    ):
+        if days is not None:
+            text = f"Time from the last snapshot until MemAvailable reaches zero, {what}."
+            found.append(gauge(f"memavailable_time_to_zero{name}_seconds", text, days * DAY_S))
+    return found
+
+
+def system_oom_metrics(result: SystemResult) -> list[Metric]:
+    """The OOM kills the sys_mem counters count in the window (see oom_metrics)."""
+    ooms = result.ooms
+    if ooms is None:
+        return []
+    return oom_metrics(sum(oom.kills for oom in ooms), ooms[-1].before if ooms else None)
+
+
+def oom_metrics(kills: int, last: np.datetime64 | datetime | None) -> list[Metric]:
+    """The OOM kills the kernel counted in the window, and when the last one was seen (the
+    first snapshot after it); given only where the dumps carry the oom_kill counter (an
+    older collector's, or Linux before 4.13, do not)."""
+    found = [
+        gauge(
+            "oom_kills",
+            "Processes the OOM killer killed in the analysed window (/proc/vmstat oom_kill).",
+            kills,
+        )
+    ]
+    if last is not None:
+        found.append(
+            gauge(
+                "oom_last_kill_timestamp_seconds",
+                "The first snapshot after the latest OOM kill in the window (Unix time).",
+                epoch_s(pd.Timestamp(last)),
+            )
+        )
+    return found
+
+
+def pressure_metrics(result: SystemResult) -> list[Metric]:
+    """PSI memory some and full over the last interval between snapshots (Linux 4.20+)."""
+    found = []
+    for name, column, what in (
+        ("some", "PSI_Some_Pct", "at least one task"),
+        ("full", "PSI_Full_Pct", "all non-idle tasks"),
+    ):
+        value = _latest(result.metrics, column)
+        if value is not None:
+            text = (
+                f"Share of the last interval between snapshots in which {what} stalled on"
+                " memory (PSI, /proc/pressure/memory)."
+            )
+            found.append(gauge(f"memory_pressure_{name}_ratio", text, value / 100))
+    return found
+
+
+def process_metrics(result: ProcessResult, top: int) -> list[Metric]:
+    """How many instances leak and were judged, and the top leaks by rate."""
+    found = [
+        gauge(
+            "leaking_processes",
+            "Process instances the leak finder flags as leaking in the analysed window.",
+            len(result.leaks),
+        ),
+        gauge(
+            "judged_processes",
+            "Process instances observed long enough to be judged by the leak finder.",
+            result.survey.judged,
+        ),
+    ]
+    if result.ooms is not None:
+        kills = result.ooms.kills
+        found.extend(oom_metrics(len(kills), kills[-1].before if kills else None))
+    return [*found, *leak_metrics(result.leaks, top)]
+
+
+def leak_metrics(leaks: Sequence[Leak], top: int) -> list[Metric]:
+    """The rate, growth and start of the `top` fastest leaks, labelled pid, program, user."""
+    labelled = _labelled(leaks)[:top]
+    found = []
+    for name, help_text, value in (
+        (
+            "leak_growth_bytes_per_second",
+            "Growth rate of a leaking process (anon + swap, else RSS); the top leaks by rate.",
+            lambda leak: leak.growth_mb_per_day * MIB / DAY_S,
+        ),
+        (
+            "leak_growth_bytes",
+            "Growth of a leaking process since its growth began (the fitted line).",
+            lambda leak: round(leak.growth_mb * MIB),
+        ),
+        (
+            "leak_since_timestamp_seconds",
+            "When a leaking process's sustained growth began (Unix time).",
+            lambda leak: epoch_s(leak.since),
+        ),
+    ):
+        found.append(_per_leak(name, help_text, labelled, value))
+    return found
+
+
+def _labelled(leaks: Sequence[Leak]) -> list[tuple[Labels, Leak]]:
+    """Each leak with its labels, highest rate first; of two with the same labels (a
+    reused PID of the same program) the faster."""
+    seen: dict[Labels, Leak] = {}
+    for leak in leaks:
+        labels = (
+            ("pid", str(leak.pid)),
+            ("program", program_of(leak.cmd)),
+            ("user", leak.user or ""),
+        )
+        seen.setdefault(labels, leak)
+    return list(seen.items())
+
+
+def _per_leak(
+    name: str, help_text: str, leaks: Sequence[tuple[Labels, Leak]], value: Callable[[Leak], float]
+) -> Metric:
+    return Metric(
+        PREFIX + name, help_text, tuple(Sample(labels, value(leak)) for labels, leak in leaks)
+    )
+
+
+def labelled(metrics: Iterable[Metric], analysis: str) -> list[Metric]:
+    """Every sample with the `analysis` label first."""
+    first: Labels = (("analysis", analysis),)
+    return [
+        Metric(m.name, m.help, tuple(Sample(first + s.labels, s.value) for s in m.samples), m.kind)
+        for m in metrics
+    ]
+
+
+def run_metrics(status: int, duration_s: float, finished_s: float) -> list[Metric]:
+    """Whether the analysis ran to the end (exit 0, or 3 for an alert asked for), its exit
+    status, how long it took and when it finished."""
+    labels: Labels = ()
+    success = 1 if status in (EXIT_OK, EXIT_ALERT) else 0
+    return [
+        gauge(
+            "analysis_success",
+            "1 when the analysis ran to the end (exit status 0 or 3), else 0.",
+            success,
+            labels,
+        ),
+        gauge(
+            "analysis_exit_code", "The analysis's exit status (docs/prometheus.md).", status, labels
+        ),
+        gauge("analysis_duration_seconds", "How long the analysis took.", duration_s, labels),
+        gauge(
+            "analysis_timestamp_seconds",
+            "When the analysis finished (Unix time).",
+            finished_s,
+            labels,
+        ),
+    ]
+
+
+def snapshot_metric(last: datetime | pd.Timestamp) -> Metric:
+    return gauge(
+        "last_snapshot_timestamp_seconds",
+        "The time of the last snapshot analysed (Unix time).",
+        epoch_s(last),
+    )
+
+
+# --- The file --------------------------------------------------------------------------
+
+
+@dataclass
+class Textfile:
+    """The metrics one analysis gathers, written once it has ended (see finish)."""
+
+    path: Path
+    analysis: str  # the `analysis` label: system, processes or report
+    top: int = TOP
+    started_s: float = field(default_factory=time.monotonic)
+    found: list[Metric] = field(default_factory=list)
+
+    def add(self, metrics: Iterable[Metric]) -> None:
+        self.found.extend(metrics)
+
+    def text(self, status: int) -> str:
+        """The file's text: the run's own metrics, then (when it succeeded) its findings;
+        every sample labelled with the analysis, so that the files of two analyses never
+        hold the same series (node_exporter would fail the scrape)."""
+        duration_s = round(time.monotonic() - self.started_s, 3)
+        metrics = run_metrics(status, duration_s, round(time.time(), 3))
+        if status in (EXIT_OK, EXIT_ALERT):
+            metrics.extend(self.found)
+        return render(labelled(metrics, self.analysis))
+
+    def finish(self, status: int, diagnostics: Diagnostics) -> int:
+        """Write the file, whatever the status; one line and exit status 1 (from 0) when it
+        cannot be written."""
+        try:
+            write_text_atomically(self.path, self.text(status))
+        except OSError as err:
+            diagnostics.note(f"cannot write {self.path}: {err.strerror or err}")
+            return 1 if status == EXIT_OK else status
+        return status
+
+
+def textfile_arg(text: str) -> Path:
+    """--prometheus-textfile's type: a path ending in .prom."""
+    path = Path(text)
+    if not path.name.endswith(SUFFIX) or path.name == SUFFIX:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} does not end in {SUFFIX}: node_exporter's textfile collector reads"
+            f" only *{SUFFIX} files"
+        )
+    return path
+
+
+def add_prometheus_args(parser: argparse.ArgumentParser, top: int | None = None) -> None:
+    """--prometheus-textfile PATH, and --prometheus-top N where there are leaks."""
+    parser.add_argument(
+        "--prometheus-textfile",
+        type=textfile_arg,
+        metavar="PATH",
+        help="after the analysis, write its answers as Prometheus metrics to PATH (a *.prom"
+        " file in node_exporter's textfile directory; its folder must exist), replaced whole;"
+        " written with pmi_analysis_success 0 when the analysis fails",
+    )
+    if top is not None:
+        parser.add_argument(
+            "--prometheus-top",
+            type=positive_count,
+            default=top,
+            metavar="N",
+            help="how many leaks, fastest first, get a series each (default %(default)s)",
+        )
+
+
+def textfile_from_args(args: argparse.Namespace, analysis: str) -> Textfile | None:
+    if args.prometheus_textfile is None:
+        return None
+    return Textfile(args.prometheus_textfile, analysis, getattr(args, "prometheus_top", TOP))
