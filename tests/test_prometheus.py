@@ -5,8 +5,12 @@ and every file and the alert rules passed by Prometheus's own promtool."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import signal
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,9 +32,10 @@ import analyze_processes
 import analyze_system
 import make_report
 from conftest import run_main, write_proc, write_sys
-from utils.console import Diagnostics
+from utils.console import Console, Diagnostics, PhaseTimer, Session, run_analysis
 from utils.forecast import Forecast, ForecastStatus
 from utils.process_analysis import Leak
+from utils.programs import program_of
 from utils.prometheus import (
     Metric,
     Sample,
@@ -141,8 +146,7 @@ def test_any_label_value_reads_back_the_same(text: str) -> None:
     metric = Metric("pmi_t", "T.", (Sample((("v", text),), 1.0),))
     rendered = render([metric])
     assert rendered.count("\n") == 3  # no line feed survives unescaped
-    expected = text.encode("utf-8", "replace").decode("utf-8")
-    assert parse(rendered) == {("pmi_t", frozenset({("v", expected)})): 1.0}
+    assert parse(rendered) == {("pmi_t", frozenset({("v", valid(text))})): 1.0}
 
 
 def leak(pid: int, cmd: str, rate: float, user: str | None = "svc") -> Leak:
@@ -172,6 +176,27 @@ def test_leak_labels_are_pid_program_and_user_never_the_command_line() -> None:
         assert promtool_problems(text) == ""
     top = parse(render(leak_metrics(leaks, top=1)))
     assert {dict(labels)["pid"] for _, labels in top} == {"1"}
+
+
+def valid(text: str) -> str:
+    """Text as it reads back: what is not valid UTF-8 (a lone surrogate) as ?."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+@given(cmd=st.text(), user=st.text() | st.none(), pid=st.integers(1, 4_194_304))
+def test_any_command_line_and_user_give_valid_labels_and_no_command_line(
+    cmd: str, user: str | None, pid: int
+) -> None:
+    samples = parse(render(leak_metrics([leak(pid, cmd, 10.0, user)], top=5)))
+    labels = {("pid", str(pid)), ("program", valid(program_of(cmd))), ("user", valid(user or ""))}
+    assert set(samples) == {
+        (name, frozenset(labels))
+        for name in (
+            "pmi_leak_growth_bytes_per_second",
+            "pmi_leak_growth_bytes",
+            "pmi_leak_since_timestamp_seconds",
+        )
+    }
 
 
 def forecast(status: ForecastStatus, high_days: float | None = 40.0) -> Forecast:
@@ -217,25 +242,30 @@ def test_the_time_to_zero_is_there_only_while_memavailable_falls() -> None:
 def test_a_failed_run_is_written_with_success_0_and_only_its_own_metrics(tmp_path: Path) -> None:
     textfile = Textfile(tmp_path / "pmi_system.prom", "system")
     textfile.add([Metric("pmi_oom_kills", "K.", (Sample((), 2.0),))])
-    diagnostics = Diagnostics("t", stream=open(tmp_path / "err", "w"))  # noqa: SIM115
-    assert textfile.finish(70, diagnostics) == 70
+    stdout, stderr = io.StringIO(), io.StringIO()
+    session = Session(Diagnostics("t", stream=stderr), Console(stdout), PhaseTimer())
+    assert textfile.finish(70, session) == 70
+    assert stdout.getvalue() == stderr.getvalue() == ""
     samples = read_textfile(tmp_path / "pmi_system.prom")
     assert value(samples, "pmi_analysis_success", analysis="system") == 0
     assert value(samples, "pmi_analysis_exit_code", analysis="system") == 70
     assert "pmi_oom_kills" not in names(samples)
-    assert textfile.finish(3, diagnostics) == 3  # an alert: the analysis itself succeeded
+    assert textfile.finish(3, session) == 3  # an alert: the analysis itself succeeded
+    assert stdout.getvalue() == f"Wrote {tmp_path}/pmi_system.prom\n"
     samples = read_textfile(tmp_path / "pmi_system.prom")
     assert value(samples, "pmi_analysis_success", analysis="system") == 1
     assert value(samples, "pmi_oom_kills", analysis="system") == 2
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["err", "pmi_system.prom"]
+    assert [path.name for path in tmp_path.iterdir()] == ["pmi_system.prom"]  # no temporary
 
 
 def test_an_unwritable_textfile_is_one_line_and_exit_1(tmp_path: Path) -> None:
     textfile = Textfile(tmp_path / "missing" / "pmi_system.prom", "system")
-    with open(tmp_path / "err", "w") as stream:
-        assert textfile.finish(0, Diagnostics("t", stream=stream)) == 1
-        assert textfile.finish(3, Diagnostics("t", stream=stream)) == 3
-    lines = (tmp_path / "err").read_text().splitlines()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    session = Session(Diagnostics("t", stream=stderr), Console(stdout), PhaseTimer())
+    assert textfile.finish(0, session) == 1
+    assert textfile.finish(3, session) == 3
+    assert stdout.getvalue() == ""
+    lines = stderr.getvalue().splitlines()
     assert (
         lines[0] == f"t: cannot write {tmp_path}/missing/pmi_system.prom: No such file or directory"
     )
@@ -307,7 +337,7 @@ def test_the_process_textfile_holds_the_leaks_of_leaks_csv(host: Path, tmp_path:
     plain = run_main(
         analyze_processes.main, ["--dumps-dir", str(host), "--out-dir", str(tmp_path / "o2")]
     )
-    assert plain.stdout.replace("o2", "out") == ran.stdout
+    assert plain.stdout.replace("o2", "out") + f"Wrote {prom}\n" == ran.stdout
     assert not list(tmp_path.glob("o2/*.prom"))
 
 
@@ -356,6 +386,19 @@ def test_a_bug_is_exit_70_and_still_written(
     samples = read_textfile(prom)
     assert value(samples, "pmi_analysis_success", analysis="system") == 0
     assert value(samples, "pmi_analysis_exit_code", analysis="system") == 70
+
+
+def test_a_run_stopped_by_sigterm_is_written_with_its_status(tmp_path: Path) -> None:
+    def killed(session: Session) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+
+    textfile = Textfile(tmp_path / "pmi_processes.prom", "processes")
+    status = run_analysis("prog", killed, tmp_path, timings=False, finish=textfile.finish)
+    assert status == 143
+    samples = read_textfile(textfile.path)
+    assert value(samples, "pmi_analysis_success", analysis="processes") == 0
+    assert value(samples, "pmi_analysis_exit_code", analysis="processes") == 143
 
 
 def test_a_path_not_ending_in_prom_is_a_usage_error(tmp_path: Path) -> None:

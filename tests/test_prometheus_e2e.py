@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from promtext import read_textfile
 from test_prometheus import RULES, write_host
 
 import analyze_processes
@@ -110,6 +111,7 @@ def test_prometheus_scrapes_the_verdicts_the_analyses_printed(tmp_path: Path) ->
         ran = run_main(main, [*argv, "--prometheus-textfile", str(textfiles / f"pmi_{name}.prom")])
         assert ran.status == 0, ran.stderr
         printed[name] = ran.stdout
+        read_textfile(textfiles / f"pmi_{name}.prom")  # promtool check metrics: no problem
     days = re.search(r"zero in about ([0-9,]+) days", printed["system"])
     leak = re.search(r"^4242 +\S+ \S+ +([0-9.,]+) ", printed["processes"], re.MULTILINE)
     assert days is not None and leak is not None, printed

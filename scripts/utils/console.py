@@ -192,7 +192,7 @@ class UsageError(NoDataError):
 
 # Called with the analysis's exit status once it has ended, it returns the final one:
 # the Prometheus textfile (utils.prometheus.Textfile.finish).
-Finish = Callable[[int, Diagnostics], int]
+Finish = Callable[[int, "Session"], int]
 
 
 def run_analysis(
@@ -214,13 +214,12 @@ def run_analysis(
     allocator.return_freed_memory()
     allocator.freeze()  # the imported libraries
     guard = StopSignals((signal.SIGTERM,)).install()
+    session = Session(diagnostics, Console(), timer)
     try:
-        status = _outcome(
-            prog, diagnostics, out_dir, lambda: analysis(Session(diagnostics, Console(), timer))
-        )
+        status = _outcome(prog, diagnostics, out_dir, lambda: analysis(session))
         if finish is not None:
             ended = status
-            status = _outcome(prog, diagnostics, out_dir, lambda: finish(ended, diagnostics))
+            status = _outcome(prog, diagnostics, out_dir, lambda: finish(ended, session))
     finally:
         guard.restore()
         if timings:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from utils import defaults
-from utils.console import EXIT_ALERT, EXIT_OK, Diagnostics, positive_count
+from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK, Session, positive_count
 from utils.files import write_text_atomically
 from utils.forecast import Forecast, ForecastStatus
 from utils.process_analysis import Leak, ProcessResult
@@ -210,7 +210,8 @@ def forecast_metrics(forecast: Forecast) -> list[Metric]:
     ):
         if days is not None:
             text = f"Time from the last snapshot until MemAvailable reaches zero, {what}."
-            found.append(gauge(f"memavailable_time_to_zero{name}_seconds", text, days * DAY_S))
+            metric = f"memavailable_time_to_zero{name}_seconds"
+            found.append(gauge(metric, text, round(days * DAY_S)))
     return found
 
 
@@ -396,14 +397,16 @@ class Textfile:
             metrics.extend(self.found)
         return render(labelled(metrics, self.analysis))
 
-    def finish(self, status: int, diagnostics: Diagnostics) -> int:
-        """Write the file, whatever the status; one line and exit status 1 (from 0) when it
-        cannot be written."""
+    def finish(self, status: int, session: Session) -> int:
+        """Write the file, whatever the status (and say so, after a run that succeeded);
+        one line and exit status 1 (from 0) when it cannot be written."""
         try:
             write_text_atomically(self.path, self.text(status))
         except OSError as err:
-            diagnostics.note(f"cannot write {self.path}: {err.strerror or err}")
-            return 1 if status == EXIT_OK else status
+            session.diagnostics.note(f"cannot write {self.path}: {err.strerror or err}")
+            return EXIT_NO_DATA if status == EXIT_OK else status
+        if status in (EXIT_OK, EXIT_ALERT):
+            session.console.print(f"Wrote {self.path}")
         return status
 
 
