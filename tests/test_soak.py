@@ -96,7 +96,9 @@ def test_a_minute_at_1_s_flags_the_leaker_and_only_the_leaker(
 
 
 CAP_MIB = 40
-PRESSED_SNAPSHOTS = 100
+# RSS reaches the cap in 30-60 s (the kernel's reclaim sets the pace, slower on a busy host);
+# the RSS-only comparison below needs the plateau to hold most of the collection.
+PRESSED_SNAPSHOTS = 150
 
 
 @pytest.mark.slow
