@@ -44,6 +44,7 @@ from utils.process_analysis import (
 from utils.prometheus import (
     Textfile,
     add_prometheus_args,
+    part_metric,
     process_metrics,
     snapshot_metric,
     system_metrics,
@@ -140,8 +141,12 @@ def export(
         textfile.add(system_metrics(system))
     if isinstance(processes, ProcessResult):
         lasts.append(processes.span[1])
-        textfile.add(process_metrics(processes, textfile.top))
-    textfile.add([snapshot_metric(max(lasts))])
+        # The OOM kills once: the system part's count them where both have them.
+        oom = not isinstance(system, SystemResult) or system.ooms is None
+        textfile.add(process_metrics(processes, textfile.top, oom))
+    available = {"system": isinstance(system, SystemResult)}
+    available["processes"] = isinstance(processes, ProcessResult)
+    textfile.add([snapshot_metric(max(lasts)), part_metric(available)])
 
 
 def make_report(

@@ -5,6 +5,8 @@ and every file and the alert rules passed by Prometheus's own promtool."""
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import io
 import json
 import os
@@ -239,6 +241,16 @@ def test_the_time_to_zero_is_there_only_while_memavailable_falls() -> None:
     assert forecast_metrics(forecast(ForecastStatus.TOO_LITTLE_DATA)) == []
 
 
+def test_an_unbounded_side_of_the_rate_is_left_out_not_written_as_inf() -> None:
+    flat = dataclasses.replace(
+        forecast(ForecastStatus.NOT_FALLING),
+        falls_low_mb_per_day=float("-inf"),
+        falls_high_mb_per_day=float("inf"),
+    )
+    found = names(parse(render(forecast_metrics(flat))))
+    assert found == {"pmi_memavailable_falling", "pmi_memavailable_fall_bytes_per_second"}
+
+
 def test_a_failed_run_is_written_with_success_0_and_only_its_own_metrics(tmp_path: Path) -> None:
     textfile = Textfile(tmp_path / "pmi_system.prom", "system")
     textfile.add([Metric("pmi_oom_kills", "K.", (Sample((), 2.0),))])
@@ -349,9 +361,39 @@ def test_the_report_exports_both_analyses_under_its_own_label(host: Path, tmp_pa
     assert ran.status == 0, ran.stderr
     samples = read_textfile(prom)
     assert {dict(labels)["analysis"] for _, labels in samples} == {"report"}
-    assert {"pmi_memavailable_time_to_zero_seconds", "pmi_leak_growth_bytes_per_second"} <= names(
-        samples
-    )
+    on = {"analysis": "report"}
+    for part in ("system", "processes"):
+        assert value(samples, "pmi_report_part_available", part=part, **on) == 1
+    leak = {"pid": "4242", "program": LEAKER_PROGRAM, "user": "svc", **on}
+    rate = value(samples, "pmi_leak_growth_bytes_per_second", **leak) * DAY_S / MIB
+    assert rate == pytest.approx(50.0, rel=1e-3)
+    assert value(samples, "pmi_oom_kills", **on) == 1  # once, though both parts count it
+    last_days = (SNAPSHOTS - 1) * STEP / timedelta(days=1)
+    days = value(samples, "pmi_memavailable_time_to_zero_seconds", **on) / DAY_S
+    assert days == pytest.approx((10_000 - 200 * last_days) / 200, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_dumps_without_user_are_read_as_without_the_flag(host: Path, tmp_path: Path) -> None:
+    """Dumps of four columns only (PID, PPID, RSS_MB, CMD; no USER): the flag leaves the user label empty and
+    every file good, as they are without it."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    for path in host.glob("*.csv"):
+        with path.open(encoding="utf-8", newline="") as handle:
+            table = list(csv.reader(handle))
+        if path.name.startswith("process_mem_"):
+            table = [[row[0], row[1], row[3], row[5]] for row in table]
+        with (dumps / path.name).open("w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(table)
+    prom = tmp_path / "pmi_processes.prom"
+    argv = ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "out")]
+    ran = run_main(analyze_processes.main, [*argv, "--prometheus-textfile", str(prom)])
+    assert ran.status == 0, ran.stderr
+    assert "warning" not in ran.stderr
+    samples = read_textfile(prom)
+    on = {"analysis": "processes", "pid": "4242", "program": LEAKER_PROGRAM, "user": ""}
+    assert value(samples, "pmi_leak_growth_bytes_per_second", **on) > 0
 
 
 def test_an_analysis_without_data_still_writes_success_0(tmp_path: Path) -> None:

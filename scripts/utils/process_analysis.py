@@ -64,12 +64,18 @@ PROCESS_SPEC = TableSpec(
     optional=("ANON_MB", "SWAP_MB"),
     optional_text=("STARTED",),
 )
-# --group-by user, and the Prometheus labels, read USER as well (a categorical: one
-# string per user and batch).
+# --group-by user reads USER as well (a categorical: one string per user and batch)...
 PROCESS_SPEC_WITH_USER = TableSpec(
     columns=(*PROCESS_SPEC.columns, ("USER", Kind.TEXT)),
     optional=PROCESS_SPEC.optional,
     optional_text=PROCESS_SPEC.optional_text,
+)
+# ... and the Prometheus labels too, but where a file lacks it the label is empty: the flag
+# never turns a file the analysis reads into a bad one.
+PROCESS_SPEC_USER_LABEL = TableSpec(
+    columns=PROCESS_SPEC.columns,
+    optional=PROCESS_SPEC.optional,
+    optional_text=(*PROCESS_SPEC.optional_text, "USER"),
 )
 SPREAD_COLUMNS: tuple[str, ...] = ("PID", "min_RSS", "max_RSS", "spread", "CMD")
 LEAK_COLUMNS: tuple[str, ...] = (
@@ -127,8 +133,10 @@ def read_into(
     batch_bytes: int = BATCH_BYTES,
 ) -> ProcessRecords:
     """Read every process snapshot into records (made with its --match and floor level)."""
-    users = records.group_by == "user" or records.read_users
-    spec = PROCESS_SPEC_WITH_USER if users else PROCESS_SPEC
+    if records.group_by == "user":
+        spec = PROCESS_SPEC_WITH_USER
+    else:
+        spec = PROCESS_SPEC_USER_LABEL if records.read_users else PROCESS_SPEC
     reader = Reader(spec, warn, progress, batch_bytes)
     for runs in reader.reduced(files, records.reduce):
         records.add(runs)

@@ -133,8 +133,9 @@ def _label_text(labels: Labels) -> str:
 
 
 def epoch_s(moment: datetime | pd.Timestamp) -> float:
-    """A naive UTC time as seconds since 1970."""
-    return pd.Timestamp(moment).tz_localize(None).replace(tzinfo=UTC).timestamp()
+    """A UTC time (naive, as the analyses keep them) as seconds since 1970."""
+    stamp = pd.Timestamp(moment)
+    return float(stamp.timestamp() if stamp.tzinfo else stamp.tz_localize(UTC).timestamp())
 
 
 def _latest(metrics: pd.DataFrame, column: str) -> float | None:
@@ -198,7 +199,7 @@ def forecast_metrics(forecast: Forecast) -> list[Metric]:
         ("fall_low", forecast.falls_low_mb_per_day, "The slowest fall rate the data allow"),
         ("fall_high", forecast.falls_high_mb_per_day, "The fastest fall rate the data allow"),
     ):
-        if rate is not None:
+        if rate is not None and math.isfinite(rate):  # an unbounded side: no value
             text = f"{what}, over the forecast window."
             found.append(gauge(f"memavailable_{name}_bytes_per_second", text, rate * per_s))
     if not falling:
@@ -208,8 +209,10 @@ def forecast_metrics(forecast: Forecast) -> list[Metric]:
         ("_low", forecast.days_to_zero_low, "at the fastest fall rate (the soonest)"),
         ("_high", forecast.days_to_zero_high, "at the slowest fall rate (the latest)"),
     ):
-        if days is not None:
-            text = f"Time from the last snapshot until MemAvailable reaches zero, {what}."
+        if days is not None and math.isfinite(days):
+            text = (
+                "Time from the last snapshot with MemAvailable until it reaches zero," f" {what}."
+            )
             metric = f"memavailable_time_to_zero{name}_seconds"
             found.append(gauge(metric, text, round(days * DAY_S)))
     return found
@@ -262,8 +265,9 @@ def pressure_metrics(result: SystemResult) -> list[Metric]:
     return found
 
 
-def process_metrics(result: ProcessResult, top: int) -> list[Metric]:
-    """How many instances leak and were judged, and the top leaks by rate."""
+def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[Metric]:
+    """How many instances leak and were judged, the OOM kills (unless `oom` is False: the
+    report has the system analysis's), and the top leaks by rate."""
     found = [
         gauge(
             "leaking_processes",
@@ -276,7 +280,7 @@ def process_metrics(result: ProcessResult, top: int) -> list[Metric]:
             result.survey.judged,
         ),
     ]
-    if result.ooms is not None:
+    if oom and result.ooms is not None:
         kills = result.ooms.kills
         found.extend(oom_metrics(len(kills), kills[-1].before if kills else None))
     return [*found, *leak_metrics(result.leaks, top)]
@@ -361,6 +365,16 @@ def run_metrics(status: int, duration_s: float, finished_s: float) -> list[Metri
             labels,
         ),
     ]
+
+
+def part_metric(available: dict[str, bool]) -> Metric:
+    """Which of the report's two analyses had data (their metrics are missing otherwise)."""
+    samples = tuple(Sample((("part", part),), int(ok)) for part, ok in available.items())
+    return Metric(
+        PREFIX + "report_part_available",
+        "1 when the report's system or processes part had data, else 0 (its metrics missing).",
+        samples,
+    )
 
 
 def snapshot_metric(last: datetime | pd.Timestamp) -> Metric:
