@@ -9,6 +9,10 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the analyses' tables; this module imports no pandas when it runs
+    import pandas as pd
 
 # Dumps hold every user's command lines, which can carry secrets.
 PRIVATE_FILE_MODE = 0o640
@@ -49,6 +53,17 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> Path:
 def write_text_atomically(path: Path, text: str) -> Path:
     """A whole UTF-8 text file, replacing path at once (see replace_atomically)."""
     return replace_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def write_table_csv(path: Path, table: pd.DataFrame, decimals: int = 3) -> Path:
+    """A table as the analyses' CSVs are: no index, floats with `decimals` decimals, `\n`
+    line ends, an empty cell for a missing value; replaced at once."""
+    return replace_atomically(
+        path,
+        lambda temp: table.to_csv(
+            temp, index=False, float_format=f"%.{decimals}f", lineterminator="\n"
+        ),
+    )
 
 
 def write_private_file(path: Path, text: str, mode: int = PRIVATE_FILE_MODE) -> None:

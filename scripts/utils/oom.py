@@ -21,7 +21,7 @@ import pandas as pd
 
 from utils.counters import OomInterval
 from utils.dump_format import PS_COMMAND
-from utils.files import replace_atomically
+from utils.files import write_table_csv
 from utils.parser import DISPLAY_FORMAT
 from utils.process_records import ProcessRecords
 from utils.text import aligned_table, plural, shorten
@@ -208,11 +208,7 @@ def oom_frame(kills: Sequence[OomKill]) -> pd.DataFrame:
 def write_oom_csv(kills: Sequence[OomKill], path: Path) -> Path:
     """One row per killed process, in time order: times `YYYY-MM-DD HH:MM:SS` UTC, MiB with
     3 decimals, empty where unknown; only the header when nothing was killed."""
-    table = oom_frame(kills)
-    return replace_atomically(
-        path,
-        lambda temp: table.to_csv(temp, index=False, float_format="%.3f", lineterminator="\n"),
-    )
+    return write_table_csv(path, oom_frame(kills))
 
 
 def format_findings(findings: OomFindings | None, match: str | None) -> list[str]:

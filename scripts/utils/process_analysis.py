@@ -25,7 +25,7 @@ from utils.breakdown import Period, check_periods, default_periods
 from utils.console import EXIT_ALERT, Phase, Session, UsageError
 from utils.counters import OomInterval, oom_intervals
 from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn, discover_and_read
-from utils.files import replace_atomically
+from utils.files import write_table_csv
 from utils.growth import (
     BUCKET_S,
     FloorTable,
@@ -492,12 +492,7 @@ def format_top_table(top: pd.DataFrame) -> list[str]:
 
 def write_spread_csv(top: pd.DataFrame, path: Path) -> Path:
     """Exactly the columns PID,min_RSS,max_RSS,spread,CMD; MiB with 3 decimals."""
-    return replace_atomically(
-        path,
-        lambda temp: top[list(SPREAD_COLUMNS)].to_csv(
-            temp, index=False, float_format=f"%.{DECIMALS}f", lineterminator="\n"
-        ),
-    )
+    return write_table_csv(path, top[list(SPREAD_COLUMNS)], DECIMALS)
 
 
 class Timeline(NamedTuple):
@@ -632,13 +627,7 @@ def leaks_frame(leaks: Sequence[Leak]) -> pd.DataFrame:
 def write_leaks_csv(leaks: Sequence[Leak], path: Path) -> Path:
     """Exactly LEAK_COLUMNS: times `YYYY-MM-DD HH:MM:SS` UTC, numbers with 3 decimals, CMD
     whole; only the header when nothing is flagged."""
-    table = leaks_frame(leaks)
-    return replace_atomically(
-        path,
-        lambda temp: table.to_csv(
-            temp, index=False, float_format=f"%.{DECIMALS}f", lineterminator="\n"
-        ),
-    )
+    return write_table_csv(path, leaks_frame(leaks), DECIMALS)
 
 
 class LeakPlot(NamedTuple):

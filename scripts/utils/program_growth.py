@@ -19,7 +19,7 @@ import pandas as pd
 
 from utils import plotting
 from utils.breakdown import Period, in_period
-from utils.files import replace_atomically
+from utils.files import write_table_csv
 from utils.group_totals import GroupTotals
 from utils.process_records import MILLI, ProcessRecords
 from utils.programs import safe_file_part
@@ -166,11 +166,7 @@ def program_frame(findings: ProgramFindings) -> pd.DataFrame:
 
 def write_program_csv(findings: ProgramFindings, path: Path) -> Path:
     """One row per program, largest growth first; MiB and % with 3 decimals."""
-    table = program_frame(findings)
-    return replace_atomically(
-        path,
-        lambda temp: table.to_csv(temp, index=False, float_format="%.3f", lineterminator="\n"),
-    )
+    return write_table_csv(path, program_frame(findings))
 
 
 def format_programs(findings: ProgramFindings) -> list[str]:
