@@ -17,8 +17,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from utils import defaults
-from utils.breakdown import add_compare_arg
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -30,11 +28,27 @@ from utils.console import (
     run_analysis,
     window_from_args,
 )
-from utils.group_totals import GROUP_BY as GROUP_CHOICES
-from utils.growth import GrowthParams
-from utils.oom import OOM_CSV, write_oom_csv
+from utils.core import defaults
+from utils.core.text import plural
+from utils.core.units import DAY_S
+from utils.judge.breakdown import add_compare_arg
+from utils.judge.growth import GrowthParams
+from utils.judge.oom import OOM_CSV, write_oom_csv
+from utils.judge.program_growth import (
+    PROGRAM_CSV,
+    program_plot_calls,
+    stale_program_plots,
+    write_program_csv,
+)
+from utils.outputs.plotting import PlotWorker
+from utils.outputs.prometheus import (
+    Textfile,
+    add_prometheus_args,
+    process_metrics,
+    snapshot_metric,
+    textfile_from_args,
+)
 from utils.parser import Where
-from utils.plotting import PlotWorker
 from utils.process_analysis import (
     LEAKS_CSV,
     ProcessOptions,
@@ -47,21 +61,7 @@ from utils.process_analysis import (
     write_leaks_csv,
     write_spread_csv,
 )
-from utils.program_growth import (
-    PROGRAM_CSV,
-    program_plot_calls,
-    stale_program_plots,
-    write_program_csv,
-)
-from utils.prometheus import (
-    Textfile,
-    add_prometheus_args,
-    process_metrics,
-    snapshot_metric,
-    textfile_from_args,
-)
-from utils.text import plural
-from utils.units import DAY_S
+from utils.reduce.group_totals import GROUP_BY as GROUP_CHOICES
 
 # --- Defaults; flags override them ------------------------------------------------
 DUMPS_DIR = defaults.DUMPS_DIR

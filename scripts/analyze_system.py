@@ -13,8 +13,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from utils import defaults
-from utils.breakdown import BREAKDOWN_CSV, add_compare_arg, format_comparison
 from utils.console import (
     EXIT_ALERT,
     Session,
@@ -23,14 +21,16 @@ from utils.console import (
     run_analysis,
     window_from_args,
 )
-from utils.parser import Where
-from utils.prometheus import (
+from utils.core import defaults
+from utils.judge.breakdown import BREAKDOWN_CSV, add_compare_arg, format_comparison
+from utils.outputs.prometheus import (
     Textfile,
     add_prometheus_args,
     snapshot_metric,
     system_metrics,
     textfile_from_args,
 )
+from utils.parser import Where
 from utils.system_analysis import (
     FORECAST_JSON,
     METRICS_CSV,

@@ -24,28 +24,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple
 
-from utils import defaults, dump_format
-from utils.console import (
-    EXIT_INTERNAL,
-    EXIT_NO_DATA,
-    EXIT_OK,
-    internal_error_line,
-    positive_count,
-    save_traceback,
-)
-from utils.dump_format import (
-    COUNTER_FIELDS,
-    MEMINFO_FIELDS,
-    PAGE_COUNT_FIELDS,
-    PROCESS_HEADER,
-    SYS_HEADER,
-    TIMESTAMP_FORMAT,
-    csv_text,
-    snapshot_names,
-    victims_text,
-)
-from utils.files import temp_name, write_private_file
-from utils.procfs import (
+from utils.collect import snapshot_format
+from utils.collect.procfs import (
     KMSG,
     NOTHING,
     PROC,
@@ -61,7 +41,28 @@ from utils.procfs import (
     started_text,
     vmstat_counters,
 )
-from utils.signals import Stopped, StopSignals
+from utils.collect.snapshot_format import (
+    COUNTER_FIELDS,
+    MEMINFO_FIELDS,
+    PAGE_COUNT_FIELDS,
+    PROCESS_HEADER,
+    SYS_HEADER,
+    TIMESTAMP_FORMAT,
+    csv_text,
+    snapshot_names,
+    victims_text,
+)
+from utils.console import (
+    EXIT_INTERNAL,
+    EXIT_NO_DATA,
+    EXIT_OK,
+    internal_error_line,
+    positive_count,
+    save_traceback,
+)
+from utils.core import defaults
+from utils.core.atomic_files import temp_name, write_private_file
+from utils.core.signals import Stopped, StopSignals
 
 # --- Defaults; every one of them can be overridden by a flag -----------------
 INTERVAL_S = 600.0  # ten minutes between snapshots
@@ -76,9 +77,9 @@ MEMINFO_PATH = Path("/proc/meminfo")
 # `ps` can block on a process whose memory map is locked (stuck in D state);
 # a snapshot that takes this long is abandoned and the next slot is tried.
 PS_TIMEOUT_S = 60.0
-# What ps prints: the dump format's (utils.dump_format, where the why is).
-PS_USER_WIDTH = dump_format.PS_USER_WIDTH
-PS_COMMAND: tuple[str, ...] = dump_format.PS_COMMAND
+# What ps prints: the dump format's (utils.collect.snapshot_format, where the why is).
+PS_USER_WIDTH = snapshot_format.PS_USER_WIDTH
+PS_COMMAND: tuple[str, ...] = snapshot_format.PS_COMMAND
 # ps prints non-ASCII command lines only in a UTF-8 locale (else as "?").
 PS_ENV_OVERRIDES = {"LC_ALL": "C.UTF-8"}
 

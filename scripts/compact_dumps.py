@@ -10,7 +10,7 @@ collector, so it imports nothing beyond the standard library.
 
 Crash-safe: a bundle is written under a hidden temporary name, fsynced, read back and
 compared with the files on disk, renamed into place, and only then are the originals
-deleted (utils.compaction). Killed at any instant, a day is either still all loose
+deleted (utils.collect.compaction). Killed at any instant, a day is either still all loose
 files, or a verified bundle plus some originals that the next run removes.
 """
 
@@ -22,8 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from utils import defaults
-from utils.compaction import (
+from utils.collect.compaction import (
     CompactError,
     LockHeldError,
     RunSettings,
@@ -41,7 +40,8 @@ from utils.console import (
     internal_error_line,
     save_traceback,
 )
-from utils.signals import Stopped, StopSignals
+from utils.core import defaults
+from utils.core.signals import Stopped, StopSignals
 
 PROG = "compact_dumps"
 

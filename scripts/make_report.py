@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from utils import defaults
 from utils.console import (
     Session,
     add_dumps_dir_arg,
@@ -30,18 +29,11 @@ from utils.console import (
     run_analysis,
     window_from_args,
 )
-from utils.files import write_text_atomically
-from utils.growth import GrowthParams
-from utils.parser import NoDataError, TimeWindow, Where
-from utils.plotting import PlotCall, PlotWorker
-from utils.process_analysis import (
-    ProcessOptions,
-    ProcessResult,
-    compute_processes,
-    leak_plot_calls,
-    top_plots,
-)
-from utils.prometheus import (
+from utils.core import defaults
+from utils.core.atomic_files import write_text_atomically
+from utils.judge.growth import GrowthParams
+from utils.outputs.plotting import PlotCall, PlotWorker
+from utils.outputs.prometheus import (
     Textfile,
     add_prometheus_args,
     part_metric,
@@ -50,7 +42,15 @@ from utils.prometheus import (
     system_metrics,
     textfile_from_args,
 )
-from utils.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
+from utils.outputs.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
+from utils.parser import NoDataError, TimeWindow, Where
+from utils.process_analysis import (
+    ProcessOptions,
+    ProcessResult,
+    compute_processes,
+    leak_plot_calls,
+    top_plots,
+)
 from utils.system_analysis import SystemOptions, SystemResult, compute_system
 from utils.system_analysis import plot_calls as system_plot_calls
 

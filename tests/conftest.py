@@ -28,7 +28,7 @@ import matplotlib.image
 import numpy as np
 from hypothesis import HealthCheck, settings
 
-from utils.dump_format import (
+from utils.collect.snapshot_format import (
     COUNTER_FIELDS,
     MEMINFO_HEADER,
     PROCESS_HEADER,

@@ -37,7 +37,7 @@ if str(SCRIPTS_DIR) not in sys.path:
     sys.path.insert(0, str(SCRIPTS_DIR))
 
 from collect_memory import sys_row  # noqa: E402
-from utils.dump_format import (  # noqa: E402
+from utils.collect.snapshot_format import (  # noqa: E402
     PROCESS_HEADER,
     SYS_HEADER,
     TIMESTAMP_FORMAT,

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import SCRIPTS_DIR
-from utils import allocator
+from utils.core import allocator
 
 SCRIPTS = SCRIPTS_DIR
 
@@ -41,7 +41,7 @@ def test_libc_is_found_without_a_subprocess(monkeypatch: pytest.MonkeyPatch) -> 
 PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from utils import allocator
+from utils.core import allocator
 if sys.argv[2] == "tuned":
     allocator.return_freed_memory()
 rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096

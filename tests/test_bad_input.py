@@ -30,7 +30,7 @@ import analyze_processes
 import analyze_system
 from conftest import SCRIPTS_DIR, bundle_day, run_main
 from utils import system_analysis
-from utils.dump_format import (
+from utils.collect.snapshot_format import (
     COUNTER_FIELDS,
     MEMINFO_HEADER,
     PROCESS_HEADER,

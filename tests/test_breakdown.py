@@ -16,8 +16,13 @@ from hypothesis import strategies as st
 
 import analyze_system
 from conftest import run_main, write_sys
-from utils import breakdown
-from utils.breakdown import BREAKDOWN_COLUMNS, compute_breakdown, default_periods, parse_period
+from utils.judge import breakdown
+from utils.judge.breakdown import (
+    BREAKDOWN_COLUMNS,
+    compute_breakdown,
+    default_periods,
+    parse_period,
+)
 
 # One meminfo snapshot, MiB, as proc.rst names the fields.
 ROW = {

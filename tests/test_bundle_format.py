@@ -1,4 +1,4 @@
-"""utils.bundles reads what tarfile writes, in every format, as tarfile reads it; and any
+"""utils.collect.bundles reads what tarfile writes, in every format, as tarfile reads it; and any
 bytes at all end in one of its three errors, never anything else and never a hang."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from utils import bundles
-from utils.bundles import TarFormatError, TarMember, XzStream, iter_members
+from utils.collect import bundles
+from utils.collect.bundles import TarFormatError, TarMember, XzStream, iter_members
 
 ERRORS = (OSError, EOFError, lzma.LZMAError)  # TarFormatError is an OSError
 

@@ -18,10 +18,11 @@ import analyze_processes
 import analyze_system
 from conftest import bundle_day, run_main, write_bundle, write_proc
 from synthetic import generate_dumps
-from utils import bundles, compaction, dumps
-from utils.dumps import Reader
+from utils.collect import bundles, compaction
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_sources
 from utils.process_analysis import PROCESS_SPEC
+from utils.read import threaded_reader
+from utils.read.threaded_reader import Reader
 
 DAYS = ["20260101", "20260102", "20260103"]
 
@@ -154,7 +155,7 @@ def test_many_odd_members_are_a_few_lines(tmp_path: Path, monkeypatch: pytest.Mo
     bundle = write_bundle(
         tmp_path / "mem_20260301.tar.xz", [("process_mem_20260301_000000.csv", good), *junk]
     )
-    monkeypatch.setattr(dumps, "MAX_MEMBER_NOTES", 3)
+    monkeypatch.setattr(threaded_reader, "MAX_MEMBER_NOTES", 3)
     result = run(analyze_processes.main, tmp_path, tmp_path / "out")
     assert result.status == 0
     assert result.stderr.splitlines() == [

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 import collect_memory as cm
-import utils.dump_format as fmt
+import utils.collect.snapshot_format as fmt
 from conftest import FakeProcess, script_path, stat_line, status_text, write_fake_proc
-from utils import files, procfs
-from utils.signals import Stopped, StopSignals
+from utils.collect import procfs
+from utils.core import atomic_files
+from utils.core.signals import Stopped, StopSignals
 
 SCRIPT = script_path("collect_memory.py")
 
@@ -350,7 +351,7 @@ def test_disk_full_leaves_no_file_and_no_temporary(
     meminfo, ps, proc, kmsg = fake_sources
     dumps = tmp_path / "dumps"
     dumps.mkdir()
-    real_write = files.write_private_file
+    real_write = atomic_files.write_private_file
 
     def full_on_second(path: Path, text: str) -> None:
         if path.name.startswith(".process_mem_"):
@@ -643,7 +644,7 @@ def test_collector_stays_within_10_mib_of_bare_python(tmp_path: Path) -> None:
 
 
 def test_collector_imports_only_the_standard_library() -> None:
-    # The project's own modules it imports (utils.dump_format) must be standard
+    # The project's own modules it imports (utils.collect.snapshot_format) must be standard
     # library only too: nothing outside the standard library and scripts/ is loaded.
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); before = set(sys.modules);"

@@ -32,9 +32,9 @@ import pytest
 import compact_dumps as cd
 from conftest import ProcessRow, run_script, script_path, write_proc, write_sys
 from synthetic import generate_dumps
-from utils import bundles, compaction
-from utils.bundles import BUNDLE_MODE, TarMember, bundle_name, parse_bundle_day, read_bundle
-from utils.text import decimal_size
+from utils.collect import bundles, compaction
+from utils.collect.bundles import BUNDLE_MODE, TarMember, bundle_name, parse_bundle_day, read_bundle
+from utils.core.text import decimal_size
 
 NAME = "compact_dumps.py"
 SCRIPT = script_path(NAME)

@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 
 from conftest import write_proc
-from utils import dumps, file_bytes, parser
-from utils.dump_format import MEMINFO_HEADER
-from utils.dumps import Batch, Kind, Reader, TableSpec
+from utils import parser
+from utils.collect.snapshot_format import MEMINFO_HEADER
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, DumpFile, find_dumps
 from utils.process_analysis import compute_rss_spread, load_all_records
+from utils.read import bounded_read, threaded_reader
+from utils.read.threaded_reader import Batch, Kind, Reader, TableSpec
 from utils.system_analysis import load_system_frame
 
 SPEC = TableSpec(
@@ -254,13 +255,13 @@ def test_a_file_listed_as_regular_is_still_checked_once_open(tmp_path: Path) -> 
     should the name have changed since the listing."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with pytest.raises(dumps.BadFileError, match=r"^not a regular file \(a FIFO\)$"):
-        file_bytes.read_bytes(fifo, listed_regular=True)  # and open() did not wait for a writer
+    with pytest.raises(threaded_reader.BadFileError, match=r"^not a regular file \(a FIFO\)$"):
+        bounded_read.read_bytes(fifo, listed_regular=True)  # and open() did not wait for a writer
     big = tmp_path / "big"
     big.write_bytes(b"x" * 2048)
-    with pytest.raises(dumps.BadFileError, match=r"^2.0 KiB, larger than any dump"):
-        file_bytes.read_bytes(big, 1024, listed_regular=True)
-    assert file_bytes.read_bytes(big, 4096, listed_regular=True) == b"x" * 2048
+    with pytest.raises(threaded_reader.BadFileError, match=r"^2.0 KiB, larger than any dump"):
+        bounded_read.read_bytes(big, 1024, listed_regular=True)
+    assert bounded_read.read_bytes(big, 4096, listed_regular=True) == b"x" * 2048
 
 
 def test_a_listed_file_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> None:
@@ -271,11 +272,15 @@ def test_a_listed_file_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -> 
     assert listed.listed_regular
     real.unlink()
     real.symlink_to("/dev/null")
-    with pytest.raises(dumps.BadFileError, match=r"^replaced by a symlink since it was listed$"):
-        file_bytes.read_bytes(listed.path, listed_regular=listed.listed_regular)
+    with pytest.raises(
+        threaded_reader.BadFileError, match=r"^replaced by a symlink since it was listed$"
+    ):
+        bounded_read.read_bytes(listed.path, listed_regular=listed.listed_regular)
     # Not listed as regular: stat()ed first, and named for what it leads to.
-    with pytest.raises(dumps.BadFileError, match=r"^not a regular file \(a character device\)$"):
-        file_bytes.read_bytes(listed.path)
+    with pytest.raises(
+        threaded_reader.BadFileError, match=r"^not a regular file \(a character device\)$"
+    ):
+        bounded_read.read_bytes(listed.path)
 
 
 def test_a_listing_that_needs_a_failing_lstat_falls_back_to_stat() -> None:
@@ -287,8 +292,8 @@ def test_a_listing_that_needs_a_failing_lstat_falls_back_to_stat() -> None:
 
 
 def test_read_ahead_yields_everything_in_order() -> None:
-    assert list(dumps._read_ahead(iter([1, None, 3]))) == [1, None, 3]
-    assert list(dumps._read_ahead(iter([]))) == []
+    assert list(threaded_reader._read_ahead(iter([1, None, 3]))) == [1, None, 3]
+    assert list(threaded_reader._read_ahead(iter([]))) == []
 
 
 def test_read_ahead_raises_the_producer_s_error_after_its_items() -> None:
@@ -298,7 +303,7 @@ def test_read_ahead_raises_the_producer_s_error_after_its_items() -> None:
 
     got: list[int] = []
     with pytest.raises(OSError, match="disk gone"):
-        for item in dumps._read_ahead(failing()):
+        for item in threaded_reader._read_ahead(failing()):
             got.append(item)
     assert got == [1]
 
@@ -311,7 +316,7 @@ def test_closing_read_ahead_early_stops_the_producer() -> None:
             produced.append(number)
             yield number
 
-    ahead = dumps._read_ahead(endless())
+    ahead = threaded_reader._read_ahead(endless())
     assert next(ahead) == 0
     ahead.close()  # what a consumer that stops (an error, Ctrl-C) does
     assert len(produced) <= 4  # one taken, one in the box, one being put, one more at most

@@ -9,8 +9,7 @@ import pytest
 
 from bench.baseline import plain_rss_spread, plain_system_metrics
 from synthetic import generate_dumps
-from utils.dumps import BATCH_BYTES
-from utils.growth import GrowthParams
+from utils.judge.growth import GrowthParams
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
 from utils.process_analysis import (
     compute_rss_spread,
@@ -19,6 +18,7 @@ from utils.process_analysis import (
     top_spreads,
     write_leaks_csv,
 )
+from utils.read.threaded_reader import BATCH_BYTES
 from utils.system_analysis import load_and_compute_metrics
 
 # Two weeks of snapshots read both ways: many seconds.

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from utils.forecast import (
+from utils.judge.forecast import (
     Forecast,
     ForecastStatus,
     describe,

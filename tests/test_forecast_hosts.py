@@ -20,7 +20,7 @@ import pytest
 
 import analyze_system
 from conftest import run_main, write_sys
-from utils.forecast import LEVEL, Forecast, ForecastStatus, forecast_available
+from utils.judge.forecast import LEVEL, Forecast, ForecastStatus, forecast_available
 
 DAY_S = 86_400
 HOUR_S = 3_600

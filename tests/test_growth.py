@@ -15,8 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from utils.growth import (
-    BUCKET_S,
+from utils.judge.growth import (
     FloorTable,
     Growth,
     GrowthParams,
@@ -28,6 +27,7 @@ from utils.growth import (
     tables_of,
     verdicts,
 )
+from utils.reduce.buckets import BUCKET_S
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

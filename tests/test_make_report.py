@@ -26,10 +26,10 @@ import analyze_system
 import make_report
 from conftest import run_main, run_script, script_path, write_proc, write_sys
 from synthetic import generate_dumps
-from utils import defaults
-from utils.breakdown import LABELS
+from utils.core import defaults
+from utils.judge.breakdown import LABELS
+from utils.outputs.report import Missing, ReportData, png_size, render_report
 from utils.parser import TimeWindow
-from utils.report import Missing, ReportData, png_size, render_report
 from utils.system_analysis import PLOT_NAMES
 
 NAME = "make_report.py"

@@ -18,12 +18,12 @@ import analyze_processes
 import analyze_system
 import make_report
 from conftest import FullRow, run_main, write_proc, write_sys
-from utils import counters
-from utils.counters import OomInterval, oom_intervals
-from utils.dump_format import parse_victims
-from utils.oom import INFERRED, KERNEL_LOG, UNKNOWN, find_victims
+from utils.collect.snapshot_format import parse_victims
+from utils.judge.oom import INFERRED, KERNEL_LOG, UNKNOWN, find_victims
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_sources
 from utils.process_analysis import load_all_records
+from utils.reduce import counters
+from utils.reduce.counters import OomInterval, oom_intervals
 from utils.system_analysis import load_system_frame
 
 START = datetime(2026, 3, 1)

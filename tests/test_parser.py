@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.files import temp_name
+from utils.core.atomic_files import temp_name
 from utils.parser import (
     PROCESS_PREFIX,
     SYS_PREFIX,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.plotting import Line, PlotWorker, new_figure, plot_series, style_time_axis
+from utils.outputs.plotting import Line, PlotWorker, new_figure, plot_series, style_time_axis
 
 
 def write_pid(path: Path, text: str) -> Path:
@@ -70,7 +70,7 @@ def test_the_worker_does_not_outlive_a_killed_parent() -> None:
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     code = (
         f"import sys, time; sys.path.insert(0, {str(scripts)!r})\n"
-        "from utils.plotting import PlotWorker\n"
+        "from utils.outputs.plotting import PlotWorker\n"
         "worker = PlotWorker()\n"
         "print(*worker._pool._processes, flush=True)\n"  # the forked worker's PID
         "time.sleep(60)\n"
@@ -106,7 +106,7 @@ def test_sigterm_to_the_whole_group_is_one_line_from_the_parent(tmp_path: Path) 
         f"import os, signal, sys, time; sys.path.insert(0, {str(scripts)!r})\n"
         "from pathlib import Path\n"
         "from utils.console import run_analysis\n"
-        "from utils.plotting import PlotWorker\n"
+        "from utils.outputs.plotting import PlotWorker\n"
         "def analysis(session):\n"
         "    with PlotWorker() as worker:\n"
         "        os.killpg(0, signal.SIGTERM)\n"

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import ProcessRow, assert_real_png, run_script, script_path, write_proc
+from utils.core.text import shorten
 from utils.parser import PROCESS_PREFIX, find_dumps
 from utils.process_analysis import (
     compute_rss_spread,
@@ -16,7 +17,6 @@ from utils.process_analysis import (
     remove_stale_outputs,
     top_spreads,
 )
-from utils.text import shorten
 
 NAME = "analyze_processes.py"
 SCRIPT = script_path(NAME)

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 import collect_memory as cm
 from conftest import FakeProcess, stat_line, write_fake_proc
-from utils import procfs
-from utils.dump_format import parse_victims, victims_text
-from utils.procfs import BootClock, ProcessMemory
-from utils.signals import StopSignals
+from utils.collect import procfs
+from utils.collect.procfs import BootClock, ProcessMemory
+from utils.collect.snapshot_format import parse_victims, victims_text
+from utils.core.signals import StopSignals
 
 BOOT_S = 1772323200  # 2026-03-01 00:00:00 UTC
 

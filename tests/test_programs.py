@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import analyze_processes
 from conftest import run_main, write_proc
-from utils.programs import KERNEL_THREADS, NO_COMMAND, program_of, safe_file_part
+from utils.reduce.programs import KERNEL_THREADS, NO_COMMAND, program_of, safe_file_part
 
 # Command lines as ps prints them on real hosts, and their programs.
 PROGRAMS = [

@@ -35,10 +35,9 @@ import analyze_system
 import make_report
 from conftest import run_main, write_proc, write_sys
 from utils.console import Console, Diagnostics, PhaseTimer, Session, run_analysis
-from utils.forecast import Forecast, ForecastStatus
-from utils.process_analysis import Leak
-from utils.programs import program_of
-from utils.prometheus import (
+from utils.core.units import DAY_S, MIB
+from utils.judge.forecast import Forecast, ForecastStatus
+from utils.outputs.prometheus import (
     Metric,
     Sample,
     Textfile,
@@ -49,7 +48,8 @@ from utils.prometheus import (
     render,
     textfile_arg,
 )
-from utils.units import DAY_S, MIB
+from utils.process_analysis import Leak
+from utils.reduce.programs import program_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "docs" / "prometheus" / "pmi-alerts.yml"

@@ -20,7 +20,8 @@ import pytest
 
 from collect_memory import ProcessRow, process_rows, sys_row
 from synthetic import GeneratedSummary, generate_dumps, main
-from utils.dump_format import (
+from utils.collect.procfs import BootClock, ProcessMemory
+from utils.collect.snapshot_format import (
     COUNTER_FIELDS,
     MEMINFO_FIELDS,
     PAGE_COUNT_FIELDS,
@@ -30,7 +31,6 @@ from utils.dump_format import (
     csv_text,
     snapshot_names,
 )
-from utils.procfs import BootClock, ProcessMemory
 
 SNAPSHOTS = 30
 PROCESSES = 40

@@ -20,8 +20,9 @@ from hypothesis.extra import numpy as hnp
 
 import analyze_system
 from conftest import Ran, assert_real_png, run_main, run_script, script_path, write_sys
-from utils import plotting
 from utils.console import Diagnostics, Session, run_analysis
+from utils.core.text import format_duration
+from utils.outputs import plotting
 from utils.parser import SYS_PREFIX, find_dumps
 from utils.system_analysis import (
     PLOT_NAMES,
@@ -34,7 +35,6 @@ from utils.system_analysis import (
     summarize,
     write_metrics_csv,
 )
-from utils.text import format_duration
 
 NAME = "analyze_system.py"
 SCRIPT = script_path(NAME)

@@ -18,21 +18,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_growth import SEEDS, Series, Shape
 
-from utils.growth import (
-    BUCKET_S,
+from utils.core.units import DAY_S, HOUR_S, MINUTE_S
+from utils.judge.growth import (
     LONG_SPAN_S,
-    MAX_LEVEL,
     MIN_JUDGED_SAMPLES,
     GrowthParams,
     Rule,
-    bucket_index,
     floor_level,
     judge,
     level_for_span,
     min_span_for,
     tables_of,
 )
-from utils.units import DAY_S, HOUR_S, MINUTE_S
+from utils.reduce.buckets import BUCKET_S, MAX_LEVEL, bucket_index
 
 # name: (compression, real interval in seconds); two weeks become the span shown.
 SCALES = {

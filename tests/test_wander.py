@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from test_growth import ar1
 
-from utils import growth
-from utils.growth import GrowthParams, find_growth, tables_of
-from utils.units import DAY_S
+from utils.core.units import DAY_S
+from utils.judge import growth
+from utils.judge.growth import GrowthParams, find_growth, tables_of
 
 INTERVAL_S = 600
 DAYS = 14

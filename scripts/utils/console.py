@@ -23,10 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from utils import allocator
+from utils.core import allocator
+from utils.core.signals import Stopped, StopSignals
+from utils.core.units import DAY_S, HOUR_S, MINUTE_S
 from utils.parser import NoDataError, TimeWindow, parse_time_arg
-from utils.signals import Stopped, StopSignals
-from utils.units import DAY_S, HOUR_S, MINUTE_S
 
 # A progress line is redrawn at most this often, so it costs nothing.
 PROGRESS_EVERY_S = 0.1
@@ -191,7 +191,7 @@ class UsageError(NoDataError):
 
 
 # Called with the analysis's exit status once it has ended, it returns the final one:
-# the Prometheus textfile (utils.prometheus.Textfile.finish).
+# the Prometheus textfile (utils.outputs.prometheus.Textfile.finish).
 Finish = Callable[[int, "Session"], int]
 
 

@@ -9,15 +9,15 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from utils.bundles import parse_bundle_day
-from utils.dump_format import (
+from utils.collect.bundles import parse_bundle_day
+from utils.collect.snapshot_format import (
     PROCESS_PREFIX,
     SYS_PREFIX,
     TIMESTAMP_SHAPE,
     looks_like_dump,
     parse_name_timestamp,
 )
-from utils.text import plural
+from utils.core.text import plural
 
 __all__ = [
     "DISPLAY_FORMAT",
@@ -80,7 +80,7 @@ class DumpFile(NamedTuple):
     path: Path
     timestamp: datetime
     # The directory listing said: a regular file, not a symlink (from d_type: no system
-    # call on most file systems). Opened without a stat() first (see utils.file_bytes.read_bytes).
+    # call on most file systems). Opened without a stat() first (see bounded_read.read_bytes).
     listed_regular: bool = False
 
     @property

@@ -20,14 +20,12 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from utils import plotting
-from utils.breakdown import Period, check_periods, default_periods
 from utils.console import EXIT_ALERT, Phase, Session, UsageError
-from utils.counters import OomInterval, oom_intervals
-from utils.dumps import BATCH_BYTES, Kind, Progress, Reader, TableSpec, Warn, discover_and_read
-from utils.files import write_table_csv
-from utils.growth import (
-    BUCKET_S,
+from utils.core.atomic_files import write_table_csv
+from utils.core.text import aligned_table, format_duration, plural, shorten
+from utils.core.units import DAY_S
+from utils.judge.breakdown import Period, check_periods, default_periods
+from utils.judge.growth import (
     FloorTable,
     Growth,
     GrowthParams,
@@ -38,7 +36,10 @@ from utils.growth import (
     span_text,
     survey,
 )
-from utils.oom import OomFindings, find_victims, format_findings, kill_moments
+from utils.judge.oom import OomFindings, find_victims, format_findings, kill_moments
+from utils.judge.program_growth import ProgramFindings, format_programs, program_growth
+from utils.outputs import plotting
+from utils.outputs.plotting import PlotCall
 from utils.parser import (
     DISPLAY_FORMAT,
     PROCESS_PREFIX,
@@ -51,12 +52,19 @@ from utils.parser import (
     find_sources,
     to_epoch_s,
 )
-from utils.plotting import PlotCall
-from utils.process_records import MILLI, Floors, InstanceTable, ProcessRecords
-from utils.program_growth import ProgramFindings, format_programs, program_growth
+from utils.read.threaded_reader import (
+    BATCH_BYTES,
+    Kind,
+    Progress,
+    Reader,
+    TableSpec,
+    Warn,
+    discover_and_read,
+)
+from utils.reduce.buckets import BUCKET_S
+from utils.reduce.counters import OomInterval, oom_intervals
+from utils.reduce.process_records import MILLI, Floors, InstanceTable, ProcessRecords
 from utils.system_analysis import load_system_frame, oom_alert
-from utils.text import aligned_table, format_duration, plural, shorten
-from utils.units import DAY_S
 
 # The original README's columns, and what newer dumps add: anon + swap and the start time.
 PROCESS_SPEC = TableSpec(

@@ -15,23 +15,23 @@ import pandas as pd
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 
-from utils import breakdown as parts
-from utils import plotting
-from utils.breakdown import BREAKDOWN_FIELDS, Comparison, Period
+from utils.collect.snapshot_format import COUNTER_FIELDS
 from utils.console import Session, UsageError
-from utils.counters import OomInterval, oom_intervals, rate_frame
-from utils.dump_format import COUNTER_FIELDS
-from utils.dumps import Kind, Progress, Reader, TableSpec, Warn, discover_and_read
-from utils.files import write_text_atomically
-from utils.forecast import Forecast, describe, forecast_available, to_json_dict
+from utils.core.atomic_files import write_text_atomically
+from utils.core.text import format_duration, plural
+from utils.judge import breakdown as parts
+from utils.judge.breakdown import BREAKDOWN_FIELDS, Comparison, Period
+from utils.judge.forecast import Forecast, describe, forecast_available, to_json_dict
+from utils.outputs import plotting
+from utils.outputs.plotting import PlotCall
 from utils.parser import (
     DISPLAY_FORMAT,
     SYS_PREFIX,
     Source,
     Where,
 )
-from utils.plotting import PlotCall
-from utils.text import format_duration, plural
+from utils.read.threaded_reader import Kind, Progress, Reader, TableSpec, Warn, discover_and_read
+from utils.reduce.counters import OomInterval, oom_intervals, rate_frame
 
 # The raw fields the metrics are computed from (MiB, as the collector writes them).
 RAW_FIELDS: tuple[str, ...] = (

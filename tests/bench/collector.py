@@ -24,8 +24,8 @@ from unittest import mock
 
 import collect_memory
 from bench.results import Check, format_ratio, ratio, ratio_check
-from utils import procfs
-from utils.signals import StopSignals
+from utils.collect import procfs
+from utils.core.signals import StopSignals
 
 MIN_PROCESSES = 600
 ROUNDS = 15

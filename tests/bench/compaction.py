@@ -20,8 +20,9 @@ from bench.runs import measure_ok
 from bench.sampler import BenchmarkError
 
 BUNDLED_NAME = f"{MONTH.name}-bundled"
-# What the bundles depend on, besides the month: the compactor and the dump format.
-COMPACTOR_SOURCES = (COMPACT_SCRIPT, SCRIPTS_DIR / "utils" / "dump_format.py")
+# What the bundles depend on, besides the month: the compactor and the collect stage (the
+# snapshot format, the bundle format and the compaction engine).
+COMPACTOR_SOURCES = (COMPACT_SCRIPT, *sorted((SCRIPTS_DIR / "utils" / "collect").glob("*.py")))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from bench.paths import REPO_ROOT, relative
 from synthetic import generate_dumps
-from utils.files import write_text_atomically
+from utils.core.atomic_files import write_text_atomically
 
 # What the synthetic dumps depend on: the generator and the collector's CSV formatting.
 GENERATOR_SOURCES = (

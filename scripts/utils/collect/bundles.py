@@ -39,8 +39,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple
 
-from utils.dump_format import MAX_DUMP_BYTES, PROCESS_PREFIX, SYS_PREFIX, parse_name_timestamp
-from utils.text import binary_size
+from utils.collect.snapshot_format import (
+    MAX_DUMP_BYTES,
+    PROCESS_PREFIX,
+    SYS_PREFIX,
+    parse_name_timestamp,
+)
+from utils.core.text import binary_size
 
 # --- Names -------------------------------------------------------------------------
 
@@ -74,7 +79,7 @@ def parse_bundle_day(name: str) -> date | None:
 
 # Compressed bytes read at a time, and decompressed bytes made at a time: small enough that
 # a reader who stops early (the system analysis) does not decompress much past its stop,
-# and that each chunk stays under glibc's mmap threshold (utils.allocator sets it to 1 MiB),
+# and that each chunk stays under glibc's mmap threshold (utils.core.allocator sets it to 1 MiB),
 # so that chunks reuse the heap instead of each being a fresh mmap, page faults and all.
 INPUT_CHUNK_BYTES = 64 * 1024
 OUTPUT_CHUNK_BYTES = 512 * 1024

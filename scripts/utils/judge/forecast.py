@@ -14,7 +14,7 @@ The method, three steps, each against a way real memory series mislead a plain l
    with a cycle 5 times the daily fall was off by over 10% in 16 trials of 20, by up to 120%. An
    hour-long dip or bump spoils only the pairs it is part of, and the median ignores those.
    Outages need no special case: pairs that would touch the missing hours are not there.
-3. The seasonal Kendall test of that slope (utils.seasonal: Hirsch, Slack and Smith 1982, with
+3. The seasonal Kendall test of that slope (utils.judge.seasonal: Hirsch, Slack and Smith 1982, with
    the seasons' correlation estimated as Hirsch and Slack 1984 do): MemAvailable falls only
    when "no trend" would give a statistic this low less than once in 100 times (LEVEL), and
    fast enough to reach zero within 10 years. The slope's bounds at the same level give the
@@ -36,9 +36,9 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from utils.seasonal import SeasonalTrend, by_day, seasonal_trend
-from utils.text import days_text, short_number, short_span
-from utils.units import DAY_S, HOUR_S
+from utils.core.text import days_text, short_number, short_span
+from utils.core.units import DAY_S, HOUR_S
+from utils.judge.seasonal import SeasonalTrend, by_day, seasonal_trend
 
 Times = npt.NDArray[np.datetime64]
 Values = npt.NDArray[np.float64]

@@ -29,8 +29,8 @@ import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from utils.files import replace_atomically
-from utils.text import plural
+from utils.core.atomic_files import replace_atomically
+from utils.core.text import plural
 
 FIGSIZE_IN = (10.0, 5.0)
 DPI = 150

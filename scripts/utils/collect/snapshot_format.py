@@ -1,6 +1,6 @@
 """The dump format: file names, timestamps, the fields of both CSVs, and how they are written.
 
-(The day bundles that compact_dumps.py makes of them are utils.bundles.)
+(The day bundles that compact_dumps.py makes of them are utils.collect.bundles.)
 
 The collector writes these files and the analyses and the compactor read them; all of
 them import the format from here. Standard library only: the collector and the
@@ -61,7 +61,7 @@ MEMINFO_HEADER: tuple[str, ...] = tuple(
 )
 # After the meminfo fields: the boot's random UUID (/proc/sys/kernel/random/boot_id), so
 # that nothing is ever joined across a reboot; counters since boot from /proc/vmstat and
-# /proc/pressure/memory (utils.procfs); and the OOM killer's victims the kernel logged
+# /proc/pressure/memory (utils.collect.procfs); and the OOM killer's victims the kernel logged
 # since the snapshot before, as VICTIM_SEPARATOR-separated PID:comm:anon_kB items.
 COUNTER_FIELDS: tuple[str, ...] = (
     "oom_kill",

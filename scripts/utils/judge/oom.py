@@ -19,12 +19,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.counters import OomInterval
-from utils.dump_format import PS_COMMAND
-from utils.files import write_table_csv
+from utils.collect.snapshot_format import PS_COMMAND
+from utils.core.atomic_files import write_table_csv
+from utils.core.text import aligned_table, plural, shorten
 from utils.parser import DISPLAY_FORMAT
-from utils.process_records import ProcessRecords
-from utils.text import aligned_table, plural, shorten
+from utils.reduce.counters import OomInterval
+from utils.reduce.process_records import ProcessRecords
 
 OOM_CSV = "oom_kills.csv"
 OOM_COLUMNS: tuple[str, ...] = (

@@ -11,7 +11,7 @@ write. docs/prometheus.md lists the metrics and the alert rules built on them.
 
 A label never holds a command line: one series per command line is a cardinality
 explosion, and command lines carry secrets. A leak is labelled by PID, program
-(utils.programs) and user only.
+(utils.reduce.programs) and user only.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from utils import defaults
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK, Session, positive_count
-from utils.files import write_text_atomically
-from utils.forecast import Forecast, ForecastStatus
+from utils.core import defaults
+from utils.core.atomic_files import write_text_atomically
+from utils.core.units import DAY_S, MIB
+from utils.judge.forecast import Forecast, ForecastStatus
 from utils.process_analysis import Leak, ProcessResult
-from utils.programs import program_of
+from utils.reduce.programs import program_of
 from utils.system_analysis import SystemResult
-from utils.units import DAY_S, MIB
 
 PREFIX = "pmi_"
 SUFFIX = ".prom"  # the only files node_exporter's textfile collector reads

@@ -15,8 +15,8 @@ import os
 import stat
 from pathlib import Path
 
-from utils.dump_format import MAX_DUMP_BYTES
-from utils.text import binary_size
+from utils.collect.snapshot_format import MAX_DUMP_BYTES
+from utils.core.text import binary_size
 
 
 class BadFileError(Exception):

@@ -17,13 +17,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils import plotting
-from utils.breakdown import Period, in_period
-from utils.files import write_table_csv
-from utils.group_totals import GroupTotals
-from utils.process_records import MILLI, ProcessRecords
-from utils.programs import safe_file_part
-from utils.text import aligned_table, shorten
+from utils.core.atomic_files import write_table_csv
+from utils.core.text import aligned_table, shorten
+from utils.judge.breakdown import Period, in_period
+from utils.outputs import plotting
+from utils.reduce.group_totals import GroupTotals
+from utils.reduce.process_records import MILLI, ProcessRecords
+from utils.reduce.programs import safe_file_part
 
 PROGRAM_CSV = "program_growth.csv"
 PROGRAM_COLUMNS: tuple[str, ...] = (

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.dump_format import parse_victims
+from utils.collect.snapshot_format import parse_victims
 
 FloatArray = npt.NDArray[np.float64]
 # The rates added to system_metrics.csv, and the counter each is the rate of.

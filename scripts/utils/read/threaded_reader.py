@@ -2,7 +2,7 @@
 
 A thread reads ahead: each loose file's bytes, and each bundle decompressed as it is read,
 in time order, a few megabytes at a time. Parser threads split, parse and check each batch
-(utils.csv_batches) and reduce it at once to what the analysis keeps, so no table of all
+(utils.read.csv_batches) and reduce it at once to what the analysis keeps, so no table of all
 rows is ever held. Warnings reach the user in time order, from one thread.
 """
 
@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TypeVar, cast
 
-from utils import allocator
-from utils.bundles import Skipped, snapshot_members
+from utils.collect.bundles import Skipped, snapshot_members
+from utils.collect.snapshot_format import Kind
 from utils.console import Session
-from utils.csv_batches import Batch, RawFile, TableSpec, flush, split_raw
-from utils.dump_format import Kind
-from utils.file_bytes import BadFileError, file_size, read_bytes
+from utils.core import allocator
 from utils.parser import (
     Bundle,
     DumpFile,
@@ -36,6 +34,8 @@ from utils.parser import (
     discover,
     to_epoch_s,
 )
+from utils.read.bounded_read import BadFileError, file_size, read_bytes
+from utils.read.csv_batches import Batch, RawFile, TableSpec, flush, split_raw
 
 __all__ = [
     "BATCH_BYTES",
@@ -158,7 +158,7 @@ def _load_loose(dump: DumpFile, notes: _Notes) -> Loaded | None:
 # --- Bundles -------------------------------------------------------------------
 
 # A day of a host with 30,000 processes is under 2 GB of CSV: a larger "bundle" is refused
-# by its size, unread (a xz bomb is bounded per member and in all by utils.bundles).
+# by its size, unread (a xz bomb is bounded per member and in all by utils.collect.bundles).
 MAX_BUNDLE_BYTES = 2 * 1024**3
 # Warnings about a bundle's members, at most; the rest are counted in one more line.
 MAX_MEMBER_NOTES = 20
@@ -166,7 +166,7 @@ MAX_MEMBER_NOTES = 20
 
 def read_day_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
     """The bundle's members of its kind within its window, with the loose files of its day
-    that it does not hold, in time order (see utils.bundles.snapshot_members)."""
+    that it does not hold, in time order (see utils.collect.bundles.snapshot_members)."""
     day_s = to_epoch_s(bundle.timestamp)
     members: dict[str, Loaded] = {}
     try:

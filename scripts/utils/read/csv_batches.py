@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.dump_format import (
+from utils.collect.snapshot_format import (
     COLUMN_KINDS,
     MAX_COUNT,
     MAX_DUMP_BYTES,
@@ -31,8 +31,8 @@ from utils.dump_format import (
     Kind,
     parse_victims,
 )
-from utils.file_bytes import BadFileError
 from utils.parser import Warn
+from utils.read.bounded_read import BadFileError
 
 # A bad value is quoted in its warning up to this many characters.
 SHOWN_CHARS = 40

@@ -34,9 +34,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.dumps import Batch
-from utils.group_totals import GroupPart, GroupTotals, group_part
-from utils.growth import bucket_index
+from utils.read.threaded_reader import Batch
+from utils.reduce.buckets import bucket_index
+from utils.reduce.group_totals import GroupPart, GroupTotals, group_part
 
 # RSS is kept as integer thousandths of a MiB: the dumps carry 3 decimals, so
 # round(MiB * 1000) is exact, and comparisons at the dumps' precision are exact too.
@@ -337,7 +337,7 @@ class ProcessRecords:
     """
 
     match: str | None = None
-    level: int = 0  # the floors' level (utils.growth.bucket_index)
+    level: int = 0  # the floors' level (utils.reduce.buckets.bucket_index)
     group_by: str = "program"  # what memory is totalled by: "program" or "user"
     group_names: list[str] = field(default_factory=list)
     _group_codes: dict[str, int] = field(default_factory=dict)
@@ -633,7 +633,7 @@ class InstanceTable(NamedTuple):
 
 class Floors(NamedTuple):
     instance: IntArray  # instance number
-    bucket: IntArray  # utils.growth.bucket_index(epoch seconds, level)
+    bucket: IntArray  # utils.reduce.buckets.bucket_index(epoch seconds, level)
     low_milli: IntArray  # the lowest value in that bucket, thousandths of a MiB
     samples: IntArray
 

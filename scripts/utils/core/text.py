@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from utils.units import DAY_S, HOUR_S, MINUTE_S
+from utils.core.units import DAY_S, HOUR_S, MINUTE_S
 
 # Decimal units, as `ls -lh --si` and `df -H` print them.
 _DECIMAL_UNITS = ("kB", "MB", "GB")

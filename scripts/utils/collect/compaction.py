@@ -1,4 +1,4 @@
-"""Compacting closed UTC days of snapshots into day bundles (utils.bundles), crash-safely.
+"""Compacting closed UTC days of snapshots into day bundles (utils.collect.bundles), crash-safely.
 
 A bundle is written under a hidden temporary name, fsynced, read back and compared with
 the files on disk, renamed into place, and only then are the originals deleted. Killed at
@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from utils.bundles import (
+from utils.collect.bundles import (
     BUNDLE_MODE,
     MemberSource,
     TarFormatError,
@@ -36,10 +36,10 @@ from utils.bundles import (
     verify_bundle,
     write_bundle,
 )
-from utils.defaults import COMPACT_OLDER_THAN_DAYS
-from utils.dump_format import PREFIXES, parse_name_timestamp
-from utils.files import parse_temp_name, temp_path
-from utils.text import decimal_size, plural, ratio_text
+from utils.collect.snapshot_format import PREFIXES, parse_name_timestamp
+from utils.core.atomic_files import parse_temp_name, temp_path
+from utils.core.defaults import COMPACT_OLDER_THAN_DAYS
+from utils.core.text import decimal_size, plural, ratio_text
 
 LOCK_NAME = ".compact_dumps.lock"
 # Member order: every sys_mem file of the day, then every process_mem file, each in

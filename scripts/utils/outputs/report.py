@@ -24,12 +24,14 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from utils.breakdown import BREAKDOWN_CSV, LABELS, Comparison
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK
-from utils.growth import span_text as judged_span_text
-from utils.oom import INFERRED, OOM_CSV, OomFindings
+from utils.core.text import format_duration, plural
+from utils.judge.breakdown import BREAKDOWN_CSV, LABELS, Comparison
+from utils.judge.growth import span_text as judged_span_text
+from utils.judge.oom import INFERRED, OOM_CSV, OomFindings
+from utils.judge.program_growth import PROGRAM_CSV
+from utils.outputs.plotting import GAP_FACTOR, Gap, find_gaps, gap_threshold_s
 from utils.parser import DISPLAY_FORMAT, TimeWindow
-from utils.plotting import GAP_FACTOR, Gap, find_gaps, gap_threshold_s
 from utils.process_analysis import (
     DECIMALS,
     LEAK_COLOR,
@@ -37,7 +39,6 @@ from utils.process_analysis import (
     ProcessResult,
     judged_sentence,
 )
-from utils.program_growth import PROGRAM_CSV
 from utils.system_analysis import (
     PLOT_TITLES,
     SUMMARY_ROWS,
@@ -47,7 +48,6 @@ from utils.system_analysis import (
     pct_fact,
     zero_fact,
 )
-from utils.text import format_duration, plural
 
 # What each definition of "used" tells someone asking whether the machine is short of
 # memory (docs/system-analysis.md has the table and its sources).

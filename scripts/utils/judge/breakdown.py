@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from utils.core.units import DAY_S
 from utils.parser import parse_time_arg
-from utils.units import DAY_S
 
 # The meminfo fields the breakdown reads (MiB). MemTotal is required; the rest are optional:
 # a kernel that lacks one (SReclaimable and SUnreclaim before 2.6.19, Shmem before 2.6.32)

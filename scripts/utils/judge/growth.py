@@ -25,7 +25,7 @@ The verdict, rule by rule (the first that fails names the reason):
   2. at least MIN_FIT_FLOORS usable floors after the warm-up (one bucket);
   3. the last floors stand above the lowest one by at least half the least growth a
      leak can have over the least time a leak grows for: a cheap prefilter;
-  4. the fitted rate (utils.hinge) is at least the least rate: min_rate_mb_per_day, and
+  4. the fitted rate (utils.judge.hinge) is at least the least rate: min_rate_mb_per_day, and
      min_rise_mb over the instance's time scale (the shorter of its span and 2 days);
   5. the end still rises: the slope of the last third of the growing part is not
      clearly under half the fitted rate (a slow start-up ramp, or a step reaching a
@@ -56,22 +56,19 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from utils.defaults import LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_RISE_MB, LEAK_MIN_SPAN_DAYS
-from utils.hinge import MIN_LEAK_FLOORS, Fits, Points, fit_hinges, segments
-from utils.text import format_duration, short_number
-from utils.units import DAY_S, HOUR_S
+from utils.core.defaults import LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_RISE_MB, LEAK_MIN_SPAN_DAYS
+from utils.core.text import format_duration, short_number
+from utils.core.units import DAY_S
+from utils.judge.hinge import MIN_LEAK_FLOORS, Fits, Points, fit_hinges, segments
+from utils.reduce.buckets import BUCKET_S, MAX_LEVEL, bucket_index
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-# The floors of a long collection: the lowest value per 6 hours, aligned to UTC.
-BUCKET_S = 6 * HOUR_S
 # From this span on, an instance is judged on BUCKET_S floors; it is also the minimum span
 # of a long collection.
 LONG_SPAN_S = LEAK_MIN_SPAN_DAYS * DAY_S
-# Floors finer than BUCKET_S / 2**MAX_LEVEL (a third of a second) are never needed.
-MAX_LEVEL = 16
 # A floor is the lowest of at least this many snapshots.
 MIN_BUCKET_SAMPLES = 3
 # An instance with fewer snapshots is never judged, whatever its span: 30 snapshots are 30
@@ -169,13 +166,6 @@ def floor_level(min_span_s: float, interval_s: float | None) -> int:
     known before reading, so not a limit): the level the reader keeps floors at."""
     interval = 1.0 if interval_s is None else interval_s
     return int(level_for_span(np.array([min_span_s]), interval, MAX_LEVEL)[0])
-
-
-def bucket_index(times_s: npt.NDArray[np.int64], level: int) -> IntArray:
-    """The bucket of each epoch second at a level: buckets of BUCKET_S / 2**level seconds,
-    aligned to UTC, so that a bucket at a level is exactly two at the next finer one."""
-    index: IntArray = (np.asarray(times_s, dtype=np.int64) << level) // BUCKET_S
-    return index
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.programs import program_of
+from utils.reduce.programs import program_of
 
 IntArray = npt.NDArray[np.int64]
 GROUP_BY = ("program", "user")
