@@ -355,3 +355,30 @@ def test_a_few_tebibytes_are_kept_exactly(tmp_path: Path) -> None:
         [5242880.125, 5242881.25, 1.125]
     ]
     assert records.pid_series(10)[1].tolist() == [5242880.125, 5242881.25]
+
+
+def test_a_batch_never_spans_two_utc_days_and_a_bad_file_warns_with_its_day(
+    tmp_path: Path,
+) -> None:
+    # Two files before midnight (the second bad), two after: however large the batches may
+    # be, the first batch holds the first day only, and the bad file's warning is said with
+    # it, before the second day's batch is handed on.
+    names = ("20260301_235800", "20260301_235900", "20260302_000000", "20260302_000100")
+    for name in names:
+        (tmp_path / f"process_mem_{name}.csv").write_text(HEADER + GOOD_ROW, encoding="utf-8")
+    (tmp_path / f"process_mem_{names[1]}.csv").write_text("PID\n", encoding="utf-8")
+    events: list[str] = []
+
+    def warn(path: Path, reason: str) -> None:
+        events.append(f"warn {path.name[12:27]}")
+
+    for batch in Reader(SPEC, warn, batch_bytes=1 << 30).batches(
+        find_dumps(tmp_path, "process_mem_")
+    ):
+        days = sorted({int(moment) // 86_400 for moment in batch.snapshot})
+        events.append(f"batch of {len(batch.snapshot)} rows on {len(days)} day(s)")
+    assert events == [
+        "warn 20260301_235900",
+        "batch of 1 rows on 1 day(s)",
+        "batch of 2 rows on 1 day(s)",
+    ]

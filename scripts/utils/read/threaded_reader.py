@@ -22,6 +22,7 @@ from utils.collect.bundles import Skipped, snapshot_members
 from utils.collect.snapshot_format import Kind
 from utils.console import Session
 from utils.core import allocator
+from utils.core.units import DAY_S
 from utils.parser import (
     Bundle,
     DumpFile,
@@ -126,6 +127,13 @@ def _read_groups(
     for index, source in enumerate(sources):
         items = _read_source(source, notes)
         for count, item in enumerate(items, 1):
+            if loaded and item.snapshot // DAY_S != loaded[-1].snapshot // DAY_S:
+                # A batch never spans two UTC days, so that a day's batches, and their
+                # warnings, can be kept as that day's summary (utils.reduce.day_summaries)
+                # and are the same whether the day is read alone or with others.
+                day_end = (loaded[-1].snapshot // DAY_S + 1) * DAY_S - 1
+                yield index, loaded, notes.take_until(day_end)
+                loaded, size = [], 0
             loaded.append(item)
             size += len(item.data)
             if size >= batch_bytes:  # a bundle is cut too: a day can be larger than a batch
