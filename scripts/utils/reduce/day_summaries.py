@@ -1,0 +1,339 @@
+"""Day summaries: each closed UTC day's reduced batches kept beside the data, so that a run
+reads only the days that have none (today's, a late file's day, a changed bundle's).
+
+A summary is a cache, never a source of truth. It holds exactly what the reader handed on
+for that day (its batches, each reduced as the analysis reduces it: utils.read.threaded_reader
+never lets a batch span two days) and the warnings said while reading it. Folding the kept
+batches gives what folding the freshly read ones gives, so deleting every summary changes no
+answer. A summary is used only when all of these hold, else the day is read raw (and its
+summary written again):
+
+- the day is closed (before today, UTC) and the run's window holds all of it;
+- its files are the same: names, sizes and modification times (the fingerprint), so a late
+  file, a compaction into a bundle or a removed file makes it stale;
+- it was made by the same code (a digest of the read, reduce and collect stages' sources)
+  and for the same reading (the key: --match, --group-by, the floors' level, ...);
+- it reads back whole: a cut-short or damaged file is recomputed, with one warning line for
+  the run.
+
+docs/summaries.md says what each kind holds, field by field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from utils.core.atomic_files import temp_path
+from utils.parser import Bundle, Source, TimeWindow, Warn
+from utils.reduce.summary_codec import CodecError, Records, decode, encode
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+Note = Callable[[str], None]
+# The sources whose code decides what a summary holds: any change there makes every
+# summary another version's.
+_UTILS = Path(__file__).resolve().parent.parent
+CODE_SOURCES = ("read", "reduce", "collect")
+FORMAT = "pid-memory-inspector day summary"
+FORMAT_VERSION = 1
+SUMMARY_NAME = "{kind}day_{day:%Y%m%d}.npz"
+# How the reader names a bundle's member in a warning: `<bundle path>:<member name>`.
+BUNDLE_MEMBER_MARK = ".tar.xz:"
+
+
+def code_digest() -> str:
+    """A digest of the read, reduce and collect stages' sources and the discovery module."""
+    digest = hashlib.sha256()
+    paths = sorted(path for stage in CODE_SOURCES for path in (_UTILS / stage).glob("*.py"))
+    for path in [*paths, _UTILS / "parser.py"]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# --- Which days, and are they the same ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """One UTC day's sources, and the fingerprint of its files (None: never summarised)."""
+
+    day: date
+    sources: tuple[Source, ...]
+    fingerprint: str | None
+
+
+def plan_days(sources: Sequence[Source], window: TimeWindow, today: date) -> list[DayPlan]:
+    """The sources by UTC day, in order, each closed day the window holds whole with the
+    fingerprint of its files."""
+    by_day: dict[date, list[Source]] = {}
+    for source in sources:
+        day = source.day if isinstance(source, Bundle) else source.timestamp.date()
+        by_day.setdefault(day, []).append(source)
+    return [
+        DayPlan(day, tuple(found), _fingerprint(found) if _whole(day, window, today) else None)
+        for day, found in sorted(by_day.items())
+    ]
+
+
+def _whole(day: date, window: TimeWindow, today: date) -> bool:
+    start = datetime(day.year, day.month, day.day)
+    end = start + timedelta(days=1) - timedelta(seconds=1)
+    return (
+        day < today
+        and (window.since is None or window.since <= start)
+        and (window.until is None or window.until >= end)
+    )
+
+
+def _fingerprint(sources: Sequence[Source]) -> str | None:
+    """A digest of the day's files' names, sizes and modification times; None if one cannot
+    be looked at (the raw read then says why)."""
+    files: list[Path] = []
+    for source in sources:
+        if isinstance(source, Bundle):
+            files += [source.path, *(dump.path for dump in source.loose)]
+        else:
+            files.append(source.path)
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        digest.update(f"{path.name}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+# --- The store ----------------------------------------------------------------------
+
+
+@dataclass
+class DaySummary(Generic[T]):
+    """One day's reduced batches, and the warnings said while reading it (path, reason)."""
+
+    results: list[T] = field(default_factory=list)
+    warnings: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass
+class SummaryStore:
+    """The summaries of one kind of snapshot, for one way of reading them (the key)."""
+
+    folder: Path
+    kind: str  # the snapshot prefix: sys_mem_ or process_mem_
+    key: Mapping[str, Any]
+    records: Records
+    dumps_dir: Path
+    note: Note
+    code: str = field(default_factory=code_digest)
+    unreadable: list[str] = field(default_factory=list)
+    unwritable: str | None = None
+
+    def path(self, day: date) -> Path:
+        return self.folder / SUMMARY_NAME.format(kind=self.kind, day=day)
+
+    def load(self, plan: DayPlan) -> DaySummary[Any] | None:
+        """The day's summary if it is fresh; None if it is missing, stale or unreadable."""
+        path = self.path(plan.day)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                meta = json.loads(bytes(npz["meta"]).decode("utf-8"))
+                if not self._fits(meta, plan):
+                    return None
+                arrays = {name: npz[name] for name in npz.files if name != "meta"}
+            results = decode(meta["layout"], arrays, self.records)
+            warnings = [(self._full_path(item[0]), str(item[1])) for item in meta["warnings"]]
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return None  # none kept there (a folder that cannot be written is said on save)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
+            reason = str(err) if isinstance(err, CodecError) else f"{type(err).__name__}: {err}"
+            self.unreadable.append(f"{path.name} ({reason})")
+            return None
+        return DaySummary(list(results), warnings)
+
+    def _fits(self, meta: Mapping[str, Any], plan: DayPlan) -> bool:
+        return (
+            meta.get("format") == FORMAT
+            and meta.get("version") == FORMAT_VERSION
+            and meta.get("code") == self.code
+            and meta.get("kind") == self.kind
+            and meta.get("day") == plan.day.isoformat()
+            and meta.get("key") == json.loads(json.dumps(dict(self.key)))
+            and meta.get("fingerprint") == plan.fingerprint
+        )
+
+    def save(self, plan: DayPlan, summary: DaySummary[Any]) -> None:
+        """Write the day's summary whole (a temporary file, then a rename), or not at all; the
+        first failure to write is said once, and no more summaries are written."""
+        if self.unwritable is not None or plan.fingerprint is None:
+            return
+        arrays: dict[str, Any] = {}
+        layout = encode(list(summary.results), arrays)
+        meta = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "code": self.code,
+            "kind": self.kind,
+            "day": plan.day.isoformat(),
+            "key": dict(self.key),
+            "fingerprint": plan.fingerprint,
+            "warnings": [[self._short_path(path), reason] for path, reason in summary.warnings],
+            "layout": layout,
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        path = self.path(plan.day)
+        temporary = temp_path(path)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "wb") as handle:
+                np.savez(handle, allow_pickle=False, **arrays)
+            os.replace(temporary, path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            self.unwritable = f"{err.strerror or err}"
+            self.note(f"day summaries are not kept: cannot write {self.folder}: {self.unwritable}")
+
+    def _short_path(self, path: Path) -> str:
+        """A warned path relative to the dumps dir where it is in it, so that a moved dumps dir
+        keeps its summaries."""
+        text, root = str(path), str(self.dumps_dir) + os.sep
+        return text[len(root) :] if text.startswith(root) else text
+
+    def _full_path(self, text: str) -> Path:
+        return Path(text) if os.path.isabs(text) else self.dumps_dir / text
+
+    def finish(self) -> None:
+        """Say once what could not be read back (it was recomputed)."""
+        if self.unreadable:
+            first, more = self.unreadable[0], len(self.unreadable) - 1
+            also = f" and {more:,} more" if more else ""
+            self.note(
+                f"warning: {self.folder}: day summary {first}{also} could not be read;"
+                " recomputed from the snapshots"
+            )
+
+
+# --- Reading with the summaries -----------------------------------------------------
+
+
+@dataclass
+class _Pending(Generic[T]):
+    plan: DayPlan
+    summary: DaySummary[T]
+
+
+@dataclass(frozen=True)
+class DayReading(Generic[T]):
+    """How days are read raw and what becomes of it: `read` reads sources (in time order)
+    into reduced batches; `day_of` names a batch's UTC day."""
+
+    read: Callable[[Sequence[Source], Warn, Progress | None], Iterator[T]]
+    day_of: Callable[[T], date]
+    warn: Warn
+    progress: Progress | None = None
+    store: SummaryStore | None = None
+
+
+def read_by_day(plans: Sequence[DayPlan], how: DayReading[T]) -> Iterator[T]:
+    """Every day's reduced batches in time order: from its summary where there is a fresh
+    one, else read with `how.read` (runs of such days in one read, so that reading ahead
+    goes on across them), and the summaries of the closed days read that way written."""
+    total = sum(len(plan.sources) for plan in plans)
+    done = 0
+    raw: list[DayPlan] = []
+    store = how.store
+    for plan in plans:
+        summary = None if store is None or plan.fingerprint is None else store.load(plan)
+        if summary is None:
+            raw.append(plan)
+            continue
+        if raw:
+            yield from _read_raw(raw, how, _offset(how.progress, done, total))
+            done += sum(len(item.sources) for item in raw)
+            raw = []
+        for path, reason in summary.warnings:
+            how.warn(path, reason)
+        yield from summary.results
+        done += len(plan.sources)
+        if how.progress is not None:
+            how.progress(done, total)
+    if raw:
+        yield from _read_raw(raw, how, _offset(how.progress, done, total))
+    if store is not None:
+        store.finish()
+
+
+def _offset(progress: Progress | None, done: int, total: int) -> Progress | None:
+    if progress is None:
+        return None
+    return lambda count, _: progress(done + count, total)
+
+
+def _read_raw(
+    plans: Sequence[DayPlan], how: DayReading[T], progress: Progress | None
+) -> Iterator[T]:
+    """Read days raw; keep each closed day's batches and warnings until a later day's batch
+    arrives (the reader has said all of a day's warnings by then), then save them."""
+    kept = {plan.day: _Pending(plan, DaySummary[T]()) for plan in plans}
+    days = sorted(kept)
+    saved = 0  # days[:saved] are written (or were never to be)
+    day_of_path = _path_days(plans)
+    unplaced: list[Path] = []  # warnings no day can be sure of: then no summary is kept
+
+    def captured(path: Path, reason: str) -> None:
+        how.warn(path, reason)
+        day = day_of_path.get(_file_of(path))
+        if day is None:
+            unplaced.append(path)
+        elif day in kept:
+            kept[day].summary.warnings.append((path, reason))
+
+    sources = [source for plan in plans for source in plan.sources]
+    for result in how.read(sources, captured, progress):
+        day = how.day_of(result)
+        while saved < len(days) and days[saved] < day:
+            _save(None if unplaced else how.store, kept[days[saved]])
+            saved += 1
+        if day in kept:
+            kept[day].summary.results.append(result)
+        yield result
+    for day in days[saved:]:
+        _save(None if unplaced else how.store, kept[day])
+
+
+def _save(store: SummaryStore | None, pending: _Pending[Any]) -> None:
+    if store is not None and pending.plan.fingerprint is not None:
+        store.save(pending.plan, pending.summary)
+
+
+def _path_days(plans: Sequence[DayPlan]) -> dict[Path, date]:
+    """The day of every file the plans read, by path (a bundle's members are named
+    `<bundle>:<member>`, and warn about the bundle's day)."""
+    days: dict[Path, date] = {}
+    for plan in plans:
+        for source in plan.sources:
+            days[source.path] = plan.day
+            if isinstance(source, Bundle):
+                days.update((dump.path, plan.day) for dump in source.loose)
+    return days
+
+
+def _file_of(path: Path) -> Path:
+    """The file a warned path names: a bundle member's is `<bundle>:<member>`, and the
+    member's name may hold anything, "/" included."""
+    text = str(path)
+    at = text.find(BUNDLE_MEMBER_MARK)
+    return Path(text[: at + len(BUNDLE_MEMBER_MARK) - 1]) if at >= 0 else path

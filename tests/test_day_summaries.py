@@ -1,0 +1,316 @@
+"""Day summaries are a cache: what is folded from them is what is folded from the snapshots,
+whatever was kept, stale, damaged or never written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import bundle_day
+from synthetic import generate_dumps
+from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source, TimeWindow, Warn, find_sources
+from utils.process_analysis import PROCESS_SPEC
+from utils.read.csv_batches import Batch
+from utils.read.threaded_reader import Reader
+from utils.reduce.day_summaries import (
+    DayPlan,
+    DayReading,
+    SummaryStore,
+    plan_days,
+    read_by_day,
+)
+from utils.reduce.group_totals import GroupPart
+from utils.reduce.process_records import BatchRuns, Chunk, ProcessRecords
+from utils.reduce.summary_codec import CodecError, decode, encode
+from utils.system_analysis import SYSTEM_SPEC
+
+RECORDS = {cls.__name__: cls for cls in (BatchRuns, Chunk, GroupPart, Batch)}
+TODAY = date(2026, 12, 6)
+START = datetime(2026, 1, 1, 20, 0)  # 3 days and a bit: 20:00 on day 1 to day 4
+
+
+# --- The codec -------------------------------------------------------------------------
+
+
+class Inner(NamedTuple):
+    values: Any
+    texts: Any
+
+
+class Outer(NamedTuple):
+    inner: Inner
+    parts: tuple[Any, ...]
+    missing: None
+    number: int
+
+
+CODEC_RECORDS = {"Inner": Inner, "Outer": Outer}
+texts = st.lists(st.none() | st.text(alphabet=st.characters(codec=None), max_size=8), max_size=6)
+arrays: st.SearchStrategy[np.ndarray[Any, Any]] = st.sampled_from(
+    [np.int8, np.uint16, np.int32, np.int64, np.float64, np.bool_]
+).flatmap(
+    lambda dtype: st.lists(st.integers(-100, 100), max_size=7).map(
+        lambda items: np.array(items).astype(dtype)
+    )
+)
+
+
+def round_trip(value: object) -> Any:
+    stored: dict[str, Any] = {}
+    layout = encode(value, stored)
+    return decode(layout, stored, CODEC_RECORDS)
+
+
+@given(arrays, texts, st.lists(arrays, max_size=3), st.integers(-(2**40), 2**40))
+def test_a_tree_of_records_and_arrays_comes_back_equal(
+    values: np.ndarray[Any, Any], words: list[str | None], parts: list[Any], number: int
+) -> None:
+    text_array = np.array([*words, "x"], dtype=object)[:-1]
+    value = Outer(Inner(values, text_array), tuple(parts), None, number)
+    back = round_trip(value)
+    assert type(back) is Outer and back.number == number and back.missing is None
+    assert back.inner.values.dtype == values.dtype
+    np.testing.assert_array_equal(back.inner.values, values)
+    assert back.inner.texts.dtype == object and list(back.inner.texts) == words
+    assert len(back.parts) == len(parts)
+    for got, want in zip(back.parts, parts, strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_a_command_line_that_is_not_utf8_comes_back_as_it_went_in() -> None:
+    text = b"/usr/bin/caf\xe9 --x".decode("utf-8", "surrogateescape")
+    assert list(round_trip(np.array([text, "\ud800"], dtype=object))) == [text, "\ud800"]
+
+
+def test_a_reader_batch_frame_comes_back_with_its_dtypes(tmp_path: Path) -> None:
+    generate_dumps(tmp_path, snapshots=6, processes=10, seed=3)
+    (batch,) = Reader(SYSTEM_SPEC, warn_none).batches(
+        find_sources(tmp_path, SYS_PREFIX, TimeWindow())
+    )
+    back = round_trip(batch.frame)
+    pd.testing.assert_frame_equal(back, batch.frame, check_exact=True, check_categorical=True)
+    assert back["boot_id"].cat.categories.dtype == batch.frame["boot_id"].cat.categories.dtype
+
+
+def test_a_layout_of_another_shape_is_refused_not_misread() -> None:
+    stored: dict[str, Any] = {}
+    layout = encode(Inner(np.arange(3), None), stored)
+    layout["fields"] = {"values": layout["fields"]["values"]}
+    with pytest.raises(CodecError):
+        decode(layout, stored, CODEC_RECORDS)
+    with pytest.raises(CodecError):
+        decode({"t": "array", "key": "gone"}, stored, CODEC_RECORDS)
+
+
+# --- Reading with summaries ------------------------------------------------------------
+
+
+def warn_none(path: Path, reason: str) -> None:
+    raise AssertionError(f"unexpected warning {path}: {reason}")
+
+
+class Run(NamedTuple):
+    records: ProcessRecords
+    warnings: list[str]
+    notes: list[str]
+    raw_days: list[date]  # the days read from the snapshots
+
+
+def run(
+    dumps: Path,
+    folder: Path | None,
+    window: TimeWindow = TimeWindow(),  # noqa: B008 (immutable)
+    today: date = TODAY,
+    code: str | None = None,
+) -> Run:
+    sources = find_sources(dumps, PROCESS_PREFIX, window)
+    records = ProcessRecords(None, 2)
+    warnings: list[str] = []
+    notes: list[str] = []
+    raw_days: list[date] = []
+
+    def warn(path: Path, reason: str) -> None:
+        warnings.append(f"{path.relative_to(dumps)}: {reason}")
+
+    def read(files: Sequence[Source], say: Warn, progress: Any) -> Iterator[BatchRuns]:
+        raw_days.extend(sorted({plan.day for plan in plan_days(files, TimeWindow(), TODAY)}))
+        return Reader(PROCESS_SPEC, say, progress, batch_bytes=20_000).reduced(
+            files, records.reduce
+        )
+
+    store = None
+    if folder is not None:
+        store = SummaryStore(folder, PROCESS_PREFIX, {"level": 2}, RECORDS, dumps, notes.append)
+        store.code = code or store.code
+    plans = plan_days(sources, window, today)
+    for runs in read_by_day(plans, DayReading(read, day_of_runs, warn, None, store)):
+        records.add(runs)
+    return Run(records, warnings, notes, raw_days)
+
+
+def day_of_runs(runs: BatchRuns) -> date:
+    return datetime.utcfromtimestamp(int(runs.read[0])).date()
+
+
+def folded(records: ProcessRecords) -> list[Any]:
+    """Everything the analyses ask of the fold, as plain lists."""
+    table = records.instances()
+    totals = records.group_totals()
+    return [
+        [column.tolist() for column in table],
+        [column.tolist() for column in records.floors()],
+        [column.tolist() for column in records.foot_floors()],
+        [list(totals.names), *(column.tolist() for column in totals[1:])],
+        records.commands,
+        records.times.tolist(),
+        [column.tolist() for column in records.rows()],
+        records.instance_count,
+    ]
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three days and a bit at 10 minutes, a PID reused, an outage, and a bad file."""
+    folder = tmp_path_factory.mktemp("dumps")
+    generate_dumps(folder, snapshots=440, processes=40, seed=11, start=START, outage=(150, 20))
+    (folder / "process_mem_20260102_120500.csv").write_text("PID,RSS_MB\n1,x\n", "utf-8")
+    return folder
+
+
+def test_summaries_give_what_the_snapshots_give(dumps: Path, tmp_path: Path) -> None:
+    plain = run(dumps, None)
+    first = run(dumps, tmp_path / "s")
+    second = run(dumps, tmp_path / "s")
+    assert folded(first.records) == folded(second.records) == folded(plain.records)
+    assert first.warnings == second.warnings == plain.warnings
+    assert len(plain.warnings) == 1 and "120500" in plain.warnings[0]
+    assert first.raw_days == [date(2026, 1, d) for d in (1, 2, 3, 4)]
+    assert second.raw_days == []  # every day is closed: all came from the summaries
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        f"process_mem_day_2026010{d}.npz" for d in (1, 2, 3, 4)
+    ]
+    assert first.notes == second.notes == []
+
+
+def test_today_and_a_window_that_cuts_a_day_are_read_from_the_snapshots(
+    dumps: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "s"
+    run(dumps, folder, today=date(2026, 1, 4))  # the 4th is today: not kept
+    assert sorted(p.name[-12:-4] for p in folder.iterdir()) == ["20260101", "20260102", "20260103"]
+    window = TimeWindow(since=datetime(2026, 1, 2, 6, 0))
+    again = run(dumps, folder, window)
+    assert again.raw_days == [date(2026, 1, 2), date(2026, 1, 4)]
+    assert folded(again.records) == folded(run(dumps, None, window).records)
+
+
+def test_a_changed_day_is_read_again_and_its_summary_replaced(dumps: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "d"
+    shutil.copytree(dumps, copy)
+    folder = tmp_path / "s"
+    run(copy, folder)
+    late = copy / "process_mem_20260102_120700.csv"  # a late file
+    shutil.copy(copy / "process_mem_20260102_121000.csv", late)
+    gone = copy / "process_mem_20260103_010000.csv"  # a removed one
+    gone.unlink()
+    touched = copy / "process_mem_20260101_230000.csv"  # rewritten, same size
+    os.utime(touched, ns=(0, 10**18))
+    again = run(copy, folder)
+    assert again.raw_days == [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)]
+    assert folded(again.records) == folded(run(copy, None).records)
+    assert run(copy, folder).raw_days == []
+
+
+def test_a_day_compacted_into_a_bundle_is_read_again(dumps: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "d"
+    shutil.copytree(dumps, copy)
+    folder = tmp_path / "s"
+    before = run(copy, folder)
+    bundle_day(copy, "20260102")
+    again = run(copy, folder)
+    assert again.raw_days == [date(2026, 1, 2)]
+    assert folded(again.records) == folded(before.records)
+    # The bad file is named as a member of the bundle now, as a run without summaries names it.
+    assert again.warnings == run(copy, None).warnings != before.warnings
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage", "empty", "other-code"])
+def test_a_damaged_summary_is_recomputed_with_one_line(
+    dumps: Path, tmp_path: Path, damage: str
+) -> None:
+    folder = tmp_path / "s"
+    plain = run(dumps, folder)
+    for path in sorted(folder.iterdir())[:2]:
+        data = path.read_bytes()
+        if damage == "cut":
+            path.write_bytes(data[: len(data) // 2])
+        elif damage == "garbage":
+            path.write_bytes(data[:100] + bytes(200) + data[300:])
+        elif damage == "empty":
+            path.write_bytes(b"")
+    again = run(dumps, folder, code="another" if damage == "other-code" else None)
+    assert folded(again.records) == folded(plain.records)
+    assert again.warnings == plain.warnings
+    if damage == "other-code":
+        assert again.notes == [] and len(again.raw_days) == 4
+    else:
+        (note,) = again.notes
+        assert note.startswith(f"warning: {folder}: day summary process_mem_day_20260101.npz")
+        assert note.endswith("and 1 more could not be read; recomputed from the snapshots")
+        assert again.raw_days == [date(2026, 1, 1), date(2026, 1, 2)]
+    assert run(dumps, folder, code="another" if damage == "other-code" else None).raw_days == []
+
+
+def test_a_folder_that_cannot_be_written_is_said_once_and_changes_nothing(
+    dumps: Path, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    again = run(dumps, blocked / "s")
+    assert folded(again.records) == folded(run(dumps, None).records)
+    (note,) = again.notes
+    assert note.startswith(f"day summaries are not kept: cannot write {blocked / 's'}: ")
+
+
+def test_no_temporary_file_is_left_and_no_summary_is_half_written(
+    dumps: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "s"
+    calls = 0
+    real = np.savez
+
+    def failing(handle: Any, **arrays: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            handle.write(b"PK partial")
+            raise OSError(28, "No space left on device")
+        real(handle, **arrays)
+
+    monkeypatch.setattr(np, "savez", failing)
+    notes = run(dumps, folder).notes
+    assert notes == [f"day summaries are not kept: cannot write {folder}: No space left on device"]
+    assert [p.name for p in folder.iterdir()] == ["process_mem_day_20260101.npz"]
+
+
+def test_plans_split_sources_by_utc_day_and_fingerprint_closed_whole_days(dumps: Path) -> None:
+    sources = find_sources(dumps, PROCESS_PREFIX, TimeWindow())
+    plans = plan_days(sources, TimeWindow(until=datetime(2026, 1, 3, 12)), date(2026, 1, 4))
+    assert [(plan.day.day, plan.fingerprint is not None) for plan in plans] == [
+        (1, True),
+        (2, True),
+        (3, False),  # cut by the window
+        (4, False),  # today
+    ]
+    assert sum(len(plan.sources) for plan in plans) == len(sources)
+    assert isinstance(plans[0], DayPlan) and len(plans[0].sources) == 24
