@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from utils.core.atomic_files import temp_path
 from utils.parser import Bundle, Source, TimeWindow, Warn
-from utils.reduce.summary_codec import CodecError, Records, decode, encode
+from utils.reduce.summary_codec import CodecError, Layout, Records, decode, encode
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -116,6 +117,13 @@ def _fingerprint(sources: Sequence[Source]) -> str | None:
     return digest.hexdigest()[:32]
 
 
+def read_deferred(path: Path, layout: Layout, records: Records) -> Any:
+    """A deferred record, read whole from its summary now; OSError or CodecError if the
+    summary is gone or changed since (a run rewrote the day meanwhile)."""
+    with np.load(path, allow_pickle=False) as npz:
+        return decode(layout, npz, records)
+
+
 # --- The store ----------------------------------------------------------------------
 
 
@@ -137,6 +145,11 @@ class SummaryStore:
     records: Records
     dumps_dir: Path
     note: Note
+    # Records kept on disk until asked for: each class's maker of a stand-in, given the
+    # summary's path, the record's layout and the summary's (lazy) arrays.
+    deferred: Mapping[str, Callable[[Path, Layout, Mapping[str, Any]], Any]] = field(
+        default_factory=dict
+    )
     code: str = field(default_factory=code_digest)
     unreadable: list[str] = field(default_factory=list)
     unwritable: str | None = None
@@ -152,8 +165,9 @@ class SummaryStore:
                 meta = json.loads(bytes(npz["meta"]).decode("utf-8"))
                 if not self._fits(meta, plan):
                     return None
-                arrays = {name: npz[name] for name in npz.files if name != "meta"}
-            results = decode(meta["layout"], arrays, self.records)
+                deferred = {name: partial(make, path) for name, make in self.deferred.items()}
+                # npz reads a member when it is asked for: a deferred record's are not.
+                results = decode(meta["layout"], npz, self.records, deferred)
             warnings = [(self._full_path(item[0]), str(item[1])) for item in meta["warnings"]]
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return None  # none kept there (a folder that cannot be written is said on save)

@@ -45,10 +45,17 @@ def encode(value: object, arrays: Arrays) -> Layout:
     raise TypeError(f"a day summary cannot hold a {type(value).__name__}")
 
 
-def decode(layout: Layout, arrays: Mapping[str, npt.NDArray[Any]], records: Records) -> Any:
-    """The value a layout describes; CodecError if it describes none."""
+def decode(
+    layout: Layout,
+    arrays: Mapping[str, npt.NDArray[Any]],
+    records: Records,
+    deferred: Mapping[str, Deferred] | None = None,
+) -> Any:
+    """The value a layout describes; CodecError if it describes none. A record whose class is
+    in `deferred` is handed, layout and arrays, to that function instead: arrays may be a
+    lazy mapping (an open .npz), so what it does not take is never read."""
     try:
-        return _decode(layout, arrays, records)
+        return _decode(layout, arrays, records, deferred or {})
     except (KeyError, TypeError, ValueError, IndexError) as err:
         if isinstance(err, CodecError):
             raise
@@ -57,23 +64,32 @@ def decode(layout: Layout, arrays: Mapping[str, npt.NDArray[Any]], records: Reco
 
 # The record classes a layout may name, by class name.
 Records = Mapping[str, type[NamedTuple]]
+# Makes a stand-in for a record from its layout and the (lazy) arrays.
+Deferred = Callable[[Layout, Mapping[str, npt.NDArray[Any]]], Any]
 
 
-def _decode(layout: Layout, arrays: Mapping[str, npt.NDArray[Any]], records: Records) -> Any:
+def _decode(
+    layout: Layout,
+    arrays: Mapping[str, npt.NDArray[Any]],
+    records: Records,
+    deferred: Mapping[str, Deferred],
+) -> Any:
     kind = layout["t"]
     if kind in _SCALARS:
         value = layout["v"]
         if not isinstance(value, _SCALARS[kind]) or (kind == "int" and isinstance(value, bool)):
             raise CodecError(f"a {kind} that is a {type(value).__name__}")
         return float(layout["v"]) if kind == "float" else value
+    if kind == "record" and layout["class"] in deferred:
+        return deferred[layout["class"]](layout, arrays)
     if kind == "record":
         cls = records[layout["class"]]
         fields = layout["fields"]
         if tuple(fields) != cls._fields:
             raise CodecError(f"{layout['class']} has other fields now")
-        return cls(*(_decode(fields[name], arrays, records) for name in cls._fields))
+        return cls(*(_decode(fields[name], arrays, records, deferred) for name in cls._fields))
     if kind in ("tuple", "list"):
-        items = [_decode(item, arrays, records) for item in layout["items"]]
+        items = [_decode(item, arrays, records, deferred) for item in layout["items"]]
         return tuple(items) if kind == "tuple" else items
     leaf = _LEAVES.get(kind)
     if leaf is None:
