@@ -2,9 +2,9 @@
 """Analyse the system memory snapshots: RAM and swap used over time, and when memory runs out.
 
 Reads every sys_mem_<YYYYMMDD_HHMMSS>.csv in the dumps dir (UTC), writes
-system_metrics.csv, forecast.json and six PNG plots to the out dir, and prints the
-time span, the OOM kills, a summary of the metrics (three definitions of "used" RAM side
-by side) and a forecast of when MemAvailable would reach zero.
+system_metrics.csv, memory_breakdown.csv, forecast.json and seven PNG plots to the out
+dir, and prints the time span, the OOM kills, a summary of the metrics (three definitions
+of "used" RAM side by side) and a forecast of when MemAvailable would reach zero.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from utils.console import (
     window_from_args,
 )
 from utils.core import defaults
-from utils.judge.breakdown import BREAKDOWN_CSV, add_compare_arg, format_comparison
+from utils.judge.breakdown import add_compare_arg, format_comparison
 from utils.outputs.prometheus import (
     Textfile,
     add_prometheus_args,
@@ -32,14 +32,11 @@ from utils.outputs.prometheus import (
 )
 from utils.parser import Where
 from utils.system_analysis import (
-    FORECAST_JSON,
-    METRICS_CSV,
     SystemOptions,
     compute_system,
     format_summary,
     plot_system,
-    write_forecast_json,
-    write_metrics_csv,
+    write_system_files,
 )
 
 # --- Defaults; flags override them ------------------------------------------------
@@ -53,19 +50,13 @@ PROG_LABEL = "system"  # the `analysis` label of its Prometheus metrics
 def analyze_system(
     where: Where, options: SystemOptions, session: Session, textfile: Textfile | None = None
 ) -> int | None:
-    """Compute, then write the CSV, the JSON and the plots, then print the summary;
+    """Compute, then write the CSVs, the JSON and the plots, then print the summary;
     EXIT_ALERT when an alert asked for holds. The metrics go to the textfile, if any."""
     result = compute_system(where, options, session)
     for note in result.notes:
         session.diagnostics.note(f"warning: {note}")
     with session.timer.phase("computing"):
-        where.out_dir.mkdir(parents=True, exist_ok=True)
-        written = [
-            write_metrics_csv(result.metrics, where.out_dir / METRICS_CSV),
-            write_forecast_json(result.summary.forecast, where.out_dir / FORECAST_JSON),
-        ]
-        if result.breakdown is not None:
-            written.append(write_metrics_csv(result.breakdown, where.out_dir / BREAKDOWN_CSV))
+        written = write_system_files(result, where.out_dir)
     with session.timer.phase("plotting"):
         plots = plot_system(result, where.out_dir)
     for line in format_summary(result.summary):

@@ -22,19 +22,13 @@ import analyze_system
 from conftest import Ran, assert_real_png, run_main, run_script, script_path, write_sys
 from utils.console import Diagnostics, Session, run_analysis
 from utils.core.text import format_duration
+from utils.judge.system_metrics import compute_metrics, summarize
 from utils.outputs import plotting
+from utils.outputs.system_console import format_summary
+from utils.outputs.system_plots import PLOT_NAMES, PLOT_SPECS, drawn_lines
+from utils.outputs.system_tables import metrics_csv_text, write_metrics_csv
 from utils.parser import SYS_PREFIX, find_dumps
-from utils.system_analysis import (
-    PLOT_NAMES,
-    PLOT_SPECS,
-    compute_metrics,
-    drawn_lines,
-    format_summary,
-    load_and_compute_metrics,
-    metrics_csv_text,
-    summarize,
-    write_metrics_csv,
-)
+from utils.system_analysis import load_and_compute_metrics
 
 NAME = "analyze_system.py"
 SCRIPT = script_path(NAME)
@@ -74,7 +68,7 @@ def load(dumps: Path) -> tuple[pd.DataFrame, list[str]]:
     warnings: list[str] = []
     metrics = load_and_compute_metrics(
         find_dumps(dumps, SYS_PREFIX), lambda path, why: warnings.append(f"{path.name}: {why}")
-    )
+    ).metrics
     return metrics, warnings
 
 
