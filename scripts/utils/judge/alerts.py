@@ -37,14 +37,17 @@ class Threshold(NamedTuple):
         return value >= bound if self.at_least else value <= bound
 
     def holds_for(self, value: float) -> str:
-        """The numbers the flag raises the alert for on `value`, as the report says it:
-        `P ≤ 87.45`. The bound is rounded inward, so every number it names holds."""
-        scale = 10**self.decimals
+        """The numbers the flag raises the alert for on `value`, as the report says it
+        (`P ≤ 87.45`): the bound is the last number with this many decimals for which
+        `holds` is true, so every number it names raises the alert and the next does not."""
+        inward = -1 if self.at_least else 1
         rounded: Callable[[float], int] = math.floor if self.at_least else math.ceil
-        step = -1 if self.at_least else 1
-        steps = rounded(value * scale)
+        steps = rounded(value * 10**self.decimals)
+        # value * 10**decimals is itself rounded: the bound may be one step off either way.
         while not self.holds(value, float(self._text(steps))):
-            steps += step  # value * scale was rounded across the bound: one step inward
+            steps += inward
+        while self.holds(value, float(self._text(steps - inward))):
+            steps -= inward
         sign = "≤" if self.at_least else "≥"
         return f"{self.metavar} {sign} {self._text(steps)}"
 
