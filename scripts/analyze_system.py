@@ -2,9 +2,10 @@
 """Analyse the system memory snapshots: RAM and swap used over time, and when memory runs out.
 
 Reads every sys_mem_<YYYYMMDD_HHMMSS>.csv in the dumps dir (UTC), writes
-system_metrics.csv, forecast.json and six PNG plots to the out dir, and prints the
-time span, the OOM kills, a summary of the metrics (three definitions of "used" RAM side
-by side) and a forecast of when MemAvailable would reach zero.
+system_metrics.csv, memory_breakdown.csv, forecast.json and seven PNG plots (none with
+--no-plots) to the out dir, and prints the time span, the OOM kills, a summary of the
+metrics (three definitions of "used" RAM side by side) and a forecast of when MemAvailable
+would reach zero.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from utils.console import (
     EXIT_ALERT,
@@ -22,7 +24,7 @@ from utils.console import (
     window_from_args,
 )
 from utils.core import defaults
-from utils.judge.breakdown import BREAKDOWN_CSV, add_compare_arg, format_comparison
+from utils.judge.breakdown import add_compare_arg, format_comparison
 from utils.outputs.prometheus import (
     Textfile,
     add_prometheus_args,
@@ -32,42 +34,41 @@ from utils.outputs.prometheus import (
 )
 from utils.parser import Where
 from utils.system_analysis import (
-    FORECAST_JSON,
-    METRICS_CSV,
     SystemOptions,
     compute_system,
     format_summary,
     plot_system,
-    write_forecast_json,
-    write_metrics_csv,
+    write_system_files,
 )
 
 # --- Defaults; flags override them ------------------------------------------------
 DUMPS_DIR = defaults.DUMPS_DIR
 OUT_DIR = defaults.SYSTEM_OUT_DIR
 TREND_DAYS = defaults.TREND_DAYS  # the forecast's window, days before the last snapshot
+PLOTS = True  # draw the PNGs; --no-plots writes the answers only (an hourly cron run)
 PROG = "analyze_system"
 PROG_LABEL = "system"  # the `analysis` label of its Prometheus metrics
 
 
 def analyze_system(
-    where: Where, options: SystemOptions, session: Session, textfile: Textfile | None = None
+    where: Where,
+    options: SystemOptions,
+    session: Session,
+    textfile: Textfile | None = None,
+    plots: bool = PLOTS,
 ) -> int | None:
-    """Compute, then write the CSV, the JSON and the plots, then print the summary;
-    EXIT_ALERT when an alert asked for holds. The metrics go to the textfile, if any."""
+    """Compute, then write the CSVs, the JSON and (if `plots`) the plots, then print the
+    summary; EXIT_ALERT when an alert asked for holds. The metrics go to the textfile, if
+    any. Without plots no PNG is drawn, and none already in the out dir is touched."""
     result = compute_system(where, options, session)
     for note in result.notes:
         session.diagnostics.note(f"warning: {note}")
     with session.timer.phase("computing"):
-        where.out_dir.mkdir(parents=True, exist_ok=True)
-        written = [
-            write_metrics_csv(result.metrics, where.out_dir / METRICS_CSV),
-            write_forecast_json(result.summary.forecast, where.out_dir / FORECAST_JSON),
-        ]
-        if result.breakdown is not None:
-            written.append(write_metrics_csv(result.breakdown, where.out_dir / BREAKDOWN_CSV))
-    with session.timer.phase("plotting"):
-        plots = plot_system(result, where.out_dir)
+        written = write_system_files(result, where.out_dir)
+    drawn: list[Path] = []
+    if plots:
+        with session.timer.phase("plotting"):
+            drawn = plot_system(result, where.out_dir)
     for line in format_summary(result.summary):
         session.console.print(line)
     if result.comparison is not None:
@@ -77,7 +78,8 @@ def analyze_system(
     session.console.print()
     for path in written:
         session.console.print(f"Wrote {path}")
-    session.console.print(f"Wrote {len(plots)} plots: " + ", ".join(str(p) for p in plots))
+    if plots:
+        session.console.print(f"Wrote {len(drawn)} plots: " + ", ".join(str(p) for p in drawn))
     for line in result.alerts:
         session.diagnostics.note(f"alert: {line}")
     if textfile is not None:
@@ -116,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window, after"
         " everything is written",
     )
+    parser.add_argument(
+        "--no-plots",
+        dest="plots",
+        action="store_false",
+        default=PLOTS,
+        help="write the answers only (console, CSVs, JSON, the textfile, the exit status):"
+        " no PNG is drawn, and the ones already in the out dir are left as they are",
+    )
     add_prometheus_args(parser)
     return parser
 
@@ -131,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(
         PROG,
-        lambda session: analyze_system(where, options, session, textfile),
+        lambda session: analyze_system(where, options, session, textfile, args.plots),
         args.out_dir,
         args.timings,
         None if textfile is None else textfile.finish,

@@ -551,7 +551,7 @@ def test_plain_system_metrics_columns(dumps: Path) -> None:
     ]
     assert metrics["timestamp"].is_monotonic_increasing
     assert str(metrics["timestamp"].dt.tz) == "UTC"
-    ours = load_and_compute_metrics(find_dumps(dumps, SYS_PREFIX), lambda path, why: None)
+    ours = load_and_compute_metrics(find_dumps(dumps, SYS_PREFIX), lambda path, why: None).metrics
     for column in ("RAM_Used_MB", "Swap_Used_MB", "RAM_Used_Pct"):
         np.testing.assert_allclose(metrics[column].to_numpy(), ours[column].to_numpy())
 

@@ -39,7 +39,7 @@ def fail(path: Path, reason: str) -> None:
 
 
 def test_system_metrics_match_the_plain_implementation(dumps: Path) -> None:
-    ours = load_and_compute_metrics(find_dumps(dumps, SYS_PREFIX), fail)
+    ours = load_and_compute_metrics(find_dumps(dumps, SYS_PREFIX), fail).metrics
     plain = plain_system_metrics(dumps)
     assert len(ours) == len(plain) == 2016 - 30
     for column in ["RAM_Used_MB", "Swap_Used_MB", "RAM_Used_Pct", "MemTotal_MB", "SwapFree_MB"]:

@@ -17,24 +17,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from promtext import parse as parse_textfile
 
 import analyze_system
 from conftest import Ran, assert_real_png, run_main, run_script, script_path, write_sys
 from utils.console import Diagnostics, Session, run_analysis
 from utils.core.text import format_duration
+from utils.judge.system_metrics import compute_metrics, summarize
 from utils.outputs import plotting
+from utils.outputs.system_console import format_summary
+from utils.outputs.system_plots import PLOT_NAMES, PLOT_SPECS, drawn_lines
+from utils.outputs.system_tables import metrics_csv_text, write_metrics_csv
 from utils.parser import SYS_PREFIX, find_dumps
-from utils.system_analysis import (
-    PLOT_NAMES,
-    PLOT_SPECS,
-    compute_metrics,
-    drawn_lines,
-    format_summary,
-    load_and_compute_metrics,
-    metrics_csv_text,
-    summarize,
-    write_metrics_csv,
-)
+from utils.system_analysis import load_and_compute_metrics
 
 NAME = "analyze_system.py"
 SCRIPT = script_path(NAME)
@@ -74,7 +69,7 @@ def load(dumps: Path) -> tuple[pd.DataFrame, list[str]]:
     warnings: list[str] = []
     metrics = load_and_compute_metrics(
         find_dumps(dumps, SYS_PREFIX), lambda path, why: warnings.append(f"{path.name}: {why}")
-    )
+    ).metrics
     return metrics, warnings
 
 
@@ -515,6 +510,42 @@ def test_alerts_exit_3_after_everything_is_written(
     else:
         assert lines[0].startswith(f"analyze_system: alert: {alert}")
         assert len(lines) == len([f for f in flags if f.startswith("--alert")])
+
+
+# What a textfile says of the run itself rather than of the snapshots.
+RUN_METRICS = ("pmi_analysis_duration_seconds", "pmi_analysis_timestamp_seconds")
+
+
+@pytest.mark.slow
+def test_no_plots_gives_the_same_answers_and_touches_no_png(tmp_path: Path) -> None:
+    dumps = make_dumps(tmp_path / "dumps")
+    answers = ["system_metrics.csv", "memory_breakdown.csv", "forecast.json", "pmi.prom"]
+    runs: dict[str, Ran] = {}
+    for name, extra in (("plots", []), ("no-plots", ["--no-plots"])):
+        out = tmp_path / name
+        out.mkdir()
+        (out / "ram_used_htop.png").write_bytes(b"an older run's plot")
+        flags = ["--alert-pct", "50", "--prometheus-textfile", str(out / "pmi.prom"), *extra]
+        runs[name] = run_system(dumps, out, *flags)
+    with_plots, without = tmp_path / "plots", tmp_path / "no-plots"
+    assert runs["plots"].status == runs["no-plots"].status == 3  # 60 % used, at or above 50
+    assert runs["plots"].stderr == runs["no-plots"].stderr
+    for name in PLOT_NAMES:
+        assert_real_png(with_plots / name)
+    assert [p.name for p in without.glob("*.png")] == ["ram_used_htop.png"]
+    assert (without / "ram_used_htop.png").read_bytes() == b"an older run's plot"
+    for name in answers[:-1]:
+        assert (without / name).read_bytes() == (with_plots / name).read_bytes(), name
+    textfiles = [parse_textfile((out / "pmi.prom").read_text()) for out in (with_plots, without)]
+    for samples in textfiles:
+        for key in [key for key in samples if key[0] in RUN_METRICS]:
+            del samples[key]
+    assert textfiles[0] == textfiles[1] and textfiles[0]
+    plots_line = f"Wrote {len(PLOT_NAMES)} plots: "
+    stdout = [runs[name].stdout.replace(str(tmp_path / name), "<out>") for name in runs]
+    assert [line for line in stdout[0].splitlines() if not line.startswith(plots_line)] == (
+        stdout[1].splitlines()
+    )
 
 
 @pytest.mark.slow

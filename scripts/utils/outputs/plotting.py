@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -31,14 +30,22 @@ from matplotlib.figure import Figure
 
 from utils.core.atomic_files import replace_atomically
 from utils.core.text import plural
+from utils.judge.gaps import GAP_FACTOR, Gap, find_gaps, gap_threshold_s, usual_interval_s
+
+# Where the gaps lie is judged once, in judge/gaps.py, for the summaries and the plots
+# alike; the plots' callers may still take those names from here.
+__all__ = [
+    "GAP_FACTOR",
+    "Gap",
+    "find_gaps",
+    "gap_threshold_s",
+    "usual_interval_s",
+]
 
 FIGSIZE_IN = (10.0, 5.0)
 DPI = 150
 # Figure fractions: room for the two title lines above and the legend below.
 MARGINS = {"left": 0.085, "right": 0.975, "top": 0.86, "bottom": 0.17}
-# Two samples further apart than this many usual intervals mean the collector was
-# down (or, for one PID, the process was gone): the line breaks there.
-GAP_FACTOR = 1.5
 # Few points are hard to see as a bare line: mark each one.
 MARKERS_UP_TO = 60
 RAM_COLOR = "#1f6fb4"
@@ -47,39 +54,6 @@ REFERENCE_COLOR = "#555555"
 
 Times = npt.NDArray[np.datetime64]
 Values = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Two consecutive samples further apart than the gap threshold."""
-
-    start: np.datetime64
-    end: np.datetime64
-
-    @property
-    def seconds(self) -> float:
-        return float((self.end - self.start) / np.timedelta64(1, "s"))
-
-
-def usual_interval_s(times: Times) -> float | None:
-    """The median time between consecutive snapshots, or None with fewer than two."""
-    if len(times) < 2:
-        return None
-    steps = np.diff(times) / np.timedelta64(1, "s")
-    steps = steps[steps > 0]
-    return float(np.median(steps)) if len(steps) else None
-
-
-def gap_threshold_s(times: Times) -> float | None:
-    usual = usual_interval_s(times)
-    return None if usual is None else GAP_FACTOR * usual
-
-
-def find_gaps(times: Times, threshold_s: float | None) -> list[Gap]:
-    if threshold_s is None or len(times) < 2:
-        return []
-    steps = np.diff(times) / np.timedelta64(1, "s")
-    return [Gap(times[i], times[i + 1]) for i in np.nonzero(steps > threshold_s)[0]]
 
 
 def break_at_gaps(times: Times, values: Values, threshold_s: float | None) -> tuple[Times, Values]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import shlex
 import struct
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ import pandas as pd
 
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK
 from utils.core.text import format_duration, plural
+from utils.judge.alerts import DAYS_ALERT, PCT_ALERT, leak_alert_holds, oom_alert_holds
 from utils.judge.breakdown import BREAKDOWN_CSV, LABELS, Comparison
 from utils.judge.growth import span_text as judged_span_text
 from utils.judge.oom import INFERRED, OOM_CSV, OomFindings
@@ -657,31 +657,27 @@ def leak_alert(part: ProcessPart | Missing, window: TimeWindow) -> list[str]:
     if isinstance(part, Missing):
         return [command, str(EXIT_NO_DATA), f"no data: {part.reason}"]
     leaks = len(part.result.leaks)
-    if leaks:
+    if leak_alert_holds(leaks):
         verb = "leaks" if leaks == 1 else "leak"
         return [command, str(EXIT_ALERT), f"{plural(leaks, 'process instance')} {verb}"]
     return [command, str(EXIT_OK), "no process instance shows sustained growth"]
 
 
 def pct_alert(result: SystemResult, flags: str) -> list[str]:
-    # --alert-pct P holds when the latest % >= P: round the bound down, never up.
-    bound = math.floor(result.latest_pct * 100) / 100
     return [
-        f"analyze_system.py{flags} --alert-pct P",
-        f"{EXIT_ALERT} for P ≤ {bound:.2f}, else {EXIT_OK}",
+        f"analyze_system.py{flags} {PCT_ALERT.flag} {PCT_ALERT.metavar}",
+        f"{EXIT_ALERT} for {PCT_ALERT.holds_for(result.latest_pct)}, else {EXIT_OK}",
         pct_fact(result.summary, result.latest_pct),
     ]
 
 
 def days_alert(result: SystemResult, flags: str) -> list[str]:
-    command = f"analyze_system.py{flags} --alert-days D"
+    command = f"analyze_system.py{flags} {DAYS_ALERT.flag} {DAYS_ALERT.metavar}"
     forecast = result.summary.forecast
     days, fact = forecast.days_to_zero, zero_fact(forecast)
     if days is None or fact is None:
-        return [command, f"{EXIT_OK} for any D", describe_forecast(forecast)]
-    # --alert-days D holds when days to zero <= D: round the bound up, never down.
-    bound = math.ceil(days * 10) / 10
-    return [command, f"{EXIT_ALERT} for D ≥ {bound:.1f}, else {EXIT_OK}", fact]
+        return [command, f"{EXIT_OK} for any {DAYS_ALERT.metavar}", describe_forecast(forecast)]
+    return [command, f"{EXIT_ALERT} for {DAYS_ALERT.holds_for(days)}, else {EXIT_OK}", fact]
 
 
 def oom_alert_row(part: ProcessPart | Missing, window: TimeWindow) -> list[str]:
@@ -691,7 +687,7 @@ def oom_alert_row(part: ProcessPart | Missing, window: TimeWindow) -> list[str]:
     findings = part.result.ooms
     if findings is None:
         return [command, str(EXIT_OK), "the dumps carry no OOM counter"]
-    if findings.kills:
+    if oom_alert_holds(len(findings.kills)):
         return [command, str(EXIT_ALERT), f"{plural(len(findings.kills), 'OOM kill')}"]
     return [command, str(EXIT_OK), "no OOM kill in the window"]
 
