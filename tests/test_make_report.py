@@ -28,8 +28,10 @@ from conftest import run_main, run_script, script_path, write_proc, write_sys
 from synthetic import generate_dumps
 from utils.core import defaults
 from utils.judge.breakdown import LABELS
-from utils.outputs.report import Missing, ReportData, png_size, render_report
+from utils.outputs.report import Missing, ReportData, render_report
+from utils.outputs.report_page import TEMPLATES, png_size
 from utils.parser import TimeWindow
+from utils.process_analysis import LEAK_COLOR
 from utils.system_analysis import PLOT_NAMES
 
 NAME = "make_report.py"
@@ -416,6 +418,24 @@ def test_the_renderer_escapes_every_piece_of_text() -> None:
     assert "Made at</dt><dd>2026-03-01 12:00:00 UTC" in text
 
 
+def test_the_style_and_script_files_are_inlined_whole() -> None:
+    data = ReportData(
+        dumps_dir=Path("/data"),
+        window=TimeWindow(),
+        system=Missing("no sys_mem_*.csv files in /data"),
+        processes=Missing("no process_mem_*.csv files in /data"),
+        skipped=(),
+        command="make_report.py",
+        made_at=datetime(2026, 3, 1, 12, 0, 0),
+    )
+    page = Page(render_report(data))
+    code = "".join(page.code)
+    for name in ("report.css", "report.js"):
+        assert (TEMPLATES / name).read_text(encoding="utf-8") in code, name
+    assert f"--leak: {LEAK_COLOR};" in code  # the plots' colour for a leak
+    assert not re.search(r"\{[{%#]|[}%#]\}", code)  # nothing left of the template's syntax
+
+
 # --- Bad files, missing parts, no data, bad flags -----------------------------------------------
 
 
@@ -547,7 +567,7 @@ def test_the_window_top_and_match_flags_reach_the_analyses(tmp_path: Path) -> No
     assert [row[1] for row in page.table("analysed", 0)] == ["2", "2"]
     assert [row[0] for row in page.table("top")] == ["42"]
     text = out.read_text(encoding="utf-8")
-    assert "whose command line contains &#x27;python3&#x27;" in text
+    assert "whose command line contains &#39;python3&#39;" in text
     assert "between 2026-03-01 10:01:00 and 2026-03-01 10:02:59 UTC" in text
     # The alerts' commands select the same snapshots and rows, to be pasted as they are.
     window = "--since '2026-03-01 10:01:00' --until '2026-03-01 10:02:59'"

@@ -41,9 +41,7 @@ from utils.outputs.prometheus import (
     Metric,
     Sample,
     Textfile,
-    escape_label_value,
     forecast_metrics,
-    format_value,
     leak_metrics,
     render,
     textfile_arg,
@@ -110,10 +108,15 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- The format ------------------------------------------------------------------------
 
 
+def sample_line(labels: tuple[tuple[str, str], ...], number: float) -> str:
+    """The one sample line render writes for one sample of pmi_t."""
+    return render([Metric("pmi_t", "T.", (Sample(labels, number),))]).split("\n")[2]
+
+
 def test_label_values_escape_backslash_quote_and_line_feed() -> None:
-    assert escape_label_value('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
-    assert escape_label_value("plain/ünïcode") == "plain/ünïcode"
-    assert escape_label_value("lone \udcff surrogate") == "lone ? surrogate"
+    assert sample_line((("v", 'a\\b"c\nd'),), 1.0) == 'pmi_t{v="a\\\\b\\"c\\nd"} 1.0'
+    assert sample_line((("v", "plain/ünïcode"),), 1.0) == 'pmi_t{v="plain/ünïcode"} 1.0'
+    assert sample_line((("v", "lone \udcff surrogate"),), 1.0) == 'pmi_t{v="lone ? surrogate"} 1.0'
 
 
 def test_render_writes_help_type_and_samples_exactly() -> None:
@@ -126,21 +129,31 @@ def test_render_writes_help_type_and_samples_exactly() -> None:
     assert render(metrics) == (
         "# HELP pmi_x_bytes Help with a \\\\ and\\na line feed.\n"
         "# TYPE pmi_x_bytes gauge\n"
-        "pmi_x_bytes 1024\n"
+        "pmi_x_bytes 1024.0\n"
         "# HELP pmi_y Y.\n"
         "# TYPE pmi_y gauge\n"
         'pmi_y{a="q\\"\\\\\\n"} 0.5\n'
-        'pmi_y{a="b"} 2\n'
+        'pmi_y{a="b"} 2.0\n'
     )
+    assert render([Metric("pmi_empty", "E.", ())]) == ""
 
 
+def test_a_family_whose_samples_differ_in_label_names_is_a_bug() -> None:
+    metric = Metric("pmi_t", "T.", (Sample((("a", "1"),), 1.0), Sample((("b", "1"),), 1.0)))
+    with pytest.raises(ValueError, match="different label names"):
+        render([metric])
+
+
+# prometheus_client's spelling (Go's): always a decimal point or an exponent, an exponent for a
+# positive value of 10^6 or more; Prometheus reads every one of them.
 @pytest.mark.parametrize(
     ("number", "text"),
-    [(3.0, "3"), (0.25, "0.25"), (-2.0, "-2"), (1e300, "1e+300"), (float("nan"), "NaN"),
-     (float("inf"), "+Inf"), (float("-inf"), "-Inf"), (2.0**60, "1.152921504606847e+18")],
+    [(3.0, "3.0"), (0.25, "0.25"), (-2.0, "-2.0"), (1e300, "1e+300"), (float("nan"), "NaN"),
+     (float("inf"), "+Inf"), (float("-inf"), "-Inf"), (2.0**60, "1.152921504606847e+18"),
+     (17179869184.0, "1.7179869184e+10")],
 )  # fmt: skip
 def test_values_are_written_as_the_format_spells_them(number: float, text: str) -> None:
-    assert format_value(number) == text
+    assert sample_line((), number) == f"pmi_t {text}"
 
 
 @given(st.text())

@@ -19,7 +19,7 @@ import pytest
 from test_make_report import TABLES, as_in_csv, run_analyses, run_in_process, synthetic_dumps
 
 import make_report
-from utils.outputs.report import png_size
+from utils.outputs.report_page import png_size
 from utils.system_analysis import PLOT_NAMES
 
 try:

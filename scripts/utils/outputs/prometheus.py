@@ -4,7 +4,10 @@ A batch job reaches Prometheus through a `*.prom` file in node_exporter's
 `--collector.textfile.directory`, written whole and renamed into place (node_exporter's
 README, "Textfile Collector"). The file is in the text exposition format 0.0.4
 (prometheus.io/docs/instrumenting/exposition_formats): a HELP and a TYPE line per metric,
-then one line per sample, with no timestamps (the collector rejects them). Names follow
+then one line per sample, with no timestamps (the collector rejects them), as
+prometheus_client's generate_latest writes it. The file itself is written by
+utils.core.atomic_files, not the library's write_to_textfile, so that its temporary has the
+hidden name every other output's has, which a leftover of a killed run is known by. Names follow
 prometheus.io/docs/practices/naming: the `pmi_` prefix, base units (bytes, seconds, ratios
 0..1), `_total` only for counters. `promtool check metrics` checks every file the tests
 write. docs/prometheus.md lists the metrics and the alert rules built on them.
@@ -19,11 +22,11 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -36,6 +39,9 @@ from utils.judge.forecast import Forecast, ForecastStatus
 from utils.process_analysis import Leak, ProcessResult
 from utils.reduce.programs import program_of
 from utils.system_analysis import SystemResult
+
+if TYPE_CHECKING:  # imported where a file is rendered (see render)
+    from prometheus_client.core import GaugeMetricFamily
 
 PREFIX = "pmi_"
 SUFFIX = ".prom"  # the only files node_exporter's textfile collector reads
@@ -57,76 +63,81 @@ class Sample(NamedTuple):
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric family: its name, HELP text, TYPE and samples."""
+    """One gauge family: its name, HELP text and samples (all ours are gauges)."""
 
     name: str
     help: str
     samples: tuple[Sample, ...]
-    kind: str = "gauge"
 
 
 def gauge(name: str, help_text: str, value: float, labels: Labels = ()) -> Metric:
     return Metric(PREFIX + name, help_text, (Sample(labels, value),))
 
 
-# --- The text format -----------------------------------------------------------------
+# --- The text format, through prometheus_client ---------------------------------------
 
 
-def escape_label_value(text: str) -> str:
-    """A label value as the text format quotes it: backslash, double quote and line feed
-    escaped; text that is not valid UTF-8 (a lone surrogate) replaced."""
-    valid = text.encode("utf-8", "replace").decode("utf-8")
-    return valid.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def encodable(text: str) -> str:
+    """Text with what is not valid UTF-8 (a lone surrogate) replaced by ?: the format is
+    UTF-8, and generate_latest would fail on it."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def escape_help(text: str) -> str:
-    """HELP text escapes only backslash and line feed."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+class Family(NamedTuple):
+    """One metric family as it is exported: its samples by label set, label names alike."""
+
+    name: str
+    help: str
+    label_names: tuple[str, ...]
+    samples: dict[Labels, float]
 
 
-def format_value(value: float) -> str:
-    """A sample value: integers without a fraction, others at full precision (repr
-    round-trips), and the format's own spellings of NaN and the infinities."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
+def families(metrics: Iterable[Metric]) -> list[Family]:
+    """Each family once (its samples merged, a repeated label set kept once, the first), in
+    the order first given; a family without samples left out."""
+    merged: dict[str, tuple[str, dict[Labels, float]]] = {}
+    for metric in metrics:
+        _, samples = merged.setdefault(metric.name, (metric.help, {}))
+        for sample in metric.samples:
+            samples.setdefault(sample.labels, sample.value)
+    found = []
+    for name, (help_text, samples) in merged.items():
+        if not samples:
+            continue
+        label_sets = {tuple(label for label, _ in labels) for labels in samples}
+        if len(label_sets) != 1:
+            raise ValueError(f"{name}: samples with different label names {label_sets}")
+        found.append(Family(name, help_text, label_sets.pop(), samples))
+    return found
+
+
+@dataclass(frozen=True, eq=False)  # the registry keys collectors by identity
+class _Collected:
+    """A collector of families already made: what one run found, exported once."""
+
+    found: tuple[GaugeMetricFamily, ...]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self.found)
 
 
 def render(metrics: Iterable[Metric]) -> str:
-    """The exposition text: each family once (its samples merged, a repeated label set
-    kept once, the first), in the order first given; a family without samples left out."""
-    families: dict[str, Metric] = {}
-    for metric in metrics:
-        known = families.get(metric.name)
-        families[metric.name] = (
-            metric
-            if known is None
-            else Metric(known.name, known.help, known.samples + metric.samples, known.kind)
-        )
-    lines: list[str] = []
-    for metric in families.values():
-        if not metric.samples:
-            continue
-        lines.append(f"# HELP {metric.name} {escape_help(metric.help)}")
-        lines.append(f"# TYPE {metric.name} {metric.kind}")
-        seen: set[Labels] = set()
-        for sample in metric.samples:
-            if sample.labels in seen:
-                continue
-            seen.add(sample.labels)
-            lines.append(f"{metric.name}{_label_text(sample.labels)} {format_value(sample.value)}")
-    return "\n".join(lines) + "\n" if lines else ""
+    """The exposition text (format 0.0.4, as generate_latest writes it: HELP, TYPE and the
+    samples of each family; label values and HELP escaped there)."""
+    # Imported only when a file is written: the library brings its HTTP server with it,
+    # about 2 MiB and 25 ms (docs/performance.md) that a run without the flag would pay.
+    from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
+    from prometheus_client.core import GaugeMetricFamily  # noqa: PLC0415
 
-
-def _label_text(labels: Labels) -> str:
-    if not labels:
-        return ""
-    pairs = ",".join(f'{name}="{escape_label_value(value)}"' for name, value in labels)
-    return "{" + pairs + "}"
+    found = []
+    for family in families(metrics):
+        gauge_family = GaugeMetricFamily(family.name, family.help, labels=family.label_names)
+        for labels, value in family.samples.items():
+            gauge_family.add_metric([encodable(text) for _, text in labels], value)
+        found.append(gauge_family)
+    registry = CollectorRegistry()
+    registry.register(_Collected(tuple(found)))
+    return generate_latest(registry).decode("utf-8")
 
 
 # --- What each analysis exports --------------------------------------------------------
@@ -337,7 +348,7 @@ def labelled(metrics: Iterable[Metric], analysis: str) -> list[Metric]:
     """Every sample with the `analysis` label first."""
     first: Labels = (("analysis", analysis),)
     return [
-        Metric(m.name, m.help, tuple(Sample(first + s.labels, s.value) for s in m.samples), m.kind)
+        Metric(m.name, m.help, tuple(Sample(first + s.labels, s.value) for s in m.samples))
         for m in metrics
     ]
 
