@@ -43,7 +43,6 @@ from utils.reduce.group_totals import GroupPart, GroupTotals, group_part
 MILLI = 1000
 
 IntArray = npt.NDArray[np.int64]
-Series = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]
 
 
 class Chunk(NamedTuple):
@@ -558,11 +557,6 @@ class ProcessRecords:
         self._foot_floors = _merged(self._foot_floors)
         return _as_floors(self._foot_floors)
 
-    def pid_series(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> Series:
-        """UTC times and RSS (MiB) of a PID's kept rows between two ranks, in time order."""
-        times, rss, _, _ = self.pid_memory(pid, first_rank, last_rank)
-        return times, rss
-
     def pid_memory(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> tuple[
         npt.NDArray[np.datetime64],
         npt.NDArray[np.float64],
@@ -584,20 +578,6 @@ class ProcessRecords:
             _mib(foot[inside]),
             _mib(swap[inside]),
         )
-
-    def rows(self) -> tuple[npt.NDArray[np.datetime64], IntArray, IntArray]:
-        """Every kept row as (UTC time, PID, RSS in thousandths of a MiB), grouped by batch,
-        then PID (for tests and checks; the analyses never need all rows at once)."""
-        ranks, pids, rss = [], [], []
-        for chunk in self.chunks:
-            counts = np.diff(chunk.starts)
-            ranks.append(chunk.offset.astype(np.int64) + chunk.base)
-            pids.append(np.repeat(chunk.pids.astype(np.int64), counts))
-            rss.append(chunk.rss_milli.astype(np.int64))
-        if not self.chunks:
-            empty = np.empty(0, np.int64)
-            return self.times[empty], empty, empty
-        return self.times[np.concatenate(ranks)], np.concatenate(pids), np.concatenate(rss)
 
     def time_range(self) -> tuple[datetime, datetime] | None:
         table = self.instances()
