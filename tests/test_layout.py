@@ -38,7 +38,6 @@ TOO_LONG: dict[str, str] = {
     "utils.collect.compaction": "planning and the write protocol",
     "utils.outputs.report": "an HTML toolkit, the page, its CSS and JavaScript",
     "utils.process_analysis": "read plan, computation, console, CSV and plots",
-    "utils.reduce.process_records": "instances, interners, floors and rows",
     "utils.system_analysis": "read plan, computation, console, CSV, JSON and plots",
 }
 
