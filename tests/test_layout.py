@@ -34,8 +34,6 @@ NOT_YET_SPLIT: dict[str, str] = {
     "utils.outputs.report": "reads the facades' result types",
 }
 TOO_LONG: dict[str, str] = {
-    "utils.collect.bundles": "the format and its reader and writer",
-    "utils.collect.compaction": "planning and the write protocol",
     "utils.outputs.report": "an HTML toolkit, the page, its CSS and JavaScript",
     "utils.process_analysis": "read plan, computation, console, CSV and plots",
     "utils.system_analysis": "read plan, computation, console, CSV, JSON and plots",
