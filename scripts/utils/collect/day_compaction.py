@@ -216,7 +216,7 @@ def plan_day(dumps_dir: Path, day: date, loose: list[LooseFile], bundle: Path | 
     else:
         try:
             check = check_bundle(old, day, loose)
-        except OSError as err:  # the bundle or a loose file: _reason names which
+        except OSError as err:  # the bundle or a loose file: reason_text names which
             raise DayError(f"{reason_text(err, old)}; the day is left as it is") from err
     return DayPlan(dumps_dir / bundle_name(day), old, check)
 
