@@ -10,7 +10,7 @@ collector, so it imports nothing beyond the standard library.
 
 Crash-safe: a bundle is written under a hidden temporary name, fsynced, read back and
 compared with the files on disk, renamed into place, and only then are the originals
-deleted (utils.collect.compaction). Killed at any instant, a day is either still all loose
+deleted (utils.collect.day_compaction). Killed at any instant, a day is either still all loose
 files, or a verified bundle plus some originals that the next run removes.
 """
 
@@ -22,13 +22,8 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from utils.collect.compaction import (
-    CompactError,
-    LockHeldError,
-    RunSettings,
-    compact,
-    reason_text,
-)
+from utils.collect.compaction import CompactError, LockHeldError, RunSettings, compact
+from utils.collect.day_compaction import reason_text
 from utils.console import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pytest
 from hypothesis import assume, example, given, settings
@@ -42,7 +43,8 @@ from utils.collect.snapshot_format import (
 from utils.judge.system_metrics import RAW_FIELDS
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
-from utils.system_analysis import SYSTEM_SPEC, load_system_frame
+from utils.reduce.process_records import ProcessRecords
+from utils.system_analysis import RAW_FIELDS, SYSTEM_SPEC, load_system_frame
 
 SYS_OPTIONAL = SYSTEM_SPEC.optional  # the fields a sys_mem file may lack, in load order
 
@@ -248,6 +250,27 @@ class Outcome(NamedTuple):
     result: object  # something comparable with ==
 
 
+def all_rows(
+    records: ProcessRecords,
+) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Every kept row as (UTC time, PID, RSS in thousandths of a MiB), grouped by batch,
+    then PID: what the records hold, all at once (the analyses never need that)."""
+    ranks, pids, rss = [], [], []
+    for chunk in records.chunks:
+        counts = np.diff(chunk.starts)
+        ranks.append(chunk.offset.astype(np.int64) + chunk.base)
+        pids.append(np.repeat(chunk.pids.astype(np.int64), counts))
+        rss.append(chunk.rss_milli.astype(np.int64))
+    if not records.chunks:
+        empty = np.empty(0, np.int64)
+        return records.times[empty], empty, empty
+    return (
+        records.times[np.concatenate(ranks)],
+        np.concatenate(pids),
+        np.concatenate(rss),
+    )
+
+
 def process_outcome(dumps: Path, batch_bytes: int) -> Outcome:
     warnings: list[str] = []
     records = load_all_records(
@@ -255,7 +278,7 @@ def process_outcome(dumps: Path, batch_bytes: int) -> Outcome:
         lambda path, why: warnings.append(f"{path.name}: {why}"),
         batch_bytes=batch_bytes,
     )
-    times, pids, rss_milli = records.rows()
+    times, pids, rss_milli = all_rows(records)
     rows = sorted(
         (str(t), int(p), r / 1000) for t, p, r in zip(times, pids, rss_milli, strict=True)
     )

@@ -32,7 +32,7 @@ import pytest
 import compact_dumps as cd
 from conftest import ProcessRow, run_script, script_path, write_proc, write_sys
 from synthetic import generate_dumps
-from utils.collect import bundles, compaction
+from utils.collect import bundle_writer, compaction, day_compaction
 from utils.collect.bundles import BUNDLE_MODE, TarMember, bundle_name, parse_bundle_day, read_bundle
 from utils.core.text import decimal_size
 
@@ -87,13 +87,13 @@ def loose_table(dumps: Path) -> dict[str, str]:
     return {
         path.name: sha(path.read_bytes())
         for path in dumps.iterdir()
-        if path.is_file() and compaction.dump_key(path.name) is not None
+        if path.is_file() and day_compaction.dump_key(path.name) is not None
     }
 
 
 def expected_order(names: list[str]) -> list[str]:
     """Member order: the sys_mem files in time order, then the process_mem files."""
-    keyed = [(compaction.dump_key(name), name) for name in names]
+    keyed = [(day_compaction.dump_key(name), name) for name in names]
     return [name for key, name in sorted((k, n) for k, n in keyed if k is not None)]
 
 
@@ -128,7 +128,7 @@ def bundle_members(bundle: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
 
 
 def day_of(name: str) -> date:
-    key = compaction.dump_key(name)
+    key = day_compaction.dump_key(name)
     assert key is not None
     return key[1].date()
 
@@ -347,7 +347,7 @@ def check_invariant(dumps: Path, originals: dict[str, str], eligible: set[date])
     only other entries are temporaries and the lock file."""
     seen = Observed()
     names = set(os.listdir(dumps))
-    loose = {n for n in names if compaction.dump_key(n) is not None}
+    loose = {n for n in names if day_compaction.dump_key(n) is not None}
     bundles = {n for n in names if parse_bundle_day(n) is not None}
     temps = {n for n in names if re.fullmatch(r"\.mem_\d{8}\.tar\.xz\.\d+\.tmp", n)}
     assert names - loose - bundles - temps <= {".compact_dumps.lock"}
@@ -377,7 +377,7 @@ def check_final(dumps: Path, originals: dict[str, str], eligible: set[date]) -> 
     check_invariant(dumps, originals, eligible)
     names = set(os.listdir(dumps))
     assert {parse_bundle_day(n) for n in names if n.startswith("mem_")} == eligible
-    assert {n for n in names if compaction.dump_key(n)} == {
+    assert {n for n in names if day_compaction.dump_key(n)} == {
         n for n in originals if day_of(n) not in eligible
     }
     assert not [n for n in names if n.endswith(".tmp")]
@@ -601,7 +601,7 @@ def test_a_verification_failure_keeps_the_originals(
             else:
                 yield member, data
 
-    monkeypatch.setattr(bundles, "read_bundle", flip_a_byte)
+    monkeypatch.setattr(bundle_writer, "read_bundle", flip_a_byte)
     report, said, warned = compact_here(tmp_path)
 
     assert warned == [
@@ -845,7 +845,7 @@ def loose_bytes(dumps: Path, day: date) -> int:
     return sum(
         path.stat().st_size
         for path in dumps.iterdir()
-        if compaction.dump_key(path.name) is not None and day_of(path.name) == day
+        if day_compaction.dump_key(path.name) is not None and day_of(path.name) == day
     )
 
 

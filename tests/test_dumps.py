@@ -354,7 +354,8 @@ def test_a_few_tebibytes_are_kept_exactly(tmp_path: Path) -> None:
     assert spread[["min_RSS", "max_RSS", "spread"]].values.tolist() == [
         [5242880.125, 5242881.25, 1.125]
     ]
-    assert records.pid_series(10)[1].tolist() == [5242880.125, 5242881.25]
+    _, rss_mb, _, _ = records.pid_memory(10)
+    assert rss_mb.tolist() == [5242880.125, 5242881.25]
 
 
 def test_a_batch_never_spans_two_utc_days_and_a_bad_file_warns_with_its_day(

@@ -14,19 +14,9 @@ from dataclasses import astuple, dataclass, replace
 import numpy as np
 import numpy.typing as npt
 import pytest
+from growth_verdicts import find_growth, floors_of, judge, tables_of, verdicts
 
-from utils.judge.growth import (
-    FloorTable,
-    Growth,
-    GrowthParams,
-    InstanceSpans,
-    Rule,
-    find_growth,
-    floors_of,
-    judge,
-    tables_of,
-    verdicts,
-)
+from utils.judge.growth import FloorTable, Growth, GrowthParams, InstanceSpans, Rule
 from utils.reduce.buckets import BUCKET_S
 
 IntArray = npt.NDArray[np.int64]

@@ -34,11 +34,7 @@ NOT_YET_SPLIT: dict[str, str] = {
     "utils.outputs.report": "reads the facades' result types",
 }
 TOO_LONG: dict[str, str] = {
-    "utils.collect.bundles": "the format and its reader and writer",
-    "utils.collect.compaction": "planning and the write protocol",
-    "utils.judge.growth": "the verdict and test-only helpers",
     "utils.process_analysis": "read plan, computation, console, CSV and plots",
-    "utils.reduce.process_records": "instances, interners, floors and rows",
 }
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import test_growth as scenarios
+from growth_verdicts import judge, tables_of
 from hypothesis import given
 from hypothesis import strategies as st
 from test_growth import SEEDS, Series, Shape
@@ -25,10 +26,8 @@ from utils.judge.growth import (
     GrowthParams,
     Rule,
     floor_level,
-    judge,
     level_for_span,
     min_span_for,
-    tables_of,
 )
 from utils.reduce.buckets import BUCKET_S, MAX_LEVEL, bucket_index
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from growth_verdicts import find_growth, tables_of
 from test_growth import ar1
 
 from utils.core.units import DAY_S
 from utils.judge import growth
-from utils.judge.growth import GrowthParams, find_growth, tables_of
+from utils.judge.growth import GrowthParams
 
 INTERVAL_S = 600
 DAYS = 14

@@ -38,7 +38,6 @@ READ_BYTES = 4096
 _STARTTIME_AFTER_COMM = 22 - 3
 STATUS_FIELDS = (b"RssAnon:", b"VmSwap:")
 VMSTAT_FIELDS = ("oom_kill", "pswpin", "pswpout", "pgmajfault")
-PSI_FIELDS = ("psi_some_total_us", "psi_full_total_us")
 KMSG = Path("/dev/kmsg")
 # The OOM killer's line (mm/oom_kill.c, __oom_kill_process): the command name may hold
 # anything, parentheses included, so it runs to the last ") total-vm:".
@@ -230,7 +229,8 @@ def vmstat_counters(proc: Path = PROC) -> dict[str, int]:
 
 
 def psi_totals(proc: Path = PROC) -> dict[str, int]:
-    """The PSI_FIELDS of memory pressure (none before Linux 4.20, or with psi=0)."""
+    """psi_some_total_us and psi_full_total_us of memory pressure (none before Linux 4.20, or
+    with psi=0)."""
     data = read_small(str(proc / "pressure" / "memory"))
     return {} if data is None else parse_psi_totals(data.decode("ascii", "replace"))
 

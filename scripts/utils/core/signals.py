@@ -30,11 +30,6 @@ class Stopped(BaseException):
     def name(self) -> str:
         return signal.Signals(self.signum).name
 
-    @property
-    def exit_status(self) -> int:
-        """128 + the signal's number, as a shell reports a process a signal ended."""
-        return 128 + self.signum
-
 
 class StopSignals:
     """Stop signals raise Stopped (see the module docstring); install() to start, restore()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 KIB = 1024
 MIB = 1024 * KIB
-GIB = 1024 * MIB
 
 MINUTE_S = 60
 HOUR_S = 3_600

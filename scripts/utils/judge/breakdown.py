@@ -67,8 +67,6 @@ BREAKDOWN_COLUMNS: tuple[str, ...] = tuple(part.column for part in PARTS)
 LABELS = {part.column: part.label for part in PARTS}
 SHORT_LABELS = {part.column: part.short for part in PARTS}
 BREAKDOWN_CSV = "memory_breakdown.csv"
-# What the changes are shares of.
-RISE_COLUMN = "RAM_Used_Available_MB"
 
 
 def compute_breakdown(raw: pd.DataFrame) -> pd.DataFrame:
@@ -257,12 +255,6 @@ def format_comparison(comparison: Comparison) -> list[str]:
         line = f"  {label:<{label_width}}  {number:>{number_width}} MiB  {share}"
         lines.append(line.rstrip())
     return lines
-
-
-def change_text(change: Change) -> str:
-    """`Shmem (tmpfs, shared memory) +1,313 MiB (35% of the rise)`, for the report."""
-    share = "" if change.share_pct is None else f" ({change.share_pct:.0f}% of the rise)"
-    return f"{LABELS[change.column]} {change.change_mb:+,.0f} MiB{share}"
 
 
 def periods_with_data(times: pd.DatetimeIndex, limit: int = 6) -> str:

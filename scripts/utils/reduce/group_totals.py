@@ -47,7 +47,7 @@ def row_groups(frame: pd.DataFrame, group_by: str) -> tuple[npt.NDArray[np.objec
 
 
 class GroupedRows(Protocol):
-    """What group_part needs of a batch's rows grouped by PID (process_records._Rows)."""
+    """What group_part needs of a batch's rows grouped by PID (batch_runs._Rows)."""
 
     @property
     def rows(self) -> IntArray: ...  # where each row is in the batch's frame
