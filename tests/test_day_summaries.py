@@ -22,6 +22,7 @@ from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source, TimeWindow, Warn, f
 from utils.process_analysis import PROCESS_SPEC
 from utils.read.csv_batches import Batch
 from utils.read.threaded_reader import Reader
+from utils.reduce.batch_runs import BatchRuns, Chunk
 from utils.reduce.day_summaries import (
     DayPlan,
     DayReading,
@@ -30,7 +31,7 @@ from utils.reduce.day_summaries import (
     read_by_day,
 )
 from utils.reduce.group_totals import GroupPart
-from utils.reduce.process_records import BatchRuns, Chunk, ProcessRecords
+from utils.reduce.process_records import ProcessRecords
 from utils.reduce.summary_codec import CodecError, decode, encode
 from utils.system_analysis import SYSTEM_SPEC
 
@@ -162,6 +163,13 @@ def day_of_runs(runs: BatchRuns) -> date:
     return datetime.utcfromtimestamp(int(runs.read[0])).date()
 
 
+def plain(values: np.ndarray[Any, Any]) -> list[Any]:
+    """Values as a list, NaN as None (NaN is not equal to itself)."""
+    if values.dtype.kind == "f":
+        return [None if np.isnan(value) else value for value in values.tolist()]
+    return list(values.tolist())
+
+
 def folded(records: ProcessRecords) -> list[Any]:
     """Everything the analyses ask of the fold, as plain lists."""
     table = records.instances()
@@ -173,7 +181,7 @@ def folded(records: ProcessRecords) -> list[Any]:
         [list(totals.names), *(column.tolist() for column in totals[1:])],
         records.commands,
         records.times.tolist(),
-        [column.tolist() for column in records.rows()],
+        [[plain(column) for column in records.pid_memory(pid)] for pid in sorted(set(table.pid))],
         records.instance_count,
     ]
 
