@@ -41,7 +41,8 @@ from utils.collect.snapshot_format import (
 )
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
-from utils.system_analysis import RAW_FIELDS, SYSTEM_SPEC, load_system_frame
+from utils.read.snapshot_specs import RAW_FIELDS
+from utils.system_analysis import SYSTEM_SPEC, load_system_frame
 
 SYS_OPTIONAL = SYSTEM_SPEC.optional  # the fields a sys_mem file may lack, in load order
 

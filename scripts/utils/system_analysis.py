@@ -15,13 +15,13 @@ import pandas as pd
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 
-from utils.collect.snapshot_format import COUNTER_FIELDS
 from utils.console import Session, UsageError
 from utils.core.atomic_files import write_text_atomically
 from utils.core.text import format_duration, plural
 from utils.judge import breakdown as parts
 from utils.judge.breakdown import BREAKDOWN_FIELDS, Comparison, Period
 from utils.judge.forecast import Forecast, describe, forecast_available, to_json_dict
+from utils.judge.oom import oom_alert, oom_kill_count
 from utils.outputs import plotting
 from utils.outputs.plotting import PlotCall
 from utils.parser import (
@@ -30,43 +30,17 @@ from utils.parser import (
     Source,
     Where,
 )
-from utils.read.threaded_reader import Kind, Progress, Reader, TableSpec, Warn, discover_and_read
+from utils.read.snapshot_specs import (
+    OPTIONAL_FIELDS,
+    RAW_FIELDS,
+    read_system_frame,
+    system_spec,
+)
+from utils.read.threaded_reader import Progress, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals, rate_frame
 
-# The raw fields the metrics are computed from (MiB, as the collector writes them).
-RAW_FIELDS: tuple[str, ...] = (
-    "MemTotal_MB",
-    "MemFree_MB",
-    "Buffers_MB",
-    "Cached_MB",
-    "SReclaimable_MB",
-    "SwapTotal_MB",
-    "SwapFree_MB",
-)
-# Fields an older kernel lacks (MemAvailable before Linux 3.14, Shmem before 2.6.32): the
-# definitions of "used" that need them are empty where they are.
-OPTIONAL_FIELDS: tuple[str, ...] = ("MemAvailable_MB", "Shmem_MB")
-METRIC_COLUMNS: tuple[str, ...] = (
-    "RAM_Used_MB",
-    "Swap_Used_MB",
-    "RAM_Used_Pct",
-    "RAM_Used_Available_MB",
-    "RAM_Used_Shmem_MB",
-)
-# MemTotal divides: it must be above 0. A sys_mem file holds one snapshot, one row.
-# Newer dumps add the boot's id, counters since boot and the OOM victims the kernel logged.
-SYSTEM_SPEC = TableSpec(
-    columns=tuple(
-        (name, Kind.POSITIVE if name == "MemTotal_MB" else Kind.FLOAT) for name in RAW_FIELDS
-    ),
-    rows_per_file=1,
-    optional=(
-        *OPTIONAL_FIELDS,
-        *(name for name in BREAKDOWN_FIELDS if name not in (*RAW_FIELDS, *OPTIONAL_FIELDS)),
-        *COUNTER_FIELDS,
-    ),
-    optional_text=("boot_id", "oom_victims"),
-)
+# The optional fields the breakdown reads besides the counters (every sys_mem field it needs).
+SYSTEM_SPEC = system_spec(BREAKDOWN_FIELDS)
 
 METRICS_CSV = "system_metrics.csv"
 FORECAST_JSON = "forecast.json"
@@ -110,14 +84,7 @@ def load_system_frame(
     files: Sequence[Source], warn: Warn, progress: Progress | None = None
 ) -> pd.DataFrame:
     """The raw fields, one row per readable snapshot, indexed by UTC time in order."""
-    batches = list(Reader(SYSTEM_SPEC, warn, progress).batches(files))
-    if not batches:
-        columns = [*RAW_FIELDS, *OPTIONAL_FIELDS]
-        return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([]), dtype="float64")
-    raw = pd.concat([batch.frame for batch in batches], ignore_index=True)
-    snapshot = np.concatenate([batch.snapshot for batch in batches])
-    times = pd.DatetimeIndex(snapshot.astype("datetime64[s]"))
-    return raw.set_axis(times, axis=0)
+    return read_system_frame(files, SYSTEM_SPEC, warn, progress)
 
 
 def compute_metrics(raw: pd.DataFrame) -> pd.DataFrame:
@@ -309,10 +276,6 @@ NO_OOM_COUNTER = (
 )
 
 
-def oom_kill_count(ooms: list[OomInterval] | None) -> int:
-    return 0 if ooms is None else sum(oom.kills for oom in ooms)
-
-
 def oom_summary_lines(ooms: list[OomInterval] | None) -> list[str]:
     """The summary's OOM line, and one per interval with kills (the latest OOM_LISTED)."""
     if ooms is None:
@@ -441,15 +404,6 @@ def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptio
     if options.fail_on_oom and summary.ooms:
         raised.append(oom_alert(summary.ooms))
     return raised
-
-
-def oom_alert(ooms: list[OomInterval]) -> str:
-    """What --fail-on-oom says, in both analyses."""
-    return (
-        f"{plural(oom_kill_count(ooms), 'OOM kill')} in the window, the last between"
-        f" {pd.Timestamp(ooms[-1].after):{DISPLAY_FORMAT}} and"
-        f" {pd.Timestamp(ooms[-1].before):{DISPLAY_FORMAT}} UTC"
-    )
 
 
 def compute_system(where: Where, options: SystemOptions, session: Session) -> SystemResult:

@@ -29,16 +29,14 @@ from utils.core.text import format_duration, plural
 from utils.judge.breakdown import BREAKDOWN_CSV, LABELS, Comparison
 from utils.judge.growth import span_text as judged_span_text
 from utils.judge.oom import INFERRED, OOM_CSV, OomFindings
+from utils.judge.process_result import ProcessResult
 from utils.judge.program_growth import PROGRAM_CSV
+from utils.judge.spreads import DECIMALS
 from utils.outputs.plotting import GAP_FACTOR, Gap, find_gaps, gap_threshold_s
+from utils.outputs.process_console import judged_sentence
+from utils.outputs.process_plots import LEAK_COLOR
+from utils.outputs.process_tables import LEAKS_CSV
 from utils.parser import DISPLAY_FORMAT, TimeWindow
-from utils.process_analysis import (
-    DECIMALS,
-    LEAK_COLOR,
-    LEAKS_CSV,
-    ProcessResult,
-    judged_sentence,
-)
 from utils.system_analysis import (
     PLOT_TITLES,
     SUMMARY_ROWS,
@@ -254,7 +252,7 @@ def snapshot_rows(data: ReportData) -> list[list[Cell]]:
     if isinstance(data.processes, ProcessPart):
         result = data.processes.result
         first, last = result.span
-        rows.append(snapshot_row("process_mem", result.records.snapshots_read, first, last))
+        rows.append(snapshot_row("process_mem", result.snapshots_read, first, last))
     return rows
 
 
@@ -284,7 +282,7 @@ def gaps_of(data: ReportData) -> tuple[list[Gap], float | None]:
         summary = data.system.result.summary
         return summary.gaps, summary.gap_threshold_s
     if isinstance(data.processes, ProcessPart):
-        times = data.processes.result.records.times
+        times = data.processes.result.times
         threshold = gap_threshold_s(times)
         return find_gaps(times, threshold), threshold
     return [], None
