@@ -76,7 +76,9 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker | Non
     removed = stale_tables(out_dir, SPREAD_CSV.format(top_n=result.options.top_n))
     lines = [f"Wrote {path}" for path in written]
     if worker is not None:
-        lines += draw_plots(result, out_dir, worker, removed)
+        drawn, drew = draw_plots(result, out_dir, worker)
+        lines += drew
+        removed += stale_plots(out_dir, drawn)
     for path in removed:
         path.unlink(missing_ok=True)
     if removed:
@@ -85,15 +87,13 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker | Non
 
 
 def draw_plots(
-    result: ProcessResult, out_dir: Path, worker: PlotWorker, stale: list[Path]
-) -> list[str]:
-    """Draw every plot of a result; the PNGs of an earlier run it did not draw go into stale.
-    What was drawn, as lines for the console."""
+    result: ProcessResult, out_dir: Path, worker: PlotWorker
+) -> tuple[list[Path], list[str]]:
+    """Draw every plot of a result: the PNGs, and what was drawn as lines for the console."""
     kinds = plot_calls(result, out_dir)
     drawn = worker.draw([call for calls in kinds for call in calls])
     cuts = itertools.accumulate(len(calls) for calls in kinds)
     plots, leak_plots, program_plots = (drawn[a:b] for a, b in itertools.pairwise([0, *cuts]))
-    stale += stale_plots(out_dir, drawn)
     lines = [f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png"]
     for made, what, where in (
         (leak_plots, "leak plot", "leak_<PID>_<first seen>.png"),
@@ -101,7 +101,7 @@ def draw_plots(
     ):
         if made:
             lines.append(f"Wrote {plural(len(made), what)}: {out_dir}/{where}")
-    return lines
+    return drawn, lines
 
 
 def analyze_processes(
