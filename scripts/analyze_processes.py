@@ -33,14 +33,10 @@ from utils.core.text import plural
 from utils.core.units import DAY_S
 from utils.judge.breakdown import add_compare_arg
 from utils.judge.growth import GrowthParams
-from utils.judge.oom import OOM_CSV, write_oom_csv
-from utils.judge.program_growth import (
-    PROGRAM_CSV,
-    program_plot_calls,
-    stale_program_plots,
-    write_program_csv,
-)
 from utils.outputs.plotting import PlotWorker
+from utils.outputs.process_console import format_result
+from utils.outputs.process_plots import plot_calls, stale_plots
+from utils.outputs.process_tables import SPREAD_CSV, stale_tables, write_tables
 from utils.outputs.prometheus import (
     Textfile,
     add_prometheus_args,
@@ -49,18 +45,7 @@ from utils.outputs.prometheus import (
     textfile_from_args,
 )
 from utils.parser import Where
-from utils.process_analysis import (
-    LEAKS_CSV,
-    ProcessOptions,
-    ProcessResult,
-    compute_processes,
-    format_result,
-    leak_plot_calls,
-    remove_stale_outputs,
-    top_plots,
-    write_leaks_csv,
-    write_spread_csv,
-)
+from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
 from utils.reduce.group_totals import GROUP_BY as GROUP_CHOICES
 
 # --- Defaults; flags override them ------------------------------------------------
@@ -76,46 +61,47 @@ LEAK_MIN_SPAN_DAYS = defaults.LEAK_MIN_SPAN_DAYS
 # From this many plots on, a second process draws half of them.
 PARALLEL_PLOTS_FROM = 4
 PROGRAM_PLOTS = 5  # the programs that grew most get a plot each
+PLOTS = True  # draw the PNGs; --no-plots: only the console, the CSVs and the exit status
 GROUP_BY = "program"  # what memory is totalled by: program or user
 PROMETHEUS_TOP = defaults.PROMETHEUS_TOP  # leaks in the Prometheus textfile, fastest first
 PROG = "analyze_processes"
 PROG_LABEL = "processes"  # the `analysis` label of its Prometheus metrics
 
 
-def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker) -> list[str]:
-    """The CSVs and the plots; what was written, as lines for the console."""
+def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker | None) -> list[str]:
+    """The CSVs and, with a worker, the plots; what was written, as lines for the console.
+    Without one no PNG is drawn or deleted."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    top_csv = write_spread_csv(result.top, out_dir / f"top{result.options.top_n}_rss_spread.csv")
-    written = [
-        top_csv,
-        write_leaks_csv(result.leaks, out_dir / LEAKS_CSV),
-        write_oom_csv(result.ooms.kills if result.ooms else [], out_dir / OOM_CSV),
-    ]
-    if result.programs is not None:
-        written.append(write_program_csv(result.programs, out_dir / PROGRAM_CSV))
-    kinds = [
-        top_plots(result.records, result.top, out_dir, result.ooms),
-        leak_plot_calls(result.records, result.leaks, out_dir, result.ooms),
-        program_plot_calls(result.records, result.programs, out_dir, PROGRAM_PLOTS),
-    ]
+    written = write_tables(result, out_dir)
+    removed = stale_tables(out_dir, SPREAD_CSV.format(top_n=result.options.top_n))
+    lines = [f"Wrote {path}" for path in written]
+    if worker is not None:
+        drawn, drew = draw_plots(result, out_dir, worker)
+        lines += drew
+        removed += stale_plots(out_dir, drawn)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    if removed:
+        lines.append(f"Removed {len(removed)} file(s) of an earlier run not in these tables")
+    return lines
+
+
+def draw_plots(
+    result: ProcessResult, out_dir: Path, worker: PlotWorker
+) -> tuple[list[Path], list[str]]:
+    """Draw every plot of a result: the PNGs, and what was drawn as lines for the console."""
+    kinds = plot_calls(result, out_dir)
     drawn = worker.draw([call for calls in kinds for call in calls])
     cuts = itertools.accumulate(len(calls) for calls in kinds)
     plots, leak_plots, program_plots = (drawn[a:b] for a, b in itertools.pairwise([0, *cuts]))
-    removed = remove_stale_outputs(out_dir, drawn, top_csv.name)
-    for path in stale_program_plots(out_dir, program_plots):
-        path.unlink(missing_ok=True)
-        removed.append(path)
-    lines = [f"Wrote {path}" for path in written]
-    lines.append(f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png")
+    lines = [f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png"]
     for made, what, where in (
         (leak_plots, "leak plot", "leak_<PID>_<first seen>.png"),
         (program_plots, "program plot", "program_<name>.png"),
     ):
         if made:
             lines.append(f"Wrote {plural(len(made), what)}: {out_dir}/{where}")
-    if removed:
-        lines.append(f"Removed {len(removed)} file(s) of an earlier run not in these tables")
-    return lines
+    return drawn, lines
 
 
 def analyze_processes(
@@ -126,10 +112,11 @@ def analyze_processes(
     metrics go to the textfile, if any."""
     # Fork the plot worker first, while this process holds no rows (not even the
     # list of files) and runs no threads.
-    with PlotWorker(enabled=options.top_n >= PARALLEL_PLOTS_FROM) as worker:
+    parallel = options.plots and options.top_n >= PARALLEL_PLOTS_FROM
+    with PlotWorker(enabled=parallel) as worker:
         result = compute_processes(where, options, session)
         with session.timer.phase("plotting"):
-            written = write_outputs(result, where.out_dir, worker)
+            written = write_outputs(result, where.out_dir, worker if options.plots else None)
     for line in [*format_result(result), "", *written]:
         session.console.print(line)
     for line in result.alerts:
@@ -217,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window,"
         " after everything is written",
     )
+    parser.add_argument(
+        "--no-plots",
+        dest="plots",
+        action="store_false",
+        default=PLOTS,
+        help="draw no PNG and delete none an earlier run left: only the console, the CSVs,"
+        " the Prometheus textfile and the exit status (for an hourly cron run)",
+    )
     add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 
@@ -238,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         group_by=args.group_by,
         compare=None if args.compare is None else (args.compare[0], args.compare[1]),
         read_users=args.prometheus_textfile is not None,  # the leaks' `user` label
+        plots=args.plots,
+        program_plots=PROGRAM_PLOTS,
     )
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(

@@ -33,6 +33,7 @@ from utils.core import defaults
 from utils.core.atomic_files import write_text_atomically
 from utils.judge.growth import GrowthParams
 from utils.outputs.plotting import PlotCall, PlotWorker
+from utils.outputs.process_plots import leak_plot_calls, top_plots
 from utils.outputs.prometheus import (
     Textfile,
     add_prometheus_args,
@@ -44,13 +45,7 @@ from utils.outputs.prometheus import (
 )
 from utils.outputs.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
 from utils.parser import NoDataError, TimeWindow, Where
-from utils.process_analysis import (
-    ProcessOptions,
-    ProcessResult,
-    compute_processes,
-    leak_plot_calls,
-    top_plots,
-)
+from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
 from utils.system_analysis import SystemOptions, SystemResult, compute_system
 from utils.system_analysis import plot_calls as system_plot_calls
 
@@ -110,8 +105,8 @@ def plot_calls(
         system_calls = system_plot_calls(system, folder)
     if isinstance(processes, Missing):
         return system_calls, [], []
-    pid_calls = top_plots(processes.records, processes.top, folder, processes.ooms)
-    leak_calls = leak_plot_calls(processes.records, processes.leaks, folder, processes.ooms)
+    pid_calls = top_plots(processes, folder)
+    leak_calls = leak_plot_calls(processes, folder)
     return system_calls, pid_calls, leak_calls
 
 

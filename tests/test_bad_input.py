@@ -40,9 +40,9 @@ from utils.collect.snapshot_format import (
     TIMESTAMP_FORMAT,
     csv_text,
 )
-from utils.judge.system_metrics import RAW_FIELDS
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import compute_rss_spread, load_all_records
+from utils.read.snapshot_specs import RAW_FIELDS
 from utils.reduce.process_records import ProcessRecords
 from utils.system_analysis import SYSTEM_SPEC, load_system_frame
 

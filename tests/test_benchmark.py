@@ -63,8 +63,9 @@ from bench.targets import (
     year_section,
 )
 from synthetic import generate_dumps
+from utils.judge.spreads import SPREAD_COLUMNS
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
-from utils.process_analysis import SPREAD_COLUMNS, compute_rss_spread, load_all_records
+from utils.process_analysis import compute_rss_spread, load_all_records
 from utils.system_analysis import load_and_compute_metrics
 
 SNAPSHOTS = 20

@@ -20,8 +20,8 @@ from conftest import bundle_day, run_main, write_bundle, write_proc
 from synthetic import generate_dumps
 from utils.collect import bundles, compaction
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_sources
-from utils.process_analysis import PROCESS_SPEC
 from utils.read import threaded_reader
+from utils.read.snapshot_specs import PROCESS_SPEC
 from utils.read.threaded_reader import Reader
 
 DAYS = ["20260101", "20260102", "20260103"]

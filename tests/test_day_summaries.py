@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from conftest import bundle_day
 from synthetic import generate_dumps
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source, TimeWindow, Warn, find_sources
-from utils.process_analysis import PROCESS_SPEC
 from utils.read.csv_batches import Batch
+from utils.read.snapshot_specs import PROCESS_SPEC
 from utils.read.threaded_reader import Reader
 from utils.reduce.batch_runs import BatchRuns, Chunk
 from utils.reduce.day_summaries import (

@@ -10,14 +10,12 @@ import pytest
 from bench.baseline import plain_rss_spread, plain_system_metrics
 from synthetic import generate_dumps
 from utils.judge.growth import GrowthParams
+from utils.judge.leaks import Judged, find_leaks
+from utils.judge.spreads import top_spreads
+from utils.outputs.plotting import usual_interval_s
+from utils.outputs.process_tables import write_leaks_csv
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
-from utils.process_analysis import (
-    compute_rss_spread,
-    find_leaks,
-    load_all_records,
-    top_spreads,
-    write_leaks_csv,
-)
+from utils.process_analysis import ProcessOptions, compute_rss_spread, load_all_records
 from utils.read.threaded_reader import BATCH_BYTES
 from utils.system_analysis import load_and_compute_metrics
 
@@ -63,7 +61,9 @@ def test_rss_spread_matches_the_plain_implementation(dumps: Path, top: int) -> N
 
 
 def test_match_keeps_only_matching_rows(dumps: Path) -> None:
-    records = load_all_records(find_dumps(dumps, PROCESS_PREFIX), fail, match="postgres")
+    records = load_all_records(
+        find_dumps(dumps, PROCESS_PREFIX), fail, options=ProcessOptions(match="postgres")
+    )
     ours = compute_rss_spread(records)
     assert len(ours) > 0
     assert all("postgres" in cmd for cmd in ours["CMD"])
@@ -90,5 +90,7 @@ PINNED_LEAKS = (
 @pytest.mark.parametrize("batch_bytes", [64 * 1024, BATCH_BYTES])
 def test_the_leak_table_is_pinned(dumps: Path, tmp_path: Path, batch_bytes: int) -> None:
     records = load_all_records(find_dumps(dumps, PROCESS_PREFIX), fail, batch_bytes=batch_bytes)
-    path = write_leaks_csv(find_leaks(records, GrowthParams()).leaks, tmp_path / "leaks.csv")
+    judged = Judged.of(records, records.instances())
+    survey = find_leaks(records, judged, usual_interval_s(records.times), GrowthParams())
+    path = write_leaks_csv(survey.leaks, tmp_path / "leaks.csv")
     assert path.read_text(encoding="utf-8") == PINNED_LEAKS

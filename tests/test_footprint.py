@@ -17,8 +17,9 @@ import pytest
 
 import analyze_processes
 from conftest import FullRow, ProcessRow, assert_real_png, run_main, write_proc
+from utils.judge.spreads import pid_plot
 from utils.parser import PROCESS_PREFIX, find_dumps
-from utils.process_analysis import load_all_records, pid_plot
+from utils.process_analysis import load_all_records
 
 START = datetime(2026, 3, 1)
 STEP = timedelta(minutes=10)

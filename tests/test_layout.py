@@ -26,16 +26,6 @@ FACADE_RANK = {"parser": 2, "console": 2, "system_analysis": 6, "process_analysi
 STANDARD_LIBRARY_ONLY = ("core", "collect")
 # Past about this many lines a module holds two jobs.
 MAX_MODULE_LINES = 600
-# Modules not yet split along the stages: each name here is a debt, and the test
-# below fails when one of them no longer needs its place, so the list only shrinks.
-NOT_YET_SPLIT: dict[str, str] = {
-    "utils.judge.program_growth": "draws its PNG itself",
-    "utils.outputs.prometheus": "reads the facades' result types",
-    "utils.outputs.report": "reads the facades' result types",
-}
-TOO_LONG: dict[str, str] = {
-    "utils.process_analysis": "read plan, computation, console, CSV and plots",
-}
 
 
 def module_name(path: Path) -> str:
@@ -82,8 +72,6 @@ ALL_MODULES = {module_name(p) for p in MODULES}
 
 @pytest.mark.parametrize("path", MODULES, ids=module_name)
 def test_no_stage_imports_a_later_one(path: Path) -> None:
-    if module_name(path) in NOT_YET_SPLIT:
-        pytest.skip(NOT_YET_SPLIT[module_name(path)])
     assert upward_imports(path) == []
 
 
@@ -91,16 +79,6 @@ def test_the_direction_rule_sees_an_upward_import() -> None:
     assert rank("utils.judge.growth") == 4 and rank("utils.reduce.process_records") == 3
     source = "from utils.judge.growth import fit\nimport numpy\n"
     assert imported_modules(source) == ["utils.judge.growth", "utils.judge.growth.fit", "numpy"]
-
-
-def test_the_debt_list_only_names_modules_that_still_break_the_rule() -> None:
-    for name in NOT_YET_SPLIT:
-        path = UTILS.joinpath(*name.split(".")[1:]).with_suffix(".py")
-        assert path.exists() and upward_imports(path), f"{name} can leave NOT_YET_SPLIT"
-    for name in TOO_LONG:
-        path = UTILS.joinpath(*name.split(".")[1:]).with_suffix(".py")
-        too_long = len(path.read_text(encoding="utf-8").splitlines()) > MAX_MODULE_LINES
-        assert path.exists() and too_long, f"{name} can leave TOO_LONG"
 
 
 def test_core_and_collect_import_only_the_standard_library() -> None:
@@ -139,7 +117,5 @@ def test_docs_layout_names_every_module(path: Path) -> None:
 
 @pytest.mark.parametrize("path", MODULES, ids=module_name)
 def test_no_module_holds_two_jobs(path: Path) -> None:
-    if module_name(path) in TOO_LONG:
-        pytest.skip(TOO_LONG[module_name(path)])
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_MODULE_LINES, f"{lines} lines: split it by job"

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 import analyze_processes
 from conftest import FullRow, ProcessRow, assert_real_png, bundle_day, run_main, write_proc
+from utils.outputs.process_tables import LEAK_COLUMNS
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_dumps, find_sources
-from utils.process_analysis import LEAK_COLUMNS, load_all_records
+from utils.process_analysis import load_all_records
 
 START = datetime(2026, 3, 1)
 STEP = timedelta(minutes=10)

@@ -28,10 +28,10 @@ from conftest import run_main, run_script, script_path, write_proc, write_sys
 from synthetic import generate_dumps
 from utils.core import defaults
 from utils.judge.breakdown import LABELS
+from utils.outputs.process_plots import LEAK_COLOR
 from utils.outputs.report import Missing, ReportData, render_report
 from utils.outputs.report_page import TEMPLATES, png_size
 from utils.parser import TimeWindow
-from utils.process_analysis import LEAK_COLOR
 from utils.system_analysis import PLOT_NAMES
 
 NAME = "make_report.py"

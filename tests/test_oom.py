@@ -21,7 +21,7 @@ from conftest import FullRow, run_main, write_proc, write_sys
 from utils.collect.snapshot_format import parse_victims
 from utils.judge.oom import INFERRED, KERNEL_LOG, UNKNOWN, find_victims
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_sources
-from utils.process_analysis import load_all_records
+from utils.process_analysis import ProcessOptions, load_all_records
 from utils.reduce import counters
 from utils.reduce.counters import OomInterval, oom_intervals
 from utils.system_analysis import load_system_frame
@@ -87,10 +87,12 @@ def write_host(
 
 def findings_of(dumps: Path, match: str | None = None):  # type: ignore[no-untyped-def]
     warn = lambda path, why: None  # noqa: E731
-    records = load_all_records(find_sources(dumps, PROCESS_PREFIX, TimeWindow()), warn, match=match)
+    records = load_all_records(
+        find_sources(dumps, PROCESS_PREFIX, TimeWindow()), warn, options=ProcessOptions(match=match)
+    )
     raw = load_system_frame(find_sources(dumps, SYS_PREFIX, TimeWindow()), warn)
     ooms = oom_intervals(raw)
-    return None if ooms is None else find_victims(records, ooms)
+    return None if ooms is None else find_victims(records, records.instances(), ooms)
 
 
 STEADY = Proc(10, "/usr/sbin/sshd", 20.0, 5.0, range(10))

@@ -9,14 +9,12 @@ import pytest
 
 from conftest import ProcessRow, assert_real_png, run_script, script_path, write_proc
 from utils.core.text import shorten
+from utils.judge.spreads import top_spreads
+from utils.outputs.process_console import format_top_table
+from utils.outputs.process_plots import stale_plots
+from utils.outputs.process_tables import stale_tables
 from utils.parser import PROCESS_PREFIX, find_dumps
-from utils.process_analysis import (
-    compute_rss_spread,
-    format_top_table,
-    load_all_records,
-    remove_stale_outputs,
-    top_spreads,
-)
+from utils.process_analysis import ProcessOptions, compute_rss_spread, load_all_records
 
 NAME = "analyze_processes.py"
 SCRIPT = script_path(NAME)
@@ -57,7 +55,10 @@ def make_dumps(dumps: Path) -> Path:
 def spreads(dumps: Path, match: str | None = None) -> pd.DataFrame:
     warnings: list[str] = []
     records = load_all_records(
-        find_dumps(dumps, PROCESS_PREFIX), lambda p, why: warnings.append(why), None, match
+        find_dumps(dumps, PROCESS_PREFIX),
+        lambda p, why: warnings.append(why),
+        None,
+        ProcessOptions(match=match),
     )
     assert warnings == []
     return compute_rss_spread(records)
@@ -114,7 +115,9 @@ def test_stale_outputs_are_removed(tmp_path: Path) -> None:
     for name in names:
         (tmp_path / name).write_bytes(b"")
     keep = [tmp_path / "rss_pid_1.png", tmp_path / "leak_2_20260301_100000.png"]
-    removed = remove_stale_outputs(tmp_path, keep, "top5_rss_spread.csv")
+    removed = stale_plots(tmp_path, keep) + stale_tables(tmp_path, "top5_rss_spread.csv")
+    for path in removed:
+        path.unlink()
     assert [p.name for p in removed] == [
         "leak_1_20260301_100000.png",
         "rss_pid_2.png",

@@ -37,6 +37,7 @@ from conftest import run_main, write_proc, write_sys
 from utils.console import Console, Diagnostics, PhaseTimer, Session, run_analysis
 from utils.core.units import DAY_S, MIB
 from utils.judge.forecast import Forecast, ForecastStatus
+from utils.judge.leaks import Leak
 from utils.outputs.prometheus import (
     Metric,
     Sample,
@@ -46,7 +47,6 @@ from utils.outputs.prometheus import (
     render,
     textfile_arg,
 )
-from utils.process_analysis import Leak
 from utils.reduce.programs import program_of
 
 ROOT = Path(__file__).resolve().parent.parent

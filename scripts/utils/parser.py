@@ -64,6 +64,9 @@ class Where(NamedTuple):
     dumps_dir: Path
     window: TimeWindow
     out_dir: Path
+    # The dumps dir's entries once listed (list_dir), so that one listing serves the
+    # discovery of every kind of snapshot; None: listed when discovered.
+    entries: Sequence[os.DirEntry[str]] | None = None
 
 
 class NoDataError(Exception):
@@ -237,11 +240,17 @@ def find_bundles(
 
 
 def find_sources(
-    dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn | None = None
+    dumps_dir: Path,
+    prefix: str,
+    window: TimeWindow,
+    warn: Warn | None = None,
+    entries: Sequence[os.DirEntry[str]] | None = None,
 ) -> list[Source]:
     """The loose `<prefix><timestamp>.csv` files and the day bundles to read, in time order;
-    a loose file of a day that has a bundle is read with the bundle (see Bundle)."""
-    entries = list_dir(dumps_dir)  # once, for both
+    a loose file of a day that has a bundle is read with the bundle (see Bundle). `entries`:
+    the dumps dir's, when the caller listed it (one listing serves every prefix)."""
+    if entries is None:
+        entries = list_dir(dumps_dir)  # once, for both
     loose = find_dumps(dumps_dir, prefix, window, warn, entries)
     bundles = find_bundles(entries, window)
     days = {day for _, day in bundles}
@@ -268,8 +277,15 @@ def describe_sources(sources: Sequence[Source], prefix: str) -> str:
     return " and ".join(parts)
 
 
-def discover(dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn) -> list[Source]:
-    """The snapshot files and bundles to analyse; NoDataError when there are none."""
+def discover(
+    dumps_dir: Path,
+    prefix: str,
+    window: TimeWindow,
+    warn: Warn,
+    entries: Sequence[os.DirEntry[str]] | None = None,
+) -> list[Source]:
+    """The snapshot files and bundles to analyse (among `entries`, the dumps dir's when the
+    caller listed it); NoDataError when there are none."""
     misnamed: list[Path] = []
 
     def note(path: Path, reason: str) -> None:
@@ -277,7 +293,7 @@ def discover(dumps_dir: Path, prefix: str, window: TimeWindow, warn: Warn) -> li
         warn(path, reason)
 
     try:
-        sources = find_sources(dumps_dir, prefix, window, note)
+        sources = find_sources(dumps_dir, prefix, window, note, entries)
     except DumpsDirError as err:
         raise NoDataError(str(err)) from err
     if not sources and misnamed:

@@ -13,17 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 
-from utils.collect.snapshot_format import COUNTER_FIELDS
 from utils.console import Session, UsageError
 from utils.judge import breakdown as parts
 from utils.judge.alerts import check_alerts, oom_alert, pct_fact, zero_fact
 from utils.judge.breakdown import BREAKDOWN_CSV, BREAKDOWN_FIELDS
 from utils.judge.system_metrics import (
-    OPTIONAL_FIELDS,
-    RAW_FIELDS,
     SUMMARY_ROWS,
     USED_DEFINITIONS,
     SystemOptions,
@@ -42,7 +38,8 @@ from utils.outputs.system_tables import (
     write_metrics_csv,
 )
 from utils.parser import SYS_PREFIX, Source, Where
-from utils.read.threaded_reader import Kind, Progress, Reader, TableSpec, Warn, discover_and_read
+from utils.read.snapshot_specs import read_system_frame, system_spec
+from utils.read.threaded_reader import Progress, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals
 
 __all__ = [
@@ -69,34 +66,15 @@ __all__ = [
     "zero_fact",
 ]
 
-# MemTotal divides: it must be above 0. A sys_mem file holds one snapshot, one row.
-# Newer dumps add the boot's id, counters since boot and the OOM victims the kernel logged.
-SYSTEM_SPEC = TableSpec(
-    columns=tuple(
-        (name, Kind.POSITIVE if name == "MemTotal_MB" else Kind.FLOAT) for name in RAW_FIELDS
-    ),
-    rows_per_file=1,
-    optional=(
-        *OPTIONAL_FIELDS,
-        *(name for name in BREAKDOWN_FIELDS if name not in (*RAW_FIELDS, *OPTIONAL_FIELDS)),
-        *COUNTER_FIELDS,
-    ),
-    optional_text=("boot_id", "oom_victims"),
-)
+# Every sys_mem field the breakdown reads, besides the raw fields and the counters.
+SYSTEM_SPEC = system_spec(BREAKDOWN_FIELDS)
 
 
 def load_system_frame(
     files: Sequence[Source], warn: Warn, progress: Progress | None = None
 ) -> pd.DataFrame:
     """The raw fields, one row per readable snapshot, indexed by UTC time in order."""
-    batches = list(Reader(SYSTEM_SPEC, warn, progress).batches(files))
-    if not batches:
-        columns = [*RAW_FIELDS, *OPTIONAL_FIELDS]
-        return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([]), dtype="float64")
-    raw = pd.concat([batch.frame for batch in batches], ignore_index=True)
-    snapshot = np.concatenate([batch.snapshot for batch in batches])
-    times = pd.DatetimeIndex(snapshot.astype("datetime64[s]"))
-    return raw.set_axis(times, axis=0)
+    return read_system_frame(files, SYSTEM_SPEC, warn, progress)
 
 
 class SystemData(NamedTuple):

@@ -10,16 +10,18 @@ each flag would give both ask them here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
 from utils.core.text import plural
-from utils.judge.forecast import Forecast
-from utils.judge.system_metrics import SystemOptions, SystemSummary
 from utils.parser import DISPLAY_FORMAT
 from utils.reduce.counters import OomInterval
+
+if TYPE_CHECKING:  # the process analysis asks the rules too, and needs no forecast
+    from utils.judge.forecast import Forecast
+    from utils.judge.system_metrics import SystemOptions, SystemSummary
 
 
 class Threshold(NamedTuple):
@@ -59,7 +61,7 @@ PCT_ALERT = Threshold("--alert-pct", "P", at_least=True, decimals=2)
 DAYS_ALERT = Threshold("--alert-days", "D", at_least=False, decimals=1)
 
 
-def oom_kill_count(ooms: list[OomInterval] | None) -> int:
+def oom_kill_count(ooms: Sequence[OomInterval] | None) -> int:
     return 0 if ooms is None else sum(oom.kills for oom in ooms)
 
 
@@ -97,7 +99,7 @@ def zero_fact(forecast: Forecast) -> str | None:
     )
 
 
-def oom_alert(ooms: list[OomInterval]) -> str:
+def oom_alert(ooms: Sequence[OomInterval]) -> str:
     """What --fail-on-oom says, in both analyses."""
     return (
         f"{plural(oom_kill_count(ooms), 'OOM kill')} in the window, the last between"

@@ -13,34 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from utils.collect.snapshot_format import PS_COMMAND
-from utils.core.atomic_files import write_table_csv
-from utils.core.text import aligned_table, plural, shorten
-from utils.parser import DISPLAY_FORMAT
 from utils.reduce.counters import OomInterval
-from utils.reduce.process_records import ProcessRecords
+from utils.reduce.process_records import InstanceTable, ProcessRecords
 
-OOM_CSV = "oom_kills.csv"
-OOM_COLUMNS: tuple[str, ...] = (
-    "after",
-    "before",
-    "PID",
-    "CMD",
-    "RSS_MB",
-    "anon_swap_MB",
-    "source",
-    "kernel_anon_rss_MB",
-)
+OOM_CSV = "oom_kills.csv"  # where the outputs write the victims, named in their text
 KERNEL_LOG, INFERRED, UNKNOWN = "kernel log", "inferred", "unknown"
 # The other instances that vanished in an interval with kills, listed with it, at most.
 ALSO_GONE = 3
-CMD_WIDTH = 60
 COLLECTOR_PS = " ".join(PS_COMMAND)
 
 
@@ -97,13 +82,16 @@ class _Candidate:
         return self.rss_mb if self.anon_swap_mb is None else self.anon_swap_mb
 
 
-def find_victims(records: ProcessRecords, ooms: Sequence[OomInterval]) -> OomFindings:
-    """Each kill's victim, interval by interval (see the module's docstring)."""
+def find_victims(
+    records: ProcessRecords, table: InstanceTable, ooms: Sequence[OomInterval]
+) -> OomFindings:
+    """Each kill's victim, interval by interval (see the module's docstring); table is
+    records.instances()."""
     inferable = records.match is None
     kills: list[OomKill] = []
     also_gone: dict[datetime, list[Gone]] = {}
     for oom in ooms:
-        candidates = [] if oom.reboot else _vanished(records, oom)
+        candidates = [] if oom.reboot else _vanished(records, table, oom)
         named, rest = _named(oom, candidates)
         left = oom.kills - len(named)
         inferred = rest[:left] if inferable else []
@@ -122,7 +110,7 @@ def _moment(moment: np.datetime64) -> datetime:
     return pd.Timestamp(moment).to_pydatetime()
 
 
-def _vanished(records: ProcessRecords, oom: OomInterval) -> list[_Candidate]:
+def _vanished(records: ProcessRecords, table: InstanceTable, oom: OomInterval) -> list[_Candidate]:
     """The instances in the last process snapshot at or before `after` (or one between the
     two) and in none from `before` on, largest first (equal sizes: lower PID first)."""
     times = records.times
@@ -130,7 +118,6 @@ def _vanished(records: ProcessRecords, oom: OomInterval) -> list[_Candidate]:
     first_after = int(np.searchsorted(times, oom.before, side="left"))
     if last_before < 0 or first_after >= len(times):
         return []  # no process snapshot on one side: nothing can be said to vanish
-    table = records.instances()
     ended = (table.last_rank >= last_before) & (table.last_rank < first_after)
     found = []
     for at in np.flatnonzero(ended).tolist():
@@ -183,66 +170,6 @@ def _kill(
         kernel_anon_rss_mb=kernel_mb,
         instance=candidate.instance,
     )
-
-
-# --- Output --------------------------------------------------------------------------
-
-
-def oom_frame(kills: Sequence[OomKill]) -> pd.DataFrame:
-    """The rows of oom_kills.csv: exactly OOM_COLUMNS."""
-    return pd.DataFrame(
-        {
-            "after": [f"{kill.after:{DISPLAY_FORMAT}}" for kill in kills],
-            "before": [f"{kill.before:{DISPLAY_FORMAT}}" for kill in kills],
-            "PID": pd.array([kill.pid for kill in kills], dtype="Int64"),
-            "CMD": [kill.cmd for kill in kills],
-            "RSS_MB": [kill.rss_mb for kill in kills],
-            "anon_swap_MB": [kill.anon_swap_mb for kill in kills],
-            "source": [kill.source for kill in kills],
-            "kernel_anon_rss_MB": [kill.kernel_anon_rss_mb for kill in kills],
-        },
-        columns=list(OOM_COLUMNS),
-    )
-
-
-def write_oom_csv(kills: Sequence[OomKill], path: Path) -> Path:
-    """One row per killed process, in time order: times `YYYY-MM-DD HH:MM:SS` UTC, MiB with
-    3 decimals, empty where unknown; only the header when nothing was killed."""
-    return write_table_csv(path, oom_frame(kills))
-
-
-def format_findings(findings: OomFindings | None, match: str | None) -> list[str]:
-    """The console section: a line when the dumps cannot tell, or the table of kills."""
-    if findings is None:
-        return [
-            "OOM kills: unknown (the dumps carry no OOM counter: an older collector, or"
-            " Linux before 4.13)"
-        ]
-    if not findings.kills:
-        return ["No OOM kill in the window"]
-    lines = [f"OOM kills: {plural(len(findings.kills), 'process')} killed ({OOM_CSV})", ""]
-    cells = [
-        (
-            f"{kill.after:{DISPLAY_FORMAT}}",
-            f"{kill.before:{DISPLAY_FORMAT}}",
-            "?" if kill.pid is None else str(kill.pid),
-            "-" if kill.rss_mb is None else f"{kill.rss_mb:,.1f}",
-            "likely" if kill.source == INFERRED else kill.source,
-        )
-        for kill in findings.kills
-    ]
-    header = ("after (UTC)", "before (UTC)", "PID", "RSS MiB", "named by")
-    commands = [shorten(kill.cmd, CMD_WIDTH) or "(not in any snapshot)" for kill in findings.kills]
-    lines += aligned_table(header, cells, "CMD", commands)
-    for after, gone in findings.also_gone.items():
-        listed = ", ".join(f"PID {g.pid} {shorten(g.cmd, 30)} ({g.size_mb:,.1f} MiB)" for g in gone)
-        lines.append(f"  also gone after {after:{DISPLAY_FORMAT}}: {listed}")
-    if not findings.inferable and any(kill.source == UNKNOWN for kill in findings.kills):
-        lines.append(
-            f"  --match {match!r} keeps only some processes: victims the kernel log did not"
-            " name cannot be inferred"
-        )
-    return lines
 
 
 def kill_moments(findings: OomFindings | None) -> dict[int, npt.NDArray[np.datetime64]]:

@@ -12,21 +12,9 @@ import pandas as pd
 from utils.judge.breakdown import Comparison, Period
 from utils.judge.forecast import Forecast, forecast_available
 from utils.judge.gaps import Gap, find_gaps, gap_threshold_s
+from utils.read.snapshot_specs import OPTIONAL_FIELDS, RAW_FIELDS
 from utils.reduce.counters import OomInterval, rate_frame
 
-# The raw fields the metrics are computed from (MiB, as the collector writes them).
-RAW_FIELDS: tuple[str, ...] = (
-    "MemTotal_MB",
-    "MemFree_MB",
-    "Buffers_MB",
-    "Cached_MB",
-    "SReclaimable_MB",
-    "SwapTotal_MB",
-    "SwapFree_MB",
-)
-# Fields an older kernel lacks (MemAvailable before Linux 3.14, Shmem before 2.6.32): the
-# definitions of "used" that need them are empty where they are.
-OPTIONAL_FIELDS: tuple[str, ...] = ("MemAvailable_MB", "Shmem_MB")
 METRIC_COLUMNS: tuple[str, ...] = (
     "RAM_Used_MB",
     "Swap_Used_MB",

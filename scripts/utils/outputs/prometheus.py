@@ -36,9 +36,10 @@ from utils.core import defaults
 from utils.core.atomic_files import write_text_atomically
 from utils.core.units import DAY_S, MIB
 from utils.judge.forecast import Forecast, ForecastStatus
-from utils.process_analysis import Leak, ProcessResult
+from utils.judge.leaks import Leak
+from utils.judge.process_result import ProcessResult
+from utils.judge.system_metrics import SystemResult
 from utils.reduce.programs import program_of
-from utils.system_analysis import SystemResult
 
 if TYPE_CHECKING:  # imported where a file is rendered (see render)
     from prometheus_client.core import GaugeMetricFamily

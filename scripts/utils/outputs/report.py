@@ -21,10 +21,22 @@ import pandas as pd
 
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK
 from utils.core.text import format_duration, plural
-from utils.judge.alerts import DAYS_ALERT, PCT_ALERT, leak_alert_holds, oom_alert_holds
+from utils.judge.alerts import (
+    DAYS_ALERT,
+    PCT_ALERT,
+    leak_alert_holds,
+    oom_alert_holds,
+    pct_fact,
+    zero_fact,
+)
 from utils.judge.growth import span_text as judged_span_text
 from utils.judge.oom import OomFindings
+from utils.judge.process_result import ProcessResult
+from utils.judge.system_metrics import SUMMARY_ROWS, USED_DEFINITIONS, SystemResult
 from utils.outputs.plotting import Gap, find_gaps, gap_threshold_s
+from utils.outputs.process_console import judged_sentence
+from utils.outputs.process_plots import LEAK_COLOR
+from utils.outputs.process_tables import LEAKS_CSV
 from utils.outputs.report_page import (
     Block,
     Cell,
@@ -55,17 +67,9 @@ from utils.outputs.report_tables import (
     program_blocks,
     skipped_blocks,
 )
+from utils.outputs.system_console import describe_forecast
+from utils.outputs.system_plots import PLOT_TITLES
 from utils.parser import DISPLAY_FORMAT, TimeWindow
-from utils.process_analysis import LEAK_COLOR, LEAKS_CSV, ProcessResult, judged_sentence
-from utils.system_analysis import (
-    PLOT_TITLES,
-    SUMMARY_ROWS,
-    USED_DEFINITIONS,
-    SystemResult,
-    describe_forecast,
-    pct_fact,
-    zero_fact,
-)
 
 # What each definition of "used" tells someone asking whether the machine is short of
 # memory (docs/system-analysis.md has the table and its sources).
@@ -143,7 +147,7 @@ def snapshot_rows(data: ReportData) -> list[list[Cell]]:
     if isinstance(data.processes, ProcessPart):
         result = data.processes.result
         first, last = result.span
-        rows.append(snapshot_row("process_mem", result.records.snapshots_read, first, last))
+        rows.append(snapshot_row("process_mem", result.snapshots_read, first, last))
     return rows
 
 
@@ -173,7 +177,7 @@ def gaps_of(data: ReportData) -> tuple[list[Gap], float | None]:
         summary = data.system.result.summary
         return summary.gaps, summary.gap_threshold_s
     if isinstance(data.processes, ProcessPart):
-        times = data.processes.result.records.times
+        times = data.processes.result.times
         threshold = gap_threshold_s(times)
         return find_gaps(times, threshold), threshold
     return [], None

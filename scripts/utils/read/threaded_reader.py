@@ -319,7 +319,7 @@ def discover_and_read(
     none, or none could be used."""
     diagnostics, timer = session.diagnostics, session.timer
     with timer.phase("discovery"):
-        files = discover(where.dumps_dir, prefix, where.window, diagnostics.warn)
+        files = discover(where.dumps_dir, prefix, where.window, diagnostics.warn, where.entries)
         allocator.freeze()  # the list of files lives until the end
     with timer.phase("reading"):
         loaded = read(files, diagnostics.warn, diagnostics.reading)

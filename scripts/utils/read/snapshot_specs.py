@@ -1,0 +1,96 @@
+"""What each analysis reads of the snapshot files: the columns of the process files, and the
+sys_mem files' raw fields with the reader both analyses share for them.
+
+The process analysis reads the sys_mem files only for the kernel's counters (its OOM kills):
+it asks for the same required fields as the system analysis, so the same files are bad in
+both (every other column a file has is checked anyway), and for no other optional one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from utils.collect.snapshot_format import COUNTER_FIELDS
+from utils.parser import Source
+from utils.read.threaded_reader import Kind, Progress, Reader, TableSpec, Warn
+
+# The original README's columns, and what newer dumps add: anon + swap and the start time.
+PROCESS_SPEC = TableSpec(
+    columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT)),
+    optional=("ANON_MB", "SWAP_MB"),
+    optional_text=("STARTED",),
+)
+# --group-by user reads USER as well (a categorical: one string per user and batch)...
+PROCESS_SPEC_WITH_USER = TableSpec(
+    columns=(*PROCESS_SPEC.columns, ("USER", Kind.TEXT)),
+    optional=PROCESS_SPEC.optional,
+    optional_text=PROCESS_SPEC.optional_text,
+)
+# ... and the Prometheus labels too, but where a file lacks it the label is empty: the flag
+# never turns a file the analysis reads into a bad one.
+PROCESS_SPEC_USER_LABEL = TableSpec(
+    columns=PROCESS_SPEC.columns,
+    optional=PROCESS_SPEC.optional,
+    optional_text=(*PROCESS_SPEC.optional_text, "USER"),
+)
+
+# The raw fields the system metrics are computed from (MiB, as the collector writes them).
+RAW_FIELDS: tuple[str, ...] = (
+    "MemTotal_MB",
+    "MemFree_MB",
+    "Buffers_MB",
+    "Cached_MB",
+    "SReclaimable_MB",
+    "SwapTotal_MB",
+    "SwapFree_MB",
+)
+# Fields an older kernel lacks (MemAvailable before Linux 3.14, Shmem before 2.6.32): the
+# definitions of "used" that need them are empty where they are.
+OPTIONAL_FIELDS: tuple[str, ...] = ("MemAvailable_MB", "Shmem_MB")
+
+
+def process_spec(group_by: str, read_users: bool) -> TableSpec:
+    """The process files' columns a run needs: USER as a column for --group-by user, as an
+    optional label for the Prometheus textfile."""
+    if group_by == "user":
+        return PROCESS_SPEC_WITH_USER
+    return PROCESS_SPEC_USER_LABEL if read_users else PROCESS_SPEC
+
+
+def system_spec(more_optional: Sequence[str] = ()) -> TableSpec:
+    """The sys_mem files: the raw fields (MemTotal divides: it must be above 0), one row per
+    file; the counters since boot, the boot's id and the OOM victims the kernel logged when a
+    file has them, with more_optional besides."""
+    return TableSpec(
+        columns=tuple(
+            (name, Kind.POSITIVE if name == "MemTotal_MB" else Kind.FLOAT) for name in RAW_FIELDS
+        ),
+        rows_per_file=1,
+        optional=(
+            *OPTIONAL_FIELDS,
+            *(name for name in more_optional if name not in (*RAW_FIELDS, *OPTIONAL_FIELDS)),
+            *COUNTER_FIELDS,
+        ),
+        optional_text=("boot_id", "oom_victims"),
+    )
+
+
+# What the process analysis reads of the sys_mem files: the counters and what they need.
+COUNTER_SPEC = system_spec()
+
+
+def read_system_frame(
+    files: Sequence[Source], spec: TableSpec, warn: Warn, progress: Progress | None = None
+) -> pd.DataFrame:
+    """The spec's fields, one row per readable snapshot, indexed by UTC time in order."""
+    batches = list(Reader(spec, warn, progress).batches(files))
+    if not batches:
+        columns = [*RAW_FIELDS, *OPTIONAL_FIELDS]
+        return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([]), dtype="float64")
+    raw = pd.concat([batch.frame for batch in batches], ignore_index=True)
+    snapshot = np.concatenate([batch.snapshot for batch in batches])
+    times = pd.DatetimeIndex(snapshot.astype("datetime64[s]"))
+    return raw.set_axis(times, axis=0)
