@@ -21,12 +21,14 @@ from utils.console import (
     EXIT_ALERT,
     Session,
     add_common_args,
+    add_plots_arg,
+    add_summary_args,
     duration_arg,
     non_negative,
     positive_count,
     rate_arg,
     run_analysis,
-    window_from_args,
+    where_from_args,
 )
 from utils.core import defaults
 from utils.core.text import plural
@@ -64,6 +66,9 @@ PROGRAM_PLOTS = 5  # the programs that grew most get a plot each
 PLOTS = True  # draw the PNGs; --no-plots: only the console, the CSVs and the exit status
 GROUP_BY = "program"  # what memory is totalled by: program or user
 PROMETHEUS_TOP = defaults.PROMETHEUS_TOP  # leaks in the Prometheus textfile, fastest first
+# Where the day summaries are kept; None: a .summaries folder in the dumps dir.
+SUMMARY_DIR: Path | None = None
+SUMMARIES = True  # keep and use day summaries; --no-summaries reads every snapshot
 PROG = "analyze_processes"
 PROG_LABEL = "processes"  # the `analysis` label of its Prometheus metrics
 
@@ -204,14 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window,"
         " after everything is written",
     )
-    parser.add_argument(
-        "--no-plots",
-        dest="plots",
-        action="store_false",
-        default=PLOTS,
-        help="draw no PNG and delete none an earlier run left: only the console, the CSVs,"
-        " the Prometheus textfile and the exit status (for an hourly cron run)",
-    )
+    add_plots_arg(parser, PLOTS, "console, CSVs, the textfile, the exit status")
+    add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
     add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 
@@ -219,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    where = Where(args.dumps_dir, window_from_args(parser, args), args.out_dir)
+    where = where_from_args(parser, args)
     options = ProcessOptions(
         top_n=args.top,
         match=args.match,

@@ -19,9 +19,11 @@ from utils.console import (
     EXIT_ALERT,
     Session,
     add_common_args,
+    add_plots_arg,
+    add_summary_args,
     positive_number,
     run_analysis,
-    window_from_args,
+    where_from_args,
 )
 from utils.core import defaults
 from utils.judge.breakdown import add_compare_arg, format_comparison
@@ -46,6 +48,9 @@ DUMPS_DIR = defaults.DUMPS_DIR
 OUT_DIR = defaults.SYSTEM_OUT_DIR
 TREND_DAYS = defaults.TREND_DAYS  # the forecast's window, days before the last snapshot
 PLOTS = True  # draw the PNGs; --no-plots writes the answers only (an hourly cron run)
+# Where the day summaries are kept; None: a .summaries folder in the dumps dir.
+SUMMARY_DIR: Path | None = None
+SUMMARIES = True  # keep and use day summaries; --no-summaries reads every snapshot
 PROG = "analyze_system"
 PROG_LABEL = "system"  # the `analysis` label of its Prometheus metrics
 
@@ -118,14 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window, after"
         " everything is written",
     )
-    parser.add_argument(
-        "--no-plots",
-        dest="plots",
-        action="store_false",
-        default=PLOTS,
-        help="write the answers only (console, CSVs, JSON, the textfile, the exit status):"
-        " no PNG is drawn, and the ones already in the out dir are left as they are",
-    )
+    add_plots_arg(parser, PLOTS, "console, CSVs, JSON, the textfile, the exit status")
+    add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
     add_prometheus_args(parser)
     return parser
 
@@ -133,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    where = Where(args.dumps_dir, window_from_args(parser, args), args.out_dir)
+    where = where_from_args(parser, args)
     compare = None if args.compare is None else (args.compare[0], args.compare[1])
     options = SystemOptions(
         args.trend_days, args.alert_pct, args.alert_days, args.fail_on_oom, compare

@@ -24,9 +24,11 @@ from typing import NamedTuple, TypeVar
 from utils.console import (
     Session,
     add_dumps_dir_arg,
+    add_summary_args,
     add_window_args,
     positive_count,
     run_analysis,
+    summary_dir_from_args,
     window_from_args,
 )
 from utils.core import defaults
@@ -54,6 +56,9 @@ DUMPS_DIR = defaults.DUMPS_DIR
 OUT_FILE = defaults.REPORT_FILE
 TOP_N = defaults.TOP_N
 PROMETHEUS_TOP = defaults.PROMETHEUS_TOP  # leaks in the Prometheus textfile, fastest first
+# Where the day summaries are kept; None: a .summaries folder in the dumps dir.
+SUMMARY_DIR: Path | None = None
+SUMMARIES = True  # keep and use day summaries; --no-summaries reads every snapshot
 PROG = "make_report"
 PROG_LABEL = "report"  # the `analysis` label of its Prometheus metrics
 
@@ -66,6 +71,7 @@ class Page(NamedTuple):
     dumps_dir: Path
     window: TimeWindow
     out: Path
+    summary_dir: Path | None = None  # the day summaries' folder; None: none kept
 
 
 class Options(NamedTuple):
@@ -87,7 +93,7 @@ def compute_both(
     page: Page, options: Options, session: Session
 ) -> tuple[SystemResult | Missing, ProcessResult | Missing]:
     """Both analyses' results; NoDataError (one line) when neither has data."""
-    analysed = Where(page.dumps_dir, page.window, page.out.parent)
+    analysed = Where(page.dumps_dir, page.window, page.out.parent, summary_dir=page.summary_dir)
     system = attempt(lambda: compute_system(analysed, options.system, session))
     processes = attempt(lambda: compute_processes(analysed, options.processes, session))
     if isinstance(system, Missing) and isinstance(processes, Missing):
@@ -201,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="only process rows whose CMD contains TEXT (plain substring, case-sensitive)",
     )
+    add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
     add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 
@@ -224,7 +231,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    page = Page(args.dumps_dir, window_from_args(parser, args), args.out)
+    window = window_from_args(parser, args)
+    page = Page(args.dumps_dir, window, args.out, summary_dir_from_args(args))
     options = options_from_args(args)
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(

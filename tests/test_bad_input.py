@@ -41,7 +41,7 @@ from utils.collect.snapshot_format import (
     csv_text,
 )
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
-from utils.process_analysis import compute_rss_spread, load_all_records
+from utils.process_analysis import ReadPlan, compute_rss_spread, load_all_records
 from utils.read.snapshot_specs import RAW_FIELDS
 from utils.reduce.process_records import ProcessRecords
 from utils.system_analysis import SYSTEM_SPEC, load_system_frame
@@ -276,7 +276,7 @@ def process_outcome(dumps: Path, batch_bytes: int) -> Outcome:
     records = load_all_records(
         find_sources(dumps, PROCESS_PREFIX, TimeWindow()),
         lambda path, why: warnings.append(f"{path.name}: {why}"),
-        batch_bytes=batch_bytes,
+        how=ReadPlan(batch_bytes=batch_bytes),
     )
     times, pids, rss_milli = all_rows(records)
     rows = sorted(

@@ -15,7 +15,7 @@ from utils.judge.spreads import top_spreads
 from utils.outputs.plotting import usual_interval_s
 from utils.outputs.process_tables import write_leaks_csv
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
-from utils.process_analysis import ProcessOptions, compute_rss_spread, load_all_records
+from utils.process_analysis import ProcessOptions, ReadPlan, compute_rss_spread, load_all_records
 from utils.read.threaded_reader import BATCH_BYTES
 from utils.system_analysis import load_and_compute_metrics
 
@@ -50,7 +50,9 @@ def test_system_metrics_match_the_plain_implementation(dumps: Path) -> None:
 
 @pytest.mark.parametrize("top", [10, 200])
 def test_rss_spread_matches_the_plain_implementation(dumps: Path, top: int) -> None:
-    records = load_all_records(find_dumps(dumps, PROCESS_PREFIX), fail, batch_bytes=64 * 1024)
+    records = load_all_records(
+        find_dumps(dumps, PROCESS_PREFIX), fail, how=ReadPlan(batch_bytes=64 * 1024)
+    )
     ours = top_spreads(compute_rss_spread(records), top)
     plain = plain_rss_spread(dumps, top)
     assert ours["PID"].tolist() == plain["PID"].tolist()
@@ -89,7 +91,9 @@ PINNED_LEAKS = (
 
 @pytest.mark.parametrize("batch_bytes", [64 * 1024, BATCH_BYTES])
 def test_the_leak_table_is_pinned(dumps: Path, tmp_path: Path, batch_bytes: int) -> None:
-    records = load_all_records(find_dumps(dumps, PROCESS_PREFIX), fail, batch_bytes=batch_bytes)
+    records = load_all_records(
+        find_dumps(dumps, PROCESS_PREFIX), fail, how=ReadPlan(batch_bytes=batch_bytes)
+    )
     judged = Judged.of(records, records.instances())
     survey = find_leaks(records, judged, usual_interval_s(records.times), GrowthParams())
     path = write_leaks_csv(survey.leaks, tmp_path / "leaks.csv")

@@ -23,7 +23,7 @@ import analyze_processes
 from conftest import FullRow, ProcessRow, assert_real_png, bundle_day, run_main, write_proc
 from utils.outputs.process_tables import LEAK_COLUMNS
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_dumps, find_sources
-from utils.process_analysis import load_all_records
+from utils.process_analysis import ReadPlan, load_all_records
 
 START = datetime(2026, 3, 1)
 STEP = timedelta(minutes=10)
@@ -75,7 +75,9 @@ def test_identity_is_the_same_whatever_the_batches(tmp_path: Path) -> None:
     files = find_dumps(tmp_path, PROCESS_PREFIX)
     described = []
     for batch_bytes in (1 << 20, 1):
-        table = load_all_records(files, lambda p, why: None, batch_bytes=batch_bytes).instances()
+        table = load_all_records(
+            files, lambda p, why: None, how=ReadPlan(batch_bytes=batch_bytes)
+        ).instances()
         columns = (table.pid, table.first_rank, table.last_rank, table.samples, table.min_milli)
         described.append(sorted(zip(*(column.tolist() for column in columns), strict=True)))
     assert described[0] == described[1]
@@ -99,7 +101,9 @@ def test_with_started_an_absence_is_one_instance_and_a_reuse_is_two(tmp_path: Pa
         write_proc(tmp_path, stamp(index), rows)
     files = find_dumps(tmp_path, PROCESS_PREFIX)
     for batch_bytes in (1 << 20, 1):
-        records = load_all_records(files, lambda p, why: None, batch_bytes=batch_bytes)
+        records = load_all_records(
+            files, lambda p, why: None, how=ReadPlan(batch_bytes=batch_bytes)
+        )
         table = records.instances()
         found = zip(
             table.pid.tolist(), table.first_rank.tolist(), table.last_rank.tolist(), strict=True
@@ -134,7 +138,9 @@ def test_with_started_an_instance_is_exactly_a_pid_and_its_start(
                 expected[key] = (first, index)
             write_proc(dumps, stamp(index), list(rows.values()))
         files = find_dumps(dumps, PROCESS_PREFIX)
-        table = load_all_records(files, lambda p, why: None, batch_bytes=batch_bytes).instances()
+        table = load_all_records(
+            files, lambda p, why: None, how=ReadPlan(batch_bytes=batch_bytes)
+        ).instances()
     read_ranks = sorted({index for index, listed in enumerate(snapshots) if listed})
     rank_of = {index: rank for rank, index in enumerate(read_ranks)}
     found = sorted(

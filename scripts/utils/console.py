@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from utils.core import allocator
+from utils.core.defaults import SUMMARY_FOLDER
 from utils.core.signals import Stopped, StopSignals
 from utils.core.units import DAY_S, HOUR_S, MINUTE_S
-from utils.parser import NoDataError, TimeWindow, parse_time_arg
+from utils.parser import NoDataError, TimeWindow, Where, parse_time_arg
 
 # A progress line is redrawn at most this often, so it costs nothing.
 PROGRESS_EVERY_S = 0.1
@@ -372,6 +373,54 @@ def add_common_args(parser: argparse.ArgumentParser, dumps_dir: Path, out_dir: P
         action="store_true",
         help="print the time spent discovering, reading, computing and plotting on stderr",
     )
+
+
+def add_plots_arg(parser: argparse.ArgumentParser, plots: bool, answers: str) -> None:
+    """--no-plots: the answers without drawing or touching a PNG (an hourly cron run)."""
+    parser.add_argument(
+        "--no-plots",
+        dest="plots",
+        action="store_false",
+        default=plots,
+        help=f"write the answers only ({answers}): no PNG is drawn, and the ones already in"
+        " the out dir are left as they are (for an hourly cron run)",
+    )
+
+
+def add_summary_args(
+    parser: argparse.ArgumentParser, summary_dir: Path | None, summaries: bool = True
+) -> None:
+    """--summary-dir and --no-summaries: where the day summaries are kept, or none."""
+    shown = "DUMPS_DIR/.summaries" if summary_dir is None else str(summary_dir)
+    parser.add_argument(
+        "--summary-dir",
+        type=Path,
+        default=summary_dir,
+        metavar="DIR",
+        help="where each closed UTC day's summary is kept, a cache that spares later runs"
+        f" reading that day again; created if missing (default {shown})",
+    )
+    parser.add_argument(
+        "--no-summaries",
+        dest="summaries",
+        action="store_false",
+        help="read every snapshot and keep no day summary (the answers are the same)",
+    )
+    parser.set_defaults(summaries=summaries)
+
+
+def where_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Where:
+    """What --dumps-dir, --since, --until, --out-dir and the summary flags ask for."""
+    window = window_from_args(parser, args)
+    return Where(args.dumps_dir, window, args.out_dir, summary_dir=summary_dir_from_args(args))
+
+
+def summary_dir_from_args(args: argparse.Namespace) -> Path | None:
+    """The summary folder the flags ask for; None with --no-summaries."""
+    if not args.summaries:
+        return None
+    folder: Path | None = args.summary_dir
+    return args.dumps_dir / SUMMARY_FOLDER if folder is None else folder
 
 
 def _since(text: str) -> datetime:

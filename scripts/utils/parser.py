@@ -67,6 +67,8 @@ class Where(NamedTuple):
     # The dumps dir's entries once listed (list_dir), so that one listing serves the
     # discovery of every kind of snapshot; None: listed when discovered.
     entries: Sequence[os.DirEntry[str]] | None = None
+    # Where the day summaries are kept (utils.reduce.day_summaries); None: none kept.
+    summary_dir: Path | None = None
 
 
 class NoDataError(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -44,11 +45,13 @@ from utils.parser import (
     find_sources,
     list_dir,
 )
-from utils.read.snapshot_specs import COUNTER_SPEC, process_spec, read_system_frame
+from utils.read.snapshot_specs import COUNTER_SPEC, process_spec, system_frame
 from utils.read.threaded_reader import BATCH_BYTES, Progress, Reader, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals
+from utils.reduce.day_summaries import SummaryPlace, place_of
 from utils.reduce.group_totals import GroupTotals
 from utils.reduce.process_records import Floors, InstanceTable, ProcessRecords
+from utils.reduce.summary_kinds import process_runs, system_batches
 
 # The scripts' and the report's way in: the options and the result are the facade's too.
 __all__ = [
@@ -61,17 +64,29 @@ __all__ = [
 ]
 
 
+class ReadPlan(NamedTuple):
+    """How the snapshots are read: the bytes parsed at once, and where the day summaries
+    are kept (None: none)."""
+
+    batch_bytes: int = BATCH_BYTES
+    place: SummaryPlace | None = None
+
+
+READ_PLAN = ReadPlan()
+
+
 def load_all_records(
     files: Sequence[Source],
     warn: Warn,
     progress: Progress | None = None,
     options: ProcessOptions | None = None,
-    batch_bytes: int = BATCH_BYTES,
+    how: ReadPlan = READ_PLAN,
 ) -> ProcessRecords:
     """Read every process snapshot (bad files are reported through warn and left out) as
     `options` (None: the defaults) ask: rows whose CMD contains its --match, floors as fine
     as its leak finder may need on these files, totals by its --group-by, and each
-    instance's USER for the Prometheus labels."""
+    instance's USER for the Prometheus labels. The closed days that have a day summary at
+    `how.place` are taken from it, and those that have none get one."""
     options = ProcessOptions() if options is None else options
     records = ProcessRecords(
         options.match,
@@ -80,7 +95,8 @@ def load_all_records(
         read_users=options.read_users,
     )
     spec = process_spec(options.group_by, options.read_users)
-    for runs in Reader(spec, warn, progress, batch_bytes).reduced(files, records.reduce):
+    reader = Reader(spec, warn, progress, how.batch_bytes)
+    for runs in process_runs(files, records, reader, how.place):
         records.add(runs)
     return records
 
@@ -97,17 +113,21 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
     with session.timer.phase("discovery"):
         # Listed once, for the process and the sys_mem files.
         where = where._replace(entries=list_dir(where.dumps_dir))
+    place = place_of(where, session.diagnostics.note)
     records = discover_and_read(
         where,
         PROCESS_PREFIX,
         session,
-        lambda files, warn, progress: load_all_records(files, warn, progress, options),
+        lambda files, warn, progress: load_all_records(
+            files, warn, progress, options, ReadPlan(place=place)
+        ),
         lambda loaded: loaded.snapshots_read == 0,
     )
     with session.timer.phase("reading"):
         warn = session.diagnostics.warn
         files = find_sources(where.dumps_dir, SYS_PREFIX, where.window, warn, where.entries)
-        ooms = oom_intervals(read_system_frame(files, COUNTER_SPEC, warn)) if files else None
+        counters = system_batches(files, Reader(COUNTER_SPEC, warn), place)
+        ooms = oom_intervals(system_frame(counters)) if files else None
     return process_result(records, options, session.timer.phase, ooms)
 
 

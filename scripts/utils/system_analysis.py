@@ -38,9 +38,11 @@ from utils.outputs.system_tables import (
     write_metrics_csv,
 )
 from utils.parser import SYS_PREFIX, Source, Where
-from utils.read.snapshot_specs import read_system_frame, system_spec
-from utils.read.threaded_reader import Progress, Warn, discover_and_read
+from utils.read.snapshot_specs import system_frame, system_spec
+from utils.read.threaded_reader import Progress, Reader, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals
+from utils.reduce.day_summaries import SummaryPlace, place_of
+from utils.reduce.summary_kinds import system_batches
 
 __all__ = [
     "FORECAST_JSON",
@@ -71,10 +73,14 @@ SYSTEM_SPEC = system_spec(BREAKDOWN_FIELDS)
 
 
 def load_system_frame(
-    files: Sequence[Source], warn: Warn, progress: Progress | None = None
+    files: Sequence[Source],
+    warn: Warn,
+    progress: Progress | None = None,
+    place: SummaryPlace | None = None,
 ) -> pd.DataFrame:
-    """The raw fields, one row per readable snapshot, indexed by UTC time in order."""
-    return read_system_frame(files, SYSTEM_SPEC, warn, progress)
+    """The raw fields, one row per readable snapshot, indexed by UTC time in order; the
+    closed days that have a day summary at `place` are taken from it."""
+    return system_frame(system_batches(files, Reader(SYSTEM_SPEC, warn, progress), place))
 
 
 class SystemData(NamedTuple):
@@ -88,11 +94,14 @@ class SystemData(NamedTuple):
 
 
 def load_and_compute_metrics(
-    files: Sequence[Source], warn: Warn, progress: Progress | None = None
+    files: Sequence[Source],
+    warn: Warn,
+    progress: Progress | None = None,
+    place: SummaryPlace | None = None,
 ) -> SystemData:
     """Read the snapshots once, then compute from the raw fields the metrics (`.metrics`:
     the metrics and the raw fields they use), the OOM kills and the breakdown."""
-    raw = load_system_frame(files, warn, progress)
+    raw = load_system_frame(files, warn, progress, place)
     missing = tuple(parts.missing_fields(raw))
     return SystemData(
         compute_metrics(raw), oom_intervals(raw), parts.compute_breakdown(raw), missing
@@ -133,8 +142,13 @@ def with_breakdown(result: SystemResult, data: SystemData, options: SystemOption
 
 def compute_system(where: Where, options: SystemOptions, session: Session) -> SystemResult:
     """Discover, read and compute; NoDataError when there is nothing to analyse."""
+    place = place_of(where, session.diagnostics.note)
     data = discover_and_read(
-        where, SYS_PREFIX, session, load_and_compute_metrics, lambda loaded: loaded.metrics.empty
+        where,
+        SYS_PREFIX,
+        session,
+        lambda files, warn, progress: load_and_compute_metrics(files, warn, progress, place),
+        lambda loaded: loaded.metrics.empty,
     )
     with session.timer.phase("computing"):
         return with_breakdown(system_result_of(data.metrics, options, data.ooms), data, options)

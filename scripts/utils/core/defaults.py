@@ -42,3 +42,6 @@ LEAK_MIN_RISE_MB = 20.0
 # The compactor: the closed UTC days that ended more than this many days ago are bundled;
 # the last two stay loose, for a quick look.
 COMPACT_OLDER_THAN_DAYS = 2
+# The day summaries' folder, inside the dumps dir unless --summary-dir says otherwise:
+# hidden, and a name no snapshot or bundle has (docs/summaries.md).
+SUMMARY_FOLDER = ".summaries"

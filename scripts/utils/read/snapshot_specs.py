@@ -8,14 +8,14 @@ both (every other column a file has is checked anyway), and for no other optiona
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from utils.collect.snapshot_format import COUNTER_FIELDS
 from utils.parser import Source
-from utils.read.threaded_reader import Kind, Progress, Reader, TableSpec, Warn
+from utils.read.threaded_reader import Batch, Kind, Progress, Reader, TableSpec, Warn
 
 # The original README's columns, and what newer dumps add: anon + swap and the start time.
 PROCESS_SPEC = TableSpec(
@@ -86,11 +86,16 @@ def read_system_frame(
     files: Sequence[Source], spec: TableSpec, warn: Warn, progress: Progress | None = None
 ) -> pd.DataFrame:
     """The spec's fields, one row per readable snapshot, indexed by UTC time in order."""
-    batches = list(Reader(spec, warn, progress).batches(files))
-    if not batches:
+    return system_frame(Reader(spec, warn, progress).batches(files))
+
+
+def system_frame(batches: Iterable[Batch]) -> pd.DataFrame:
+    """Parsed sys_mem batches (in time order) as one frame indexed by UTC time."""
+    kept = list(batches)
+    if not kept:
         columns = [*RAW_FIELDS, *OPTIONAL_FIELDS]
         return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([]), dtype="float64")
-    raw = pd.concat([batch.frame for batch in batches], ignore_index=True)
-    snapshot = np.concatenate([batch.snapshot for batch in batches])
+    raw = pd.concat([batch.frame for batch in kept], ignore_index=True)
+    snapshot = np.concatenate([batch.snapshot for batch in kept])
     times = pd.DatetimeIndex(snapshot.astype("datetime64[s]"))
     return raw.set_axis(times, axis=0)

@@ -27,8 +27,8 @@ import json
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from utils.core.atomic_files import temp_path
-from utils.parser import Bundle, Source, TimeWindow, Warn
+from utils.parser import Bundle, Source, TimeWindow, Warn, Where
 from utils.reduce.summary_codec import CodecError, Layout, Records, decode, encode
 
 T = TypeVar("T")
@@ -48,7 +48,10 @@ _UTILS = Path(__file__).resolve().parent.parent
 CODE_SOURCES = ("read", "reduce", "collect")
 FORMAT = "pid-memory-inspector day summary"
 FORMAT_VERSION = 1
-SUMMARY_NAME = "{kind}day_{day:%Y%m%d}.npz"
+# A day's summary for one way of reading it (the key's digest names it, so that runs with
+# other flags keep summaries of their own rather than overwrite each other's).
+SUMMARY_NAME = "{kind}day_{day:%Y%m%d}_{key}.npz"
+
 # How the reader names a bundle's member in a warning: `<bundle path>:<member name>`.
 BUNDLE_MEMBER_MARK = ".tar.xz:"
 
@@ -117,6 +120,10 @@ def _fingerprint(sources: Sequence[Source]) -> str | None:
     return digest.hexdigest()[:32]
 
 
+def _canonical(mapping: Mapping[str, Any]) -> str:
+    return json.dumps(dict(mapping), sort_keys=True)
+
+
 def read_deferred(path: Path, layout: Layout, records: Records) -> Any:
     """A deferred record, read whole from its summary now; OSError or CodecError if the
     summary is gone or changed since (a run rewrote the day meanwhile)."""
@@ -141,7 +148,7 @@ class SummaryStore:
 
     folder: Path
     kind: str  # the snapshot prefix: sys_mem_ or process_mem_
-    key: Mapping[str, Any]
+    key: Mapping[str, Any]  # what the reading depends on: names the summary file
     records: Records
     dumps_dir: Path
     note: Note
@@ -150,12 +157,15 @@ class SummaryStore:
     deferred: Mapping[str, Callable[[Path, Layout, Mapping[str, Any]], Any]] = field(
         default_factory=dict
     )
+    # What else must match, or the day is recomputed and its summary replaced.
+    fit: Mapping[str, Any] = field(default_factory=dict)
     code: str = field(default_factory=code_digest)
     unreadable: list[str] = field(default_factory=list)
     unwritable: str | None = None
 
     def path(self, day: date) -> Path:
-        return self.folder / SUMMARY_NAME.format(kind=self.kind, day=day)
+        key = hashlib.sha256(_canonical(self.key).encode()).hexdigest()[:8]
+        return self.folder / SUMMARY_NAME.format(kind=self.kind, day=day, key=key)
 
     def load(self, plan: DayPlan) -> DaySummary[Any] | None:
         """The day's summary if it is fresh; None if it is missing, stale or unreadable."""
@@ -184,7 +194,8 @@ class SummaryStore:
             and meta.get("code") == self.code
             and meta.get("kind") == self.kind
             and meta.get("day") == plan.day.isoformat()
-            and meta.get("key") == json.loads(json.dumps(dict(self.key)))
+            and meta.get("key") == json.loads(_canonical(self.key))
+            and meta.get("fit") == json.loads(_canonical(self.fit))
             and meta.get("fingerprint") == plan.fingerprint
         )
 
@@ -202,6 +213,7 @@ class SummaryStore:
             "kind": self.kind,
             "day": plan.day.isoformat(),
             "key": dict(self.key),
+            "fit": dict(self.fit),
             "fingerprint": plan.fingerprint,
             "warnings": [[self._short_path(path), reason] for path, reason in summary.warnings],
             "layout": layout,
@@ -351,3 +363,60 @@ def _file_of(path: Path) -> Path:
     text = str(path)
     at = text.find(BUNDLE_MEMBER_MARK)
     return Path(text[: at + len(BUNDLE_MEMBER_MARK) - 1]) if at >= 0 else path
+
+
+# --- What an analysis asks ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SummaryPlace:
+    """Where a run keeps its day summaries, and what it may use them for."""
+
+    folder: Path
+    dumps_dir: Path
+    window: TimeWindow
+    today: date  # UTC: the days before it are closed
+    note: Note  # one line on stderr
+
+
+@dataclass(frozen=True)
+class SummaryKind:
+    """One kind of snapshot read one way: what names its summaries, what else must match,
+    and the record classes they hold."""
+
+    kind: str
+    key: Mapping[str, Any]
+    records: Records
+    fit: Mapping[str, Any] = field(default_factory=dict)
+    deferred: Mapping[str, Callable[[Path, Layout, Mapping[str, Any]], Any]] = field(
+        default_factory=dict
+    )
+
+
+def summarized(
+    files: Sequence[Source], how: DayReading[T], place: SummaryPlace | None, what: SummaryKind
+) -> Iterator[T]:
+    """The files' reduced batches, from the day summaries at `place` where they are fresh
+    (and kept there for the closed days read now); read plainly when place is None."""
+    if place is None:
+        return how.read(files, how.warn, how.progress)
+    store = SummaryStore(
+        place.folder,
+        what.kind,
+        what.key,
+        what.records,
+        place.dumps_dir,
+        place.note,
+        deferred=what.deferred,
+        fit=what.fit,
+    )
+    plans = plan_days(files, place.window, place.today)
+    return read_by_day(plans, replace(how, store=store))
+
+
+def place_of(where: Where, note: Note, today: date | None = None) -> SummaryPlace | None:
+    """Where a run keeps its day summaries (None: it keeps none); today by the clock, UTC."""
+    if where.summary_dir is None:
+        return None
+    day = datetime.now(UTC).date() if today is None else today
+    return SummaryPlace(where.summary_dir, where.dumps_dir, where.window, day, note)

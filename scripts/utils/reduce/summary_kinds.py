@@ -1,0 +1,73 @@
+"""The two kinds of day summary: the sys_mem days' parsed batches and the process days'
+reduced runs, with what names them, what else must match, and how a batch's day is told.
+
+docs/summaries.md lists what each holds, field by field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import date, timedelta
+
+from utils.core.units import DAY_S
+from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source
+from utils.read.csv_batches import Batch
+from utils.read.threaded_reader import Progress, Reader, Warn
+from utils.reduce.batch_runs import BatchRuns, Chunk
+from utils.reduce.day_summaries import DayReading, SummaryKind, SummaryPlace, summarized
+from utils.reduce.group_totals import GroupPart
+from utils.reduce.process_records import ProcessRecords
+
+SYSTEM_RECORDS = {"Batch": Batch}
+PROCESS_RECORDS = {"BatchRuns": BatchRuns, "Chunk": Chunk, "GroupPart": GroupPart}
+EPOCH_DAY = date(1970, 1, 1)
+
+
+def system_batches(
+    files: Sequence[Source], reader: Reader, place: SummaryPlace | None
+) -> Iterator[Batch]:
+    """The sys_mem files' parsed batches, in time order, through the day summaries."""
+    how = DayReading(
+        lambda found, warn, progress: _with(reader, warn, progress).batches(found),
+        _batch_day,
+        reader.warn,
+        reader.progress,
+    )
+    what = SummaryKind(
+        SYS_PREFIX, {"spec": repr(reader.spec)}, SYSTEM_RECORDS, {"batch": reader.batch_bytes}
+    )
+    return summarized(files, how, place, what)
+
+
+def process_runs(
+    files: Sequence[Source], records: ProcessRecords, reader: Reader, place: SummaryPlace | None
+) -> Iterator[BatchRuns]:
+    """The process files reduced as `records` reduces them, batch by batch in time order,
+    through the day summaries (none for a --match run: its rows are not every run's)."""
+    how = DayReading(
+        lambda found, warn, progress: _with(reader, warn, progress).reduced(found, records.reduce),
+        _runs_day,
+        reader.warn,
+        reader.progress,
+    )
+    key = {"spec": repr(reader.spec), "group_by": records.group_by, "users": records.read_users}
+    fit = {"level": records.level, "batch": reader.batch_bytes}
+    what = SummaryKind(PROCESS_PREFIX, key, PROCESS_RECORDS, fit)
+    return summarized(files, how, None if records.match is not None else place, what)
+
+
+def _with(reader: Reader, warn: Warn, progress: Progress | None) -> Reader:
+    return replace(reader, warn=warn, progress=progress)
+
+
+def _batch_day(batch: Batch) -> date:
+    return _day(int(batch.snapshot[0]))
+
+
+def _runs_day(runs: BatchRuns) -> date:
+    return _day(int(runs.read[0]))
+
+
+def _day(epoch_s: int) -> date:
+    return EPOCH_DAY + timedelta(days=epoch_s // DAY_S)
