@@ -43,6 +43,7 @@ from utils.collect.snapshot_format import (
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import ReadPlan, compute_rss_spread, load_all_records
 from utils.read.snapshot_specs import RAW_FIELDS
+from utils.reduce.batch_runs import Chunk
 from utils.reduce.process_records import ProcessRecords
 from utils.system_analysis import SYSTEM_SPEC, load_system_frame
 
@@ -257,6 +258,7 @@ def all_rows(
     then PID: what the records hold, all at once (the analyses never need that)."""
     ranks, pids, rss = [], [], []
     for chunk in records.chunks:
+        assert isinstance(chunk, Chunk)  # read without day summaries: every row in memory
         counts = np.diff(chunk.starts)
         ranks.append(chunk.offset.astype(np.int64) + chunk.base)
         pids.append(np.repeat(chunk.pids.astype(np.int64), counts))

@@ -16,7 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import bundle_day
+import analyze_processes
+import analyze_system
+from conftest import bundle_day, run_main
 from synthetic import generate_dumps
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source, TimeWindow, Warn, find_sources
 from utils.read.csv_batches import Batch
@@ -26,6 +28,7 @@ from utils.reduce.batch_runs import BatchRuns, Chunk
 from utils.reduce.day_summaries import (
     DayPlan,
     DayReading,
+    SummaryPlace,
     SummaryStore,
     plan_days,
     read_by_day,
@@ -33,6 +36,7 @@ from utils.reduce.day_summaries import (
 from utils.reduce.group_totals import GroupPart
 from utils.reduce.process_records import ProcessRecords
 from utils.reduce.summary_codec import CodecError, decode, encode
+from utils.reduce.summary_kinds import StoredChunk, SummaryChangedError, process_runs
 from utils.system_analysis import SYSTEM_SPEC
 
 RECORDS = {cls.__name__: cls for cls in (BatchRuns, Chunk, GroupPart, Batch)}
@@ -325,3 +329,116 @@ def test_plans_split_sources_by_utc_day_and_fingerprint_closed_whole_days(dumps:
     ]
     assert sum(len(plan.sources) for plan in plans) == len(sources)
     assert isinstance(plans[0], DayPlan) and len(plans[0].sources) == 24
+
+
+# --- The analyses, with and without summaries ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two boots of a host in one dumps dir: three days at 10 minutes with an outage, then a
+    reboot (new boot_id, the same PIDs reused by other processes) and a day and a half at 2
+    minutes; short-lived processes come and go throughout; one day compacted into a bundle,
+    and a bad file."""
+    root = tmp_path_factory.mktemp("host")
+    dumps = root / "dumps"
+    generate_dumps(dumps, snapshots=440, processes=30, seed=5, start=START, outage=(150, 20))
+    generate_dumps(
+        root / "second", 1080, processes=30, seed=6, start=datetime(2026, 1, 5, 6), interval_s=120
+    )
+    for path in (root / "second").iterdir():
+        path.rename(dumps / path.name)
+    bundle_day(dumps, "20260102")
+    (dumps / "sys_mem_20260103_120500.csv").write_text("MemTotal_MB\n-1\n", "utf-8")
+    return dumps
+
+
+def analyses(dumps: Path, out: Path, plots: bool, *flags: str) -> dict[str, Any]:
+    """Both analyses' exit status, console, warnings and files (the Prometheus textfile
+    without the run's own duration and time)."""
+    outcome: dict[str, Any] = {}
+    for name, main, extra in (
+        ("system", analyze_system.main, ["--alert-pct", "14", "--fail-on-oom"]),
+        (
+            "processes",
+            analyze_processes.main,
+            ["--fail-on-leak", "--min-rise", "1", "--min-span", "6h"],
+        ),
+    ):
+        folder = out / name
+        prom = out / f"{name}.prom"
+        argv = ["--dumps-dir", str(dumps), "--out-dir", str(folder)]
+        argv += [] if plots else ["--no-plots"]
+        ran = run_main(main, [*argv, *extra, "--prometheus-textfile", str(prom), *flags])
+        outcome[name] = (ran.status, ran.stdout.replace(str(out), "OUT"), ran.stderr)
+        outcome |= {f"{name}/{p.name}": p.read_bytes() for p in sorted(folder.iterdir())}
+        outcome[f"{name}.prom"] = [
+            line
+            for line in prom.read_text("utf-8").splitlines()
+            if not line.startswith(("pmi_analysis_duration", "pmi_analysis_timestamp"))
+        ]
+    return outcome
+
+
+@pytest.mark.parametrize(
+    "plots", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["answers", "and-plots"]
+)
+def test_deleting_every_summary_changes_no_answer(host: Path, tmp_path: Path, plots: bool) -> None:
+    summaries = ["--summary-dir", str(tmp_path / "s")]
+    plain = analyses(host, tmp_path / "plain", plots, "--no-summaries")
+    first = analyses(host, tmp_path / "first", plots, *summaries)
+    kept = sorted(path.name for path in (tmp_path / "s").iterdir())
+    second = analyses(host, tmp_path / "second", plots, *summaries)
+    pngs = [name for name in plain if name.endswith(".png")]
+    assert len(pngs) > 10 if plots else not pngs
+    assert second == first == plain
+    assert plain["system"][0] == plain["processes"][0] == 3  # the alerts asked for hold
+    assert "sys_mem_20260103_120500.csv" in plain["system"][2]  # the bad file, said each time
+    # Every closed day of both kinds (the process analysis's counters are a kind of their
+    # own), none of a bad or partial kind, and no temporary file.
+    assert len(kept) == 3 * 6 and all(name.endswith(".npz") for name in kept)
+    assert not (host / ".summaries").exists()
+    assert sorted(path.name for path in (tmp_path / "s").iterdir()) == kept
+
+
+def fold(dumps: Path, place: SummaryPlace | None) -> ProcessRecords:
+    records = ProcessRecords(None, 2)
+    reader = Reader(PROCESS_SPEC, warn_none_but_the_bad_file, batch_bytes=20_000)
+    sources = find_sources(dumps, PROCESS_PREFIX, TimeWindow())
+    for runs in process_runs(sources, records, reader, place):
+        records.add(runs)
+    return records
+
+
+def warn_none_but_the_bad_file(path: Path, reason: str) -> None:
+    assert path.name == "process_mem_20260102_120500.csv", reason
+
+
+def test_rows_stay_in_the_summary_until_a_pid_of_theirs_is_asked_for(
+    dumps: Path, tmp_path: Path
+) -> None:
+    place = SummaryPlace(tmp_path / "s", dumps, TimeWindow(), TODAY, print)
+    plain, first, second = fold(dumps, None), fold(dumps, place), fold(dumps, place)
+    assert {type(chunk).__name__ for chunk in second.chunks} == {"StoredChunk"}
+    assert {type(chunk).__name__ for chunk in first.chunks} == {"Chunk"}
+    stored = [chunk for chunk in second.chunks if isinstance(chunk, StoredChunk)]
+    assert all(chunk._rows is None for chunk in stored)  # nothing read yet
+    short_lived = int(second.instances().pid[-1])
+    second.pid_memory(short_lived)
+    read = [chunk._rows is not None for chunk in stored]
+    assert 0 < sum(read) < len(stored)
+    assert read == [short_lived in chunk.pids.tolist() for chunk in stored]
+    assert folded(second) == folded(first) == folded(plain)
+
+
+def test_a_summary_replaced_under_a_run_is_one_line_not_wrong_rows(
+    dumps: Path, tmp_path: Path
+) -> None:
+    place = SummaryPlace(tmp_path / "s", dumps, TimeWindow(), TODAY, print)
+    fold(dumps, place)
+    records = fold(dumps, place)
+    for path in (tmp_path / "s").iterdir():
+        shutil.copy(path, tmp_path / "copy")
+        (tmp_path / "copy").replace(path)  # the same bytes, but another file now
+    with pytest.raises(SummaryChangedError, match="was replaced while it was read"):
+        records.pid_memory(int(records.instances().pid[0]))

@@ -11,7 +11,7 @@ batch after batch into process instances.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,15 @@ from utils.reduce.group_totals import GroupPart, group_part
 MILLI = 1000
 
 IntArray = npt.NDArray[np.int64]
+
+
+class Rows(Protocol):
+    """A batch's kept rows, by PID: a Chunk, or one left in a day summary until asked for
+    (utils.reduce.summary_kinds.StoredChunk)."""
+
+    def rows_of(self, pid: int) -> tuple[IntArray, IntArray, IntArray, IntArray]: ...
+
+    def _replace(self, *, base: int) -> Rows: ...
 
 
 class Chunk(NamedTuple):

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from utils.read.threaded_reader import Batch
-from utils.reduce.batch_runs import MILLI, BatchRuns, Chunk, narrow, reduce_batch
+from utils.reduce.batch_runs import MILLI, BatchRuns, Rows, narrow, reduce_batch
 from utils.reduce.group_totals import GroupPart, GroupTotals
 
 # MILLI stays importable from here: the analyses read it beside the records.
@@ -100,7 +100,7 @@ class ProcessRecords:
     group_names: list[str] = field(default_factory=list)
     _group_codes: dict[str, int] = field(default_factory=dict)
     _group_parts: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
-    chunks: list[Chunk] = field(default_factory=list)
+    chunks: list[Rows] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     read_users: bool = False  # read USER as well, for each instance's user (users[code])
     users: list[str] = field(default_factory=list)
