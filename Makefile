@@ -76,15 +76,15 @@ format: $(DEV_STAMP)  ## Fix imports and formatting in place
 	$(PY) -m ruff check --fix --quiet $(CHECKED)
 	$(PY) -m black --quiet $(CHECKED)
 
-clean:  ## Delete what can be made again: analysis outputs and caches (never the dumps)
+clean:  ## Delete what can be made again: analysis outputs, day summaries and caches (never the dumps)
 	@n_plots=$$(find plots -mindepth 1 -type f ! -name .gitkeep | wc -l); \
-	echo "clean: deleting $$n_plots file(s) in plots/, the benchmark data in .cache/ and tool caches"; \
+	echo "clean: deleting $$n_plots file(s) in plots/, the day summaries in $(DUMPS_DIR)/.summaries, the benchmark data in .cache/ and tool caches"; \
 	find plots -mindepth 1 -type f ! -name .gitkeep -delete; \
-	rm -rf .cache .mypy_cache .pytest_cache .ruff_cache .hypothesis; \
+	rm -rf $(DUMPS_DIR)/.summaries .cache .mypy_cache .pytest_cache .ruff_cache .hypothesis; \
 	find scripts tests -name __pycache__ -prune -exec rm -rf {} +; \
 	echo "clean: the collected snapshots in $(DUMPS_DIR) are kept (make clean-dumps deletes them)"
 
-clean-dumps:  ## Delete the collected snapshots: says how many and which span, needs CONFIRM=yes
+clean-dumps:  ## Delete the collected snapshots (and their day summaries): says how many and which span, needs CONFIRM=yes
 	@files=$$(find $(DUMPS_DIR) -maxdepth 1 -type f \( -name 'sys_mem_*.csv' \
 		-o -name 'process_mem_*.csv' -o -name 'mem_*.tar.xz' \)); \
 	n=$$(printf '%s' "$$files" | grep -c .); \
@@ -100,4 +100,5 @@ clean-dumps:  ## Delete the collected snapshots: says how many and which span, n
 		exit 0; \
 	fi; \
 	printf '%s\n' "$$files" | tr '\n' '\0' | xargs -0 rm -f --; \
-	echo "clean-dumps: deleted $$n file(s) in $(DUMPS_DIR), snapshots $$span"
+	rm -rf $(DUMPS_DIR)/.summaries; \
+	echo "clean-dumps: deleted $$n file(s) in $(DUMPS_DIR), snapshots $$span, and their day summaries"

@@ -19,7 +19,13 @@ def tree(tmp_path: Path) -> Path:
     if shutil.which("make") is None:
         pytest.skip("needs make")
     shutil.copy(REPO / "Makefile", tmp_path)
-    for folder in ["dumps/time", "plots/system", "plots/processes", ".cache/month", "scripts"]:
+    for folder in [
+        "dumps/time/.summaries",
+        "plots/system",
+        "plots/processes",
+        ".cache/month",
+        "scripts",
+    ]:
         (tmp_path / folder).mkdir(parents=True)
     for path in [
         *(f"dumps/time/{name}" for name in DUMPS),
@@ -30,6 +36,7 @@ def tree(tmp_path: Path) -> Path:
         "plots/processes/rss_pid_1.png",
         "plots/report.html",
         ".cache/month/sys_mem_20260101_000000.csv",
+        "dumps/time/.summaries/sys_mem_day_20260101_0123abcd.npz",
     ]:
         (tmp_path / path).write_text("x")
     return tmp_path
@@ -52,6 +59,7 @@ def names(folder: Path) -> list[str]:
 
 
 def test_clean_deletes_outputs_and_caches_and_keeps_every_dump(tree: Path) -> None:
+    assert (tree / "dumps" / "time" / ".summaries").is_dir()
     output = make(tree, "clean")
     assert "the collected snapshots in dumps/time are kept" in output
     assert names(tree / "dumps" / "time") == sorted([*DUMPS, ".gitkeep", "notes.txt"])
@@ -66,7 +74,7 @@ def test_clean_dumps_says_what_it_would_delete_and_waits_for_confirm(tree: Path)
         "clean-dumps: 3 file(s) in dumps/time, snapshots from 2026-02-01 to 2026-03-02 10:15:00 UTC",
         "clean-dumps: nothing deleted; 'make clean-dumps CONFIRM=yes' deletes them",
     ]
-    assert names(tree / "dumps" / "time") == sorted([*DUMPS, ".gitkeep", "notes.txt"])
+    assert names(tree / "dumps" / "time") == sorted([*DUMPS, ".gitkeep", ".summaries", "notes.txt"])
     output = make(tree, "clean-dumps", "CONFIRM=yes")
     assert output.startswith("clean-dumps: deleted 3 file(s) in dumps/time")
     assert names(tree / "dumps" / "time") == [".gitkeep", "notes.txt"]
