@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -24,10 +25,12 @@ from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source, TimeWindow, Warn, f
 from utils.read.csv_batches import Batch
 from utils.read.snapshot_specs import PROCESS_SPEC
 from utils.read.threaded_reader import Reader
+from utils.reduce import summary_file
 from utils.reduce.batch_runs import BatchRuns, Chunk
 from utils.reduce.day_summaries import (
     DayPlan,
     DayReading,
+    SummaryChangedError,
     SummaryPlace,
     SummaryStore,
     plan_days,
@@ -35,8 +38,8 @@ from utils.reduce.day_summaries import (
 )
 from utils.reduce.group_totals import GroupPart
 from utils.reduce.process_records import ProcessRecords
-from utils.reduce.summary_codec import CodecError, decode, encode
-from utils.reduce.summary_kinds import StoredChunk, SummaryChangedError, process_runs
+from utils.reduce.summary_codec import CodecError, Sink, decode, encode
+from utils.reduce.summary_kinds import StoredChunk, process_runs
 from utils.system_analysis import SYSTEM_SPEC
 
 RECORDS = {cls.__name__: cls for cls in (BatchRuns, Chunk, GroupPart, Batch)}
@@ -70,10 +73,18 @@ arrays: st.SearchStrategy[np.ndarray[Any, Any]] = st.sampled_from(
 )
 
 
-def round_trip(value: object) -> Any:
-    stored: dict[str, Any] = {}
-    layout = encode(value, stored)
-    return decode(layout, stored, CODEC_RECORDS)
+def round_trip(value: object, cold: dict[str, tuple[str, ...]] | None = None) -> Any:
+    """value encoded, written to a summary file, read back and decoded (hot and cold)."""
+    sink = Sink(cold)
+    layout = encode(value, sink)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "summary"
+        with open(path, "wb") as handle:
+            summary_file.write(handle, {"layout": layout}, sink.arrays)
+        meta, hot = summary_file.read(path)
+        cold_arrays = summary_file.read_cold(path, meta)
+    assert all(key.startswith("a") for key in hot) and all(k[0] == "c" for k in cold_arrays)
+    return decode(meta["layout"], hot | cold_arrays, CODEC_RECORDS)
 
 
 @given(arrays, texts, st.lists(arrays, max_size=3), st.integers(-(2**40), 2**40))
@@ -82,7 +93,7 @@ def test_a_tree_of_records_and_arrays_comes_back_equal(
 ) -> None:
     text_array = np.array([*words, "x"], dtype=object)[:-1]
     value = Outer(Inner(values, text_array), tuple(parts), None, number)
-    back = round_trip(value)
+    back = round_trip(value, {"Inner": ("values",)})  # Inner's texts cold, the rest hot
     assert type(back) is Outer and back.number == number and back.missing is None
     assert back.inner.values.dtype == values.dtype
     np.testing.assert_array_equal(back.inner.values, values)
@@ -108,8 +119,9 @@ def test_a_reader_batch_frame_comes_back_with_its_dtypes(tmp_path: Path) -> None
 
 
 def test_a_layout_of_another_shape_is_refused_not_misread() -> None:
-    stored: dict[str, Any] = {}
-    layout = encode(Inner(np.arange(3), None), stored)
+    sink = Sink()
+    layout = encode(Inner(np.arange(3), None), sink)
+    stored = sink.arrays
     layout["fields"] = {"values": layout["fields"]["values"]}
     with pytest.raises(CodecError):
         decode(layout, stored, CODEC_RECORDS)
@@ -164,7 +176,7 @@ def run(
 
 
 def days_kept(folder: Path) -> list[str]:
-    """The days of the summaries in a folder (`process_mem_day_<YYYYMMDD>_<key>.npz`)."""
+    """The days of the summaries in a folder (`process_mem_day_<YYYYMMDD>_<key>.summary`)."""
     return sorted(path.name.split("_")[3] for path in folder.iterdir())
 
 
@@ -302,17 +314,17 @@ def test_no_temporary_file_is_left_and_no_summary_is_half_written(
 ) -> None:
     folder = tmp_path / "s"
     calls = 0
-    real = np.savez
+    real = summary_file.write
 
-    def failing(handle: Any, **arrays: Any) -> None:
+    def failing(handle: Any, meta: Any, arrays: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
-            handle.write(b"PK partial")
+            handle.write(summary_file.MAGIC)
             raise OSError(28, "No space left on device")
-        real(handle, **arrays)
+        real(handle, meta, arrays)
 
-    monkeypatch.setattr(np, "savez", failing)
+    monkeypatch.setattr(summary_file, "write", failing)
     notes = run(dumps, folder).notes
     assert notes == [f"day summaries are not kept: cannot write {folder}: No space left on device"]
     assert [p.name[:25] for p in folder.iterdir()] == ["process_mem_day_20260101_"]
@@ -396,7 +408,7 @@ def test_deleting_every_summary_changes_no_answer(host: Path, tmp_path: Path, pl
     assert "sys_mem_20260103_120500.csv" in plain["system"][2]  # the bad file, said each time
     # Every closed day of both kinds (the process analysis's counters are a kind of their
     # own), none of a bad or partial kind, and no temporary file.
-    assert len(kept) == 3 * 6 and all(name.endswith(".npz") for name in kept)
+    assert len(kept) == 3 * 6 and all(name.endswith(".summary") for name in kept)
     assert not (host / ".summaries").exists()
     assert sorted(path.name for path in (tmp_path / "s").iterdir()) == kept
 

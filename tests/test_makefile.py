@@ -36,7 +36,7 @@ def tree(tmp_path: Path) -> Path:
         "plots/processes/rss_pid_1.png",
         "plots/report.html",
         ".cache/month/sys_mem_20260101_000000.csv",
-        "dumps/time/.summaries/sys_mem_day_20260101_0123abcd.npz",
+        "dumps/time/.summaries/sys_mem_day_20260101_0123abcd.summary",
     ]:
         (tmp_path / path).write_text("x")
     return tmp_path

@@ -25,19 +25,18 @@ import contextlib
 import hashlib
 import json
 import os
-import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import numpy as np
-
 from utils.core.atomic_files import temp_path
-from utils.parser import Bundle, Source, TimeWindow, Warn, Where
-from utils.reduce.summary_codec import CodecError, Layout, Records, decode, encode
+from utils.parser import Bundle, NoDataError, Source, TimeWindow, Warn, Where
+from utils.reduce import summary_file
+from utils.reduce.summary_codec import CodecError, Layout, Records, Sink, decode, encode
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -50,7 +49,7 @@ FORMAT = "pid-memory-inspector day summary"
 FORMAT_VERSION = 1
 # A day's summary for one way of reading it (the key's digest names it, so that runs with
 # other flags keep summaries of their own rather than overwrite each other's).
-SUMMARY_NAME = "{kind}day_{day:%Y%m%d}_{key}.npz"
+SUMMARY_NAME = "{kind}day_{day:%Y%m%d}_{key}.summary"
 
 # How the reader names a bundle's member in a warning: `<bundle path>:<member name>`.
 BUNDLE_MEMBER_MARK = ".tar.xz:"
@@ -102,8 +101,9 @@ def _whole(day: date, window: TimeWindow, today: date) -> bool:
 
 
 def _fingerprint(sources: Sequence[Source]) -> str | None:
-    """A digest of the day's files' names, sizes and modification times; None if one cannot
-    be looked at (the raw read then says why)."""
+    """A digest of the day's files' names, sizes and modification times (in the sources'
+    order, which discovery fixes); None if one cannot be looked at (the raw read then says
+    why). A year of loose files is 105,120 of them: plain strings and os.stat, no Path work."""
     files: list[Path] = []
     for source in sources:
         if isinstance(source, Bundle):
@@ -111,12 +111,14 @@ def _fingerprint(sources: Sequence[Source]) -> str | None:
         else:
             files.append(source.path)
     digest = hashlib.sha256()
-    for path in sorted(files):
+    for path in files:
+        text = os.fspath(path)
         try:
-            status = os.stat(path)
+            status = os.stat(text)
         except OSError:
             return None
-        digest.update(f"{path.name}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+        name = text.rpartition(os.sep)[2]
+        digest.update(f"{name}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -124,11 +126,54 @@ def _canonical(mapping: Mapping[str, Any]) -> str:
     return json.dumps(dict(mapping), sort_keys=True)
 
 
-def read_deferred(path: Path, layout: Layout, records: Records) -> Any:
-    """A deferred record, read whole from its summary now; OSError or CodecError if the
-    summary is gone or changed since (a run rewrote the day meanwhile)."""
-    with np.load(path, allow_pickle=False) as npz:
-        return decode(layout, npz, records)
+@dataclass(frozen=True)
+class Deferred:
+    """Where a deferred record's arrays are: its summary file as it was when read (the
+    meta, and which file it was), and the hot arrays its layout names."""
+
+    path: Path
+    meta: Mapping[str, Any]
+    identity: tuple[int, int, int]
+    layout: Layout
+    hot: Mapping[str, Any]
+
+    def read(self, records: Records) -> Any:
+        """The record, read whole from its summary now. SummaryChangedError if another run
+        replaced the summary since; OSError or SummaryFileError if it is gone or damaged."""
+        if summary_file.identity(self.path) != self.identity:
+            raise SummaryChangedError(f"{self.path} was replaced while it was read")
+        cold = summary_file.read_cold(self.path, self.meta)
+        return decode(self.layout, ChainMap(cold, dict(self.hot)), records)
+
+
+class SummaryChangedError(NoDataError):
+    """A day summary replaced by another run while this one still needed it: one line, and
+    the next run reads it again."""
+
+
+# Makes the stand-in of a deferred record from where its arrays are.
+MakeDeferred = Callable[[Deferred], Any]
+
+
+def _stand_in(make: MakeDeferred, where: Deferred, layout: Layout, hot: Mapping[str, Any]) -> Any:
+    """A deferred record's stand-in, with the hot arrays its layout names (the rest of the
+    summary's hot arrays are not kept alive by it)."""
+    named = {key: hot[key] for key in _array_keys(layout) if key in hot}
+    return make(replace(where, layout=layout, hot=named))
+
+
+def _array_keys(layout: Any) -> list[str]:
+    """Every array key a layout names, at any depth."""
+    if isinstance(layout, dict):
+        found = [str(value) for key, value in layout.items() if key in _KEY_FIELDS]
+        return found + [key for value in layout.values() for key in _array_keys(value)]
+    if isinstance(layout, list):
+        return [key for item in layout for key in _array_keys(item)]
+    return []
+
+
+# The layout fields that name an array (summary_codec: arrays, texts).
+_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing"})
 
 
 # --- The store ----------------------------------------------------------------------
@@ -152,11 +197,9 @@ class SummaryStore:
     records: Records
     dumps_dir: Path
     note: Note
-    # Records kept on disk until asked for: each class's maker of a stand-in, given the
-    # summary's path, the record's layout and the summary's (lazy) arrays.
-    deferred: Mapping[str, Callable[[Path, Layout, Mapping[str, Any]], Any]] = field(
-        default_factory=dict
-    )
+    # Records left on disk until asked for: each class's hot fields (read with the summary)
+    # and the maker of its stand-in.
+    deferred: Mapping[str, tuple[Collection[str], MakeDeferred]] = field(default_factory=dict)
     # What else must match, or the day is recomputed and its summary replaced.
     fit: Mapping[str, Any] = field(default_factory=dict)
     code: str = field(default_factory=code_digest)
@@ -171,17 +214,19 @@ class SummaryStore:
         """The day's summary if it is fresh; None if it is missing, stale or unreadable."""
         path = self.path(plan.day)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                meta = json.loads(bytes(npz["meta"]).decode("utf-8"))
-                if not self._fits(meta, plan):
-                    return None
-                deferred = {name: partial(make, path) for name, make in self.deferred.items()}
-                # npz reads a member when it is asked for: a deferred record's are not.
-                results = decode(meta["layout"], npz, self.records, deferred)
+            identity = summary_file.identity(path)
+            meta, hot = summary_file.read(path)
+            if not self._fits(meta, plan):
+                return None
+            deferred = {
+                name: partial(_stand_in, make, Deferred(path, meta, identity, {}, hot))
+                for name, (_, make) in self.deferred.items()
+            }
+            results = decode(meta["layout"], hot, self.records, deferred)
             warnings = [(self._full_path(item[0]), str(item[1])) for item in meta["warnings"]]
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return None  # none kept there (a folder that cannot be written is said on save)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as err:
+        except (OSError, ValueError, KeyError, TypeError) as err:
             reason = str(err) if isinstance(err, CodecError) else f"{type(err).__name__}: {err}"
             self.unreadable.append(f"{path.name} ({reason})")
             return None
@@ -204,7 +249,7 @@ class SummaryStore:
         first failure to write is said once, and no more summaries are written."""
         if self.unwritable is not None or plan.fingerprint is None:
             return
-        arrays: dict[str, Any] = {}
+        arrays = Sink({name: hot for name, (hot, _) in self.deferred.items()})
         layout = encode(list(summary.results), arrays)
         meta = {
             "format": FORMAT,
@@ -218,13 +263,12 @@ class SummaryStore:
             "warnings": [[self._short_path(path), reason] for path, reason in summary.warnings],
             "layout": layout,
         }
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
         path = self.path(plan.day)
         temporary = temp_path(path)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with open(temporary, "wb") as handle:
-                np.savez(handle, allow_pickle=False, **arrays)
+                summary_file.write(handle, meta, arrays.arrays)
             os.replace(temporary, path)
         except OSError as err:
             with contextlib.suppress(OSError):
@@ -388,9 +432,7 @@ class SummaryKind:
     key: Mapping[str, Any]
     records: Records
     fit: Mapping[str, Any] = field(default_factory=dict)
-    deferred: Mapping[str, Callable[[Path, Layout, Mapping[str, Any]], Any]] = field(
-        default_factory=dict
-    )
+    deferred: Mapping[str, tuple[Collection[str], MakeDeferred]] = field(default_factory=dict)
 
 
 def summarized(

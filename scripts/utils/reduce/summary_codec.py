@@ -1,15 +1,15 @@
 """What a day summary holds, as plain arrays: a tree of NamedTuples, tuples, numpy arrays,
 texts, numbers and data frames flattened into named arrays and a JSON layout, and back.
 
-The arrays are written with numpy's own format (`.npy` members of an `.npz`), never pickled:
-a summary is a cache file any user of the host could have put there, and unpickling it would
-run whatever it holds. Texts are kept as one UTF-8 blob and the offsets into it
+The arrays are plain numbers (utils.reduce.summary_file writes their bytes), never pickled: a
+summary is a cache file any user of the host could have put there, and unpickling it would run
+whatever it holds. Texts are kept as one UTF-8 blob and the offsets into it
 (`surrogatepass`, so that a command line that is not valid UTF-8 comes back as it went in).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,8 +25,24 @@ class CodecError(ValueError):
     damaged file)."""
 
 
-def encode(value: object, arrays: Arrays) -> Layout:
-    """value's layout; its arrays are added to `arrays` under fresh names."""
+class Sink:
+    """Where encode puts the arrays, each under a fresh name: "a..." for the hot ones, read
+    with the summary, "c..." for the cold ones, the fields of the record classes in `cold`
+    (but the ones named there), read only when a deferred record asks for them."""
+
+    def __init__(self, cold: Mapping[str, Collection[str]] | None = None) -> None:
+        self.arrays: Arrays = {}
+        self.cold = cold or {}
+        self.cooling = False
+
+    def add(self, array: npt.NDArray[Any]) -> str:
+        key = f"{'c' if self.cooling else 'a'}{len(self.arrays)}"
+        self.arrays[key] = array
+        return key
+
+
+def encode(value: object, arrays: Sink) -> Layout:
+    """value's layout; its arrays are added to the sink under fresh names."""
     if value is None:
         return {"t": "none"}
     if isinstance(value, bool | int | float | str):
@@ -36,10 +52,7 @@ def encode(value: object, arrays: Arrays) -> Layout:
     if isinstance(value, pd.DataFrame):
         return _encode_frame(value, arrays)
     if isinstance(value, tuple) and hasattr(value, "_fields"):
-        fields = {
-            name: encode(item, arrays) for name, item in zip(value._fields, value, strict=True)
-        }
-        return {"t": "record", "class": type(value).__name__, "fields": fields}
+        return _encode_record(value, arrays)
     if isinstance(value, tuple | list):
         return {"t": type(value).__name__, "items": [encode(item, arrays) for item in value]}
     raise TypeError(f"a day summary cannot hold a {type(value).__name__}")
@@ -53,7 +66,7 @@ def decode(
 ) -> Any:
     """The value a layout describes; CodecError if it describes none. A record whose class is
     in `deferred` is handed, layout and arrays, to that function instead: arrays may be a
-    lazy mapping (an open .npz), so what it does not take is never read."""
+    mapping of the hot arrays only: a deferred record's cold ones are read when it asks."""
     try:
         return _decode(layout, arrays, records, deferred or {})
     except (KeyError, TypeError, ValueError, IndexError) as err:
@@ -106,15 +119,25 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def _encode_array(value: npt.NDArray[Any], arrays: Arrays) -> Layout:
+def _encode_record(value: tuple[Any, ...], arrays: Sink) -> Layout:
+    name = type(value).__name__
+    hot = arrays.cold.get(name)
+    fields: dict[str, Layout] = {}
+    for field, item in zip(value._fields, value, strict=True):  # type: ignore[attr-defined]
+        was = arrays.cooling
+        arrays.cooling = was or (hot is not None and field not in hot)
+        fields[field] = encode(item, arrays)
+        arrays.cooling = was
+    return {"t": "record", "class": name, "fields": fields}
+
+
+def _encode_array(value: npt.NDArray[Any], arrays: Sink) -> Layout:
     if value.dtype == object:
         return _encode_texts(value, arrays)
-    key = _fresh(arrays)
-    arrays[key] = value
-    return {"t": "array", "key": key}
+    return {"t": "array", "key": arrays.add(value)}
 
 
-def _encode_texts(values: npt.NDArray[Any] | pd.Index, arrays: Arrays) -> Layout:
+def _encode_texts(values: npt.NDArray[Any] | pd.Index, arrays: Sink) -> Layout:
     """Texts (None or NaN allowed) as one UTF-8 blob, the end offset of each, and a mask."""
     items = list(values)
     missing = np.array([not isinstance(item, str) for item in items], dtype=bool)
@@ -122,10 +145,9 @@ def _encode_texts(values: npt.NDArray[Any] | pd.Index, arrays: Arrays) -> Layout
         b"" if gone else item.encode("utf-8", "surrogatepass")
         for item, gone in zip(items, missing, strict=True)
     ]
-    blob, ends, mask = _fresh(arrays), _fresh(arrays, 1), _fresh(arrays, 2)
-    arrays[blob] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    arrays[ends] = np.cumsum([len(item) for item in encoded], dtype=np.int64)
-    arrays[mask] = missing
+    blob = arrays.add(np.frombuffer(b"".join(encoded), dtype=np.uint8))
+    ends = arrays.add(np.cumsum([len(item) for item in encoded], dtype=np.int64))
+    mask = arrays.add(missing)
     return {"t": "texts", "blob": blob, "ends": ends, "missing": mask}
 
 
@@ -145,7 +167,7 @@ def _decode_texts(
     return out
 
 
-def _encode_frame(frame: pd.DataFrame, arrays: Arrays) -> Layout:
+def _encode_frame(frame: pd.DataFrame, arrays: Sink) -> Layout:
     """A frame with a RangeIndex and numeric or categorical-text columns (what the reader's
     batches are)."""
     if (
@@ -205,10 +227,6 @@ def _decode_frame(layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]) -> pd.
     if any(len(frame[name]) != layout["rows"] for name in frame.columns):
         raise CodecError("columns of different lengths")
     return frame
-
-
-def _fresh(arrays: Arrays, extra: int = 0) -> str:
-    return f"a{len(arrays) + extra}"
 
 
 _LEAVES: dict[str, Callable[[Layout, Mapping[str, npt.NDArray[Any]]], Any]] = {

@@ -6,31 +6,27 @@ docs/summaries.md lists what each holds, field by field.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from utils.core.units import DAY_S
-from utils.parser import PROCESS_PREFIX, SYS_PREFIX, NoDataError, Source
+from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source
 from utils.read.csv_batches import Batch
 from utils.read.threaded_reader import Progress, Reader, Warn
 from utils.reduce.batch_runs import BatchRuns, Chunk, IntArray
 from utils.reduce.day_summaries import (
     DayReading,
+    Deferred,
     SummaryKind,
     SummaryPlace,
-    read_deferred,
     summarized,
 )
 from utils.reduce.group_totals import GroupPart
 from utils.reduce.process_records import ProcessRecords
-from utils.reduce.summary_codec import Layout
 
 SYSTEM_RECORDS = {"Batch": Batch}
 PROCESS_RECORDS = {"BatchRuns": BatchRuns, "Chunk": Chunk, "GroupPart": GroupPart}
@@ -66,7 +62,8 @@ def process_runs(
     )
     key = {"spec": repr(reader.spec), "group_by": records.group_by, "users": records.read_users}
     fit = {"level": records.level, "batch": reader.batch_bytes}
-    what = SummaryKind(PROCESS_PREFIX, key, PROCESS_RECORDS, fit, {"Chunk": StoredChunk.of})
+    deferred = {"Chunk": (("pids",), StoredChunk)}
+    what = SummaryKind(PROCESS_PREFIX, key, PROCESS_RECORDS, fit, deferred)
     return summarized(files, how, None if records.match is not None else place, what)
 
 
@@ -76,46 +73,27 @@ class StoredChunk:
     needs almost none of them. Only the batch's PIDs are held; the rows are read whole the
     first time one of them is asked for, then kept."""
 
-    def __init__(self, path: Path, identity: tuple[int, int, int], layout: Layout) -> None:
-        self.path, self.identity, self.layout = path, identity, layout
-        self.pids: npt.NDArray[np.int32] = np.empty(0, np.int32)
+    def __init__(self, where: Deferred) -> None:
+        self.where = where
+        self.pids: npt.NDArray[np.int32] = where.hot[where.layout["fields"]["pids"]["key"]]
         self.base = 0
         self._rows: Chunk | None = None
 
-    @classmethod
-    def of(cls, path: Path, layout: Layout, arrays: Mapping[str, Any]) -> StoredChunk:
-        """The stand-in for a Chunk in an open summary: its PIDs read now, the rest later."""
-        stored = cls(path, _identity(path), layout)
-        stored.pids = np.asarray(arrays[layout["fields"]["pids"]["key"]])
-        return stored
-
     def _replace(self, *, base: int) -> StoredChunk:
-        moved = StoredChunk(self.path, self.identity, self.layout)
-        moved.pids, moved.base, moved._rows = self.pids, base, self._rows
+        moved = StoredChunk(self.where)
+        moved.base, moved._rows = base, self._rows
         return moved
 
     def rows_of(self, pid: int) -> tuple[IntArray, IntArray, IntArray, IntArray]:
         """As Chunk.rows_of; the summary is read the first time a PID of the batch is asked
-        for. SummaryChangedError if the summary was replaced since it was opened."""
+        for (SummaryChangedError if another run replaced it since this one read it)."""
         at = int(np.searchsorted(self.pids, pid))
         if at == len(self.pids) or self.pids[at] != pid:
             empty = np.empty(0, np.int64)
             return empty, empty, empty, empty
         if self._rows is None:
-            if _identity(self.path) != self.identity:
-                raise SummaryChangedError(f"{self.path} was replaced while it was read")
-            self._rows = read_deferred(self.path, self.layout, PROCESS_RECORDS)
+            self._rows = self.where.read(PROCESS_RECORDS)
         return self._rows._replace(base=self.base).rows_of(pid)
-
-
-class SummaryChangedError(NoDataError):
-    """A day summary replaced by another run while this one still needed it: one line, and
-    the next run reads it again."""
-
-
-def _identity(path: Path) -> tuple[int, int, int]:
-    status = os.stat(path)
-    return status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _with(reader: Reader, warn: Warn, progress: Progress | None) -> Reader:

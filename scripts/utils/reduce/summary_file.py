@@ -1,0 +1,119 @@
+"""A day summary on disk: a header, a JSON meta, then the arrays' bytes, hot then cold.
+
+    PMI-DAY-SUMMARY\\n
+    <length of the meta, 16 hex digits>\\n
+    <meta: UTF-8 JSON; its "arrays" give each array's offset, size, dtype and shape>
+    <hot arrays, then cold arrays, each at an offset that is a multiple of 8>
+
+A run reads the header, the meta and the hot arrays in three reads, and a cold array only
+when a deferred record asks for it. Each part carries a CRC-32 of its bytes, checked when it
+is read: a file cut short or damaged is an error, never other numbers. No array is ever an
+object array (nothing is unpickled): the dtypes are plain numbers and booleans.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Mapping
+from io import BufferedReader
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+MAGIC = b"PMI-DAY-SUMMARY\n"
+_LENGTH_DIGITS = 16
+# The dtypes a summary may hold: booleans, integers, unsigned integers and floats.
+_KINDS = frozenset("biuf")
+_ALIGN = 8
+Arrays = Mapping[str, npt.NDArray[Any]]
+
+
+class SummaryFileError(ValueError):
+    """Not a summary file, or one cut short or damaged."""
+
+
+def write(handle: BinaryIO, meta: Mapping[str, Any], arrays: Arrays) -> None:
+    """Write meta and arrays (hot ones named "a...", cold ones "c...") to an open file."""
+    places: dict[str, list[Any]] = {}
+    regions: dict[str, list[int]] = {}
+    payload: list[bytes] = []
+    offset = 0
+    for region in ("hot", "cold"):
+        start, crc = offset, 0
+        for key, value in arrays.items():
+            if _region_of(key) != region:
+                continue
+            if value.dtype.kind not in _KINDS:
+                raise TypeError(f"a summary holds no {value.dtype} array")
+            data = np.ascontiguousarray(value).tobytes()
+            data += b"\0" * (-len(data) % _ALIGN)
+            places[key] = [offset, value.nbytes, value.dtype.str, list(value.shape)]
+            payload.append(data)
+            crc = zlib.crc32(data, crc)
+            offset += len(data)
+        regions[region] = [start, offset, crc]
+    text = json.dumps(dict(meta) | {"arrays": places} | regions).encode("utf-8")
+    head = MAGIC + b"%016x\n" % len(text) + text
+    handle.write(head + b"\0" * (-len(head) % _ALIGN))
+    for data in payload:
+        handle.write(data)
+
+
+def _region_of(key: str) -> str:
+    return "cold" if key.startswith("c") else "hot"
+
+
+def read(path: Path) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    """The meta and the hot arrays; SummaryFileError if the file is not a whole summary."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(MAGIC) + _LENGTH_DIGITS + 1)
+        if len(head) != len(MAGIC) + _LENGTH_DIGITS + 1 or not head.startswith(MAGIC):
+            raise SummaryFileError("not a day summary")
+        try:
+            length = int(head[len(MAGIC) : -1], 16)
+        except ValueError as err:
+            raise SummaryFileError("not a day summary") from err
+        text = handle.read(length)
+        if len(text) != length:
+            raise SummaryFileError("cut short in its meta")
+        meta = json.loads(text.decode("utf-8"))
+        meta["payload"] = handle.tell() + (-handle.tell() % _ALIGN)
+        return meta, _region(handle, meta, "hot")
+
+
+def read_cold(path: Path, meta: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]]:
+    """The cold arrays of a summary whose meta was read before."""
+    with open(path, "rb") as handle:
+        return _region(handle, meta, "cold")
+
+
+def _region(
+    handle: BufferedReader, meta: Mapping[str, Any], name: str
+) -> dict[str, npt.NDArray[Any]]:
+    """One region's arrays, checked against its CRC; writable (they are the file's bytes
+    read into memory of their own)."""
+    start, end, crc = (int(number) for number in meta[name])
+    handle.seek(int(meta["payload"]) + start)
+    data = bytearray(end - start)
+    if handle.readinto(data) != len(data) or zlib.crc32(data) != crc:
+        raise SummaryFileError(f"its {name} part is cut short or damaged")
+    arrays = {}
+    for key, (offset, size, dtype_text, shape) in meta["arrays"].items():
+        if _region_of(key) != name:
+            continue
+        dtype = np.dtype(dtype_text)
+        if dtype.kind not in _KINDS or not start <= offset <= offset + size <= end:
+            raise SummaryFileError(f"array {key} does not fit its part")
+        count = int(size) // dtype.itemsize
+        arrays[key] = np.frombuffer(data, dtype, count, offset - start).reshape(shape)
+    return arrays
+
+
+def identity(path: Path) -> tuple[int, int, int]:
+    """What tells one file from another written in its place: inode, size, mtime."""
+    status = os.stat(path)
+    return status.st_ino, status.st_size, status.st_mtime_ns
