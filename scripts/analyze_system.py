@@ -39,7 +39,6 @@ from utils.system_analysis import (
     SystemOptions,
     compute_system,
     format_summary,
-    plot_system,
     write_system_files,
 )
 
@@ -73,6 +72,9 @@ def analyze_system(
     drawn: list[Path] = []
     if plots:
         with session.timer.phase("plotting"):
+            # Here, not at the top: a --no-plots run never loads matplotlib.
+            from utils.outputs.system_plots import plot_system  # noqa: PLC0415
+
             drawn = plot_system(result, where.out_dir)
     for line in format_summary(result.summary):
         session.console.print(line)

@@ -46,10 +46,10 @@ from utils.outputs.prometheus import (
     textfile_from_args,
 )
 from utils.outputs.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
+from utils.outputs.system_plots import plot_calls as system_plot_calls
 from utils.parser import NoDataError, TimeWindow, Where
 from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
 from utils.system_analysis import SystemOptions, SystemResult, compute_system
-from utils.system_analysis import plot_calls as system_plot_calls
 
 # --- Defaults; flags override them (the analyses' own come from where theirs do) ----
 DUMPS_DIR = defaults.DUMPS_DIR

@@ -31,8 +31,8 @@ from utils.judge.breakdown import LABELS
 from utils.outputs.process_plots import LEAK_COLOR
 from utils.outputs.report import Missing, ReportData, render_report
 from utils.outputs.report_page import TEMPLATES, png_size
+from utils.outputs.system_plots import PLOT_NAMES
 from utils.parser import TimeWindow
-from utils.system_analysis import PLOT_NAMES
 
 NAME = "make_report.py"
 SCRIPT = script_path(NAME)

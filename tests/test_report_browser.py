@@ -20,7 +20,7 @@ from test_make_report import TABLES, as_in_csv, run_analyses, run_in_process, sy
 
 import make_report
 from utils.outputs.report_page import png_size
-from utils.system_analysis import PLOT_NAMES
+from utils.outputs.system_plots import PLOT_NAMES
 
 try:
     from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright

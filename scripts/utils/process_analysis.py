@@ -18,6 +18,7 @@ import pandas as pd
 from utils.console import EXIT_ALERT, Phase, Session, UsageError
 from utils.judge.alerts import leak_alert_holds, oom_alert, oom_alert_holds, oom_kill_count
 from utils.judge.breakdown import check_periods, default_periods
+from utils.judge.gaps import usual_interval_s
 from utils.judge.leaks import (
     Judged,
     LeakSurvey,
@@ -35,7 +36,6 @@ from utils.judge.program_growth import (
     program_series,
 )
 from utils.judge.spreads import pid_plots, rss_spread, top_spreads
-from utils.outputs.plotting import usual_interval_s
 from utils.parser import (
     PROCESS_PREFIX,
     SYS_PREFIX,

@@ -1,6 +1,7 @@
 """The system analysis, stage by stage: discover and read the sys_mem snapshots, compute the
 metrics and judge them (judge/system_metrics.py, judge/alerts.py), then hand the result to
-the outputs (outputs/system_console.py, outputs/system_tables.py, outputs/system_plots.py).
+the outputs (outputs/system_console.py, outputs/system_tables.py; the scripts draw with
+outputs/system_plots.py, so that a run without plots never loads matplotlib).
 
 This module only says what is read and in which order the stages run; the names the entry
 scripts, the report and the process analysis take from it are re-exported below.
@@ -30,7 +31,6 @@ from utils.judge.system_metrics import (
     summarize,
 )
 from utils.outputs.system_console import describe_forecast, format_summary
-from utils.outputs.system_plots import PLOT_NAMES, PLOT_TITLES, plot_calls, plot_system
 from utils.outputs.system_tables import (
     FORECAST_JSON,
     METRICS_CSV,
@@ -47,8 +47,6 @@ from utils.reduce.summary_kinds import system_batches
 __all__ = [
     "FORECAST_JSON",
     "METRICS_CSV",
-    "PLOT_NAMES",
-    "PLOT_TITLES",
     "SUMMARY_ROWS",
     "SYSTEM_SPEC",
     "USED_DEFINITIONS",
@@ -62,8 +60,6 @@ __all__ = [
     "load_system_frame",
     "oom_alert",
     "pct_fact",
-    "plot_calls",
-    "plot_system",
     "write_system_files",
     "zero_fact",
 ]
