@@ -94,8 +94,8 @@ def read_cold(path: Path, meta: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]
 def _region(
     handle: BufferedReader, meta: Mapping[str, Any], name: str
 ) -> dict[str, npt.NDArray[Any]]:
-    """One region's arrays, checked against its CRC; writable (they are the file's bytes
-    read into memory of their own)."""
+    """One region's arrays, checked against its CRC; each a copy of its own, so that an array
+    kept (a batch's PIDs, a group's totals) does not keep the whole region alive."""
     start, end, crc = (int(number) for number in meta[name])
     handle.seek(int(meta["payload"]) + start)
     data = bytearray(end - start)
@@ -109,7 +109,7 @@ def _region(
         if dtype.kind not in _KINDS or not start <= offset <= offset + size <= end:
             raise SummaryFileError(f"array {key} does not fit its part")
         count = int(size) // dtype.itemsize
-        arrays[key] = np.frombuffer(data, dtype, count, offset - start).reshape(shape)
+        arrays[key] = np.frombuffer(data, dtype, count, offset - start).reshape(shape).copy()
     return arrays
 
 
