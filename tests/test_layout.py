@@ -119,3 +119,15 @@ def test_docs_layout_names_every_module(path: Path) -> None:
 def test_no_module_holds_two_jobs(path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_MODULE_LINES, f"{lines} lines: split it by job"
+
+
+def test_the_default_folders_are_the_repositorys_whatever_the_module_depth() -> None:
+    # A module moved a folder deeper once sent every output to scripts/plots: the defaults
+    # must name the repository's own dumps/time and plots folders.
+    from utils.core import defaults  # noqa: PLC0415 (the one test that needs it)
+
+    root = UTILS.parent.parent
+    got = (defaults.REPO_ROOT, defaults.DUMPS_DIR, defaults.SYSTEM_OUT_DIR, defaults.REPORT_FILE)
+    assert got == (root, root / "dumps/time", root / "plots/system", root / "plots/report.html")
+    repository = root
+    assert (repository / "dumps" / "time" / ".gitkeep").exists()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# The repository: scripts/utils/defaults.py is two folders below it. Every path is
-# relative to it, whatever the working directory.
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+# The repository: this file is scripts/utils/core/defaults.py, three folders below it.
+# Every path is relative to it, whatever the working directory.
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DUMPS_DIR = REPO_ROOT / "dumps" / "time"
 PLOTS_DIR = REPO_ROOT / "plots"
 SYSTEM_OUT_DIR = PLOTS_DIR / "system"
