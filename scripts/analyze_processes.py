@@ -12,10 +12,13 @@ victims (the sys_mem files count the kills) in oom_kills.csv and a table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from utils.console import (
     EXIT_ALERT,
@@ -35,9 +38,7 @@ from utils.core.text import plural
 from utils.core.units import DAY_S
 from utils.judge.breakdown import add_compare_arg
 from utils.judge.growth import GrowthParams
-from utils.outputs.plotting import PlotWorker
 from utils.outputs.process_console import format_result
-from utils.outputs.process_plots import plot_calls, stale_plots
 from utils.outputs.process_tables import SPREAD_CSV, stale_tables, write_tables
 from utils.outputs.prometheus import (
     Textfile,
@@ -49,6 +50,9 @@ from utils.outputs.prometheus import (
 from utils.parser import Where
 from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
 from utils.reduce.group_totals import GROUP_BY as GROUP_CHOICES
+
+if TYPE_CHECKING:  # imported where the plots are drawn (see plot_worker)
+    from utils.outputs.plotting import PlotWorker
 
 # --- Defaults; flags override them ------------------------------------------------
 DUMPS_DIR = defaults.DUMPS_DIR
@@ -81,6 +85,8 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker | Non
     removed = stale_tables(out_dir, SPREAD_CSV.format(top_n=result.options.top_n))
     lines = [f"Wrote {path}" for path in written]
     if worker is not None:
+        from utils.outputs.process_plots import stale_plots  # noqa: PLC0415 (see plot_worker)
+
         drawn, drew = draw_plots(result, out_dir, worker)
         lines += drew
         removed += stale_plots(out_dir, drawn)
@@ -95,6 +101,8 @@ def draw_plots(
     result: ProcessResult, out_dir: Path, worker: PlotWorker
 ) -> tuple[list[Path], list[str]]:
     """Draw every plot of a result: the PNGs, and what was drawn as lines for the console."""
+    from utils.outputs.process_plots import plot_calls  # noqa: PLC0415 (see plot_worker)
+
     kinds = plot_calls(result, out_dir)
     drawn = worker.draw([call for calls in kinds for call in calls])
     cuts = itertools.accumulate(len(calls) for calls in kinds)
@@ -117,11 +125,10 @@ def analyze_processes(
     metrics go to the textfile, if any."""
     # Fork the plot worker first, while this process holds no rows (not even the
     # list of files) and runs no threads.
-    parallel = options.plots and options.top_n >= PARALLEL_PLOTS_FROM
-    with PlotWorker(enabled=parallel) as worker:
+    with plot_worker(options) as worker:
         result = compute_processes(where, options, session)
         with session.timer.phase("plotting"):
-            written = write_outputs(result, where.out_dir, worker if options.plots else None)
+            written = write_outputs(result, where.out_dir, worker)
     for line in [*format_result(result), "", *written]:
         session.console.print(line)
     for line in result.alerts:
@@ -130,6 +137,17 @@ def analyze_processes(
         metrics = process_metrics(result, textfile.top)
         textfile.add([snapshot_metric(result.span[1]), *metrics])
     return EXIT_ALERT if result.alerts else None
+
+
+def plot_worker(options: ProcessOptions) -> AbstractContextManager[PlotWorker | None]:
+    """The plot worker (a second process from PARALLEL_PLOTS_FROM plots on), or None under
+    --no-plots. The plotting modules are imported here, not at the top: a run that draws
+    nothing (an hourly cron run) never loads matplotlib."""
+    if not options.plots:
+        return contextlib.nullcontext(None)
+    from utils.outputs.plotting import PlotWorker  # noqa: PLC0415
+
+    return PlotWorker(enabled=options.top_n >= PARALLEL_PLOTS_FROM)
 
 
 def add_leak_args(parser: argparse.ArgumentParser) -> None:

@@ -106,6 +106,23 @@ def test_the_process_analysis_loads_neither_the_system_analysis_nor_its_forecast
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("script", ["analyze_processes", "analyze_system"])
+def test_a_run_without_plots_never_loads_matplotlib(
+    dumps: Path, tmp_path: Path, script: str
+) -> None:
+    # The hourly cron run: importing matplotlib alone costs about a third of a second.
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import importlib\n"
+        "main = importlib.import_module(sys.argv[2]).main\n"
+        "status = main(['--dumps-dir', sys.argv[3], '--out-dir', sys.argv[4], '--no-plots'])\n"
+        "print(status, sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib'}))"
+    )
+    scripts = Path(analyze_processes.__file__).parent
+    argv = [sys.executable, "-c", probe, str(scripts), script, str(dumps), str(tmp_path)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.splitlines()[-1] == "0 []"
+
+
 @pytest.mark.slow
 def test_no_plots_writes_the_same_csvs_and_no_png(dumps: Path, tmp_path: Path) -> None:
     drawn, bare = tmp_path / "drawn", tmp_path / "bare"
