@@ -16,7 +16,7 @@ TIMINGS_RE = re.compile(r"timings: ((?:[a-z]+ [0-9.]+ s(?:, |$))+)", re.MULTILIN
 PHASE_RE = re.compile(r"([a-z]+) ([0-9.]+) s")
 # Peak RSS: the timed runs' largest; peak PSS: the memory run's.
 TABLE_HEADER = ("wall s", "RSS MiB", "PSS MiB", *PHASES)
-LABEL_WIDTH = 15
+LABEL_WIDTH = 19  # the longest label, "summaries/baseline", and a space
 CELL_WIDTH = 11
 
 
