@@ -58,7 +58,7 @@ analyze: analyze-system analyze-processes  ## Run both analyses
 compact:  ## Bundle each closed UTC day older than 2 days into dumps/time/mem_<day>.tar.xz (DAYS=n KEEP=m DRY_RUN=1)
 	$(PYTHON) scripts/compact_dumps.py --dumps-dir $(DUMPS_DIR) $(if $(DAYS),--older-than-days $(DAYS)) $(if $(KEEP),--keep-days $(KEEP)) $(if $(DRY_RUN),--dry-run)
 
-bench: $(RUN_STAMP)  ## Time both analyses against plain pandas on a month (YEAR=1: a year; REFERENCE=REV with YEAR: against an earlier commit)
+bench: $(RUN_STAMP)  ## Time both analyses against plain pandas on two months (YEAR=1: a year and its re-run after one new hour; REFERENCE=REV with YEAR: against an earlier commit)
 	$(PY) tests/bench $(if $(YEAR),--year) $(if $(NO_BASELINE),--without-baseline) $(if $(REFERENCE),--reference $(REFERENCE))
 
 test: lint  ## Lint, then run every test

@@ -80,6 +80,19 @@ LEAK_MAX_PER_DAY_KB = 300 * MIB
 # so that the whole run's growth fits in what is left of RAM plus a little swap.
 LEAK_ROOM_SHARE = 0.95
 
+# --- Services that random-walk (only with `services`) ------------------------------
+# Long-lived services whose RSS does a multiplicative random walk with an upward drift,
+# kept between its start and SERVICE_MAX_GROWTH times it: steady enough over weeks for
+# the leak finder to flag them (10 MiB/day and more), noisy enough to look like load.
+SERVICE_START_MEDIAN_MIB, SERVICE_START_SIGMA, SERVICE_START_RANGE_MIB = 600.0, 0.3, (400.0, 1500.0)
+SERVICE_DRIFT_PER_DAY = (0.025, 0.04)  # of log RSS: 2.5-4 % a day
+SERVICE_SIGMA_PER_SQRT_DAY = 0.03  # of log RSS, the walk's noise over a day
+SERVICE_MAX_GROWTH = 4.0
+SERVICE_SEED_STREAM = 1  # the services draw from a stream of their own: see _Services
+SERVICE_USER = "svc"
+SERVICE_CMD = "/opt/services/{name}/bin/{name} --config=/etc/services/{name}.toml"
+SERVICE_NAMES = ("orders", "search", "cart", "ledger", "mailer", "thumbs", "auth", "quotes")
+
 # --- The host -----------------------------------------------------------------------
 MEM_TOTAL_MIN_KB = 16 * GIB  # doubled until the population takes at most BASE_SHARE
 BASE_SHARE = 0.35
@@ -265,6 +278,36 @@ def _kernel_names(count: int) -> list[str]:
     return names[:count]
 
 
+class _Services:
+    """The random-walking services: the daemon slots they took, and their walks.
+
+    They draw from a generator of their own, so that a host without services draws
+    exactly what it drew before services existed (the same seed, the same bytes), and
+    one with services differs only in their slots and in the meminfo they move.
+    """
+
+    def __init__(self, rng: np.random.Generator, slots: IntArray, interval_s: int):
+        self.rng = rng
+        self.slots = slots
+        low, high = SERVICE_START_RANGE_MIB
+        start_mib = rng.lognormal(
+            math.log(SERVICE_START_MEDIAN_MIB), SERVICE_START_SIGMA, slots.size
+        )
+        self.start_kb: FloatArray = np.clip(start_mib, low, high) * MIB
+        days_per_step = interval_s / DAY_S
+        self.drift: FloatArray = rng.uniform(*SERVICE_DRIFT_PER_DAY, slots.size) * days_per_step
+        self.sigma = SERVICE_SIGMA_PER_SQRT_DAY * math.sqrt(days_per_step)
+        self.log_cap = math.log(SERVICE_MAX_GROWTH)
+        self.log_growth: FloatArray = np.zeros(slots.size)
+
+    def step(self) -> FloatArray:
+        """The services' base RSS (kB) at the next snapshot: one step of each walk."""
+        noise = self.rng.standard_normal(self.slots.size)
+        walked = self.log_growth + self.drift + self.sigma * noise
+        self.log_growth = np.clip(walked, 0.0, self.log_cap)
+        return self.start_kb * np.exp(self.log_growth)
+
+
 class _Host:
     """The simulated host: per-process state in numpy arrays, memory state in scalars.
 
@@ -279,6 +322,8 @@ class _Host:
         snapshots: int,
         interval_s: int,
         start_s: int = 0,
+        services: int = 0,
+        service_rng: np.random.Generator | None = None,
     ):
         self.rng = rng
         self.start_s, self.interval_s = start_s, interval_s
@@ -353,11 +398,18 @@ class _Host:
         # Every user process has at least a page resident; kernel threads have none.
         self.min_rss: IntArray = np.full(size, PAGE_KB, dtype=np.int64)
         self.min_rss[n_daemon : n_daemon + n_kernel] = 0
+        self.services = (
+            None
+            if services == 0
+            else self._make_services(services, service_rng or np.random.default_rng(), n_daemon)
+        )
 
         # Memory: size the host so the population uses at most BASE_SHARE of it.
         short_mean = SHORT_MEDIAN_MIB * math.exp(SHORT_SIGMA**2 / 2) * MIB
         population_kb = float(self.base_kb[: self.n_fixed].sum()) + n_short * short_mean
         population_kb += LEAK_START_KB
+        if self.services is not None:  # room for every service at its largest
+            population_kb += (SERVICE_MAX_GROWTH - 1.0) * float(self.services.start_kb.sum())
         total = MEM_TOTAL_MIN_KB
         while population_kb > BASE_SHARE * total:
             total *= 2
@@ -394,6 +446,25 @@ class _Host:
         self._swap_used_kb = 0
         self.huge_in_use = 0
         self.building = False
+
+    def _make_services(self, count: int, rng: np.random.Generator, n_daemon: int) -> _Services:
+        """The last `count` generic daemons become services (user SERVICE_USER, a child
+        of init, a command line of their own), with walks drawn from rng only."""
+        first = n_daemon - count
+        if first < len(SPECIAL_DAEMONS):
+            most = n_daemon - len(SPECIAL_DAEMONS)
+            raise ValueError(f"at most {most} services fit in this population, got {count}")
+        services = _Services(rng, np.arange(first, n_daemon, dtype=np.int64), self.interval_s)
+        for k, slot in enumerate(services.slots.tolist()):
+            name = f"{SERVICE_NAMES[k % len(SERVICE_NAMES)]}{k // len(SERVICE_NAMES) + 1}"
+            cmd = SERVICE_CMD.format(name=name)
+            start_kb = float(services.start_kb[k])
+            self.base_kb[slot] = start_kb
+            self.vsz_kb[slot] = _vsz_for(int(start_kb))
+            self.prefix[slot] = _row_prefix(int(self.pid[slot]), 1, SERVICE_USER)
+            self.cmd[slot] = cmd
+            self.suffix[slot] = _row_suffix(int(self.vsz_kb[slot]), cmd)
+        return services
 
     def _lognormal(self, median_mib: float, sigma: float, bounds: tuple[float, float]) -> float:
         return float(np.clip(self.rng.lognormal(math.log(median_mib), sigma), *bounds))
@@ -442,6 +513,8 @@ class _Host:
         """Advance to snapshot `index`: every process's RSS (kB) and the meminfo values."""
         self.index = index
         rng = self.rng
+        if self.services is not None:
+            self.base_kb[self.services.slots] = self.services.step()
         noise = rng.standard_normal(self.pid.size)
         self.dev = np.clip(NOISE_KEEP * self.dev + NOISE_STEP * noise, -NOISE_CAP, NOISE_CAP)
         rss = np.rint(self.base_kb * (1.0 + self.dev) / PAGE_KB).astype(np.int64) * PAGE_KB
@@ -608,7 +681,8 @@ _PROCESS_HEADER_TEXT = csv_text(PROCESS_HEADER, [])
 def _validate(
     snapshots: int, processes: int, interval_s: int, outage: tuple[int, int] | None
 ) -> range:
-    """The indices of the missing snapshots, after checking every argument."""
+    """The indices of the missing snapshots, after checking every argument (but the
+    services: whether they fit in the population is the host's to say)."""
     if snapshots < 1:
         raise ValueError(f"snapshots must be at least 1, got {snapshots}")
     if processes < MIN_PROCESSES:
@@ -633,15 +707,20 @@ def generate_dumps(
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
     interval_s: int = 600,
     outage: tuple[int, int] | None = None,
+    services: int = 0,
 ) -> GeneratedSummary:
     """Write `snapshots` sys_mem/process_mem pairs `interval_s` apart into out_dir.
 
     Snapshot i is stamped start + i * interval_s (a naive `start` is taken as UTC).
     `outage=(first_index, n_missing)` writes no files for those indices, as if the
-    collector had been down; the host keeps running meanwhile. Refuses a directory that
+    collector had been down; the host keeps running meanwhile. `services` long-lived
+    daemons random-walk upwards (see _Services), enough for the leak finder to flag them
+    over weeks; with none, the bytes are those of a host without them. Refuses a directory that
     already holds dumps, since mixing two runs would silently corrupt any analysis.
     """
     gap = _validate(snapshots, processes, interval_s, outage)
+    if services < 0:
+        raise ValueError(f"services must be at least 0, got {services}")
     start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
     out_dir.mkdir(parents=True, exist_ok=True)
     for pattern in snapshot_names("*"):
@@ -650,7 +729,16 @@ def generate_dumps(
             raise FileExistsError(f"{out_dir} already holds dumps ({clash.name}); use a new dir")
 
     start_s = int(start.timestamp())
-    host = _Host(np.random.default_rng(seed), processes, snapshots, interval_s, start_s)
+    service_rng = np.random.default_rng((seed, SERVICE_SEED_STREAM))
+    host = _Host(
+        np.random.default_rng(seed),
+        processes,
+        snapshots,
+        interval_s,
+        start_s,
+        services,
+        service_rng,
+    )
     sys_header = ",".join(SYS_HEADER) + "\n"
     written = 0
     total_bytes = 0
@@ -709,6 +797,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("FIRST", "COUNT"),
         help="leave COUNT snapshots out from FIRST",
     )
+    parser.add_argument(
+        "--services",
+        type=int,
+        default=0,
+        metavar="N",
+        help="long-lived services whose RSS random-walks upwards (default 0)",
+    )
     args = parser.parse_args(argv)
     outage = None if args.outage is None else (args.outage[0], args.outage[1])
     began = time.perf_counter()
@@ -720,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             interval_s=args.interval,
             outage=outage,
+            services=args.services,
         )
     except (ValueError, OSError) as err:
         print(f"synthetic: {err}", file=sys.stderr)

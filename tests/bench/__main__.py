@@ -1,19 +1,27 @@
 """Benchmark both analyses against the plain pandas approach on synthetic dumps.
 
-`make bench` (`python tests/bench` without arguments) generates a synthetic month once
-(4,320 snapshots x 500 processes, cached in .cache/bench-month) and a compacted copy of it
-once (scripts/compact_dumps.py, measured; cached in .cache/bench-month-bundled). Then it
-runs each command as a whole process, 3 times, alternating: the plain approach and ours for
-each analysis, ours on the bundles, and scripts/make_report.py. It prints the machine,
-the exact commands, and, grouped as "Month: loose files", "Month: bundled",
-"Compaction", "Report", "Collector" and "Targets": the median wall time, the peak RSS and the peak PSS
-of each command's process tree, its phase split, the ratios, and a verdict against the
-targets. The peak PSS comes from one more run of each command, not timed: reading
-/proc/<pid>/smaps_rollup slows the process it measures. The collector's section is one
-snapshot's CPU against the ps run alone, with at least 600 processes on the host
-(tests/bench/collector.py spawns idle ones to reach it). `make bench YEAR=1` (--year)
-does the same for our analyses on a synthetic year (the baseline needs ~8 GB there;
---without-baseline skips it) and checks that the time grows linearly from the month.
+`make bench` (`python tests/bench` without arguments) generates two synthetic months once
+(4,320 snapshots x 500 processes each, cached in .cache/): the calm month, and the services
+month, where 24 services' RSS random-walks upwards so that the leak finder flags and plots
+them; and a compacted copy of the calm month once (scripts/compact_dumps.py, measured;
+cached in .cache/bench-month-bundled). Then it runs each command as a whole process, 3
+times, alternating: on the calm month the plain approach and ours for each analysis, ours on
+the bundles, and scripts/make_report.py; on the services month the plain approach, our first
+run, and ours with every day's summary in place (made by an untimed run first) and
+--no-plots. Every other run of ours passes --no-summaries. It prints the machine, the exact
+commands, and, grouped as "Month: loose files", "Month: bundled", "Services month",
+"Compaction", "Report", "Collector" and "Targets": the median wall time, the peak RSS and
+the peak PSS of each command's process tree, its phase split, the ratios, and each target's
+figure with PASS or MISSED. The peak PSS comes from one more run of each command, not
+timed: reading /proc/<pid>/smaps_rollup slows the process it measures. The collector's
+section is one snapshot's CPU against the ps run alone, with at least 600 processes on the
+host (tests/bench/collector.py spawns idle ones to reach it).
+
+`make bench YEAR=1` (--year) runs our analyses on the calm month and on a synthetic year
+(the baseline needs ~8 GB there; --without-baseline skips it), checks that the time grows
+linearly from the month, then times the re-run after one new hour: the year's day summaries
+made once (cached), the year hard-linked with its last hour copied a day later, each
+analysis re-run with the summaries, with --no-plots and with plots.
 
 The plain approach is tests/bench/baseline.py: the tests import it, and the benchmark runs
 it as a process of its own: `python tests/bench/baseline.py system|processes DIR`.

@@ -8,6 +8,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,6 +39,8 @@ class DataSet:
     processes: int = 500
     seed: int = 0
     interval_s: int = 600
+    services: int = 0  # long-lived services whose RSS random-walks upwards (synthetic.py)
+    start: datetime = datetime(2026, 1, 1, tzinfo=UTC)  # the first snapshot's time
 
     def path(self, cache_dir: Path) -> Path:
         return cache_dir / f"bench-{self.name}"
@@ -52,15 +55,22 @@ class DataSet:
         """
         return (
             f"snapshots={self.snapshots} processes={self.processes} seed={self.seed}"
-            f" interval_s={self.interval_s} generator={generator_digest()}\n"
+            f" interval_s={self.interval_s} services={self.services}"
+            f" start={self.start:%Y%m%dT%H%M%S} generator={generator_digest()}\n"
         )
 
     def describe(self) -> str:
-        return f"{self.snapshots:,} snapshots x {self.processes:,} processes"
+        services = f", {self.services} random-walking services" if self.services else ""
+        return f"{self.snapshots:,} snapshots x {self.processes:,} processes{services}"
 
 
 MONTH = DataSet("month", 4_320)
-YEAR = DataSet("year", 52_560)
+# The same month's size, where enough services random-walk upwards to be flagged (and so
+# plotted) by the leak finder: what the month's memory target is held to.
+SERVICES_MONTH = DataSet("services-month", 4_320, services=24)
+# A year that ends in the past: its days are closed, so its day summaries are kept (a day is
+# summarised only once the clock has left it).
+YEAR = DataSet("year", 52_560, start=datetime(2025, 1, 1, tzinfo=UTC))
 
 
 def is_cached(data: DataSet, cache_dir: Path) -> bool:
@@ -72,7 +82,7 @@ def is_cached(data: DataSet, cache_dir: Path) -> bool:
     return text == data.marker_text() and data.path(cache_dir).is_dir()
 
 
-def _remove_stale_temps(name: str, cache_dir: Path) -> None:
+def remove_stale_temps(name: str, cache_dir: Path) -> None:
     """Delete the temp folders of interrupted generations (whose process is gone)."""
     for temp in cache_dir.glob(f".bench-{name}.tmp-*"):
         owner = temp.name.rsplit("-", 1)[-1]
@@ -106,7 +116,7 @@ def build_cached(
     marker.unlink(missing_ok=True)
     if target.exists():
         shutil.rmtree(target)
-    _remove_stale_temps(name, cache_dir)
+    remove_stale_temps(name, cache_dir)
     temp = cache_dir / f".bench-{name}.tmp-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
     try:
@@ -133,7 +143,13 @@ def ensure_dataset(data: DataSet, cache_dir: Path, say: Callable[[str], None] = 
         data.name,
         cache_dir,
         lambda temp: generate_dumps(
-            temp, data.snapshots, data.processes, data.seed, interval_s=data.interval_s
+            temp,
+            data.snapshots,
+            data.processes,
+            data.seed,
+            data.start,
+            data.interval_s,
+            services=data.services,
         ),
         lambda _: data.marker_text(),
     )

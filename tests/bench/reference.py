@@ -28,6 +28,11 @@ class Reference:
     def short(self) -> str:
         return self.commit[:7]
 
+    def knows(self, option: str) -> bool:
+        """Whether its scripts mention a command-line option (an earlier commit may
+        predate it, and would refuse it)."""
+        return any(option in path.read_text("utf-8") for path in self.scripts.rglob("*.py"))
+
 
 def resolve_commit(rev: str) -> str:
     """The full hash of commit `rev`. Raises BenchmarkError."""

@@ -1,5 +1,5 @@
 """Measurements and their formatting: the runs of a command, its timings, the tables of
-time and memory, the ratios, and the checks that end in `met` or `MISSED`."""
+time and memory, the ratios, and the checks that end in `PASS` or `MISSED`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ TIMINGS_RE = re.compile(r"timings: ((?:[a-z]+ [0-9.]+ s(?:, |$))+)", re.MULTILIN
 PHASE_RE = re.compile(r"([a-z]+) ([0-9.]+) s")
 # Peak RSS: the timed runs' largest; peak PSS: the memory run's.
 TABLE_HEADER = ("wall s", "RSS MiB", "PSS MiB", *PHASES)
-LABEL_WIDTH = 15
+LABEL_WIDTH = 19  # the longest label, "summaries/baseline", and a space
 CELL_WIDTH = 11
 
 
@@ -186,7 +186,7 @@ def pss_check(what: str, pss_bytes: int | None, limit_bytes: int) -> Check:
 
 
 def format_checks(checks: Sequence[Check]) -> list[str]:
-    """One aligned line per check, ending in `met` or `MISSED`."""
+    """One aligned line per check, ending in `PASS` or `MISSED`."""
     if not checks:
         return []
     what = max(len(check.what) for check in checks)
@@ -195,7 +195,7 @@ def format_checks(checks: Sequence[Check]) -> list[str]:
     return [
         f"  {check.what:<{what}}  {check.shown:>{shown}}"
         f"  target {'>=' if check.at_least else '<='} {check.limit_shown:<{limit}}"
-        f"  {'met' if check.met else 'MISSED'}"
+        f"  {'PASS' if check.met else 'MISSED'}"
         for check in checks
     ]
 

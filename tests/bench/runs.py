@@ -11,21 +11,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.datasets import DataSet
+from bench.one_hour import KeptSummaries
 from bench.paths import BASELINE_SCRIPT, REPO_ROOT, REPORT_SCRIPT, SCRIPTS_DIR, relative
 from bench.reference import Reference
 from bench.results import NO_PHASES, Measurement, RunResult, mib_text, parse_timings
 from bench.sampler import POLL_INTERVAL_S, PSS_INTERVAL_S, BenchmarkError, Execution, measure
 
+# A run of ours reads every snapshot and keeps no day summary unless it is meant to use
+# them: a first run, and no summary left in the cached data sets for a later run to find.
+NO_SUMMARIES: tuple[str, ...] = ("--no-summaries",)
+
 
 def command_for(
-    label: str, analysis: str, dumps_dir: Path, out_dir: Path, reference: Reference | None = None
+    label: str,
+    analysis: str,
+    dumps_dir: Path,
+    out_dir: Path,
+    reference: Reference | None = None,
+    options: Sequence[str] = NO_SUMMARIES,
 ) -> list[str]:
     """The argv of one measured analysis (ours for any label but "baseline", the
-    reference's scripts if one is given); paths relative to the repository (the cwd)."""
+    reference's scripts if one is given, with those of `options` it knows); paths
+    relative to the repository (the cwd)."""
     python = relative(Path(sys.executable))
     if label == "baseline":
         return [python, relative(BASELINE_SCRIPT), analysis, relative(dumps_dir)]
     scripts = SCRIPTS_DIR if reference is None else reference.scripts
+    known = options if reference is None else [o for o in options if reference.knows(o)]
     return [
         python,
         relative(scripts / f"analyze_{analysis}.py"),
@@ -34,13 +46,14 @@ def command_for(
         "--out-dir",
         str(out_dir),
         "--timings",
+        *known,
     ]
 
 
 def report_argv(dumps_dir: Path, out_file: Path) -> list[str]:
     python = relative(Path(sys.executable))
     script, dumps = relative(REPORT_SCRIPT), relative(dumps_dir)
-    return [python, script, "--dumps-dir", dumps, "--out", str(out_file)]
+    return [python, script, "--dumps-dir", dumps, "--out", str(out_file), *NO_SUMMARIES]
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,8 @@ class Command:
     out_dir: Path
     output: Path | None = None  # a file whose size is reported (the report's page)
     timings: bool = True  # it prints a `timings:` line on stderr
+    summaries: KeptSummaries | None = None  # copied afresh for each run
+    title: str | None = None  # its name, if not the one made from its label
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,6 +76,8 @@ class Command:
 
     @property
     def name(self) -> str:
+        if self.title is not None:
+            return self.title
         if self.analysis == "report":
             return f"report ({self.data.name})"
         if self.label == "bundled":
@@ -75,10 +92,12 @@ def analysis_command(
     dumps_dir: Path,
     work_dir: Path,
     reference: Reference | None = None,
+    options: Sequence[str] = NO_SUMMARIES,
+    title: str | None = None,
 ) -> Command:
     out_dir = work_dir / f"{data.name}-{label}-{analysis}"
-    argv = command_for(label, analysis, dumps_dir, out_dir, reference)
-    return Command(label, analysis, data, tuple(argv), out_dir)
+    argv = command_for(label, analysis, dumps_dir, out_dir, reference, options)
+    return Command(label, analysis, data, tuple(argv), out_dir, title=title)
 
 
 def report_command(data: DataSet, dumps_dir: Path, work_dir: Path) -> Command:
@@ -100,6 +119,8 @@ def measure_ok(argv: Sequence[str], pss: bool = False) -> Execution:
 
 
 def run_once(command: Command) -> RunResult:
+    if command.summaries is not None:
+        command.summaries.reset()
     execution = measure_ok(command.argv)
     phases = parse_timings(execution.stderr) if command.timings else NO_PHASES
     if phases is None:
@@ -136,6 +157,8 @@ def memory_runs(commands: Sequence[Command], results: dict[tuple[str, str], Meas
     """One more run of each command, untimed, sampling the PSS of its process tree."""
     for command in commands:
         print(f"  memory run: {command.name}...", end="", flush=True)
+        if command.summaries is not None:
+            command.summaries.reset()
         execution = measure_ok(command.argv, pss=True)
         shutil.rmtree(command.out_dir, ignore_errors=True)
         results[command.key].pss_bytes = execution.pss_bytes

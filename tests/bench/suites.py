@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -16,18 +17,36 @@ import pandas as pd
 from bench.baseline import ANALYSES
 from bench.collector import collector_section
 from bench.compaction import disk_usage, ensure_bundled
-from bench.datasets import MONTH, YEAR, DataSet, ensure_dataset, warm_page_cache
+from bench.datasets import (
+    MONTH,
+    SERVICES_MONTH,
+    YEAR,
+    DataSet,
+    ensure_dataset,
+    warm_page_cache,
+)
 from bench.paths import REPO_ROOT, REPORT_SCRIPT, relative
 from bench.reference import Reference, ensure_reference
 from bench.results import Check
 from bench.runs import Command, analysis_command, memory_runs, report_command, run_rounds
 from bench.sampler import POLL_INTERVAL_S, PSS_INTERVAL_S
+from bench.summaries import (
+    ServiceLeaks,
+    ensure_summaries,
+    make_summaries,
+    rerun_folder,
+    rerun_groups,
+    service_leaks,
+    summary_options,
+)
 from bench.targets import (
     bundled_section,
     compaction_section,
     loose_section,
     reference_section,
     report_section,
+    rerun_section,
+    services_section,
     targets_lines,
     year_section,
 )
@@ -108,6 +127,9 @@ def month_runs_text(repeat: int) -> list[str]:
         " largest peak RSS (the\n  process tree's VmRSS sampled every"
         f" {POLL_INTERVAL_S * 1000:.0f} ms, and the kernel's ru_maxrss), median of each phase.",
         PSS_RUNS_TEXT,
+        "  On the services month, memory runs of ours only. Runs of ours read every snapshot"
+        " and keep no\n  day summary (--no-summaries), but the services month's `summaries`"
+        " runs, which use the\n  summaries an untimed run of each analysis made before them.",
     ]
 
 
@@ -117,6 +139,9 @@ def year_runs_text(repeat: int, month_repeat: int, with_baseline: bool) -> list[
         f"Runs: {month_repeat} per command on the month, {repeat} on the year{skipped}:"
         "\n  median wall time, largest peak RSS (whole process tree), median of each phase.",
         PSS_RUNS_TEXT,
+        "  The re-runs after one new hour: the same number of runs as the month, each given a"
+        " fresh copy\n  of the year's kept day summaries (made by an untimed run of each"
+        " analysis, cached).",
         "  Memory runs here: ours (and the --reference commit's) on the year only (the month's"
         " PSS shows\n  as -; the baseline's on the year would take minutes more at ~8 GB).",
     ]
@@ -143,25 +168,61 @@ def month_groups(loose_dir: Path, bundled_dir: Path, work_dir: Path) -> list[lis
     return groups
 
 
+def services_groups(services_dir: Path, work_dir: Path) -> tuple[list[list[Command]], ServiceLeaks]:
+    """Per analysis on the services month: baseline, our first run (no summaries) and ours
+    with every day's summary in place, no plots; the summaries are made first by an untimed
+    run of each analysis (the process analysis's with plots, to count the leaks drawn)."""
+    summary_dir = work_dir / "services-summaries"
+    print("making the services month's day summaries: both analyses once, untimed...", flush=True)
+    out_dirs = make_summaries(services_dir, summary_dir, work_dir / "services-prep", "processes")
+    leaks = service_leaks(out_dirs["processes"], SERVICES_MONTH.services)
+    shutil.rmtree(work_dir / "services-prep", ignore_errors=True)
+    groups = [
+        [
+            analysis_command("baseline", analysis, SERVICES_MONTH, services_dir, work_dir),
+            analysis_command("ours", analysis, SERVICES_MONTH, services_dir, work_dir),
+            analysis_command(
+                "summaries",
+                analysis,
+                SERVICES_MONTH,
+                services_dir,
+                work_dir,
+                options=summary_options(summary_dir, plots=False),
+                title=f"ours {analysis} ({SERVICES_MONTH.name}, summaries, no plots)",
+            ),
+        ]
+        for analysis in ANALYSES
+    ]
+    return groups, leaks
+
+
 def bench_month(repeat: int, cache_dir: Path) -> None:
     loose_dir = prepare(MONTH, cache_dir)
     bundled_dir, compaction = ensure_bundled(loose_dir, cache_dir)
     warm(bundled_dir)
+    services_dir = prepare(SERVICES_MONTH, cache_dir)
     print("measuring the collector's snapshot against ps alone", flush=True)
     collector = collector_section()
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         groups = month_groups(loose_dir, bundled_dir, Path(work))
         results = run_rounds(groups, repeat)
         memory_runs([command for group in groups for command in group], results)
-    commands: dict[str, Sequence[str]] = {c.name: c.argv for group in groups for c in group}
+        services, leaks = services_groups(services_dir, Path(work))
+        services_results = run_rounds(services, repeat)
+        ours = [c for group in services for c in group if c.label != "baseline"]
+        memory_runs(ours, services_results)
+    commands: dict[str, Sequence[str]] = {
+        c.name: c.argv for group in groups + services for c in group
+    }
     commands["compaction (a copy of the month)"] = compaction.argv
     print_header(commands, month_runs_text(repeat))
-    ours = results[("ours", "system")], results[("ours", "processes")]
+    analyses = results[("ours", "system")], results[("ours", "processes")]
     sections = [
         loose_section(results),
         bundled_section(results),
+        services_section(services_results, leaks),
         compaction_section(compaction, disk_usage(loose_dir), disk_usage(bundled_dir)),
-        report_section(results.get(("ours", "report")), *ours),
+        report_section(results.get(("ours", "report")), *analyses),
         collector,
     ]
     checks: list[Check] = []
@@ -208,10 +269,17 @@ def bench_year(
         month = run_rounds(month_groups, month_repeat)
         year = run_rounds(groups, repeat)
         memory_runs([c for group in groups for c in group if c.label != "baseline"], year)
-    commands = {c.name: c.argv for group in month_groups + groups for c in group}
+        kept = ensure_summaries(YEAR, year_dir, cache_dir)
+        with rerun_folder(year_dir, cache_dir) as scratch:
+            reruns = rerun_groups(YEAR, scratch, kept, Path(work))
+            rerun = run_rounds(reruns, month_repeat)
+            memory_runs([c for group in reruns for c in group], rerun)
+    commands = {c.name: c.argv for group in month_groups + groups + reruns for c in group}
     print_header(commands, year_runs_text(repeat, month_repeat, with_baseline))
     lines, checks = year_section(month, year)
-    print_lines(lines)
+    rerun_lines, rerun_checks = rerun_section(rerun)
+    print_lines(lines + rerun_lines)
+    checks += rerun_checks
     if reference is not None:
         reference_lines, reference_checks = reference_section(year, reference, YEAR)
         print_lines(reference_lines)
