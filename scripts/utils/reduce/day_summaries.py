@@ -218,8 +218,9 @@ class SummaryStore:
             meta, hot = summary_file.read(path)
             if not self._fits(meta, plan):
                 return None
+            cold = summary_file.cold_part(meta)  # all a deferred record keeps of the meta
             deferred = {
-                name: partial(_stand_in, make, Deferred(path, meta, identity, {}, hot))
+                name: partial(_stand_in, make, Deferred(path, cold, identity, {}, hot))
                 for name, (_, make) in self.deferred.items()
             }
             results = decode(meta["layout"], hot, self.records, deferred)

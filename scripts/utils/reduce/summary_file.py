@@ -85,6 +85,13 @@ def read(path: Path) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         return meta, _region(handle, meta, "hot")
 
 
+def cold_part(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What read_cold needs of a summary's meta: much less than the whole of it, which a
+    deferred record would otherwise keep alive."""
+    arrays = {key: place for key, place in meta["arrays"].items() if _region_of(key) == "cold"}
+    return {"payload": meta["payload"], "cold": meta["cold"], "arrays": arrays}
+
+
 def read_cold(path: Path, meta: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]]:
     """The cold arrays of a summary whose meta was read before."""
     with open(path, "rb") as handle:
