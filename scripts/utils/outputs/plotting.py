@@ -156,12 +156,16 @@ def width_px(axes: Axes) -> float:
     return float(axes.get_position().width * figure.get_figwidth() * DPI)
 
 
-def draw_band(axes: Axes, band: Band, line: Line, linewidth: float = 1.4) -> None:
+def draw_band(
+    axes: Axes, band: Band, line: Line, linewidth: float = 1.4, opacity: float = 1.0
+) -> None:
     """The band from lowest to highest, light, in the line's colour, and its median as the
-    line; the legend says once, in grey, what a band and its line are."""
-    axes.fill_between(band.times, band.lowest, band.highest, color=line.color, alpha=BAND_ALPHA,
-                      linewidth=BAND_EDGE_WIDTH)  # fmt: skip
-    axes.plot(band.times, band.median, color=line.color, linewidth=linewidth, label=line.label)
+    line (both fainter for a secondary series, opacity below 1); the legend says once, in grey,
+    what a band and its line are."""
+    axes.fill_between(band.times, band.lowest, band.highest, color=line.color,
+                      alpha=BAND_ALPHA * opacity, linewidth=BAND_EDGE_WIDTH)  # fmt: skip
+    axes.plot(band.times, band.median, color=line.color, linewidth=linewidth, alpha=opacity,
+              label=line.label)  # fmt: skip
     label = band_label(band.bucket_hours)
     if label not in axes.get_legend_handles_labels()[1]:
         empty = np.array([], dtype=np.float64)

@@ -218,9 +218,9 @@ def _draw_swap_axis(axes: Axes, metrics: pd.DataFrame, threshold: float | None) 
                                  (rates[:, 1], "swap-out", "#7d3c98")):  # fmt: skip
         line = plotting.Line(times, values, f"{label} (pages/s, right)", color)
         band = bands.band_for(times, values, plotting.width_px(right), threshold)
-        # Thinner than the pressure: the stalls are what this plot is about.
+        # Thinner and lighter than the pressure: the stalls are what this plot is about.
         if band is not None:
-            plotting.draw_band(right, band, line, linewidth=0.9)
+            plotting.draw_band(right, band, line, linewidth=0.9, opacity=SWAP_OPACITY)
             continue
         x, y = plotting.break_at_gaps(times, values, threshold)
         right.plot(x, y, color=color, linewidth=0.9, alpha=0.7, label=line.label)
@@ -235,6 +235,7 @@ def _draw_swap_axis(axes: Axes, metrics: pd.DataFrame, threshold: float | None) 
 
 
 TWIN_AXIS_RIGHT = 0.91
+SWAP_OPACITY = 0.5
 SWAP_AXIS_MIN = 10.0  # pages/s: 40 KiB/s with 4 KiB pages
 
 
