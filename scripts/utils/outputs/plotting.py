@@ -19,18 +19,20 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import matplotlib.dates as mdates
 import matplotlib.ticker as mticker
 import numpy as np
 import numpy.typing as npt
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from utils.core.atomic_files import replace_atomically
 from utils.core.text import plural
 from utils.judge.gaps import GAP_FACTOR, Gap, find_gaps, gap_threshold_s, usual_interval_s
+from utils.outputs.bands import Band, band_for, band_label
 
 # Where the gaps lie is judged once, in judge/gaps.py, for the summaries and the plots
 # alike; the plots' callers may still take those names from here.
@@ -125,13 +127,54 @@ class Line(NamedTuple):
     color: str
 
 
-def plot_series(axes: Axes, line: Line, threshold_s: float | None) -> None:
-    """The line, broken across gaps longer than threshold_s; each sample marked when few."""
+def plot_series(axes: Axes, line: Line, threshold_s: float | None) -> Band | None:
+    """The line, broken across gaps longer than threshold_s; each sample marked when few; drawn
+    as a band (bands.py) when it holds more points than the axes have pixels across. The band
+    drawn, if any."""
+    band = band_for(line.times, line.values, width_px(axes), threshold_s)
+    if band is not None:
+        draw_band(axes, band, line)
+        return band
     x, y = break_at_gaps(line.times, line.values, threshold_s)
     marker = "o" if len(line.times) <= MARKERS_UP_TO else None
     axes.plot(
         x, y, color=line.color, linewidth=1.4, marker=marker, markersize=3.5, label=line.label
     )
+    return None
+
+
+# Light enough that a second series' band and line read through it; its edge, as light, keeps
+# a peak of a few minutes visible when the band there is a pixel wide.
+BAND_ALPHA = 0.3
+BAND_EDGE_WIDTH = 0.8
+
+
+def width_px(axes: Axes) -> float:
+    """How many pixels across the axes are in the saved PNG."""
+    figure = axes.get_figure()
+    assert isinstance(figure, Figure)
+    return float(axes.get_position().width * figure.get_figwidth() * DPI)
+
+
+def draw_band(
+    axes: Axes, band: Band, line: Line, linewidth: float = 1.4, opacity: float = 1.0
+) -> None:
+    """The band from lowest to highest, light, in the line's colour, and its median as the
+    line (both fainter for a secondary series, opacity below 1); the legend says once, in grey,
+    what a band and its line are."""
+    axes.fill_between(band.times, band.lowest, band.highest, color=line.color,
+                      alpha=BAND_ALPHA * opacity, linewidth=BAND_EDGE_WIDTH)  # fmt: skip
+    axes.plot(band.times, band.median, color=line.color, linewidth=linewidth, alpha=opacity,
+              label=line.label)  # fmt: skip
+    label = band_label(band.bucket_hours)
+    if label not in axes.get_legend_handles_labels()[1]:
+        empty = np.array([], dtype=np.float64)
+        proxy = axes.fill_between(empty, empty, color=REFERENCE_COLOR, alpha=BAND_ALPHA)
+        proxy.set_label(label)
+        proxy.set_gid(BAND_GID)
+
+
+BAND_GID = "band"  # marks the legend's entry that says what a band is
 
 
 def shade_gaps(axes: Axes, times: Times, threshold_s: float | None) -> None:
@@ -162,14 +205,29 @@ def draw_reference(axes: Axes, level: float, label: str) -> None:
 
 
 def add_legend(axes: Axes, *more: Axes) -> None:
-    """Below the plot, where it never hides a line (with the lines of twin axes, if any)."""
-    handles, labels = axes.get_legend_handles_labels()
-    for other in more:
-        extra_handles, extra_labels = other.get_legend_handles_labels()
-        handles, labels = [*handles, *extra_handles], [*labels, *extra_labels]
+    """Below the plot, where it never hides a line (with the lines of twin axes, if any), what
+    a band is said once and last; in two rows, the plot a row shorter, when one is too wide."""
+    entries: dict[str, Artist] = {}
+    for each in (axes, *more):
+        for handle, label in zip(*each.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    ordered = sorted(entries.items(), key=lambda entry: entry[1].get_gid() == BAND_GID)
     figure = axes.get_figure()
     assert isinstance(figure, Figure)
-    figure.legend(handles, labels, loc="lower center", ncols=len(labels), fontsize=9, frameon=False)
+    handles, labels = [handle for _, handle in ordered], [label for label, _ in ordered]
+    legend = figure.legend(handles, labels, loc="lower center", ncols=len(labels), **LEGEND_STYLE)
+    if legend.get_window_extent().width <= figure.bbox.width * LEGEND_MOST_WIDTH:
+        return
+    legend.remove()
+    figure.legend(handles, labels, loc="lower center", ncols=-(-len(labels) // 2), **LEGEND_STYLE)
+    figure.subplots_adjust(bottom=MARGINS["bottom"] + LEGEND_ROW)
+
+
+LEGEND_STYLE: dict[str, Any] = {"fontsize": 9, "frameon": False}
+# A row wider than this fraction of the figure runs into its edges.
+LEGEND_MOST_WIDTH = 0.98
+# A row of the legend, as a fraction of the figure's height.
+LEGEND_ROW = 0.04
 
 
 def save_figure(figure: Figure, path: Path) -> Path:

@@ -95,18 +95,20 @@ def plot_pid(plot: PidPlot, timeline: Timeline, out_dir: Path) -> Path:
     low, high = float(rss_mb.min()), float(rss_mb.max())
     figure, axes = plotting.new_figure()
     line = plotting.Line(times, rss_mb, f"RSS of PID {pid}", plotting.RAM_COLOR)
-    plotting.plot_series(axes, line, timeline.threshold_s)
+    # A band needs the legend that says what it is.
+    banded = plotting.plot_series(axes, line, timeline.threshold_s) is not None
     top = high
     swap = "" if plot.swap_mb is None else f" · most swap {np.nanmax(plot.swap_mb):,.1f} MiB"
     if plot.swap_mb is not None:
         swapped = plotting.Line(times, plot.swap_mb, "in swap (VmSwap)", plotting.SWAP_COLOR)
         plotting.plot_series(axes, swapped, timeline.threshold_s)
         top = max(top, float(np.nanmax(plot.swap_mb)))
-        if plot.kills is None:
+        if plot.kills is None and not banded:
             plotting.add_legend(axes)
     timeline.shade(axes, times)
     if plot.kills is not None:
         plotting.mark_ooms(axes, plot.kills)
+    if plot.kills is not None or banded:
         plotting.add_legend(axes)
     plotting.style_time_axis(axes, times)
     plotting.style_value_axis(axes, "RSS (MiB)" if plot.swap_mb is None else "MiB")

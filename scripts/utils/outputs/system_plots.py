@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 
 from utils.judge import breakdown as parts
 from utils.judge.system_metrics import USED_DEFINITIONS, SystemResult
-from utils.outputs import plotting
+from utils.outputs import bands, plotting
 from utils.outputs.plotting import PlotCall
 from utils.reduce.counters import OomInterval
 
@@ -178,11 +178,13 @@ def draw_pressure(
         for column, label, color in pressure
         if metrics[column].notna().any()
     ]
+    # The swap axis first: its labels narrow the plot, and both axes' series then choose
+    # between points and a band by the same width.
+    swapped = _draw_swap_axis(axes, metrics, threshold)
     for line in drawn:
         plotting.plot_series(axes, line, threshold)
     if not drawn:
         axes.text(0.5, 0.5, NO_PSI, transform=axes.transAxes, ha="center", color="#555555")
-    swapped = _draw_swap_axis(axes, metrics, threshold)
     plotting.shade_gaps(axes, times, threshold)
     if kills is not None:
         plotting.mark_ooms(axes, kills)
@@ -214,9 +216,14 @@ def _draw_swap_axis(axes: Axes, metrics: pd.DataFrame, threshold: float | None) 
     times = metrics.index.to_numpy()
     for values, label, color in ((rates[:, 0], "swap-in", "#1f6fb4"),
                                  (rates[:, 1], "swap-out", "#7d3c98")):  # fmt: skip
-        x, y = plotting.break_at_gaps(times, values, threshold)
+        line = plotting.Line(times, values, f"{label} (pages/s, right)", color)
+        band = bands.band_for(times, values, plotting.width_px(right), threshold)
         # Thinner and lighter than the pressure: the stalls are what this plot is about.
-        right.plot(x, y, color=color, linewidth=0.9, alpha=0.7, label=f"{label} (pages/s, right)")
+        if band is not None:
+            plotting.draw_band(right, band, line, linewidth=0.9, opacity=SWAP_OPACITY)
+            continue
+        x, y = plotting.break_at_gaps(times, values, threshold)
+        right.plot(x, y, color=color, linewidth=0.9, alpha=0.7, label=line.label)
     # A page now and then is no traffic: the axis shows at least SWAP_AXIS_MIN, as the
     # stalls' shows at least 1%, so that a trickle is drawn as one.
     top = max(float(np.nanmax(rates)) * 1.1, SWAP_AXIS_MIN)
@@ -228,6 +235,7 @@ def _draw_swap_axis(axes: Axes, metrics: pd.DataFrame, threshold: float | None) 
 
 
 TWIN_AXIS_RIGHT = 0.91
+SWAP_OPACITY = 0.5
 SWAP_AXIS_MIN = 10.0  # pages/s: 40 KiB/s with 4 KiB pages
 
 
