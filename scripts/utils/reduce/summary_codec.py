@@ -159,11 +159,17 @@ def _decode_texts(
     missing = arrays[layout["missing"]].tolist()
     if len(ends) != len(missing) or (ends and ends[-1] != len(data)):
         raise CodecError("texts whose offsets do not match their blob")
+    starts = [0, *ends][:-1]
+    if data.isascii():  # the usual case: byte offsets are character offsets, one decode
+        text = data.decode("ascii")
+        items = [text[start:end] for start, end in zip(starts, ends, strict=True)]
+    else:
+        items = [
+            data[start:end].decode("utf-8", "surrogatepass")
+            for start, end in zip(starts, ends, strict=True)
+        ]
     out = np.empty(len(ends), dtype=object)
-    start = 0
-    for index, (end, gone) in enumerate(zip(ends, missing, strict=True)):
-        out[index] = None if gone else data[start:end].decode("utf-8", "surrogatepass")
-        start = end
+    out[:] = [None if gone else item for item, gone in zip(items, missing, strict=True)]
     return out
 
 
