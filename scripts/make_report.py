@@ -49,6 +49,7 @@ from utils.outputs.report import Missing, Plot, ProcessPart, ReportData, SystemP
 from utils.outputs.system_plots import plot_calls as system_plot_calls
 from utils.parser import NoDataError, TimeWindow, Where
 from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
+from utils.reduce.day_summaries import SummaryChangedError
 from utils.system_analysis import SystemOptions, SystemResult, compute_system
 
 # --- Defaults; flags override them (the analyses' own come from where theirs do) ----
@@ -85,6 +86,8 @@ def attempt(compute: Callable[[], Result]) -> Result | Missing:
     """The result, or why there is none: one analysis without data leaves the other's."""
     try:
         return compute()
+    except SummaryChangedError:
+        raise  # not a part without data: the whole run stops, on one line, and is run again
     except NoDataError as err:
         return Missing(str(err))
 

@@ -3,10 +3,12 @@ whatever was kept, stale, damaged or never written."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +32,7 @@ from utils.reduce.batch_runs import BatchRuns, Chunk
 from utils.reduce.day_summaries import (
     DayPlan,
     DayReading,
+    DaySummary,
     SummaryChangedError,
     SummaryPlace,
     SummaryStore,
@@ -81,8 +84,9 @@ def round_trip(value: object, cold: dict[str, tuple[str, ...]] | None = None) ->
         path = Path(folder) / "summary"
         with open(path, "wb") as handle:
             summary_file.write(handle, {"layout": layout}, sink.arrays)
-        meta, hot = summary_file.read(path)
-        cold_arrays = summary_file.read_cold(path, meta)
+        with summary_file.open_summary(path) as handle:
+            meta, hot = summary_file.read(handle)
+            cold_arrays = summary_file.read_cold(handle, meta)
     assert all(key.startswith("a") for key in hot) and all(k[0] == "c" for k in cold_arrays)
     return decode(meta["layout"], hot | cold_arrays, CODEC_RECORDS)
 
@@ -271,20 +275,36 @@ def test_a_day_compacted_into_a_bundle_is_read_again(dumps: Path, tmp_path: Path
     assert again.warnings == run(copy, None).warnings != before.warnings
 
 
-@pytest.mark.parametrize("damage", ["cut", "garbage", "empty", "other-code"])
+def crafted(meta: object) -> bytes:
+    """A summary file whose meta is `meta` (JSON text as it is, or an object)."""
+    text = (meta if isinstance(meta, str) else json.dumps(meta)).encode()
+    return summary_file.MAGIC + b"%016x\n" % len(text) + text
+
+
+DAMAGES: dict[str, Callable[[bytes], bytes]] = {
+    "cut": lambda data: data[: len(data) // 2],
+    "cold-cut": lambda data: data[:-8],  # only the end of the rows: found when opened
+    "garbage": lambda data: data[:100] + bytes(200) + data[300:],
+    "empty": lambda data: b"",
+    # Crafted: a length past the file, a part of 2**62 bytes, arrays as a list, JSON nested
+    # past Python's recursion limit, a meta that is no object.
+    "long-meta": lambda data: summary_file.MAGIC + b"7fffffffffffffff\n",
+    "huge-part": lambda data: crafted({"hot": [0, 2**62, 0], "cold": [0, 0, 0], "arrays": {}}),
+    "arrays-list": lambda data: crafted({"hot": [0, 0, 0], "cold": [0, 0, 0], "arrays": []}),
+    "deep": lambda data: crafted("[" * 100_000 + "]" * 100_000),
+    "not-object": lambda data: crafted([1, 2]),
+}
+
+
+@pytest.mark.parametrize("damage", [*DAMAGES, "other-code"])
 def test_a_damaged_summary_is_recomputed_with_one_line(
     dumps: Path, tmp_path: Path, damage: str
 ) -> None:
     folder = tmp_path / "s"
     plain = run(dumps, folder)
     for path in sorted(folder.iterdir())[:2]:
-        data = path.read_bytes()
-        if damage == "cut":
-            path.write_bytes(data[: len(data) // 2])
-        elif damage == "garbage":
-            path.write_bytes(data[:100] + bytes(200) + data[300:])
-        elif damage == "empty":
-            path.write_bytes(b"")
+        if damage in DAMAGES:
+            path.write_bytes(DAMAGES[damage](path.read_bytes()))
     again = run(dumps, folder, code="another" if damage == "other-code" else None)
     assert folded(again.records) == folded(plain.records)
     assert again.warnings == plain.warnings
@@ -296,6 +316,35 @@ def test_a_damaged_summary_is_recomputed_with_one_line(
         assert note.endswith("and 1 more could not be read; recomputed from the snapshots")
         assert again.raw_days == [date(2026, 1, 1), date(2026, 1, 2)]
     assert run(dumps, folder, code="another" if damage == "other-code" else None).raw_days == []
+
+
+def test_a_fifo_or_another_users_summary_is_never_read(dumps: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    plain = run(dumps, folder)
+    first, second = sorted(folder.iterdir())[:2]
+    first.unlink()
+    os.mkfifo(first)  # opened without O_NONBLOCK, it would hang the run
+    os.chown(second, 65534, 65534)  # nobody's: a cache others could have fed
+    again = run(dumps, folder)
+    assert folded(again.records) == folded(plain.records)
+    (note,) = again.notes
+    assert "not a regular file" in note and note.endswith(
+        "and 1 more could not be read;" " recomputed from the snapshots"
+    )
+    assert again.raw_days == [date(2026, 1, 1), date(2026, 1, 2)]
+
+
+def test_a_day_that_could_not_be_read_whole_is_not_kept(tmp_path: Path) -> None:
+    # Permission denied or an I/O error may pass: keeping what that read left out would
+    # freeze the gap into every later run.
+    store = SummaryStore(tmp_path, PROCESS_PREFIX, {}, RECORDS, tmp_path, print)
+    plan = DayPlan(date(2026, 1, 1), (), "fingerprint")
+    passing = (tmp_path / "process_mem_20260101_000000.csv", "cannot read: Permission denied")
+    store.save(plan, DaySummary([], [passing]))
+    assert list(tmp_path.iterdir()) == []
+    store.save(plan, DaySummary([], [(passing[0], "no PID column; skipped")]))
+    (kept,) = tmp_path.iterdir()
+    assert oct(kept.stat().st_mode & 0o777) == oct(0o640)  # command lines: as private as dumps
 
 
 def test_a_folder_that_cannot_be_written_is_said_once_and_changes_nothing(
@@ -454,3 +503,27 @@ def test_a_summary_replaced_under_a_run_is_one_line_not_wrong_rows(
         (tmp_path / "copy").replace(path)  # the same bytes, but another file now
     with pytest.raises(SummaryChangedError, match="was replaced while it was read"):
         records.pid_memory(int(records.instances().pid[0]))
+
+
+def test_rows_damaged_on_disk_are_one_line_and_the_summary_goes(
+    dumps: Path, tmp_path: Path
+) -> None:
+    place = SummaryPlace(tmp_path / "s", dumps, TimeWindow(), TODAY, print)
+    fold(dumps, place)
+    records = fold(dumps, place)
+    for path in (tmp_path / "s").iterdir():  # the rows are last: flip their last bytes
+        data = bytearray(path.read_bytes())
+        data[-16:-8] = bytes(8)
+        path.write_bytes(bytes(data))
+        os.utime(path, ns=(0, 0))
+    stored = [chunk for chunk in records.chunks if isinstance(chunk, StoredChunk)]
+    for chunk in stored:
+        chunk.where = replace(chunk.where, identity=chunk_identity(chunk.where.path))
+    with pytest.raises(SummaryChangedError, match="damaged; the day summary is deleted, run again"):
+        records.pid_memory(int(records.instances().pid[0]))
+    assert len(list((tmp_path / "s").iterdir())) < len(stored)
+
+
+def chunk_identity(path: Path) -> tuple[int, int, int]:
+    with summary_file.open_summary(path) as handle:
+        return summary_file.identity_of(handle)

@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from utils.core.atomic_files import temp_path
+from utils.core.atomic_files import PRIVATE_FILE_MODE, temp_path
 from utils.parser import Bundle, NoDataError, Source, TimeWindow, Warn, Where
 from utils.reduce import summary_file
 from utils.reduce.summary_codec import CodecError, Layout, Records, Sink, decode, encode
@@ -51,6 +51,11 @@ FORMAT_VERSION = 1
 # other flags keep summaries of their own rather than overwrite each other's).
 SUMMARY_NAME = "{kind}day_{day:%Y%m%d}_{key}.summary"
 
+# A summary holds command lines, as the dumps do: as private as they are.
+FOLDER_MODE = 0o750
+# Warnings of a read that may not fail next time (a permission, an I/O error): a day that has
+# one is not kept, so that the next run reads what this one could not.
+PASSING = "cannot read"
 # How the reader names a bundle's member in a warning: `<bundle path>:<member name>`.
 BUNDLE_MEMBER_MARK = ".tar.xz:"
 
@@ -138,12 +143,24 @@ class Deferred:
     hot: Mapping[str, Any]
 
     def read(self, records: Records) -> Any:
-        """The record, read whole from its summary now. SummaryChangedError if another run
-        replaced the summary since; OSError or SummaryFileError if it is gone or damaged."""
-        if summary_file.identity(self.path) != self.identity:
-            raise SummaryChangedError(f"{self.path} was replaced while it was read")
-        cold = summary_file.read_cold(self.path, self.meta)
-        return decode(self.layout, ChainMap(cold, dict(self.hot)), records)
+        """The record, read whole from its summary now (the file checked to be the one read
+        before, through the same open handle). SummaryChangedError, one line, if another run
+        replaced it since, or it is gone or damaged; a damaged one is deleted, so that the
+        next run reads its day from the snapshots."""
+        try:
+            with summary_file.open_summary(self.path) as handle:
+                if summary_file.identity_of(handle) != self.identity:
+                    raise SummaryChangedError(f"{self.path} was replaced while it was read")
+                cold = summary_file.read_cold(handle, self.meta)
+                return decode(self.layout, ChainMap(cold, dict(self.hot)), records)
+        except SummaryChangedError:
+            raise
+        except Exception as err:  # a cache file, whatever is wrong with it: see load()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise SummaryChangedError(
+                f"{self.path}: {err}; the day summary is deleted, run again"
+            ) from err
 
 
 class SummaryChangedError(NoDataError):
@@ -214,8 +231,9 @@ class SummaryStore:
         """The day's summary if it is fresh; None if it is missing, stale or unreadable."""
         path = self.path(plan.day)
         try:
-            identity = summary_file.identity(path)
-            meta, hot = summary_file.read(path)
+            with summary_file.open_summary(path) as handle:
+                identity = summary_file.identity_of(handle)
+                meta, hot = summary_file.read(handle)
             if not self._fits(meta, plan):
                 return None
             cold = summary_file.cold_part(meta)  # all a deferred record keeps of the meta
@@ -227,7 +245,10 @@ class SummaryStore:
             warnings = [(self._full_path(item[0]), str(item[1])) for item in meta["warnings"]]
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return None  # none kept there (a folder that cannot be written is said on save)
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        # A summary is a cache: whatever is wrong with the file (cut short, damaged, crafted
+        # to overflow, recurse or name a dtype this pandas lacks), the day is read from its
+        # snapshots, and the run says so on one line. The reason is kept, so nothing hides.
+        except Exception as err:
             reason = str(err) if isinstance(err, CodecError) else f"{type(err).__name__}: {err}"
             self.unreadable.append(f"{path.name} ({reason})")
             return None
@@ -250,6 +271,8 @@ class SummaryStore:
         first failure to write is said once, and no more summaries are written."""
         if self.unwritable is not None or plan.fingerprint is None:
             return
+        if any(reason.startswith(PASSING) for _, reason in summary.warnings):
+            return  # a read that failed may not fail next time: never keep what it left out
         arrays = Sink({name: hot for name, (hot, _) in self.deferred.items()})
         layout = encode(list(summary.results), arrays)
         meta = {
@@ -267,8 +290,9 @@ class SummaryStore:
         path = self.path(plan.day)
         temporary = temp_path(path)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "wb") as handle:
+            self.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            with os.fdopen(fd, "wb") as handle:
                 summary_file.write(handle, meta, arrays.arrays)
             os.replace(temporary, path)
         except OSError as err:

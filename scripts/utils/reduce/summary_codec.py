@@ -215,9 +215,7 @@ def _decode_frame(layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]) -> pd.
         if column["t"] == "category":
             codes = arrays[column["codes"]["key"]]
             texts = _decode_texts(column["categories"], arrays)
-            categories = pd.Index(
-                list(texts), dtype=pd.api.types.pandas_dtype(column["categories_dtype"])
-            )
+            categories = pd.Index(list(texts), dtype=_category_dtype(column["categories_dtype"]))
             dtype = pd.CategoricalDtype(categories, ordered=column["ordered"])
             data[column["name"]] = pd.Categorical.from_codes(codes, dtype=dtype)
         elif column["t"] == "values":
@@ -241,3 +239,14 @@ _LEAVES: dict[str, Callable[[Layout, Mapping[str, npt.NDArray[Any]]], Any]] = {
     "texts": _decode_texts,
     "frame": _decode_frame,
 }
+
+
+# The categories' dtypes this codec writes (pandas' text dtype, or plain objects): any other
+# name, such as one that needs pyarrow, is a file this version did not write.
+_CATEGORY_DTYPES = frozenset({"str", "object"})
+
+
+def _category_dtype(name: object) -> Any:
+    if name not in _CATEGORY_DTYPES:
+        raise CodecError(f"categories of dtype {name!r}")
+    return pd.api.types.pandas_dtype(str(name))

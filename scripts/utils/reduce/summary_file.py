@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import zlib
 from collections.abc import Mapping
 from io import BufferedReader
@@ -67,22 +68,52 @@ def _region_of(key: str) -> str:
     return "cold" if key.startswith("c") else "hot"
 
 
-def read(path: Path) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
-    """The meta and the hot arrays; SummaryFileError if the file is not a whole summary."""
-    with open(path, "rb") as handle:
-        head = handle.read(len(MAGIC) + _LENGTH_DIGITS + 1)
-        if len(head) != len(MAGIC) + _LENGTH_DIGITS + 1 or not head.startswith(MAGIC):
-            raise SummaryFileError("not a day summary")
-        try:
-            length = int(head[len(MAGIC) : -1], 16)
-        except ValueError as err:
-            raise SummaryFileError("not a day summary") from err
-        text = handle.read(length)
-        if len(text) != length:
-            raise SummaryFileError("cut short in its meta")
-        meta = json.loads(text.decode("utf-8"))
-        meta["payload"] = handle.tell() + (-handle.tell() % _ALIGN)
-        return meta, _region(handle, meta, "hot")
+def open_summary(path: Path) -> BufferedReader:
+    """A summary opened for reading: a regular file only, never through a symlink, never
+    one that blocks (a FIFO put in its place), owned by this user or by root (a summary is a
+    cache others must not be able to feed this run). OSError or SummaryFileError if not."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise SummaryFileError("not a regular file")
+        if status.st_uid not in (os.geteuid(), 0):
+            raise SummaryFileError(f"owned by another user (uid {status.st_uid})")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def identity_of(handle: BufferedReader) -> tuple[int, int, int]:
+    """What tells one file from another written in its place: inode, size, mtime."""
+    status = os.fstat(handle.fileno())
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def read(handle: BufferedReader) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    """The meta and the hot arrays of an open summary; SummaryFileError if it is not a
+    whole summary (the cold part's size is checked too; its bytes when they are read)."""
+    head = handle.read(len(MAGIC) + _LENGTH_DIGITS + 1)
+    if len(head) != len(MAGIC) + _LENGTH_DIGITS + 1 or not head.startswith(MAGIC):
+        raise SummaryFileError("not a day summary")
+    try:
+        length = int(head[len(MAGIC) : -1], 16)
+    except ValueError as err:
+        raise SummaryFileError("not a day summary") from err
+    size = os.fstat(handle.fileno()).st_size
+    if length > size:
+        raise SummaryFileError("cut short in its meta")
+    text = handle.read(length)
+    meta = json.loads(text.decode("utf-8"))
+    if not isinstance(meta, dict):
+        raise SummaryFileError("a meta that is not an object")
+    meta["payload"] = handle.tell() + (-handle.tell() % _ALIGN)
+    for name in ("hot", "cold"):
+        start, end, _ = (int(number) for number in meta[name])
+        if not 0 <= start <= end or meta["payload"] + end > size:
+            raise SummaryFileError(f"its {name} part is cut short")
+    return meta, _region(handle, meta, "hot")
 
 
 def cold_part(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,10 +123,9 @@ def cold_part(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {"payload": meta["payload"], "cold": meta["cold"], "arrays": arrays}
 
 
-def read_cold(path: Path, meta: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]]:
-    """The cold arrays of a summary whose meta was read before."""
-    with open(path, "rb") as handle:
-        return _region(handle, meta, "cold")
+def read_cold(handle: BufferedReader, meta: Mapping[str, Any]) -> dict[str, npt.NDArray[Any]]:
+    """The cold arrays of an open summary whose meta was read before."""
+    return _region(handle, meta, "cold")
 
 
 def _region(
@@ -104,23 +134,19 @@ def _region(
     """One region's arrays, checked against its CRC; each a copy of its own, so that an array
     kept (a batch's PIDs, a group's totals) does not keep the whole region alive."""
     start, end, crc = (int(number) for number in meta[name])
+    if not 0 <= start <= end or int(meta["payload"]) + end > os.fstat(handle.fileno()).st_size:
+        raise SummaryFileError(f"its {name} part is cut short")
     handle.seek(int(meta["payload"]) + start)
     data = bytearray(end - start)
     if handle.readinto(data) != len(data) or zlib.crc32(data) != crc:
         raise SummaryFileError(f"its {name} part is cut short or damaged")
     arrays = {}
-    for key, (offset, size, dtype_text, shape) in meta["arrays"].items():
+    for key, (offset, size, dtype_text, shape) in dict(meta["arrays"]).items():
         if _region_of(key) != name:
             continue
-        dtype = np.dtype(dtype_text)
+        dtype = np.dtype(str(dtype_text))
         if dtype.kind not in _KINDS or not start <= offset <= offset + size <= end:
             raise SummaryFileError(f"array {key} does not fit its part")
         count = int(size) // dtype.itemsize
         arrays[key] = np.frombuffer(data, dtype, count, offset - start).reshape(shape).copy()
     return arrays
-
-
-def identity(path: Path) -> tuple[int, int, int]:
-    """What tells one file from another written in its place: inode, size, mtime."""
-    status = os.stat(path)
-    return status.st_ino, status.st_size, status.st_mtime_ns
