@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 from collections import ChainMap
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,9 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+
+import numpy as np
+import pandas as pd
 
 from utils.core.atomic_files import PRIVATE_FILE_MODE, temp_path
 from utils.parser import Bundle, NoDataError, Source, TimeWindow, Warn, Where
@@ -44,7 +48,7 @@ Note = Callable[[str], None]
 # The sources whose code decides what a summary holds: any change there makes every
 # summary another version's.
 _UTILS = Path(__file__).resolve().parent.parent
-CODE_SOURCES = ("read", "reduce", "collect")
+CODE_SOURCES = ("core", "collect", "read", "reduce")
 FORMAT = "pid-memory-inspector day summary"
 FORMAT_VERSION = 1
 # A day's summary for one way of reading it (the key's digest names it, so that runs with
@@ -61,8 +65,9 @@ BUNDLE_MEMBER_MARK = ".tar.xz:"
 
 
 def code_digest() -> str:
-    """A digest of the read, reduce and collect stages' sources and the discovery module."""
-    digest = hashlib.sha256()
+    """A digest of the sources of the stages up to reduce, the discovery module, and the
+    versions of Python, numpy and pandas: a new parser may read the same bytes otherwise."""
+    digest = hashlib.sha256(f"{sys.version}\0{np.__version__}\0{pd.__version__}".encode())
     paths = sorted(path for stage in CODE_SOURCES for path in (_UTILS / stage).glob("*.py"))
     for path in [*paths, _UTILS / "parser.py"]:
         digest.update(path.name.encode())
