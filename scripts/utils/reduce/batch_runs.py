@@ -32,6 +32,9 @@ class Rows(Protocol):
     """A batch's kept rows, by PID: a Chunk, or one left in a day summary until asked for
     (utils.reduce.summary_kinds.StoredChunk)."""
 
+    @property
+    def base(self) -> int: ...  # rank of the batch's first snapshot
+
     def rows_of(self, pid: int) -> tuple[IntArray, IntArray, IntArray, IntArray]: ...
 
     def _replace(self, *, base: int) -> Rows: ...

@@ -271,13 +271,14 @@ class SummaryStore:
             and meta.get("fingerprint") == plan.fingerprint
         )
 
-    def save(self, plan: DayPlan, summary: DaySummary[Any]) -> None:
+    def save(self, plan: DayPlan, summary: DaySummary[Any]) -> bool:
         """Write the day's summary whole (a temporary file, then a rename), or not at all; the
-        first failure to write is said once, and no more summaries are written."""
+        first failure to write is said once, and no more summaries are written. Whether it
+        was written."""
         if self.unwritable is not None or plan.fingerprint is None:
-            return
+            return False
         if any(reason.startswith(PASSING) for _, reason in summary.warnings):
-            return  # a read that failed may not fail next time: never keep what it left out
+            return False  # a read that failed may not fail next time: never keep its holes
         arrays = Sink({name: hot for name, (hot, _) in self.deferred.items()})
         layout = encode(list(summary.results), arrays)
         meta = {
@@ -305,6 +306,8 @@ class SummaryStore:
                 temporary.unlink()
             self.unwritable = f"{err.strerror or err}"
             self.note(f"day summaries are not kept: cannot write {self.folder}: {self.unwritable}")
+            return False
+        return True
 
     def _short_path(self, path: Path) -> str:
         """A warned path relative to the dumps dir where it is in it, so that a moved dumps dir
@@ -345,6 +348,9 @@ class DayReading(Generic[T]):
     warn: Warn
     progress: Progress | None = None
     store: SummaryStore | None = None
+    # Told of each day read raw once its summary is written, with that summary as read back
+    # (its deferred records on disk): a caller may let go of what it holds in memory.
+    kept: Callable[[DayPlan, DaySummary[T]], None] | None = None
 
 
 def read_by_day(plans: Sequence[DayPlan], how: DayReading[T]) -> Iterator[T]:
@@ -405,18 +411,23 @@ def _read_raw(
     for result in how.read(sources, captured, progress):
         day = how.day_of(result)
         while saved < len(days) and days[saved] < day:
-            _save(None if unplaced else how.store, kept[days[saved]])
+            _save(None if unplaced else how, kept[days[saved]])
             saved += 1
         if day in kept:
             kept[day].summary.results.append(result)
         yield result
     for day in days[saved:]:
-        _save(None if unplaced else how.store, kept[day])
+        _save(None if unplaced else how, kept[day])
 
 
-def _save(store: SummaryStore | None, pending: _Pending[Any]) -> None:
-    if store is not None and pending.plan.fingerprint is not None:
-        store.save(pending.plan, pending.summary)
+def _save(how: DayReading[T] | None, pending: _Pending[T]) -> None:
+    """Write a day's summary; then hand it, read back, to how.kept."""
+    if how is None or how.store is None or pending.plan.fingerprint is None:
+        return
+    if how.store.save(pending.plan, pending.summary) and how.kept is not None:
+        written = how.store.load(pending.plan)
+        if written is not None:
+            how.kept(pending.plan, written)
 
 
 def _path_days(plans: Sequence[DayPlan]) -> dict[Path, date]:

@@ -19,7 +19,9 @@ from utils.read.csv_batches import Batch
 from utils.read.threaded_reader import Progress, Reader, Warn
 from utils.reduce.batch_runs import BatchRuns, Chunk, IntArray
 from utils.reduce.day_summaries import (
+    DayPlan,
     DayReading,
+    DaySummary,
     Deferred,
     SummaryKind,
     SummaryPlace,
@@ -53,18 +55,31 @@ def process_runs(
     files: Sequence[Source], records: ProcessRecords, reader: Reader, place: SummaryPlace | None
 ) -> Iterator[BatchRuns]:
     """The process files reduced as `records` reduces them, batch by batch in time order,
-    through the day summaries (none for a --match run: its rows are not every run's)."""
+    through the day summaries (none for a --match run: its rows are not every run's). Once a
+    day read raw has its summary, its rows in `records` give way to the ones left in that
+    summary, so that a first run over a year does not hold a year of rows either."""
+    added: dict[date, list[int | None]] = {}  # per day, each batch's place in records.chunks
+
+    def kept(plan: DayPlan, summary: DaySummary[BatchRuns]) -> None:
+        for index, runs in zip(added.pop(plan.day, []), summary.results, strict=False):
+            if index is not None and isinstance(runs.chunk, StoredChunk):
+                records.chunks[index] = runs.chunk._replace(base=records.chunks[index].base)
+
     how = DayReading(
         lambda found, warn, progress: _with(reader, warn, progress).reduced(found, records.reduce),
         _runs_day,
         reader.warn,
         reader.progress,
+        kept=kept,
     )
     key = {"spec": repr(reader.spec), "group_by": records.group_by, "users": records.read_users}
     fit = {"level": records.level, "batch": reader.batch_bytes}
     deferred = {"Chunk": (("pids",), StoredChunk)}
     what = SummaryKind(PROCESS_PREFIX, key, PROCESS_RECORDS, fit, deferred)
-    return summarized(files, how, None if records.match is not None else place, what)
+    for runs in summarized(files, how, None if records.match is not None else place, what):
+        yield runs  # the caller adds it to records before asking for the next
+        where = None if runs.chunk is None else len(records.chunks) - 1
+        added.setdefault(_runs_day(runs), []).append(where)
 
 
 class StoredChunk:
