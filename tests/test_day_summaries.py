@@ -457,9 +457,9 @@ def test_deleting_every_summary_changes_no_answer(host: Path, tmp_path: Path, pl
     assert second == first == plain
     assert plain["system"][0] == plain["processes"][0] == 3  # the alerts asked for hold
     assert "sys_mem_20260103_120500.csv" in plain["system"][2]  # the bad file, said each time
-    # Every closed day of both kinds (the process analysis's counters are a kind of their
-    # own), none of a bad or partial kind, and no temporary file.
-    assert len(kept) == 3 * 6 and all(name.endswith(".summary") for name in kept)
+    # Every closed day of both kinds, the sys_mem one shared by both analyses (they read
+    # the files with one spec), and no temporary file.
+    assert len(kept) == 2 * 6 and all(name.endswith(".summary") for name in kept)
     assert not (host / ".summaries").exists()
     assert sorted(path.name for path in (tmp_path / "s").iterdir()) == kept
 

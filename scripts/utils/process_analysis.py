@@ -45,7 +45,7 @@ from utils.parser import (
     find_sources,
     list_dir,
 )
-from utils.read.snapshot_specs import COUNTER_SPEC, process_spec, system_frame
+from utils.read.snapshot_specs import SYSTEM_SPEC, process_spec, system_frame
 from utils.read.threaded_reader import BATCH_BYTES, Progress, Reader, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
@@ -126,7 +126,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
     with session.timer.phase("reading"):
         warn = session.diagnostics.warn
         files = find_sources(where.dumps_dir, SYS_PREFIX, where.window, warn, where.entries)
-        counters = system_batches(files, Reader(COUNTER_SPEC, warn), place)
+        counters = system_batches(files, Reader(SYSTEM_SPEC, warn), place)
         ooms = oom_intervals(system_frame(counters)) if files else None
     return process_result(records, options, session.timer.phase, ooms)
 

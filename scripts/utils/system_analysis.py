@@ -19,7 +19,7 @@ import pandas as pd
 from utils.console import Session, UsageError
 from utils.judge import breakdown as parts
 from utils.judge.alerts import check_alerts, oom_alert, pct_fact, zero_fact
-from utils.judge.breakdown import BREAKDOWN_CSV, BREAKDOWN_FIELDS
+from utils.judge.breakdown import BREAKDOWN_CSV
 from utils.judge.system_metrics import (
     SUMMARY_ROWS,
     USED_DEFINITIONS,
@@ -38,7 +38,7 @@ from utils.outputs.system_tables import (
     write_metrics_csv,
 )
 from utils.parser import SYS_PREFIX, Source, Where
-from utils.read.snapshot_specs import system_frame, system_spec
+from utils.read.snapshot_specs import SYSTEM_SPEC, system_frame
 from utils.read.threaded_reader import Progress, Reader, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
@@ -63,9 +63,6 @@ __all__ = [
     "write_system_files",
     "zero_fact",
 ]
-
-# Every sys_mem field the breakdown reads, besides the raw fields and the counters.
-SYSTEM_SPEC = system_spec(BREAKDOWN_FIELDS)
 
 
 def load_system_frame(

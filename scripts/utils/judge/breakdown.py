@@ -23,22 +23,7 @@ import pandas as pd
 
 from utils.core.units import DAY_S
 from utils.parser import parse_time_arg
-
-# The meminfo fields the breakdown reads (MiB). MemTotal is required; the rest are optional:
-# a kernel that lacks one (SReclaimable and SUnreclaim before 2.6.19, Shmem before 2.6.32)
-# leaves it empty, and it counts as 0.
-BREAKDOWN_FIELDS: tuple[str, ...] = (
-    "MemFree_MB",
-    "Buffers_MB",
-    "Cached_MB",
-    "SwapCached_MB",
-    "Shmem_MB",
-    "AnonPages_MB",
-    "SReclaimable_MB",
-    "SUnreclaim_MB",
-    "KernelStack_MB",
-    "PageTables_MB",
-)
+from utils.read.snapshot_specs import BREAKDOWN_FIELDS
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """What each analysis reads of the snapshot files: the columns of the process files, and the
 sys_mem files' raw fields with the reader both analyses share for them.
 
-The process analysis reads the sys_mem files only for the kernel's counters (its OOM kills):
-it asks for the same required fields as the system analysis, so the same files are bad in
-both (every other column a file has is checked anyway), and for no other optional one.
+Both analyses read the sys_mem files with one spec, SYSTEM_SPEC, though the process analysis
+uses only the kernel's counters (its OOM kills): the same files are bad in both, and one day
+summary of them serves both (utils.reduce.day_summaries keys a summary by the spec).
 """
 
 from __future__ import annotations
@@ -35,6 +35,22 @@ PROCESS_SPEC_USER_LABEL = TableSpec(
     columns=PROCESS_SPEC.columns,
     optional=PROCESS_SPEC.optional,
     optional_text=(*PROCESS_SPEC.optional_text, "USER"),
+)
+
+# The meminfo fields the breakdown reads (MiB). MemTotal is required; the rest are optional:
+# a kernel that lacks one (SReclaimable and SUnreclaim before 2.6.19, Shmem before 2.6.32)
+# leaves it empty, and it counts as 0.
+BREAKDOWN_FIELDS: tuple[str, ...] = (
+    "MemFree_MB",
+    "Buffers_MB",
+    "Cached_MB",
+    "SwapCached_MB",
+    "Shmem_MB",
+    "AnonPages_MB",
+    "SReclaimable_MB",
+    "SUnreclaim_MB",
+    "KernelStack_MB",
+    "PageTables_MB",
 )
 
 # The raw fields the system metrics are computed from (MiB, as the collector writes them).
@@ -78,8 +94,9 @@ def system_spec(more_optional: Sequence[str] = ()) -> TableSpec:
     )
 
 
-# What the process analysis reads of the sys_mem files: the counters and what they need.
-COUNTER_SPEC = system_spec()
+# The sys_mem files as both analyses read them: the raw fields, the counters and every
+# field the breakdown of MemTotal needs.
+SYSTEM_SPEC = system_spec(BREAKDOWN_FIELDS)
 
 
 def read_system_frame(
