@@ -531,3 +531,49 @@ def test_rows_damaged_on_disk_are_one_line_and_the_summary_goes(
 def chunk_identity(path: Path) -> tuple[int, int, int]:
     with summary_file.open_summary(path) as handle:
         return summary_file.identity_of(handle)
+
+
+@pytest.fixture(scope="module")
+def one_summary(dumps: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """A process summary as written, and its bytes."""
+    folder = tmp_path_factory.mktemp("one")
+    run(dumps, folder)
+    path = sorted(folder.iterdir())[0]
+    return path, path.read_bytes()
+
+
+@given(st.data())
+def test_a_summary_mutated_anywhere_is_read_whole_or_recomputed(
+    dumps: Path, one_summary: tuple[Path, bytes], data: st.DataObject
+) -> None:
+    path, good = one_summary
+    at = data.draw(st.integers(0, len(good)), label="at")
+    kind = data.draw(st.sampled_from(["cut", "flip", "insert"]), label="kind")
+    if kind == "cut":
+        bad = good[:at]
+    elif kind == "flip":
+        bad = (
+            good[:at]
+            + bytes([good[at % len(good)] ^ data.draw(st.integers(1, 255))])
+            + good[at + 1 :]
+        )
+    else:
+        bad = good[:at] + data.draw(st.binary(min_size=1, max_size=64)) + good[at:]
+    notes: list[str] = []
+    store = SummaryStore(path.parent, PROCESS_PREFIX, {"level": 2}, RECORDS, dumps, notes.append)
+    (plan,) = [
+        p
+        for p in plan_days(find_sources(dumps, PROCESS_PREFIX, TimeWindow()), TimeWindow(), TODAY)
+        if p.day == date(2026, 1, 1)
+    ]
+    assert store.load(plan) is not None  # the file as written is read
+    try:
+        path.write_bytes(bad)
+        loaded = store.load(plan)  # never raises, whatever the bytes
+        store.finish()
+    finally:
+        path.write_bytes(good)
+    if loaded is None:
+        assert len(notes) <= 1
+    else:  # a change the file does not depend on (padding): the same batches come back
+        assert len(loaded.results) == len(store.load(plan).results)  # type: ignore[union-attr]
