@@ -496,12 +496,18 @@ def test_rows_stay_in_the_summary_until_a_pid_of_theirs_is_asked_for(
     assert folded(second) == folded(first) == folded(plain)
 
 
+def folded_from_summaries(dumps: Path, folder: Path) -> ProcessRecords:
+    """The records of a second run, which takes every day from the summaries the first
+    run wrote into folder."""
+    place = SummaryPlace(folder, dumps, TimeWindow(), TODAY, print)
+    fold(dumps, place)
+    return fold(dumps, place)
+
+
 def test_a_summary_replaced_under_a_run_is_one_line_not_wrong_rows(
     dumps: Path, tmp_path: Path
 ) -> None:
-    place = SummaryPlace(tmp_path / "s", dumps, TimeWindow(), TODAY, print)
-    fold(dumps, place)
-    records = fold(dumps, place)
+    records = folded_from_summaries(dumps, tmp_path / "s")
     for path in (tmp_path / "s").iterdir():
         shutil.copy(path, tmp_path / "copy")
         (tmp_path / "copy").replace(path)  # the same bytes, but another file now
@@ -512,9 +518,7 @@ def test_a_summary_replaced_under_a_run_is_one_line_not_wrong_rows(
 def test_rows_damaged_on_disk_are_one_line_and_the_summary_goes(
     dumps: Path, tmp_path: Path
 ) -> None:
-    place = SummaryPlace(tmp_path / "s", dumps, TimeWindow(), TODAY, print)
-    fold(dumps, place)
-    records = fold(dumps, place)
+    records = folded_from_summaries(dumps, tmp_path / "s")
     for path in (tmp_path / "s").iterdir():  # the rows are last: flip their last bytes
         data = bytearray(path.read_bytes())
         data[-16:-8] = bytes(8)
