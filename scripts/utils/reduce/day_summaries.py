@@ -40,7 +40,15 @@ import pandas as pd
 from utils.core.atomic_files import PRIVATE_FILE_MODE, temp_path
 from utils.parser import Bundle, NoDataError, Source, TimeWindow, Warn, Where
 from utils.reduce import summary_file
-from utils.reduce.summary_codec import CodecError, Layout, Records, Sink, decode, encode
+from utils.reduce.summary_codec import (
+    CodecError,
+    Layout,
+    Records,
+    Sink,
+    array_keys,
+    decode,
+    encode,
+)
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -180,22 +188,8 @@ MakeDeferred = Callable[[Deferred], Any]
 def _stand_in(make: MakeDeferred, where: Deferred, layout: Layout, hot: Mapping[str, Any]) -> Any:
     """A deferred record's stand-in, with the hot arrays its layout names (the rest of the
     summary's hot arrays are not kept alive by it)."""
-    named = {key: hot[key] for key in _array_keys(layout) if key in hot}
+    named = {key: hot[key] for key in array_keys(layout) if key in hot}
     return make(replace(where, layout=layout, hot=named))
-
-
-def _array_keys(layout: Any) -> list[str]:
-    """Every array key a layout names, at any depth."""
-    if isinstance(layout, dict):
-        found = [str(value) for key, value in layout.items() if key in _KEY_FIELDS]
-        return found + [key for value in layout.values() for key in _array_keys(value)]
-    if isinstance(layout, list):
-        return [key for item in layout for key in _array_keys(item)]
-    return []
-
-
-# The layout fields that name an array (summary_codec: arrays, texts).
-_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing"})
 
 
 # --- The store ----------------------------------------------------------------------

@@ -250,3 +250,17 @@ def _category_dtype(name: object) -> Any:
     if name not in _CATEGORY_DTYPES:
         raise CodecError(f"categories of dtype {name!r}")
     return pd.api.types.pandas_dtype(str(name))
+
+
+def array_keys(layout: Any) -> list[str]:
+    """Every array key a layout names, at any depth."""
+    if isinstance(layout, dict):
+        found = [str(value) for key, value in layout.items() if key in _KEY_FIELDS]
+        return found + [key for value in layout.values() for key in array_keys(value)]
+    if isinstance(layout, list):
+        return [key for item in layout for key in array_keys(item)]
+    return []
+
+
+# The layout fields that name an array: an array's "key", a text column's three.
+_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing"})
