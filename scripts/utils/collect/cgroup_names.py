@@ -47,8 +47,9 @@ _CONTAINERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("crio", re.compile(rf"crio-{_HEX_ID}(?:\.scope)?")),
 )
 _BARE_ID = re.compile(_HEX_ID)
-# A pod's component: systemd driver, or cgroupfs driver (below a kubepods component).
-_POD_SLICE = re.compile(r"kubepods(?:-[a-z]+)*-pod([0-9a-fA-F_]+)\.slice")
+# A pod's component: systemd driver (containerd may join its container's id to it, after a
+# ":"), or cgroupfs driver (below a kubepods component).
+_POD_SLICE = re.compile(r"kubepods(?:-[a-z]+)*-pod([0-9a-fA-F_]+)\.slice(?::.*)?")
 _POD_DIR = re.compile(r"pod([0-9a-fA-F-]+)")
 # /var/log/pods/<namespace>_<pod>_<uid>: namespaces and pod names are DNS names, which
 # hold no "_" (Kubernetes' object names and IDs), so the three fields split cleanly.
