@@ -256,8 +256,10 @@ def cgroup_dir(hierarchy: Hierarchy, path: str) -> str | None:
 
 
 def read_whole(path: str, limit: int = CGROUP_READ_BYTES) -> bytes | None:
-    """A kernel file's bytes up to limit, read to its end (a seq_file read may stop short
-    of a buffer's size before the end); None if it cannot be read."""
+    """A file's bytes up to limit, read to its end; None if it cannot be read. For files of
+    many records (mountinfo), where one read may return less than a buffer before the end;
+    a file made in one go (/proc/PID/cgroup, memory.stat: single_open in the kernel) comes
+    whole in one read, which procfs.read_small does."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -315,7 +317,7 @@ class CgroupReader:
         """The process's cgroup path, "" if unknown (no hierarchy, the process gone)."""
         if self.hierarchy is None:
             return ""
-        data = read_whole(f"{self.proc}/{pid}/cgroup")
+        data = read_small(f"{self.proc}/{pid}/cgroup", CGROUP_READ_BYTES)
         return "" if data is None else parse_proc_cgroup(data, self.hierarchy.version)
 
     def rows(self, held: Iterable[str]) -> list[list[str]]:
@@ -332,7 +334,7 @@ class CgroupReader:
         if hierarchy is None or where is None:
             return UNKNOWN
         files = V1_FILES if hierarchy.version == 1 else V2_FILES
-        found = {name: read_whole(f"{where}/{name}") for name in files}
+        found = {name: read_small(f"{where}/{name}", CGROUP_READ_BYTES) for name in files}
         return v1_memory(found) if hierarchy.version == 1 else v2_memory(found)
 
     def _top_level(self) -> list[str]:
