@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 from hypothesis import given
@@ -277,6 +278,19 @@ def test_a_snapshot_writes_the_cgroup_column_and_file(tmp_path: Path) -> None:
         [NGINX, "nginx.service", *NGINX_NUMBERS],
         ["/user.slice", "user.slice", "", "", "", "", "", "", "", "", "", ""],
     ]
+
+
+def test_a_cgroup_named_in_no_utf_8_still_gives_a_snapshot(tmp_path: Path) -> None:
+    sources, reader = fake_host(tmp_path)
+    assert reader.hierarchy is not None
+    os.mkdir(os.fsencode(reader.hierarchy.mount) + b"/caf\xe9.slice")
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    cm.take_snapshot(
+        dumps, "20260301_120000", StopSignals(), sources, cm.RunState(None, None, reader)
+    )
+    cgroup = rows_of(dumps / "cgroup_mem_20260301_120000.csv")
+    assert ["/caf\ufffd.slice", "caf\ufffd.slice", *[""] * 10] in cgroup
 
 
 def test_names_are_resolved_once_per_run_and_kept(tmp_path: Path) -> None:

@@ -338,12 +338,17 @@ class CgroupReader:
         return v1_memory(found) if hierarchy.version == 1 else v2_memory(found)
 
     def _top_level(self) -> list[str]:
+        """The children of the root. Names are bytes to the kernel: one that is not UTF-8 is
+        decoded as /proc/PID/cgroup's are (its files then cannot be found: an empty row), never
+        left holding surrogates that no UTF-8 file can hold."""
         if self.hierarchy is None or self.hierarchy.root != "/":
             return []
         try:
-            with os.scandir(self.hierarchy.mount) as entries:
+            with os.scandir(os.fsencode(self.hierarchy.mount)) as entries:
                 return [
-                    f"/{entry.name}" for entry in entries if entry.is_dir(follow_symlinks=False)
+                    "/" + entry.name.decode("utf-8", "replace")
+                    for entry in entries
+                    if entry.is_dir(follow_symlinks=False)
                 ]
         except OSError:
             return []
