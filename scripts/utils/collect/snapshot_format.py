@@ -1,4 +1,4 @@
-"""The dump format: file names, timestamps, the fields of both CSVs, and how they are written.
+"""The dump format: file names, timestamps, the fields of each CSV, and how they are written.
 
 (The day bundles that compact_dumps.py makes of them are utils.collect.bundles.)
 
