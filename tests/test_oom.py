@@ -196,8 +196,10 @@ def test_the_process_script_writes_oom_kills_and_fails_when_asked(tmp_path: Path
     ran = run_main(analyze_processes.main, argv)
     assert ran.status == 0, ran.stderr
     assert (out / "oom_kills.csv").read_text(encoding="utf-8").splitlines() == [
-        "after,before,PID,CMD,RSS_MB,anon_swap_MB,source,kernel_anon_rss_MB",
-        '2026-03-01 01:00:00,2026-03-01 01:10:00,30,"/srv/api, ""eu""",500.000,480.000,inferred,',
+        "after,before,PID,CMD,RSS_MB,anon_swap_MB,source,kernel_anon_rss_MB,kind,cgroup,"
+        "limit_cgroup,UID",
+        '2026-03-01 01:00:00,2026-03-01 01:10:00,30,"/srv/api, ""eu""",500.000,480.000,'
+        "inferred,,unknown,,,",
     ]
     assert "OOM kills: 1 process killed (oom_kills.csv)" in ran.stdout
     assert "likely" in ran.stdout
@@ -222,6 +224,7 @@ def test_the_report_shows_the_kills_first_and_the_alert_they_give(tmp_path: Path
     ]
     assert cells == [
         "2026-03-01 01:00:00", "2026-03-01 01:10:00", "30", "500.000", "480.000", "likely",
+        "not logged: likely /srv/api (PID 30), the largest process gone in the interval",
         "/srv/api <b>",
     ]  # fmt: skip
     assert "<b>" not in oom
