@@ -151,7 +151,7 @@ def _named(
     the log did not name."""
     by_pid = {candidate.pid: candidate for candidate in candidates}
     kills = []
-    for victim in oom.logged:
+    for victim in [*oom.logged, *oom.filed]:
         known = None if victim.pid is None else by_pid.pop(victim.pid, None)
         kills.append(logged_kill(oom, victim, known))
     rest = [candidate for candidate in candidates if candidate.pid in by_pid]
@@ -161,7 +161,10 @@ def _named(
 def logged_kill(oom: OomInterval, victim: OomVictim, known: _Candidate | None = None) -> OomKill:
     """A kill a log named, with what the snapshots knew of its victim where they saw it
     (a victim never in a snapshot was born and killed between two)."""
-    source = oom.source or (SYSTEM_LOG if victim.kind in USERSPACE_KINDS else KERNEL_LOG)
+    if any(victim is filed for filed in oom.filed):
+        source = KERNEL_LOG_FILE
+    else:
+        source = SYSTEM_LOG if victim.kind in USERSPACE_KINDS else KERNEL_LOG
     kernel_mb = None if victim.anon_kb is None else victim.anon_kb / 1024
     return OomKill(
         after=_moment(oom.after),

@@ -63,7 +63,7 @@ def oom_summary_lines(ooms: list[OomInterval] | None) -> list[str]:
         return [f"  OOM kills {NO_OOM_COUNTER}"]
     if not ooms:
         return ["  OOM kills none"]
-    kills = [logged_kill(oom, victim) for oom in ooms for victim in oom.logged]
+    kills = [logged_kill(oom, v) for oom in ooms for v in [*oom.logged, *oom.filed]]
     total = oom_kill_count(ooms)
     not_host = total - host_pressure_kills(kills) - (total - len(kills))
     cause = f" ({not_host:,} not host pressure: a cgroup's own limit, or a userspace killer)"
@@ -81,7 +81,8 @@ def oom_interval_text(oom: OomInterval) -> str:
     after, before = pd.Timestamp(oom.after), pd.Timestamp(oom.before)
     end = f"{before:%H:%M:%S}" if after.date() == before.date() else f"{before:{DISPLAY_FORMAT}}"
     reboot = ", across a reboot" if oom.reboot else ""
-    why = "; ".join(kill_sentence(logged_kill(oom, victim)) for victim in oom.logged)
+    victims = [*oom.logged, *oom.filed]
+    why = "; ".join(kill_sentence(logged_kill(oom, victim)) for victim in victims)
     return f"{after:{DISPLAY_FORMAT}} to {end}: {plural(oom.kills, 'kill')}{reboot}" + (
         f": {why}" if why else ""
     )

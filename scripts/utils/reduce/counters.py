@@ -90,7 +90,8 @@ class OomInterval(NamedTuple):
     kills: int
     logged: list[OomVictim]  # the kills a log named (the kernel's, or a userspace killer's)
     reboot: bool  # the machine rebooted in between: the victims were never snapshotted
-    source: str = ""  # where the logged kills were read, when not the collector's own log
+    counted: int = 0  # what the oom_kill counter counted (the kernel's kills only)
+    filed: list[OomVictim] = []  # noqa: RUF012 (never mutated) the kills saved logs add
 
     @property
     def middle(self) -> np.datetime64:
@@ -110,10 +111,11 @@ def oom_intervals(raw: pd.DataFrame) -> list[OomInterval] | None:
     found: list[OomInterval] = []
     for at, text in enumerate(victims.astype(str).tolist()):
         logged = parse_victims(text) or []
-        kills = interval_kills(int(np.nan_to_num(counted[at])), logged)
+        count = int(np.nan_to_num(counted[at]))
+        kills = interval_kills(count, logged)
         if kills and at > 0:
             restarted = bool(rebooted[at] or kills_counter[at] < kills_counter[at - 1])
-            found.append(OomInterval(times[at - 1], times[at], kills, logged, restarted))
+            found.append(OomInterval(times[at - 1], times[at], kills, logged, restarted, count))
     return found
 
 
