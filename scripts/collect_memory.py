@@ -52,6 +52,7 @@ from utils.collect.snapshot_format import (
     snapshot_names,
     victims_text,
 )
+from utils.collect.userspace_kills import UserspaceKills, killer_running
 from utils.console import (
     EXIT_INTERNAL,
     EXIT_NO_DATA,
@@ -300,6 +301,7 @@ class RunState(NamedTuple):
 
     clock: BootClock | None
     kernel_log: KernelLog | None
+    userspace: UserspaceKills | None = None  # systemd-oomd's and earlyoom's kills
 
 
 def take_snapshot(
@@ -360,7 +362,10 @@ def _snapshot_texts(sources: Sources, state: RunState) -> tuple[list[str], int]:
     memory = [process_memory(row.pid, proc) for row in rows]
     clock = state.clock or boot_clock(sources.proc)
     log_ = state.kernel_log
-    victims = victims_text(log_.victims()) if log_ is not None else ""
+    found = log_.victims() if log_ is not None else []
+    if state.userspace is not None:
+        found += state.userspace.kills(killer_running(row.cmd for row in rows))
+    victims = victims_text(found)
     texts = [
         csv_text(SYS_HEADER, [sys_row(meminfo, boot_id(sources.proc), counters, victims)]),
         csv_text(PROCESS_HEADER, process_rows(rows, memory, clock)),
@@ -463,7 +468,7 @@ def run_collector(
 ) -> int:
     """Take snapshots on a fixed schedule; return the number that failed."""
     kernel_log = KernelLog(sources.kmsg)
-    run = Collecting(sources, RunState(boot_clock(sources.proc), kernel_log))
+    run = Collecting(sources, RunState(boot_clock(sources.proc), kernel_log, UserspaceKills()))
     _say_what_is_collected(dumps_dir, schedule, run)
     failures = _Failures(dumps_dir)
     taken = 0

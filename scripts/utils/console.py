@@ -22,7 +22,6 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import NamedTuple, TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from utils.core import allocator
 from utils.core.defaults import SUMMARY_FOLDER
@@ -471,6 +470,10 @@ def add_kernel_log_args(parser: argparse.ArgumentParser) -> None:
 
 def zone_arg(text: str) -> tzinfo:
     """An IANA time zone name (or UTC)."""
+    # Imported here: zoneinfo loads sysconfig, which the collector (importing this
+    # module for its exit statuses) does without.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
     if text.upper() == "UTC":
         return UTC
     try:
