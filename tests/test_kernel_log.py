@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_oom import STEADY, Proc, write_host
@@ -132,6 +133,7 @@ def test_saved_log_kills_join_once_and_name_the_cgroup(tmp_path: Path) -> None:
     assert "memcg limit of /system.slice/api.service hit: /srv/api (PID 30) killed" in ran.stdout
 
 
+@pytest.mark.slow
 def test_saved_log_kills_count_where_the_dumps_have_no_counter(tmp_path: Path) -> None:
     victim = Proc(30, "/srv/api", 500.0, 480.0, range(7))
     dumps = write_host(tmp_path / "d", [STEADY, victim], {})

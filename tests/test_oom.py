@@ -284,3 +284,18 @@ def test_an_interval_holds_its_kills_middle_for_the_plots() -> None:
 @pytest.mark.parametrize("text", ["", "1:a:2", "1:a:b:c:2;3::4", "7:x (y):0"])
 def test_victims_text_parses(text: str) -> None:
     assert parse_victims(text) is not None
+
+
+def test_a_kill_at_a_cgroups_limit_guesses_no_host_process(tmp_path: Path) -> None:
+    victim = Proc(30, "/srv/api", 500.0, 480.0, range(7))
+    dumps = write_host(tmp_path / "d", [STEADY, victim], {7: 1})
+    warn = lambda path, why: None  # noqa: E731
+    records = load_all_records(find_sources(dumps, PROCESS_PREFIX, TimeWindow()), warn)
+    raw = load_system_frame(find_sources(dumps, SYS_PREFIX, TimeWindow()), warn)
+    ooms = oom_intervals(raw)
+    assert ooms is not None
+    hit = [oom._replace(limit_hits=("/system.slice/api.service",)) for oom in ooms]
+    found = find_victims(records, records.instances(), hit)
+    assert [(k.pid, k.source, k.kind, k.limit_cgroup) for k in found.kills] == [
+        (None, UNKNOWN, "memcg", "/system.slice/api.service")
+    ]

@@ -93,7 +93,7 @@ def saved_log_gives_the_same_row(tmp_path: Path, dumps: Path, row: dict[str, str
     """The same dumps without what the collector read of /dev/kmsg, and the kill from a saved
     `dmesg` (raw and -T) and from journal lines written from it in each journalctl form,
     give the same row."""
-    dmesg = subprocess.run(["dmesg"], capture_output=True, text=True, check=False)
+    dmesg = subprocess.run(["dmesg"], capture_output=True, text=True, check=False, timeout=60)
     if dmesg.returncode != 0:
         pytest.skip(f"dmesg cannot be read here: {dmesg.stderr.strip()}")
     blind = tmp_path / "blind"

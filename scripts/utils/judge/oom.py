@@ -101,16 +101,25 @@ def find_victims(
         candidates = [] if oom.reboot else _vanished(records, table, oom)
         named, rest = _named(oom, candidates)
         left = oom.kills - len(named)
-        inferred = rest[:left] if inferable else []
+        # A cgroup's own limit was hit: its victim is no "largest host process".
+        inferred = rest[:left] if inferable and not oom.limit_hits else []
         after, before = _moment(oom.after), _moment(oom.before)
         kills += named
         kills += [_kill(oom, candidate, INFERRED) for candidate in inferred]
         unknown = left - len(inferred)
-        kills += [OomKill(after, before, None, "", None, None, UNKNOWN)] * unknown
+        kills += [_unnamed(oom, after, before)] * unknown
         gone = rest[len(inferred) :][:ALSO_GONE]
         if gone:
             also_gone[after] = [Gone(c.pid, c.cmd, c.size_mb) for c in gone]
     return OomFindings(kills, also_gone, inferable)
+
+
+def _unnamed(oom: OomInterval, after: datetime, before: datetime) -> OomKill:
+    """A kill no log names and nothing is inferred for: a memcg kill where a cgroup's own
+    limit was hit in the interval (the one cgroup, when only one was), else unknown."""
+    limit = oom.limit_hits[0] if len(oom.limit_hits) == 1 else ""
+    kind = "memcg" if oom.limit_hits else UNKNOWN
+    return OomKill(after, before, None, "", None, None, UNKNOWN, kind=kind, limit_cgroup=limit)
 
 
 def _moment(moment: np.datetime64) -> datetime:

@@ -92,6 +92,10 @@ class OomInterval(NamedTuple):
     reboot: bool  # the machine rebooted in between: the victims were never snapshotted
     counted: int = 0  # what the oom_kill counter counted (the kernel's kills only)
     filed: list[OomVictim] = []  # noqa: RUF012 (never mutated) the kills saved logs add
+    # The cgroups whose own limit was hit in the interval (their OOM_EVENTS rose), where the
+    # dumps tell: the kills no log names are memcg kills there, and no host process is
+    # guessed as their victim.
+    limit_hits: tuple[str, ...] = ()
 
     @property
     def middle(self) -> np.datetime64:
