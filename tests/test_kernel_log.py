@@ -4,7 +4,9 @@ join oom_kills.csv once; a file that is not text is one warning line."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,9 +18,10 @@ from test_oom import STEADY, Proc, write_host
 
 import analyze_processes
 import analyze_system
+import make_report
 from conftest import run_main
 from utils.collect.snapshot_format import OomVictim
-from utils.read.kernel_log import LogClock, kills_in_text, read_kernel_logs
+from utils.read.kernel_log import LogClock, kills_in_text, read_kernel_logs, read_log_text
 
 PARIS = ZoneInfo("Europe/Paris")  # UTC+1 on 1 March
 CLOCK = LogClock(PARIS, datetime(2026, 3, 1, 1, 30), datetime(2026, 2, 28, 12))
@@ -152,3 +155,28 @@ def test_saved_log_kills_count_where_the_dumps_have_no_counter(tmp_path: Path) -
     assert ran.status == 3, ran.stdout + ran.stderr
     assert "OOM kills 1, in 1 interval (1 not host pressure" in ran.stdout
     assert run_main(analyze_system.main, argv).status == 0
+
+
+def test_standard_input_is_read_and_a_bad_zone_is_bad_usage(tmp_path: Path) -> None:
+    text = read_log_text("-", FORMS["dmesg -T"].encode)
+    assert [kill.victim for kill in kills_in_text(text, CLOCK).kills] == [VICTIM]
+    stderr = io.StringIO()
+    argv = ["--dumps-dir", str(tmp_path), "--kernel-log-tz", "Mars/Olympus"]
+    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as stopped:
+        analyze_system.main(argv)
+    assert stopped.value.code == 2
+    assert "not a time zone name, such as Europe/Paris: 'Mars/Olympus'" in stderr.getvalue()
+
+
+@pytest.mark.slow
+def test_the_report_says_who_killed_whom_from_a_saved_log(tmp_path: Path) -> None:
+    victim = Proc(30, "/srv/api", 500.0, 480.0, range(7))
+    dumps = write_host(tmp_path / "d", [STEADY, victim], {7: 1})
+    log = tmp_path / "journal.txt"
+    log.write_text(FORMS["journalctl -k"])
+    page = tmp_path / "r.html"
+    argv = ["--dumps-dir", str(dumps), "--out", str(page), "--kernel-log", str(log)]
+    ran = run_main(make_report.main, [*argv, "--kernel-log-tz", "Europe/Paris"])
+    assert ran.status == 0, ran.stderr
+    text = page.read_text(encoding="utf-8")
+    assert "memcg limit of /system.slice/api.service hit: /srv/api (PID 30) killed" in text

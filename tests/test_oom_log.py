@@ -210,6 +210,16 @@ def test_reports_one_after_another_keep_their_own_kind_and_cgroups() -> None:
     ]
 
 
+def test_a_kill_without_a_header_of_its_own_keeps_no_cgroup_of_the_report_before() -> None:
+    # 5.3+: dump_header is rate-limited, so a second kill may be its Killed line alone.
+    second = V6_1_MEMCG.splitlines()[2].replace("24572", "24600")
+    found = kills(V6_1_MEMCG + second + "\n")
+    assert [(v.pid, v.kind, v.cgroup) for v in found] == [
+        (24572, "memcg", "/kubepods/burstable/pod1f/cri-containerd-9f2e"),
+        (24600, "memcg", ""),
+    ]
+
+
 def test_kmsg_records_and_their_time_since_boot() -> None:
     record = b"3,1210,4567890,-;Out of memory: Killed process 77 (x) total-vm:9kB\n SUBSYSTEM=mem"
     assert kmsg_message(record) == (4.56789, "Out of memory: Killed process 77 (x) total-vm:9kB")

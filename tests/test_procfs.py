@@ -292,3 +292,27 @@ def test_a_real_process_has_its_anon_swap_and_start(tmp_path: Path) -> None:
         child.kill()
         child.wait(timeout=10)
     assert procfs.process_memory(child.pid) == procfs.NOTHING  # reaped: gone
+
+
+def test_a_kill_only_a_constraint_line_named_waits_one_read_for_its_killed_line(
+    tmp_path: Path,
+) -> None:
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("")
+    log = procfs.KernelLog(kmsg)
+    constraint = (
+        "6,1,5000000,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,"
+        "mems_allowed=0,oom_memcg=/a,task_memcg=/a/b,task=x,pid=7,uid=0\n"
+    )
+    killed = "3,2,5000001,-;Memory cgroup out of memory: Killed process 7 (x) total-vm:1kB, "
+    killed += "anon-rss:2kB, file-rss:3kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0\n"
+    with kmsg.open("a") as handle:
+        handle.write(constraint)
+    assert log.victims() == []  # held: its Killed line may come with the next read
+    with kmsg.open("a") as handle:
+        handle.write(killed)
+    assert log.victims() == [OomVictim(7, "x", 0, 2, 3, 0, "memcg", "/a/b", "/a")]
+    with kmsg.open("a") as handle:
+        handle.write(constraint.replace("pid=7", "pid=8"))
+    assert log.victims() == []
+    assert log.victims() == [OomVictim(8, "x", 0, None, None, None, "memcg", "/a/b", "/a")]

@@ -103,6 +103,7 @@ class _Report:
     limit_cgroup: str = ""
     pending: Found | None = None  # the constraint line's victim, until its Killed line
     killed: bool = False  # a Killed line was read: a header line after it opens a new report
+    group: bool = False  # memory.oom.group: the report's further Killed lines are its own
 
 
 @dataclass
@@ -128,6 +129,8 @@ class KernelOomParser:
             self.report.cgroup, self.report.limit_cgroup = match[1], match[2]
         elif text.startswith("oom-kill:constraint="):
             self._constraint(text, stamp)
+        elif text.endswith("are going to be killed due to memory.oom.group set"):
+            self.report.group = True  # mm/oom_kill.c oom_kill_process, since 4.19
         elif (match := _CHOSEN.fullmatch(text)) is not None:
             self.report.kind = self.report.kind or _kind_of_message(match[1])
         elif "Killed process " in text and (match := _KILLED.fullmatch(text)) is not None:
@@ -157,6 +160,10 @@ class KernelOomParser:
 
     def _killed(self, match: re.Match[str], stamp: float | None) -> Found:
         message, pid, rhel6_uid, comm, rhel7_uid, anon, file_, shmem, uid = match.groups()
+        if self.report.killed and not self.report.group:
+            # A second kill with no header of its own (dump_header is rate-limited, and
+            # since 5.3 the Killed line is all that is always printed): not this report's.
+            self.report = _Report()
         report = self.report
         pending, report.pending, report.killed = report.pending, None, True
         known_uid = uid or rhel6_uid or rhel7_uid
