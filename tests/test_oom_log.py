@@ -55,7 +55,7 @@ Out of memory: Kill process 45465 (tail) score 902 or sacrifice child
 Killed process 45465 (tail), UID 0, total-vm:7582132kB, anon-rss:7420324kB, file-rss:0kB, \
 shmem-rss:0kB
 """
-# 4.5 to 4.18, a cgroup v1 limit: memcontrol.c's "Task in ... killed as a result of limit of".
+# 4.5 to 4.20, a cgroup v1 limit: memcontrol.c's "Task in ... killed as a result of limit of".
 V4_14_MEMCG = """\
 stress invoked oom-killer: gfp_mask=0x14000c0(GFP_KERNEL), nodemask=(null), order=0, \
 oom_score_adj=0
@@ -66,8 +66,9 @@ Killed process 9002 (stress) total-vm:108256kB, anon-rss:101976kB, file-rss:268k
 shmem-rss:0kB
 oom_reaper: reaped process 9002 (stress), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB
 """
-# 4.19 to 5.2: the oom-kill: line (pid and uid padded "%5d"), then the chosen and the killed.
-V4_19 = """\
+# 5.0 (ef8444ea01d7): the oom-kill: line (pid and uid padded "%5d"), then the chosen and
+# the killed, as before bbbe48029720 (5.1).
+V5_0 = """\
 node invoked oom-killer: gfp_mask=0x6000c0(GFP_KERNEL), nodemask=(null), order=0, \
 oom_score_adj=0
 oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,\
@@ -77,7 +78,8 @@ Memory cgroup out of memory: Kill process 3150 (node) score 1996 or sacrifice ch
 Killed process 3150 (node) total-vm:1391732kB, anon-rss:518012kB, file-rss:28356kB, \
 shmem-rss:0kB
 """
-# 5.4+: 8ac3f8fe91a2 (UID), 70cb6d267790 (pgtables, oom_score_adj); the message leads.
+# 5.4+: 8ac3f8fe91a2 (UID), 70cb6d267790 (pgtables, oom_score_adj); the message leads
+# (bbbe48029720).
 V6_1_MEMCG = """\
 java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=999
 oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=cri-containerd-9f2e,\
@@ -132,8 +134,8 @@ CASES = {
         V4_14_MEMCG,
         [OomVictim(9002, "stress", None, 101976, 268, 0, "memcg", "/docker/4f1a", "/docker/4f1a")],
     ),
-    "4.19": (
-        V4_19,
+    "5.0": (
+        V5_0,
         [
             OomVictim(
                 3150,
@@ -211,7 +213,7 @@ def test_reports_one_after_another_keep_their_own_kind_and_cgroups() -> None:
 
 
 def test_a_kill_without_a_header_of_its_own_keeps_no_cgroup_of_the_report_before() -> None:
-    # 5.3+: dump_header is rate-limited, so a second kill may be its Killed line alone.
+    # 5.1+: dump_header is rate-limited, so a second kill may be its Killed line alone.
     second = V6_1_MEMCG.splitlines()[2].replace("24572", "24600")
     found = kills(V6_1_MEMCG + second + "\n")
     assert [(v.pid, v.kind, v.cgroup) for v in found] == [

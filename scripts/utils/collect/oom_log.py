@@ -6,14 +6,14 @@ A kernel OOM report is several lines; one kill is one OomVictim:
 
 - `X invoked oom-killer: gfp_mask=...` opens a report.
 - `Task in /A killed as a result of limit of /B` (mm/memcontrol.c, mem_cgroup_print_oom_info,
-  Linux 3.x to 4.18): a memcg kill; /A is the victim's cgroup, /B the one whose limit was hit.
+  Linux 3.x to 4.20): a memcg kill; /A is the victim's cgroup, /B the one whose limit was hit.
 - `oom-kill:constraint=CONSTRAINT_*,nodemask=...,cpuset=...,mems_allowed=...,oom_memcg=/B,
-  task_memcg=/A,task=comm,pid=N,uid=U` (since 4.19: ef8444ea01d7 "mm, oom: reorganize the
-  oom report in dump_header" added the line, f0c867d9588d "mm, oom: add oom victim's memcg
-  to the oom context information" the memcgs; `,global_oom` stands where no memcg limit
-  was hit; pid and uid were first printed "%5d", padded). The constraint is the kind.
+  task_memcg=/A,task=comm,pid=N,uid=U` (since 5.0: ef8444ea01d7 "mm, oom: reorganize the
+  oom report in dump_header", which replaced the Task in line; `,global_oom` stands where
+  no memcg limit was hit; pid and uid may be printed padded, "%5d"). The constraint is the
+  kind; the newest kernels add CONSTRAINT_BPF, read as memcg or global by its oom_memcg.
 - `Out of memory: Kill process N (comm) score S or sacrifice child` (2.6.36, a63d83f427fb
-  "oom: badness heuristic rewrite", to 5.2; 2.6.32 printed `kill process ... or a child`),
+  "oom: badness heuristic rewrite", to 5.0; 2.6.32 printed `kill process ... or a child`),
   with "Memory cgroup out of memory" for a memcg's own OOM: the process first chosen. The
   victim is the one the next line names, which may be a child.
 - `Killed process N (comm) total-vm:..kB, anon-rss:..kB, file-rss:..kB` (2.6.32 printed
@@ -21,7 +21,7 @@ A kernel OOM report is several lines; one kill is one OomVictim:
   `, shmem-rss:..kB` came with 4.5 (eca56ff906bd "mm, shmem: add internal shmem resident
   memory accounting"), `, UID:u` with 5.3 (8ac3f8fe91a2 "mm/oom_kill.c: add task UID to
   info message on an oom kill"), ` pgtables:..kB oom_score_adj:..` with 5.4 (70cb6d267790
-  "mm/oom: add oom_score_adj and pgtables to Killed process message"); since 5.3
+  "mm/oom: add oom_score_adj and pgtables to Killed process message"); since 5.1
   (bbbe48029720 "mm, oom: remove 'prefer children over parent' heuristic") the line starts
   with the report's message, `Out of memory: Killed process ...`. Red Hat's 2.6.32 kernels
   (RHEL/CentOS 6) print `Killed process N, UID u, (comm) total-vm:...`, their 3.10 kernels
@@ -162,7 +162,7 @@ class KernelOomParser:
         message, pid, rhel6_uid, comm, rhel7_uid, anon, file_, shmem, uid = match.groups()
         if self.report.killed and not self.report.group:
             # A second kill with no header of its own (dump_header is rate-limited, and
-            # since 5.3 the Killed line is all that is always printed): not this report's.
+            # since 5.1 the Killed line is all that is always printed): not this report's.
             self.report = _Report()
         report = self.report
         pending, report.pending, report.killed = report.pending, None, True
