@@ -19,7 +19,16 @@ import analyze_system
 import make_report
 from conftest import FullRow, run_main, write_proc, write_sys
 from utils.collect.snapshot_format import parse_victims
-from utils.judge.oom import INFERRED, KERNEL_LOG, UNKNOWN, find_victims
+from utils.judge.oom import (
+    INFERRED,
+    KERNEL_LOG,
+    SYSTEM_LOG,
+    UNKNOWN,
+    OomFindings,
+    OomKill,
+    find_victims,
+)
+from utils.outputs.process_console import format_findings
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_sources
 from utils.process_analysis import ProcessOptions, load_all_records
 from utils.reduce import counters
@@ -299,3 +308,19 @@ def test_a_kill_at_a_cgroups_limit_guesses_no_host_process(tmp_path: Path) -> No
     assert [(k.pid, k.source, k.kind, k.limit_cgroup) for k in found.kills] == [
         (None, UNKNOWN, "memcg", "/system.slice/api.service")
     ]
+
+
+def test_the_console_says_who_killed_whom_and_names_a_killed_cgroup() -> None:
+    after, before = START, START + STEP
+    kills = [
+        OomKill(after, before, None, "", None, None, SYSTEM_LOG, kind="systemd-oomd",
+                cgroup="/system.slice/batch.service"),
+        OomKill(after, before, 24572, "java", None, None, KERNEL_LOG, 2048.0, kind="memcg",
+                cgroup="/kubepods/pod1/c1", limit_cgroup="/kubepods/pod1", uid=0),
+    ]  # fmt: skip
+    lines = format_findings(OomFindings(kills, {}, True), None)
+    assert lines[-2:] == [
+        "  systemd-oomd killed /system.slice/batch.service",
+        "  memcg limit of /kubepods/pod1 hit: java (PID 24572) killed",
+    ]
+    assert lines[3].endswith("/system.slice/batch.service")

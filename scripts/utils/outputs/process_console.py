@@ -149,7 +149,8 @@ def format_findings(findings: OomFindings | None, match: str | None) -> list[str
     ]
     header = ("after (UTC)", "before (UTC)", "PID", "RSS MiB", "named by")
     commands = [
-        shorten(kill.cmd, CONSOLE_CMD_WIDTH) or "(not in any snapshot)" for kill in findings.kills
+        shorten(kill.cmd or kill.cgroup, CONSOLE_CMD_WIDTH) or "(not in any snapshot)"
+        for kill in findings.kills
     ]
     lines += aligned_table(header, cells, "CMD", commands)
     lines += [f"  {kill_sentence(kill)}" for kill in findings.kills if kill.kind != UNKNOWN]

@@ -195,7 +195,7 @@ def oom_blocks(findings: OomFindings) -> tuple[Block, ...]:
             size_cell(kill.anon_swap_mb),
             Cell("likely" if kill.source == INFERRED else kill.source),
             Cell(kill_sentence(kill)),
-            Cell(kill.cmd or "(not in any snapshot)", css="cmd"),
+            Cell(kill.cmd or kill.cgroup or "(not in any snapshot)", css="cmd"),
         ]
         for kill in findings.kills
     ]
