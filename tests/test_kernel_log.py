@@ -19,9 +19,10 @@ from test_oom import STEADY, Proc, write_host
 import analyze_processes
 import analyze_system
 import make_report
-from conftest import run_main
+from conftest import bundle_day, run_main
 from utils.collect.snapshot_format import OomVictim
 from utils.read.kernel_log import LogClock, kills_in_text, read_kernel_logs, read_log_text
+from utils.reduce.log_kills import latest_boot_time
 
 PARIS = ZoneInfo("Europe/Paris")  # UTC+1 on 1 March
 CLOCK = LogClock(PARIS, datetime(2026, 3, 1, 1, 30), datetime(2026, 2, 28, 12))
@@ -180,3 +181,15 @@ def test_the_report_says_who_killed_whom_from_a_saved_log(tmp_path: Path) -> Non
     assert ran.status == 0, ran.stderr
     text = page.read_text(encoding="utf-8")
     assert "memcg limit of /system.slice/api.service hit: /srv/api (PID 30) killed" in text
+
+
+def test_the_boot_time_comes_from_a_loose_snapshot_else_the_latest_bundle(tmp_path: Path) -> None:
+    dumps = write_host(tmp_path / "d", [STEADY], {})  # every STARTED 2026-02-28 12:00:00
+    last = datetime(2026, 3, 1, 1, 30)
+    assert latest_boot_time(dumps, last) == datetime(2026, 2, 28, 12)
+    assert latest_boot_time(dumps, datetime(2026, 2, 1)) is None  # none that early
+    bundle_day(dumps, "20260301")
+    assert not list(dumps.glob("process_mem_*.csv"))
+    assert latest_boot_time(dumps, last) == datetime(2026, 2, 28, 12)
+    (dumps / "mem_20260301.tar.xz").write_bytes(b"not xz")
+    assert latest_boot_time(dumps, last) is None

@@ -5,7 +5,8 @@ The forms read, a line at a time (a line in none of them is skipped):
 - `dmesg` (raw): `[12345.678901] message`, seconds since boot. They are placed with the
   boot time of the latest boot the dumps show: the earliest STARTED of the latest process
   snapshot, which is kthreadd's (PID 2 starts in the boot's first clock tick, so its
-  STARTED is /proc/stat's btime); without one, such lines are left out, and said so.
+  STARTED is /proc/stat's btime), loose or in the latest day bundle; without one, such
+  lines are left out, and said so.
 - `dmesg -T`: `[Sun Dec  6 22:20:43 2026] message`, a local time.
 - `journalctl -k` short and short-precise, /var/log/kern.log and /var/log/messages:
   `Dec  6 22:20:43[.123456] host kernel: [  123.4] message`, a local time without a year:
@@ -207,7 +208,7 @@ def read_kernel_logs(
             warn(
                 shown,
                 f"{kills.unplaced} kill(s) in raw dmesg time (seconds since boot) left out:"
-                " no loose process snapshot gives the boot time",
+                " no process snapshot gives the boot time",
             )
         found += kills.kills
     return sorted(found, key=lambda kill: kill.utc)

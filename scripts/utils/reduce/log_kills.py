@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import csv
 import io
+import lzma
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from utils.collect.bundles import BUNDLE_PREFIX, BUNDLE_SUFFIX, parse_bundle_day, read_bundle
 from utils.collect.snapshot_format import (
     CSV_SUFFIX,
     PROCESS_PREFIX,
@@ -89,18 +91,43 @@ def with_kernel_logs(
 
 
 def latest_boot_time(dumps_dir: Path, last: datetime) -> datetime | None:
-    """The boot time of the latest loose process snapshot at or before `last` (see
-    utils.read.kernel_log); None where there is none."""
+    """The boot time of the latest process snapshot at or before `last` (see
+    utils.read.kernel_log): a loose one, else the last of the latest day bundle; None
+    where there is none."""
     named = []
     for path in dumps_dir.glob(f"{PROCESS_PREFIX}*{CSV_SUFFIX}"):
         stamp = parse_name_timestamp(path.name, PROCESS_PREFIX)
         if stamp is not None and stamp <= last:
             named.append((stamp, path))
-    if not named:
-        return None
     try:
-        text = read_bytes(max(named)[1]).decode("utf-8", "replace")
-    except (BadFileError, OSError):
+        text = read_bytes(max(named)[1]) if named else _last_bundled(dumps_dir, last)
+    except (BadFileError, OSError, EOFError, lzma.LZMAError):
         return None
-    rows = csv.DictReader(io.StringIO(text))
+    if text is None:
+        return None
+    rows = csv.DictReader(io.StringIO(text.decode("utf-8", "replace")))
     return started_boot_time(row.get("STARTED") or "" for row in rows)
+
+
+def _last_bundled(dumps_dir: Path, last: datetime) -> bytes | None:
+    """The last process snapshot at or before `last` in the latest day bundle up to it (its
+    whole day is decompressed: only raw dmesg lines without a loose snapshot ask this)."""
+    days = [(day, path) for day, path in _bundle_days(dumps_dir) if day <= last.date()]
+    if not days:
+        return None
+    found: tuple[datetime, bytes] | None = None
+    for member, data in read_bundle(max(days)[1]):
+        body = data.read()
+        stamp = parse_name_timestamp(Path(member.name).name, PROCESS_PREFIX)
+        if stamp is not None and stamp <= last and (found is None or stamp >= found[0]):
+            found = (stamp, body)
+    return None if found is None else found[1]
+
+
+def _bundle_days(dumps_dir: Path) -> list[tuple[date, Path]]:
+    found = []
+    for path in dumps_dir.glob(f"{BUNDLE_PREFIX}*{BUNDLE_SUFFIX}"):
+        day = parse_bundle_day(path.name)
+        if day is not None:
+            found.append((day, path))
+    return found
