@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,7 +23,8 @@ import make_report
 from conftest import bundle_day, run_main
 from utils.collect.snapshot_format import OomVictim
 from utils.read.kernel_log import LogClock, kills_in_text, read_kernel_logs, read_log_text
-from utils.reduce.log_kills import latest_boot_time
+from utils.reduce.counters import OomInterval
+from utils.reduce.log_kills import join_log_kills, latest_boot_time
 
 PARIS = ZoneInfo("Europe/Paris")  # UTC+1 on 1 March
 CLOCK = LogClock(PARIS, datetime(2026, 3, 1, 1, 30), datetime(2026, 2, 28, 12))
@@ -193,3 +195,17 @@ def test_the_boot_time_comes_from_a_loose_snapshot_else_the_latest_bundle(tmp_pa
     assert latest_boot_time(dumps, last) == datetime(2026, 2, 28, 12)
     (dumps / "mem_20260301.tar.xz").write_bytes(b"not xz")
     assert latest_boot_time(dumps, last) is None
+
+
+def test_a_kill_the_dumps_hold_is_not_counted_twice() -> None:
+    times = np.array([datetime(2026, 3, 1, 1), datetime(2026, 3, 1, 1, 10)], "datetime64[s]")
+    held = OomInterval(times[0], times[1], 1, [VICTIM], False, 1)
+    other = VICTIM._replace(pid=31)
+    at = datetime(2026, 3, 1, 1, 5)
+    joined = join_log_kills([held], times, [(at, VICTIM), (at, other), (at, other)])
+    assert joined is not None
+    assert [(oom.kills, oom.logged, oom.filed) for oom in joined] == [(2, [VICTIM], [other])]
+    outside = join_log_kills([held], times, [(datetime(2026, 3, 1, 2), other)])
+    assert outside == [held]
+    alone = join_log_kills(None, times, [(at, other)])
+    assert alone is not None and [(oom.kills, oom.filed) for oom in alone] == [(1, [other])]
