@@ -54,6 +54,7 @@ from utils.collect.snapshot_format import (
     snapshot_file_names,
     victims_text,
 )
+from utils.collect.userspace_kills import UserspaceKills, killer_running
 from utils.console import (
     EXIT_INTERNAL,
     EXIT_NO_DATA,
@@ -305,6 +306,7 @@ class RunState(NamedTuple):
     clock: BootClock | None
     kernel_log: KernelLog | None
     cgroups: CgroupReader | None = None
+    userspace: UserspaceKills | None = None  # systemd-oomd's and earlyoom's kills
 
 
 def take_snapshot(
@@ -368,7 +370,10 @@ def _snapshot_texts(sources: Sources, state: RunState) -> tuple[list[str], int]:
     paths = [cgroups.process_cgroup(row.pid) for row in rows]
     clock = state.clock or boot_clock(sources.proc)
     log_ = state.kernel_log
-    victims = victims_text(log_.victims()) if log_ is not None else ""
+    found = log_.victims() if log_ is not None else []
+    if state.userspace is not None:
+        found += state.userspace.kills(killer_running(row.cmd for row in rows))
+    victims = victims_text(found)
     texts = [
         csv_text(SYS_HEADER, [sys_row(meminfo, boot_id(sources.proc), counters, victims)]),
         csv_text(PROCESS_HEADER, process_rows(rows, memory, clock, paths)),
@@ -475,7 +480,8 @@ def run_collector(
     """Take snapshots on a fixed schedule; return the number that failed."""
     kernel_log = KernelLog(sources.kmsg)
     cgroups = CgroupReader(sources.proc)
-    run = Collecting(sources, RunState(boot_clock(sources.proc), kernel_log, cgroups))
+    state = RunState(boot_clock(sources.proc), kernel_log, cgroups, UserspaceKills())
+    run = Collecting(sources, state)
     _say_what_is_collected(dumps_dir, schedule, run)
     failures = _Failures(dumps_dir)
     taken = 0
