@@ -47,6 +47,8 @@ from utils.outputs.prometheus import (
     snapshot_metric,
     textfile_from_args,
 )
+from utils.outputs.service_console import format_services
+from utils.outputs.service_tables import write_services_csv
 from utils.parser import Where
 from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
 from utils.reduce.group_totals import GROUP_BY as GROUP_CHOICES
@@ -81,7 +83,7 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker | Non
     """The CSVs and, with a worker, the plots; what was written, as lines for the console.
     Without one no PNG is drawn or deleted."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = write_tables(result, out_dir)
+    written = write_tables(result, out_dir) + write_services_csv(result.services, out_dir)
     removed = stale_tables(out_dir, SPREAD_CSV.format(top_n=result.options.top_n))
     lines = [f"Wrote {path}" for path in written]
     if worker is not None:
@@ -121,7 +123,8 @@ def analyze_processes(
     where: Where, options: ProcessOptions, session: Session, textfile: Textfile | None = None
 ) -> int | None:
     """Compute, then write the CSVs and the plots, then print the tables; EXIT_ALERT when
-    asked to (--fail-on-leak, --fail-on-oom) and an instance leaks or was OOM-killed. The
+    asked to (--fail-on-leak, --fail-on-oom, --alert-days) and an instance or a service
+    leaks, a process was OOM-killed or a service nears its limit. The
     metrics go to the textfile, if any."""
     # Fork the plot worker first, while this process holds no rows (not even the
     # list of files) and runs no threads.
@@ -129,7 +132,7 @@ def analyze_processes(
         result = compute_processes(where, options, session)
         with session.timer.phase("plotting"):
             written = write_outputs(result, where.out_dir, worker)
-    for line in [*format_result(result), "", *written]:
+    for line in [*format_result(result), "", *format_services(result.services), "", *written]:
         session.console.print(line)
     for line in result.alerts:
         session.diagnostics.note(line)
@@ -227,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window,"
         " after everything is written",
     )
+    parser.add_argument(
+        "--alert-days",
+        type=non_negative,
+        metavar="DAYS",
+        help=f"exit with status {EXIT_ALERT} when a service (memory cgroup) reaches its limit"
+        " within DAYS days at the fast end of its range, after everything is written",
+    )
     add_plots_arg(parser, PLOTS, "console, CSVs, the textfile, the exit status")
     add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
     add_prometheus_args(parser, PROMETHEUS_TOP)
@@ -252,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         read_users=args.prometheus_textfile is not None,  # the leaks' `user` label
         plots=args.plots,
         program_plots=PROGRAM_PLOTS,
+        alert_days=args.alert_days,
     )
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(

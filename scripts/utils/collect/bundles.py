@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple
 
 from utils.collect.snapshot_format import (
+    CGROUP_PREFIX,
     MAX_DUMP_BYTES,
     PROCESS_PREFIX,
     SYS_PREFIX,
@@ -397,6 +398,11 @@ def read_bundle(path: Path) -> Generator[tuple[TarMember, IO[bytes]], None, None
 MAX_MEMBERS = 200_000
 
 
+# The kinds of member, in the order a bundle holds them: the small ones first, so that their
+# readers stop before the large process part.
+_KIND_ORDER: tuple[str, ...] = (SYS_PREFIX, CGROUP_PREFIX, PROCESS_PREFIX)
+
+
 class Snapshot(NamedTuple):
     """A member that is a snapshot of the bundle's day, of the kind asked for, and its bytes."""
 
@@ -418,19 +424,21 @@ def snapshot_members(
 ) -> Iterator[Snapshot | Skipped]:
     """The members of an open bundle that are snapshots of `prefix`'s kind of `day`, with
     the members it must leave out (another day's, not a regular file, too large). A member
-    at a time `wanted` refuses is passed over in silence. The sys_mem members come first,
-    so a reader of them stops at the first process_mem member.
+    at a time `wanted` refuses, or of another kind, is passed over in silence. The sys_mem
+    and cgroup_mem members come first (_KIND_ORDER), so a reader of either stops at the first
+    process_mem member: a bundle of a collector that wrote no cgroup_mem files costs such a
+    reader its small sys_mem part only.
 
     Raises TarFormatError (past MAX_MEMBERS members too), EOFError or lzma.LZMAError where
     the bundle is damaged, after yielding what came before the damage."""
-    other = PROCESS_PREFIX if prefix == SYS_PREFIX else SYS_PREFIX
+    others = tuple(kind for kind in _KIND_ORDER if kind != prefix)
     content = XzStream(handle, MAX_UNPACKED_BYTES)
     for count, info in enumerate(iter_members(content), 1):
         if count > MAX_MEMBERS:
             raise TarFormatError(f"more than {MAX_MEMBERS:,} members: not a day")
-        if info.name.startswith(other):
-            if other == PROCESS_PREFIX:
-                return  # the sys_mem members are all read
+        if info.name.startswith(others):
+            if info.name.startswith(PROCESS_PREFIX):
+                return  # the members of this kind are all read
             continue
         moment = parse_name_timestamp(info.name, prefix)
         if moment is None or moment.date() != day:

@@ -22,6 +22,8 @@ SYS_PREFIX = "sys_mem_"
 PROCESS_PREFIX = "process_mem_"
 CSV_SUFFIX = ".csv"
 PREFIXES: tuple[str, ...] = (SYS_PREFIX, PROCESS_PREFIX)
+# One row per memory cgroup that holds a process, plus each top-level slice (docs/services.md).
+CGROUP_PREFIX = "cgroup_mem_"
 # No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A larger
 # "file" is not a dump, or is /dev/zero behind a symlink: refused unread.
 MAX_DUMP_BYTES = 64 * 1024 * 1024
@@ -91,6 +93,20 @@ PS_COMMAND: tuple[str, ...] = (
 )
 PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED")
 PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA)
+CGROUP_HEADER: tuple[str, ...] = (
+    "CGROUP",
+    "NAME",
+    "MEMORY_MB",
+    "LIMIT_MB",
+    "ANON_MB",
+    "FILE_MB",
+    "SHMEM_MB",
+    "KERNEL_MB",
+    "SWAP_MB",
+    "OOM_EVENTS",
+    "OOM_KILLS",
+    "PSI_SOME_TOTAL_US",
+)
 # How STARTED is written: UTC to the hundredth of a second (a clock tick).
 STARTED_SHAPE = "YYYY-MM-DD HH:MM:SS.ss"
 
