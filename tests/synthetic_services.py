@@ -184,3 +184,20 @@ def write_cgroups(
     path = out_dir / f"{CGROUP_PREFIX}{stamp}{CSV_SUFFIX}"
     path.write_text(csv_text(CGROUP_HEADER, rows), encoding="utf-8")
     return path
+
+
+def add_cgroup_files(dumps: Path, shapes: Sequence[ServiceShape], seed: int = 0) -> list[Path]:
+    """A cgroup_mem file beside every loose sys_mem file of a dumps dir (as a collector that
+    writes them would have), the services aged from the first snapshot."""
+    rng = np.random.default_rng(seed)
+    services = [_Service(shape, i, rng) for i, shape in enumerate(shapes)]
+    stamps = sorted(
+        path.name[len("sys_mem_") : -len(CSV_SUFFIX)] for path in dumps.glob("sys_mem_*.csv")
+    )
+    first = datetime.strptime(stamps[0], TIMESTAMP_FORMAT)
+    written = []
+    for index, stamp in enumerate(stamps):
+        age_s = (datetime.strptime(stamp, TIMESTAMP_FORMAT) - first).total_seconds()
+        numbers = [service.step(index, age_s)[0] for service in services]
+        written.append(write_cgroups(dumps, stamp, shapes, numbers))
+    return written

@@ -232,9 +232,11 @@ def approach(
     slope, low, high = sen_slope(t_days, y)
     if not low > 0:
         return None
-    end_days = (times_s[-1] - times_s[0]) / DAY_S
-    level_mb = float(np.median(y - slope * t_days)) + slope * end_days
-    headroom = max(limit_mb - level_mb, 0.0)
+    # Where it stands now: the values of its last bucket's time carried to the last snapshot
+    # along the slope (a floor is the lowest of a bucket: it stands below a rising line).
+    last = (times_s > times_s[-1] - bucket_s) & ~np.isnan(pinned)
+    moved = pinned[last] + slope * (times_s[-1] - times_s[last]) / DAY_S
+    headroom = max(limit_mb - float(np.median(moved)), 0.0)
     return Approach(float(headroom / slope), float(headroom / high), float(headroom / low))
 
 

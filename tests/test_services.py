@@ -1,0 +1,276 @@
+"""The Services section: generated cgroup_mem dumps with known truths, the verdicts held to
+them, services.csv and the console, bad and bundled cgroup files, and --alert-days."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import analyze_processes
+from conftest import bundle_day, run_main
+from synthetic_services import KERNEL_MB, ServiceShape, generate_service_dumps
+from utils.judge.growth import GrowthParams
+from utils.judge.services import ServiceFindings, find_services, oom_kill_rises, sen_slope
+from utils.outputs.service_console import NO_CGROUPS
+from utils.outputs.service_tables import SERVICE_COLUMNS
+from utils.parser import CGROUP_PREFIX, TimeWindow, find_sources
+from utils.read.cgroup_specs import CGROUP_SPEC, cgroup_frame
+from utils.read.threaded_reader import Reader
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+SNAPSHOTS = 432  # three days at 10 minutes
+DAYS = (SNAPSHOTS - 1) * 600 / 86_400
+LEAK_MB_PER_DAY = 40.0
+NEAR = ServiceShape("near.service", anon_mb=500, anon_mb_per_day=50, limit_mb=900)
+SHAPES = (
+    # Leaks as a whole while each of its workers lives 4 hours: no worker is judged.
+    ServiceShape("leaky.service", worker_life_s=4 * 3600, anon_mb_per_day=LEAK_MB_PER_DAY),
+    ServiceShape("flat.service"),
+    # Its page cache grows 200 MiB a day with its I/O: memory grows, anon does not.
+    ServiceShape("cache.service", file_mb_per_day=200),
+    ServiceShape(
+        NEAR.name,
+        anon_mb=NEAR.anon_mb,
+        anon_mb_per_day=NEAR.anon_mb_per_day,
+        limit_mb=NEAR.limit_mb,
+        oom_kills_at=(100, 300),
+    ),
+)
+
+
+def read_services(dumps: Path, warn: object = None) -> pd.DataFrame:
+    said: list[tuple[Path, str]] = []
+    sources = find_sources(dumps, CGROUP_PREFIX, TimeWindow(), lambda p, r: said.append((p, r)))
+    frame = cgroup_frame(Reader(CGROUP_SPEC, lambda p, r: said.append((p, r))).batches(sources))
+    if isinstance(warn, list):
+        warn.extend(said)
+    else:
+        assert said == []
+    return frame
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("services") / "dumps"
+    generate_service_dumps(out, SHAPES, SNAPSHOTS, start=START, seed=3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def found(dumps: Path) -> ServiceFindings:
+    result = find_services(read_services(dumps), GrowthParams())
+    assert result is not None
+    return result
+
+
+def by_name(found: ServiceFindings) -> dict[str, object]:
+    return {service.service: service for service in found.services}
+
+
+def test_the_service_leaking_while_its_workers_recycle_is_flagged_at_its_rate(
+    found: ServiceFindings,
+) -> None:
+    assert [s.service for s in found.leaks] == ["near.service", "leaky.service"]
+    leaky = next(s for s in found.leaks if s.service == "leaky.service")
+    assert leaky.leak is not None and leaky.basis == "anon+swap"
+    assert leaky.leak_mb_per_day == pytest.approx(LEAK_MB_PER_DAY, rel=0.05)
+    assert leaky.days_to_limit is None and leaky.limit_mb is None
+
+
+def test_flat_page_cache_and_the_slice_above_a_leak_are_not_flagged(
+    found: ServiceFindings,
+) -> None:
+    services = {s.service: s for s in found.services}
+    assert set(services) == {"system.slice", *(shape.name for shape in SHAPES)}
+    for name in ("flat.service", "cache.service", "system.slice"):
+        assert services[name].leak is None, name
+    # The page cache grew about 600 MiB, and memory with it, yet it is no leak.
+    assert services["cache.service"].growth_mb == pytest.approx(200 * DAYS, abs=5)
+    assert services["system.slice"].growth_mb > 700  # grows with its children
+    assert found.judged == 5
+
+
+def test_days_to_limit_agree_with_the_truth(found: ServiceFindings) -> None:
+    near = next(s for s in found.services if s.service == "near.service")
+    assert near.limit_mb == 900 and near.oom_kills == 2
+    # The generator's anon: start + rate * t + uniform noise of 0..2 MiB (1 on average).
+    pinned_end = NEAR.anon_mb + NEAR.anon_mb_per_day * DAYS + 1.0 + KERNEL_MB
+    truth = (900 - pinned_end) / NEAR.anon_mb_per_day
+    assert near.days_to_limit == pytest.approx(truth, rel=0.05)
+    assert near.days_fast is not None and near.days_slow is not None
+    assert near.days_fast <= near.days_to_limit <= near.days_slow
+    assert [s.service for s in found.near_limit] == ["near.service"]
+    # No limit, or not rising toward it: no time.
+    assert all(s.days_to_limit is None for s in found.services if s.service != "near.service")
+
+
+def test_services_csv_and_the_console(dumps: Path, tmp_path: Path) -> None:
+    ran = run_main(
+        analyze_processes.main,
+        ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path), "--no-plots", "--fail-on-leak"],
+    )
+    assert ran.status == 3
+    assert "2 service(s) leak as a whole: near.service, leaky.service" in ran.stderr
+    # No worker is flagged: none lives the 2 days a process is judged on.
+    assert "No process shows sustained growth" in ran.stdout
+    assert (tmp_path / "leaks.csv").read_text().count("\n") == 1
+    with (tmp_path / "services.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == SERVICE_COLUMNS
+    table = {row[0]: dict(zip(SERVICE_COLUMNS, row, strict=True)) for row in rows[1:]}
+    assert table["flat.service"]["leak_MB_per_day"] == ""
+    assert table["flat.service"]["days_to_limit"] == table["flat.service"]["limit_MB"] == ""
+    assert float(table["leaky.service"]["leak_MB_per_day"]) == pytest.approx(40, rel=0.05)
+    assert table["near.service"]["limit_MB"] == "900.000"
+    assert table["near.service"]["oom_kills"] == "2"
+    assert table["leaky.service"]["cgroup"] == "/system.slice/leaky.service"
+    first, last = float(table["cache.service"]["first_MB"]), float(
+        table["cache.service"]["last_MB"]
+    )
+    assert float(table["cache.service"]["growth_MB"]) == pytest.approx(last - first, abs=0.002)
+    assert "Services: 5 memory cgroups in 432 cgroup snapshots" in ran.stdout
+    assert "near.service (/system.slice/near.service) reaches its limit of 900 MiB" in ran.stdout
+
+
+@pytest.mark.parametrize(("days", "status"), [("6", 3), ("3", 0)])
+def test_alert_days_names_the_service(dumps: Path, tmp_path: Path, days: str, status: int) -> None:
+    argv = ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path), "--no-plots"]
+    ran = run_main(analyze_processes.main, [*argv, "--alert-days", days])
+    assert ran.status == status
+    said = f"reaches its limit of 900 MiB in about"
+    assert (said in ran.stderr and "near.service" in ran.stderr) == (status == 3)
+    assert f"within --alert-days {days}" in ran.stderr or status == 0
+
+
+def test_dumps_without_cgroup_files_say_one_line(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    generate_service_dumps(dumps, SHAPES[:2], 50, cgroups=False)
+    ran = run_main(
+        analyze_processes.main,
+        ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "out"), "--no-plots"],
+    )
+    assert ran.status == 0
+    assert ran.stdout.count("Services") == 1 and NO_CGROUPS in ran.stdout
+    assert not (tmp_path / "out" / "services.csv").exists()
+
+
+def test_a_bad_cgroup_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    stamps = generate_service_dumps(dumps, SHAPES[:2], 40)
+    bad = dumps / f"{CGROUP_PREFIX}{stamps[7]}.csv"
+    bad.write_text("CGROUP,NAME,MEMORY_MB\n/x,x,lots\n", "utf-8")
+    said: list[tuple[Path, str]] = []
+    frame = read_services(dumps, said)
+    assert [path for path, _ in said] == [bad]
+    assert "MEMORY_MB" in said[0][1] and said[0][1].endswith("skipped")
+    assert frame["time"].nunique() == 39
+
+
+def test_bundled_cgroup_files_read_as_loose_ones(tmp_path: Path) -> None:
+    loose, bundled = tmp_path / "loose", tmp_path / "bundled"
+    for out in (loose, bundled):
+        generate_service_dumps(out, SHAPES[:2], 200, seed=1)
+    bundle_day(bundled, "20260101")
+    assert not list(bundled.glob("cgroup_mem_20260101_*.csv"))
+    pd.testing.assert_frame_equal(read_services(loose), read_services(bundled))
+
+
+def test_a_soak_test_is_judged_on_its_own_time_scale() -> None:
+    """Three minutes at 1 s, a service rising 1 MiB/s while its workers are replaced every
+    20 s: flagged at its rate, and its time to a limit, in seconds."""
+    shape = ServiceShape(
+        "soak.service",
+        worker_life_s=60,
+        anon_mb=100,
+        anon_mb_per_day=86_400,
+        noise_mb=1.0,
+        limit_mb=600,
+    )
+    frame = pd.DataFrame(list(soak_rows(shape, 180)))
+    found = find_services(frame, GrowthParams())
+    assert found is not None and [s.service for s in found.leaks] == ["soak.service"]
+    soak = found.leaks[0]
+    assert soak.leak_mb_per_day == pytest.approx(86_400, rel=0.1)
+    truth_s = 600 - (100 + 179 + 0.5 + KERNEL_MB)
+    assert soak.days_to_limit is not None
+    assert soak.days_to_limit * 86_400 == pytest.approx(truth_s, rel=0.1)
+
+
+def soak_rows(shape: ServiceShape, seconds: int) -> Iterator[dict[str, object]]:
+    rng = np.random.default_rng(0)
+    start = int(START.timestamp())
+    for t in range(seconds):
+        anon = shape.anon_mb + t * shape.anon_mb_per_day / 86_400 + rng.uniform(0, shape.noise_mb)
+        yield {
+            "time": start + t,
+            "CGROUP": shape.cgroup,
+            "NAME": shape.name,
+            "MEMORY_MB": anon + KERNEL_MB + 5,
+            "LIMIT_MB": shape.limit_mb,
+            "ANON_MB": anon,
+            "FILE_MB": 5.0,
+            "SHMEM_MB": 0.0,
+            "KERNEL_MB": KERNEL_MB,
+            "SWAP_MB": math.nan,
+            "OOM_EVENTS": math.nan,
+            "OOM_KILLS": 0.0,
+            "PSI_SOME_TOTAL_US": math.nan,
+        }
+
+
+def test_sen_slope_of_a_line_and_its_bounds() -> None:
+    t = np.arange(10.0)
+    assert sen_slope(t, 3 * t + 2) == (3.0, 3.0, 3.0)
+    noisy = 3 * t + np.array([0, 1, -1, 0.5, 0, -0.5, 1, 0, -1, 0.2])
+    slope, low, high = sen_slope(t, noisy)
+    assert low < slope < high and low > 2 and high < 4
+    assert all(math.isnan(v) for v in sen_slope(t[:2], t[:2]))
+
+
+def test_oom_kills_count_every_rise_and_a_restarted_counter() -> None:
+    assert oom_kill_rises(np.array([0.0, 0, 2, math.nan, 3, 1, 1])) == 4
+    assert oom_kill_rises(np.array([5.0])) == 0
+
+
+NUMBERS = st.one_of(
+    st.just(""),
+    st.floats(0, 1e6).map(lambda v: f"{v:.3f}"),
+    st.sampled_from(["-1", "nan", "inf", "1e400", "x", "9" * 30]),
+)
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["/", "/a.slice", "/a.slice/b.service", "", '/q"x,y', "/\u00e9"]),
+            st.lists(NUMBERS, min_size=10, max_size=10),
+        ),
+        max_size=5,
+    ),
+    cut=st.integers(0, 400),
+)
+def test_any_cgroup_file_is_read_whole_or_named_once(rows: list[Any], cut: int) -> None:
+    import tempfile  # noqa: PLC0415
+
+    from utils.collect.snapshot_format import CGROUP_HEADER, csv_text  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as folder:
+        dumps = Path(folder)
+        text = csv_text(CGROUP_HEADER, [[path, "n", *numbers] for path, numbers in rows])
+        data = text.encode()[: cut or None]
+        (dumps / f"{CGROUP_PREFIX}20260101_000000.csv").write_bytes(data)
+        said: list[tuple[Path, str]] = []
+        frame = read_services(dumps, said)
+        assert len(said) <= 1
+        assert (len(said) == 1) != (len(frame) == len(rows)) or not rows
+        find_services(frame, GrowthParams())  # never raises
