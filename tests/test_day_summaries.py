@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from synthetic_services import ServiceShape, add_cgroup_files
 
 import analyze_processes
 import analyze_system
 from conftest import bundle_day, run_main
 from synthetic import generate_dumps
-from synthetic_services import ServiceShape, add_cgroup_files
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source, TimeWindow, Warn, find_sources
 from utils.read.csv_batches import Batch
 from utils.read.snapshot_specs import PROCESS_SPEC

@@ -6,19 +6,19 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator
-from typing import Any
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from synthetic_services import KERNEL_MB, ServiceShape, generate_service_dumps
 
 import analyze_processes
 from conftest import bundle_day, run_main
-from synthetic_services import KERNEL_MB, ServiceShape, generate_service_dumps
 from utils.judge.growth import GrowthParams
 from utils.judge.services import ServiceFindings, find_services, oom_kill_rises, sen_slope
 from utils.outputs.service_console import NO_CGROUPS
@@ -147,7 +147,7 @@ def test_alert_days_names_the_service(dumps: Path, tmp_path: Path, days: str, st
     argv = ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path), "--no-plots"]
     ran = run_main(analyze_processes.main, [*argv, "--alert-days", days])
     assert ran.status == status
-    said = f"reaches its limit of 900 MiB in about"
+    said = "reaches its limit of 900 MiB in about"
     assert (said in ran.stderr and "near.service" in ran.stderr) == (status == 3)
     assert f"within --alert-days {days}" in ran.stderr or status == 0
 
