@@ -73,10 +73,6 @@ def found(dumps: Path) -> ServiceFindings:
     return result
 
 
-def by_name(found: ServiceFindings) -> dict[str, object]:
-    return {service.service: service for service in found.services}
-
-
 def test_the_service_leaking_while_its_workers_recycle_is_flagged_at_its_rate(
     found: ServiceFindings,
 ) -> None:
@@ -108,6 +104,7 @@ def test_days_to_limit_agree_with_the_truth(found: ServiceFindings) -> None:
     truth = (900 - pinned_end) / NEAR.anon_mb_per_day
     assert near.days_to_limit == pytest.approx(truth, rel=0.05)
     assert near.days_fast is not None and near.days_slow is not None
+    assert near.days_to_limit is not None
     assert near.days_fast <= near.days_to_limit <= near.days_slow
     assert [s.service for s in found.near_limit] == ["near.service"]
     # No limit, or not rising toward it: no time.
