@@ -87,11 +87,15 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker | Non
     removed = stale_tables(out_dir, SPREAD_CSV.format(top_n=result.options.top_n))
     lines = [f"Wrote {path}" for path in written]
     if worker is not None:
+        from utils.outputs import service_plots  # noqa: PLC0415 (see plot_worker)
         from utils.outputs.process_plots import stale_plots  # noqa: PLC0415 (see plot_worker)
 
         drawn, drew = draw_plots(result, out_dir, worker)
-        lines += drew
-        removed += stale_plots(out_dir, drawn)
+        services, drew_services = service_plots.draw_service_plots(result.services, out_dir, worker)
+        lines += drew + drew_services
+        removed += stale_plots(out_dir, drawn) + service_plots.stale_service_plots(
+            out_dir, services
+        )
     for path in removed:
         path.unlink(missing_ok=True)
     if removed:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from synthetic_services import KERNEL_MB, ServiceShape, generate_service_dumps
 
 import analyze_processes
-from conftest import bundle_day, run_main
+from conftest import assert_real_png, bundle_day, run_main
 from utils.judge.growth import GrowthParams
 from utils.judge.services import ServiceFindings, find_services, oom_kill_rises, sen_slope
 from utils.outputs.service_console import NO_CGROUPS
@@ -271,3 +271,21 @@ def test_any_cgroup_file_is_read_whole_or_named_once(rows: list[Any], cut: int) 
         assert len(said) <= 1
         assert (len(said) == 1) != (len(frame) == len(rows)) or not rows
         find_services(frame, GrowthParams())  # never raises
+
+
+@pytest.mark.slow
+def test_service_plots_are_drawn_for_the_flagged_and_largest(dumps: Path, tmp_path: Path) -> None:
+    (tmp_path / "service_gone.service.png").write_bytes(b"an earlier run's")
+    argv = ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path), "--top", "1"]
+    ran = run_main(analyze_processes.main, argv)
+    assert ran.status == 0
+    drawn = sorted(path.name for path in tmp_path.glob("service_*.png"))
+    # The flagged two, and the largest (the slice); the earlier run's plot is gone.
+    assert drawn == [
+        "service_leaky.service.png",
+        "service_near.service.png",
+        "service_system.slice.png",
+    ]
+    for name in drawn:
+        assert_real_png(tmp_path / name)
+    assert "Wrote 3 service plots" in ran.stdout
