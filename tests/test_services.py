@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from promtext import read_textfile, value
 from synthetic_services import KERNEL_MB, ServiceShape, generate_service_dumps
 
 import analyze_processes
@@ -289,3 +290,30 @@ def test_service_plots_are_drawn_for_the_flagged_and_largest(dumps: Path, tmp_pa
     for name in drawn:
         assert_real_png(tmp_path / name)
     assert "Wrote 3 service plots" in ran.stdout
+
+
+def test_the_textfile_has_the_services_bounded(dumps: Path, tmp_path: Path) -> None:
+    prom = tmp_path / "p.prom"
+    argv = ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path), "--no-plots"]
+    argv += ["--prometheus-textfile", str(prom), "--prometheus-top", "1"]
+    assert run_main(analyze_processes.main, argv).status == 0
+    samples = read_textfile(prom)
+    assert value(samples, "pmi_services", analysis="processes") == 5
+    assert value(samples, "pmi_leaking_services", analysis="processes") == 2
+    memory = {
+        dict(labels)["service"] for name, labels in samples if name == "pmi_service_memory_bytes"
+    }
+    # The largest, and the two that matter; the flat and the page-cache ones stay out.
+    assert memory == {"system.slice", "near.service", "leaky.service"}
+    rate = value(
+        samples,
+        "pmi_service_leak_growth_bytes_per_second",
+        analysis="processes",
+        service="leaky.service",
+        cgroup="/system.slice/leaky.service",
+    )
+    assert rate == pytest.approx(40 * 1024 * 1024 / 86_400, rel=0.05)
+    near = {"service": "near.service", "cgroup": "/system.slice/near.service"}
+    seconds = value(samples, "pmi_service_seconds_to_limit", analysis="processes", **near)
+    assert 4.5 * 86_400 < seconds < 4.8 * 86_400
+    assert value(samples, "pmi_service_limit_bytes", analysis="processes", **near) == 900 * 2**20
