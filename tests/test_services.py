@@ -19,7 +19,7 @@ from promtext import read_textfile, value
 from synthetic_services import KERNEL_MB, ServiceShape, generate_service_dumps
 
 import analyze_processes
-from conftest import assert_real_png, bundle_day, run_main
+from conftest import assert_real_png, bundle_day, run_main, run_script
 from utils.judge.growth import GrowthParams
 from utils.judge.services import ServiceFindings, find_services, oom_kill_rises, sen_slope
 from utils.outputs.service_console import NO_CGROUPS
@@ -317,3 +317,17 @@ def test_the_textfile_has_the_services_bounded(dumps: Path, tmp_path: Path) -> N
     seconds = value(samples, "pmi_service_seconds_to_limit", analysis="processes", **near)
     assert 4.5 * 86_400 < seconds < 4.8 * 86_400
     assert value(samples, "pmi_service_limit_bytes", analysis="processes", **near) == 900 * 2**20
+
+
+@pytest.mark.slow
+def test_the_report_has_a_services_section(dumps: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    ran = run_script("make_report.py", "--dumps-dir", str(dumps), "--out", str(out))
+    assert ran.returncode == 0, ran.stderr
+    text = out.read_text(encoding="utf-8")
+    body = text.split('<section id="services">', 1)[1].split("</section>", 1)[0]
+    assert "near.service (/system.slice/near.service) reaches its limit of 900 MiB" in body
+    assert body.count("<tr") == 1 + 5  # the header and every service
+    assert body.count("service_leaky.service.png") >= 1  # its plot, as a thumbnail
+    alerts = text.split('<section id="alerts">', 1)[1]
+    assert "services leak as a whole: near.service, leaky.service" in alerts

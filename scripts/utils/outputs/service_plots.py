@@ -78,17 +78,24 @@ def draw_service(plot: ServicePlot, path: Path) -> Path:
     return plotting.save_figure(figure, path)
 
 
+def service_plot_calls(found: ServiceFindings | None, out_dir: Path) -> list[PlotCall]:
+    """A call for the plot worker per service plot of a run, in found.plots' order."""
+    if found is None:
+        return []
+    names = plot_names(found.plots)
+    return [
+        (draw_service, (plot, out_dir / name))
+        for plot, name in zip(found.plots, names, strict=True)
+    ]
+
+
 def draw_service_plots(
     found: ServiceFindings | None, out_dir: Path, worker: PlotWorker
 ) -> tuple[list[Path], list[str]]:
     """Every service plot of a run, and what was drawn as lines for the console."""
-    if found is None or not found.plots:
+    calls = service_plot_calls(found, out_dir)
+    if not calls:
         return [], []
-    names = plot_names(found.plots)
-    calls: list[PlotCall] = [
-        (draw_service, (plot, out_dir / name))
-        for plot, name in zip(found.plots, names, strict=True)
-    ]
     drawn = worker.draw(calls)
     return drawn, [f"Wrote {plural(len(drawn), 'service plot')}: {out_dir}/service_<name>.png"]
 
