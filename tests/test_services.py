@@ -19,7 +19,7 @@ from promtext import read_textfile, value
 from synthetic_services import KERNEL_MB, ServiceShape, generate_service_dumps
 
 import analyze_processes
-from conftest import assert_real_png, bundle_day, run_main, run_script
+from conftest import assert_real_png, bundle_day, run_main, run_script, write_bundle
 from utils.judge.growth import GrowthParams
 from utils.judge.services import ServiceFindings, find_services, oom_kill_rises, sen_slope
 from utils.outputs.service_console import NO_CGROUPS
@@ -331,3 +331,29 @@ def test_the_report_has_a_services_section(dumps: Path, tmp_path: Path) -> None:
     assert body.count("service_leaky.service.png") >= 1  # its plot, as a thumbnail
     alerts = text.split('<section id="alerts">', 1)[1]
     assert "services leak as a whole: near.service, leaky.service" in alerts
+
+
+@pytest.mark.parametrize(
+    "order",
+    [("sys_mem", "cgroup_mem", "process_mem"), ("sys_mem", "process_mem", "cgroup_mem")],
+    ids=["cgroup-before-process", "cgroup-last"],
+)
+def test_each_reader_of_a_bundle_takes_its_kind_and_passes_the_others_in_silence(
+    tmp_path: Path, order: tuple[str, ...]
+) -> None:
+    from utils.collect.bundles import Skipped, snapshot_members  # noqa: PLC0415
+
+    members = [
+        (f"{kind}_20260101_0000{second:02d}.csv", f"{kind} {second}\n".encode())
+        for kind in order
+        for second in range(3)
+    ]
+    bundle = write_bundle(tmp_path / "mem_20260101.tar.xz", members)
+    day = START.date()
+    for kind in ("sys_mem", "cgroup_mem", "process_mem"):
+        with bundle.open("rb") as handle:
+            got = list(snapshot_members(handle, f"{kind}_", day, lambda _: True))
+        assert not [item for item in got if isinstance(item, Skipped)], kind
+        names = [item.name for item in got]
+        expected = [name for name, _ in members if name.startswith(kind)]
+        assert names == expected, kind

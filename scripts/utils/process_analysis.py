@@ -134,7 +134,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         ooms = oom_intervals(system_frame(counters)) if files else None
         found = find_sources(where.dumps_dir, CGROUP_PREFIX, where.window, warn, where.entries)
         services = cgroup_frame(cgroup_batches(found, Reader(CGROUP_SPEC, warn), place))
-    with session.timer.phase("services"):
+    with session.timer.phase("growth"):  # the services are judged by the leak finder too
         plot_top = options.top_n if options.plots else 0
         findings = find_services(services, options.growth, plot_top)
     return process_result(records, options, session.timer.phase, ooms, findings)

@@ -425,21 +425,23 @@ def snapshot_members(
     """The members of an open bundle that are snapshots of `prefix`'s kind of `day`, with
     the members it must leave out (another day's, not a regular file, too large). A member
     at a time `wanted` refuses, or of another kind, is passed over in silence. The sys_mem
-    and cgroup_mem members come first (_KIND_ORDER), so a reader of either stops at the first
-    process_mem member: a bundle of a collector that wrote no cgroup_mem files costs such a
-    reader its small sys_mem part only.
+    and cgroup_mem members come first (_KIND_ORDER), so a reader of sys_mem stops at the first
+    process_mem member, and so does a reader of cgroup_mem that has met one of its kind; one
+    that has not reads on (a bundle may hold none, or hold them last).
 
     Raises TarFormatError (past MAX_MEMBERS members too), EOFError or lzma.LZMAError where
     the bundle is damaged, after yielding what came before the damage."""
     others = tuple(kind for kind in _KIND_ORDER if kind != prefix)
+    met = prefix == SYS_PREFIX  # sys_mem members always come first
     content = XzStream(handle, MAX_UNPACKED_BYTES)
     for count, info in enumerate(iter_members(content), 1):
         if count > MAX_MEMBERS:
             raise TarFormatError(f"more than {MAX_MEMBERS:,} members: not a day")
         if info.name.startswith(others):
-            if info.name.startswith(PROCESS_PREFIX):
+            if met and info.name.startswith(PROCESS_PREFIX):
                 return  # the members of this kind are all read
             continue
+        met = met or info.name.startswith(prefix)
         moment = parse_name_timestamp(info.name, prefix)
         if moment is None or moment.date() != day:
             yield Skipped(info.name, None, f"not a {prefix}*.csv snapshot of {day}")
