@@ -96,13 +96,13 @@ def run_service(procs: Path, stop: threading.Event) -> None:
                     total = START_MB + RATE_MB_PER_S * (now - began)
                     fresh = spawn(procs, total / WORKERS)
                     workers[slot].kill()
-                    workers[slot].wait()
+                    workers[slot].wait(timeout=30)
                     workers[slot], born[slot] = fresh, now
     finally:
         for worker in workers:
             with contextlib.suppress(ProcessLookupError):
                 worker.kill()
-            worker.wait()
+            worker.wait(timeout=30)
 
 
 class Sample(NamedTuple):

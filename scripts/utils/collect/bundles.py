@@ -442,6 +442,8 @@ def snapshot_members(
                 return  # the members of this kind are all read
             continue
         met = met or info.name.startswith(prefix)
+        if prefix == CGROUP_PREFIX and not info.name.startswith(prefix):
+            continue  # an odd member: the readers of the other kinds name it
         moment = parse_name_timestamp(info.name, prefix)
         if moment is None or moment.date() != day:
             yield Skipped(info.name, None, f"not a {prefix}*.csv snapshot of {day}")
