@@ -357,3 +357,44 @@ def test_each_reader_of_a_bundle_takes_its_kind_and_passes_the_others_in_silence
         names = [item.name for item in got]
         expected = [name for name, _ in members if name.startswith(kind)]
         assert names == expected, kind
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.integers(0, 10 * 86_400),
+            st.one_of(st.floats(0, 1e4), st.just(math.nan)),
+        ),
+        max_size=40,
+    ),
+    level=st.integers(0, 6),
+)
+def test_floor_table_is_the_lowest_per_instance_and_bucket(
+    rows: list[tuple[int, int, float]], level: int
+) -> None:
+    """Against the plain way: a dict of the lowest value and the count per key."""
+    from utils.judge.services import floor_table  # noqa: PLC0415
+    from utils.reduce.buckets import BUCKET_S  # noqa: PLC0415
+
+    plain: dict[tuple[int, int], tuple[float, int]] = {}
+    for instance, at, number in rows:
+        if math.isnan(number):
+            continue
+        key = (instance, at * 2**level // BUCKET_S)
+        low, count = plain.get(key, (math.inf, 0))
+        plain[key] = (min(low, number), count + 1)
+    table = floor_table(
+        np.array([r[0] for r in rows], np.int64),
+        np.array([r[1] for r in rows], np.int64),
+        np.array([r[2] for r in rows], np.float64),
+        level,
+    )
+    got = {
+        (int(i), int(b)): (float(v), int(n))
+        for i, b, v, n in zip(
+            table.instance, table.bucket, table.floor_mb, table.samples, strict=True
+        )
+    }
+    assert got == plain
+    assert list(got) == sorted(got)  # by instance, then bucket
