@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from utils.console import EXIT_ALERT
+from utils.core.text import format_duration
+from utils.core.units import DAY_S
 from utils.judge.alerts import DAYS_ALERT, leak_alert_holds
 from utils.judge.services import Service, ServiceFindings
 
@@ -20,11 +22,18 @@ def limit_fact(service: Service) -> str | None:
     does not rise toward one."""
     if service.days_to_limit is None or service.limit_mb is None:
         return None
-    slow = "more" if service.days_slow is None else f"{service.days_slow:,.2f}"
+    fast = "now" if service.days_fast is None else days_text(service.days_fast)
+    slow = "more" if service.days_slow is None else days_text(service.days_slow)
     return (
         f"{service.service} ({service.cgroup}) reaches its limit of {service.limit_mb:,.0f} MiB"
-        f" in about {service.days_to_limit:,.2f} days ({service.days_fast:,.2f} to {slow})"
+        f" in about {days_text(service.days_to_limit)} ({fast} to {slow})"
     )
+
+
+def days_text(days: float) -> str:
+    """A time to a limit as the alerts say it: `4.74 days` from a day on, else a duration
+    (`5 min 8 s`: a soak test's)."""
+    return f"{days:,.2f} days" if days >= 1 else format_duration(days * DAY_S)
 
 
 def service_alerts(options: ProcessOptions, found: ServiceFindings | None) -> list[str]:
