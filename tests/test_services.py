@@ -398,3 +398,16 @@ def test_floor_table_is_the_lowest_per_instance_and_bucket(
     }
     assert got == plain
     assert list(got) == sorted(got)  # by instance, then bucket
+
+
+def test_a_cgroup_without_anon_is_judged_on_its_memory_and_says_so(dumps: Path) -> None:
+    frame = read_services(dumps)
+    cache = frame["CGROUP"] == "/system.slice/cache.service"
+    frame.loc[cache, "ANON_MB"] = math.nan
+    found = find_services(frame, GrowthParams())
+    assert found is not None
+    services = {s.service: s for s in found.services}
+    assert services["cache.service"].basis == "memory"
+    # Its page cache grows 200 MiB a day: on memory alone that is a leak, said as judged so.
+    assert services["cache.service"].leak_mb_per_day == pytest.approx(200, rel=0.05)
+    assert services["flat.service"].basis == "anon+swap"

@@ -32,6 +32,7 @@ import pandas as pd
 from utils.core.units import DAY_S
 from utils.judge.gaps import usual_interval_s
 from utils.judge.growth import (
+    MIN_FILL,
     MIN_FIT_FLOORS,
     MIN_JUDGED_SAMPLES,
     WARMUP_BUCKETS,
@@ -223,7 +224,7 @@ def approach(
     floors = floor_table(np.zeros(times_s.size, np.int64), times_s, pinned, level)
     start_s = floors.bucket * bucket_s
     fill = floors.samples * interval_s / bucket_s
-    usable = (start_s >= times_s[0] + WARMUP_BUCKETS * bucket_s) & (fill >= 0.5)
+    usable = (start_s >= times_s[0] + WARMUP_BUCKETS * bucket_s) & (fill >= MIN_FILL)
     if np.count_nonzero(usable) < MIN_FIT_FLOORS:
         return None
     mid_s = np.minimum(start_s[usable] + bucket_s / 2, float(times_s[-1]))
@@ -235,6 +236,8 @@ def approach(
     # Where it stands now: the values of its last bucket's time carried to the last snapshot
     # along the slope (a floor is the lowest of a bucket: it stands below a rising line).
     last = (times_s > times_s[-1] - bucket_s) & ~np.isnan(pinned)
+    if not np.any(last):
+        return None
     moved = pinned[last] + slope * (times_s[-1] - times_s[last]) / DAY_S
     headroom = max(limit_mb - float(np.median(moved)), 0.0)
     return Approach(float(headroom / slope), float(headroom / high), float(headroom / low))
