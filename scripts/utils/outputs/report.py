@@ -60,7 +60,7 @@ from utils.outputs.report_page import (
     time_cell,
     when,
 )
-from utils.outputs.report_services import services_blocks
+from utils.outputs.report_services import days_alert_row, services_blocks
 from utils.outputs.report_tables import (
     changes_blocks,
     gaps_blocks,
@@ -454,6 +454,9 @@ def status_css(status: str) -> str:
 
 def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
     rows = [leak_alert(data.processes, data.window), oom_alert_row(data.processes, data.window)]
+    if isinstance(data.processes, ProcessPart):
+        service_row = days_alert_row(data.processes.result.services, window_flags(data.window))
+        rows += [] if service_row is None else [service_row]
     flags = window_flags(data.window)
     if isinstance(data.system, SystemPart):
         rows += [pct_alert(data.system.result, flags), days_alert(data.system.result, flags)]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from utils.console import EXIT_ALERT, EXIT_OK
+from utils.judge.alerts import DAYS_ALERT
 from utils.judge.service_alerts import limit_fact
 from utils.judge.services import SERVICES_CSV, Service, ServiceFindings
 from utils.outputs.report_page import Block, Cell, Column, Paragraph, Table, one_decimal
@@ -67,3 +69,21 @@ def services_blocks(
         Paragraph(lead),
         Table(SERVICE_COLUMNS, rows, sorted_by=2),
     )
+
+
+def days_alert_row(found: ServiceFindings | None, flags: str) -> list[str] | None:
+    """What `analyze_processes.py --alert-days D` would give, as the alerts table says it;
+    None when the dumps hold no cgroup snapshot."""
+    if found is None:
+        return None
+    command = f"analyze_processes.py{flags} {DAYS_ALERT.flag} {DAYS_ALERT.metavar}"
+    near = found.near_limit
+    fact = None if not near else limit_fact(near[0])
+    if fact is None or near[0].days_fast is None:
+        return [
+            command,
+            f"{EXIT_OK} for any {DAYS_ALERT.metavar}",
+            "no service rises toward a limit",
+        ]
+    status = f"{EXIT_ALERT} for {DAYS_ALERT.holds_for(near[0].days_fast)}, else {EXIT_OK}"
+    return [command, status, f"{fact}, the soonest"]
