@@ -48,6 +48,7 @@ from utils.outputs.prometheus import (
     textfile_from_args,
 )
 from utils.outputs.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
+from utils.outputs.service_plots import service_plot_calls
 from utils.outputs.system_plots import plot_calls as system_plot_calls
 from utils.parser import NoDataError, TimeWindow, Where
 from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
@@ -117,7 +118,7 @@ def plot_calls(
     if isinstance(processes, Missing):
         return system_calls, [], []
     pid_calls = top_plots(processes, folder)
-    leak_calls = leak_plot_calls(processes, folder)
+    leak_calls = leak_plot_calls(processes, folder) + service_plot_calls(processes.services, folder)
     return system_calls, pid_calls, leak_calls
 
 
@@ -134,7 +135,10 @@ def draw_parts(
     system_part = system if isinstance(system, Missing) else SystemPart(system, plots[:cut])
     if isinstance(processes, Missing):
         return system_part, processes
-    return system_part, ProcessPart(processes, plots[cut:cut_leaks], plots[cut_leaks:])
+    leaks = cut_leaks + len(processes.plots.leaks)
+    return system_part, ProcessPart(
+        processes, plots[cut:cut_leaks], plots[cut_leaks:leaks], plots[leaks:]
+    )
 
 
 def export(

@@ -24,9 +24,12 @@ SYS_PREFIX = "sys_mem_"
 PROCESS_PREFIX = "process_mem_"
 CGROUP_PREFIX = "cgroup_mem_"
 CSV_SUFFIX = ".csv"
-# Every kind of snapshot file, in the order a day bundle holds them (the cgroup files came
+# Every kind of snapshot file, in the order the collector writes them (the cgroup files came
 # later: a snapshot of an older collector has only the first two).
 PREFIXES: tuple[str, ...] = (SYS_PREFIX, PROCESS_PREFIX, CGROUP_PREFIX)
+# The order a day bundle holds them in: the small kinds first, so that their readers stop
+# before the large process part (utils.collect.bundles.snapshot_members).
+BUNDLE_ORDER: tuple[str, ...] = (SYS_PREFIX, CGROUP_PREFIX, PROCESS_PREFIX)
 # No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A larger
 # "file" is not a dump, or is /dev/zero behind a symlink: refused unread.
 MAX_DUMP_BYTES = 64 * 1024 * 1024

@@ -20,6 +20,7 @@ from utils.judge.growth import GrowthParams
 from utils.judge.leaks import Leak, LeakPlot, LeakSurvey
 from utils.judge.oom import OomFindings
 from utils.judge.program_growth import ProgramFindings, ProgramSeries
+from utils.judge.services import ServiceFindings
 from utils.judge.spreads import PidPlot
 from utils.read.kernel_log import KernelLogs
 
@@ -41,6 +42,7 @@ class ProcessOptions:
     kernel_logs: KernelLogs = field(
         default_factory=KernelLogs
     )  # --kernel-log: saved logs whose kills join
+    alert_days: float | None = None  # --alert-days: a service within this many days of its limit
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class ProcessResult:
     ooms: OomFindings | None = None  # None: the dumps carry no OOM counter
     programs: ProgramFindings | None = None  # None: under two snapshots
     plots: PlotData = PlotData()
+    services: ServiceFindings | None = None  # None: the dumps hold no cgroup_mem file
 
     @property
     def leaks(self) -> list[Leak]:

@@ -286,7 +286,7 @@ def pressure_metrics(result: SystemResult) -> list[Metric]:
 
 def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[Metric]:
     """How many instances leak and were judged, the OOM kills (unless `oom` is False: the
-    report has the system analysis's), and the top leaks by rate."""
+    report has the system analysis's), the top leaks by rate, and the services."""
     found = [
         gauge(
             "leaking_processes",
@@ -303,7 +303,10 @@ def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[M
         kills = result.ooms.kills
         kinds = [kill.kind for kill in kills]
         found.extend(oom_metrics(kinds, kills[-1].before if kills else None))
-    return [*found, *leak_metrics(result.leaks, top)]
+    # Imported here: that module builds on this one's Metric.
+    from utils.outputs.service_metrics import service_metrics  # noqa: PLC0415
+
+    return [*found, *leak_metrics(result.leaks, top), *service_metrics(result.services, top)]
 
 
 def leak_metrics(leaks: Sequence[Leak], top: int) -> list[Metric]:
