@@ -143,11 +143,12 @@ def but_services(ran: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
     cgroup files give."""
     kept = []
     for status, stdout, stderr in ran:
-        start = stdout.find("Services: ")
+        text = stdout
+        start = text.find("Services: ")
         if start >= 0:
-            stdout = stdout[:start] + stdout[stdout.index("\nWrote ", start) + 1 :]
-        stdout = "".join(line for line in stdout.splitlines(True) if "services.csv" not in line)
-        kept.append((status, stdout, stderr))
+            text = text[:start] + text[text.index("\nWrote ", start) + 1 :]
+        text = "".join(line for line in text.splitlines(True) if "services.csv" not in line)
+        kept.append((status, text, stderr))
     return kept
 
 
