@@ -1,4 +1,4 @@
-"""The cgroup_mem files among the rest: compaction bundles them after the process files, the
+"""The cgroup_mem files among the rest: compaction bundles them before the process files, the
 bundle readers of the other kinds pass over them, discovery never takes them for another
 kind, and both analyses give the same answers with them as without."""
 

@@ -54,6 +54,7 @@ from utils.read.threaded_reader import BATCH_BYTES, Progress, Reader, Warn, disc
 from utils.reduce.counters import OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
 from utils.reduce.group_totals import GroupTotals
+from utils.reduce.limit_hits import with_limit_hits
 from utils.reduce.log_kills import with_kernel_logs
 from utils.reduce.process_records import Floors, InstanceTable, ProcessRecords
 from utils.reduce.summary_kinds import cgroup_batches, process_runs, system_batches
@@ -138,6 +139,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         ooms = with_kernel_logs(ooms, times, options.kernel_logs, where.dumps_dir, warn)
         found = find_sources(where.dumps_dir, CGROUP_PREFIX, where.window, warn, where.entries)
         services = cgroup_frame(cgroup_batches(found, Reader(CGROUP_SPEC, warn), place))
+        ooms = with_limit_hits(ooms, services)
     with session.timer.phase("growth"):  # the services are judged by the leak finder too
         plot_top = options.top_n if options.plots else 0
         findings = find_services(services, options.growth, plot_top)

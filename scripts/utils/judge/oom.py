@@ -219,6 +219,8 @@ def kill_sentence(kill: OomKill) -> str:
 
 
 def _who(kill: OomKill) -> str:
+    if not kill.cmd and kill.pid is None:
+        return "a process no log named"
     name = kill.cmd.split(" ", 1)[0] if kill.cmd else "?"
     return f"{name} (PID {kill.pid})" if kill.pid is not None else name
 

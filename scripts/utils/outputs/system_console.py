@@ -13,6 +13,7 @@ from utils.judge.oom import host_pressure_kills, kill_sentence, logged_kill
 from utils.judge.system_metrics import SystemSummary
 from utils.parser import DISPLAY_FORMAT
 from utils.reduce.counters import OomInterval
+from utils.reduce.limit_hits import unnamed_kills
 
 # At most this many intervals with OOM kills are listed in the summary (all are plotted).
 OOM_LISTED = 5
@@ -66,6 +67,7 @@ def oom_summary_lines(ooms: list[OomInterval] | None) -> list[str]:
     kills = [logged_kill(oom, v) for oom in ooms for v in [*oom.logged, *oom.filed]]
     total = oom_kill_count(ooms)
     not_host = total - host_pressure_kills(kills) - (total - len(kills))
+    not_host += sum(unnamed_kills(oom) for oom in ooms if oom.limit_hits)
     cause = f" ({not_host:,} not host pressure: a cgroup's own limit, or a userspace killer)"
     head = f"  OOM kills {total:,}, in {plural(len(ooms), 'interval')}"
     lines = [f"{head}{cause if not_host else ''}:"]
@@ -82,7 +84,11 @@ def oom_interval_text(oom: OomInterval) -> str:
     end = f"{before:%H:%M:%S}" if after.date() == before.date() else f"{before:{DISPLAY_FORMAT}}"
     reboot = ", across a reboot" if oom.reboot else ""
     victims = [*oom.logged, *oom.filed]
-    why = "; ".join(kill_sentence(logged_kill(oom, victim)) for victim in victims)
+    whys = [kill_sentence(logged_kill(oom, victim)) for victim in victims]
+    if oom.limit_hits and unnamed_kills(oom):
+        hit = ", ".join(oom.limit_hits)
+        whys.append(f"memcg limit of {hit} hit: {plural(unnamed_kills(oom), 'victim')} unnamed")
+    why = "; ".join(whys)
     return f"{after:{DISPLAY_FORMAT}} to {end}: {plural(oom.kills, 'kill')}{reboot}" + (
         f": {why}" if why else ""
     )
