@@ -5,6 +5,7 @@ call it host pressure. On cgroup v1 (no OOM_EVENTS) it stays unknown."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from utils.reduce.limit_hits import limit_hits_between, unnamed_kills, with_limi
 SLICE, APP = "/system.slice", "/system.slice/app.service"
 
 
-def frame(rows: list[tuple[float, str, float]]) -> pd.DataFrame:
+def frame(rows: Sequence[tuple[float, str, float]]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "time": [row[0] for row in rows],
