@@ -230,6 +230,7 @@ def forecast(status: ForecastStatus, high_days: float | None = 40.0) -> Forecast
         falls_high_mb_per_day=120.0 if falling else 10.0,
         days_to_zero_low=25.0 if falling else None,
         days_to_zero_high=high_days if falling else None,
+        significant=falling,
     )
 
 
