@@ -9,7 +9,7 @@ up to `day_wander_mb`). A falling host's services leak, so that MemAvailable fal
 Variants add busy days (2 GiB less for two days), a step (a service started or stopped for
 good), a one-off burst, and a day-long outage of the collector.
 
-    .venv/bin/python tests/memavailable_hosts.py --hosts 400
+    .venv/bin/python tests/memavailable_hosts.py --hosts 400 [--days-per-freedom 3]
 
 prints, for each kind of host, how many of `--hosts` seeded hosts the forecast calls falling.
 """
@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+from utils.judge import seasonal
 from utils.judge.forecast import Forecast, ForecastStatus, forecast_available
 
 DAY_S = 86_400
@@ -200,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=400, help="hosts of each kind")
     parser.add_argument("--first-seed", type=int, default=10_000)
+    parser.add_argument(
+        "--days-per-freedom",
+        type=int,
+        default=seasonal.DAYS_PER_FREEDOM,
+        help="try another rule for the test's degrees of freedom (days / this)",
+    )
     args = parser.parse_args(argv)
+    seasonal.DAYS_PER_FREEDOM = args.days_per_freedom
     flat_total = flat_falling = 0
     print("| host | called falling |\n| --- | --- |")
     for name, shape in {**FLAT_SHAPES, **FALLING_SHAPES}.items():

@@ -21,7 +21,14 @@ import pytest
 
 import analyze_system
 from conftest import run_main, write_sys
-from utils.judge.forecast import LEVEL, Forecast, ForecastStatus, describe, forecast_available
+from utils.judge.forecast import (
+    LEVEL,
+    Forecast,
+    ForecastStatus,
+    describe,
+    forecast_available,
+    to_json_dict,
+)
 
 DAY_S = 86_400
 HOUR_S = 3_600
@@ -221,3 +228,33 @@ def test_flat_hosts_of_every_shape_keep_the_level_in_the_sweep() -> None:
     total = 40 * len(hosts.FLAT_SHAPES)
     assert falling <= 10, (falling, total)  # 480 hosts at 1%: about 5 by chance
     assert hosts.called_falling(hosts.MODELLED, 40, 50_000) == 40
+
+
+def test_the_modelled_host_sampled_every_minute_says_the_same() -> None:
+    ten_minutes = hosts.forecast(hosts.host(1, hosts.MODELLED))
+    minute = hosts.forecast(hosts.host(1, hosts.MODELLED._replace(interval_s=60)))
+    assert minute.status is ForecastStatus.FALLING and minute.step_at == ten_minutes.step_at
+    assert minute.falls_mb_per_day == pytest.approx(ten_minutes.falls_mb_per_day, rel=0.05)
+
+
+def test_the_modelled_host_in_forecast_json() -> None:
+    saved = to_json_dict(hosts.forecast(hosts.host(2, hosts.MODELLED)))
+    assert saved["significant"] is True and saved["window_days"] == 9
+    assert saved["longest_window_days"] == 28 and saved["step_at"] == "2026-09-06T00:00"
+    assert isinstance(saved["step_MB"], float) and -3200 < saved["step_MB"] < -2500
+    assert isinstance(saved["days_to_zero"], float) and 65 < saved["days_to_zero"] < 95
+
+
+@pytest.mark.slow
+def test_the_modelled_host_alerts_within_150_days_from_its_dumps(tmp_path: Path) -> None:
+    dumps = write_host(tmp_path / "modelled", hosts.host(3, hosts.MODELLED))
+    out = tmp_path / "out"
+    args = ["--dumps-dir", str(dumps), "--out-dir", str(out), "--no-plots"]
+    ran = run_main(analyze_system.main, [*args, "--alert-days", "150"])
+    assert ran.status == 3, ran.stderr
+    saved = json.loads((out / "forecast.json").read_text())
+    assert saved["significant"] is True and saved["window_days"] == 9
+    assert any(
+        text.startswith("MemAvailable falls ") and "since the step on 2026-09-06" in text
+        for text in ran.stdout.splitlines()
+    ), ran.stdout

@@ -347,6 +347,10 @@ def _when(forecast: Forecast) -> str:
         when = f"zero in about {days_text(days)}{span}, around {zero_date} UTC"
     if forecast.significant:
         return f": {when}"
+    sure = forecast.p_value is not None and forecast.p_value <= LEVEL
+    if sure and forecast.used_days < MIN_SURE_DAYS:
+        least = days_text(MIN_SURE_DAYS)
+        return f", too few days to call significant ({least} at least): at that rate, {when}"
     return f", not significant at the {LEVEL:.0%} level: at that rate, {when}"
 
 

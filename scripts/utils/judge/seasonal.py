@@ -18,8 +18,8 @@ called flat hosts falling several times more often than its level; docs/forecast
 the rates measured for each choice, and the power on falling hosts.
 
 An hour whose value is far off the line (a one-off job, a burst that filled an hour) would
-pull a least-squares line: an hour more than `CLIP_SIGMAS` robust deviations off the first
-line is left out, and the line fitted once more.
+pull a least-squares line: an hour more than `CLIP_SIGMAS` robust deviations off the line
+is left out, and the line fitted again, a few rounds.
 
 numpy only.
 """
@@ -41,6 +41,8 @@ BANDWIDTH_H = 36
 # An hour's error beyond this many robust deviations (1.4826 times the median absolute
 # error) leaves it out of the line: a Gaussian wander gets there once in 16,000 hours.
 CLIP_SIGMAS = 4.0
+# At most this many rounds of leaving out hours far off the line.
+OUTLIER_ROUNDS = 4
 # Student's t takes a degree of freedom for this many days of hours with values (see the
 # module's docstring).
 DAYS_PER_FREEDOM = 3
@@ -68,14 +70,18 @@ def seasonal_fit(hourly: Values, age_days: Values, level: float) -> SeasonalFit 
     line = _line(hourly, age_days, present)
     if line is None:
         return None
-    slope, error = line
-    # Hours far off the line (a one-off job) are left out, and the line fitted again.
-    sigma = 1.4826 * float(np.median(np.abs(error[present])))
-    outlier = present & (np.abs(error) > CLIP_SIGMAS * sigma) if sigma > 0 else ~present
-    present &= ~outlier
-    line = _line(hourly, age_days, present)
-    if line is None:
-        return None
+    # Hours far off the line (one-off jobs) are left out and the line fitted again, until
+    # none is left out: a first line tilted by a few big dips leaves smaller ones inside.
+    for _ in range(OUTLIER_ROUNDS):
+        slope, error = line
+        sigma = 1.4826 * float(np.median(np.abs(error[present])))
+        outlier = present & (np.abs(error) > CLIP_SIGMAS * sigma)
+        if sigma <= 0 or not outlier.any():
+            break
+        present = present & ~outlier
+        line = _line(hourly, age_days, present)
+        if line is None:
+            return None
     slope, error = line
     x_dev = _within_season(np.where(present, -age_days, 0.0), present, _seasons(hourly.size))
     hours = int(np.count_nonzero(present))
