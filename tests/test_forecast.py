@@ -5,10 +5,13 @@ NaN values, one-second sampling, and the exact console line and JSON."""
 from __future__ import annotations
 
 import datetime
+import json
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from utils.judge.forecast import (
     Forecast,
@@ -401,3 +404,31 @@ def test_within_a_day_thousands_and_fractional_windows() -> None:
 def test_a_window_must_be_positive(window_days: float) -> None:
     with pytest.raises(ValueError, match="window_days"):
         forecast(clean_line(2, 120, 5_400), window_days=window_days)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40 * DAY_S),
+            st.one_of(st.floats(-1e7, 1e7), st.just(float("nan"))),
+        ),
+        max_size=400,
+    ),
+    st.sampled_from([0.5, 7.0, 28.0]),
+)
+def test_any_series_gives_a_forecast_its_sentence_and_its_json(
+    samples: list[tuple[int, float]], window_days: float
+) -> None:
+    """Times in any order, repeated, NaN values, a few or none: a forecast, never a
+    traceback, and a sentence and a JSON that say the same."""
+    age_s = np.array([age for age, _ in samples], dtype=np.int64)
+    times = END - age_s.astype("timedelta64[s]")
+    values = np.array([value for _, value in samples], dtype=np.float64)
+    result = forecast_available(times, values, window_days)
+    text = describe(result)
+    saved = json.loads(json.dumps(to_json_dict(result)))
+    assert text.startswith("MemAvailable")
+    if result.status is ForecastStatus.FALLING:
+        assert saved["significant"] is True and saved["zero_date"] is not None
+    if saved["days_to_zero"] is not None and saved["zero_date"] is not None:
+        assert "zero in about" in text or "zero within a day" in text
