@@ -10,9 +10,11 @@ what else moves MemAvailable in hours:
   taken out first;
 - a burst of an hour or two moves a median of `SIDE_H` hours little: the level on either
   side of each hour boundary is the median of the hours there;
+- a trend changes those medians by its rate times the hours between them: that part, at the
+  series' typical rate per hour, is taken out;
 - a wander moves those medians too, by an amount its own data show: a step is a change of
   level at least `STEP_SIGMAS` times the robust spread of such changes over the whole
-  series (1.4826 times their median absolute deviation), and at least `MIN_STEP_MB`.
+  series (1.4826 times their median absolute size), and at least `MIN_STEP_MB`.
 
 numpy only.
 """
@@ -113,21 +115,20 @@ def last_shift(hourly: Values) -> LevelShift | None:
     # What a trend alone would change the level by, from the typical change per hour.
     trend = float(np.median(change[known] / distance[known])) * distance
     change = change - trend
-    centre = 0.0
     spread = 1.4826 * float(np.median(np.abs(change[known])))
     threshold = max(STEP_SIGMAS * spread, MIN_STEP_MB)
-    beyond = np.flatnonzero(known & (np.abs(change - centre) >= threshold))
+    beyond = np.flatnonzero(known & (np.abs(change) >= threshold))
     if not beyond.size:
         return None
     # The latest run of boundaries past the threshold is one step.
     first = int(beyond[0])
     run_end = first
-    while run_end + 1 < change.size and abs(change[run_end + 1] - centre) >= threshold:
+    while run_end + 1 < change.size and abs(change[run_end + 1]) >= threshold:
         run_end += 1
     peak = _where(values, first, run_end)
     # The hour at the boundary's earlier side may hold the step inside it: the hours wholly
     # after it are those before that one.
-    return LevelShift(hour=max(0, peak - 1), size_mb=float(change[peak] - centre))
+    return LevelShift(hour=max(0, peak - 1), size_mb=float(change[peak]))
 
 
 def _where(values: Values, first: int, last: int) -> int:

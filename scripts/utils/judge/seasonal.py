@@ -66,33 +66,21 @@ def seasonal_fit(hourly: Values, age_days: Values, level: float) -> SeasonalFit 
     """The line through hourly values (index 0 the latest hour, NaN where none) at their
     ages in days, the season of index i being i mod 24; None when no hour of the day has
     been seen twice with the line's time between them."""
-    present = np.isfinite(hourly) & np.isfinite(age_days)
-    line = _line(hourly, age_days, present)
-    if line is None:
+    robust = _robust_line(hourly, age_days)
+    if robust is None:
         return None
-    # Hours far off the line (one-off jobs) are left out and the line fitted again, until
-    # none is left out: a first line tilted by a few big dips leaves smaller ones inside.
-    for _ in range(OUTLIER_ROUNDS):
-        slope, error = line
-        sigma = 1.4826 * float(np.median(np.abs(error[present])))
-        outlier = present & (np.abs(error) > CLIP_SIGMAS * sigma)
-        if sigma <= 0 or not outlier.any():
-            break
-        present = present & ~outlier
-        line = _line(hourly, age_days, present)
-        if line is None:
-            return None
-    slope, error = line
-    x_dev = _within_season(np.where(present, -age_days, 0.0), present, _seasons(hourly.size))
+    slope, error, present = robust
+    season = _seasons(hourly.size)
+    x = np.where(present, -age_days, 0.0)
+    x_dev = _within_season(x, present, season)
     hours = int(np.count_nonzero(present))
-    seasons_seen = int(np.unique(_seasons(hourly.size)[present]).size)
+    seasons_seen = int(np.unique(season[present]).size)
     sxx = float(np.sum(x_dev * x_dev))
     variance = newey_west(x_dev * error, BANDWIDTH_H) * _small_sample(hours, seasons_seen)
     se = math.sqrt(variance) / sxx
     freedom = max(1, hours // SEASONS // DAYS_PER_FREEDOM)
     spread = student_t_quantile(1 - level, freedom) * se
     t = slope / se if se > 0 else math.copysign(math.inf, slope) if slope else 0.0
-    x = np.where(present, -age_days, 0.0)
     return SeasonalFit(
         slope=slope,
         se=se,
@@ -100,10 +88,33 @@ def seasonal_fit(hourly: Values, age_days: Values, level: float) -> SeasonalFit 
         high=slope + spread,
         t=t,
         p_falling=student_t_cdf(t, freedom),
-        level=_level(np.where(present, hourly, 0.0), present, _seasons(hourly.size), slope, x),
+        level=_level(np.where(present, hourly, 0.0), present, season, slope, x),
         freedom=freedom,
         hours=hours,
     )
+
+
+def _robust_line(
+    hourly: Values, age_days: Values
+) -> tuple[float, Values, npt.NDArray[np.bool_]] | None:
+    """The line's slope, its errors and the hours it was fitted on: hours far off the line
+    (one-off jobs) are left out and the line fitted again, until none is left out (a first
+    line tilted by a few big dips leaves smaller ones inside), at most OUTLIER_ROUNDS times."""
+    present = np.isfinite(hourly) & np.isfinite(age_days)
+    line = _line(hourly, age_days, present)
+    for _ in range(OUTLIER_ROUNDS):
+        if line is None:
+            return None
+        error = line[1]
+        sigma = 1.4826 * float(np.median(np.abs(error[present])))
+        outlier = present & (np.abs(error) > CLIP_SIGMAS * sigma)
+        if sigma <= 0 or not outlier.any():
+            break
+        present = present & ~outlier
+        line = _line(hourly, age_days, present)
+    if line is None:
+        return None
+    return line[0], line[1], present
 
 
 def _line(
