@@ -432,3 +432,23 @@ def test_any_series_gives_a_forecast_its_sentence_and_its_json(
         assert saved["significant"] is True and saved["zero_date"] is not None
     if saved["days_to_zero"] is not None and saved["zero_date"] is not None:
         assert "zero in about" in text or "zero within a day" in text
+
+
+@pytest.mark.parametrize(
+    ("span_s", "interval_s", "said"), [(8, 1, "8 s"), (180, 1, "3 min"), (6 * HOUR_S, 10, "6 h")]
+)
+def test_a_short_demo_is_too_little_and_says_its_span(
+    span_s: int, interval_s: int, said: str
+) -> None:
+    """Seconds, minutes and hours of a fast leak: a daily cycle cannot be told from a trend
+    in under a day, so the forecast names the span it had and judges nothing."""
+    age_s = np.arange(0, span_s + 1, interval_s)[::-1]
+    times = END - age_s.astype("timedelta64[s]")
+    result = forecast_available(times, 5_000 + 500.0 * age_s / HOUR_S, 28.0)
+    assert describe(result) == (
+        f"MemAvailable: under a day of data in the last 28 days ({said});"
+        " too little to judge a trend"
+    )
+    saved = to_json_dict(result)
+    assert saved["significant"] is None and saved["days_to_zero"] is None
+    assert saved["longest_window_days"] == 28 and saved["window_days"] == round(span_s / DAY_S, 1)
