@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_number,
         default=TREND_DAYS,
         metavar="DAYS",
-        help="forecast from the last DAYS days of snapshots (default %(default)g)",
+        help="the forecast's longest window: the days since the last level shift, at most DAYS"
+        " (default %(default)g)",
     )
     parser.add_argument(
         "--alert-pct",
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--alert-days",
         type=positive_number,
         metavar="DAYS",
-        help=f"exit with status {EXIT_ALERT} when the forecast has MemAvailable reach 0"
+        help=f"exit with status {EXIT_ALERT} when MemAvailable's fall is significant and reaches 0"
         " within DAYS days, after everything is written",
     )
     add_compare_arg(parser, "what changed")

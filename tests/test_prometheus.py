@@ -230,6 +230,7 @@ def forecast(status: ForecastStatus, high_days: float | None = 40.0) -> Forecast
         falls_high_mb_per_day=120.0 if falling else 10.0,
         days_to_zero_low=25.0 if falling else None,
         days_to_zero_high=high_days if falling else None,
+        significant=falling,
     )
 
 
@@ -252,6 +253,17 @@ def test_the_time_to_zero_is_there_only_while_memavailable_falls() -> None:
     assert value(flat, "pmi_memavailable_fall_bytes_per_second") == pytest.approx(-5 * MIB / DAY_S)
     assert not {name for name in names(flat) if "time_to_zero" in name}
     assert forecast_metrics(forecast(ForecastStatus.TOO_LITTLE_DATA)) == []
+    # A fall that is not significant has its days to zero in forecast.json, not here: the
+    # alert rule reads the metric's presence as the gate.
+    unsure = dataclasses.replace(
+        forecast(ForecastStatus.NOT_FALLING),
+        falls_mb_per_day=20.0,
+        days_to_zero=150.0,
+        days_to_zero_low=40.0,
+    )
+    names_unsure = names(parse(render(forecast_metrics(unsure))))
+    assert value(parse(render(forecast_metrics(unsure))), "pmi_memavailable_falling") == 0
+    assert not {name for name in names_unsure if "time_to_zero" in name}
 
 
 def test_an_unbounded_side_of_the_rate_is_left_out_not_written_as_inf() -> None:

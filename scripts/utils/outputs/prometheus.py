@@ -37,7 +37,8 @@ from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK, Session, positive_c
 from utils.core import defaults
 from utils.core.atomic_files import write_text_atomically
 from utils.core.units import DAY_S, MIB
-from utils.judge.forecast import Forecast, ForecastStatus
+from utils.judge.alerts import alert_days
+from utils.judge.forecast import LEVEL, Forecast, ForecastStatus
 from utils.judge.leaks import Leak
 from utils.judge.process_result import ProcessResult
 from utils.judge.system_metrics import SystemResult
@@ -195,15 +196,16 @@ def system_metrics(result: SystemResult) -> list[Metric]:
 
 def forecast_metrics(forecast: Forecast) -> list[Metric]:
     """The MemAvailable forecast: the fall rate and its bounds whenever there is enough
-    data, the time to zero only while it falls (no made-up value otherwise)."""
+    data, the time to zero only while the fall is significant (the gate --alert-days
+    applies: no made-up value, and no alert on a fall the data do not bear out)."""
     if forecast.status is ForecastStatus.TOO_LITTLE_DATA:
         return []
-    falling = forecast.status is ForecastStatus.FALLING
+    falling = alert_days(forecast) is not None
     found = [
         gauge(
             "memavailable_falling",
-            "1 when the seasonal Kendall test finds MemAvailable falling over the forecast"
-            " window, else 0.",
+            f"1 when MemAvailable's fall over the forecast window is significant at the"
+            f" {LEVEL:.0%} level, else 0.",
             1 if falling else 0,
         )
     ]
@@ -225,7 +227,8 @@ def forecast_metrics(forecast: Forecast) -> list[Metric]:
     ):
         if days is not None and math.isfinite(days):
             text = (
-                "Time from the last snapshot with MemAvailable until it reaches zero," f" {what}."
+                "Time from the last snapshot with MemAvailable until it reaches zero,"
+                f" {what}; only while the fall is significant."
             )
             metric = f"memavailable_time_to_zero{name}_seconds"
             found.append(gauge(metric, text, round(days * DAY_S)))

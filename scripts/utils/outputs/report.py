@@ -24,6 +24,7 @@ from utils.core.text import format_duration, plural
 from utils.judge.alerts import (
     DAYS_ALERT,
     PCT_ALERT,
+    alert_days,
     leak_alert_holds,
     oom_alert_holds,
     pct_fact,
@@ -248,8 +249,8 @@ def system_blocks(part: SystemPart | Missing) -> tuple[Block, ...]:
     result = part.result
     notes = [Paragraph(f"Note: {note}", "note") for note in result.notes]
     return (
-        summary_table(result),
         Paragraph(describe_forecast(result.summary.forecast), "forecast"),
+        summary_table(result),
         *notes,
         *changes_blocks(result.comparison),
         Heading('What "used" means'),
@@ -430,7 +431,7 @@ def pct_alert(result: SystemResult, flags: str) -> list[str]:
 def days_alert(result: SystemResult, flags: str) -> list[str]:
     command = f"analyze_system.py{flags} {DAYS_ALERT.flag} {DAYS_ALERT.metavar}"
     forecast = result.summary.forecast
-    days, fact = forecast.days_to_zero, zero_fact(forecast)
+    days, fact = alert_days(forecast), zero_fact(forecast)
     if days is None or fact is None:
         return [command, f"{EXIT_OK} for any {DAYS_ALERT.metavar}", describe_forecast(forecast)]
     return [command, f"{EXIT_ALERT} for {DAYS_ALERT.holds_for(days)}, else {EXIT_OK}", fact]
