@@ -90,7 +90,10 @@ PS_COMMAND: tuple[str, ...] = (
     f"pid,ppid,user:{PS_USER_WIDTH},rss,vsz,cmd",
 )
 PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED")
-PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA)
+# Last, the process's proportional share of memory, Pss and SwapPss in MiB, empty where it
+# was not read this snapshot (utils.collect.smaps says which are read, and why).
+PSS_EXTRA: tuple[str, ...] = ("PSS_MB", "SWAP_PSS_MB")
+PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA, *PSS_EXTRA)
 # How STARTED is written: UTC to the hundredth of a second (a clock tick).
 STARTED_SHAPE = "YYYY-MM-DD HH:MM:SS.ss"
 
@@ -165,6 +168,7 @@ COLUMN_KINDS: Mapping[str, Kind] = MappingProxyType(
         "ANON_MB": Kind.FLOAT_OR_EMPTY,
         "SWAP_MB": Kind.FLOAT_OR_EMPTY,
         "STARTED": Kind.TIME_OR_EMPTY,
+        **dict.fromkeys(PSS_EXTRA, Kind.FLOAT_OR_EMPTY),
     }
 )
 
