@@ -132,12 +132,15 @@ def test_eligible_are_the_processes_that_may_share() -> None:
     assert chosen == [100, 101, 102, 103, 300, 301, 400, 401]
 
 
-def test_never_read_first_then_longest_unread() -> None:
+def test_the_longest_waiting_first_newcomers_last() -> None:
     settings = Settings(1.0, 10**9, 5)
-    pool = [candidate(10 + n, 9, "w", rss_kb=1000 + n) for n in range(4)]
-    last: dict[smaps.Identity, int] = {(10, 100): 7, (11, 110): 3}
-    order = smaps.read_order(pool, last, 8, settings)
-    assert [pool[n].pid for n in order] == [12, 13, 11, 10]
+    pool = [candidate(10 + n, 9, "w", rss_kb=1000 + n) for n in range(5)]
+    # 10 read at 7, 11 at 3, 12 first seen at 2 and never read; 13 and 14 new now, at 8.
+    waiting: dict[smaps.Identity, int] = {(10, 100): 7, (11, 110): 3, (12, 120): -1 - 2}
+    order = smaps.read_order(pool, waiting, 8, settings)
+    assert [pool[n].pid for n in order] == [12, 11, 10, 13, 14]
+    # Seen first in the snapshot another was read in: the never read goes first.
+    assert smaps.read_order(pool[:2], {(10, 100): 4, (11, 110): -1 - 4}, 9, settings) == [1, 0]
 
 
 def test_a_process_over_the_cap_waits_cap_every_snapshots() -> None:

@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -42,6 +42,10 @@ _CHUNK = 1 << 16
 _UNRELATED_PARENTS = frozenset({0, 1, 2})
 # How fast the learnt cost of a read per resident KiB follows the last read.
 _COST_WEIGHT = 0.3
+# A read's fixed cost (opening, the rollup's text) dominates for a small process: its cost
+# is counted per KiB as if it had this much, so that the estimate for a large one is not
+# inflated by it.
+_COST_FLOOR_KB = 64 * 1024
 _MAX_DIGITS = 20  # a kB figure of a sane kernel; longer is a damaged line
 
 
@@ -141,29 +145,32 @@ def identity(candidate: Candidate) -> Identity:
 
 def read_order(
     candidates: Sequence[Candidate],
-    last_read: dict[Identity, int],
+    waiting: Mapping[Identity, int],
     snapshot: int,
     settings: Settings,
 ) -> list[int]:
-    """The eligible processes this snapshot may read, in the order to read them: never read
-    first, then the longest unread (ties: the smaller first, then by PID). One with more
-    RSS than the cap is left out until cap_every snapshots have passed since its last read."""
+    """The eligible processes this snapshot may read, in the order to read them: the one
+    waiting longest first (ties: the never read, then the smaller, then by PID). `waiting`
+    holds per process the snapshot of its last read or, never read, -1 - the snapshot it
+    was first seen in (so that short-lived newcomers never starve the others). One with
+    more RSS than the cap is left out until cap_every snapshots have passed since its last
+    read."""
     chosen = []
     for number in eligible(candidates):
         candidate = candidates[number]
-        last = last_read.get(identity(candidate))
+        since = waiting.get(identity(candidate), -1 - snapshot)
         capped = candidate.rss_kb > settings.cap_kb
-        if capped and last is not None and snapshot - last < settings.cap_every:
+        if capped and since >= 0 and snapshot - since < settings.cap_every:
             continue
         chosen.append(number)
-    return sorted(
-        chosen,
-        key=lambda n: (
-            last_read.get(identity(candidates[n]), -1),
-            candidates[n].rss_kb,
-            candidates[n].pid,
-        ),
-    )
+
+    def due(number: int) -> tuple[int, bool, int, int]:
+        since = waiting.get(identity(candidates[number]), -1 - snapshot)
+        never = since < 0  # waiting since first seen: before one read in that snapshot
+        size = candidates[number].rss_kb
+        return (-1 - since if never else since, not never, size, candidates[number].pid)
+
+    return sorted(chosen, key=due)
 
 
 def share_texts(share: Share | None) -> list[str]:
@@ -233,7 +240,7 @@ class ShareReader:
         self.clock = clock
         self.rollup = os.path.exists(f"{proc}/self/{ROLLUP}")
         self.snapshot = 0
-        self.last_read: dict[Identity, int] = {}
+        self.waiting: dict[Identity, int] = {}  # as read_order takes it
         self.cost_s_per_kb = 0.0  # learnt from the reads
 
     def shares(
@@ -255,11 +262,13 @@ class ShareReader:
             for number, (row, ticks) in enumerate(zip(rows, start_ticks, strict=True))
         ]
         found: list[Share | None] = [None] * len(candidates)
+        for candidate in candidates:  # first seen: waiting since the snapshot before
+            self.waiting.setdefault(identity(candidate), -1 - self.snapshot)
         if self.settings.budget_s > 0:
-            order = read_order(candidates, self.last_read, self.snapshot, self.settings)
+            order = read_order(candidates, self.waiting, self.snapshot, self.settings)
             self._read(candidates, order, found)
         listed = {identity(c) for c in candidates}
-        self.last_read = {key: at for key, at in self.last_read.items() if key in listed}
+        self.waiting = {key: at for key, at in self.waiting.items() if key in listed}
         self.snapshot += 1
         return found
 
@@ -283,8 +292,8 @@ class ShareReader:
             found[number] = self.read_one(candidate.pid)
             took = self.clock() - before
             done += 1
-            self.last_read[identity(candidate)] = self.snapshot
-            rate = took / max(candidate.rss_kb, 1)
+            self.waiting[identity(candidate)] = self.snapshot
+            rate = took / max(candidate.rss_kb, _COST_FLOOR_KB)
             self.cost_s_per_kb += _COST_WEIGHT * (rate - self.cost_s_per_kb)
 
     def read_one(self, pid: int) -> Share | None:
