@@ -33,6 +33,7 @@ from utils.collect.snapshot_format import (
     MEMINFO_HEADER,
     PROCESS_HEADER,
     PS_HEADER,
+    PSS_EXTRA,
     SYS_HEADER,
     csv_text,
     snapshot_names,
@@ -139,7 +140,7 @@ def _optional(value: float | None) -> str:
 def write_proc(dumps: Path, stamp: str, rows: Sequence[ProcessRow | FullRow]) -> Path:
     """A process_mem file from (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) tuples, as an older
     collector wrote them; from rows with ANON_MB, SWAP_MB and STARTED, as today's does."""
-    full = any(len(row) == len(PROCESS_HEADER) for row in rows)
+    full = any(len(row) > len(PS_HEADER) for row in rows)
     formatted = []
     for row in rows:
         pid, ppid, user, rss, vsz, cmd = row[:6]
@@ -149,7 +150,8 @@ def write_proc(dumps: Path, stamp: str, rows: Sequence[ProcessRow | FullRow]) ->
             cells += [_optional(anon), _optional(swap), str(started)]
         formatted.append(cells)
     path = dumps / snapshot_names(stamp)[1]
-    path.write_text(csv_text(PROCESS_HEADER if full else PS_HEADER, formatted), encoding="utf-8")
+    header = [name for name in PROCESS_HEADER if name not in PSS_EXTRA] if full else PS_HEADER
+    path.write_text(csv_text(header, formatted), encoding="utf-8")
     return path
 
 
