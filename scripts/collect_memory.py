@@ -452,6 +452,8 @@ def _say_what_is_collected(dumps_dir: Path, schedule: Schedule, run: Collecting)
     missing += [name for name in COUNTER_FIELDS if name not in counters]
     if missing:
         log.warning("this kernel lacks %s; written empty", ", ".join(missing))
+    if run.state.shares is not None and (note := smaps.limits_note(os.geteuid())):
+        log.warning(note)
     kernel_log = run.state.kernel_log
     if kernel_log is not None and not kernel_log.readable:
         log.warning(

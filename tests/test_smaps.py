@@ -228,3 +228,9 @@ def test_flags_parse_and_refuse() -> None:
     for bad in (["--pss-budget-ms", "-1"], ["--pss-cap-mb", "0"], ["--pss-cap-every", "0"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
+
+
+def test_a_collector_that_is_not_root_says_what_it_cannot_read() -> None:
+    assert smaps.limits_note(0) is None
+    note = smaps.limits_note(1000)
+    assert note is not None and "other users'" in note and "PSS_MB" in note

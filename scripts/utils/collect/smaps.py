@@ -188,6 +188,16 @@ def with_shares(
         yield [*row, *share_texts(None if shares is None else shares[number])]
 
 
+def limits_note(euid: int) -> str | None:
+    """The line a collector run by euid says at start about the shares it cannot read."""
+    if euid == 0:
+        return None
+    return (
+        "not root: other users' smaps_rollup cannot be read (proc(5), PTRACE_MODE_READ);"
+        " their PSS_MB and SWAP_PSS_MB stay empty"
+    )
+
+
 # --- I/O: reading the shares of one snapshot ------------------------------------------
 
 
