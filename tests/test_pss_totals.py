@@ -5,11 +5,14 @@ anon + swap for its whole series. Exact answers from hand-written dumps."""
 from __future__ import annotations
 
 import csv
+import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import analyze_processes
 from conftest import run_main
@@ -178,3 +181,82 @@ def test_the_console_and_the_report_name_each_totals_basis() -> None:
     # Without a PSS total, as before: no basis column, no legend.
     assert "basis" not in format_programs(findings("anon+swap"))[2]
     assert len(program_blocks(findings("anon+swap"))) == 2
+
+
+# --- Against a plain implementation ----------------------------------------------------
+
+Plan = list[tuple[str, int, int, list[float | None]]]  # program, first, last, share per snapshot
+
+
+@st.composite
+def plans(draw: st.DrawFn) -> tuple[int, Plan]:
+    snapshots = draw(st.integers(1, 6))
+    processes = []
+    for number in range(draw(st.integers(1, 5))):
+        # The first process is in every snapshot: a file with no row is no snapshot.
+        first = 0 if number == 0 else draw(st.integers(0, snapshots - 1))
+        last = snapshots - 1 if number == 0 else draw(st.integers(first, snapshots - 1))
+        shares = [
+            draw(st.one_of(st.none(), st.integers(0, 5000).map(lambda n: n / 8)))
+            for _ in range(snapshots)
+        ]
+        processes.append((draw(st.sampled_from(["alpha", "beta"])), first, last, shares))
+    return snapshots, processes
+
+
+def plain_series(snapshots: int, plan: Plan) -> dict[str, tuple[str | None, list[float]]]:
+    """Each program's basis and totals, process by process and snapshot by snapshot. A
+    snapshot in which no process's share was read gives none: an older collector's."""
+    live = {
+        n
+        for _, first, last, shares in plan
+        for n in range(first, last + 1)
+        if shares[n] is not None
+    }
+    found: dict[str, tuple[str | None, list[float]]] = {}
+    for program in sorted({p for p, _, _, _ in plan}):
+        totals, anon, carried, covered = [0.0] * snapshots, [0.0] * snapshots, False, True
+        for name, first, last, shares in plan:
+            if name != program:
+                continue
+            read = [s for s in shares[first : last + 1] if s is not None]
+            for snapshot in range(first, last + 1):
+                anon[snapshot] += 1.0
+                earlier = [s for s in shares[first : snapshot + 1] if s is not None]
+                share = earlier[-1] if earlier else (read[0] if read else None)
+                share = share if snapshot in live else None
+                covered = covered and share is not None
+                carried = carried or shares[snapshot] is None
+                totals[snapshot] += share or 0.0
+        basis = (BASIS_CARRIED if carried else BASIS_PSS) if covered else None
+        found[program] = (basis, totals if covered else anon)
+    return found
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=plans(), batch_bytes=st.sampled_from([1, 1 << 20]))
+def test_the_fold_is_the_plain_sum(
+    tmp_path: Path, plan: tuple[int, Plan], batch_bytes: int
+) -> None:
+    snapshots, processes = plan
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
+        for snapshot in range(snapshots):
+            rows = []
+            for number, (program, first, last, shares) in enumerate(processes):
+                if not first <= snapshot <= last:
+                    continue
+                share = shares[snapshot]
+                started = f"2026-01-05 20:00:{number:02d}.00"
+                row = [str(100 + number), "1", "root", "9.000", "9.000", f"{program} -w"]
+                row += ["1.000", "0.000", started, "" if share is None else f"{share:.3f}", "0.000"]
+                rows.append(row)
+            stamp = STAMPS[snapshot]
+            path = Path(folder) / snapshot_names(stamp)[1]
+            path.write_text(csv_text(PROCESS_HEADER, rows), encoding="utf-8")
+        found = series(fold(Path(folder), batch_bytes))
+    expected = plain_series(snapshots, processes)
+    present = {name: value for name, value in found.items() if any(value[1]) or value[0]}
+    assert sorted(present) == sorted(expected)
+    for name, (basis, totals) in expected.items():
+        assert present[name][0] == basis, name
+        assert present[name][1] == pytest.approx(totals), name

@@ -49,6 +49,7 @@ class PssPart(NamedTuple):
     head_rows: IntArray  # kept rows before the run's first share
     first_milli: IntArray  # the run's first share (-1: none)
     last_milli: IntArray  # its last share (-1: none)
+    live_rank: IntArray  # the snapshots with a share read: the others' rows have none
 
 
 class RunRows(Protocol):
@@ -73,7 +74,11 @@ def pss_part(frame: pd.DataFrame, grouped: RunRows, group_by: str) -> PssPart | 
     if not (share >= 0).any():
         return None
     names, by_row = row_groups(frame, group_by)
-    kept, starts, rank = grouped.kept, grouped.starts, grouped.rank
+    starts, rank = grouped.starts, grouped.rank
+    # A snapshot in which no share was read (an older collector's, or one run with
+    # --pss-budget-ms 0) says nothing of shares: its rows have none, carried or not.
+    live_rank = np.unique(rank[share >= 0])
+    kept = grouped.kept & np.isin(rank, live_rank)
     run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(share)]))
     filled = _filled(share, run, kept)
     group = by_row[grouped.rows]
@@ -97,6 +102,7 @@ def pss_part(frame: pd.DataFrame, grouped: RunRows, group_by: str) -> PssPart | 
         head_rows=heads[1],
         first_milli=_first_known(known, run, len(starts)),
         last_milli=_first_known(known[::-1], run[::-1], len(starts)),
+        live_rank=live_rank,
     )
 
 
@@ -151,8 +157,8 @@ class PssFold:
     _parts: list[tuple[IntArray, ...]] = field(default_factory=list)
     _first: dict[int, int] = field(default_factory=dict)
     _last: dict[int, int] = field(default_factory=dict)
-    # (instance, first rank, rows, group code) of rows with no share before them
-    _waiting: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # (instance, ranks, group code) of rows with no share before them
+    _waiting: list[tuple[int, IntArray, int]] = field(default_factory=list)
 
     def add(
         self, part: PssPart | None, instance: IntArray, base: int, code_of: Callable[[str], int]
@@ -173,14 +179,16 @@ class PssFold:
         )
 
     def _head(self, number: int, part: PssPart, run: int, base: int, code: int) -> None:
-        rank, rows = int(part.head_rank[run]) + base, int(part.head_rows[run])
+        """A run's leading rows without a share: its first head_rows snapshots with a read
+        from its first (a run is in consecutive snapshots)."""
+        at = int(np.searchsorted(part.live_rank, part.head_rank[run]))
+        ranks = part.live_rank[at : at + int(part.head_rows[run])] + base
         prior = self._last.get(number)
         if prior is None:
-            self._waiting.append((number, rank, rows, code))
+            self._waiting.append((number, ranks, code))
             return
-        ranks = np.arange(rank, rank + rows, dtype=np.int64)
-        ones = np.ones(rows, np.int64)
-        self._parts.append((ranks, np.full(rows, code), prior * ones, ones, ones * 0))
+        ones = np.ones(len(ranks), np.int64)
+        self._parts.append((ranks, np.full(len(ranks), code), prior * ones, ones, ones * 0))
 
     @property
     def seen(self) -> bool:
@@ -217,12 +225,11 @@ class PssFold:
         """Every part and every waiting row given its instance's first share, summed per
         (snapshot, group) and sorted by rank * groups + group."""
         parts = list(self._parts)
-        for number, start, rows, code in self._waiting:
+        for number, ranks, code in self._waiting:
             first = self._first.get(number)
             if first is not None:
-                ranks = np.arange(start, start + rows, dtype=np.int64)
-                ones = np.ones(rows, np.int64)
-                parts.append((ranks, np.full(rows, code), first * ones, ones, ones * 0))
+                ones = np.ones(len(ranks), np.int64)
+                parts.append((ranks, np.full(len(ranks), code), first * ones, ones, ones * 0))
         rank, group, total, shared, read = (
             np.concatenate([np.asarray(p[k], np.int64) for p in parts]) for k in range(5)
         )
