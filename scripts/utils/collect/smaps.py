@@ -12,7 +12,10 @@ proportion to what is mapped. So the collector reads only processes whose pages 
 shared with others (the eligible below), stops when the snapshot's budget is spent, reads
 the largest ones only every few snapshots, and rotates so that every eligible process is
 read within a few snapshots. A process not read in a snapshot has its columns empty; the
-analysis carries its last share forward.
+analysis carries its last share forward. ps has just read each listed process's command line
+under the same lock (fs/proc/base.c, get_mm_cmdline), within its timeout: a process whose lock
+was stuck then fails the snapshot before any share is asked for; only one stuck in the
+moment between can hold a read up.
 
 A collector that is not root reads only its own user's processes: another user's
 smaps_rollup needs PTRACE_MODE_READ (proc(5)), and those columns stay empty.

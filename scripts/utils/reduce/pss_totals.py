@@ -5,7 +5,8 @@ The collector reads a process's share only in some snapshots (utils.collect.smap
 two reads its last share is carried forward, and before its first read its first share is
 carried back (a process's share moves only when its siblings come and go). A program's
 series is counted in PSS only when every one of its rows in the window has a share, read or
-carried; else its totals stay anon + swap (or RSS) for the whole series, and `basis` says
+carried (a snapshot in which no share was read at all, an older collector's, gives none);
+else its totals stay anon + swap (or RSS) for the whole series, and `basis` says
 which: bases are never mixed inside one series. Why each number is used where it is:
 docs/memory-numbers.md.
 
