@@ -15,6 +15,7 @@ import pytest
 from pools import rollup_missing, running, summed_anon_swap_mb, summed_pss_mb
 
 import analyze_processes
+from bench import pss_cost
 from conftest import run_main, script_path
 from utils.collect import smaps
 from utils.collect.procfs import process_memory
@@ -144,3 +145,21 @@ def test_a_process_over_the_cap_is_read_once_every_cap_every_snapshots(tmp_path:
                     assert share.pss_kb > 2 << 20  # half of the 4 GiB each
                     when[row.pid].append(snapshot)
         assert when == {pid: [0, 4, 8, 12] for pid in pids}
+
+
+def test_the_bench_measures_a_snapshot_with_its_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pss_cost, "POOLS", 2)
+    monkeypatch.setattr(pss_cost, "POOL_SIZE", 3)
+    cost = pss_cost.measure(rounds=2)
+    assert cost.processes == 6
+    assert min(cost.ps_s, cost.without_s, cost.snapshot_s) > 0
+    assert cost.shares_read >= 1
+    mine = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_bench_pool(p)]
+    assert mine == []
+
+
+def _is_bench_pool(proc: Path) -> bool:
+    try:
+        return (proc / "cmdline").read_bytes().startswith(b"benchpool")
+    except OSError:
+        return False
