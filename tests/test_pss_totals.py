@@ -67,7 +67,7 @@ def write_dumps(folder: Path, with_pss: bool = True) -> Path:
         for pid, ppid, cmd, anon, started in PROCESSES:
             share = SHARES[pid][number]
             row = [str(pid), str(ppid), "root", f"{anon + 5:.3f}", "900.000", cmd]
-            row += [f"{anon:.3f}", "0.000", started]
+            row += [f"{anon:.3f}", "0.000", started, ""]  # CGROUP: none mounted
             if with_pss:
                 row += ["", ""] if share is None else [f"{share[0]:.3f}", f"{share[1]:.3f}"]
             rows.append(row)
@@ -248,7 +248,8 @@ def test_the_fold_is_the_plain_sum(
                 share = shares[snapshot]
                 started = f"2026-01-05 20:00:{number:02d}.00"
                 row = [str(100 + number), "1", "root", "9.000", "9.000", f"{program} -w"]
-                row += ["1.000", "0.000", started, "" if share is None else f"{share:.3f}", "0.000"]
+                row += ["1.000", "0.000", started, ""]
+                row += ["" if share is None else f"{share:.3f}", "0.000"]
                 rows.append(row)
             stamp = STAMPS[snapshot]
             path = Path(folder) / snapshot_names(stamp)[1]

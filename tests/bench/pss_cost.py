@@ -61,7 +61,7 @@ def measure(rounds: int = ROUNDS) -> PssCost:
             nonlocal second
             second += 1
             stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(second))
-            state = collect_memory.RunState(clock, None, shares)
+            state = collect_memory.RunState(clock, None, shares=shares)
             collect_memory.take_snapshot(Path(work), stamp, guard, state=state)
 
         for _ in range(rounds):

@@ -270,7 +270,7 @@ class ShareReader:
                 origin_key(row.cmd),
                 row.rss_kb,
                 ticks,
-                None if cgroups is None else cgroups[number],
+                (cgroups[number] or None) if cgroups is not None else None,
             )
             for number, (row, ticks) in enumerate(zip(rows, start_ticks, strict=True))
         ]

@@ -1,4 +1,4 @@
-"""The dump format: file names, timestamps, the fields of both CSVs, and how they are written.
+"""The dump format: file names, timestamps, the fields of each CSV, and how they are written.
 
 (The day bundles that compact_dumps.py makes of them are utils.collect.bundles.)
 
@@ -20,8 +20,11 @@ TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 TIMESTAMP_SHAPE = "YYYYMMDD_HHMMSS"  # how TIMESTAMP_FORMAT reads to a person
 SYS_PREFIX = "sys_mem_"
 PROCESS_PREFIX = "process_mem_"
+CGROUP_PREFIX = "cgroup_mem_"
 CSV_SUFFIX = ".csv"
-PREFIXES: tuple[str, ...] = (SYS_PREFIX, PROCESS_PREFIX)
+# Every kind of snapshot file, in the order a day bundle holds them (the cgroup files came
+# later: a snapshot of an older collector has only the first two).
+PREFIXES: tuple[str, ...] = (SYS_PREFIX, PROCESS_PREFIX, CGROUP_PREFIX)
 # No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A larger
 # "file" is not a dump, or is /dev/zero behind a symlink: refused unread.
 MAX_DUMP_BYTES = 64 * 1024 * 1024
@@ -89,13 +92,30 @@ PS_COMMAND: tuple[str, ...] = (
     "-eo",
     f"pid,ppid,user:{PS_USER_WIDTH},rss,vsz,cmd",
 )
-PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED")
+# Then the process's cgroup in the hierarchy holding the memory controller
+# (utils.collect.cgroups), empty where /proc/PID/cgroup could not be read.
+PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED", "CGROUP")
 # Last, the process's proportional share of memory, Pss and SwapPss in MiB, empty where it
 # was not read this snapshot (utils.collect.smaps says which are read, and why).
 PSS_EXTRA: tuple[str, ...] = ("PSS_MB", "SWAP_PSS_MB")
 PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA, *PSS_EXTRA)
 # How STARTED is written: UTC to the hundredth of a second (a clock tick).
 STARTED_SHAPE = "YYYY-MM-DD HH:MM:SS.ss"
+# The cgroup_mem file: one row per cgroup holding a process and per child of the root, its
+# own memory as the kernel counts it (utils.collect.cgroups; docs/services.md). MiB, empty
+# where the kernel has no such number (LIMIT_MB: or no limit); then counters since the
+# cgroup was made, empty where unavailable.
+CGROUP_MB_FIELDS: tuple[str, ...] = (
+    "MEMORY_MB",
+    "LIMIT_MB",
+    "ANON_MB",
+    "FILE_MB",
+    "SHMEM_MB",
+    "KERNEL_MB",
+    "SWAP_MB",
+)
+CGROUP_COUNT_FIELDS: tuple[str, ...] = ("OOM_EVENTS", "OOM_KILLS", "PSI_SOME_TOTAL_US")
+CGROUP_HEADER: tuple[str, ...] = ("CGROUP", "NAME", *CGROUP_MB_FIELDS, *CGROUP_COUNT_FIELDS)
 
 
 # No system reports a size of a pebibyte (2**30 MiB) or more, in any field: a larger value
@@ -169,6 +189,10 @@ COLUMN_KINDS: Mapping[str, Kind] = MappingProxyType(
         "SWAP_MB": Kind.FLOAT_OR_EMPTY,
         "STARTED": Kind.TIME_OR_EMPTY,
         **dict.fromkeys(PSS_EXTRA, Kind.FLOAT_OR_EMPTY),
+        "CGROUP": Kind.TEXT,
+        "NAME": Kind.TEXT,
+        **dict.fromkeys(CGROUP_MB_FIELDS, Kind.FLOAT_OR_EMPTY),
+        **dict.fromkeys(CGROUP_COUNT_FIELDS, Kind.COUNT_OR_EMPTY),
     }
 )
 
@@ -185,6 +209,12 @@ def snapshot_names(timestamp: str) -> tuple[str, str]:
         f"{SYS_PREFIX}{timestamp}{CSV_SUFFIX}",
         f"{PROCESS_PREFIX}{timestamp}{CSV_SUFFIX}",
     )
+
+
+def snapshot_file_names(timestamp: str) -> tuple[str, ...]:
+    """Every file of one snapshot as this collector writes it, in PREFIXES order: the two
+    of snapshot_names, then the cgroup_mem file."""
+    return tuple(f"{prefix}{timestamp}{CSV_SUFFIX}" for prefix in PREFIXES)
 
 
 def looks_like_dump(name: str, prefix: str) -> bool:
