@@ -54,6 +54,7 @@ from utils.collect.snapshot_format import (
     snapshot_file_names,
     victims_text,
 )
+from utils.collect.userspace_kills import UserspaceKills, killer_running
 from utils.console import (
     EXIT_INTERNAL,
     EXIT_NO_DATA,
@@ -308,6 +309,7 @@ class RunState(NamedTuple):
     clock: BootClock | None
     kernel_log: KernelLog | None
     cgroups: CgroupReader | None = None
+    userspace: UserspaceKills | None = None  # systemd-oomd's and earlyoom's kills
     shares: smaps.ShareReader | None = None  # what reads Pss, and when each was read
 
 
@@ -372,7 +374,10 @@ def _snapshot_texts(sources: Sources, state: RunState) -> tuple[list[str], int]:
     paths = [cgroups.process_cgroup(row.pid) for row in rows]
     clock = state.clock or boot_clock(sources.proc)
     log_ = state.kernel_log
-    victims = victims_text(log_.victims()) if log_ is not None else ""
+    found = log_.victims() if log_ is not None else []
+    if state.userspace is not None:
+        found += state.userspace.kills(killer_running(row.cmd for row in rows))
+    victims = victims_text(found)
     ticks = [extra.start_ticks for extra in memory]
     shares = None if state.shares is None else state.shares.shares(rows, ticks, paths)
     texts = [
@@ -488,9 +493,10 @@ def run_collector(
 ) -> int:
     """Take snapshots on a fixed schedule; return the number that failed."""
     kernel_log = KernelLog(sources.kmsg)
-    shares = None if pss is None else smaps.ShareReader(pss, sources.proc)
     cgroups = CgroupReader(sources.proc)
-    run = Collecting(sources, RunState(boot_clock(sources.proc), kernel_log, cgroups, shares))
+    shares = None if pss is None else smaps.ShareReader(pss, sources.proc)
+    state = RunState(boot_clock(sources.proc), kernel_log, cgroups, UserspaceKills(), shares)
+    run = Collecting(sources, state)
     _say_what_is_collected(dumps_dir, schedule, run)
     failures = _Failures(dumps_dir)
     taken = 0

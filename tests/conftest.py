@@ -243,10 +243,13 @@ def write_bundle(path: Path, members: Sequence[tuple[str, bytes]]) -> Path:
 
 
 def bundle_day(dumps: Path, day: str) -> Path:
-    """Move every loose snapshot of a day (YYYYMMDD) into mem_<day>.tar.xz, sys_mem first."""
-    files = sorted(dumps.glob(f"sys_mem_{day}_*.csv")) + sorted(
-        dumps.glob(f"process_mem_{day}_*.csv")
-    )
+    """Move every loose snapshot of a day (YYYYMMDD) into mem_<day>.tar.xz: sys_mem first,
+    then cgroup_mem, then process_mem."""
+    files = [
+        path
+        for kind in ("sys_mem", "cgroup_mem", "process_mem")
+        for path in sorted(dumps.glob(f"{kind}_{day}_*.csv"))
+    ]
     bundle = write_bundle(dumps / f"mem_{day}.tar.xz", [(f.name, f.read_bytes()) for f in files])
     for file in files:
         file.unlink()

@@ -425,8 +425,8 @@ def sys_with(**fields: str) -> bytes:
         (SYS_PREFIX, sys_with(oom_kill="12.5"), "oom_kill on line 2 is '12.5', not a whole number"),
         (SYS_PREFIX, sys_with(pgmajfault="many"), "pgmajfault on line 2 is 'many', not a whole number"),
         (SYS_PREFIX, sys_with(psi_some_total_us="9007199254740992"), "psi_some_total_us on line 2 is '9007199254740992', out of range"),
-        (SYS_PREFIX, sys_with(oom_victims="812-python"), "oom_victims on line 2 is '812-python', not PID:comm:anon_kB items separated by ';' or empty"),
-        (SYS_PREFIX, sys_with(oom_victims="812:py:4;"), "oom_victims on line 2 is '812:py:4;', not PID:comm:anon_kB items separated by ';' or empty"),
+        (SYS_PREFIX, sys_with(oom_victims="812-python"), "oom_victims on line 2 is '812-python', not kills (kind:pid:comm:...) separated by ';' or empty"),
+        (SYS_PREFIX, sys_with(oom_victims="812:py:4;"), "oom_victims on line 2 is '812:py:4;', not kills (kind:pid:comm:...) separated by ';' or empty"),
     ],
 )  # fmt: skip
 def test_each_case_issue_8_found_is_one_line_naming_the_file(

@@ -32,7 +32,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple
 
-from utils.collect.snapshot_format import MAX_DUMP_BYTES, PREFIXES, parse_name_timestamp
+from utils.collect.snapshot_format import (
+    BUNDLE_ORDER,
+    CGROUP_PREFIX,
+    MAX_DUMP_BYTES,
+    PROCESS_PREFIX,
+    SYS_PREFIX,
+    parse_name_timestamp,
+)
 from utils.core.text import binary_size
 
 # --- Names -------------------------------------------------------------------------
@@ -392,6 +399,11 @@ def read_bundle(path: Path) -> Generator[tuple[TarMember, IO[bytes]], None, None
 MAX_MEMBERS = 200_000
 
 
+# The kinds of member, in the order a bundle holds them: the small ones first, so that their
+# readers stop before the large process part.
+_KIND_ORDER = BUNDLE_ORDER
+
+
 class Snapshot(NamedTuple):
     """A member that is a snapshot of the bundle's day, of the kind asked for, and its bytes."""
 
@@ -408,35 +420,31 @@ class Skipped(NamedTuple):
     reason: str
 
 
-def _member_kind(name: str) -> int | None:
-    """The index in PREFIXES of the kind of snapshot file a member's name starts as."""
-    for kind, prefix in enumerate(PREFIXES):
-        if name.startswith(prefix):
-            return kind
-    return None
-
-
 def snapshot_members(
     handle: BinaryIO, prefix: str, day: date, wanted: Callable[[datetime], bool]
 ) -> Iterator[Snapshot | Skipped]:
     """The members of an open bundle that are snapshots of `prefix`'s kind of `day`, with
     the members it must leave out (another day's, not a regular file, too large). A member
-    at a time `wanted` refuses is passed over in silence, and so are the members of the
-    other kinds. The kinds come in PREFIXES order (sys_mem first), so a reader stops at the
-    first member of a later kind.
+    at a time `wanted` refuses, or of another kind, is passed over in silence. The sys_mem
+    and cgroup_mem members come first (_KIND_ORDER), so a reader of sys_mem stops at the first
+    process_mem member, and so does a reader of cgroup_mem that has met one of its kind; one
+    that has not reads on (a bundle may hold none, or hold them last).
 
     Raises TarFormatError (past MAX_MEMBERS members too), EOFError or lzma.LZMAError where
     the bundle is damaged, after yielding what came before the damage."""
-    order = PREFIXES.index(prefix) if prefix in PREFIXES else len(PREFIXES)
+    others = tuple(kind for kind in _KIND_ORDER if kind != prefix)
+    met = prefix == SYS_PREFIX  # sys_mem members always come first
     content = XzStream(handle, MAX_UNPACKED_BYTES)
     for count, info in enumerate(iter_members(content), 1):
         if count > MAX_MEMBERS:
             raise TarFormatError(f"more than {MAX_MEMBERS:,} members: not a day")
-        kind = _member_kind(info.name)
-        if kind is not None and kind != order:
-            if kind > order:
-                return  # the members of the kind asked for are all read
+        if info.name.startswith(others):
+            if met and info.name.startswith(PROCESS_PREFIX):
+                return  # the members of this kind are all read
             continue
+        met = met or info.name.startswith(prefix)
+        if prefix == CGROUP_PREFIX and not info.name.startswith(prefix):
+            continue  # an odd member: the readers of the other kinds name it
         moment = parse_name_timestamp(info.name, prefix)
         if moment is None or moment.date() != day:
             yield Skipped(info.name, None, f"not a {prefix}*.csv snapshot of {day}")

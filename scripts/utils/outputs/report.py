@@ -60,6 +60,7 @@ from utils.outputs.report_page import (
     time_cell,
     when,
 )
+from utils.outputs.report_services import days_alert_row, services_blocks
 from utils.outputs.report_tables import (
     changes_blocks,
     gaps_blocks,
@@ -109,6 +110,7 @@ class ProcessPart:
     result: ProcessResult
     pid_plots: tuple[Plot, ...]  # one per row of result.top, in its order
     leak_plots: tuple[Plot, ...]  # one per leak, in result.leaks order
+    service_plots: tuple[Plot, ...] = ()  # one per plot of result.services, in its order
 
 
 @dataclass(frozen=True)
@@ -355,6 +357,19 @@ def top_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
     return Paragraph(lead), table
 
 
+def services_part(part: ProcessPart | Missing) -> tuple[Block, ...]:
+    """The Services section: the services of the cgroup snapshots."""
+    if isinstance(part, Missing):
+        return (missing("services", part),)
+    found = part.result.services
+    drawn = () if found is None else found.plots
+    thumbnails = {
+        plot.cgroup: thumbnail_cell(png.name, png.png, plot.service)
+        for plot, png in zip(drawn, part.service_plots, strict=False)
+    }
+    return services_blocks(found, thumbnails)
+
+
 # --- Programs -----------------------------------------------------------------------------
 
 
@@ -392,9 +407,15 @@ def leak_alert(part: ProcessPart | Missing, window: TimeWindow) -> list[str]:
     if isinstance(part, Missing):
         return [command, str(EXIT_NO_DATA), f"no data: {part.reason}"]
     leaks = len(part.result.leaks)
+    because = []
     if leak_alert_holds(leaks):
-        verb = "leaks" if leaks == 1 else "leak"
-        return [command, str(EXIT_ALERT), f"{plural(leaks, 'process instance')} {verb}"]
+        because.append(f"{plural(leaks, 'process instance')} {'leaks' if leaks == 1 else 'leak'}")
+    services = part.result.services
+    if services is not None and leak_alert_holds(len(services.leaks)):
+        names = ", ".join(service.service for service in services.leaks)
+        because.append(f"services leak as a whole: {names}")
+    if because:
+        return [command, str(EXIT_ALERT), "; ".join(because)]
     return [command, str(EXIT_OK), "no process instance shows sustained growth"]
 
 
@@ -433,6 +454,9 @@ def status_css(status: str) -> str:
 
 def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
     rows = [leak_alert(data.processes, data.window), oom_alert_row(data.processes, data.window)]
+    if isinstance(data.processes, ProcessPart):
+        service_row = days_alert_row(data.processes.result.services, window_flags(data.window))
+        rows += [] if service_row is None else [service_row]
     flags = window_flags(data.window)
     if isinstance(data.system, SystemPart):
         rows += [pct_alert(data.system.result, flags), days_alert(data.system.result, flags)]
@@ -463,6 +487,7 @@ SECTIONS = (
     ("system-plots", "System plots"),
     ("leaks", "Leaks: sustained growth"),
     ("programs", "Programs by growth"),
+    ("services", "Services"),
     ("top", "Top PIDs by RSS spread"),
     ("alerts", "What the alerts would give"),
 )
@@ -492,6 +517,7 @@ def render_report(data: ReportData) -> str:
         "system-plots": system_plots_blocks(data.system),
         "leaks": leaks_blocks(data.processes),
         "programs": programs_blocks(data.processes),
+        "services": services_part(data.processes),
         "top": top_blocks(data.processes),
         "alerts": alerts_blocks(data),
     }
