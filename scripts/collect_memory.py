@@ -24,7 +24,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple
 
-from utils.collect import snapshot_format
+from utils.collect import smaps, snapshot_format
 from utils.collect.cgroups import CgroupReader
 from utils.collect.procfs import (
     KMSG,
@@ -71,6 +71,9 @@ from utils.core.signals import Stopped, StopSignals
 INTERVAL_S = 600.0  # ten minutes between snapshots
 COUNT: int | None = None  # None: run until stopped
 DUMPS_DIR = defaults.DUMPS_DIR
+PSS_BUDGET_MS = 15.0  # time a snapshot may spend reading Pss (utils.collect.smaps)
+PSS_CAP_MB = 4096.0  # a process with more RSS than this has its Pss read ...
+PSS_CAP_EVERY = 12  # ... at most once every this many snapshots
 
 # --- Fixed behaviour ----------------------------------------------------------
 MIN_INTERVAL_S = 1.0  # file names have one-second resolution
@@ -307,6 +310,7 @@ class RunState(NamedTuple):
     kernel_log: KernelLog | None
     cgroups: CgroupReader | None = None
     userspace: UserspaceKills | None = None  # systemd-oomd's and earlyoom's kills
+    shares: smaps.ShareReader | None = None  # what reads Pss, and when each was read
 
 
 def take_snapshot(
@@ -374,9 +378,13 @@ def _snapshot_texts(sources: Sources, state: RunState) -> tuple[list[str], int]:
     if state.userspace is not None:
         found += state.userspace.kills(killer_running(row.cmd for row in rows))
     victims = victims_text(found)
+    ticks = [extra.start_ticks for extra in memory]
+    shares = None if state.shares is None else state.shares.shares(rows, ticks, paths)
     texts = [
         csv_text(SYS_HEADER, [sys_row(meminfo, boot_id(sources.proc), counters, victims)]),
-        csv_text(PROCESS_HEADER, process_rows(rows, memory, clock, paths)),
+        csv_text(
+            PROCESS_HEADER, smaps.with_shares(process_rows(rows, memory, clock, paths), shares)
+        ),
         csv_text(CGROUP_HEADER, cgroups.rows(paths)),
     ]
     return texts, len(rows)
@@ -462,6 +470,8 @@ def _say_what_is_collected(dumps_dir: Path, schedule: Schedule, run: Collecting)
     missing += [name for name in COUNTER_FIELDS if name not in counters]
     if missing:
         log.warning("this kernel lacks %s; written empty", ", ".join(missing))
+    if run.state.shares is not None and (note := smaps.limits_note(os.geteuid())):
+        log.warning(note)
     kernel_log = run.state.kernel_log
     if kernel_log is not None and not kernel_log.readable:
         log.warning(
@@ -475,12 +485,17 @@ def _say_what_is_collected(dumps_dir: Path, schedule: Schedule, run: Collecting)
 
 
 def run_collector(
-    dumps_dir: Path, schedule: Schedule, guard: StopSignals, sources: Sources = DEFAULT_SOURCES
+    dumps_dir: Path,
+    schedule: Schedule,
+    guard: StopSignals,
+    sources: Sources = DEFAULT_SOURCES,
+    pss: smaps.Settings | None = None,
 ) -> int:
     """Take snapshots on a fixed schedule; return the number that failed."""
     kernel_log = KernelLog(sources.kmsg)
     cgroups = CgroupReader(sources.proc)
-    state = RunState(boot_clock(sources.proc), kernel_log, cgroups, UserspaceKills())
+    shares = None if pss is None else smaps.ShareReader(pss, sources.proc)
+    state = RunState(boot_clock(sources.proc), kernel_log, cgroups, UserspaceKills(), shares)
     run = Collecting(sources, state)
     _say_what_is_collected(dumps_dir, schedule, run)
     failures = _Failures(dumps_dir)
@@ -537,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"where the CSV files go, created 0750 if missing (default {DUMPS_DIR})",
     )
+    smaps.add_flags(
+        parser, smaps.Settings(PSS_BUDGET_MS / 1000, int(PSS_CAP_MB * 1024), PSS_CAP_EVERY)
+    )
     return parser
 
 
@@ -565,7 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_NO_DATA
-        failures = run_collector(dumps_dir, Schedule(args.interval, args.count), guard)
+        schedule, pss = Schedule(args.interval, args.count), smaps.settings_of(args)
+        failures = run_collector(dumps_dir, schedule, guard, DEFAULT_SOURCES, pss)
     except Stopped as stop:
         log.info("stopped by %s", stop.name)
         return EXIT_OK

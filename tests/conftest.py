@@ -155,6 +155,7 @@ def write_proc(dumps: Path, stamp: str, rows: Sequence[ProcessRow | FullRow | Cg
             cells.append(str(row[FULL_WIDTH]) if len(row) > FULL_WIDTH else "")
         formatted.append(cells)
     path = dumps / snapshot_names(stamp)[1]
+    # As a collector that reads no Pss writes them when cut before PSS_MB.
     header = PROCESS_HEADER[: len(formatted[0])] if formatted else PS_HEADER
     path.write_text(csv_text(header, formatted), encoding="utf-8")
     return path

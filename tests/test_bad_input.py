@@ -77,10 +77,17 @@ def process_rows(step: int) -> list[list[str]]:
     if step < NEW_FROM_STEP:
         return rows
     extra = [
-        ["4.000", "0.000", "2026-02-28 23:00:00.25", "/init.scope"],
-        ["", "", "2026-02-28 23:00:00.30", "/"],  # a kernel thread: no anonymous memory
-        [f"{90 * (step + 1)}.000", "12.500", "2026-03-01 00:00:01.00", "/system.slice/a,b.service"],
-        ["", "", "", ""],  # gone before its status and cgroup were read
+        ["4.000", "0.000", "2026-02-28 23:00:00.25", "/init.scope", "3.125", "0.000"],
+        ["", "", "2026-02-28 23:00:00.30", "/", "", ""],  # a kernel thread: no anonymous memory
+        [
+            f"{90 * (step + 1)}.000",
+            "12.500",
+            "2026-03-01 00:00:01.00",
+            "/system.slice/a,b.service",
+            "",
+            "",
+        ],  # Pss not read
+        ["", "", "", "", "", ""],  # gone before its status and cgroup were read
     ]
     return [row + more for row, more in zip(rows, extra, strict=True)]
 
@@ -126,6 +133,8 @@ PROCESS_KNOWN = {
     "SWAP_MB": "number or empty",
     "STARTED": "time or empty",
     "CGROUP": "text",
+    "PSS_MB": "number or empty",
+    "SWAP_PSS_MB": "number or empty",
 }
 SYS_NEEDS = {name: "number" for name in RAW_FIELDS} | {"MemTotal_MB": "positive"}
 SYS_KNOWN = (

@@ -261,8 +261,9 @@ def test_a_snapshot_writes_the_cgroup_column_and_file(tmp_path: Path) -> None:
     state = cm.RunState(None, None, reader)
     cm.take_snapshot(dumps, "20260301_120000", StopSignals(), sources, state)
     process = rows_of(dumps / "process_mem_20260301_120000.csv")
-    assert process[0][-1] == "CGROUP"
-    assert [(row[0], row[-1]) for row in process[1:]] == [
+    at = process[0].index("CGROUP")  # after STARTED, before the Pss columns
+    assert process[0][at - 1] == "STARTED"
+    assert [(row[0], row[at]) for row in process[1:]] == [
         ("1", "/"),
         ("2", "/"),
         ("812", NGINX),

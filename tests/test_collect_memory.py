@@ -22,6 +22,7 @@ import collect_memory as cm
 import utils.collect.snapshot_format as fmt
 from conftest import FakeProcess, script_path, stat_line, status_text, write_fake_proc
 from utils.collect import procfs
+from utils.collect.smaps import with_shares
 from utils.core import atomic_files
 from utils.core.signals import Stopped, StopSignals
 
@@ -135,11 +136,12 @@ def test_parse_ps_output_keeps_users_and_command_lines_whole() -> None:
 
 def test_process_csv_round_trips_awkward_text() -> None:
     rows, _ = cm.parse_ps_output(PS_OUTPUT)
-    text = fmt.csv_text(fmt.PROCESS_HEADER, cm.process_rows(rows))
+    text = fmt.csv_text(fmt.PROCESS_HEADER, with_shares(cm.process_rows(rows), None))
     parsed = list(csv.reader(io.StringIO(text)))
-    assert parsed[0] == [*fmt.PS_HEADER, "ANON_MB", "SWAP_MB", "STARTED", "CGROUP"]
+    parsed_header = [*fmt.PS_HEADER, "ANON_MB", "SWAP_MB", "STARTED", "CGROUP"]
+    assert parsed[0] == [*parsed_header, "PSS_MB", "SWAP_PSS_MB"]
     assert fmt.PS_HEADER == ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
-    assert {tuple(row[6:]) for row in parsed[1:]} == {("", "", "", "")}  # nothing of /proc
+    assert {tuple(row[6:]) for row in parsed[1:]} == {("",) * 6}  # nothing of /proc
     user = "averyverylongusername123"
     assert parsed[4][:6] == ["812", "1", user, "200.000", "1024.000", 'python3 -c print("a,b")']
     assert parsed[5][5] == "postgres: writer, 'x' $HOME"
@@ -279,7 +281,8 @@ def test_take_snapshot_writes_a_private_pair(tmp_path: Path, fake_sources: cm.So
     }
     proc_rows = read_csv_rows(proc_file)
     assert proc_rows[0] == list(fmt.PROCESS_HEADER)
-    assert [row[6:] for row in proc_rows[1:]] == [
+    assert {tuple(row[10:]) for row in proc_rows[1:]} == {("", "")}  # no Pss reader: none read
+    assert [row[6:10] for row in proc_rows[1:]] == [
         ["4.000", "0.500", "2026-03-01 00:00:01.50", ""],
         ["", "", "2026-03-01 00:00:00.02", ""],  # a kernel thread: no RssAnon, no VmSwap
         ["", "", "", ""],  # gone between ps and its files: not an error

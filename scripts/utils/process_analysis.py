@@ -209,8 +209,8 @@ def programs_of(
     problem = check_periods(times, periods)
     if problem is not None:
         raise UsageError(problem)
-    totals = records.group_totals()
-    return program_growth(records, table, totals, periods), totals
+    totals, bases = records.pss.applied(records.group_totals())  # PSS where every row has it
+    return program_growth(records, table, totals, periods, bases), totals
 
 
 def alerts_of(

@@ -100,7 +100,10 @@ PS_COMMAND: tuple[str, ...] = (
 # Then the process's cgroup in the hierarchy holding the memory controller
 # (utils.collect.cgroups), empty where /proc/PID/cgroup could not be read.
 PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED", "CGROUP")
-PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA)
+# Last, the process's proportional share of memory, Pss and SwapPss in MiB, empty where it
+# was not read this snapshot (utils.collect.smaps says which are read, and why).
+PSS_EXTRA: tuple[str, ...] = ("PSS_MB", "SWAP_PSS_MB")
+PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA, *PSS_EXTRA)
 # How STARTED is written: UTC to the hundredth of a second (a clock tick).
 STARTED_SHAPE = "YYYY-MM-DD HH:MM:SS.ss"
 # The cgroup_mem file: one row per cgroup holding a process and per child of the root, its
@@ -293,6 +296,7 @@ COLUMN_KINDS: Mapping[str, Kind] = MappingProxyType(
         "ANON_MB": Kind.FLOAT_OR_EMPTY,
         "SWAP_MB": Kind.FLOAT_OR_EMPTY,
         "STARTED": Kind.TIME_OR_EMPTY,
+        **dict.fromkeys(PSS_EXTRA, Kind.FLOAT_OR_EMPTY),
         "CGROUP": Kind.TEXT,
         "NAME": Kind.TEXT,
         **dict.fromkeys(CGROUP_MB_FIELDS, Kind.FLOAT_OR_EMPTY),

@@ -9,6 +9,7 @@ no process counts as a total of 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,7 +36,7 @@ class ProgramGrowth:
     first_total_mb: float
     last_total_mb: float
     cmd_example: str
-    basis: str  # "anon+swap", "RSS" or "mixed"
+    basis: str  # "pss", "pss carried", "anon+swap", "RSS" or "mixed" (basis_words)
 
     @property
     def growth_mb(self) -> float:
@@ -59,9 +60,11 @@ def program_growth(
     table: InstanceTable,
     totals: GroupTotals,
     periods: tuple[Period, Period],
+    bases: Sequence[str | None] = (),
 ) -> ProgramFindings:
     """Every program's medians over the two periods (see the module's docstring); table is
-    records.instances() and totals records.group_totals()."""
+    records.instances() and totals records.group_totals(), with the programs counted in PSS
+    replaced (bases: per group code, "pss" or "pss carried"; None: anon + swap or RSS)."""
     first, last = periods
     times = pd.DatetimeIndex(records.times)
     ranks_one = np.flatnonzero(in_period(times, first))
@@ -84,7 +87,8 @@ def program_growth(
             first_total_mb=float(one[code]),
             last_total_mb=float(two[code]),
             cmd_example=examples[code],
-            basis=_basis(footed[code], processes[code]),
+            basis=(bases[code] if code < len(bases) else None)
+            or _basis(footed[code], processes[code]),
         )
         for code in range(count)
         if processes[code] > 0

@@ -16,6 +16,7 @@ import pandas as pd
 from utils.core.text import format_duration, plural
 from utils.judge.breakdown import BREAKDOWN_CSV, LABELS, Comparison
 from utils.judge.oom import INFERRED, OOM_CSV, OomFindings, kill_sentence
+from utils.judge.program_basis import any_pss, basis_legend
 from utils.judge.program_growth import PROGRAM_CSV, ProgramFindings
 from utils.outputs.plotting import GAP_FACTOR, Gap
 from utils.outputs.report_page import (
@@ -157,6 +158,12 @@ def program_blocks(findings: ProgramFindings | None) -> tuple[Block, ...]:
         ]
         for p in findings.programs[:PROGRAMS_LISTED]
     ]
+    listed = findings.programs[:PROGRAMS_LISTED]
+    if any_pss([p.basis for p in findings.programs]):  # name every total's basis
+        rows = [[*row, Cell(p.basis)] for row, p in zip(rows, listed, strict=True)]
+        columns = (*PROGRAM_TABLE_COLUMNS, Column("basis"))
+        legend = Paragraph(basis_legend([p.basis for p in listed]))
+        return Paragraph(lead), Table(columns, rows, sorted_by=5), legend
     return Paragraph(lead), Table(PROGRAM_TABLE_COLUMNS, rows, sorted_by=5)
 
 

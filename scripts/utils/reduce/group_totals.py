@@ -4,8 +4,9 @@ process rows are read, like the instance records: never a table of all rows.
 A row counts with its anon + swap where the dumps carry it, else with its RSS (an older
 collector's rows, or a process gone before its status was read); `basis` in
 program_growth.csv says which a program's totals are. Summed RSS counts a shared page once
-per process that maps it, so a pool of forked workers sums to more than it holds; anon +
-swap is private memory and does not have that problem (docs/process-analysis.md).
+per process that maps it, and so does summed anon + swap for pages a forked worker shares
+copy-on-write: utils.reduce.pss_totals replaces a program's totals with its processes'
+proportional shares where the dumps have them (docs/memory-numbers.md).
 """
 
 from __future__ import annotations

@@ -29,9 +29,15 @@ from utils.reduce.day_summaries import (
 )
 from utils.reduce.group_totals import GroupPart
 from utils.reduce.process_records import ProcessRecords
+from utils.reduce.pss_totals import PssPart
 
 SYSTEM_RECORDS = {"Batch": Batch}
-PROCESS_RECORDS = {"BatchRuns": BatchRuns, "Chunk": Chunk, "GroupPart": GroupPart}
+PROCESS_RECORDS = {
+    "BatchRuns": BatchRuns,
+    "Chunk": Chunk,
+    "GroupPart": GroupPart,
+    "PssPart": PssPart,
+}
 EPOCH_DAY = date(1970, 1, 1)
 
 
