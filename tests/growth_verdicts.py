@@ -33,6 +33,7 @@ from utils.judge.growth import (
     _collection_s,
     _growth,
     _least_rise_mb,
+    least_rise_mb,
     span_text,
     survey,
 )
@@ -196,6 +197,12 @@ def _fit_reason(found: _Assessment, i: int, rule: Rule) -> str:
     rate, growth = float(trend.rate_mb_per_day[i]), float(trend.growth_mb[i])
     if rule is Rule.SLOW:
         return f"rises {rate:.1f} MiB/day, under {short_number(found.scale.min_rate[i])}"
+    if rule is Rule.SMALL:
+        least = float(least_rise_mb(trend.start_mb[i : i + 1], found.params.min_rise_share)[0])
+        return (
+            f"grows {growth:.1f} MiB, under the least rise for its size"
+            f" ({short_number(least)} MiB of {trend.start_mb[i]:.0f})"
+        )
     if rule is Rule.NOISE:
         return (
             f"grows {growth:.1f} MiB, under {MIN_GROWTH_NOISE:g} x the floors' noise"

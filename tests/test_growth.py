@@ -194,11 +194,11 @@ def test_a_day_long_outage_inside_a_leak_keeps_it_and_its_rate(seed: int) -> Non
     [
         # The rules seen over 1,000 seeds: where the hinge fits a late wander of the
         # noise as a leak, the noise rule (or the tail) rejects it.
-        (STARTUP_RAMP, {Rule.SLOW, Rule.TAIL, Rule.NOISE}),
-        (SLOW_STARTUP_RAMP, {Rule.SLOW}),
-        (NIGHTLY_SPIKE, {Rule.SLOW, Rule.TAIL, Rule.NOISE}),
-        (DRIFT_IN_NOISE, {Rule.SLOW, Rule.TAIL, Rule.NOISE}),
-        (BIG_FLAT, {Rule.SLOW, Rule.TAIL, Rule.NOISE}),
+        (STARTUP_RAMP, {Rule.SLOW, Rule.SMALL, Rule.TAIL, Rule.NOISE}),
+        (SLOW_STARTUP_RAMP, {Rule.SLOW, Rule.SMALL}),
+        (NIGHTLY_SPIKE, {Rule.SLOW, Rule.SMALL, Rule.TAIL, Rule.NOISE}),
+        (DRIFT_IN_NOISE, {Rule.SLOW, Rule.SMALL, Rule.TAIL, Rule.NOISE}),
+        (BIG_FLAT, {Rule.SLOW, Rule.SMALL, Rule.TAIL, Rule.NOISE}),
         (STEP_PLATEAU, {Rule.TAIL}),
     ],
     ids=[
@@ -236,7 +236,7 @@ def test_pid_reuse_gives_two_flat_instances(seed: int) -> None:
     # The bash's floors move by a few pages: the prefilter drops it before any fit.
     assert first.rule is Rule.NO_RISE
     assert re.fullmatch(r"the last floors stand 0\.\d MiB above the lowest, under 5", first.reason)
-    assert second.rule in {Rule.SLOW, Rule.TAIL, Rule.NOISE}, second.reason
+    assert second.rule in {Rule.SLOW, Rule.SMALL, Rule.TAIL, Rule.NOISE}, second.reason
 
 
 def test_many_instances_keep_their_numbers_highest_rate_first() -> None:

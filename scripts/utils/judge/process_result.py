@@ -20,6 +20,7 @@ from utils.judge.growth import GrowthParams
 from utils.judge.leaks import Leak, LeakPlot, LeakSurvey
 from utils.judge.oom import OomFindings
 from utils.judge.program_growth import ProgramFindings, ProgramSeries
+from utils.judge.program_leaks import ProgramLeak
 from utils.judge.spreads import PidPlot
 
 
@@ -64,6 +65,7 @@ class ProcessResult:
     ooms: OomFindings | None = None  # None: the dumps carry no OOM counter
     programs: ProgramFindings | None = None  # None: under two snapshots
     plots: PlotData = PlotData()
+    program_leaks: tuple[ProgramLeak, ...] = ()  # programs leaking in successive lives
 
     @property
     def leaks(self) -> list[Leak]:

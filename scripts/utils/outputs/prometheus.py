@@ -39,6 +39,7 @@ from utils.judge.forecast import Forecast, ForecastStatus
 from utils.judge.leaks import Leak
 from utils.judge.process_result import ProcessResult
 from utils.judge.system_metrics import SystemResult
+from utils.outputs.program_leak_outputs import program_leak_samples
 from utils.reduce.programs import program_of
 
 if TYPE_CHECKING:  # imported where a file is rendered (see render)
@@ -295,7 +296,11 @@ def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[M
     if oom and result.ooms is not None:
         kills = result.ooms.kills
         found.extend(oom_metrics(len(kills), kills[-1].before if kills else None))
-    return [*found, *leak_metrics(result.leaks, top)]
+    programs = [
+        Metric(PREFIX + name, text, tuple(Sample(labels, value) for labels, value in samples))
+        for name, text, samples in program_leak_samples(result.program_leaks)
+    ]
+    return [*found, *leak_metrics(result.leaks, top), *programs]
 
 
 def leak_metrics(leaks: Sequence[Leak], top: int) -> list[Metric]:

@@ -29,9 +29,11 @@ from utils.judge.alerts import (
     pct_fact,
     zero_fact,
 )
+from utils.judge.growth import LEAST_RISE_MB
 from utils.judge.growth import span_text as judged_span_text
 from utils.judge.oom import OomFindings
 from utils.judge.process_result import ProcessResult
+from utils.judge.program_leaks import program_leak_sentence
 from utils.judge.system_metrics import SUMMARY_ROWS, USED_DEFINITIONS, SystemResult
 from utils.outputs.plotting import Gap, find_gaps, gap_threshold_s
 from utils.outputs.process_console import judged_sentence
@@ -284,20 +286,31 @@ TOP_COLUMNS = (
 )
 
 
-def leaks_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
-    if isinstance(part, Missing):
-        return (missing("leak table", part),)
-    result = part.result
+def leak_method(result: ProcessResult) -> str:
+    """How the leak finder judges, in one paragraph of the report."""
     growth = result.options.growth
-    method = (
+    absolute = (
+        f", and {growth.min_rise_mb:g} MiB over the shorter of its span and 2 days"
+        if growth.min_rise_mb
+        else ""
+    )
+    return (
         "Each process instance's lowest memory per 6 hours (per shorter buckets for one"
         " watched under 2 days): its anonymous memory in RAM and in swap (RssAnon + VmSwap),"
         " or its RSS in dumps without them; fitted with a line from when its growth starts;"
         " an instance watched"
         f" for at least {judged_span_text(result.survey.min_span_s)} that grows at least"
-        f" {growth.min_rate_mb_per_day:g} MiB/day, and {growth.min_rise_mb:g} MiB over the"
-        " shorter of its span and 2 days, steadily, is flagged."
+        f" {growth.min_rate_mb_per_day:g} MiB/day, by at least {growth.min_rise_share:.0%} of"
+        f" its size (never under {LEAST_RISE_MB:g} MiB) and well beyond its floors' noise"
+        f"{absolute}, steadily, is flagged."
     )
+
+
+def leaks_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
+    if isinstance(part, Missing):
+        return (missing("leak table", part),)
+    result = part.result
+    method = leak_method(result)
     verdict = judged_sentence(result) + "."
     if not result.leaks:
         return Paragraph(verdict, "verdict"), Paragraph(method, "method")
@@ -318,7 +331,8 @@ def leaks_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
         for plot, leak in zip(part.leak_plots, result.leaks, strict=True)
     ]
     table = Table(LEAK_COLUMNS, rows, figures, sorted_by=4)
-    return Paragraph(verdict, "verdict leaking"), Paragraph(method, "method"), table
+    programs = tuple(Paragraph(program_leak_sentence(p), "verdict") for p in result.program_leaks)
+    return Paragraph(verdict, "verdict leaking"), Paragraph(method, "method"), table, *programs
 
 
 def spread_rows(top: pd.DataFrame) -> list[tuple[int, float, float, float, str]]:
