@@ -39,6 +39,7 @@ from utils.outputs.plotting import Gap, find_gaps, gap_threshold_s
 from utils.outputs.process_console import judged_sentence
 from utils.outputs.process_plots import LEAK_COLOR
 from utils.outputs.process_tables import LEAKS_CSV
+from utils.outputs.report_answers import answers_block
 from utils.outputs.report_page import (
     Block,
     Cell,
@@ -445,7 +446,8 @@ def status_css(status: str) -> str:
     return "status alert" if status == str(EXIT_ALERT) else "status"
 
 
-def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
+def alert_rows(data: ReportData) -> list[list[str]]:
+    """Each alert's row: the command, the exit status it would give, and why."""
     rows = [leak_alert(data.processes, data.window), oom_alert_row(data.processes, data.window)]
     flags = window_flags(data.window)
     if isinstance(data.system, SystemPart):
@@ -456,6 +458,10 @@ def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
         rows += [
             [f"analyze_system.py{flags} {alert}", str(EXIT_NO_DATA), reason] for alert in alerts
         ]
+    return rows
+
+
+def alerts_blocks(rows: list[list[str]]) -> tuple[Block, ...]:
     columns = (Column("command"), Column("exit status"), Column("because"))
     cells = [
         [Cell(row[0], css="command"), Cell(row[1], css=status_css(row[1])), Cell(row[2])]
@@ -471,6 +477,7 @@ def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
 # --- The page ------------------------------------------------------------------------------
 
 SECTIONS = (
+    ("answers", "The answers"),
     ("analysed", "What was analysed"),
     ("oom", "OOM kills"),  # only when there are some
     ("system", "System memory"),
@@ -499,15 +506,20 @@ def span_text(data: ReportData) -> str:
 def render_report(data: ReportData) -> str:
     """The whole page, one self-contained HTML document."""
     findings = oom_findings(data)
+    alerts = alert_rows(data)
+    system = data.system.result if isinstance(data.system, SystemPart) else None
+    processes = data.processes.result if isinstance(data.processes, ProcessPart) else None
+    oom_section = findings is not None and bool(findings.kills)
     bodies = {
+        "answers": (answers_block(system, processes, alerts, oom_section),),
         "analysed": analysed_blocks(data),
-        "oom": oom_blocks(findings) if findings is not None and findings.kills else (),
+        "oom": oom_blocks(findings) if findings is not None and oom_section else (),
         "system": system_blocks(data.system),
         "system-plots": system_plots_blocks(data.system),
         "leaks": leaks_blocks(data.processes),
         "programs": programs_blocks(data.processes),
         "top": top_blocks(data.processes),
-        "alerts": alerts_blocks(data),
+        "alerts": alerts_blocks(alerts),
     }
     sections = tuple(
         Section(anchor, title, bodies[anchor]) for anchor, title in SECTIONS if bodies[anchor]
