@@ -37,7 +37,8 @@ The verdict, rule by rule (the first that fails names the reason):
      floors' noise (the RMS of their residuals around the fit), or, for a service whose
      floors follow its load up and down for days, the growth rate is WANDER_Z standard
      errors above zero under an AR(1) model of that wander and the growth at least
-     WANDER_GROWTH_NOISE times the noise;
+     WANDER_GROWTH_NOISE times the noise; where the residuals wander like a random walk,
+     the first way also asks WALK_Z standard errors under the strongest AR(1) trusted;
   7. the growing part is a clean line: its R2 is at least MIN_FIT_R2.
 The confidence of a flagged instance is that R2: 1 for a perfect line, lower as noise
 or curvature take over.
@@ -96,10 +97,9 @@ MIN_LEAK_BUCKETS = MIN_LEAK_FLOORS
 RISE_SHARE = 0.5
 END_FLOORS = 4
 # The least rise a leak must reach over its growing part: a share of the instance's size,
-# so that the same rule holds for a soak test's 10 MiB process and a 4 GiB cache. Half a
-# percent per ... no: a fixed share, since a leak's growth over a run is what a reader
-# weighs against the process's size. Never under a few of glibc malloc's heap extensions
-# (M_TOP_PAD, 128 KiB, mallopt(3)): a rise of a few pages is an allocator's step.
+# so that one rule holds for a soak test's 10 MiB process and a 4 GiB cache (the floors'
+# noise is rule 6's). Never under a few of glibc malloc's heap extensions (M_TOP_PAD,
+# 128 KiB, mallopt(3)): a rise of a few pages is an allocator's step, not a leak.
 MIN_RISE_SHARE = 0.05
 LEAST_RISE_MB = 1.0
 # Growth under 6 standard deviations of the floors' noise is a wander, not a trend; for a
@@ -109,6 +109,8 @@ MIN_GROWTH_NOISE = 6.0
 # the floors' wander, with a growth of at least this many times their noise.
 WANDER_Z = 4.5
 WANDER_GROWTH_NOISE = 4.0
+# ... and where the floors wander like a random walk (AR(1) >= MAX_AR1), a growth beyond
+# the noise must also be this many standard errors above zero at AR(1) = MAX_AR1.
 WALK_Z = 2.0
 # The growing part's R2: under 0.6 the floors are not a line (a step, a curve, noise).
 MIN_FIT_R2 = 0.6
