@@ -14,10 +14,11 @@ from dataclasses import astuple, dataclass, replace
 import numpy as np
 import numpy.typing as npt
 import pytest
-from growth_verdicts import find_growth, floors_of, judge, tables_of, verdicts
+from growth_verdicts import find_growth, judge, verdicts
 
 from utils.judge.growth import FloorTable, Growth, GrowthParams, InstanceSpans, Rule
-from utils.reduce.buckets import BUCKET_S
+from utils.judge.series_growth import floors_of, series_survey, tables_of
+from utils.reduce.buckets import BUCKET_S, MAX_LEVEL
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -357,3 +358,16 @@ def test_empty_and_malformed_tables() -> None:
         find_growth(backwards, spans, INTERVAL_S, PARAMS)
     with pytest.raises(ValueError, match="min_rate"):
         GrowthParams(min_rate_mb_per_day=-1.0)
+
+
+def test_any_series_gets_the_same_verdicts_as_the_floor_tables() -> None:
+    """series_survey, the entry any other judge (a service's anon + swap) calls, gives the
+    verdicts the rules give on the same floors."""
+    rng = np.random.default_rng(5)
+    lives = restarted(RESTARTED_LEAK, 3.5, rng)
+    flat = series(BIG_FLAT, rng)
+    found = series_survey([*lives, flat], INTERVAL_S, PARAMS, collection_s=14 * DAY_S)
+    assert sorted(g.instance for g in found.growths) == [0, 1, 2, 3]
+    assert (found.judged, found.instances) == (5, 5)
+    floors, spans = tables_of([*lives, flat], level=MAX_LEVEL, collection_s=14 * DAY_S)
+    assert found.growths == find_growth(floors, spans, INTERVAL_S, PARAMS)

@@ -20,9 +20,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # run as a script
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from growth_verdicts import judge, tables_of
+from growth_verdicts import judge
 
 from utils.judge.growth import GrowthParams, Rule
+from utils.judge.series_growth import tables_of
 
 FloatArray = npt.NDArray[np.float64]
 SECONDS = 180

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import test_growth as scenarios
-from growth_verdicts import judge, tables_of
+from growth_verdicts import judge
 from hypothesis import given
 from hypothesis import strategies as st
 from test_growth import SEEDS, Series, Shape
@@ -29,6 +29,7 @@ from utils.judge.growth import (
     level_for_span,
     min_span_for,
 )
+from utils.judge.series_growth import tables_of
 from utils.reduce.buckets import BUCKET_S, MAX_LEVEL, bucket_index
 
 # name: (compression, real interval in seconds); two weeks become the span shown.
