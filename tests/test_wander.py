@@ -50,13 +50,16 @@ def test_one_batch_of_each_time_scale(
 
 @pytest.mark.slow
 def test_every_configuration_rates() -> None:
-    """The rates docs/leaks.md states, on fewer seeds: at most 2 false alarms in 300
-    wanderers of any configuration, and 90% of the clear leakers of each found."""
+    """The rates docs/leaks.md states, on fewer seeds: at most 1 false alarm in 300
+    wanderers of a configuration whose wander forgets within a day, 6 where it takes 3 days
+    (a fifth of the window: a trend for all two weeks can tell), 1% over all; 90% of the
+    clear leakers of each configuration found, 93% over all."""
     overall = Tally()
     for tau_s in TAUS_S:
         for spread in SPREADS:
             counted = tally(tau_s, spread, range(3), 100, 40)
-            assert counted.false_alarms <= 2, (tau_s, spread, counted)
+            allowed = 6 if tau_s >= 3 * DAY_S else 1
+            assert counted.false_alarms <= allowed, (tau_s, spread, counted)
             assert counted.clear_found >= 0.9 * counted.clear, (tau_s, spread, counted)
             overall.false_alarms += counted.false_alarms
             overall.wanderers += counted.wanderers
@@ -70,11 +73,11 @@ def test_every_configuration_rates() -> None:
 def test_the_wander_model_finds_more_than_the_noise_rule_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Where a wander of a day hides a leak from the plain noise rule, the AR(1) model of
-    that wander finds more leakers, at no more false alarms."""
-    with_model = tally(DAY_S, 0.2, range(4), 50, 30)
+    """Where a wander of half a day hides a leak from the plain noise rule, the AR(1)
+    model of that wander finds more leakers, at no more false alarms."""
+    with_model = tally(12 * HOUR_S, 0.3, range(4), 50, 30)
     monkeypatch.setattr(growth, "WANDER_Z", float("inf"))  # rule 6 as the RMS alone
-    without = tally(DAY_S, 0.2, range(4), 50, 30)
+    without = tally(12 * HOUR_S, 0.3, range(4), 50, 30)
     assert with_model.false_alarms <= without.false_alarms + 1
     found = with_model.clear_found + with_model.faint_found
     assert found > without.clear_found + without.faint_found
