@@ -38,6 +38,7 @@ from utils.core.units import DAY_S, MIB
 from utils.judge.forecast import Forecast, ForecastStatus
 from utils.judge.leaks import Leak
 from utils.judge.process_result import ProcessResult
+from utils.judge.program_leaks import ProgramLeak
 from utils.judge.system_metrics import SystemResult
 from utils.outputs.program_leak_outputs import program_leak_samples
 from utils.reduce.programs import program_of
@@ -296,11 +297,15 @@ def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[M
     if oom and result.ooms is not None:
         kills = result.ooms.kills
         found.extend(oom_metrics(len(kills), kills[-1].before if kills else None))
-    programs = [
+    return [*found, *leak_metrics(result.leaks, top), *program_leak_metrics(result.program_leaks)]
+
+
+def program_leak_metrics(found: Sequence[ProgramLeak]) -> list[Metric]:
+    """The programs leaking across restarts, labelled by program."""
+    return [
         Metric(PREFIX + name, text, tuple(Sample(labels, value) for labels, value in samples))
-        for name, text, samples in program_leak_samples(result.program_leaks)
+        for name, text, samples in program_leak_samples(found)
     ]
-    return [*found, *leak_metrics(result.leaks, top), *programs]
 
 
 def leak_metrics(leaks: Sequence[Leak], top: int) -> list[Metric]:
