@@ -29,7 +29,7 @@ def format_result(result: ProcessResult) -> list[str]:
     matching = f" whose command line contains {match!r}" if match is not None else ""
     first, last = result.span
     lines = [
-        f"Top {len(result.top)} of {result.pids:,} PIDs{matching} by RSS spread (MiB),"
+        f"Top {len(result.top)} of {plural(result.pids, 'PID')}{matching} by RSS spread (MiB),"
         f" {plural(result.snapshots_read, 'snapshot')} from {first:{DISPLAY_FORMAT}}"
         f" to {last:{DISPLAY_FORMAT}} UTC",
         "",

@@ -353,7 +353,7 @@ def top_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
     match = result.options.match
     matching = f" whose command line contains {match!r}" if match is not None else ""
     lead = (
-        f"The top {len(result.top)} of {result.pids:,} PIDs{matching} by RSS spread"
+        f"The top {len(result.top)} of {plural(result.pids, 'PID')}{matching} by RSS spread"
         " (max - min RSS; a reused PID shares one row), largest first"
         f" (top{result.options.top_n}_rss_spread.csv)."
     )
