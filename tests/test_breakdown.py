@@ -273,5 +273,8 @@ def test_a_share_is_shown_only_where_the_rise_stands_above_its_noise() -> None:
         assert found.noise_mb == pytest.approx(20.0)  # the interquartile range of 0, 0, 20, 20
         cached = next(change for change in found.changes if change.column == "PageCache_MB")
         assert cached.share_pct == (pytest.approx(100.0) if shared else None)
-        line = next(line for line in format_comparison(found) if "page cache" in line)
+        lines = format_comparison(found)
+        line = next(line for line in lines if "page cache" in line)
         assert line.endswith("100% of the rise") == shared, line
+        said = next(line for line in lines if "RAM used" in line)
+        assert said.endswith("within its noise (20 MiB): no shares") != shared, said

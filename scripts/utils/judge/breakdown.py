@@ -245,7 +245,10 @@ def format_comparison(comparison: Comparison) -> list[str]:
     lines = [f"What changed: {comparison.first.name} against {comparison.last.name} (medians)"]
     rows = []
     if comparison.rise_mb is not None:
-        rows.append(("RAM used (MemTotal - MemAvailable)", f"{comparison.rise_mb:+,.0f}", ""))
+        noise = comparison.noise_mb
+        within = noise is not None and 0 < comparison.rise_mb <= noise
+        note = f"within its noise ({noise:,.0f} MiB): no shares" if within else ""
+        rows.append(("RAM used (MemTotal - MemAvailable)", f"{comparison.rise_mb:+,.0f}", note))
     for change in comparison.changes:
         if change.column != "Free_MB":
             share = "" if change.share_pct is None else f"{change.share_pct:.0f}% of the rise"
