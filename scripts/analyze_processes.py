@@ -24,9 +24,11 @@ from utils.console import (
     EXIT_ALERT,
     Session,
     add_common_args,
+    add_kernel_log_args,
     add_plots_arg,
     add_summary_args,
     duration_arg,
+    kernel_logs_from_args,
     non_negative,
     positive_count,
     rate_arg,
@@ -201,6 +203,7 @@ def add_program_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
+    add_kernel_log_args(parser)
     parser.add_argument(
         "--top",
         type=positive_count,
@@ -253,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         read_users=args.prometheus_textfile is not None,  # the leaks' `user` label
         plots=args.plots,
         program_plots=PROGRAM_PLOTS,
+        kernel_logs=kernel_logs_from_args(args),
     )
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(

@@ -19,8 +19,10 @@ from utils.console import (
     EXIT_ALERT,
     Session,
     add_common_args,
+    add_kernel_log_args,
     add_plots_arg,
     add_summary_args,
+    kernel_logs_from_args,
     positive_number,
     run_analysis,
     where_from_args,
@@ -98,6 +100,7 @@ def analyze_system(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
+    add_kernel_log_args(parser)
     parser.add_argument(
         "--trend-days",
         type=positive_number,
@@ -138,7 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     where = where_from_args(parser, args)
     compare = None if args.compare is None else (args.compare[0], args.compare[1])
     options = SystemOptions(
-        args.trend_days, args.alert_pct, args.alert_days, args.fail_on_oom, compare
+        args.trend_days,
+        args.alert_pct,
+        args.alert_days,
+        args.fail_on_oom,
+        compare,
+        kernel_logs_from_args(args),
     )
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(

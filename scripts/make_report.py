@@ -24,8 +24,10 @@ from typing import NamedTuple, TypeVar
 from utils.console import (
     Session,
     add_dumps_dir_arg,
+    add_kernel_log_args,
     add_summary_args,
     add_window_args,
+    kernel_logs_from_args,
     positive_count,
     run_analysis,
     summary_dir_from_args,
@@ -211,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only process rows whose CMD contains TEXT (plain substring, case-sensitive)",
     )
     add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
+    add_kernel_log_args(parser)
     add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 
@@ -220,13 +223,15 @@ def options_from_args(args: argparse.Namespace) -> Options:
         min_rate_mb_per_day=defaults.LEAK_MIN_RATE_MB_PER_DAY,
         min_rise_mb=defaults.LEAK_MIN_RISE_MB,
     )
+    logs = kernel_logs_from_args(args)
     return Options(
-        SystemOptions(defaults.TREND_DAYS),
+        SystemOptions(defaults.TREND_DAYS, kernel_logs=logs),
         ProcessOptions(
             top_n=args.top,
             match=args.match,
             growth=growth,
             read_users=args.prometheus_textfile is not None,  # the leaks' `user` label
+            kernel_logs=logs,
         ),
     )
 

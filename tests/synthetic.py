@@ -657,11 +657,13 @@ class _Host:
         swap_kb[self.leak_slot] = self.leak_swapped
         anon, swap = (anon_kb / 1024).tolist(), (swap_kb / 1024).tolist()
         prefix, suffix, started, kernel = self.prefix, self.suffix, self.started, self.anon_share
+        # CGROUP: a kernel thread is in the root cgroup, the rest in system.slice.
         rows = [
             (
-                f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]}{anon[i]:.3f},{swap[i]:.3f},{started[i]}\n"
+                f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]}{anon[i]:.3f},{swap[i]:.3f},{started[i]}"
+                f",{SYSTEM_CGROUP}\n"
                 if kernel[i]
-                else f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]},,{started[i]}\n"
+                else f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]},,{started[i]},/\n"
             )
             for i in order
         ]
@@ -676,6 +678,7 @@ class _Host:
 
 
 _PROCESS_HEADER_TEXT = csv_text(PROCESS_HEADER, [])
+SYSTEM_CGROUP = "/system.slice"
 
 
 def _validate(

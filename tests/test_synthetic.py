@@ -137,15 +137,19 @@ def test_files_are_byte_for_byte_what_the_collector_writes(run: Run) -> None:
         rows = read_rows(path)[1:]
         parsed = []
         memory = []
+        cgroups = []
         for row in rows:
-            assert len(row) == 9
-            pid, ppid, user, rss, vsz, cmd, anon, swap, started = row
+            assert len(row) == 10
+            pid, ppid, user, rss, vsz, cmd, anon, swap, started, cgroup = row
+            assert cgroup.startswith("/")
+            cgroups.append(cgroup)
             assert pid.isdigit() and ppid.isdigit()
             assert MB_TEXT.fullmatch(rss) and MB_TEXT.fullmatch(vsz)
             parsed.append(ProcessRow(int(pid), int(ppid), user, mb_to_kb(rss), mb_to_kb(vsz), cmd))
             memory.append(ProcessMemory(optional_kb(anon), optional_kb(swap), since_1970(started)))
         # Ticks counted from 1970 at 100 a second: the text is the start time itself.
-        assert csv_text(PROCESS_HEADER, process_rows(parsed, memory, BootClock(0, 100))) == text
+        clock = BootClock(0, 100)
+        assert csv_text(PROCESS_HEADER, process_rows(parsed, memory, clock, cgroups)) == text
         assert len(parsed) == PROCESSES
         pids = [row.pid for row in parsed]
         assert pids == sorted(set(pids))  # unique, in PID order like ps

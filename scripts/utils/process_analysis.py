@@ -52,6 +52,7 @@ from utils.read.threaded_reader import BATCH_BYTES, Progress, Reader, Warn, disc
 from utils.reduce.counters import OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
 from utils.reduce.group_totals import GroupTotals
+from utils.reduce.log_kills import with_kernel_logs
 from utils.reduce.process_records import Floors, InstanceTable, ProcessRecords
 from utils.reduce.summary_kinds import process_runs, system_batches
 
@@ -129,7 +130,10 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         warn = session.diagnostics.warn
         files = find_sources(where.dumps_dir, SYS_PREFIX, where.window, warn, where.entries)
         counters = system_batches(files, Reader(SYSTEM_SPEC, warn), place)
-        ooms = oom_intervals(system_frame(counters)) if files else None
+        frame = system_frame(counters)
+        ooms = oom_intervals(frame) if files else None
+        times = frame.index.to_numpy() if files else records.times
+        ooms = with_kernel_logs(ooms, times, options.kernel_logs, where.dumps_dir, warn)
     return process_result(records, options, session.timer.phase, ooms)
 
 

@@ -42,6 +42,7 @@ from utils.read.snapshot_specs import SYSTEM_SPEC, system_frame
 from utils.read.threaded_reader import Progress, Reader, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
+from utils.reduce.log_kills import with_kernel_logs
 from utils.reduce.summary_kinds import system_batches
 
 __all__ = [
@@ -144,7 +145,10 @@ def compute_system(where: Where, options: SystemOptions, session: Session) -> Sy
         lambda loaded: loaded.metrics.empty,
     )
     with session.timer.phase("computing"):
-        return with_breakdown(system_result_of(data.metrics, options, data.ooms), data, options)
+        times = data.metrics.index.to_numpy()
+        warn = session.diagnostics.warn
+        ooms = with_kernel_logs(data.ooms, times, options.kernel_logs, where.dumps_dir, warn)
+        return with_breakdown(system_result_of(data.metrics, options, ooms), data, options)
 
 
 def write_system_files(result: SystemResult, out_dir: Path) -> list[Path]:

@@ -5,8 +5,8 @@ snapshots; utils.collect.bundle_writer writes a bundle and verifies it against i
 
 A bundle is a plain tar (pax format) of the day's snapshot files, unchanged, under their
 bare names, with their mode, owner and mtime: `tar -xJf` gives back the very files. The
-sys_mem files come first, then the process_mem files, each in time order, so that a
-reader of the system files can stop before the process part.
+sys_mem files come first, then the process_mem files, then the cgroup_mem files, each in
+time order, so that a reader of one kind can stop before the next.
 
 Reading uses one reader of its own rather than tarfile. tarfile parses each header in
 Python (a day's 288 members each carry a pax header, for their nanosecond mtimes), and
@@ -32,12 +32,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple
 
-from utils.collect.snapshot_format import (
-    MAX_DUMP_BYTES,
-    PROCESS_PREFIX,
-    SYS_PREFIX,
-    parse_name_timestamp,
-)
+from utils.collect.snapshot_format import MAX_DUMP_BYTES, PREFIXES, parse_name_timestamp
 from utils.core.text import binary_size
 
 # --- Names -------------------------------------------------------------------------
@@ -413,24 +408,34 @@ class Skipped(NamedTuple):
     reason: str
 
 
+def _member_kind(name: str) -> int | None:
+    """The index in PREFIXES of the kind of snapshot file a member's name starts as."""
+    for kind, prefix in enumerate(PREFIXES):
+        if name.startswith(prefix):
+            return kind
+    return None
+
+
 def snapshot_members(
     handle: BinaryIO, prefix: str, day: date, wanted: Callable[[datetime], bool]
 ) -> Iterator[Snapshot | Skipped]:
     """The members of an open bundle that are snapshots of `prefix`'s kind of `day`, with
     the members it must leave out (another day's, not a regular file, too large). A member
-    at a time `wanted` refuses is passed over in silence. The sys_mem members come first,
-    so a reader of them stops at the first process_mem member.
+    at a time `wanted` refuses is passed over in silence, and so are the members of the
+    other kinds. The kinds come in PREFIXES order (sys_mem first), so a reader stops at the
+    first member of a later kind.
 
     Raises TarFormatError (past MAX_MEMBERS members too), EOFError or lzma.LZMAError where
     the bundle is damaged, after yielding what came before the damage."""
-    other = PROCESS_PREFIX if prefix == SYS_PREFIX else SYS_PREFIX
+    order = PREFIXES.index(prefix) if prefix in PREFIXES else len(PREFIXES)
     content = XzStream(handle, MAX_UNPACKED_BYTES)
     for count, info in enumerate(iter_members(content), 1):
         if count > MAX_MEMBERS:
             raise TarFormatError(f"more than {MAX_MEMBERS:,} members: not a day")
-        if info.name.startswith(other):
-            if other == PROCESS_PREFIX:
-                return  # the sys_mem members are all read
+        kind = _member_kind(info.name)
+        if kind is not None and kind != order:
+            if kind > order:
+                return  # the members of the kind asked for are all read
             continue
         moment = parse_name_timestamp(info.name, prefix)
         if moment is None or moment.date() != day:

@@ -22,6 +22,7 @@ from utils.judge.oom import OomFindings
 from utils.judge.program_growth import ProgramFindings, ProgramSeries
 from utils.judge.program_leaks import ProgramLeak
 from utils.judge.spreads import PidPlot
+from utils.read.kernel_log import KernelLogs
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class ProcessOptions:
     read_users: bool = False  # each leak's user, for the Prometheus labels
     plots: bool = True  # False (--no-plots): the series the plots draw are not taken
     program_plots: int = 0  # the programs that grew most whose series are taken
+    kernel_logs: KernelLogs = field(
+        default_factory=KernelLogs
+    )  # --kernel-log: saved logs whose kills join
 
 
 @dataclass(frozen=True)

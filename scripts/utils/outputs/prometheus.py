@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
+from utils.collect.snapshot_format import KILL_KINDS
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK, Session, positive_count
 from utils.core import defaults
 from utils.core.atomic_files import write_text_atomically
@@ -237,20 +239,25 @@ def system_oom_metrics(result: SystemResult) -> list[Metric]:
     ooms = result.ooms
     if ooms is None:
         return []
-    return oom_metrics(sum(oom.kills for oom in ooms), ooms[-1].before if ooms else None)
+    kinds: list[str] = []
+    for oom in ooms:
+        named = [victim.kind for victim in [*oom.logged, *oom.filed]]
+        kinds += named + ["unknown"] * max(oom.kills - len(named), 0)
+    return oom_metrics(kinds, ooms[-1].before if ooms else None)
 
 
-def oom_metrics(kills: int, last: np.datetime64 | datetime | None) -> list[Metric]:
-    """The OOM kills the kernel counted in the window, and when the last one was seen (the
-    first snapshot after it); given only where the dumps carry the oom_kill counter (an
-    older collector's, or Linux before 4.13, do not)."""
-    found = [
-        gauge(
-            "oom_kills",
-            "Processes the OOM killer killed in the analysed window (/proc/vmstat oom_kill).",
-            kills,
-        )
-    ]
+def oom_metrics(kinds: Sequence[str], last: np.datetime64 | datetime | None) -> list[Metric]:
+    """The kills in the window by kind (one sample per kind, 0 for a kind without any: the
+    labels are bounded), and when the last one was seen (the first snapshot after it);
+    given only where the dumps carry the oom_kill counter or a log named kills."""
+    counted = Counter(kinds)
+    help_text = (
+        "Processes killed for memory in the analysed window, by who killed and why: the"
+        " kernel's OOM killer (global, memcg, cpuset, mempolicy), systemd-oomd, earlyoom,"
+        " or unknown (counted by /proc/vmstat oom_kill, not logged)."
+    )
+    samples = tuple(Sample((("kind", kind),), counted[kind]) for kind in KILL_KINDS)
+    found = [Metric(PREFIX + "oom_kills", help_text, samples)]
     if last is not None:
         found.append(
             gauge(
@@ -296,7 +303,8 @@ def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[M
     ]
     if oom and result.ooms is not None:
         kills = result.ooms.kills
-        found.extend(oom_metrics(len(kills), kills[-1].before if kills else None))
+        kinds = [kill.kind for kill in kills]
+        found.extend(oom_metrics(kinds, kills[-1].before if kills else None))
     return [*found, *leak_metrics(result.leaks, top), *program_leak_metrics(result.program_leaks)]
 
 
