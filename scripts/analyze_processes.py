@@ -63,7 +63,7 @@ DUMPS_DIR = defaults.DUMPS_DIR
 OUT_DIR = defaults.PROCESS_OUT_DIR
 TOP_N = defaults.TOP_N  # PIDs in the spread table, each with a plot
 LEAK_MIN_RATE_MB_PER_DAY = defaults.LEAK_MIN_RATE_MB_PER_DAY  # below this, never a leak
-LEAK_MIN_RISE_MB = defaults.LEAK_MIN_RISE_MB  # ... nor a smaller rise over its time scale
+LEAK_MIN_RISE_MB = defaults.LEAK_MIN_RISE_MB  # ... nor a smaller rise over its time scale (0: off)
 # Instances observed less are never judged; None: LEAK_MIN_SPAN_DAYS, or most of a
 # collection shorter than that.
 LEAK_MIN_SPAN_S: float | None = None
@@ -115,7 +115,7 @@ def draw_plots(
     drawn = worker.draw([call for calls in kinds for call in calls])
     cuts = itertools.accumulate(len(calls) for calls in kinds)
     plots, leak_plots, program_plots = (drawn[a:b] for a, b in itertools.pairwise([0, *cuts]))
-    lines = [f"Wrote {len(plots)} plots: {out_dir}/rss_pid_<PID>.png"]
+    lines = [f"Wrote {plural(len(plots), 'plot')}: {out_dir}/rss_pid_<PID>.png"]
     for made, what, where in (
         (leak_plots, "leak plot", "leak_<PID>_<first seen>.png"),
         (program_plots, "program plot", "program_<name>.png"),
@@ -174,8 +174,9 @@ def add_leak_args(parser: argparse.ArgumentParser) -> None:
         type=non_negative,
         default=LEAK_MIN_RISE_MB,
         metavar="MIB",
-        help="the least growth called a leak over the time an instance is judged on (the"
-        f" shorter of its span and 2 days), in MiB (default {LEAK_MIN_RISE_MB:g})",
+        help="an absolute least growth called a leak over the time an instance is judged on"
+        " (the shorter of its span and 2 days), in MiB, on top of the least rise relative to"
+        f" the instance's size and noise (default {LEAK_MIN_RISE_MB:g}: off)",
     )
     span = parser.add_mutually_exclusive_group()
     span.add_argument(

@@ -28,6 +28,7 @@ from utils.console import (
     where_from_args,
 )
 from utils.core import defaults
+from utils.core.text import plural
 from utils.judge.breakdown import add_compare_arg, format_comparison
 from utils.outputs.prometheus import (
     Textfile,
@@ -88,7 +89,7 @@ def analyze_system(
     for path in written:
         session.console.print(f"Wrote {path}")
     if plots:
-        session.console.print(f"Wrote {len(drawn)} plots: " + ", ".join(str(p) for p in drawn))
+        session.console.print(f"Wrote {plural(len(drawn), 'plot')}: " + ", ".join(map(str, drawn)))
     for line in result.alerts:
         session.diagnostics.note(f"alert: {line}")
     if textfile is not None:

@@ -1,5 +1,6 @@
 """The leak verdict for tests: one instance's verdict and the reason in words, every
-instance's verdict, and the floor tables built from whole series.
+instance's verdict, and (from utils.judge.series_growth) the floor tables built from whole
+series.
 
 The analysis never needs these: it builds its tables batch by batch and asks
 utils.judge.growth.survey for the flagged instances only. The tests ask why an instance was
@@ -8,7 +9,6 @@ or was not flagged, by the same rules (the same _assess), so these read growth's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,10 +33,11 @@ from utils.judge.growth import (
     _collection_s,
     _growth,
     _least_rise_mb,
+    least_rise_mb,
     span_text,
     survey,
 )
-from utils.reduce.buckets import BUCKET_S, bucket_index
+from utils.reduce.buckets import BUCKET_S
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -59,54 +60,6 @@ def find_growth(
 ) -> list[Growth]:
     """The instances with sustained growth, highest rate first (see survey)."""
     return survey(floors, spans, interval_s, params).growths
-
-
-def floors_of(
-    times_s: npt.NDArray[np.int64], rss_mb: npt.NDArray[np.float64], level: int = 0
-) -> tuple[IntArray, FloatArray, IntArray]:
-    """Floors of one series (times sorted) at a level: each bucket's index, lowest value
-    (MiB) and number of samples."""
-    times = np.asarray(times_s, dtype=np.int64)
-    rss = np.asarray(rss_mb, dtype=np.float64)
-    if times.shape != rss.shape or times.ndim != 1:
-        raise ValueError("times_s and rss_mb must be 1-D arrays of the same length")
-    if times.size == 0:
-        return np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int64)
-    if np.any(times[1:] < times[:-1]):
-        raise ValueError("times_s must be sorted")
-    buckets = bucket_index(times, level)
-    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-    samples = np.diff(np.r_[starts, times.size]).astype(np.int64)
-    floor = np.asarray(np.minimum.reduceat(rss, starts), dtype=np.float64)
-    return buckets[starts], floor, samples
-
-
-def tables_of(
-    series: Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]],
-    level: int = 0,
-    collection_s: float | None = None,
-) -> tuple[FloorTable, InstanceSpans]:
-    """The tables survey takes, from whole series (one per instance, times sorted, none
-    empty), with floors at `level`, of a collection of `collection_s` (None: the series'
-    own)."""
-    parts = [floors_of(times, rss, level) for times, rss in series]
-    if any(times.size == 0 for times, _ in series):
-        raise ValueError("every series needs at least one sample")
-    counts = [part[0].size for part in parts]
-    table = FloorTable(
-        instance=np.repeat(np.arange(len(parts), dtype=np.int64), counts),
-        bucket=np.concatenate([p[0] for p in parts] or [np.empty(0, np.int64)]),
-        floor_mb=np.concatenate([p[1] for p in parts] or [np.empty(0, np.float64)]),
-        samples=np.concatenate([p[2] for p in parts] or [np.empty(0, np.int64)]),
-        level=level,
-    )
-    spans = InstanceSpans(
-        first_s=np.array([int(times[0]) for times, _ in series], dtype=np.int64),
-        last_s=np.array([int(times[-1]) for times, _ in series], dtype=np.int64),
-        samples=np.array([times.size for times, _ in series], dtype=np.int64),
-        collection_s=collection_s,
-    )
-    return table, spans
 
 
 def judge(
@@ -196,6 +149,12 @@ def _fit_reason(found: _Assessment, i: int, rule: Rule) -> str:
     rate, growth = float(trend.rate_mb_per_day[i]), float(trend.growth_mb[i])
     if rule is Rule.SLOW:
         return f"rises {rate:.1f} MiB/day, under {short_number(found.scale.min_rate[i])}"
+    if rule is Rule.SMALL:
+        least = float(least_rise_mb(trend.start_mb[i : i + 1], found.params.min_rise_share)[0])
+        return (
+            f"grows {growth:.1f} MiB, under the least rise for its size"
+            f" ({short_number(least)} MiB of {trend.start_mb[i]:.0f})"
+        )
     if rule is Rule.NOISE:
         return (
             f"grows {growth:.1f} MiB, under {MIN_GROWTH_NOISE:g} x the floors' noise"

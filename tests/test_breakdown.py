@@ -19,8 +19,11 @@ from conftest import run_main, write_sys
 from utils.judge import breakdown
 from utils.judge.breakdown import (
     BREAKDOWN_COLUMNS,
+    Period,
+    compare,
     compute_breakdown,
     default_periods,
+    format_comparison,
     parse_period,
 )
 
@@ -251,3 +254,27 @@ def test_a_kernel_without_sunreclaim_gives_one_warning_and_folds_it(tmp_path: Pa
     table = pd.read_csv(out / "memory_breakdown.csv")
     assert table["SlabUnreclaimable_MB"].tolist() == [0.0] * 3
     assert table["Unaccounted_MB"].tolist() == [400.0] * 3
+
+
+def test_a_share_is_shown_only_where_the_rise_stands_above_its_noise() -> None:
+    """Used memory that moves by 20 MiB inside each period: a rise of 3 MiB gets its parts'
+    MiB alone; a rise of 300 MiB gets their shares."""
+    times = pd.date_range("2026-03-01 10:00", periods=8, freq="1s")
+    first = Period(times[0].to_pydatetime(), times[3].to_pydatetime(), "first")
+    last = Period(times[4].to_pydatetime(), times[7].to_pydatetime(), "last")
+    wobble = np.array([0.0, 20.0, 0.0, 20.0])
+    for rise, shared in ((3.0, False), (300.0, True)):
+        values = np.r_[1000 + wobble, 1000 + rise + wobble]
+        used = pd.Series(values, index=times, dtype=np.float64)
+        parts = pd.DataFrame({column: np.zeros(8) for column in BREAKDOWN_COLUMNS}, index=times)
+        parts["PageCache_MB"] = values - 500
+        found = compare(parts, used, first, last)
+        assert found.rise_mb == pytest.approx(rise)
+        assert found.noise_mb == pytest.approx(20.0)  # the interquartile range of 0, 0, 20, 20
+        cached = next(change for change in found.changes if change.column == "PageCache_MB")
+        assert cached.share_pct == (pytest.approx(100.0) if shared else None)
+        lines = format_comparison(found)
+        line = next(line for line in lines if "page cache" in line)
+        assert line.endswith("100% of the rise") == shared, line
+        said = next(line for line in lines if "RAM used" in line)
+        assert said.endswith("within its noise (20 MiB): no shares") != shared, said

@@ -144,7 +144,9 @@ def test_odd_members_are_named_and_skipped(tmp_path: Path) -> None:
             "notes.txt",
         ]
     ]
-    assert "1 snapshots from 2026-03-01 00:00:00" in result.stdout
+    assert (
+        "Top 1 of 1 PID by RSS spread (MiB), 1 snapshot from 2026-03-01 00:00:00" in result.stdout
+    )
 
 
 def test_many_odd_members_are_a_few_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,7 +174,7 @@ def test_many_odd_members_are_a_few_lines(tmp_path: Path, monkeypatch: pytest.Mo
     lines = ran.stderr.splitlines()
     assert lines[-1] == (
         f"analyze_processes: warning: {bundle}: cannot read the bundle: more than 10 members:"
-        " not a day; read 1 snapshots, the rest skipped"
+        " not a day; read 1 snapshot, the rest skipped"
     )
 
 

@@ -231,6 +231,12 @@ def test_the_wander_is_not_judged_on_few_floors_or_a_random_walk() -> None:
     assert reference_wander_z(walk.t, walk.y)[1] >= MAX_AR1
     fit = fit_all([few, walk])
     assert fit.wander_z.tolist() == [0.0, 0.0]
+    # The random walk's slope is still weighed, at AR(1) = MAX_AR1: what the plain rule
+    # asks of it (utils.judge.growth.WALK_Z); the few floors' is not.
+    assert np.isnan(fit.walk_z[0]) and np.isfinite(fit.walk_z[1])
+    rising = one_instance(list(np.asarray(walk.y) + 10.0 * np.arange(60.0)))  # same residuals
+    steep, flat = fit_all([rising, walk]).walk_z
+    assert steep > 2.0 and abs(flat) < steep
 
 
 def test_white_noise_around_a_line_has_the_ols_z() -> None:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import analyze_processes
 from conftest import FullRow, ProcessRow, assert_real_png, bundle_day, run_main, write_proc
 from utils.outputs.process_tables import LEAK_COLUMNS
+from utils.outputs.program_leak_outputs import PROGRAM_LEAK_COLUMNS
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import ReadPlan, load_all_records
 
@@ -304,6 +305,24 @@ def test_the_leaks_and_only_the_leaks_are_flagged(analysed: Run) -> None:
 
 
 @pytest.mark.slow
+def test_a_program_leaking_in_each_life_is_one_verdict_across_restarts(analysed: Run) -> None:
+    programs = pd.read_csv(analysed.out / "program_leaks.csv")
+    assert list(programs.columns) == list(PROGRAM_LEAK_COLUMNS)
+    assert programs["program"].tolist() == ["restarted"]  # the other leakers live once
+    row = programs.iloc[0]
+    assert (row["leaking_lives"], row["lives"], row["PIDs"]) == (4, 4, "900 901 902 903")
+    assert row["min_MB_per_day"] <= row["growth_MB_per_day"] <= row["max_MB_per_day"]
+    assert row["growth_MB_per_day"] == pytest.approx(50, rel=0.15)
+    assert row["restart_every_s"] == 3.5 * 86_400
+    lines = analysed.stdout.splitlines()
+    heading = lines.index("Leaks across restarts:")
+    sentence = lines[heading + 1]
+    assert sentence.startswith("  restarted leaks ")
+    assert " MiB/day in each of its 4 lives (" in sentence
+    assert sentence.endswith("; restarted every 3.5 days")
+
+
+@pytest.mark.slow
 def test_the_start_of_a_late_leak_is_found_within_a_day(analysed: Run) -> None:
     leaks = pd.read_csv(analysed.out / "leaks.csv").set_index("PID")
     since = datetime.strptime(str(leaks.loc[200, "since"]), "%Y-%m-%d %H:%M:%S")
@@ -336,7 +355,7 @@ def test_leak_plots_are_real_and_named_by_pid_and_first_seen(analysed: Run) -> N
 @pytest.mark.slow
 def test_console_shows_the_leak_table_and_fail_on_leak_exits_3(analysed: Run) -> None:
     assert analysed.status == 3
-    assert analysed.stderr == "analyze_processes: 6 process instance(s) leak; exit status 3\n"
+    assert analysed.stderr == "analyze_processes: 6 process instances leak; exit status 3\n"
     lines = analysed.stdout.splitlines()
     heading = next(i for i, line in enumerate(lines) if line.startswith("Sustained growth"))
     assert lines[heading] == (

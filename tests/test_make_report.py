@@ -37,6 +37,7 @@ from utils.parser import TimeWindow
 NAME = "make_report.py"
 SCRIPT = script_path(NAME)
 SECTIONS = [
+    "answers",
     "analysed",
     "system",
     "system-plots",
@@ -246,6 +247,7 @@ def test_it_exits_0_and_says_where_the_page_is(report: Report) -> None:
 def test_the_sections_come_in_reading_order(report: Report) -> None:
     assert report.page.sections == SECTIONS
     assert report.page.headings == [
+        "The answers",
         "What was analysed",
         "System memory",
         "System plots",
@@ -266,6 +268,37 @@ def test_the_sections_come_in_reading_order(report: Report) -> None:
         "Made by",
         "Made at",
     ]
+
+
+ANSWERS = re.compile(r'<li><a href="#([a-z-]+)">([^<]+)</a>: ([^<]+)</li>')
+
+
+@pytest.mark.slow
+def test_the_page_opens_with_its_answers_each_linking_to_its_section(report: Report) -> None:
+    block = report.text.split('<ul class="answers">', 1)[1].split("</ul>", 1)[0]
+    answers = ANSWERS.findall(block)
+    assert [(anchor, label) for anchor, label, _ in answers] == [
+        ("leaks", "Leaks"),
+        ("system", "Forecast"),
+        ("system", "OOM kills"),
+        ("system", "Largest change"),
+        ("alerts", "Alerts"),
+    ]
+    assert {anchor for anchor, _, _ in answers} <= set(report.page.sections)
+    said = {label: text.replace("&#39;", "'") for _, label, text in answers}
+    assert re.fullmatch(
+        r"1 process instance leaks; the fastest, PID 102 \(gunicorn\), grows \d+ MiB/day",
+        said["Leaks"],
+    ), said["Leaks"]
+    # The forecast in the system section's own words, whatever they are.
+    assert said["Forecast"] in report.text.split('<section id="system">', 1)[1]
+    assert said["OOM kills"] == "none in the window"
+    assert re.fullmatch(
+        r"processes' private memory \(AnonPages\) \+[\d,]+ MiB, \d+% of the rise"
+        r" \(2026-01-01 against 2026-01-08\)",
+        said["Largest change"],
+    ), said["Largest change"]
+    assert said["Alerts"] == "1 alert would hold: 1 process instance leaks"
 
 
 @pytest.mark.slow
@@ -505,7 +538,7 @@ def test_one_kind_of_dump_gives_a_report_that_says_what_is_missing(
         section: text.split(f'<section id="{section}">', 1)[1].split("</section>", 1)[0]
         for section in SECTIONS
     }
-    for section in SECTIONS[1:7]:
+    for section in SECTIONS[2:8]:
         explained = f"{sentence} {dumps}." in bodies[section]
         assert explained == (section in absent), section
         assert ('class="missing"' in bodies[section]) == (section in absent), section

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,12 +39,14 @@ from utils.console import Console, Diagnostics, PhaseTimer, Session, run_analysi
 from utils.core.units import DAY_S, MIB
 from utils.judge.forecast import Forecast, ForecastStatus
 from utils.judge.leaks import Leak
+from utils.judge.program_leaks import program_leaks
 from utils.outputs.prometheus import (
     Metric,
     Sample,
     Textfile,
     forecast_metrics,
     leak_metrics,
+    program_leak_metrics,
     render,
     textfile_arg,
 )
@@ -198,6 +201,22 @@ def test_leak_labels_are_pid_program_and_user_never_the_command_line() -> None:
         assert promtool_problems(text) == ""
     top = parse(render(leak_metrics(leaks, top=1)))
     assert {dict(labels)["pid"] for _, labels in top} == {"1"}
+
+
+def test_a_program_leaking_across_restarts_is_labelled_by_program_alone() -> None:
+    lives = [leak(10 + k, LEAKER_CMD, 86.4 + k, user=None) for k in range(3)]
+    lives = [
+        replace(life, first_seen=life.first_seen + k * timedelta(days=4))
+        for k, life in enumerate(lives)
+    ]
+    lives = [replace(life, last_seen=life.first_seen + timedelta(days=3)) for life in lives]
+    found = program_leaks(lives, {LEAKER_PROGRAM: 3})
+    samples = parse(render(program_leak_metrics(found)))
+    rate = value(samples, "pmi_program_leak_growth_bytes_per_second", program=LEAKER_PROGRAM)
+    assert rate == pytest.approx(87.4 * MIB / DAY_S)
+    assert value(samples, "pmi_program_leak_lives", program=LEAKER_PROGRAM) == 3
+    assert len(samples) == 2
+    assert render(program_leak_metrics([])) == ""
 
 
 def valid(text: str) -> str:

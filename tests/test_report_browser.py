@@ -156,6 +156,23 @@ def test_the_tables_hold_the_csv_rows(opened: Opened, report: Report, section: s
     assert as_in_csv(table_rows(opened.page, section), numeric, len(expected[0])) == expected
 
 
+def test_the_answers_are_in_the_first_screen_and_lead_to_their_sections(opened: Opened) -> None:
+    page = opened.page
+    answers = page.locator("#answers ul.answers li")
+    assert answers.count() == 5
+    box = page.locator("#answers").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= VIEWPORT["height"], box
+    first = page.locator("section").first
+    assert first.get_attribute("id") == "answers"
+    assert answers.nth(0).inner_text().startswith("Leaks: 1 process instance leaks")
+    answers.nth(0).locator("a").click()
+    assert page.evaluate("location.hash") == "#leaks"
+    top = page.locator("#leaks").bounding_box()
+    # Scrolled to the leaks: at the top of the window, under the navigation bar.
+    assert page.evaluate("window.scrollY") > VIEWPORT["height"]
+    assert top is not None and 0 <= top["y"] < 150, top
+
+
 def test_a_click_on_a_header_sorts_the_rows(opened: Opened, report: Report) -> None:
     page = opened.page
     csv_top = csv_rows(report.out / "processes" / "top10_rss_spread.csv")

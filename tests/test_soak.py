@@ -17,19 +17,31 @@ from kernel import memory_cgroup, swap_file
 from conftest import run_script
 
 # Touch each page, so that the memory is resident: RSS rises by the amount allocated. Each
-# block is touched once, never again: the first pages the kernel swaps out under pressure.
-# A third argument is a memory cgroup's cgroup.procs: the process moves in before it leaks.
+# block is its own private anonymous mapping (mmap(2); a shared one would count as
+# RssShmem, not RssAnon), touched once, never again: the first pages
+# the kernel swaps out under pressure, and a block unmapped is gone from RssAnon at once
+# (no allocator keeps it). Arguments: the shape, KiB a second, the marker, and optionally
+# a memory cgroup's cgroup.procs, which the process moves into before it starts.
+# leak: KiB a second, kept; ramp: KiB a second for 40 s, then flat; saw: KiB a second up
+# to 10 blocks, then all unmapped at once; steady: nothing.
 PROGRAM = """
-import sys, time
-if len(sys.argv) > 3:
-    open(sys.argv[3], "w").write(str(__import__("os").getpid()))
-step = int(sys.argv[1]) * 1024 * 1024
-kept = []
+import mmap, os, sys, time
+if len(sys.argv) > 4:
+    open(sys.argv[4], "w").write(str(os.getpid()))
+shape, step = sys.argv[1], int(sys.argv[2]) * 1024
+kept, second = [], 0
 while True:
-    if step:
-        block = bytearray(step)
-        block[::4096] = b"x" * len(block[::4096])
+    grow = shape == "leak" or (shape == "ramp" and second < 40) or shape == "saw"
+    if shape == "saw" and len(kept) >= 10:
+        for block in kept:
+            block.close()
+        kept, grow = [], False
+    if step and grow:
+        block = mmap.mmap(-1, step, flags=mmap.MAP_PRIVATE)
+        for at in range(0, step, 4096):
+            block[at] = 1
         kept.append(block)
+    second += 1
     time.sleep(1.0)
 """
 SNAPSHOTS = 75
@@ -50,9 +62,14 @@ def spawned() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def start(
-    processes: list[subprocess.Popen[bytes]], mib_per_s: int, marker: str, *cgroup: str
+    processes: list[subprocess.Popen[bytes]],
+    kib_per_s: int,
+    marker: str,
+    *cgroup: str,
+    shape: str = "leak",
 ) -> int:
-    process = subprocess.Popen([sys.executable, "-c", PROGRAM, str(mib_per_s), marker, *cgroup])
+    command = [sys.executable, "-c", PROGRAM, shape, str(kib_per_s), marker, *cgroup]
+    process = subprocess.Popen(command)
     processes.append(process)
     return process.pid
 
@@ -81,7 +98,7 @@ def test_a_minute_at_1_s_flags_the_leaker_and_only_the_leaker(
     tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
     marker = f"soak-{uuid.uuid4().hex[:12]}"
-    leaker = start(spawned, LEAK_MIB_PER_S, marker)
+    leaker = start(spawned, LEAK_MIB_PER_S * 1024, marker)
     steady = start(spawned, 0, marker)
     judged, rows, _ = collect_and_judge(tmp_path, marker, SNAPSHOTS)
     assert judged.returncode == 3, judged.stdout + judged.stderr
@@ -109,7 +126,7 @@ def test_a_leak_a_memory_cgroup_pushes_into_swap_is_flagged_on_anon_plus_swap(
     leak goes on in swap, and the leak finder, judging RssAnon + VmSwap, still flags it."""
     with swap_file(tmp_path, 256), memory_cgroup(CAP_MIB) as group:
         marker = f"pressed-{uuid.uuid4().hex[:12]}"
-        leaker = start(spawned, LEAK_MIB_PER_S, marker, str(group.procs))
+        leaker = start(spawned, LEAK_MIB_PER_S * 1024, marker, str(group.procs))
         judged, rows, dumps = collect_and_judge(tmp_path, marker, PRESSED_SNAPSHOTS)
         for process in spawned:
             process.kill()
@@ -135,3 +152,32 @@ def test_a_leak_a_memory_cgroup_pushes_into_swap_is_flagged_on_anon_plus_swap(
         "--match", marker, "--fail-on-leak",
     )  # fmt: skip
     assert rss_only.returncode == 0, rss_only.stdout + rss_only.stderr
+
+
+SOAK_SNAPSHOTS = 180
+SMALL_KIB_PER_S = 64
+BIG_KIB_PER_S = 512
+
+
+@pytest.mark.slow
+def test_three_minutes_at_1_s_flag_a_small_steady_leak_and_no_decoy(
+    tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
+) -> None:
+    """Five processes for 3 minutes: 64 KiB/s (11 MiB in all, a steady line) and 512 KiB/s
+    are flagged; a start-up ramp of 40 s, a 1 MiB/s sawtooth that drops every 10 s and a
+    steady process are not."""
+    marker = f"soak5-{uuid.uuid4().hex[:12]}"
+    small = start(spawned, SMALL_KIB_PER_S, marker)
+    big = start(spawned, BIG_KIB_PER_S, marker)
+    decoys = [
+        start(spawned, 1024, marker, shape="ramp"),
+        start(spawned, 1024, marker, shape="saw"),
+        start(spawned, 0, marker, shape="steady"),
+    ]
+    judged, rows, _ = collect_and_judge(tmp_path, marker, SOAK_SNAPSHOTS)
+    assert judged.returncode == 3, judged.stdout + judged.stderr
+    assert [int(row["PID"]) for row in rows] == [big, small], judged.stdout
+    rates = {int(row["PID"]): float(row["growth_MB_per_day"]) for row in rows}
+    for pid, kib in ((small, SMALL_KIB_PER_S), (big, BIG_KIB_PER_S)):
+        assert 0.7 * kib * 86_400 / 1024 < rates[pid] < 1.2 * kib * 86_400 / 1024
+    assert not set(decoys) & set(rates)

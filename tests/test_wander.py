@@ -1,104 +1,84 @@
-"""Leakers among services that follow their load up and down for days, over seeded hosts.
-
-A modelled two-week host (10-minute snapshots) runs 30 services whose memory wanders: a
-mean-reverting (AR(1)) deviation of 15-25% of a size between 100 MiB and 2 GiB, with a
-time constant of half a day to a day, under a fast 2% jitter; and two services that also
-leak, 30 and 60 MiB/day. How visible a leak is depends on its planted growth against its
-wander: a 30 MiB/day leak of a 2 GiB service that wanders by 25% (420 MiB over two weeks
-against a wander of 500) is not a leak anyone can tell from its own wander.
-docs/leaks.md has the rates these tests measure, over more hosts.
+"""Leakers among services that follow their load up and down for hours or days, over seeded
+batches of the model in tests/wander_services.py: time constants from 2 hours to 3 days,
+sizes from 50 MiB to 4 GiB, spreads from 10% to 30%, leakers at 20-100 MiB/day from
+anywhere in the first half of two weeks. How visible a leak is depends on its planted
+growth against its wander's amplitude: a 20 MiB/day leak of a 4 GiB service that wanders
+by 30% is not a leak anyone can tell from its own wander. docs/leaks.md has the rates of
+every configuration (`.venv/bin/python tests/wander_services.py 10`).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from growth_verdicts import find_growth, tables_of
-from test_growth import ar1
+from wander_services import CLEAR, SPREADS, TAUS_S, Tally, judge_config
 
-from utils.core.units import DAY_S
+from utils.core.units import DAY_S, HOUR_S
 from utils.judge import growth
 from utils.judge.growth import GrowthParams
 
-INTERVAL_S = 600
-DAYS = 14
-T0 = 1_772_323_200  # 2026-03-01 00:00:00 UTC
-WANDERERS = 30
-LEAKS_MB_PER_DAY = (30.0, 60.0)
+PARAMS = GrowthParams()
 
 
-def service(
-    rng: np.random.Generator, leak_mb_per_day: float = 0.0
-) -> tuple[tuple[np.ndarray, np.ndarray], float]:
-    """One service's snapshots, and its planted growth over its wander's standard deviation."""
-    count = DAYS * DAY_S // INTERVAL_S + 1
-    times = T0 + int(rng.integers(0, 6 * 3600)) + np.arange(count, dtype=np.int64) * INTERVAL_S
-    base = float(np.exp(rng.uniform(np.log(100), np.log(2000))))
-    sd, tau_s = rng.uniform(0.15, 0.25), rng.uniform(0.5, 1.0) * DAY_S
-    wander = ar1(rng, count, float(np.exp(-INTERVAL_S / tau_s)), sd)
-    jitter = ar1(rng, count, 0.9, 0.02)
-    days = (times - times[0]) / DAY_S
-    rss = np.maximum(base * (1 + wander + jitter) + leak_mb_per_day * days, 1.0)
-    return (times, rss), leak_mb_per_day * DAYS / (base * sd)
-
-
-def host(seed: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[float]]:
-    """A host's series (the wanderers first, then the leakers) and each leaker's visibility."""
-    rng = np.random.default_rng(1000 + seed)
-    wanderers = [service(rng)[0] for _ in range(WANDERERS)]
-    leakers = [service(rng, rate) for rate in LEAKS_MB_PER_DAY]
-    return [*wanderers, *(series for series, _ in leakers)], [vis for _, vis in leakers]
-
-
-class Tally:
-    def __init__(self) -> None:
-        self.false_alarms = 0
-        self.wanderers = 0
-        self.found: list[tuple[float, bool]] = []  # (visibility, found)
-
-    def add(self, seed: int) -> None:
-        series, visible = host(seed)
-        floors, spans = tables_of(series, collection_s=DAYS * DAY_S)
-        flagged = {g.instance for g in find_growth(floors, spans, INTERVAL_S, GrowthParams())}
-        self.false_alarms += len({i for i in flagged if i < WANDERERS})
-        self.wanderers += WANDERERS
-        self.found += [(vis, WANDERERS + k in flagged) for k, vis in enumerate(visible)]
-
-    def recall(self, least_visibility: float) -> float:
-        found = [hit for vis, hit in self.found if vis >= least_visibility]
-        return sum(found) / len(found)
-
-
-def tally(seeds: range) -> Tally:
-    counted = Tally()
+def tally(tau_s: float, spread: float, seeds: range, wanderers: int, leakers: int) -> Tally:
+    total = Tally()
     for seed in seeds:
-        counted.add(seed)
-    return counted
+        one = judge_config(tau_s, spread, seed, wanderers, leakers, PARAMS)
+        for name in total.__dataclass_fields__:
+            setattr(total, name, getattr(total, name) + getattr(one, name))
+    return total
 
 
-def test_eight_hosts_no_wanderer_is_flagged_and_the_clear_leakers_are() -> None:
-    counted = tally(range(8))
-    assert counted.false_alarms == 0, f"{counted.false_alarms} of {counted.wanderers}"
-    # A leak that grows six times its wander's deviation is found.
-    assert counted.recall(6.0) == 1.0, counted.found
+@pytest.mark.parametrize(
+    ("tau_s", "spread", "found"),
+    [
+        (2 * HOUR_S, 0.3, (0, 8, 8, 0, 2)),
+        (12 * HOUR_S, 0.1, (0, 7, 8, 0, 2)),  # one leaker of 2.6 times its wander missed
+        (DAY_S, 0.2, (0, 5, 5, 0, 5)),
+        (3 * DAY_S, 0.1, (0, 8, 8, 0, 2)),
+    ],
+)
+def test_one_batch_of_each_time_scale(
+    tau_s: float, spread: float, found: tuple[int, int, int, int, int]
+) -> None:
+    """30 wanderers and 10 leakers of one seed: (wanderers flagged, clear leakers found, of
+    so many, faint leakers found, of so many); a clear leaker grows at least twice its
+    wander's amplitude."""
+    counted = tally(tau_s, spread, range(1), 30, 10)
+    got = (counted.false_alarms, counted.clear_found, counted.clear)
+    assert (*got, counted.faint_found, counted.faint) == found, counted
+
+
+@pytest.mark.slow
+def test_every_configuration_rates() -> None:
+    """The rates docs/leaks.md states, on fewer seeds: at most 1 false alarm in 300
+    wanderers of a configuration whose wander forgets within a day, 6 where it takes 3 days
+    (a fifth of the window: a trend for all two weeks can tell), 1% over all; 90% of the
+    clear leakers of each configuration found, 93% over all."""
+    overall = Tally()
+    for tau_s in TAUS_S:
+        for spread in SPREADS:
+            counted = tally(tau_s, spread, range(3), 100, 40)
+            allowed = 6 if tau_s >= 3 * DAY_S else 1
+            assert counted.false_alarms <= allowed, (tau_s, spread, counted)
+            assert counted.clear_found >= 0.9 * counted.clear, (tau_s, spread, counted)
+            overall.false_alarms += counted.false_alarms
+            overall.wanderers += counted.wanderers
+            overall.clear += counted.clear
+            overall.clear_found += counted.clear_found
+    assert overall.false_alarms <= 0.01 * overall.wanderers, overall
+    assert overall.clear_found >= 0.93 * overall.clear, overall
 
 
 @pytest.mark.slow
 def test_the_wander_model_finds_more_than_the_noise_rule_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with_model = tally(range(20))
+    """Where a wander of half a day hides a leak from the plain noise rule, the AR(1)
+    model of that wander finds more leakers, at no more false alarms."""
+    with_model = tally(12 * HOUR_S, 0.3, range(4), 50, 30)
     monkeypatch.setattr(growth, "WANDER_Z", float("inf"))  # rule 6 as the RMS alone
-    without = tally(range(20))
-    assert with_model.false_alarms == without.false_alarms == 0
-    found = sum(hit for _, hit in with_model.found)
-    assert found > sum(hit for _, hit in without.found)
-
-
-@pytest.mark.slow
-def test_forty_hosts_rates() -> None:
-    """The rates docs/leaks.md states: 1,200 wanderers, 80 leakers."""
-    counted = tally(range(40))
-    assert counted.false_alarms == 0
-    assert counted.recall(6.0) >= 0.95
-    assert counted.recall(0.0) >= 0.55
+    without = tally(12 * HOUR_S, 0.3, range(4), 50, 30)
+    assert with_model.false_alarms <= without.false_alarms + 1
+    found = with_model.clear_found + with_model.faint_found
+    assert found > without.clear_found + without.faint_found
+    assert CLEAR == 2.0

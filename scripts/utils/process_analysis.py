@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from utils.console import EXIT_ALERT, Phase, Session, UsageError
+from utils.core.text import plural
 from utils.judge.alerts import leak_alert_holds, oom_alert, oom_alert_holds, oom_kill_count
 from utils.judge.breakdown import check_periods, default_periods
 from utils.judge.gaps import usual_interval_s
@@ -35,6 +36,7 @@ from utils.judge.program_growth import (
     program_growth,
     program_series,
 )
+from utils.judge.program_leaks import judged_lives, program_leaks
 from utils.judge.service_alerts import service_alerts
 from utils.judge.services import ServiceFindings, find_services
 from utils.judge.spreads import pid_plots, rss_spread, top_spreads
@@ -167,6 +169,7 @@ def process_result(
     with phase("growth"):
         judged = Judged.of(records, table)
         survey = find_leaks(records, judged, usual_interval_s(records.times), options.growth)
+        lives = judged_lives(records, table, survey.min_span_s)
     top = top_spreads(spreads, options.top_n)
     plots = PlotData()
     if options.plots:
@@ -184,6 +187,7 @@ def process_result(
         programs=None if programs is None else programs[0],
         plots=plots,
         services=services,
+        program_leaks=tuple(program_leaks(survey.leaks, lives)),
     )
 
 
@@ -219,7 +223,9 @@ def alerts_of(
     """The lines of --fail-on-leak and --fail-on-oom that hold."""
     alerts = []
     if options.fail_on_leak and leak_alert_holds(len(survey.leaks)):
-        alerts.append(f"{len(survey.leaks)} process instance(s) leak; exit status {EXIT_ALERT}")
+        count = len(survey.leaks)
+        verb = "leaks" if count == 1 else "leak"
+        alerts.append(f"{plural(count, 'process instance')} {verb}; exit status {EXIT_ALERT}")
     if options.fail_on_oom and ooms and oom_alert_holds(oom_kill_count(ooms)):
         alerts.append(f"{oom_alert(ooms)}; exit status {EXIT_ALERT}")
     return alerts

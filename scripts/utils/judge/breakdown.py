@@ -106,7 +106,8 @@ class Change:
     column: str
     before_mb: float  # the median over the first period
     after_mb: float  # ... and over the second
-    share_pct: float | None  # of the rise of RAM_Used_Available_MB; None when it did not rise
+    # of the rise of RAM_Used_Available_MB; None when it did not rise beyond its noise
+    share_pct: float | None
 
     @property
     def change_mb(self) -> float:
@@ -119,6 +120,8 @@ class Comparison:
     last: Period
     rise_mb: float | None  # RAM_Used_Available_MB's change (None without MemAvailable)
     changes: list[Change]  # largest change (either sign) first
+    # the rise's noise: the larger of its spreads (interquartile ranges) inside each period
+    noise_mb: float | None = None
 
 
 def default_periods(times: pd.DatetimeIndex) -> tuple[Period, Period] | None:
@@ -207,20 +210,33 @@ def in_period(index: pd.DatetimeIndex, period: Period) -> npt.NDArray[np.bool_]:
 
 def compare(breakdown: pd.DataFrame, used_mb: pd.Series, first: Period, last: Period) -> Comparison:
     """The medians of each part over the two periods (both hold snapshots), largest change
-    first, each as a share of the rise of `used_mb` (MemTotal - MemAvailable)."""
+    first, each as a share of the rise of `used_mb` (MemTotal - MemAvailable) where that
+    rise stands above its noise (a share of a rise the noise could make is no information)."""
     index = pd.DatetimeIndex(breakdown.index)
     one, two = in_period(index, first), in_period(index, last)
     before = breakdown[one].median()
     after = breakdown[two].median()
     used_one, used_two = used_mb[one].median(), used_mb[two].median()
     rise = None if np.isnan(used_one) or np.isnan(used_two) else float(used_two - used_one)
+    noise = None if rise is None else max(_spread_mb(used_mb[one]), _spread_mb(used_mb[two]))
+    shared = rise is not None and noise is not None and rise > 0 and rise > noise
     changes = []
     for column in BREAKDOWN_COLUMNS:
         delta = float(after[column] - before[column])
-        share = None if rise is None or rise <= 0 else delta / rise * 100
+        share = delta / rise * 100 if shared and rise else None
         changes.append(Change(column, float(before[column]), float(after[column]), share))
     changes.sort(key=lambda change: -abs(change.change_mb))
-    return Comparison(first, last, rise, changes)
+    return Comparison(first, last, rise, changes, noise)
+
+
+def _spread_mb(values: pd.Series) -> float:
+    """How far values move inside a period: their interquartile range (0 for one value).
+    Robust: a nightly job's hour does not widen it, a trend across the period does."""
+    known = values.dropna()
+    if known.size < 2:
+        return 0.0
+    low, high = np.percentile(known.to_numpy(dtype=np.float64), [25, 75])
+    return float(high - low)
 
 
 def format_comparison(comparison: Comparison) -> list[str]:
@@ -229,7 +245,10 @@ def format_comparison(comparison: Comparison) -> list[str]:
     lines = [f"What changed: {comparison.first.name} against {comparison.last.name} (medians)"]
     rows = []
     if comparison.rise_mb is not None:
-        rows.append(("RAM used (MemTotal - MemAvailable)", f"{comparison.rise_mb:+,.0f}", ""))
+        noise = comparison.noise_mb
+        within = noise is not None and 0 < comparison.rise_mb <= noise
+        note = f"within its noise ({noise:,.0f} MiB): no shares" if within else ""
+        rows.append(("RAM used (MemTotal - MemAvailable)", f"{comparison.rise_mb:+,.0f}", note))
     for change in comparison.changes:
         if change.column != "Free_MB":
             share = "" if change.share_pct is None else f"{change.share_pct:.0f}% of the rise"

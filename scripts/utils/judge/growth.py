@@ -25,8 +25,11 @@ The verdict, rule by rule (the first that fails names the reason):
   2. at least MIN_FIT_FLOORS usable floors after the warm-up (one bucket);
   3. the last floors stand above the lowest one by at least half the least growth a
      leak can have over the least time a leak grows for: a cheap prefilter;
-  4. the fitted rate (utils.judge.hinge) is at least the least rate: min_rate_mb_per_day, and
-     min_rise_mb over the instance's time scale (the shorter of its span and 2 days);
+  4. the fitted rate (utils.judge.hinge) is at least the least rate, min_rate_mb_per_day
+     (and min_rise_mb over the instance's time scale, the shorter of its span and 2 days,
+     when asked for), and the fitted growth is at least the least rise: MIN_RISE_SHARE of
+     the instance's size (its fitted floor where the growth starts), never under
+     LEAST_RISE_MB; the floors' noise is rule 6's;
   5. the end still rises: the slope of the last third of the growing part is not
      clearly under half the fitted rate (a slow start-up ramp, or a step reaching a
      plateau); "clearly" is judged with the floors' jitter from one floor to the next;
@@ -34,7 +37,8 @@ The verdict, rule by rule (the first that fails names the reason):
      floors' noise (the RMS of their residuals around the fit), or, for a service whose
      floors follow its load up and down for days, the growth rate is WANDER_Z standard
      errors above zero under an AR(1) model of that wander and the growth at least
-     WANDER_GROWTH_NOISE times the noise;
+     WANDER_GROWTH_NOISE times the noise; where the residuals wander like a random walk,
+     the first way also asks WALK_Z standard errors under the strongest AR(1) trusted;
   7. the growing part is a clean line: its R2 is at least MIN_FIT_R2.
 The confidence of a flagged instance is that R2: 1 for a perfect line, lower as noise
 or curvature take over.
@@ -92,6 +96,12 @@ MIN_LEAK_BUCKETS = MIN_LEAK_FLOORS
 # the fit would flag.
 RISE_SHARE = 0.5
 END_FLOORS = 4
+# The least rise a leak must reach over its growing part: a share of the instance's size,
+# so that one rule holds for a soak test's 10 MiB process and a 4 GiB cache (the floors'
+# noise is rule 6's). Never under a few of glibc malloc's heap extensions (M_TOP_PAD,
+# 128 KiB, mallopt(3)): a rise of a few pages is an allocator's step, not a leak.
+MIN_RISE_SHARE = 0.05
+LEAST_RISE_MB = 1.0
 # Growth under 6 standard deviations of the floors' noise is a wander, not a trend; for a
 # straight line that bound is also an R2 of 0.75.
 MIN_GROWTH_NOISE = 6.0
@@ -99,6 +109,9 @@ MIN_GROWTH_NOISE = 6.0
 # the floors' wander, with a growth of at least this many times their noise.
 WANDER_Z = 4.5
 WANDER_GROWTH_NOISE = 4.0
+# ... and where the floors wander like a random walk (AR(1) >= MAX_AR1), a growth beyond
+# the noise must also be this many standard errors above zero at AR(1) = MAX_AR1.
+WALK_Z = 2.0
 # The growing part's R2: under 0.6 the floors are not a line (a step, a curve, noise).
 MIN_FIT_R2 = 0.6
 # Still rising at the end: the last third of the growing part (at least 4 floors) must not
@@ -119,6 +132,7 @@ class Rule(enum.IntEnum):
     TAIL = 5  # not rising any more at the end
     NOISE = 6  # fitted growth within the floors' noise
     FIT = 7  # the growing part is not a clean line
+    SMALL = 8  # fitted growth under the least rise for the instance's size
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +141,8 @@ class GrowthParams:
 
     min_rate_mb_per_day: float = LEAK_MIN_RATE_MB_PER_DAY  # below this, never flagged
     min_span_s: float | None = None  # observed for less: never judged
-    min_rise_mb: float = LEAK_MIN_RISE_MB  # least growth over the instance's time scale
+    min_rise_mb: float = LEAK_MIN_RISE_MB  # least growth over the time scale (0: off)
+    min_rise_share: float = MIN_RISE_SHARE  # least growth, as a share of the size
 
     def __post_init__(self) -> None:
         if not self.min_rate_mb_per_day >= 0:
@@ -136,6 +151,8 @@ class GrowthParams:
             raise ValueError(f"min_span_s must be >= 0, not {self.min_span_s}")
         if not self.min_rise_mb >= 0:
             raise ValueError(f"min_rise_mb must be >= 0, not {self.min_rise_mb}")
+        if not self.min_rise_share >= 0:
+            raise ValueError(f"min_rise_share must be >= 0, not {self.min_rise_share}")
 
 
 def min_span_for(params: GrowthParams, collection_s: float, interval_s: float) -> float:
@@ -259,6 +276,9 @@ class _Scale(NamedTuple):
     short: BoolArray  # per instance: not judged (rule 1)
     bucket_s: FloatArray  # per instance: the length of its floors' buckets
     min_rate: FloatArray  # per instance: the least rate called a leak, MiB/day
+    # per instance: the least rate the prefilter lets through, MiB/day: min_rate, and
+    # LEAST_RISE_MB over the instance's span (the slowest a least rise may be)
+    screen_rate: FloatArray
 
 
 def _scales(spans: InstanceSpans, interval_s: float, params: GrowthParams, finest: int) -> _Scale:
@@ -270,7 +290,9 @@ def _scales(spans: InstanceSpans, interval_s: float, params: GrowthParams, fines
     # The least rate: the one asked for, and the least rise over the time scale.
     scale_days = np.maximum(np.minimum(span_s, LONG_SPAN_S), interval_s) / DAY_S
     min_rate = np.maximum(params.min_rate_mb_per_day, params.min_rise_mb / scale_days)
-    return _Scale(min_span_s, short, bucket_s, min_rate)
+    span_days = np.maximum(span_s, interval_s) / DAY_S
+    screen_rate = np.maximum(min_rate, LEAST_RISE_MB / span_days)
+    return _Scale(min_span_s, short, bucket_s, min_rate, screen_rate)
 
 
 def coarsened(floors: FloorTable, bucket_s: FloatArray) -> FloorTable:
@@ -355,7 +377,7 @@ def _assess(
         # The others go on, with their fits.
         ids, fit = points.instance[fit.ok], Fits._make(field[fit.ok] for field in fit)
         _store_fits(trend, ids, fit, spans.first_s)
-        rule[ids] = _fit_rules(fit, scale.min_rate[ids])
+        rule[ids] = _fit_rules(fit, scale.min_rate[ids], params.min_rise_share)
     return _Assessment(rule=rule, screen=screen, scale=scale, trend=trend, params=params)
 
 
@@ -394,8 +416,9 @@ def _screen(
 
 def _least_rise_mb(scale: _Scale) -> FloatArray:
     """What the prefilter asks of the last floors over the lowest: a share of the growth
-    the slowest leak makes over the shortest time a leak may grow for."""
-    least: FloatArray = RISE_SHARE * scale.min_rate * MIN_LEAK_BUCKETS * scale.bucket_s / DAY_S
+    the slowest leak makes over the shortest time a leak may grow for (the least rise
+    relative to the size is rule 4's, after the fit: loose here, it never hides a leak)."""
+    least: FloatArray = RISE_SHARE * scale.screen_rate * MIN_LEAK_BUCKETS * scale.bucket_s / DAY_S
     return least
 
 
@@ -455,16 +478,27 @@ def _store_fits(trend: _Trend, ids: IntArray, fit: Fits, first_s: IntArray) -> N
     trend.wander_z[ids] = fit.wander_z
 
 
-def _fit_rules(fit: Fits, min_rate: FloatArray) -> npt.NDArray[np.int8]:
+def least_rise_mb(size_mb: FloatArray, share: float = MIN_RISE_SHARE) -> FloatArray:
+    """The least growth a leak of an instance of size_mb (its floor where the growth
+    starts) reaches: `share` of it, never under LEAST_RISE_MB."""
+    least: FloatArray = np.maximum(LEAST_RISE_MB, share * np.maximum(size_mb, 0.0))
+    return least
+
+
+def _fit_rules(fit: Fits, min_rate: FloatArray, share: float) -> npt.NDArray[np.int8]:
     """Rules 4 to 7 for fitted instances, in order: the first that fails decides (GROWS:
     none fails)."""
     b = fit.rate
-    beyond_noise = fit.growth_mb >= MIN_GROWTH_NOISE * fit.noise_mb
+    # A wander like a random walk fakes a trend the plain rule cannot tell: there the rate
+    # must also stand WALK_Z standard errors above zero under the strongest AR(1) trusted.
+    walk_ok = np.isnan(fit.walk_z) | (fit.walk_z >= WALK_Z)
+    beyond_noise = (fit.growth_mb >= MIN_GROWTH_NOISE * fit.noise_mb) & walk_ok
     beyond_wander = (fit.wander_z >= WANDER_Z) & (
         fit.growth_mb >= WANDER_GROWTH_NOISE * fit.noise_mb
     )
     checks = (
         (Rule.SLOW, b < min_rate),
+        (Rule.SMALL, ~(fit.growth_mb >= least_rise_mb(fit.start_mb, share))),
         (Rule.TAIL, fit.tail_rate + TAIL_Z * fit.tail_se < TAIL_MIN_RATIO * b),
         (Rule.NOISE, ~(beyond_noise | beyond_wander)),
         (Rule.FIT, fit.r2 < MIN_FIT_R2),

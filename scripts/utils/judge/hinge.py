@@ -99,6 +99,9 @@ class Fits(NamedTuple):
     tail_se: FloatArray  # its standard error
     tail_floors: IntArray
     wander_z: FloatArray  # the growth rate over its standard error under an AR(1) wander
+    # the same with the AR(1) coefficient held at MAX_AR1, where the residuals wander like
+    # a random walk (NaN elsewhere, and with too few floors)
+    walk_z: FloatArray
 
 
 class _Sums(NamedTuple):
@@ -178,8 +181,18 @@ def fit_hinges(points: Points, span_days: FloatArray, min_leak_days: FloatArray)
         tail_rate=tail.rate,
         tail_se=tail.se,
         tail_floors=tail.floors,
-        wander_z=wander_z(t, y, seg.start[segment], seg),
+        **_wander_fields(t, y, seg),
     )
+
+
+def _wander_fields(t: FloatArray, y: FloatArray, seg: Segments) -> dict[str, FloatArray]:
+    """wander_z and walk_z of each segment's points (all of them)."""
+    z, rho, m = _wander(t, y, seg.start[seg.of_row], seg)
+    walk = np.where((rho >= MAX_AR1) & (m >= MIN_WANDER_FLOORS), z, np.nan)
+    return {
+        "wander_z": np.where((rho >= MAX_AR1) | (m < MIN_WANDER_FLOORS), 0.0, z),
+        "walk_z": walk,
+    }
 
 
 def _suffix_sums(t: FloatArray, w: FloatArray, y: FloatArray, end_of_row: IntArray) -> _Sums:
@@ -285,6 +298,16 @@ def wander_z(x: FloatArray, y: FloatArray, knot_row: IntArray, seg: Segments) ->
     lag-1 autocorrelation of the residuals of the plain fit. 0 where there are too few
     points, or where the residuals wander like a random walk (AR(1) >= MAX_AR1).
     Unweighted: a partial bucket's floor counts as one (the hinge has discounted it)."""
+    z, rho, m = _wander(x, y, knot_row, seg)
+    z[(rho >= MAX_AR1) | (m < MIN_WANDER_FLOORS)] = 0.0
+    return z
+
+
+def _wander(
+    x: FloatArray, y: FloatArray, knot_row: IntArray, seg: Segments
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per segment: the Prais-Winsten z with the AR(1) coefficient capped at MAX_AR1, that
+    coefficient, and the points it was fitted on."""
     segment = seg.of_row
     inside = np.arange(x.size) >= knot_row[segment]
     part = segments(segment[inside])
@@ -299,10 +322,10 @@ def wander_z(x: FloatArray, y: FloatArray, knot_row: IntArray, seg: Segments) ->
             resid * resid, part.start
         )
     rho = np.clip(np.nan_to_num(rho) + (1 + 3 * np.nan_to_num(rho)) / m, 0.0, 1.0)
-    z = np.zeros(seg.start.size)
+    z, rho_of, m_of = (np.zeros(seg.start.size) for _ in range(3))
     z[owner] = _prais_winsten_z(gx, gy, rho, part, follows)
-    z[owner[(rho >= MAX_AR1) | (m < MIN_WANDER_FLOORS)]] = 0.0
-    return z
+    rho_of[owner], m_of[owner] = rho, m
+    return z, rho_of, m_of
 
 
 def _line_residuals(x: FloatArray, y: FloatArray, seg: Segments) -> FloatArray:

@@ -20,6 +20,7 @@ from utils.judge.growth import GrowthParams
 from utils.judge.leaks import Leak, LeakPlot, LeakSurvey
 from utils.judge.oom import OomFindings
 from utils.judge.program_growth import ProgramFindings, ProgramSeries
+from utils.judge.program_leaks import ProgramLeak
 from utils.judge.services import ServiceFindings
 from utils.judge.spreads import PidPlot
 from utils.read.kernel_log import KernelLogs
@@ -71,6 +72,7 @@ class ProcessResult:
     programs: ProgramFindings | None = None  # None: under two snapshots
     plots: PlotData = PlotData()
     services: ServiceFindings | None = None  # None: the dumps hold no cgroup_mem file
+    program_leaks: tuple[ProgramLeak, ...] = ()  # programs leaking in successive lives
 
     @property
     def leaks(self) -> list[Leak]:

@@ -245,7 +245,7 @@ def save_figure(figure: Figure, path: Path) -> Path:
 
 
 def subtitle_for(times: Times, threshold_s: float | None) -> str:
-    parts = [f"{len(times):,} snapshots"]
+    parts = [plural(len(times), "snapshot")]
     gaps = find_gaps(times, threshold_s)
     if gaps:
         parts.append(f"{plural(len(gaps), 'gap')} with no snapshots")

@@ -15,6 +15,7 @@ from utils.judge.oom import INFERRED, OOM_CSV, UNKNOWN, OomFindings, kill_senten
 from utils.judge.process_result import ProcessResult
 from utils.judge.program_basis import any_pss, basis_legend
 from utils.judge.program_growth import MIN_SHOWN_GROWTH_MB, PROGRAM_CSV, ProgramFindings, grown
+from utils.outputs.program_leak_outputs import program_leak_lines
 from utils.parser import DISPLAY_FORMAT
 from utils.reduce.buckets import BUCKET_S
 
@@ -29,8 +30,8 @@ def format_result(result: ProcessResult) -> list[str]:
     matching = f" whose command line contains {match!r}" if match is not None else ""
     first, last = result.span
     lines = [
-        f"Top {len(result.top)} of {result.pids:,} PIDs{matching} by RSS spread (MiB),"
-        f" {result.snapshots_read:,} snapshots from {first:{DISPLAY_FORMAT}}"
+        f"Top {len(result.top)} of {plural(result.pids, 'PID')}{matching} by RSS spread (MiB),"
+        f" {plural(result.snapshots_read, 'snapshot')} from {first:{DISPLAY_FORMAT}}"
         f" to {last:{DISPLAY_FORMAT}} UTC",
         "",
         *format_top_table(result.top),
@@ -41,7 +42,8 @@ def format_result(result: ProcessResult) -> list[str]:
         ooms = ["", *format_programs(result.programs), *ooms]
     if not result.leaks:
         return [*lines, judged_sentence(result), *ooms]
-    return [*lines, judged_sentence(result), "", *format_leak_table(result.leaks), *ooms]
+    leaks = [*format_leak_table(result.leaks), *program_leak_lines(result.program_leaks)]
+    return [*lines, judged_sentence(result), "", *leaks, *ooms]
 
 
 def judged_sentence(result: ProcessResult) -> str:
@@ -61,8 +63,9 @@ def judged_sentence(result: ProcessResult) -> str:
             f" {plural(found.instances, 'process instance')} judged: {judged})"
         )
     return (
-        f"Sustained growth (leaks) in {len(found.leaks)} of the {found.judged:,} process"
-        f" instances judged (of {found.instances:,}: {judged}), fastest first"
+        f"Sustained growth (leaks) in {len(found.leaks):,} of the"
+        f" {plural(found.judged, 'process instance')} judged (of {found.instances:,}: {judged}),"
+        " fastest first"
     )
 
 

@@ -17,6 +17,7 @@ from utils.judge.oom import OOM_CSV, OomKill
 from utils.judge.process_result import ProcessResult
 from utils.judge.program_growth import PROGRAM_CSV, ProgramFindings
 from utils.judge.spreads import DECIMALS, SPREAD_COLUMNS
+from utils.outputs.program_leak_outputs import PROGRAM_LEAKS_CSV, write_program_leaks_csv
 from utils.parser import DISPLAY_FORMAT
 
 LEAKS_CSV = "leaks.csv"
@@ -65,6 +66,7 @@ def write_tables(result: ProcessResult, out_dir: Path) -> list[Path]:
     written = [
         write_spread_csv(result.top, out_dir / SPREAD_CSV.format(top_n=result.options.top_n)),
         write_leaks_csv(result.leaks, out_dir / LEAKS_CSV),
+        write_program_leaks_csv(result.program_leaks, out_dir / PROGRAM_LEAKS_CSV),
         write_oom_csv(result.ooms.kills if result.ooms else [], out_dir / OOM_CSV),
     ]
     if result.programs is not None:

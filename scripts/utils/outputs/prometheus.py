@@ -41,7 +41,9 @@ from utils.judge.alerts import alert_days
 from utils.judge.forecast import LEVEL, Forecast, ForecastStatus
 from utils.judge.leaks import Leak
 from utils.judge.process_result import ProcessResult
+from utils.judge.program_leaks import ProgramLeak
 from utils.judge.system_metrics import SystemResult
+from utils.outputs.program_leak_outputs import program_leak_samples
 from utils.reduce.programs import program_of
 
 if TYPE_CHECKING:  # imported where a file is rendered (see render)
@@ -309,7 +311,20 @@ def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[M
     # Imported here: that module builds on this one's Metric.
     from utils.outputs.service_metrics import service_metrics  # noqa: PLC0415
 
-    return [*found, *leak_metrics(result.leaks, top), *service_metrics(result.services, top)]
+    return [
+        *found,
+        *leak_metrics(result.leaks, top),
+        *program_leak_metrics(result.program_leaks),
+        *service_metrics(result.services, top),
+    ]
+
+
+def program_leak_metrics(found: Sequence[ProgramLeak]) -> list[Metric]:
+    """The programs leaking across restarts, labelled by program."""
+    return [
+        Metric(PREFIX + name, text, tuple(Sample(labels, value) for labels, value in samples))
+        for name, text, samples in program_leak_samples(found)
+    ]
 
 
 def leak_metrics(leaks: Sequence[Leak], top: int) -> list[Metric]:

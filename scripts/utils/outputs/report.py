@@ -30,14 +30,17 @@ from utils.judge.alerts import (
     pct_fact,
     zero_fact,
 )
+from utils.judge.growth import LEAST_RISE_MB
 from utils.judge.growth import span_text as judged_span_text
 from utils.judge.oom import OomFindings
 from utils.judge.process_result import ProcessResult
+from utils.judge.program_leaks import program_leak_sentence
 from utils.judge.system_metrics import SUMMARY_ROWS, USED_DEFINITIONS, SystemResult
 from utils.outputs.plotting import Gap, find_gaps, gap_threshold_s
 from utils.outputs.process_console import judged_sentence
 from utils.outputs.process_plots import LEAK_COLOR
 from utils.outputs.process_tables import LEAKS_CSV
+from utils.outputs.report_answers import answers_block
 from utils.outputs.report_page import (
     Block,
     Cell,
@@ -287,20 +290,31 @@ TOP_COLUMNS = (
 )
 
 
-def leaks_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
-    if isinstance(part, Missing):
-        return (missing("leak table", part),)
-    result = part.result
+def leak_method(result: ProcessResult) -> str:
+    """How the leak finder judges, in one paragraph of the report."""
     growth = result.options.growth
-    method = (
+    absolute = (
+        f", and {growth.min_rise_mb:g} MiB over the shorter of its span and 2 days"
+        if growth.min_rise_mb
+        else ""
+    )
+    return (
         "Each process instance's lowest memory per 6 hours (per shorter buckets for one"
         " watched under 2 days): its anonymous memory in RAM and in swap (RssAnon + VmSwap),"
         " or its RSS in dumps without them; fitted with a line from when its growth starts;"
         " an instance watched"
         f" for at least {judged_span_text(result.survey.min_span_s)} that grows at least"
-        f" {growth.min_rate_mb_per_day:g} MiB/day, and {growth.min_rise_mb:g} MiB over the"
-        " shorter of its span and 2 days, steadily, is flagged."
+        f" {growth.min_rate_mb_per_day:g} MiB/day, by at least {growth.min_rise_share:.0%} of"
+        f" its size (never under {LEAST_RISE_MB:g} MiB) and well beyond its floors' noise"
+        f"{absolute}, steadily, is flagged."
     )
+
+
+def leaks_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
+    if isinstance(part, Missing):
+        return (missing("leak table", part),)
+    result = part.result
+    method = leak_method(result)
     verdict = judged_sentence(result) + "."
     if not result.leaks:
         return Paragraph(verdict, "verdict"), Paragraph(method, "method")
@@ -321,7 +335,8 @@ def leaks_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
         for plot, leak in zip(part.leak_plots, result.leaks, strict=True)
     ]
     table = Table(LEAK_COLUMNS, rows, figures, sorted_by=4)
-    return Paragraph(verdict, "verdict leaking"), Paragraph(method, "method"), table
+    programs = tuple(Paragraph(program_leak_sentence(p), "verdict") for p in result.program_leaks)
+    return Paragraph(verdict, "verdict leaking"), Paragraph(method, "method"), table, *programs
 
 
 def spread_rows(top: pd.DataFrame) -> list[tuple[int, float, float, float, str]]:
@@ -341,7 +356,7 @@ def top_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
     match = result.options.match
     matching = f" whose command line contains {match!r}" if match is not None else ""
     lead = (
-        f"The top {len(result.top)} of {result.pids:,} PIDs{matching} by RSS spread"
+        f"The top {len(result.top)} of {plural(result.pids, 'PID')}{matching} by RSS spread"
         " (max - min RSS; a reused PID shares one row), largest first"
         f" (top{result.options.top_n}_rss_spread.csv)."
     )
@@ -453,7 +468,8 @@ def status_css(status: str) -> str:
     return "status alert" if status == str(EXIT_ALERT) else "status"
 
 
-def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
+def alert_rows(data: ReportData) -> list[list[str]]:
+    """Each alert's row: the command, the exit status it would give, and why."""
     rows = [leak_alert(data.processes, data.window), oom_alert_row(data.processes, data.window)]
     if isinstance(data.processes, ProcessPart):
         service_row = days_alert_row(data.processes.result.services, window_flags(data.window))
@@ -467,6 +483,10 @@ def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
         rows += [
             [f"analyze_system.py{flags} {alert}", str(EXIT_NO_DATA), reason] for alert in alerts
         ]
+    return rows
+
+
+def alerts_blocks(rows: list[list[str]]) -> tuple[Block, ...]:
     columns = (Column("command"), Column("exit status"), Column("because"))
     cells = [
         [Cell(row[0], css="command"), Cell(row[1], css=status_css(row[1])), Cell(row[2])]
@@ -482,6 +502,7 @@ def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
 # --- The page ------------------------------------------------------------------------------
 
 SECTIONS = (
+    ("answers", "The answers"),
     ("analysed", "What was analysed"),
     ("oom", "OOM kills"),  # only when there are some
     ("system", "System memory"),
@@ -511,16 +532,21 @@ def span_text(data: ReportData) -> str:
 def render_report(data: ReportData) -> str:
     """The whole page, one self-contained HTML document."""
     findings = oom_findings(data)
+    alerts = alert_rows(data)
+    system = data.system.result if isinstance(data.system, SystemPart) else None
+    processes = data.processes.result if isinstance(data.processes, ProcessPart) else None
+    oom_section = findings is not None and bool(findings.kills)
     bodies = {
+        "answers": (answers_block(system, processes, alerts, oom_section),),
         "analysed": analysed_blocks(data),
-        "oom": oom_blocks(findings) if findings is not None and findings.kills else (),
+        "oom": oom_blocks(findings) if findings is not None and oom_section else (),
         "system": system_blocks(data.system),
         "system-plots": system_plots_blocks(data.system),
         "leaks": leaks_blocks(data.processes),
         "programs": programs_blocks(data.processes),
         "services": services_part(data.processes),
         "top": top_blocks(data.processes),
-        "alerts": alerts_blocks(data),
+        "alerts": alerts_blocks(alerts),
     }
     sections = tuple(
         Section(anchor, title, bodies[anchor]) for anchor, title in SECTIONS if bodies[anchor]

@@ -182,7 +182,23 @@ class Definitions:
     items: tuple[Swatch, ...]
 
 
-Block = Text | Code | Paragraph | Heading | Table | Figure | Facts | Definitions
+class Answer(NamedTuple):
+    """One of the page's answers: what it is about, the answer, the section it comes from."""
+
+    label: str
+    text: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The short verdict block that opens the page, each answer linking to its section."""
+
+    kind: ClassVar[str] = "answers"
+    items: tuple[Answer, ...]
+
+
+Block = Text | Code | Paragraph | Heading | Table | Figure | Facts | Definitions | Answers
 
 
 # --- The page ------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def describe_forecast(forecast: Forecast) -> str:
 def format_summary(summary: SystemSummary) -> list[str]:
     span_s = (summary.last - summary.first).total_seconds()
     lines = [
-        f"System memory: {summary.snapshots:,} snapshots (times in UTC)",
+        f"System memory: {plural(summary.snapshots, 'snapshot')} (times in UTC)",
         f"  first     {summary.first:{DISPLAY_FORMAT}}",
         f"  last      {summary.last:{DISPLAY_FORMAT}}",
         f"  duration  {format_duration(span_s)}",
@@ -40,7 +40,7 @@ def format_summary(summary: SystemSummary) -> list[str]:
         longest = max(summary.gaps, key=lambda gap: gap.seconds)
         start = pd.Timestamp(longest.start)
         lines.append(
-            f"  gaps      {len(summary.gaps)} longer than"
+            f"  gaps      {len(summary.gaps):,} longer than"
             f" {format_duration(summary.gap_threshold_s)}; longest"
             f" {format_duration(longest.seconds)} after {start:{DISPLAY_FORMAT}}"
         )

@@ -22,6 +22,7 @@ from utils.collect.bundles import Skipped, snapshot_members
 from utils.collect.snapshot_format import CGROUP_PREFIX, Kind
 from utils.console import Session
 from utils.core import allocator
+from utils.core.text import plural
 from utils.core.units import DAY_S
 from utils.parser import (
     Bundle,
@@ -182,7 +183,8 @@ def read_day_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
         _read_members(bundle, members, notes)
     except (BadFileError, OSError, EOFError, lzma.LZMAError) as err:
         reason = str(err) or type(err).__name__
-        kept = f"read {len(members):,} snapshots, the rest skipped" if members else "skipped"
+        read = plural(len(members), "snapshot")
+        kept = f"read {read}, the rest skipped" if members else "skipped"
         # A bundle without cgroup_mem members (an older collector's) is read through by their
         # reader; what is wrong with it past them is the process reader's to say.
         if members or bundle.prefix != CGROUP_PREFIX:
