@@ -209,3 +209,24 @@ def test_a_kill_the_dumps_hold_is_not_counted_twice() -> None:
     assert outside == [held]
     alone = join_log_kills(None, times, [(at, other)])
     assert alone is not None and [(oom.kills, oom.filed) for oom in alone] == [(1, [other])]
+
+
+def test_a_whole_second_near_a_snapshot_joins_the_interval_whose_counter_rose() -> None:
+    # A collector at 1 s: the kill came between 12:00:01.3 and 12:00:02; `dmesg -T` prints
+    # 12:00:01, on the earlier side of the snapshot at 12:00:01.
+    times = np.array([datetime(2026, 3, 1, 12, 0, second) for second in range(8)], "datetime64[s]")
+    counted = OomInterval(times[1], times[2], 1, [], False, 1)
+    joined = join_log_kills([counted], times, [(datetime(2026, 3, 1, 12, 0, 1), VICTIM)])
+    assert joined is not None
+    assert [(oom.before, oom.kills, oom.filed) for oom in joined] == [(times[2], 1, [VICTIM])]
+    # Three seconds off is too far: the kill is its own interval's.
+    far = join_log_kills([counted], times, [(datetime(2026, 3, 1, 12, 0, 5), VICTIM)])
+    assert far is not None
+    assert [(oom.before, oom.kills, oom.filed) for oom in far] == [
+        (times[2], 1, []),
+        (times[6], 1, [VICTIM]),
+    ]
+    # Where it already is, a victim the dumps hold is found across the snapshot, not doubled.
+    held = counted._replace(logged=[VICTIM])
+    again = join_log_kills([held], times, [(datetime(2026, 3, 1, 12, 0, 3), VICTIM)])
+    assert again is not None and [(oom.kills, oom.filed) for oom in again] == [(1, [])]

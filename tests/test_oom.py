@@ -226,7 +226,7 @@ def test_the_report_shows_the_kills_first_and_the_alert_they_give(tmp_path: Path
     assert ran.status == 0, ran.stderr
     page = out.read_text(encoding="utf-8")
     sections = re.findall(r'<section id="([a-z-]+)">', page)
-    assert sections[:2] == ["analysed", "oom"]
+    assert sections[:3] == ["answers", "analysed", "oom"]
     oom = page.split('<section id="oom">')[1].split("</section>")[0]
     cells = [
         html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", oom)

@@ -1,7 +1,9 @@
 """Kills read from saved logs (--kernel-log) joined to the intervals the dumps count.
 
 A kill at time t belongs to the interval between the last snapshot at or before t and the
-first after it; one outside the analysed snapshots is left out. A kill the dumps already
+first after it (within a second or two of a snapshot: the neighbouring interval where the
+kernel's counter rose, since saved logs print whole seconds); one outside the analysed
+snapshots is left out. A kill the dumps already
 hold (the collector read it from /dev/kmsg) is not counted again: in its interval, a logged
 kill of the same PID (for systemd-oomd, of the same cgroup) is the same kill, and so is a
 kill two saved logs both hold. Where the dumps carry no OOM counter, the saved logs' kills
@@ -32,6 +34,9 @@ from utils.read.bounded_read import BadFileError, read_bytes
 from utils.read.kernel_log import KernelLogs, LogClock, read_kernel_logs, started_boot_time
 from utils.reduce.counters import OomInterval, interval_kills
 
+# How far a saved log's time may be from the snapshot it is near (see _place).
+SLACK_S = 2
+
 
 def join_log_kills(
     ooms: list[OomInterval] | None,
@@ -41,9 +46,10 @@ def join_log_kills(
     """The intervals with kills once the saved logs' kills inside the snapshots' span are
     added (as `filed`); `ooms` itself when none falls inside."""
     stamps = np.asarray(times, dtype="datetime64[s]")
+    counted = {int(np.searchsorted(stamps, oom.before)): oom for oom in ooms or [] if oom.counted}
     placed: dict[int, list[OomVictim]] = {}
     for when, victim in kills:
-        at = int(np.searchsorted(stamps, np.datetime64(when, "s"), side="right"))
+        at = _place(stamps, np.datetime64(when, "s"), counted, victim)
         if 0 < at < len(stamps):
             placed.setdefault(at, []).append(victim)
     if not placed:
@@ -57,6 +63,32 @@ def join_log_kills(
         kills_now = interval_kills(oom.counted, [*oom.logged, *new])
         joined.append(oom._replace(kills=kills_now, filed=new))
     return joined
+
+
+def _place(
+    stamps: npt.NDArray[np.datetime64],
+    moment: np.datetime64,
+    counted: dict[int, OomInterval],
+    victim: OomVictim,
+) -> int:
+    """The index of the snapshot after the interval a kill at `moment` belongs to. dmesg -T,
+    syslog and journalctl's short forms print whole seconds, and a raw dmesg time is placed with
+    a boot time known to a second or so: a kill that near a snapshot may be on its other side.
+    Within SLACK_S, it goes to the interval where the oom_kill counter rose, one holding the
+    same victim first."""
+    at = int(np.searchsorted(stamps, moment, side="right"))
+    if at in counted:
+        return at
+    slack = np.timedelta64(SLACK_S, "s")
+    near = [
+        index
+        for index in counted
+        if 0 < index < len(stamps) and stamps[index - 1] - slack <= moment <= stamps[index] + slack
+    ]
+    if not near:
+        return at
+    same = [index for index in near if _identity(victim) in map(_identity, counted[index].logged)]
+    return min(same or near, key=lambda index: abs(int(index) - at))
 
 
 def _new_kills(logged: Sequence[OomVictim], found: Sequence[OomVictim]) -> list[OomVictim]:
