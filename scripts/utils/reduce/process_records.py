@@ -35,6 +35,7 @@ import numpy.typing as npt
 from utils.read.threaded_reader import Batch
 from utils.reduce.batch_runs import MILLI, BatchRuns, Rows, narrow, reduce_batch
 from utils.reduce.group_totals import GroupPart, GroupTotals
+from utils.reduce.instance_keys import InstanceKeys, first_of_pairs
 
 # MILLI stays importable from here: the analyses read it beside the records.
 __all__ = ["MILLI", "Floors", "InstanceTable", "ProcessRecords"]
@@ -115,7 +116,7 @@ class ProcessRecords:
     _last_started: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
     # The instance of each (PID, STARTED) seen: a process is one instance however often it
     # is missing from a snapshot.
-    _by_start: dict[tuple[int, int], int] = field(default_factory=dict)
+    _by_start: InstanceKeys = field(default_factory=InstanceKeys)
     _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
 
@@ -212,30 +213,22 @@ class ProcessRecords:
         """The instances of runs with a STARTED by their (PID, STARTED); new ones made for
         the rest (instance -1: neither keyed nor carried on)."""
         known = np.flatnonzero(runs.started >= 0)
-        keys = list(zip(runs.pid[known].tolist(), runs.started[known].tolist(), strict=True))
+        pid, started = runs.pid[known], runs.started[known]
         # In run order: a key's first run (seen before, carried on or new) names the
         # instance of its later runs in this batch (the process missed a snapshot or two).
-        # New ones are numbered -2, -3, ... here, and made all at once below.
-        pending: dict[tuple[int, int], int] = {}
-        placeholders = 0
-        for run, key in zip(known.tolist(), keys, strict=True):
-            number = self._by_start.get(key)
-            if number is None:
-                number = pending.get(key)
-            if number is None:
-                number = int(instance[run])
-                if number < 0:
-                    number, placeholders = -2 - placeholders, placeholders + 1
-                pending[key] = number
-            instance[run] = number
-        unkeyed = instance == -1
+        first, pair = first_of_pairs(pid, started)
+        number = self._by_start.get(pid[first], started[first])
+        unseen = number < 0
+        number[unseen] = instance[known[first[unseen]]]
+        new_pair = number < 0
+        unkeyed = (instance == -1) & (runs.started < 0)
+        placeholders = int(new_pair.sum())
         created = self._instances.extend(placeholders + int(unkeyed.sum()))
-        placeholder = instance <= -2
-        instance[placeholder] = created[-2 - instance[placeholder]]
+        number[new_pair] = created[:placeholders]
+        instance[known] = number[pair]
         instance[unkeyed] = created[placeholders:]
         self._instances["pid"][instance] = runs.pid  # a new instance's; the same for the rest
-        for key, number in pending.items():
-            self._by_start[key] = int(created[-2 - number]) if number <= -2 else number
+        self._by_start.add(pid[first[unseen]], started[first[unseen]], number[unseen])
         return instance
 
     def _add_groups(self, part: GroupPart, base: int) -> IntArray:
