@@ -39,13 +39,13 @@ from utils.reduce.day_summaries import (
     plan_days,
     read_by_day,
 )
-from utils.reduce.group_totals import GroupPart
+from utils.reduce.group_totals import GroupPart, GroupRows
 from utils.reduce.process_records import ProcessRecords
 from utils.reduce.summary_codec import CodecError, Sink, decode, encode
 from utils.reduce.summary_kinds import StoredChunk, process_runs
 from utils.system_analysis import SYSTEM_SPEC
 
-RECORDS = {cls.__name__: cls for cls in (BatchRuns, Chunk, GroupPart, Batch)}
+RECORDS = {cls.__name__: cls for cls in (BatchRuns, Chunk, GroupPart, GroupRows, Batch)}
 TODAY = date(2026, 12, 6)
 START = datetime(2026, 1, 1, 20, 0)  # 3 days and a bit: 20:00 on day 1 to day 4
 
@@ -203,7 +203,8 @@ def folded(records: ProcessRecords) -> list[Any]:
         [column.tolist() for column in table],
         [column.tolist() for column in records.floors()],
         [column.tolist() for column in records.foot_floors()],
-        [list(totals.names), *(column.tolist() for column in totals[1:])],
+        [list(totals.names), *(column.tolist() for column in totals[1:4])],
+        [column.tolist() for column in totals.rows_between(0, records.snapshots_read)],
         records.commands,
         records.times.tolist(),
         [[plain(column) for column in records.pid_memory(pid)] for pid in sorted(set(table.pid))],

@@ -223,7 +223,7 @@ def plot_data(
     series: tuple[ProgramSeries, ...] = ()
     if programs is not None:
         shown = grown(programs[0])[: options.program_plots]
-        series = tuple(program_series(records.times, programs[1], p) for p in shown)
+        series = program_series(records.times, programs[1], shown)
     return PlotData(
         pids=pid_plots(records, top, killed),
         leaks=leak_plots(records, floors, survey.leaks, kill_moments(findings)),

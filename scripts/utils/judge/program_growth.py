@@ -9,6 +9,7 @@ no process counts as a total of 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -68,10 +69,7 @@ def program_growth(
     ranks_two = np.flatnonzero(in_period(times, last))
     count = len(totals.names)
     instances = np.bincount(records.instance_groups(), minlength=count)
-    concurrent = np.zeros(count, np.int64)
-    np.maximum.at(concurrent, totals.group, totals.processes)
-    footed = np.bincount(totals.group, weights=totals.foot_count, minlength=count)
-    processes = np.bincount(totals.group, weights=totals.processes, minlength=count)
+    concurrent, processes, footed = totals.most_processes, totals.processes, totals.foot_count
     examples = _examples(records, table, count)
     one = _medians(totals, ranks_one, count)
     two = _medians(totals, ranks_two, count)
@@ -100,8 +98,9 @@ def _medians(
     medians = np.zeros(count)
     if not len(ranks):
         return medians
-    inside = np.isin(totals.rank, ranks)
-    group, total = totals.group[inside], totals.total_milli[inside] / MILLI
+    rank, group, total_milli = totals.rows_between(int(ranks.min()), int(ranks.max()))
+    inside = np.isin(rank, ranks)
+    group, total = group[inside], total_milli[inside] / MILLI
     order = np.argsort(group, kind="stable")
     group, total = group[order], total[order]
     if not len(group):
@@ -145,10 +144,17 @@ class ProgramSeries(NamedTuple):
 
 
 def program_series(
-    times: npt.NDArray[np.datetime64], totals: GroupTotals, program: ProgramGrowth
-) -> ProgramSeries:
-    """A program's total at each of the snapshots read (`times`, by rank)."""
-    values = np.zeros(len(times))
-    mine = totals.group == program.code
-    np.add.at(values, totals.rank[mine], totals.total_milli[mine] / MILLI)
-    return ProgramSeries(program, times, values)
+    times: npt.NDArray[np.datetime64], totals: GroupTotals, programs: Sequence[ProgramGrowth]
+) -> tuple[ProgramSeries, ...]:
+    """Each program's total at each of the snapshots read (`times`, by rank): every batch's
+    rows read once for all of them, one batch at a time."""
+    values = np.zeros((len(programs), len(times)))
+    row_of = np.full(len(totals.names), -1, np.int64)
+    row_of[[program.code for program in programs]] = np.arange(len(programs))
+    for part in totals.slices if programs else ():
+        rows = part.rows.load()
+        row = row_of[part.codes[rows.group]]
+        mine = row >= 0
+        rank = rows.rank[mine].astype(np.int64) + part.base
+        values[row[mine], rank] = rows.total_milli[mine] / MILLI
+    return tuple(ProgramSeries(program, times, values[row]) for row, program in enumerate(programs))

@@ -22,16 +22,35 @@ IntArray = npt.NDArray[np.int64]
 GROUP_BY = ("program", "user")
 
 
-class GroupPart(NamedTuple):
+class GroupRows(NamedTuple):
     """One batch's totals: a row per (snapshot, group) with kept rows. Ranks count from the
-    batch's first snapshot; `group` indexes `names`, the batch's own group names."""
+    batch's first snapshot; `group` indexes the batch's own group names. A day summary keeps
+    them on disk until a run asks for them (utils.reduce.summary_kinds.StoredGroupRows):
+    only the snapshots of the two compared periods are, unless a program is plotted."""
+
+    rank: npt.NDArray[np.int32]
+    group: npt.NDArray[np.int32]
+    total_milli: IntArray  # thousandths of a MiB
+
+    def load(self) -> GroupRows:
+        return self
+
+
+class RowsSource(Protocol):
+    """A batch's GroupRows, or one left in a day summary until asked for."""
+
+    def load(self) -> GroupRows: ...
+
+
+class GroupPart(NamedTuple):
+    """One batch's totals: per group of the batch (`names`), what the whole window's
+    figures add up from, and the per-snapshot rows."""
 
     names: npt.NDArray[np.object_]
-    rank: IntArray
-    group: IntArray
-    total_milli: IntArray  # thousandths of a MiB
-    processes: IntArray  # processes of the group in the snapshot
+    most_processes: IntArray  # the most processes of the group in one snapshot
+    processes: IntArray  # processes summed over the snapshots
     foot_count: IntArray  # of those, the ones counted with anon + swap
+    rows: RowsSource
     run_group: IntArray  # per run of the batch: the group of its first row
 
 
@@ -71,30 +90,61 @@ def group_part(frame: pd.DataFrame, grouped: GroupedRows, group_by: str) -> Grou
     group = by_row[rows]
     footed = foot >= 0
     size = np.where(footed, foot, rss)[kept]
-    key = rank[kept] * len(names) + group[kept]
+    width = max(len(names), 1)
+    key = rank[kept] * width + group[kept]
     unique, at = np.unique(key, return_inverse=True)
     total = np.zeros(len(unique), np.int64)
     np.add.at(total, at, size)
     count = np.bincount(at, minlength=len(unique)).astype(np.int64)
     foot_count = np.bincount(at, weights=footed[kept], minlength=len(unique)).astype(np.int64)
+    row_group = unique % width
+    most = np.zeros(len(names), np.int64)
+    np.maximum.at(most, row_group, count)
     return GroupPart(
         names=names,
-        rank=unique // max(len(names), 1),
-        group=unique % max(len(names), 1),
-        total_milli=total,
-        processes=count,
-        foot_count=foot_count,
+        most_processes=most,
+        processes=np.bincount(row_group, weights=count, minlength=len(names)).astype(np.int64),
+        foot_count=np.bincount(row_group, weights=foot_count, minlength=len(names)).astype(
+            np.int64
+        ),
+        rows=GroupRows((unique // width).astype(np.int32), row_group.astype(np.int32), total),
         run_group=group[run_starts] if len(group) else np.empty(0, np.int64),
     )
 
 
+class GroupSlice(NamedTuple):
+    """One batch's rows in the window's terms: its first snapshot's rank, how many
+    snapshots it holds, and the window's code of each of its groups."""
+
+    base: int
+    snapshots: int
+    codes: IntArray
+    rows: RowsSource
+
+
 class GroupTotals(NamedTuple):
-    """Every (snapshot, group) total of the window: ranks as ProcessRecords counts them,
-    groups as codes into `names`."""
+    """The window's totals per group (codes into `names`): the figures over every snapshot,
+    and each batch's per-snapshot rows, read when asked for."""
 
     names: list[str]
-    rank: IntArray
-    group: IntArray
-    total_milli: IntArray
-    processes: IntArray
-    foot_count: IntArray
+    most_processes: IntArray  # the most processes of the group in one snapshot
+    processes: IntArray  # processes summed over every snapshot
+    foot_count: IntArray  # of those, the ones counted with anon + swap
+    slices: list[GroupSlice]
+
+    def rows_between(self, first: int, last: int) -> tuple[IntArray, IntArray, IntArray]:
+        """The (rank, group code, total) rows of the snapshots first to last (ranks), in
+        batch order."""
+        parts = []
+        for part in self.slices:
+            if part.base > last or part.base + part.snapshots <= first:
+                continue
+            rows = part.rows.load()
+            rank = rows.rank.astype(np.int64) + part.base
+            inside = (rank >= first) & (rank <= last)
+            parts.append((rank[inside], part.codes[rows.group[inside]], rows.total_milli[inside]))
+        if not parts:
+            empty = np.empty(0, np.int64)
+            return empty, empty, empty
+        rank, group, total = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return rank, group, total

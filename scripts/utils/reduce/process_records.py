@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from utils.read.threaded_reader import Batch
 from utils.reduce.batch_runs import MILLI, BatchRuns, Rows, narrow, reduce_batch
-from utils.reduce.group_totals import GroupPart, GroupTotals
+from utils.reduce.group_totals import GroupPart, GroupSlice, GroupTotals
 from utils.reduce.instance_keys import InstanceKeys, first_of_pairs
 
 # MILLI stays importable from here: the analyses read it beside the records.
@@ -100,7 +100,12 @@ class ProcessRecords:
     group_by: str = "program"  # what memory is totalled by: "program" or "user"
     group_names: list[str] = field(default_factory=list)
     _group_codes: dict[str, int] = field(default_factory=dict)
-    _group_parts: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
+    # Per batch, its group totals' rows (a day summary's stay on disk until asked for).
+    group_slices: list[GroupSlice] = field(default_factory=list)
+    # Per group code: the most processes in one snapshot, processes and footed ones summed.
+    _group_figures: list[IntArray] = field(
+        default_factory=lambda: [np.zeros(0, np.int64) for _ in range(3)]
+    )
     chunks: list[Rows] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     read_users: bool = False  # read USER as well, for each instance's user (users[code])
@@ -167,7 +172,7 @@ class ProcessRecords:
         if runs.user is not None:
             users = [_intern(self.users, self._user_codes, str(t)) for t in runs.user[has][fresh]]
             table["user"][new_numbers[::-1]] = users[::-1]
-        groups = self._add_groups(runs.groups, base)
+        groups = self._add_groups(runs.groups, base, len(runs.read))
         table["group"][new_numbers[::-1]] = groups[runs.groups.run_group[has][fresh]][::-1]
         np.add.at(table["samples"], number, runs.samples[has])
         np.maximum.at(table["last_rank"], number, runs.kept_last[has] + base)
@@ -231,19 +236,19 @@ class ProcessRecords:
         self._by_start.add(pid[first[unseen]], started[first[unseen]], number[unseen])
         return instance
 
-    def _add_groups(self, part: GroupPart, base: int) -> IntArray:
+    def _add_groups(self, part: GroupPart, base: int, snapshots: int) -> IntArray:
         """Keep a batch's totals with global ranks and group codes; its names' codes."""
         codes = np.array([self._group_code(str(name)) for name in part.names], np.int64)
-        if len(part.rank):
-            self._group_parts.append(
-                (
-                    (part.rank + base).astype(np.int32),
-                    codes[part.group].astype(np.int32),
-                    part.total_milli,
-                    part.processes.astype(np.int32),
-                    part.foot_count.astype(np.int32),
-                )
-            )
+        figures = self._group_figures
+        if len(figures[0]) < len(self.group_names):
+            grown = [np.zeros(2 * len(self.group_names), np.int64) for _ in figures]
+            for column, old in zip(grown, figures, strict=True):
+                column[: len(old)] = old
+            figures = self._group_figures = grown
+        np.maximum.at(figures[0], codes, part.most_processes)
+        np.add.at(figures[1], codes, part.processes)
+        np.add.at(figures[2], codes, part.foot_count)
+        self.group_slices.append(GroupSlice(base, snapshots, codes, part.rows))
         return codes
 
     def _group_code(self, name: str) -> int:
@@ -254,17 +259,11 @@ class ProcessRecords:
         return code
 
     def group_totals(self) -> GroupTotals:
-        """Every (snapshot, group) total read, in batch order."""
-        parts = self._group_parts
-        columns = [
-            (
-                np.concatenate([part[k] for part in parts]).astype(np.int64)
-                if parts
-                else np.empty(0, np.int64)
-            )
-            for k in range(5)
-        ]
-        return GroupTotals(list(self.group_names), *columns)
+        """Every (snapshot, group) total read: the figures over all of them, and each
+        batch's rows (read when asked for)."""
+        count = len(self.group_names)
+        most, processes, footed = (column[:count].copy() for column in self._group_figures)
+        return GroupTotals(list(self.group_names), most, processes, footed, list(self.group_slices))
 
     def instance_groups(self) -> IntArray:
         """The group code of every instance with kept rows, in instances() order."""
