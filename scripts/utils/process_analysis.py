@@ -149,8 +149,9 @@ def process_result(
         findings = None if ooms is None else find_victims(records, table, ooms)
         programs = programs_of(records, table, options)
     with phase("growth"):
-        judged = Judged.of(records, table)
-        survey = find_leaks(records, judged, usual_interval_s(records.times), options.growth)
+        interval_s = usual_interval_s(records.times)
+        judged = Judged.of(records, table, interval_s, options.growth)
+        survey = find_leaks(records, judged, interval_s, options.growth)
     top = top_spreads(spreads, options.top_n)
     plots = PlotData()
     if options.plots:

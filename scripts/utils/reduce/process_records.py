@@ -298,13 +298,19 @@ class ProcessRecords:
             swap_max_milli=table["swap_max_milli"][kept],
         )
 
-    def floors(self) -> Floors:
-        """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket."""
+    def floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
+        """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket;
+        only the instances `wanted` names (by instance number), if given."""
+        if wanted is not None:
+            return _as_floors(_merged([_of(part, wanted) for part in self._floors]))
         self._floors = _merged(self._floors)
         return _as_floors(self._floors)
 
-    def foot_floors(self) -> Floors:
-        """Each instance's lowest anon + swap per bucket, of the rows that have it."""
+    def foot_floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
+        """Each instance's lowest anon + swap per bucket, of the rows that have it (of the
+        `wanted` instances, as floors)."""
+        if wanted is not None:
+            return _as_floors(_merged([_of(part, wanted) for part in self._foot_floors]))
         self._foot_floors = _merged(self._foot_floors)
         return _as_floors(self._foot_floors)
 
@@ -383,12 +389,20 @@ def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
     )
 
 
+def _of(part: FloorPart, wanted: npt.NDArray[np.bool_]) -> FloorPart:
+    """A part's floors of the wanted instances."""
+    keep = wanted[part[0]]
+    return tuple(column[keep] for column in part)
+
+
 def _merged(parts: list[FloorPart]) -> list[FloorPart]:
     """The batches' floors as one part, sorted by instance and bucket; a batch boundary can
     cut a bucket in two, so the halves are merged."""
     if not parts:
         return parts
     instance, bucket, low, count = (np.concatenate(column) for column in zip(*parts, strict=True))
+    if not len(instance):
+        return []
     order = np.lexsort((bucket, instance))
     instance, bucket, low, count = instance[order], bucket[order], low[order], count[order]
     cuts = np.flatnonzero(
