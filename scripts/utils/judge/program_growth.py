@@ -115,11 +115,14 @@ def _medians(
 
 
 def _examples(records: ProcessRecords, table: InstanceTable, count: int) -> list[str]:
-    """Per group, the command line of its first instance."""
+    """Per group, the command line of its first instance (of those first seen in the same
+    snapshot, the first in table order)."""
     groups = records.instance_groups()
     examples = [""] * count
-    for number in np.argsort(table.first_rank, kind="stable")[::-1].tolist():
-        examples[int(groups[number])] = records.commands[int(table.cmd[number])]
+    order = np.argsort(table.first_rank, kind="stable")
+    found, first = np.unique(groups[order], return_index=True)
+    for group, number in zip(found.tolist(), order[first].tolist(), strict=True):
+        examples[group] = records.commands[int(table.cmd[number])]
     return examples
 
 
