@@ -41,7 +41,7 @@ from utils.reduce.day_summaries import (
 )
 from utils.reduce.group_totals import GroupPart, GroupRows
 from utils.reduce.process_records import ProcessRecords
-from utils.reduce.summary_codec import CodecError, Sink, decode, encode
+from utils.reduce.summary_codec import CodecError, Sink, _decoded_whole, decode, encode
 from utils.reduce.summary_kinds import StoredChunk, process_runs
 from utils.system_analysis import SYSTEM_SPEC
 
@@ -582,3 +582,18 @@ def test_a_summary_mutated_anywhere_is_read_whole_or_recomputed(
         assert len(notes) <= 1
     else:  # a change the file does not depend on (padding): the same batches come back
         assert len(loaded.results) == len(store.load(plan).results)  # type: ignore[union-attr]
+
+
+@given(st.lists(st.text(st.characters(codec=None, exclude_categories=()), max_size=8), max_size=10))
+def test_texts_decoded_in_one_go_are_the_texts_decoded_one_by_one(items: list[str]) -> None:
+    """Any texts (lone surrogates included, as a command line that is not UTF-8 reads back)
+    decoded from one blob are what decoding each alone gives."""
+    encoded = [item.encode("utf-8", "surrogatepass") for item in items]
+    ends = np.cumsum([len(item) for item in encoded], dtype=np.int64).tolist()
+    assert _decoded_whole(b"".join(encoded), [0, *ends][:-1], ends) == items
+
+
+def test_a_text_cut_inside_a_character_is_not_decoded_in_one_go() -> None:
+    assert _decoded_whole("é".encode(), [0, 1], [1, 2]) is None
+    assert _decoded_whole(b"\xff\xfe", [0], [2]) is None
+    assert _decoded_whole(b"ab\xc3\xa9", [0, 2], [2, 7]) is None  # an end past the blob
