@@ -86,7 +86,7 @@ clean:  ## Delete what can be made again: analysis outputs, day summaries and ca
 
 clean-dumps:  ## Delete the collected snapshots (and their day summaries): says how many and which span, needs CONFIRM=yes
 	@files=$$(find $(DUMPS_DIR) -maxdepth 1 -type f \( -name 'sys_mem_*.csv' \
-		-o -name 'process_mem_*.csv' -o -name 'mem_*.tar.xz' \)); \
+		-o -name 'process_mem_*.csv' -o -name 'cgroup_mem_*.csv' -o -name 'mem_*.tar.xz' \)); \
 	n=$$(printf '%s' "$$files" | grep -c .); \
 	if [ "$$n" -eq 0 ]; then echo "clean-dumps: no snapshots in $(DUMPS_DIR)"; exit 0; fi; \
 	stamps=$$(printf '%s\n' "$$files" | sed -E 's|.*_mem_([0-9]{8}_[0-9]{6})\.csv$$|\1|; s|.*/mem_([0-9]{8})\.tar\.xz$$|\1|' | sort); \

@@ -24,9 +24,11 @@ from utils.console import (
     EXIT_ALERT,
     Session,
     add_common_args,
+    add_kernel_log_args,
     add_plots_arg,
     add_summary_args,
     duration_arg,
+    kernel_logs_from_args,
     non_negative,
     positive_count,
     rate_arg,
@@ -47,6 +49,8 @@ from utils.outputs.prometheus import (
     snapshot_metric,
     textfile_from_args,
 )
+from utils.outputs.service_console import format_services
+from utils.outputs.service_tables import write_services_csv
 from utils.parser import Where
 from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
 from utils.reduce.group_totals import GROUP_BY as GROUP_CHOICES
@@ -81,15 +85,19 @@ def write_outputs(result: ProcessResult, out_dir: Path, worker: PlotWorker | Non
     """The CSVs and, with a worker, the plots; what was written, as lines for the console.
     Without one no PNG is drawn or deleted."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = write_tables(result, out_dir)
+    written = write_tables(result, out_dir) + write_services_csv(result.services, out_dir)
     removed = stale_tables(out_dir, SPREAD_CSV.format(top_n=result.options.top_n))
     lines = [f"Wrote {path}" for path in written]
     if worker is not None:
+        from utils.outputs import service_plots  # noqa: PLC0415 (see plot_worker)
         from utils.outputs.process_plots import stale_plots  # noqa: PLC0415 (see plot_worker)
 
         drawn, drew = draw_plots(result, out_dir, worker)
-        lines += drew
-        removed += stale_plots(out_dir, drawn)
+        services, drew_services = service_plots.draw_service_plots(result.services, out_dir, worker)
+        lines += drew + drew_services
+        removed += stale_plots(out_dir, drawn) + service_plots.stale_service_plots(
+            out_dir, services
+        )
     for path in removed:
         path.unlink(missing_ok=True)
     if removed:
@@ -121,7 +129,8 @@ def analyze_processes(
     where: Where, options: ProcessOptions, session: Session, textfile: Textfile | None = None
 ) -> int | None:
     """Compute, then write the CSVs and the plots, then print the tables; EXIT_ALERT when
-    asked to (--fail-on-leak, --fail-on-oom) and an instance leaks or was OOM-killed. The
+    asked to (--fail-on-leak, --fail-on-oom, --alert-days) and an instance or a service
+    leaks, a process was OOM-killed or a service nears its limit. The
     metrics go to the textfile, if any."""
     # Fork the plot worker first, while this process holds no rows (not even the
     # list of files) and runs no threads.
@@ -129,7 +138,7 @@ def analyze_processes(
         result = compute_processes(where, options, session)
         with session.timer.phase("plotting"):
             written = write_outputs(result, where.out_dir, worker)
-    for line in [*format_result(result), "", *written]:
+    for line in [*format_result(result), "", *format_services(result.services), "", *written]:
         session.console.print(line)
     for line in result.alerts:
         session.diagnostics.note(line)
@@ -197,9 +206,26 @@ def add_program_args(parser: argparse.ArgumentParser) -> None:
     add_compare_arg(parser, "the totals per program compared")
 
 
+def add_alert_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on-oom",
+        action="store_true",
+        help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window,"
+        " after everything is written",
+    )
+    parser.add_argument(
+        "--alert-days",
+        type=non_negative,
+        metavar="DAYS",
+        help=f"exit with status {EXIT_ALERT} when a service (memory cgroup) reaches its limit"
+        " within DAYS days at the fast end of its range, after everything is written",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
+    add_kernel_log_args(parser)
     parser.add_argument(
         "--top",
         type=positive_count,
@@ -221,12 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         " after everything is written (for cron)",
     )
     add_program_args(parser)
-    parser.add_argument(
-        "--fail-on-oom",
-        action="store_true",
-        help=f"exit with status {EXIT_ALERT} when the OOM killer killed in the window,"
-        " after everything is written",
-    )
+    add_alert_args(parser)
     add_plots_arg(parser, PLOTS, "console, CSVs, the textfile, the exit status")
     add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
     add_prometheus_args(parser, PROMETHEUS_TOP)
@@ -252,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         read_users=args.prometheus_textfile is not None,  # the leaks' `user` label
         plots=args.plots,
         program_plots=PROGRAM_PLOTS,
+        kernel_logs=kernel_logs_from_args(args),
+        alert_days=args.alert_days,
     )
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(

@@ -19,8 +19,10 @@ from utils.console import (
     EXIT_ALERT,
     Session,
     add_common_args,
+    add_kernel_log_args,
     add_plots_arg,
     add_summary_args,
+    kernel_logs_from_args,
     positive_number,
     run_analysis,
     where_from_args,
@@ -97,12 +99,14 @@ def analyze_system(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     add_common_args(parser, DUMPS_DIR, OUT_DIR)
+    add_kernel_log_args(parser)
     parser.add_argument(
         "--trend-days",
         type=positive_number,
         default=TREND_DAYS,
         metavar="DAYS",
-        help="forecast from the last DAYS days of snapshots (default %(default)g)",
+        help="the forecast's longest window: the days since the last level shift, at most DAYS"
+        " (default %(default)g)",
     )
     parser.add_argument(
         "--alert-pct",
@@ -115,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--alert-days",
         type=positive_number,
         metavar="DAYS",
-        help=f"exit with status {EXIT_ALERT} when the forecast has MemAvailable reach 0"
+        help=f"exit with status {EXIT_ALERT} when MemAvailable's fall is significant and reaches 0"
         " within DAYS days, after everything is written",
     )
     add_compare_arg(parser, "what changed")
@@ -137,7 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     where = where_from_args(parser, args)
     compare = None if args.compare is None else (args.compare[0], args.compare[1])
     options = SystemOptions(
-        args.trend_days, args.alert_pct, args.alert_days, args.fail_on_oom, compare
+        args.trend_days,
+        args.alert_pct,
+        args.alert_days,
+        args.fail_on_oom,
+        compare,
+        kernel_logs_from_args(args),
     )
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Collect system and per-process memory snapshots into timestamped CSV files.
 
-Every interval this reads /proc/meminfo and runs `ps`, and writes one pair of
-files sharing a UTC timestamp into the dumps dir:
-sys_mem_<YYYYMMDD_HHMMSS>.csv and process_mem_<YYYYMMDD_HHMMSS>.csv.
+Every interval this reads /proc/meminfo and runs `ps`, and writes three files
+sharing a UTC timestamp into the dumps dir: sys_mem_<YYYYMMDD_HHMMSS>.csv,
+process_mem_<YYYYMMDD_HHMMSS>.csv and cgroup_mem_<YYYYMMDD_HHMMSS>.csv.
 It is meant to run for weeks under nohup, tmux or systemd, so it imports
 nothing beyond the standard library and never stops on a failed snapshot.
 """
@@ -24,7 +24,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple
 
-from utils.collect import snapshot_format
+from utils.collect import smaps, snapshot_format
+from utils.collect.cgroups import CgroupReader
 from utils.collect.procfs import (
     KMSG,
     NOTHING,
@@ -42,6 +43,7 @@ from utils.collect.procfs import (
     vmstat_counters,
 )
 from utils.collect.snapshot_format import (
+    CGROUP_HEADER,
     COUNTER_FIELDS,
     MEMINFO_FIELDS,
     PAGE_COUNT_FIELDS,
@@ -49,9 +51,10 @@ from utils.collect.snapshot_format import (
     SYS_HEADER,
     TIMESTAMP_FORMAT,
     csv_text,
-    snapshot_names,
+    snapshot_file_names,
     victims_text,
 )
+from utils.collect.userspace_kills import UserspaceKills, killer_running
 from utils.console import (
     EXIT_INTERNAL,
     EXIT_NO_DATA,
@@ -68,6 +71,9 @@ from utils.core.signals import Stopped, StopSignals
 INTERVAL_S = 600.0  # ten minutes between snapshots
 COUNT: int | None = None  # None: run until stopped
 DUMPS_DIR = defaults.DUMPS_DIR
+PSS_BUDGET_MS = 15.0  # time a snapshot may spend reading Pss (utils.collect.smaps)
+PSS_CAP_MB = 4096.0  # a process with more RSS than this has its Pss read ...
+PSS_CAP_EVERY = 12  # ... at most once every this many snapshots
 
 # --- Fixed behaviour ----------------------------------------------------------
 MIN_INTERVAL_S = 1.0  # file names have one-second resolution
@@ -173,6 +179,7 @@ def process_rows(
     rows: Sequence[ProcessRow],
     memory: Sequence[ProcessMemory] | None = None,
     clock: BootClock | None = None,
+    cgroups: Sequence[str] | None = None,
 ) -> Iterator[list[str]]:
     """The process_mem CSV rows for parsed ps output, with what /proc added of each
     process (empty where it did not: an old kernel, a process gone meanwhile)."""
@@ -189,6 +196,7 @@ def process_rows(
             optional_mb_text(extra.anon_kb),
             optional_mb_text(extra.swap_kb),
             "" if ticks is None or clock is None else started_text(clock, ticks),
+            "" if cgroups is None else cgroups[number],
         ]
 
 
@@ -296,10 +304,13 @@ DEFAULT_SOURCES = Sources()
 class RunState(NamedTuple):
     """What a run keeps from one snapshot to the next: the boot clock read once at start
     (so that a process's STARTED is the same text in every snapshot), and the kernel log,
-    opened at its end at start."""
+    opened at its end at start; and the memory cgroup hierarchy, found at start."""
 
     clock: BootClock | None
     kernel_log: KernelLog | None
+    cgroups: CgroupReader | None = None
+    userspace: UserspaceKills | None = None  # systemd-oomd's and earlyoom's kills
+    shares: smaps.ShareReader | None = None  # what reads Pss, and when each was read
 
 
 def take_snapshot(
@@ -309,12 +320,12 @@ def take_snapshot(
     sources: Sources = DEFAULT_SOURCES,
     state: RunState | None = None,
 ) -> Snapshot:
-    """Read memory, run ps and publish both files, or publish nothing.
+    """Read memory, run ps and publish every file of the snapshot, or publish nothing.
 
     Every failure, whatever the OSError (a read-only or vanished dir, a full disk), is
     a SnapshotError: the daemon logs it and tries again at the next slot.
     """
-    names = snapshot_names(timestamp)
+    names = snapshot_file_names(timestamp)
     finals = [dumps_dir / name for name in names]
     for final in finals:
         try:
@@ -335,7 +346,7 @@ def take_snapshot(
                 os.link(temp, final)
                 published.append(final)
         except OSError as err:
-            for path in published:  # keep pairs whole
+            for path in published:  # keep snapshots whole
                 _remove(path)
             where = err.filename or dumps_dir
             raise SnapshotError(f"cannot write {where}: {err.strerror or err}") from err
@@ -346,9 +357,10 @@ def take_snapshot(
 
 
 def _snapshot_texts(sources: Sources, state: RunState) -> tuple[list[str], int]:
-    """The two files' text, and how many processes: meminfo and the counters, then ps,
-    then each listed process's status and stat (read right after ps, so that few are gone
-    meanwhile), then what the kernel logged of OOM kills since the last snapshot."""
+    """The files' text, and how many processes: meminfo and the counters, then ps, then
+    each listed process's status, stat and cgroup (read right after ps, so that few are
+    gone meanwhile), then what the kernel logged of OOM kills since the last snapshot,
+    then the memory of the processes' cgroups."""
     meminfo = read_meminfo(sources.meminfo_path)
     counters = {**vmstat_counters(sources.proc), **psi_totals(sources.proc)}
     rows, bad_lines = parse_ps_output(run_ps(sources.ps_command))
@@ -358,12 +370,22 @@ def _snapshot_texts(sources: Sources, state: RunState) -> tuple[list[str], int]:
         log.warning("ps printed %d line(s) that did not parse; left out", bad_lines)
     proc = str(sources.proc)
     memory = [process_memory(row.pid, proc) for row in rows]
+    cgroups = state.cgroups or CgroupReader(sources.proc)
+    paths = [cgroups.process_cgroup(row.pid) for row in rows]
     clock = state.clock or boot_clock(sources.proc)
     log_ = state.kernel_log
-    victims = victims_text(log_.victims()) if log_ is not None else ""
+    found = log_.victims() if log_ is not None else []
+    if state.userspace is not None:
+        found += state.userspace.kills(killer_running(row.cmd for row in rows))
+    victims = victims_text(found)
+    ticks = [extra.start_ticks for extra in memory]
+    shares = None if state.shares is None else state.shares.shares(rows, ticks, paths)
     texts = [
         csv_text(SYS_HEADER, [sys_row(meminfo, boot_id(sources.proc), counters, victims)]),
-        csv_text(PROCESS_HEADER, process_rows(rows, memory, clock)),
+        csv_text(
+            PROCESS_HEADER, smaps.with_shares(process_rows(rows, memory, clock, paths), shares)
+        ),
+        csv_text(CGROUP_HEADER, cgroups.rows(paths)),
     ]
     return texts, len(rows)
 
@@ -440,12 +462,16 @@ def _say_what_is_collected(dumps_dir: Path, schedule: Schedule, run: Collecting)
     missing += missing_status_fields(sources.proc)
     if run.state.clock is None:
         missing.append("btime in /proc/stat (so STARTED)")
+    if run.state.cgroups is not None and run.state.cgroups.hierarchy is None:
+        missing.append("a mounted cgroup hierarchy (so CGROUP and the cgroup_mem rows)")
     if not boot_id(sources.proc):
         missing.append("boot_id")
     counters = {**vmstat_counters(sources.proc), **psi_totals(sources.proc)}
     missing += [name for name in COUNTER_FIELDS if name not in counters]
     if missing:
         log.warning("this kernel lacks %s; written empty", ", ".join(missing))
+    if run.state.shares is not None and (note := smaps.limits_note(os.geteuid())):
+        log.warning(note)
     kernel_log = run.state.kernel_log
     if kernel_log is not None and not kernel_log.readable:
         log.warning(
@@ -459,11 +485,18 @@ def _say_what_is_collected(dumps_dir: Path, schedule: Schedule, run: Collecting)
 
 
 def run_collector(
-    dumps_dir: Path, schedule: Schedule, guard: StopSignals, sources: Sources = DEFAULT_SOURCES
+    dumps_dir: Path,
+    schedule: Schedule,
+    guard: StopSignals,
+    sources: Sources = DEFAULT_SOURCES,
+    pss: smaps.Settings | None = None,
 ) -> int:
     """Take snapshots on a fixed schedule; return the number that failed."""
     kernel_log = KernelLog(sources.kmsg)
-    run = Collecting(sources, RunState(boot_clock(sources.proc), kernel_log))
+    cgroups = CgroupReader(sources.proc)
+    shares = None if pss is None else smaps.ShareReader(pss, sources.proc)
+    state = RunState(boot_clock(sources.proc), kernel_log, cgroups, UserspaceKills(), shares)
+    run = Collecting(sources, state)
     _say_what_is_collected(dumps_dir, schedule, run)
     failures = _Failures(dumps_dir)
     taken = 0
@@ -519,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"where the CSV files go, created 0750 if missing (default {DUMPS_DIR})",
     )
+    smaps.add_flags(
+        parser, smaps.Settings(PSS_BUDGET_MS / 1000, int(PSS_CAP_MB * 1024), PSS_CAP_EVERY)
+    )
     return parser
 
 
@@ -547,7 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_NO_DATA
-        failures = run_collector(dumps_dir, Schedule(args.interval, args.count), guard)
+        schedule, pss = Schedule(args.interval, args.count), smaps.settings_of(args)
+        failures = run_collector(dumps_dir, schedule, guard, DEFAULT_SOURCES, pss)
     except Stopped as stop:
         log.info("stopped by %s", stop.name)
         return EXIT_OK

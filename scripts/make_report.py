@@ -24,8 +24,10 @@ from typing import NamedTuple, TypeVar
 from utils.console import (
     Session,
     add_dumps_dir_arg,
+    add_kernel_log_args,
     add_summary_args,
     add_window_args,
+    kernel_logs_from_args,
     positive_count,
     run_analysis,
     summary_dir_from_args,
@@ -46,6 +48,7 @@ from utils.outputs.prometheus import (
     textfile_from_args,
 )
 from utils.outputs.report import Missing, Plot, ProcessPart, ReportData, SystemPart, render_report
+from utils.outputs.service_plots import service_plot_calls
 from utils.outputs.system_plots import plot_calls as system_plot_calls
 from utils.parser import NoDataError, TimeWindow, Where
 from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
@@ -115,7 +118,7 @@ def plot_calls(
     if isinstance(processes, Missing):
         return system_calls, [], []
     pid_calls = top_plots(processes, folder)
-    leak_calls = leak_plot_calls(processes, folder)
+    leak_calls = leak_plot_calls(processes, folder) + service_plot_calls(processes.services, folder)
     return system_calls, pid_calls, leak_calls
 
 
@@ -132,7 +135,10 @@ def draw_parts(
     system_part = system if isinstance(system, Missing) else SystemPart(system, plots[:cut])
     if isinstance(processes, Missing):
         return system_part, processes
-    return system_part, ProcessPart(processes, plots[cut:cut_leaks], plots[cut_leaks:])
+    leaks = cut_leaks + len(processes.plots.leaks)
+    return system_part, ProcessPart(
+        processes, plots[cut:cut_leaks], plots[cut_leaks:leaks], plots[leaks:]
+    )
 
 
 def export(
@@ -211,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only process rows whose CMD contains TEXT (plain substring, case-sensitive)",
     )
     add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
+    add_kernel_log_args(parser)
     add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 
@@ -220,13 +227,15 @@ def options_from_args(args: argparse.Namespace) -> Options:
         min_rate_mb_per_day=defaults.LEAK_MIN_RATE_MB_PER_DAY,
         min_rise_mb=defaults.LEAK_MIN_RISE_MB,
     )
+    logs = kernel_logs_from_args(args)
     return Options(
-        SystemOptions(defaults.TREND_DAYS),
+        SystemOptions(defaults.TREND_DAYS, kernel_logs=logs),
         ProcessOptions(
             top_n=args.top,
             match=args.match,
             growth=growth,
             read_users=args.prometheus_textfile is not None,  # the leaks' `user` label
+            kernel_logs=logs,
         ),
     )
 

@@ -105,6 +105,9 @@ def run_main(main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> Ran:
 # /proc adds: (..., ANON_MB, SWAP_MB, STARTED), None for an empty field.
 ProcessRow = tuple[int, int, str, float, float, str]
 FullRow = tuple[int, int, str, float, float, str, float | None, float | None, str]
+FULL_WIDTH = 9
+# ... and its cgroup, as today's collector adds it.
+CgroupRow = tuple[int, int, str, float, float, str, float | None, float | None, str, str]
 
 
 def write_sys(
@@ -136,28 +139,35 @@ def _optional(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def write_proc(dumps: Path, stamp: str, rows: Sequence[ProcessRow | FullRow]) -> Path:
+def write_proc(dumps: Path, stamp: str, rows: Sequence[ProcessRow | FullRow | CgroupRow]) -> Path:
     """A process_mem file from (PID, PPID, USER, RSS_MB, VSZ_MB, CMD) tuples, as an older
-    collector wrote them; from rows with ANON_MB, SWAP_MB and STARTED, as today's does."""
-    full = any(len(row) == len(PROCESS_HEADER) for row in rows)
+    collector wrote them; from rows with ANON_MB, SWAP_MB and STARTED, as one before the
+    CGROUP column did; from rows with CGROUP too, as today's does."""
+    width = max((len(row) for row in rows), default=len(PS_HEADER))
     formatted = []
     for row in rows:
         pid, ppid, user, rss, vsz, cmd = row[:6]
         cells = [str(pid), str(ppid), user, f"{rss:.3f}", f"{vsz:.3f}", cmd]
-        if full:
-            anon, swap, started = row[6:] if len(row) > 6 else (None, None, "")
+        if width > len(PS_HEADER):
+            anon, swap, started = row[6:9] if len(row) > 6 else (None, None, "")
             cells += [_optional(anon), _optional(swap), str(started)]
+        if width > FULL_WIDTH:
+            cells.append(str(row[FULL_WIDTH]) if len(row) > FULL_WIDTH else "")
         formatted.append(cells)
     path = dumps / snapshot_names(stamp)[1]
-    path.write_text(csv_text(PROCESS_HEADER if full else PS_HEADER, formatted), encoding="utf-8")
+    # As a collector that reads no Pss writes them when cut before PSS_MB.
+    header = PROCESS_HEADER[: len(formatted[0])] if formatted else PS_HEADER
+    path.write_text(csv_text(header, formatted), encoding="utf-8")
     return path
 
 
 class FakeProcess(NamedTuple):
-    """One process of a fake /proc tree: its status and stat text (None: no such file)."""
+    """One process of a fake /proc tree: its status, stat and cgroup text (None: no such
+    file)."""
 
     status: str | None
     stat: str | None
+    cgroup: str | None = None
 
 
 def stat_line(pid: int, comm: str, start_ticks: int) -> str:
@@ -185,11 +195,12 @@ def write_fake_proc(
         "some avg10=0.00 avg60=0.00 avg300=0.00 total=7000\n"
         "full avg10=0.00 avg60=0.00 avg300=0.00 total=3000\n"
     ),
+    mountinfo: str | None = None,
 ) -> Path:
     """A /proc tree as the collector reads it (the style of psutil's tests): each
     process's status and stat, /proc/stat's btime, the boot_id, self/status (what the
-    collector judges the kernel's fields on), vmstat and pressure/memory. None leaves a
-    file out."""
+    collector judges the kernel's fields on), vmstat, pressure/memory and self/mountinfo
+    (where the cgroup hierarchies are). None leaves a file out."""
     root.mkdir(parents=True, exist_ok=True)
     if vmstat is not None:
         (root / "vmstat").write_text(vmstat)
@@ -204,10 +215,16 @@ def write_fake_proc(
     (root / "self").mkdir(exist_ok=True)
     own = own_status or status_text("python3", {"VmRSS": 9000, "RssAnon": 6000, "VmSwap": 0})
     (root / "self" / "status").write_text(own)
+    if mountinfo is not None:
+        (root / "self" / "mountinfo").write_text(mountinfo)
     for pid, process in processes.items():
         folder = root / str(pid)
         folder.mkdir(exist_ok=True)
-        for name, text in (("status", process.status), ("stat", process.stat)):
+        for name, text in (
+            ("status", process.status),
+            ("stat", process.stat),
+            ("cgroup", process.cgroup),
+        ):
             if text is not None:
                 (folder / name).write_text(text)
     return root
@@ -226,10 +243,13 @@ def write_bundle(path: Path, members: Sequence[tuple[str, bytes]]) -> Path:
 
 
 def bundle_day(dumps: Path, day: str) -> Path:
-    """Move every loose snapshot of a day (YYYYMMDD) into mem_<day>.tar.xz, sys_mem first."""
-    files = sorted(dumps.glob(f"sys_mem_{day}_*.csv")) + sorted(
-        dumps.glob(f"process_mem_{day}_*.csv")
-    )
+    """Move every loose snapshot of a day (YYYYMMDD) into mem_<day>.tar.xz: sys_mem first,
+    then cgroup_mem, then process_mem."""
+    files = [
+        path
+        for kind in ("sys_mem", "cgroup_mem", "process_mem")
+        for path in sorted(dumps.glob(f"{kind}_{day}_*.csv"))
+    ]
     bundle = write_bundle(dumps / f"mem_{day}.tar.xz", [(f.name, f.read_bytes()) for f in files])
     for file in files:
         file.unlink()

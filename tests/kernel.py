@@ -86,15 +86,18 @@ def _memory_controller() -> tuple[Path, int] | None:
 
 
 @contextlib.contextmanager
-def memory_cgroup(limit_mib: int, swap: bool = True) -> Iterator[MemoryCgroup]:
-    """A memory cgroup capped at limit_mib of RAM, swap allowed or not; every process left
-    in it is killed, and the group removed, after the test."""
+def memory_cgroup(
+    limit_mib: int, swap: bool = True, name: str = "pmi-test"
+) -> Iterator[MemoryCgroup]:
+    """A memory cgroup capped at limit_mib of RAM, swap allowed or not, named `name` and a
+    random suffix; every process left in it is killed, and the group removed, after the
+    test."""
     need_root("a memory cgroup")
     found = _memory_controller()
     if found is None:
         pytest.skip("no memory cgroup controller on this machine")
     parent, version = found
-    path = parent / f"pmi-test-{uuid.uuid4().hex[:8]}"
+    path = parent / f"{name}-{uuid.uuid4().hex[:8]}"
     try:
         path.mkdir()
     except OSError as err:

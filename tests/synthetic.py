@@ -39,6 +39,7 @@ if str(SCRIPTS_DIR) not in sys.path:
 from collect_memory import sys_row  # noqa: E402
 from utils.collect.snapshot_format import (  # noqa: E402
     PROCESS_HEADER,
+    PSS_EXTRA,
     SYS_HEADER,
     TIMESTAMP_FORMAT,
     csv_text,
@@ -657,11 +658,13 @@ class _Host:
         swap_kb[self.leak_slot] = self.leak_swapped
         anon, swap = (anon_kb / 1024).tolist(), (swap_kb / 1024).tolist()
         prefix, suffix, started, kernel = self.prefix, self.suffix, self.started, self.anon_share
+        # CGROUP: a kernel thread is in the root cgroup, the rest in system.slice.
         rows = [
             (
-                f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]}{anon[i]:.3f},{swap[i]:.3f},{started[i]}\n"
+                f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]}{anon[i]:.3f},{swap[i]:.3f},{started[i]}"
+                f",{SYSTEM_CGROUP}\n"
                 if kernel[i]
-                else f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]},,{started[i]}\n"
+                else f"{prefix[i]}{rss_mib[i]:.3f}{suffix[i]},,{started[i]},/\n"
             )
             for i in order
         ]
@@ -675,7 +678,11 @@ class _Host:
             self._spawn(slot)
 
 
-_PROCESS_HEADER_TEXT = csv_text(PROCESS_HEADER, [])
+# As a collector that reads no Pss (--pss-budget-ms 0, or before it could) writes them:
+# the process files end before PSS_MB, so that the golden outputs pin that reading.
+SYNTHETIC_PROCESS_HEADER = tuple(name for name in PROCESS_HEADER if name not in PSS_EXTRA)
+_PROCESS_HEADER_TEXT = csv_text(SYNTHETIC_PROCESS_HEADER, [])
+SYSTEM_CGROUP = "/system.slice"
 
 
 def _validate(

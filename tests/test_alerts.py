@@ -20,6 +20,7 @@ from utils.judge.alerts import (
     leak_alert_holds,
     oom_alert_holds,
 )
+from utils.judge.forecast import ForecastStatus
 from utils.judge.system_metrics import SystemOptions, SystemSummary, compute_metrics, summarize
 from utils.reduce.counters import OomInterval
 
@@ -97,6 +98,8 @@ def test_only_the_alerts_asked_for_and_holding_are_raised() -> None:
         days_to_zero_low=10.0,
         days_to_zero_high=None,
         zero_date=date(2026, 3, 13),
+        status=ForecastStatus.FALLING,
+        significant=True,
     )
     summary = replace(summary, forecast=falling)
     kill = OomInterval(
@@ -104,14 +107,19 @@ def test_only_the_alerts_asked_for_and_holding_are_raised() -> None:
     )
     summary = replace(summary, ooms=[kill])
     assert check_alerts(summary, 60.0, SystemOptions(7)) == []
-    nothing = SystemOptions(7, alert_pct=60.01, alert_days=12.3, fail_on_oom=False)
+    # --alert-days reads the fast end of the range (10.0 days), only while the fall is
+    # significant.
+    nothing = SystemOptions(7, alert_pct=60.01, alert_days=9.9, fail_on_oom=False)
     assert check_alerts(summary, 60.0, nothing) == []
-    everything = SystemOptions(7, alert_pct=60, alert_days=12.34, fail_on_oom=True)
+    unsure = replace(falling, status=ForecastStatus.NOT_FALLING, significant=False)
+    asked = SystemOptions(7, alert_days=100)
+    assert check_alerts(replace(summary, forecast=unsure), 60.0, asked) == []
+    everything = SystemOptions(7, alert_pct=60, alert_days=10, fail_on_oom=True)
     assert check_alerts(summary, 60.0, everything) == [
         "RAM used (htop) is 60.00% of MemTotal at the last snapshot (2026-03-01 10:20:00 UTC),"
         " at or above --alert-pct 60",
         "MemAvailable reaches 0 in about 12.3 days (10.0 to more), around 2026-03-13 UTC,"
-        " within --alert-days 12.34",
+        " within --alert-days 10",
         "2 OOM kills in the window, the last between 2026-03-01 10:00:00 and"
         " 2026-03-01 10:10:00 UTC",
     ]

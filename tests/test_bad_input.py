@@ -77,10 +77,17 @@ def process_rows(step: int) -> list[list[str]]:
     if step < NEW_FROM_STEP:
         return rows
     extra = [
-        ["4.000", "0.000", "2026-02-28 23:00:00.25"],
-        ["", "", "2026-02-28 23:00:00.30"],  # a kernel thread: no anonymous memory
-        [f"{90 * (step + 1)}.000", "12.500", "2026-03-01 00:00:01.00"],
-        ["", "", ""],  # gone before its status was read
+        ["4.000", "0.000", "2026-02-28 23:00:00.25", "/init.scope", "3.125", "0.000"],
+        ["", "", "2026-02-28 23:00:00.30", "/", "", ""],  # a kernel thread: no anonymous memory
+        [
+            f"{90 * (step + 1)}.000",
+            "12.500",
+            "2026-03-01 00:00:01.00",
+            "/system.slice/a,b.service",
+            "",
+            "",
+        ],  # Pss not read
+        ["", "", "", "", "", ""],  # gone before its status and cgroup were read
     ]
     return [row + more for row, more in zip(rows, extra, strict=True)]
 
@@ -125,6 +132,9 @@ PROCESS_KNOWN = {
     "ANON_MB": "number or empty",
     "SWAP_MB": "number or empty",
     "STARTED": "time or empty",
+    "CGROUP": "text",
+    "PSS_MB": "number or empty",
+    "SWAP_PSS_MB": "number or empty",
 }
 SYS_NEEDS = {name: "number" for name in RAW_FIELDS} | {"MemTotal_MB": "positive"}
 SYS_KNOWN = (
@@ -415,8 +425,8 @@ def sys_with(**fields: str) -> bytes:
         (SYS_PREFIX, sys_with(oom_kill="12.5"), "oom_kill on line 2 is '12.5', not a whole number"),
         (SYS_PREFIX, sys_with(pgmajfault="many"), "pgmajfault on line 2 is 'many', not a whole number"),
         (SYS_PREFIX, sys_with(psi_some_total_us="9007199254740992"), "psi_some_total_us on line 2 is '9007199254740992', out of range"),
-        (SYS_PREFIX, sys_with(oom_victims="812-python"), "oom_victims on line 2 is '812-python', not PID:comm:anon_kB items separated by ';' or empty"),
-        (SYS_PREFIX, sys_with(oom_victims="812:py:4;"), "oom_victims on line 2 is '812:py:4;', not PID:comm:anon_kB items separated by ';' or empty"),
+        (SYS_PREFIX, sys_with(oom_victims="812-python"), "oom_victims on line 2 is '812-python', not kills (kind:pid:comm:...) separated by ';' or empty"),
+        (SYS_PREFIX, sys_with(oom_victims="812:py:4;"), "oom_victims on line 2 is '812:py:4;', not kills (kind:pid:comm:...) separated by ';' or empty"),
     ],
 )  # fmt: skip
 def test_each_case_issue_8_found_is_one_line_naming_the_file(

@@ -22,6 +22,7 @@ import collect_memory as cm
 import utils.collect.snapshot_format as fmt
 from conftest import FakeProcess, script_path, stat_line, status_text, write_fake_proc
 from utils.collect import procfs
+from utils.collect.smaps import with_shares
 from utils.core import atomic_files
 from utils.core.signals import Stopped, StopSignals
 
@@ -135,11 +136,12 @@ def test_parse_ps_output_keeps_users_and_command_lines_whole() -> None:
 
 def test_process_csv_round_trips_awkward_text() -> None:
     rows, _ = cm.parse_ps_output(PS_OUTPUT)
-    text = fmt.csv_text(fmt.PROCESS_HEADER, cm.process_rows(rows))
+    text = fmt.csv_text(fmt.PROCESS_HEADER, with_shares(cm.process_rows(rows), None))
     parsed = list(csv.reader(io.StringIO(text)))
-    assert parsed[0] == [*fmt.PS_HEADER, "ANON_MB", "SWAP_MB", "STARTED"]
+    parsed_header = [*fmt.PS_HEADER, "ANON_MB", "SWAP_MB", "STARTED", "CGROUP"]
+    assert parsed[0] == [*parsed_header, "PSS_MB", "SWAP_PSS_MB"]
     assert fmt.PS_HEADER == ("PID", "PPID", "USER", "RSS_MB", "VSZ_MB", "CMD")
-    assert {tuple(row[6:]) for row in parsed[1:]} == {("", "", "")}  # nothing read of /proc
+    assert {tuple(row[6:]) for row in parsed[1:]} == {("",) * 6}  # nothing of /proc
     user = "averyverylongusername123"
     assert parsed[4][:6] == ["812", "1", user, "200.000", "1024.000", 'python3 -c print("a,b")']
     assert parsed[5][5] == "postgres: writer, 'x' $HOME"
@@ -255,8 +257,12 @@ def test_take_snapshot_writes_a_private_pair(tmp_path: Path, fake_sources: cm.So
     assert snap == cm.Snapshot("20260301_120000", 7)
     sys_file = dumps / "sys_mem_20260301_120000.csv"
     proc_file = dumps / "process_mem_20260301_120000.csv"
-    assert sorted(p.name for p in dumps.iterdir()) == [proc_file.name, sys_file.name]
-    for path in (sys_file, proc_file):
+    cgroup_file = dumps / "cgroup_mem_20260301_120000.csv"
+    names = [cgroup_file.name, proc_file.name, sys_file.name]
+    assert sorted(p.name for p in dumps.iterdir()) == names
+    # No cgroup hierarchy in this /proc: the cgroup file is its header, written all the same.
+    assert read_csv_rows(cgroup_file) == [list(fmt.CGROUP_HEADER)]
+    for path in (sys_file, proc_file, cgroup_file):
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
     sys_rows = read_csv_rows(sys_file)
     assert sys_rows[0] == list(fmt.SYS_HEADER)
@@ -275,14 +281,15 @@ def test_take_snapshot_writes_a_private_pair(tmp_path: Path, fake_sources: cm.So
     }
     proc_rows = read_csv_rows(proc_file)
     assert proc_rows[0] == list(fmt.PROCESS_HEADER)
-    assert [row[6:] for row in proc_rows[1:]] == [
-        ["4.000", "0.500", "2026-03-01 00:00:01.50"],
-        ["", "", "2026-03-01 00:00:00.02"],  # a kernel thread: no RssAnon, no VmSwap
-        ["", "", ""],  # gone between ps and its files: not an error
-        ["100.000", "1.000", "2026-03-01 00:20:34.56"],  # field 22 after the last ")"
-        ["", "0.000", "2026-03-02 00:00:00.00"],  # a kernel before 4.5: no RssAnon
-        ["0.098", "0.000", ""],
-        ["", "", "2026-03-01 00:00:00.99"],
+    assert {tuple(row[10:]) for row in proc_rows[1:]} == {("", "")}  # no Pss reader: none read
+    assert [row[6:10] for row in proc_rows[1:]] == [
+        ["4.000", "0.500", "2026-03-01 00:00:01.50", ""],
+        ["", "", "2026-03-01 00:00:00.02", ""],  # a kernel thread: no RssAnon, no VmSwap
+        ["", "", "", ""],  # gone between ps and its files: not an error
+        ["100.000", "1.000", "2026-03-01 00:20:34.56", ""],  # field 22 after the last ")"
+        ["", "0.000", "2026-03-02 00:00:00.00", ""],  # a kernel before 4.5: no RssAnon
+        ["0.098", "0.000", "", ""],
+        ["", "", "2026-03-01 00:00:00.99", ""],
     ]
     assert proc_rows[1][:6] == ["1", "0", "root", "8.934", "36.559", "/sbin/init splash"]
 
@@ -543,7 +550,7 @@ def test_signal_mid_sleep_ends_at_once_with_exit_0(
     assert proc.returncode == 0, stderr
     assert f"stopped by {signal.Signals(signum).name}" in stderr
     assert "Traceback" not in stderr
-    assert sorted(p.name[:4] for p in tmp_path.iterdir()) == ["proc", "sys_"]
+    assert sorted(p.name[:4] for p in tmp_path.iterdir()) == ["cgro", "proc", "sys_"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
@@ -573,8 +580,11 @@ def test_real_short_run(tmp_path: Path) -> None:
     assert stat.S_IMODE(dumps.stat().st_mode) == 0o750
     sys_files = sorted(dumps.glob("sys_mem_*.csv"))
     proc_files = sorted(dumps.glob("process_mem_*.csv"))
-    assert len(sys_files) == len(proc_files) == 2
+    cgroup_files = sorted(dumps.glob("cgroup_mem_*.csv"))
+    assert len(sys_files) == len(proc_files) == len(cgroup_files) == 2
     assert [p.name[8:] for p in sys_files] == [p.name[12:] for p in proc_files]
+    assert [p.name[8:] for p in sys_files] == [p.name[11:] for p in cgroup_files]
+    assert read_csv_rows(cgroup_files[0])[0] == list(fmt.CGROUP_HEADER)
     assert not list(dumps.glob(".*"))
     sys_rows = read_csv_rows(sys_files[0])
     assert sys_rows[0] == list(fmt.SYS_HEADER)
@@ -750,5 +760,8 @@ def test_collection_survives_its_disk_turning_read_only(
     assert errors and all("Read-only file system" in line for line in errors), errors
     assert not list(small_mount.glob(".*"))
     assert len(list(small_mount.glob("sys_mem_*.csv"))) == len(
+        list(small_mount.glob("process_mem_*.csv"))
+    )
+    assert len(list(small_mount.glob("cgroup_mem_*.csv"))) == len(
         list(small_mount.glob("process_mem_*.csv"))
     )

@@ -77,8 +77,8 @@ def test_one_run_computes_each_thing_once(dumps: Path, monkeypatch: pytest.Monke
     assert result.leaks and result.ooms is not None and len(result.ooms.kills) == 2
     assert result.plots.leaks and len(result.plots.pids) == 5
     assert calls == {
-        "list_dir": 1,  # one listing for the process and the sys_mem files
-        "find_sources": 2,  # one per kind of file, from that listing
+        "list_dir": 1,  # one listing for the process, sys_mem and cgroup_mem files
+        "find_sources": 3,  # one per kind of file, from that listing
         "instances": 1,
         "group_totals": 1,
         "floors": 1,

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from synthetic_services import ServiceShape, add_cgroup_files
 
 import analyze_processes
 import analyze_system
@@ -402,8 +403,8 @@ def test_plans_split_sources_by_utc_day_and_fingerprint_closed_whole_days(dumps:
 def host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two boots of a host in one dumps dir: three days at 10 minutes with an outage, then a
     reboot (new boot_id, the same PIDs reused by other processes) and a day and a half at 2
-    minutes; short-lived processes come and go throughout; one day compacted into a bundle,
-    and a bad file."""
+    minutes; short-lived processes come and go throughout; a service in its cgroup, leaking
+    toward its limit; one day compacted into a bundle, and two bad files."""
     root = tmp_path_factory.mktemp("host")
     dumps = root / "dumps"
     generate_dumps(dumps, snapshots=440, processes=30, seed=5, start=START, outage=(150, 20))
@@ -412,8 +413,10 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     for path in (root / "second").iterdir():
         path.rename(dumps / path.name)
+    add_cgroup_files(dumps, [ServiceShape("web.service", anon_mb_per_day=300, limit_mb=4000)])
     bundle_day(dumps, "20260102")
     (dumps / "sys_mem_20260103_120500.csv").write_text("MemTotal_MB\n-1\n", "utf-8")
+    (dumps / "cgroup_mem_20260104_120500.csv").write_text("CGROUP\n/\n", "utf-8")
     return dumps
 
 
@@ -458,9 +461,12 @@ def test_deleting_every_summary_changes_no_answer(host: Path, tmp_path: Path, pl
     assert second == first == plain
     assert plain["system"][0] == plain["processes"][0] == 3  # the alerts asked for hold
     assert "sys_mem_20260103_120500.csv" in plain["system"][2]  # the bad file, said each time
-    # Every closed day of both kinds, the sys_mem one shared by both analyses (they read
+    assert plain["processes"][2].count("cgroup_mem_20260104_120500.csv") == 1
+    assert "web.service" in plain["processes"][1]
+    assert "processes/services.csv" in plain
+    # Every closed day of the three kinds, the sys_mem one shared by both analyses (they read
     # the files with one spec), and no temporary file.
-    assert len(kept) == 2 * 6 and all(name.endswith(".summary") for name in kept)
+    assert len(kept) == 3 * 6 and all(name.endswith(".summary") for name in kept)
     assert not (host / ".summaries").exists()
     assert sorted(path.name for path in (tmp_path / "s").iterdir()) == kept
 

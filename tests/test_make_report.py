@@ -36,7 +36,16 @@ from utils.parser import TimeWindow
 
 NAME = "make_report.py"
 SCRIPT = script_path(NAME)
-SECTIONS = ["analysed", "system", "system-plots", "leaks", "programs", "top", "alerts"]
+SECTIONS = [
+    "analysed",
+    "system",
+    "system-plots",
+    "leaks",
+    "programs",
+    "services",
+    "top",
+    "alerts",
+]
 EVIL = "<script>alert(1)</script></table>"
 # The CSV each table holds, and its numeric columns (shown with thousands separators).
 TABLES = {
@@ -242,6 +251,7 @@ def test_the_sections_come_in_reading_order(report: Report) -> None:
         "System plots",
         "Leaks: sustained growth",
         "Programs by growth",
+        "Services",
         "Top PIDs by RSS spread",
         "What the alerts would give",
     ]
@@ -472,7 +482,7 @@ def test_a_bad_bundle_both_analyses_meet_is_named_once(tmp_path: Path) -> None:
     [
         (
             "s",
-            ["leaks", "programs", "top"],
+            ["leaks", "programs", "services", "top"],
             "no process_mem_*.csv files in",
             ["1", "1", "3 for P ≤ 45.00, else 0", "0 for any D"],
         ),
@@ -495,7 +505,7 @@ def test_one_kind_of_dump_gives_a_report_that_says_what_is_missing(
         section: text.split(f'<section id="{section}">', 1)[1].split("</section>", 1)[0]
         for section in SECTIONS
     }
-    for section in SECTIONS[1:6]:
+    for section in SECTIONS[1:7]:
         explained = f"{sentence} {dumps}." in bodies[section]
         assert explained == (section in absent), section
         assert ('class="missing"' in bodies[section]) == (section in absent), section

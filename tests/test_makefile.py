@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DUMPS = ["sys_mem_20260301_100000.csv", "process_mem_20260302_101500.csv", "mem_20260201.tar.xz"]
+DUMPS = [
+    "sys_mem_20260301_100000.csv",
+    "process_mem_20260302_101500.csv",
+    "cgroup_mem_20260302_101500.csv",
+    "mem_20260201.tar.xz",
+]
 
 
 @pytest.fixture
@@ -71,11 +76,11 @@ def test_clean_deletes_outputs_and_caches_and_keeps_every_dump(tree: Path) -> No
 def test_clean_dumps_says_what_it_would_delete_and_waits_for_confirm(tree: Path) -> None:
     output = make(tree, "clean-dumps")
     assert output.splitlines() == [
-        "clean-dumps: 3 file(s) in dumps/time, snapshots from 2026-02-01 to 2026-03-02 10:15:00 UTC",
+        "clean-dumps: 4 file(s) in dumps/time, snapshots from 2026-02-01 to 2026-03-02 10:15:00 UTC",
         "clean-dumps: nothing deleted; 'make clean-dumps CONFIRM=yes' deletes them",
     ]
     assert names(tree / "dumps" / "time") == sorted([*DUMPS, ".gitkeep", ".summaries", "notes.txt"])
     output = make(tree, "clean-dumps", "CONFIRM=yes")
-    assert output.startswith("clean-dumps: deleted 3 file(s) in dumps/time")
+    assert output.startswith("clean-dumps: deleted 4 file(s) in dumps/time")
     assert names(tree / "dumps" / "time") == [".gitkeep", "notes.txt"]
     assert make(tree, "clean-dumps") == "clean-dumps: no snapshots in dumps/time\n"

@@ -19,7 +19,16 @@ import analyze_system
 import make_report
 from conftest import FullRow, run_main, write_proc, write_sys
 from utils.collect.snapshot_format import parse_victims
-from utils.judge.oom import INFERRED, KERNEL_LOG, UNKNOWN, find_victims
+from utils.judge.oom import (
+    INFERRED,
+    KERNEL_LOG,
+    SYSTEM_LOG,
+    UNKNOWN,
+    OomFindings,
+    OomKill,
+    find_victims,
+)
+from utils.outputs.process_console import format_findings
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, TimeWindow, find_sources
 from utils.process_analysis import ProcessOptions, load_all_records
 from utils.reduce import counters
@@ -196,8 +205,10 @@ def test_the_process_script_writes_oom_kills_and_fails_when_asked(tmp_path: Path
     ran = run_main(analyze_processes.main, argv)
     assert ran.status == 0, ran.stderr
     assert (out / "oom_kills.csv").read_text(encoding="utf-8").splitlines() == [
-        "after,before,PID,CMD,RSS_MB,anon_swap_MB,source,kernel_anon_rss_MB",
-        '2026-03-01 01:00:00,2026-03-01 01:10:00,30,"/srv/api, ""eu""",500.000,480.000,inferred,',
+        "after,before,PID,CMD,RSS_MB,anon_swap_MB,source,kernel_anon_rss_MB,kind,cgroup,"
+        "limit_cgroup,UID",
+        '2026-03-01 01:00:00,2026-03-01 01:10:00,30,"/srv/api, ""eu""",500.000,480.000,'
+        "inferred,,unknown,,,",
     ]
     assert "OOM kills: 1 process killed (oom_kills.csv)" in ran.stdout
     assert "likely" in ran.stdout
@@ -222,6 +233,7 @@ def test_the_report_shows_the_kills_first_and_the_alert_they_give(tmp_path: Path
     ]
     assert cells == [
         "2026-03-01 01:00:00", "2026-03-01 01:10:00", "30", "500.000", "480.000", "likely",
+        "not logged: likely /srv/api (PID 30), the largest process gone in the interval",
         "/srv/api <b>",
     ]  # fmt: skip
     assert "<b>" not in oom
@@ -281,3 +293,34 @@ def test_an_interval_holds_its_kills_middle_for_the_plots() -> None:
 @pytest.mark.parametrize("text", ["", "1:a:2", "1:a:b:c:2;3::4", "7:x (y):0"])
 def test_victims_text_parses(text: str) -> None:
     assert parse_victims(text) is not None
+
+
+def test_a_kill_at_a_cgroups_limit_guesses_no_host_process(tmp_path: Path) -> None:
+    victim = Proc(30, "/srv/api", 500.0, 480.0, range(7))
+    dumps = write_host(tmp_path / "d", [STEADY, victim], {7: 1})
+    warn = lambda path, why: None  # noqa: E731
+    records = load_all_records(find_sources(dumps, PROCESS_PREFIX, TimeWindow()), warn)
+    raw = load_system_frame(find_sources(dumps, SYS_PREFIX, TimeWindow()), warn)
+    ooms = oom_intervals(raw)
+    assert ooms is not None
+    hit = [oom._replace(limit_hits=("/system.slice/api.service",)) for oom in ooms]
+    found = find_victims(records, records.instances(), hit)
+    assert [(k.pid, k.source, k.kind, k.limit_cgroup) for k in found.kills] == [
+        (None, UNKNOWN, "memcg", "/system.slice/api.service")
+    ]
+
+
+def test_the_console_says_who_killed_whom_and_names_a_killed_cgroup() -> None:
+    after, before = START, START + STEP
+    kills = [
+        OomKill(after, before, None, "", None, None, SYSTEM_LOG, kind="systemd-oomd",
+                cgroup="/system.slice/batch.service"),
+        OomKill(after, before, 24572, "java", None, None, KERNEL_LOG, 2048.0, kind="memcg",
+                cgroup="/kubepods/pod1/c1", limit_cgroup="/kubepods/pod1", uid=0),
+    ]  # fmt: skip
+    lines = format_findings(OomFindings(kills, {}, True), None)
+    assert lines[-2:] == [
+        "  systemd-oomd killed /system.slice/batch.service",
+        "  memcg limit of /kubepods/pod1 hit: java (PID 24572) killed",
+    ]
+    assert lines[3].endswith("/system.slice/batch.service")

@@ -4,6 +4,9 @@ killer ends it, while the real collector runs at 1 s; analyze_processes.py names
 from __future__ import annotations
 
 import csv
+import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -71,5 +74,80 @@ def test_a_process_the_oom_killer_ends_is_named_as_the_victim(tmp_path: Path) ->
     # (cgroup v1 moves no charges by default): a little over the cap.
     assert 10 < float(rows[0]["RSS_MB"]) < CAP_MIB + 15
     assert 10 < float(rows[0]["kernel_anon_rss_MB"]) < CAP_MIB + 15
+    if kernel_log_read:
+        # A kill at the test cgroup's own limit (CONSTRAINT_MEMCG), the cgroup named as the
+        # kernel names it: its path below the hierarchy's root.
+        assert rows[0]["kind"] == "memcg"
+        assert rows[0]["cgroup"].endswith(f"/{group.path.name}")
+        assert rows[0]["limit_cgroup"] == rows[0]["cgroup"]
+        assert rows[0]["UID"] == str(os.getuid())
     system = run_script("analyze_system.py", "--dumps-dir", str(dumps), "--out-dir", str(out))
-    assert "  OOM kills 1, in 1 interval:" in system.stdout, system.stdout + system.stderr
+    assert "  OOM kills 1, in 1 interval" in system.stdout, system.stdout + system.stderr
+    if kernel_log_read:
+        assert "(1 not host pressure" in system.stdout
+        assert f"memcg limit of {rows[0]['limit_cgroup']} hit" in system.stdout
+        saved_log_gives_the_same_row(tmp_path, dumps, rows[0])
+
+
+def saved_log_gives_the_same_row(tmp_path: Path, dumps: Path, row: dict[str, str]) -> None:
+    """The same dumps without what the collector read of /dev/kmsg, and the kill from a saved
+    `dmesg` (raw and -T) and from journal lines written from it in each journalctl form,
+    give the same row."""
+    dmesg = subprocess.run(["dmesg"], capture_output=True, text=True, check=False, timeout=60)
+    if dmesg.returncode != 0:
+        pytest.skip(f"dmesg cannot be read here: {dmesg.stderr.strip()}")
+    blind = tmp_path / "blind"
+    shutil.copytree(dumps, blind)
+    for path in blind.glob("sys_mem_*.csv"):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        # oom_victims is the last field, as the collector with no readable kernel log
+        # writes it: empty.
+        body = [line.rsplit(",", 1)[0] + "," for line in lines[1:]]
+        path.write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
+    boot_s = time.time() - float(Path("/proc/uptime").read_text().split()[0])
+    forms = {"dmesg": dmesg.stdout, **journal_forms(dmesg.stdout, boot_s, row["PID"])}
+    for name, text in forms.items():
+        saved = tmp_path / f"{name.replace(' ', '_')}.log"
+        saved.write_text(text, encoding="utf-8")
+        out = tmp_path / f"out-{saved.stem}"
+        judged = run_script(
+            "analyze_processes.py", "--dumps-dir", str(blind), "--out-dir", str(out),
+            "--no-plots", "--kernel-log", str(saved), "--kernel-log-tz", "UTC",
+        )  # fmt: skip
+        assert judged.returncode == 0, judged.stdout + judged.stderr
+        with (out / "oom_kills.csv").open(encoding="utf-8") as handle:
+            found = [r for r in csv.DictReader(handle) if r["PID"] == row["PID"]]
+        assert [{**r, "source": ""} for r in found] == [{**row, "source": ""}], name
+        assert found[0]["source"] == "kernel log file"
+
+
+KMSG_LINE = re.compile(r"\[\s*(\d+\.\d+)\] (.*)")
+
+
+def journal_forms(dmesg: str, boot_s: float, pid: str) -> dict[str, str]:
+    """The report that killed `pid`, as journalctl -k prints it in each form (UTC)."""
+    lines = []
+    for line in dmesg.splitlines():
+        match = KMSG_LINE.fullmatch(line)
+        if match is not None:
+            lines.append((boot_s + float(match[1]), match[2]))
+    at = max(i for i, (_, text) in enumerate(lines) if f"Killed process {pid} " in text)
+    start = max(i for i, (_, text) in enumerate(lines[: at + 1]) if "invoked oom-killer" in text)
+    report = lines[start : at + 1]
+
+    def form(shape: str) -> str:
+        return "".join(
+            f"{time.strftime(shape, time.gmtime(when))} host kernel: {text}\n"
+            for when, text in report
+        )
+
+    return {
+        "dmesg -T": "".join(
+            f"[{time.strftime('%a %b %e %H:%M:%S %Y', time.gmtime(when))}] {text}\n"
+            for when, text in report
+        ),
+        "short": form("%b %d %H:%M:%S"),
+        "short-iso": form("%Y-%m-%dT%H:%M:%S+0000"),
+        "short-precise": form("%b %d %H:%M:%S.000000"),
+        "kern.log": form("%b %e %H:%M:%S"),
+    }

@@ -21,7 +21,7 @@ import collect_memory as cm
 from conftest import FakeProcess, stat_line, write_fake_proc
 from utils.collect import procfs
 from utils.collect.procfs import BootClock, ProcessMemory
-from utils.collect.snapshot_format import parse_victims, victims_text
+from utils.collect.snapshot_format import OomVictim
 from utils.core.signals import StopSignals
 
 BOOT_S = 1772323200  # 2026-03-01 00:00:00 UTC
@@ -124,11 +124,6 @@ def test_vmstat_psi_and_kmsg_are_read_exactly() -> None:
         "psi_some_total_us": 1234567,
         "psi_full_total_us": 890123,
     }
-    victims = [procfs.parse_kill_line(line.encode()) for line in KMSG.splitlines()]
-    assert [v for v in victims if v] == [
-        procfs.Victim(3958, "python3", 40704),
-        procfs.Victim(77, "a (b) c", 8),
-    ]
 
 
 def test_counters_a_kernel_lacks_and_an_unreadable_psi_file_are_left_out(tmp_path: Path) -> None:
@@ -149,7 +144,7 @@ def test_the_kernel_log_gives_only_what_came_after_it_was_opened(tmp_path: Path)
     assert log.readable and log.victims() == []
     with kmsg.open("a") as handle:
         handle.write(KMSG.splitlines()[2] + "\n")
-    assert log.victims() == [procfs.Victim(3958, "python3", 40704)]
+    assert log.victims() == [OomVictim(3958, "python3", 0, 40704, 5120, 0, "memcg")]
     assert log.victims() == []  # read once
     log.close()
     assert log.victims() == []
@@ -178,7 +173,7 @@ def test_a_snapshot_writes_the_victims_the_log_named_since_the_last(tmp_path: Pa
         (dumps / f"sys_mem_20260301_12{minute}000.csv").read_text().splitlines()[1]
         for minute in (0, 1)
     )
-    assert first.endswith(",3958:python3:40704;77:a (b) c:8")
+    assert first.endswith(",memcg:3958:python3:0:40704:5120:0::;global:77:a (b) c::8:0:::")
     assert second.endswith(",")  # nothing new
 
 
@@ -247,31 +242,6 @@ def test_any_proc_stat_or_meminfo_text_parses_or_is_left_out(text: str) -> None:
     assert set(procfs.parse_psi_totals(text)) <= {"psi_some_total_us", "psi_full_total_us"}
 
 
-@given(st.binary(max_size=300))
-def test_any_kernel_log_record_names_a_victim_or_none(record: bytes) -> None:
-    victim = procfs.parse_kill_line(record)
-    assert victim is None or (victim.pid >= 0 and victim.anon_kb >= 0)
-
-
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 2**22), st.text(max_size=15), st.integers(0, 2**40 - 1)),
-        max_size=4,
-    )
-)
-def test_oom_victims_round_trip_whatever_the_command_name(
-    victims: list[tuple[int, str, int]],
-) -> None:
-    text = victims_text(victims)
-    parsed = parse_victims(text)
-    assert parsed is not None
-    # A name's ";" and control characters are written "?"; all else comes back as it was.
-    assert [(pid, anon) for pid, _, anon in parsed] == [(pid, anon) for pid, _, anon in victims]
-    for (_, comm, _), (_, back, _) in zip(victims, parsed, strict=True):
-        assert len(back) == len(comm)
-        assert all(b in (a, "?") for a, b in zip(comm, back, strict=True))
-
-
 @given(st.integers(0, 2**33), st.integers(0, 2**40), st.sampled_from([100, 250, 1000]))
 def test_started_text_has_the_one_shape_and_never_runs_backwards(
     boot_s: int, ticks: int, rate: int
@@ -322,3 +292,27 @@ def test_a_real_process_has_its_anon_swap_and_start(tmp_path: Path) -> None:
         child.kill()
         child.wait(timeout=10)
     assert procfs.process_memory(child.pid) == procfs.NOTHING  # reaped: gone
+
+
+def test_a_kill_only_a_constraint_line_named_waits_one_read_for_its_killed_line(
+    tmp_path: Path,
+) -> None:
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("")
+    log = procfs.KernelLog(kmsg)
+    constraint = (
+        "6,1,5000000,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,"
+        "mems_allowed=0,oom_memcg=/a,task_memcg=/a/b,task=x,pid=7,uid=0\n"
+    )
+    killed = "3,2,5000001,-;Memory cgroup out of memory: Killed process 7 (x) total-vm:1kB, "
+    killed += "anon-rss:2kB, file-rss:3kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0\n"
+    with kmsg.open("a") as handle:
+        handle.write(constraint)
+    assert log.victims() == []  # held: its Killed line may come with the next read
+    with kmsg.open("a") as handle:
+        handle.write(killed)
+    assert log.victims() == [OomVictim(7, "x", 0, 2, 3, 0, "memcg", "/a/b", "/a")]
+    with kmsg.open("a") as handle:
+        handle.write(constraint.replace("pid=7", "pid=8"))
+    assert log.victims() == []
+    assert log.victims() == [OomVictim(8, "x", 0, None, None, None, "memcg", "/a/b", "/a")]

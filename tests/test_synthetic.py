@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 
 from collect_memory import ProcessRow, process_rows, sys_row
-from synthetic import GeneratedSummary, generate_dumps, main
+from synthetic import SYNTHETIC_PROCESS_HEADER, GeneratedSummary, generate_dumps, main
 from utils.collect.procfs import BootClock, ProcessMemory
 from utils.collect.snapshot_format import (
     COUNTER_FIELDS,
     MEMINFO_FIELDS,
     PAGE_COUNT_FIELDS,
-    PROCESS_HEADER,
     SYS_HEADER,
     TIMESTAMP_FORMAT,
     csv_text,
@@ -76,7 +75,7 @@ def load(out_dir: Path) -> list[Snapshot]:
         }
         assert extra[-1] == ""  # no OOM victims on this host
         rows = read_rows(out_dir / process_name)
-        assert rows[0] == list(PROCESS_HEADER)
+        assert rows[0] == list(SYNTHETIC_PROCESS_HEADER)
         stamp = datetime.strptime(stamp_text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
         snapshots.append(Snapshot(stamp, values, rows[1:]))
     return snapshots
@@ -137,15 +136,20 @@ def test_files_are_byte_for_byte_what_the_collector_writes(run: Run) -> None:
         rows = read_rows(path)[1:]
         parsed = []
         memory = []
+        cgroups = []
         for row in rows:
-            assert len(row) == 9
-            pid, ppid, user, rss, vsz, cmd, anon, swap, started = row
+            assert len(row) == 10
+            pid, ppid, user, rss, vsz, cmd, anon, swap, started, cgroup = row
+            assert cgroup.startswith("/")
+            cgroups.append(cgroup)
             assert pid.isdigit() and ppid.isdigit()
             assert MB_TEXT.fullmatch(rss) and MB_TEXT.fullmatch(vsz)
             parsed.append(ProcessRow(int(pid), int(ppid), user, mb_to_kb(rss), mb_to_kb(vsz), cmd))
             memory.append(ProcessMemory(optional_kb(anon), optional_kb(swap), since_1970(started)))
         # Ticks counted from 1970 at 100 a second: the text is the start time itself.
-        assert csv_text(PROCESS_HEADER, process_rows(parsed, memory, BootClock(0, 100))) == text
+        clock = BootClock(0, 100)
+        rebuilt = process_rows(parsed, memory, clock, cgroups)
+        assert csv_text(SYNTHETIC_PROCESS_HEADER, rebuilt) == text
         assert len(parsed) == PROCESSES
         pids = [row.pid for row in parsed]
         assert pids == sorted(set(pids))  # unique, in PID order like ps

@@ -404,7 +404,7 @@ def test_a_field_the_kernel_lacks_is_an_empty_column_one_warning_and_no_line(
     )
     assert json.loads((out / "forecast.json").read_text()) == {
         "basis": "MemAvailable",
-        "window_days": 7,
+        "window_days": 0,
         "falls_MB_per_day": None,
         "days_to_zero": None,
         "zero_date": None,
@@ -414,6 +414,10 @@ def test_a_field_the_kernel_lacks_is_an_empty_column_one_warning_and_no_line(
         "days_to_zero_high": None,
         "p_value": None,
         "level": 0.01,
+        "significant": None,
+        "longest_window_days": 28,
+        "step_at": None,
+        "step_MB": None,
     }
     metrics, _ = load(dumps)
     spec = PLOT_SPECS[PLOT_NAMES.index("ram_used_definitions.png")]
@@ -466,8 +470,13 @@ def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_pat
         "days_to_zero_high",
         "p_value",
         "level",
+        "significant",
+        "longest_window_days",
+        "step_at",
+        "step_MB",
     ]
-    assert forecast["basis"] == "MemAvailable" and forecast["window_days"] == 7
+    assert forecast["basis"] == "MemAvailable" and forecast["window_days"] == 8
+    assert forecast["significant"] is True and forecast["longest_window_days"] == 28
     assert forecast["falls_MB_per_day"] == pytest.approx(100, rel=0.1)
     # At the end MemAvailable is about 12,000 - 800 = 11,200 MiB: 112 days at 100 MiB/day.
     assert forecast["days_to_zero"] == pytest.approx(112, rel=0.1)
@@ -478,12 +487,15 @@ def test_the_forecast_on_the_console_and_in_forecast_json(falling: Path, tmp_pat
     # The console says the JSON's numbers: the rate and its bounds, the days and theirs.
     low, high = forecast["falls_MB_per_day_low"], forecast["falls_MB_per_day_high"]
     assert low < forecast["falls_MB_per_day"] < high and low < 100 < high
-    assert f"MiB/day ({low:.0f}-{high:.0f}) over the last 7 days" in last_line
+    assert f"MiB/day ({low:.0f}-{high:.0f}) over the 8 days of data" in last_line
     fast, slow = forecast["days_to_zero_low"], forecast["days_to_zero_high"]
     assert f"zero in about {forecast['days_to_zero']:.0f} days ({fast:.0f}-{slow:.0f})" in last_line
     assert last_line.endswith(f", around {forecast['zero_date']} UTC")
     status, stdout, _ = run_system(falling, tmp_path, "--trend-days", "0.5")
     assert "MemAvailable: under a day of data in the last 0.5 days (12 h)" in stdout
+    status, stdout, _ = run_system(falling, tmp_path, "--trend-days", "7")
+    assert json.loads((tmp_path / "forecast.json").read_text())["window_days"] == 7
+    assert "over the last 7 days: zero in about " in stdout
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
@@ -28,6 +28,7 @@ from utils.core.defaults import SUMMARY_FOLDER
 from utils.core.signals import Stopped, StopSignals
 from utils.core.units import DAY_S, HOUR_S, MINUTE_S
 from utils.parser import NoDataError, TimeWindow, Where, parse_time_arg
+from utils.read.kernel_log import KernelLogs
 
 # A progress line is redrawn at most this often, so it costs nothing.
 PROGRESS_EVERY_S = 0.1
@@ -443,3 +444,45 @@ def window_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     if window.since is not None and window.until is not None and window.since > window.until:
         parser.error(f"--since {window.since} is after --until {window.until}")
     return window
+
+
+def add_kernel_log_args(parser: argparse.ArgumentParser) -> None:
+    """--kernel-log FILE (repeatable, - for standard input) and --kernel-log-tz ZONE."""
+    parser.add_argument(
+        "--kernel-log",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a saved log whose OOM kills (the kernel's, systemd-oomd's, earlyoom's) inside the"
+        " window join the others: dmesg (raw or -T), journalctl -k (short, short-iso,"
+        " short-precise), /var/log/kern.log or /var/log/messages; - reads standard input;"
+        " repeatable",
+    )
+    parser.add_argument(
+        "--kernel-log-tz",
+        type=zone_arg,
+        default=None,
+        metavar="ZONE",
+        help="the time zone of --kernel-log times that carry none, such as Europe/Paris or UTC"
+        " (default: this machine's local zone)",
+    )
+
+
+def zone_arg(text: str) -> tzinfo:
+    """An IANA time zone name (or UTC)."""
+    # Imported here: zoneinfo loads sysconfig, which the collector (importing this
+    # module for its exit statuses) does without.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+    if text.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise argparse.ArgumentTypeError(
+            f"not a time zone name, such as Europe/Paris: {text!r}"
+        ) from err
+
+
+def kernel_logs_from_args(args: argparse.Namespace) -> KernelLogs:
+    return KernelLogs(tuple(args.kernel_log), args.kernel_log_tz)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from utils.collect.bundles import parse_bundle_day
 from utils.collect.snapshot_format import (
+    CGROUP_PREFIX,
     PROCESS_PREFIX,
     SYS_PREFIX,
     TIMESTAMP_SHAPE,
@@ -20,6 +21,7 @@ from utils.collect.snapshot_format import (
 from utils.core.text import plural
 
 __all__ = [
+    "CGROUP_PREFIX",
     "DISPLAY_FORMAT",
     "PROCESS_PREFIX",
     "SYS_PREFIX",

@@ -35,8 +35,11 @@ from utils.judge.program_growth import (
     program_growth,
     program_series,
 )
+from utils.judge.service_alerts import service_alerts
+from utils.judge.services import ServiceFindings, find_services
 from utils.judge.spreads import pid_plots, rss_spread, top_spreads
 from utils.parser import (
+    CGROUP_PREFIX,
     PROCESS_PREFIX,
     SYS_PREFIX,
     NoDataError,
@@ -45,13 +48,16 @@ from utils.parser import (
     find_sources,
     list_dir,
 )
+from utils.read.cgroup_specs import CGROUP_SPEC, cgroup_frame
 from utils.read.snapshot_specs import SYSTEM_SPEC, process_spec, system_frame
 from utils.read.threaded_reader import BATCH_BYTES, Progress, Reader, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
 from utils.reduce.group_totals import GroupTotals
+from utils.reduce.limit_hits import with_limit_hits
+from utils.reduce.log_kills import with_kernel_logs
 from utils.reduce.process_records import Floors, InstanceTable, ProcessRecords
-from utils.reduce.summary_kinds import process_runs, system_batches
+from utils.reduce.summary_kinds import cgroup_batches, process_runs, system_batches
 
 # The scripts' and the report's way in: the options and the result are the facade's too.
 __all__ = [
@@ -127,8 +133,17 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         warn = session.diagnostics.warn
         files = find_sources(where.dumps_dir, SYS_PREFIX, where.window, warn, where.entries)
         counters = system_batches(files, Reader(SYSTEM_SPEC, warn), place)
-        ooms = oom_intervals(system_frame(counters)) if files else None
-    return process_result(records, options, session.timer.phase, ooms)
+        frame = system_frame(counters)
+        ooms = oom_intervals(frame) if files else None
+        times = frame.index.to_numpy() if files else records.times
+        ooms = with_kernel_logs(ooms, times, options.kernel_logs, where.dumps_dir, warn)
+        found = find_sources(where.dumps_dir, CGROUP_PREFIX, where.window, warn, where.entries)
+        services = cgroup_frame(cgroup_batches(found, Reader(CGROUP_SPEC, warn), place))
+        ooms = with_limit_hits(ooms, services)
+    with session.timer.phase("growth"):  # the services are judged by the leak finder too
+        plot_top = options.top_n if options.plots else 0
+        findings = find_services(services, options.growth, plot_top)
+    return process_result(records, options, session.timer.phase, ooms, findings)
 
 
 def process_result(
@@ -136,6 +151,7 @@ def process_result(
     options: ProcessOptions,
     phase: Phase,
     ooms: list[OomInterval] | None = None,
+    services: ServiceFindings | None = None,
 ) -> ProcessResult:
     """The tables of loaded records (and the victims of the OOM kills the sys_mem files
     count); NoDataError when nothing is left to analyse. `phase(name)` times the ranking
@@ -164,10 +180,11 @@ def process_result(
         top=top,
         survey=survey,
         span=span,
-        alerts=alerts_of(options, survey, ooms),
+        alerts=alerts_of(options, survey, ooms) + service_alerts(options, services),
         ooms=findings,
         programs=None if programs is None else programs[0],
         plots=plots,
+        services=services,
     )
 
 
@@ -193,8 +210,8 @@ def programs_of(
     problem = check_periods(times, periods)
     if problem is not None:
         raise UsageError(problem)
-    totals = records.group_totals()
-    return program_growth(records, table, totals, periods), totals
+    totals, bases = records.pss.applied(records.group_totals())  # PSS where every row has it
+    return program_growth(records, table, totals, periods, bases), totals
 
 
 def alerts_of(

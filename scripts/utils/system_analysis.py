@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from utils.console import Session, UsageError
@@ -37,11 +39,14 @@ from utils.outputs.system_tables import (
     write_forecast_json,
     write_metrics_csv,
 )
-from utils.parser import SYS_PREFIX, Source, Where
+from utils.parser import CGROUP_PREFIX, SYS_PREFIX, Source, TimeWindow, Where, find_sources
+from utils.read.cgroup_specs import CGROUP_SPEC, cgroup_frame
 from utils.read.snapshot_specs import SYSTEM_SPEC, system_frame
 from utils.read.threaded_reader import Progress, Reader, Warn, discover_and_read
 from utils.reduce.counters import OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
+from utils.reduce.limit_hits import unnamed_kills, with_limit_hits
+from utils.reduce.log_kills import with_kernel_logs
 from utils.reduce.summary_kinds import system_batches
 
 __all__ = [
@@ -144,7 +149,28 @@ def compute_system(where: Where, options: SystemOptions, session: Session) -> Sy
         lambda loaded: loaded.metrics.empty,
     )
     with session.timer.phase("computing"):
-        return with_breakdown(system_result_of(data.metrics, options, data.ooms), data, options)
+        times = data.metrics.index.to_numpy()
+        warn = session.diagnostics.warn
+        ooms = with_kernel_logs(data.ooms, times, options.kernel_logs, where.dumps_dir, warn)
+        ooms = with_limit_hits(ooms, cgroups_around(ooms, where, warn))
+        return with_breakdown(system_result_of(data.metrics, options, ooms), data, options)
+
+
+def cgroups_around(ooms: list[OomInterval] | None, where: Where, warn: Warn) -> pd.DataFrame:
+    """The cgroup_mem rows of each interval with a kill no log named (whose cgroups'
+    OOM_EVENTS tell a memcg kill from host pressure): the two snapshots around it, read raw,
+    never a whole year; none where every kill is named."""
+    frames = [cgroup_frame([])]
+    for oom in ooms or ():
+        if unnamed_kills(oom):
+            window = TimeWindow(_moment(oom.after), _moment(oom.before))
+            found = find_sources(where.dumps_dir, CGROUP_PREFIX, window, warn, where.entries)
+            frames.append(cgroup_frame(Reader(CGROUP_SPEC, warn).batches(found)))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _moment(moment: np.datetime64) -> datetime:
+    return pd.Timestamp(moment).to_pydatetime()
 
 
 def write_system_files(result: SystemResult, out_dir: Path) -> list[Path]:

@@ -26,6 +26,7 @@ from bench.datasets import (
     warm_page_cache,
 )
 from bench.paths import REPO_ROOT, REPORT_SCRIPT, relative
+from bench.pss_cost import pss_section
 from bench.reference import Reference, ensure_reference
 from bench.results import Check
 from bench.runs import Command, analysis_command, memory_runs, report_command, run_rounds
@@ -203,6 +204,7 @@ def bench_month(repeat: int, cache_dir: Path) -> None:
     services_dir = prepare(SERVICES_MONTH, cache_dir)
     print("measuring the collector's snapshot against ps alone", flush=True)
     collector = collector_section()
+    pss = pss_section()  # the same with 600 processes in pools, their Pss read
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         groups = month_groups(loose_dir, bundled_dir, Path(work))
         results = run_rounds(groups, repeat)
@@ -224,6 +226,7 @@ def bench_month(repeat: int, cache_dir: Path) -> None:
         compaction_section(compaction, disk_usage(loose_dir), disk_usage(bundled_dir)),
         report_section(results.get(("ours", "report")), *analyses),
         collector,
+        pss,
     ]
     checks: list[Check] = []
     for lines, section_checks in sections:

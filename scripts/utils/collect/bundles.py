@@ -5,8 +5,8 @@ snapshots; utils.collect.bundle_writer writes a bundle and verifies it against i
 
 A bundle is a plain tar (pax format) of the day's snapshot files, unchanged, under their
 bare names, with their mode, owner and mtime: `tar -xJf` gives back the very files. The
-sys_mem files come first, then the process_mem files, each in time order, so that a
-reader of the system files can stop before the process part.
+sys_mem files come first, then the process_mem files, then the cgroup_mem files, each in
+time order, so that a reader of one kind can stop before the next.
 
 Reading uses one reader of its own rather than tarfile. tarfile parses each header in
 Python (a day's 288 members each carry a pax header, for their nanosecond mtimes), and
@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple
 
 from utils.collect.snapshot_format import (
+    BUNDLE_ORDER,
+    CGROUP_PREFIX,
     MAX_DUMP_BYTES,
     PROCESS_PREFIX,
     SYS_PREFIX,
@@ -397,6 +399,11 @@ def read_bundle(path: Path) -> Generator[tuple[TarMember, IO[bytes]], None, None
 MAX_MEMBERS = 200_000
 
 
+# The kinds of member, in the order a bundle holds them: the small ones first, so that their
+# readers stop before the large process part.
+_KIND_ORDER = BUNDLE_ORDER
+
+
 class Snapshot(NamedTuple):
     """A member that is a snapshot of the bundle's day, of the kind asked for, and its bytes."""
 
@@ -418,20 +425,26 @@ def snapshot_members(
 ) -> Iterator[Snapshot | Skipped]:
     """The members of an open bundle that are snapshots of `prefix`'s kind of `day`, with
     the members it must leave out (another day's, not a regular file, too large). A member
-    at a time `wanted` refuses is passed over in silence. The sys_mem members come first,
-    so a reader of them stops at the first process_mem member.
+    at a time `wanted` refuses, or of another kind, is passed over in silence. The sys_mem
+    and cgroup_mem members come first (_KIND_ORDER), so a reader of sys_mem stops at the first
+    process_mem member, and so does a reader of cgroup_mem that has met one of its kind; one
+    that has not reads on (a bundle may hold none, or hold them last).
 
     Raises TarFormatError (past MAX_MEMBERS members too), EOFError or lzma.LZMAError where
     the bundle is damaged, after yielding what came before the damage."""
-    other = PROCESS_PREFIX if prefix == SYS_PREFIX else SYS_PREFIX
+    others = tuple(kind for kind in _KIND_ORDER if kind != prefix)
+    met = prefix == SYS_PREFIX  # sys_mem members always come first
     content = XzStream(handle, MAX_UNPACKED_BYTES)
     for count, info in enumerate(iter_members(content), 1):
         if count > MAX_MEMBERS:
             raise TarFormatError(f"more than {MAX_MEMBERS:,} members: not a day")
-        if info.name.startswith(other):
-            if other == PROCESS_PREFIX:
-                return  # the sys_mem members are all read
+        if info.name.startswith(others):
+            if met and info.name.startswith(PROCESS_PREFIX):
+                return  # the members of this kind are all read
             continue
+        met = met or info.name.startswith(prefix)
+        if prefix == CGROUP_PREFIX and not info.name.startswith(prefix):
+            continue  # an odd member: the readers of the other kinds name it
         moment = parse_name_timestamp(info.name, prefix)
         if moment is None or moment.date() != day:
             yield Skipped(info.name, None, f"not a {prefix}*.csv snapshot of {day}")

@@ -16,7 +16,7 @@ Every field comes from proc(5) and the kernel's Documentation/filesystems/proc.r
   with psi=0): `some` and `full` lines whose total= is the microseconds during which some or
   all non-idle tasks were stalled on memory (Documentation/accounting/psi.rst).
 - /dev/kmsg, the kernel log, one record per read (Documentation/ABI/testing/dev-kmsg):
-  the OOM killer's "Killed process PID (comm) total-vm:...kB, anon-rss:...kB" lines.
+  the OOM killer's reports, read by utils.collect.oom_log.
 
 A process listed by ps may be gone by the time its files are read: that is no error, its
 fields are empty. Standard library only: the collector runs on the system python3.
@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import time
 from pathlib import Path
 from typing import NamedTuple
+
+from utils.collect.oom_log import Found, KernelOomParser, kmsg_message
+from utils.collect.snapshot_format import OomVictim
 
 PROC = Path("/proc")
 # What status and stat files hold at most: a read of this many bytes takes them whole.
@@ -39,9 +41,6 @@ _STARTTIME_AFTER_COMM = 22 - 3
 STATUS_FIELDS = (b"RssAnon:", b"VmSwap:")
 VMSTAT_FIELDS = ("oom_kill", "pswpin", "pswpout", "pgmajfault")
 KMSG = Path("/dev/kmsg")
-# The OOM killer's line (mm/oom_kill.c, __oom_kill_process): the command name may hold
-# anything, parentheses included, so it runs to the last ") total-vm:".
-_KILLED = re.compile(rb"Killed process (\d+) \((.*)\) total-vm:\d+kB, anon-rss:(\d+)kB")
 # /dev/kmsg hands out one record per read, up to this size (printk's CONSOLE_EXT_LOG_MAX).
 _KMSG_RECORD_BYTES = 8192
 # What a snapshot reads of the kernel log at most: a storm of log lines costs no more.
@@ -132,23 +131,6 @@ def parse_psi_totals(text: str) -> dict[str, int]:
             if name == "total" and kind in ("some", "full") and _whole(value):
                 values[f"psi_{kind}_total_us"] = int(value)
     return values
-
-
-class Victim(NamedTuple):
-    """A process the OOM killer ended, as the kernel log names it."""
-
-    pid: int
-    comm: str
-    anon_kb: int
-
-
-def parse_kill_line(record: bytes) -> Victim | None:
-    """The victim of an OOM kill in one kernel log record (or line), or None."""
-    match = _KILLED.search(record)
-    if match is None:
-        return None
-    pid, comm, anon = match.groups()
-    return Victim(int(pid), comm.decode("utf-8", "replace"), int(anon))
 
 
 def _whole(text: str) -> bool:
@@ -243,6 +225,8 @@ class KernelLog:
         self.path = path
         self.error: str | None = None  # why the log cannot be read, if it cannot
         self._fd: int | None = None
+        self._parser = KernelOomParser()
+        self._held: Found | None = None  # a kill only an oom-kill: line named, kept one call
         try:
             self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             os.lseek(self._fd, 0, os.SEEK_END)  # only what is logged from now on
@@ -254,11 +238,20 @@ class KernelLog:
     def readable(self) -> bool:
         return self._fd is not None
 
-    def victims(self) -> list[Victim]:
-        """The victims logged since the last call (or the opening), oldest first."""
+    def victims(self) -> list[OomVictim]:
+        """The kills logged since the last call (or the opening), oldest first. A kill that
+        only an oom-kill: line named so far waits one call for its Killed line."""
+        found = [kill.victim for kill in self._read()]
+        pending = self._parser.report.pending
+        if pending is not None and pending is self._held:
+            found += [kill.victim for kill in self._parser.flush()]
+        self._held = self._parser.report.pending
+        return found
+
+    def _read(self) -> list[Found]:
         if self._fd is None:
             return []
-        found: list[Victim] = []
+        found: list[Found] = []
         for _ in range(_KMSG_MAX_READS):
             try:
                 record = os.read(self._fd, _KMSG_RECORD_BYTES)
@@ -271,7 +264,10 @@ class KernelLog:
             if not record:
                 break  # a regular file (as in tests) at its end
             # One record per read on /dev/kmsg; a plain file gives many lines at once.
-            found += [v for line in record.split(b"\n") if (v := parse_kill_line(line))]
+            # A record's continuation lines (" KEY=value") name no kill.
+            for line in record.split(b"\n"):
+                stamp, message = kmsg_message(line)
+                found += self._parser.feed(message, stamp)
         return found
 
     def close(self) -> None:

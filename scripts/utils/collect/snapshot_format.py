@@ -1,4 +1,4 @@
-"""The dump format: file names, timestamps, the fields of both CSVs, and how they are written.
+"""The dump format: file names, timestamps, the fields of each CSV, and how they are written.
 
 (The day bundles that compact_dumps.py makes of them are utils.collect.bundles.)
 
@@ -14,14 +14,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from types import MappingProxyType
+from typing import NamedTuple
+from urllib.parse import unquote
 
 # Every time in a name is UTC, kept as a naive datetime: nothing is ever converted.
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 TIMESTAMP_SHAPE = "YYYYMMDD_HHMMSS"  # how TIMESTAMP_FORMAT reads to a person
 SYS_PREFIX = "sys_mem_"
 PROCESS_PREFIX = "process_mem_"
+CGROUP_PREFIX = "cgroup_mem_"
 CSV_SUFFIX = ".csv"
-PREFIXES: tuple[str, ...] = (SYS_PREFIX, PROCESS_PREFIX)
+# Every kind of snapshot file, in the order the collector writes them (the cgroup files came
+# later: a snapshot of an older collector has only the first two).
+PREFIXES: tuple[str, ...] = (SYS_PREFIX, PROCESS_PREFIX, CGROUP_PREFIX)
+# The order a day bundle holds them in: the small kinds first, so that their readers stop
+# before the large process part (utils.collect.bundles.snapshot_members).
+BUNDLE_ORDER: tuple[str, ...] = (SYS_PREFIX, CGROUP_PREFIX, PROCESS_PREFIX)
 # No dump comes near this (30,000 processes with 2 kB command lines are 60 MB). A larger
 # "file" is not a dump, or is /dev/zero behind a symlink: refused unread.
 MAX_DUMP_BYTES = 64 * 1024 * 1024
@@ -61,8 +69,8 @@ MEMINFO_HEADER: tuple[str, ...] = tuple(
 )
 # After the meminfo fields: the boot's random UUID (/proc/sys/kernel/random/boot_id), so
 # that nothing is ever joined across a reboot; counters since boot from /proc/vmstat and
-# /proc/pressure/memory (utils.collect.procfs); and the OOM killer's victims the kernel logged
-# since the snapshot before, as VICTIM_SEPARATOR-separated PID:comm:anon_kB items.
+# /proc/pressure/memory (utils.collect.procfs); and the kills logged since the snapshot
+# before, as VICTIM_SEPARATOR-separated items (victims_text).
 COUNTER_FIELDS: tuple[str, ...] = (
     "oom_kill",
     "pswpin",
@@ -89,10 +97,30 @@ PS_COMMAND: tuple[str, ...] = (
     "-eo",
     f"pid,ppid,user:{PS_USER_WIDTH},rss,vsz,cmd",
 )
-PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED")
-PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA)
+# Then the process's cgroup in the hierarchy holding the memory controller
+# (utils.collect.cgroups), empty where /proc/PID/cgroup could not be read.
+PROCESS_EXTRA: tuple[str, ...] = ("ANON_MB", "SWAP_MB", "STARTED", "CGROUP")
+# Last, the process's proportional share of memory, Pss and SwapPss in MiB, empty where it
+# was not read this snapshot (utils.collect.smaps says which are read, and why).
+PSS_EXTRA: tuple[str, ...] = ("PSS_MB", "SWAP_PSS_MB")
+PROCESS_HEADER: tuple[str, ...] = (*PS_HEADER, *PROCESS_EXTRA, *PSS_EXTRA)
 # How STARTED is written: UTC to the hundredth of a second (a clock tick).
 STARTED_SHAPE = "YYYY-MM-DD HH:MM:SS.ss"
+# The cgroup_mem file: one row per cgroup holding a process and per child of the root, its
+# own memory as the kernel counts it (utils.collect.cgroups; docs/services.md). MiB, empty
+# where the kernel has no such number (LIMIT_MB: or no limit); then counters since the
+# cgroup was made, empty where unavailable.
+CGROUP_MB_FIELDS: tuple[str, ...] = (
+    "MEMORY_MB",
+    "LIMIT_MB",
+    "ANON_MB",
+    "FILE_MB",
+    "SHMEM_MB",
+    "KERNEL_MB",
+    "SWAP_MB",
+)
+CGROUP_COUNT_FIELDS: tuple[str, ...] = ("OOM_EVENTS", "OOM_KILLS", "PSI_SOME_TOTAL_US")
+CGROUP_HEADER: tuple[str, ...] = ("CGROUP", "NAME", *CGROUP_MB_FIELDS, *CGROUP_COUNT_FIELDS)
 
 
 # No system reports a size of a pebibyte (2**30 MiB) or more, in any field: a larger value
@@ -102,36 +130,139 @@ MAX_NUMBER = float(2**30)
 # Counters are held as float64, exact below 2**53: 285 years of PSI microseconds.
 MAX_COUNT = float(2**53)
 VICTIM_SEPARATOR = ";"
+# Who can kill: the kernel's OOM killer under each constraint of mm/oom_kill.c
+# (CONSTRAINT_NONE, _MEMCG, _CPUSET, _MEMORY_POLICY), the two userspace killers, and
+# "unknown" where the log that would tell was not read.
+KILL_KINDS: tuple[str, ...] = (
+    "global",
+    "memcg",
+    "cpuset",
+    "mempolicy",
+    "systemd-oomd",
+    "earlyoom",
+    "unknown",
+)
+USERSPACE_KINDS = frozenset({"systemd-oomd", "earlyoom"})  # /proc/vmstat never counts these
+# What is escaped inside a field of an item: "%" itself, the separators (";" between items,
+# ":" between fields), "," and '"' (so that the CSV field never needs quoting), and every
+# character that is not printable (control characters, line ends).
+_ESCAPED = frozenset('%;:,"')
+_ITEM_FIELDS = 9
 # Digit counts are bounded so that int() never meets Python's 4,300-digit limit.
-_VICTIM = re.compile(r"([0-9]{1,10}):([^;]*):([0-9]{1,20})")
+_OLD_VICTIM = re.compile(r"([0-9]{1,10}):([^;]*):([0-9]{1,20})")
+_NUMBER = re.compile(r"[0-9]{1,20}")
 
 
-def victims_text(victims: Iterable[tuple[int, str, int]]) -> str:
-    """oom_victims as the collector writes it: `PID:comm:anon_kB;...`. A command name may
-    hold anything (the kernel's comm is up to 15 bytes): ";" and control characters in it
-    are written "?", as ps writes control characters."""
+class OomVictim(NamedTuple):
+    """One kill: whom (pid, comm, uid), what it held (kB, as the kernel logs them), who
+    killed it and why (kind), the victim's cgroup and the cgroup whose limit was hit.
+    None and "" where the log does not say: systemd-oomd kills a cgroup, not a PID."""
+
+    pid: int | None
+    comm: str
+    uid: int | None = None
+    anon_kb: int | None = None
+    file_kb: int | None = None
+    shmem_kb: int | None = None
+    kind: str = "unknown"
+    cgroup: str = ""
+    limit_cgroup: str = ""
+
+
+def escape_field(text: str) -> str:
+    """A field of an oom_victims item: each escaped character as %XX of its UTF-8 bytes."""
+    out = []
+    for char in text:
+        if char in _ESCAPED or not char.isprintable():
+            raw = char.encode("utf-8", "surrogatepass")
+            out.append("".join(f"%{byte:02X}" for byte in raw))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def unescape_field(text: str) -> str:
+    """escape_field undone (a "%" not followed by two hex digits stays as it is)."""
+    return unquote(text, errors="surrogatepass")
+
+
+def _number_text(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def victims_text(victims: Iterable[OomVictim]) -> str:
+    """oom_victims as the collector writes it: items separated by ";", each
+    `kind:pid:comm:uid:anon_kB:file_kB:shmem_kB:cgroup:limit_cgroup`, every field escaped
+    (escape_field), numbers empty where unknown. An item starts with its kind, a word,
+    where the older `PID:comm:anon_kB` items start with a digit."""
     items = []
-    for pid, comm, anon_kb in victims:
-        clean = "".join("?" if char == ";" or not char.isprintable() else char for char in comm)
-        items.append(f"{pid}:{clean}:{anon_kb}")
+    for victim in victims:
+        numbers = (victim.uid, victim.anon_kb, victim.file_kb, victim.shmem_kb)
+        fields = [
+            victim.kind,
+            _number_text(victim.pid),
+            victim.comm,
+            *map(_number_text, numbers),
+            victim.cgroup,
+            victim.limit_cgroup,
+        ]
+        items.append(":".join(escape_field(field) for field in fields))
     return VICTIM_SEPARATOR.join(items)
 
 
-def parse_victims(text: str) -> list[tuple[int, str, int]] | None:
-    """The (PID, comm, anon_kB) items of an oom_victims field; None if it is not one. The
-    comm is what lies between the first and the last ":" of an item."""
+def parse_victims(text: str) -> list[OomVictim] | None:
+    """The kills of an oom_victims field; None if it is not one. Older items
+    `PID:comm:anon_kB` (their comm is what lies between the first and the last ":") are
+    kills of kind "unknown"."""
     if text == "":
         return []
     victims = []
     for item in text.split(VICTIM_SEPARATOR):
-        match = _VICTIM.fullmatch(item)
+        victim = _parse_item(item)
+        if victim is None:
+            return None
+        victims.append(victim)
+    return victims
+
+
+def _parse_item(item: str) -> OomVictim | None:
+    if item[:1].isdigit():
+        match = _OLD_VICTIM.fullmatch(item)
         if match is None:
             return None
-        pid, comm, anon = (int(match[1]), match[2], int(match[3]))
-        if pid >= 2**31 or anon >= MAX_NUMBER * 1024:  # as for PID and the sizes
+        victim = OomVictim(int(match[1]), match[2], anon_kb=int(match[3]))
+    else:
+        fields = item.split(":")
+        if len(fields) != _ITEM_FIELDS or fields[0] not in KILL_KINDS:
             return None
-        victims.append((pid, comm, anon))
-    return victims
+        numbers = _numbers([fields[1], *fields[3:7]])
+        if numbers is None:
+            return None
+        pid, uid, anon_kb, file_kb, shmem_kb = numbers
+        comm, cgroup, limit = (unescape_field(fields[at]) for at in (2, 7, 8))
+        victim = OomVictim(pid, comm, uid, anon_kb, file_kb, shmem_kb, fields[0], cgroup, limit)
+    return victim if _plausible(victim) else None
+
+
+def _numbers(fields: Sequence[str]) -> list[int | None] | None:
+    """Each field as a whole number, None where empty; None if one is neither."""
+    numbers: list[int | None] = []
+    for field in fields:
+        if field and _NUMBER.fullmatch(field) is None:
+            return None
+        numbers.append(int(field) if field else None)
+    return numbers
+
+
+def _plausible(victim: OomVictim) -> bool:
+    """Within what a PID (below 2**31), a UID (below 2**32) and a size (below MAX_NUMBER
+    MiB) can be, as for the other columns."""
+    sizes = (victim.anon_kb, victim.file_kb, victim.shmem_kb)
+    return (
+        (victim.pid is None or victim.pid < 2**31)
+        and (victim.uid is None or victim.uid < 2**32)
+        and all(size is None or size < MAX_NUMBER * 1024 for size in sizes)
+    )
 
 
 class Kind(Enum):
@@ -142,7 +273,7 @@ class Kind(Enum):
     POSITIVE = "a number above 0"  # finite and > 0, such as MemTotal (a divisor)
     FLOAT_OR_EMPTY = "a number or empty"  # a field this kernel may not report
     COUNT_OR_EMPTY = "a whole number or empty"  # a counter since boot, below MAX_COUNT
-    VICTIMS_OR_EMPTY = "PID:comm:anon_kB items separated by ';' or empty"  # oom_victims
+    VICTIMS_OR_EMPTY = "kills (kind:pid:comm:...) separated by ';' or empty"  # oom_victims
     TIME_OR_EMPTY = f"a UTC time {STARTED_SHAPE} or empty"  # STARTED
     TEXT = "text"  # anything, such as a command line
 
@@ -165,6 +296,11 @@ COLUMN_KINDS: Mapping[str, Kind] = MappingProxyType(
         "ANON_MB": Kind.FLOAT_OR_EMPTY,
         "SWAP_MB": Kind.FLOAT_OR_EMPTY,
         "STARTED": Kind.TIME_OR_EMPTY,
+        **dict.fromkeys(PSS_EXTRA, Kind.FLOAT_OR_EMPTY),
+        "CGROUP": Kind.TEXT,
+        "NAME": Kind.TEXT,
+        **dict.fromkeys(CGROUP_MB_FIELDS, Kind.FLOAT_OR_EMPTY),
+        **dict.fromkeys(CGROUP_COUNT_FIELDS, Kind.COUNT_OR_EMPTY),
     }
 )
 
@@ -181,6 +317,12 @@ def snapshot_names(timestamp: str) -> tuple[str, str]:
         f"{SYS_PREFIX}{timestamp}{CSV_SUFFIX}",
         f"{PROCESS_PREFIX}{timestamp}{CSV_SUFFIX}",
     )
+
+
+def snapshot_file_names(timestamp: str) -> tuple[str, ...]:
+    """Every file of one snapshot as this collector writes it, in PREFIXES order: the two
+    of snapshot_names, then the cgroup_mem file."""
+    return tuple(f"{prefix}{timestamp}{CSV_SUFFIX}" for prefix in PREFIXES)
 
 
 def looks_like_dump(name: str, prefix: str) -> bool:

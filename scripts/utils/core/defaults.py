@@ -19,9 +19,10 @@ SYSTEM_OUT_DIR = PLOTS_DIR / "system"
 PROCESS_OUT_DIR = PLOTS_DIR / "processes"
 REPORT_FILE = PLOTS_DIR / "report.html"
 
-# The system analysis: the forecast looks at this many days before the last snapshot. A
-# week holds every day of the week once, and is recent enough to be today's trend.
-TREND_DAYS = 7.0
+# The system analysis: the forecast's longest window, days before the last snapshot. It
+# looks at the days since MemAvailable's last level shift, at most these: four weeks hold
+# every day of the week four times, and more days make the test surer.
+TREND_DAYS = 28.0
 
 # The process analysis (and the report's process part).
 TOP_N = 10

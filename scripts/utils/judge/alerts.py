@@ -2,7 +2,8 @@
 each flag would give both ask them here.
 
 --alert-pct P    holds when RAM used (htop) at the last snapshot is at least P % of MemTotal;
---alert-days D   holds when the forecast has MemAvailable reach 0 within D days;
+--alert-days D   holds when MemAvailable's fall is significant and the fast end of its range
+                 reaches 0 within D days;
 --fail-on-oom    holds when the OOM killer killed in the window;
 --fail-on-leak   holds when a process instance leaks.
 """
@@ -83,18 +84,25 @@ def pct_fact(summary: SystemSummary, latest_pct: float) -> str:
     )
 
 
-def zero_fact(forecast: Forecast) -> str | None:
-    """What --alert-days is judged on, as every alert and the report say it; None when
-    MemAvailable does not fall."""
-    days = forecast.days_to_zero
-    if days is None:
+def alert_days(forecast: Forecast) -> float | None:
+    """What --alert-days and the Prometheus rule compare with their threshold: the days to
+    zero at the fast end of the range, only while the fall is significant at the forecast's
+    level and reaches zero within its horizon (its status is FALLING); None otherwise."""
+    if forecast.status.name != "FALLING":
         return None
-    fast, slow = forecast.days_to_zero_low, forecast.days_to_zero_high
-    bounds = (
-        "" if fast is None else f" ({fast:,.1f} to {'more' if slow is None else f'{slow:,.1f}'})"
-    )
+    return forecast.days_to_zero_low
+
+
+def zero_fact(forecast: Forecast) -> str | None:
+    """What --alert-days is judged on, as every alert and the report say it; None unless
+    MemAvailable's fall is significant (`forecast.alert_days`)."""
+    days, fast = forecast.days_to_zero, alert_days(forecast)
+    if days is None or fast is None:
+        return None
+    slow = forecast.days_to_zero_high
     return (
-        f"{forecast.basis} reaches 0 in about {days:,.1f} days{bounds}, around"
+        f"{forecast.basis} reaches 0 in about {days:,.1f} days"
+        f" ({fast:,.1f} to {'more' if slow is None else f'{slow:,.1f}'}), around"
         f" {forecast.zero_date} UTC"
     )
 
@@ -116,7 +124,7 @@ def check_alerts(summary: SystemSummary, latest_pct: float, options: SystemOptio
             f"{pct_fact(summary, latest_pct)}, at or above {PCT_ALERT.flag}"
             f" {options.alert_pct:g}"
         )
-    days, fact = summary.forecast.days_to_zero, zero_fact(summary.forecast)
+    days, fact = alert_days(summary.forecast), zero_fact(summary.forecast)
     if options.alert_days is not None and DAYS_ALERT.holds(days, options.alert_days):
         raised.append(f"{fact}, within {DAYS_ALERT.flag} {options.alert_days:g}")
     if options.fail_on_oom and oom_alert_holds(oom_kill_count(summary.ooms)):

@@ -1,26 +1,25 @@
-"""When would MemAvailable run out? A trend forecast from the last days of snapshots.
+"""When would MemAvailable run out? A trend forecast from the days since the last level shift.
 
-The method, three steps, each against a way real memory series mislead a plain line:
+The method, four steps, each against a way real memory series mislead a plain line:
 
 1. Hourly medians. Samples are grouped into hours counted back from the last sample and each
    hour becomes its median. A burst shorter than half an hour does not move a median, and an
    hour weighs the same whether it holds one sample (a 1-hour interval) or 3,600 (1 second),
    so neither the result nor the cost depends on the sampling rate.
-2. A seasonal Theil-Sen slope (Hirsch, Slack and Smith 1982, the slope of the seasonal Kendall
-   test, with the hour of the day as the season): the median of the slopes between pairs of
-   hours a whole number of days apart. The daily cycle, whatever its shape (a nightly backup
-   can swing MemAvailable by hundreds of MiB), is the same at both ends of such a pair and
-   cancels. A least-squares line over raw samples (Prometheus' `predict_linear`) on a week
-   with a cycle 5 times the daily fall was off by over 10% in 16 trials of 20, by up to 120%. An
-   hour-long dip or bump spoils only the pairs it is part of, and the median ignores those.
-   Outages need no special case: pairs that would touch the missing hours are not there.
-3. The seasonal Kendall test of that slope (utils.judge.seasonal: Hirsch, Slack and Smith 1982, with
-   the seasons' correlation estimated as Hirsch and Slack 1984 do): MemAvailable falls only
-   when "no trend" would give a statistic this low less than once in 100 times (LEVEL), and
-   fast enough to reach zero within 10 years. The slope's bounds at the same level give the
-   range of the rate and of the days to zero. A cycle whose period divides a day cancels in
-   every pair the test counts, so it is not taken for noise; more days of data make the test
-   surer, as they should.
+2. The last level shift (utils.judge.level_shift): a service started or stopped for good is
+   a step, not a trend. Only the hours since the last step, up to the longest window asked
+   for, are judged.
+3. A line with a term for each hour of the day (utils.judge.seasonal): the daily cycle,
+   whatever its shape (a nightly job's hour, a collector's 2-hour swing), is taken out by
+   those terms, and an hour far off the line is clipped before the line is fitted again.
+4. Its test: the slope over its Newey-West standard error (errors correlated over a day and
+   a half: a wander carries over hours and from one day into the next), referred to
+   Student's t with days - 2 degrees of freedom. The fall is significant when "no trend"
+   would give a slope this steep less than once in 100 times (LEVEL). The bounds at the same
+   level on each side give the range of the rate and of the days to zero.
+
+The estimate and its range are always given; whether the fall is significant decides the
+alert (`alert_days`), not whether the days to zero are said.
 
 numpy only: the analyses hand in plain arrays.
 """
@@ -38,69 +37,73 @@ import numpy.typing as npt
 
 from utils.core.text import days_text, short_number, short_span
 from utils.core.units import DAY_S, HOUR_S
-from utils.judge.seasonal import SeasonalTrend, by_day, seasonal_trend
+from utils.judge.level_shift import LevelShift, last_shift
+from utils.judge.seasonal import SEASONS, SeasonalFit, seasonal_fit
 
 Times = npt.NDArray[np.datetime64]
 Values = npt.NDArray[np.float64]
 
-HOURS_PER_DAY = DAY_S // HOUR_S
 # A trend cannot be told from the daily cycle until the same hour has been seen on two days.
 MIN_DAYS = 1.0
-# An hour-long spike straddles two hours and so spoils two pairs of hours a day apart; the
-# median of 5 pairs survives that. So a trend needs a day and 4 hours of data, not just a day.
+# ... and that a few times over: 5 hours of the day seen on two days each, a day and 4 hours.
 MIN_PAIRS = 5
-# "Falling" is called on a one-sided test at this level: a host with no trend is called
-# falling at most once in 100 (docs/forecast.md has the rate measured on flat hosts). The
-# bounds of the rate are the two-sided interval with this much on either side (98%).
+# Under this many days of data a fall is never called significant: the test takes a degree
+# of freedom for each 3 days (utils.judge.seasonal), and a perfectly clean day or two would
+# otherwise be called certain.
+MIN_SURE_DAYS = 3.0
+# The fall is significant when a host with no trend would show one this steep at most once
+# in 100 windows (one-sided). The range of the rate is the two-sided interval with this
+# much on either side (98%), so that its fast end, which --alert-days reads, is passed by
+# the true rate at most once in 100 too. docs/forecast.md has why 1% and the rates measured.
 LEVEL = 0.01
 # A fall that would take longer than this to reach zero is no forecast: a line fitted to days
 # of data says nothing about decades.
 HORIZON_DAYS = 3_650.0
-# Pairs of hours a day or more apart grow as the square of the window (a year: 1.6 million,
-# 0.1 s). Past this many, only evenly spread day lags are used, to bound time and memory.
-MAX_PAIRS = 4_000_000
 
 
 class ForecastStatus(Enum):
-    FALLING = "falling"
-    NOT_FALLING = "not falling"  # no downward trend (flat or rising)
+    FALLING = "falling"  # a fall significant at LEVEL, reaching zero within HORIZON_DAYS
+    NOT_FALLING = "not falling"  # anything else with enough data: see `Forecast.significant`
     TOO_LITTLE_DATA = "too little data"  # under a day of data in the window (see MIN_PAIRS)
 
 
 @dataclass(frozen=True)
 class Forecast:
-    """A trend forecast of one memory field, in MiB, from the last `window_days` of data.
+    """A trend forecast of one memory field, in MiB, from the data since its last level
+    shift, at most `window_days` (the longest window) before the last sample.
 
-    The window ends at the last sample with a value, not at the current time, and holds the
-    samples no older than `window_days` before it. `falls_mb_per_day` is positive when the
-    field falls and negative when it rises, with its bounds `falls_low_mb_per_day` (the
-    slowest fall, or fastest rise, the data allow) and `falls_high_mb_per_day` at the test's
-    level. `level_mb` is the trend line at the last sample: the typical level through the
-    day, so the daily lows reach zero somewhat sooner. `days_to_zero` counts from the last
-    sample's time, from that level, at the fitted rate; `days_to_zero_low` at the fast bound
-    and `days_to_zero_high` at the slow one (None when the slow bound never reaches zero).
-    `p_value` is the test's one-sided p-value of "no trend" against "falling". `used_days`
-    is the span from the first to the last sample in the window, outages inside it included;
-    `samples` counts the samples with a value in the window. `reaches_back`: there is data
-    from the window's start or before it (an outage may still leave the window's first hours
-    empty); when not, the data is younger than the window, and the summary names the span.
+    `falls_mb_per_day` is positive when the field falls and negative when it rises, with its
+    bounds `falls_low_mb_per_day` (the slowest fall, or fastest rise, the data allow) and
+    `falls_high_mb_per_day` at the test's level. `level_mb` is the trend line at the last
+    sample: the typical level through the day. `days_to_zero` counts from the last sample's
+    time, from that level, at the estimated rate, whenever that rate falls, significant or
+    not; `days_to_zero_low` at the fast bound and `days_to_zero_high` at the slow one (None
+    where that bound does not fall). `significant`: the fall is significant at LEVEL
+    (`p_value` is the test's one-sided p-value of "no trend" against "falling").
+    `used_days` is the span from the first to the last sample judged, outages included;
+    `samples` counts them. `step_at`/`step_mb`: the level shift the judged data starts
+    after (None: no step in the longest window). `reaches_back`: there is data from the
+    window's start or before it; when not, the data is younger than the window.
     """
 
     basis: str
     window_days: float
     status: ForecastStatus
     falls_mb_per_day: float | None  # None with too little data
-    days_to_zero: float | None  # only when FALLING
-    zero_date: datetime.date | None  # UTC day, only when FALLING
+    days_to_zero: float | None  # whenever the estimate falls
+    zero_date: datetime.date | None  # UTC day, with days_to_zero
     used_days: float
     level_mb: float | None  # None with too little data
     samples: int
     reaches_back: bool = False
     falls_low_mb_per_day: float | None = None  # the rate's bounds (None: too little data)
     falls_high_mb_per_day: float | None = None
-    days_to_zero_low: float | None = None  # only when FALLING
-    days_to_zero_high: float | None = None  # only when FALLING and the slow bound falls
+    days_to_zero_low: float | None = None  # at the fast bound, when it falls
+    days_to_zero_high: float | None = None  # at the slow bound, when it falls
     p_value: float | None = None  # None with too little data
+    significant: bool = False
+    step_at: datetime.datetime | None = None  # UTC, naive
+    step_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -109,11 +112,6 @@ class HourlySeries:
 
     median_mb: Values  # NaN for an hour without samples
     age_days: Values  # mean age of the hour's samples (time before the last sample), in days
-
-
-@dataclass(frozen=True)
-class TrendFit:
-    slope_mb_per_day: float  # negative when falling
 
 
 # --- The fit ---------------------------------------------------------------------
@@ -140,47 +138,18 @@ def hourly_medians(age_s: npt.NDArray[np.int64], values_mb: Values) -> HourlySer
     return HourlySeries(median_mb, age_days)
 
 
-def day_lags(hours: int) -> npt.NDArray[np.int64]:
-    """The lags in whole days between the hours of a window: all of them, unless too many."""
-    most = (hours - 1) // HOURS_PER_DAY
-    lags = np.arange(1, most + 1, dtype=np.int64)
-    pairs = int(np.sum(hours - HOURS_PER_DAY * lags))
-    if pairs > MAX_PAIRS:
-        keep = max(1, len(lags) * MAX_PAIRS // pairs)
-        lags = np.unique(np.linspace(1, most, keep).round().astype(np.int64))
-    return lags
-
-
-def seasonal_slope(hourly_mb: Values) -> TrendFit | None:
-    """The seasonal Theil-Sen slope of hourly values (index 0 the latest), in MiB per day;
-    None when fewer than `MIN_PAIRS` pairs of hours with values lie whole days apart."""
-    rises: list[Values] = []
-    lags: list[Values] = []
-    for lag in day_lags(len(hourly_mb)):
-        step = HOURS_PER_DAY * int(lag)
-        # Hour i is later than hour i + step: the difference is how much the field rose.
-        rise = hourly_mb[:-step] - hourly_mb[step:]
-        rise = rise[np.isfinite(rise)]
-        rises.append(rise)
-        lags.append(np.full(len(rise), float(lag)))
-    if sum(len(rise) for rise in rises) < MIN_PAIRS:
-        return None
-    rise, lag_days = np.concatenate(rises), np.concatenate(lags)
-    return TrendFit(float(np.median(rise / lag_days)))
-
-
-def is_downward(trend: SeasonalTrend, level_mb: float) -> bool:
-    """The rule for a downward trend: a fall the test finds at LEVEL, fast enough to bring
-    the level to zero within HORIZON_DAYS (a line fitted to days of data says nothing of
-    decades; on a very quiet series a fall of a fraction of a MiB a day is significant)."""
-    falls = -trend.slope
-    return falls > 0 and trend.p_falling <= LEVEL and level_mb <= falls * HORIZON_DAYS
+def day_pairs(hourly_mb: Values) -> int:
+    """Pairs of hours with values a whole number of days apart."""
+    season = np.arange(hourly_mb.size) % SEASONS
+    counts = np.bincount(season[np.isfinite(hourly_mb)], minlength=SEASONS)
+    return int(np.sum(counts * (counts - 1) // 2))
 
 
 def forecast_available(
     times: Times, available_mb: Values, window_days: float, basis: str = "MemAvailable"
 ) -> Forecast:
-    """Forecast when `available_mb` would reach zero, from the last `window_days` days of data.
+    """Forecast when `available_mb` would reach zero, from the data since its last level
+    shift within the last `window_days` days.
 
     `times` are UTC datetime64 values; samples with a NaN value (a missing field) or a NaT time
     are ignored. See `Forecast` for what the window and each number mean.
@@ -192,33 +161,48 @@ def forecast_available(
     window = _window(times, available_mb, window_days)
     if window is None:
         return _too_little(basis, window_days, 0.0, 0)
-    used_days = float(window.age_s.max()) / DAY_S
     hourly = hourly_medians(window.age_s, window.values_mb)
-    fit = seasonal_slope(hourly.median_mb) if used_days >= MIN_DAYS else None
+    shift = last_shift(hourly.median_mb)
+    if shift is not None:
+        window, hourly = _since(window, hourly, shift)
+        if not window.values_mb.size:
+            return _too_little(basis, window_days, 0.0, 0, window)
+    used_days = float(window.age_s.max()) / DAY_S
+    fit = None
+    if used_days >= MIN_DAYS and day_pairs(hourly.median_mb) >= MIN_PAIRS:
+        fit = seasonal_fit(hourly.median_mb, hourly.age_days, LEVEL)
     if fit is None:
-        return _too_little(basis, window_days, used_days, len(window.values_mb))
-    # The trend line through every hour, carried to the last sample; the median keeps an
-    # hour-long dip from pulling the level down.
-    level = float(np.nanmedian(hourly.median_mb + fit.slope_mb_per_day * hourly.age_days))
-    trend = seasonal_trend(by_day(hourly.median_mb), LEVEL, fit.slope_mb_per_day)
-    downward = is_downward(trend, level)
-    days = _days_to_zero(level, -trend.slope) if downward else None
+        return _too_little(basis, window_days, used_days, len(window.values_mb), window)
+    return _forecast(basis, window_days, window, fit, used_days)
+
+
+def _forecast(
+    basis: str, window_days: float, window: _Window, fit: SeasonalFit, used_days: float
+) -> Forecast:
+    """The forecast from a fitted line (see `Forecast`)."""
+    falls, level = -fit.slope, fit.level
+    significant = falls > 0 and fit.p_falling <= LEVEL and used_days >= MIN_SURE_DAYS
+    days = _days_to_zero(level, falls)
+    falling = significant and days is not None and days <= HORIZON_DAYS
     return Forecast(
         basis=basis,
         window_days=window_days,
-        status=ForecastStatus.FALLING if downward else ForecastStatus.NOT_FALLING,
-        falls_mb_per_day=-trend.slope,
+        status=ForecastStatus.FALLING if falling else ForecastStatus.NOT_FALLING,
+        falls_mb_per_day=falls,
         days_to_zero=days,
-        zero_date=None if days is None else _zero_date(window.last_s, days),
+        zero_date=_zero_date(window.last_s, days),
         used_days=used_days,
         level_mb=level,
         samples=len(window.values_mb),
         reaches_back=window.reaches_back,
-        falls_low_mb_per_day=-trend.high,
-        falls_high_mb_per_day=-trend.low,
-        days_to_zero_low=_days_to_zero(level, -trend.low) if downward else None,
-        days_to_zero_high=_days_to_zero(level, -trend.high) if downward else None,
-        p_value=trend.p_falling,
+        falls_low_mb_per_day=-fit.high,
+        falls_high_mb_per_day=-fit.low,
+        days_to_zero_low=_days_to_zero(level, -fit.low),
+        days_to_zero_high=_days_to_zero(level, -fit.high),
+        p_value=fit.p_falling,
+        significant=significant,
+        step_at=window.step_at,
+        step_mb=window.step_mb,
     )
 
 
@@ -236,6 +220,8 @@ class _Window(NamedTuple):
     age_s: npt.NDArray[np.int64]  # each sample's seconds before it
     values_mb: Values
     reaches_back: bool  # a sample at or before the window's start, kept in it or not
+    step_at: datetime.datetime | None = None  # the window starts after this level shift
+    step_mb: float | None = None
 
 
 def _window(times: Times, available_mb: Values, window_days: float) -> _Window | None:
@@ -254,13 +240,31 @@ def _window(times: Times, available_mb: Values, window_days: float) -> _Window |
     return _Window(last, age_s[in_window], values[in_window], bool((age_s >= window_s).any()))
 
 
-def _zero_date(last_s: int, days: float) -> datetime.date:
-    """The UTC day `days` after the epoch second `last_s`."""
+def _since(
+    window: _Window, hourly: HourlySeries, shift: LevelShift
+) -> tuple[_Window, HourlySeries]:
+    """The window and its hours cut to the hours wholly after a level shift."""
+    kept = window.age_s // HOUR_S < shift.hour
+    step_s = window.last_s - (shift.hour + 1) * HOUR_S
+    step_at = datetime.datetime.fromtimestamp(step_s, datetime.UTC).replace(tzinfo=None)
+    cut = _Window(
+        window.last_s, window.age_s[kept], window.values_mb[kept], True, step_at, shift.size_mb
+    )
+    hours = HourlySeries(hourly.median_mb[: shift.hour], hourly.age_days[: shift.hour])
+    return cut, hours
+
+
+def _zero_date(last_s: int, days: float | None) -> datetime.date | None:
+    """The UTC day `days` after the epoch second `last_s`; None past HORIZON_DAYS."""
+    if days is None or days > HORIZON_DAYS:
+        return None
     zero = np.datetime64(last_s, "s") + np.timedelta64(round(days * DAY_S), "s")
     return datetime.date.fromisoformat(str(zero.astype("datetime64[D]")))
 
 
-def _too_little(basis: str, window_days: float, used_days: float, samples: int) -> Forecast:
+def _too_little(
+    basis: str, window_days: float, used_days: float, samples: int, window: _Window | None = None
+) -> Forecast:
     return Forecast(
         basis=basis,
         window_days=window_days,
@@ -271,6 +275,9 @@ def _too_little(basis: str, window_days: float, used_days: float, samples: int) 
         used_days=used_days,
         level_mb=None,
         samples=samples,
+        reaches_back=window is not None and window.reaches_back,
+        step_at=None if window is None else window.step_at,
+        step_mb=None if window is None else window.step_mb,
     )
 
 
@@ -278,72 +285,78 @@ def _too_little(basis: str, window_days: float, used_days: float, samples: int) 
 
 
 def _span(forecast: Forecast) -> str:
-    """What the trend was judged over: `the last 7 days`, or, when the data is younger than
-    the window (a collector started 3 days ago), `the 3 days of data`."""
+    """What the trend was judged over: `the 9 days since the step on 2026-09-06 (-2,867
+    MiB)`, `the last 7 days`, or, when the data is younger than the window (a collector
+    started 3 days ago), `the 3 days of data`."""
     window, used = days_text(forecast.window_days), days_text(forecast.used_days)
+    if forecast.step_at is not None:
+        step = "" if forecast.step_mb is None else f" ({forecast.step_mb:+,.0f} MiB)"
+        return f"the {used} since the step on {forecast.step_at.date().isoformat()}{step}"
     if forecast.reaches_back or used == window:
         return f"the last {window}"
     return f"the {used} of data"
 
 
+def _where(forecast: Forecast) -> str:
+    """Where too little data was found: `in the last 7 days`, `since the step on ...`."""
+    if forecast.step_at is not None:
+        return f"since the step on {forecast.step_at.date().isoformat()}"
+    return f"in the last {days_text(forecast.window_days)}"
+
+
 def describe(forecast: Forecast) -> str:
-    """The forecast as one console line."""
-    basis, window = forecast.basis, f"the last {days_text(forecast.window_days)}"
+    """The forecast as one sentence: the console's last line, the report's first."""
+    basis = forecast.basis
     if forecast.status is ForecastStatus.TOO_LITTLE_DATA:
-        if not forecast.samples:
-            return f"{basis}: no data; too little to judge a trend"
-        if forecast.used_days < MIN_DAYS:
-            span = short_span(forecast.used_days) if forecast.samples > 1 else "one snapshot"
-            return f"{basis}: under a day of data in {window} ({span}); too little to judge a trend"
-        span = days_text(forecast.used_days)
-        return (
-            f"{basis}: {span} of data in {window}, too few hours seen on two days;"
-            " too little to judge a trend"
-        )
+        return f"{basis}: {_too_little_why(forecast)}; too little to judge a trend"
     falls = forecast.falls_mb_per_day
     assert falls is not None  # set unless there was too little data
-    if forecast.status is ForecastStatus.NOT_FALLING:
-        return f"{basis} shows no downward trend over {_span(forecast)} ({_why_not(forecast)})"
-    days, zero_date = forecast.days_to_zero, forecast.zero_date
-    assert days is not None and zero_date is not None  # set when FALLING
+    over = f"over {_span(forecast)}"
+    if short_number(abs(falls)) == "0":
+        bounds = rate_range(forecast)
+        rate = "" if bounds[0] == bounds[1] else f" (a fall of {_pair(*bounds)} MiB/day)"
+        return f"{basis} holds steady {over}{rate}"
+    if falls < 0:
+        rises = _in_brackets(_negated(forecast))
+        return f"{basis} rises {short_number(-falls)} MiB/day{rises} {over}: no fall to forecast"
     rate = f"{short_number(falls)} MiB/day{_in_brackets(rate_range(forecast))}"
-    if days < 1:
+    return f"{basis} falls {rate} {over}{_when(forecast)}"
+
+
+def _too_little_why(forecast: Forecast) -> str:
+    if not forecast.samples:
+        return "no data" if forecast.step_at is None else f"no data {_where(forecast)}"
+    if forecast.used_days < MIN_DAYS:
+        span = short_span(forecast.used_days) if forecast.samples > 1 else "one snapshot"
+        return f"under a day of data {_where(forecast)} ({span})"
+    span = days_text(forecast.used_days)
+    return f"{span} of data {_where(forecast)}, too few hours seen on two days"
+
+
+def _when(forecast: Forecast) -> str:
+    """`: zero in about 80 days (68-97), around 2027-02-20 UTC`, with what the test says
+    when the fall is not significant, or too slow to matter."""
+    days, zero_date = forecast.days_to_zero, forecast.zero_date
+    assert days is not None  # the estimate falls
+    if zero_date is None:
+        when = f"zero in over {short_number(HORIZON_DAYS / 365)} years"
+    elif days < 1:
         when = f"zero within a day (around {zero_date.isoformat()} UTC)"
     else:
         span = _in_brackets(days_range(forecast))
         when = f"zero in about {days_text(days)}{span}, around {zero_date} UTC"
-    return f"{basis} falls {rate} over {_span(forecast)}: {when}"
+    if forecast.significant:
+        return f": {when}"
+    sure = forecast.p_value is not None and forecast.p_value <= LEVEL
+    if sure and forecast.used_days < MIN_SURE_DAYS:
+        least = days_text(MIN_SURE_DAYS)
+        return f", too few days to call significant ({least} at least): at that rate, {when}"
+    return f", not significant at the {LEVEL:.0%} level: at that rate, {when}"
 
 
 def _in_brackets(bounds: tuple[str, str]) -> str:
     """` (180-235)`; nothing where both bounds read alike (a clean line)."""
     return "" if bounds[0] == bounds[1] else f" ({_pair(*bounds)})"
-
-
-def _why_not(forecast: Forecast) -> str:
-    falls = forecast.falls_mb_per_day
-    assert falls is not None
-    if short_number(abs(falls)) == "0":
-        return "it holds steady"
-    if falls < 0:
-        return f"it rises {short_number(-falls)} MiB/day"
-    if forecast.p_value is not None and forecast.p_value > LEVEL:
-        bounded = all(
-            value is not None and math.isfinite(value)
-            for value in (forecast.falls_low_mb_per_day, forecast.falls_high_mb_per_day)
-        )
-        if not bounded:
-            chance = f"{forecast.p_value:.1%}".replace(".0%", "%")
-            return (
-                f"it falls {short_number(falls)} MiB/day, but over {days_text(forecast.used_days)}"
-                f" that is not sure: a flat host looks like this {chance} of the time"
-            )
-        return (
-            f"it falls {short_number(falls)} MiB/day, as its ups and downs could by chance:"
-            f" {_pair(*rate_range(forecast))}"
-        )
-    years = short_number(HORIZON_DAYS / 365)
-    return f"it falls {short_number(falls)} MiB/day, too slowly to reach 0 within {years} years"
 
 
 def _pair(low: str, high: str) -> str:
@@ -357,13 +370,20 @@ def rate_range(forecast: Forecast) -> tuple[str, str]:
     """The fall's bounds as the sentences give them (MiB/day)."""
     low, high = forecast.falls_low_mb_per_day, forecast.falls_high_mb_per_day
     assert low is not None and high is not None  # set unless there was too little data
-    return short_number(low), short_number(high)
+    return short_number(low + 0.0), short_number(high + 0.0)
+
+
+def _negated(forecast: Forecast) -> tuple[str, str]:
+    """The rise's bounds (MiB/day): the fall's, negated and swapped."""
+    low, high = forecast.falls_low_mb_per_day, forecast.falls_high_mb_per_day
+    assert low is not None and high is not None
+    return short_number(-high), short_number(-low)
 
 
 def days_range(forecast: Forecast) -> tuple[str, str]:
     """The days to zero at the fast and the slow bound: `70`, `95` or `70`, `more`."""
     fast, slow = forecast.days_to_zero_low, forecast.days_to_zero_high
-    assert fast is not None  # set when FALLING
+    assert fast is not None  # set when the estimate falls
     return short_number(fast), "more" if slow is None else short_number(slow)
 
 
@@ -375,14 +395,19 @@ def _rounded(value: float | None, digits: int = 1) -> float | None:
     return round(value, digits) + 0.0
 
 
+def _days(value: float) -> float | int | None:
+    return int(value) if float(value).is_integer() else _rounded(value)
+
+
 def to_json_dict(forecast: Forecast) -> dict[str, object]:
-    """The forecast for forecast.json: MB (MiB) per day, days, an ISO date; None for null.
-    The keys of old come first, then the bounds (the fall's at the test's level, the days
-    to zero at the fast and the slow bound), the test's p-value and its level."""
-    window = forecast.window_days
+    """The forecast for forecast.json: MB (MiB) per day, days, ISO dates; None for null.
+    `window_days` is the span judged (since the step, or the data there was, up to the
+    longest window), `longest_window_days` what --trend-days asked for."""
+    too_little = forecast.status is ForecastStatus.TOO_LITTLE_DATA
+    step = forecast.step_at
     return {
         "basis": forecast.basis,
-        "window_days": int(window) if float(window).is_integer() else _rounded(window),
+        "window_days": _days(min(forecast.window_days, _rounded(forecast.used_days) or 0.0)),
         "falls_MB_per_day": _rounded(forecast.falls_mb_per_day),
         "days_to_zero": _rounded(forecast.days_to_zero),
         "zero_date": None if forecast.zero_date is None else forecast.zero_date.isoformat(),
@@ -392,4 +417,8 @@ def to_json_dict(forecast: Forecast) -> dict[str, object]:
         "days_to_zero_high": _rounded(forecast.days_to_zero_high),
         "p_value": _rounded(forecast.p_value, 4),
         "level": LEVEL,
+        "significant": None if too_little else forecast.significant,
+        "longest_window_days": _days(forecast.window_days),
+        "step_at": None if step is None else step.isoformat(timespec="minutes"),
+        "step_MB": _rounded(forecast.step_mb),
     }

@@ -20,7 +20,9 @@ from utils.judge.growth import GrowthParams
 from utils.judge.leaks import Leak, LeakPlot, LeakSurvey
 from utils.judge.oom import OomFindings
 from utils.judge.program_growth import ProgramFindings, ProgramSeries
+from utils.judge.services import ServiceFindings
 from utils.judge.spreads import PidPlot
+from utils.read.kernel_log import KernelLogs
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class ProcessOptions:
     read_users: bool = False  # each leak's user, for the Prometheus labels
     plots: bool = True  # False (--no-plots): the series the plots draw are not taken
     program_plots: int = 0  # the programs that grew most whose series are taken
+    kernel_logs: KernelLogs = field(
+        default_factory=KernelLogs
+    )  # --kernel-log: saved logs whose kills join
+    alert_days: float | None = None  # --alert-days: a service within this many days of its limit
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class ProcessResult:
     ooms: OomFindings | None = None  # None: the dumps carry no OOM counter
     programs: ProgramFindings | None = None  # None: under two snapshots
     plots: PlotData = PlotData()
+    services: ServiceFindings | None = None  # None: the dumps hold no cgroup_mem file
 
     @property
     def leaks(self) -> list[Leak]:

@@ -36,7 +36,7 @@ class ProgramGrowth:
     first_total_mb: float
     last_total_mb: float
     cmd_example: str
-    basis: str  # "anon+swap", "RSS" or "mixed"
+    basis: str  # "pss", "pss carried", "anon+swap", "RSS" or "mixed" (basis_words)
 
     @property
     def growth_mb(self) -> float:
@@ -60,9 +60,11 @@ def program_growth(
     table: InstanceTable,
     totals: GroupTotals,
     periods: tuple[Period, Period],
+    bases: Sequence[str | None] = (),
 ) -> ProgramFindings:
     """Every program's medians over the two periods (see the module's docstring); table is
-    records.instances() and totals records.group_totals()."""
+    records.instances() and totals records.group_totals(), with the programs counted in PSS
+    replaced (bases: per group code, "pss" or "pss carried"; None: anon + swap or RSS)."""
     first, last = periods
     times = pd.DatetimeIndex(records.times)
     ranks_one = np.flatnonzero(in_period(times, first))
@@ -82,7 +84,8 @@ def program_growth(
             first_total_mb=float(one[code]),
             last_total_mb=float(two[code]),
             cmd_example=examples[code],
-            basis=_basis(footed[code], processes[code]),
+            basis=(bases[code] if code < len(bases) else None)
+            or _basis(footed[code], processes[code]),
         )
         for code in range(count)
         if processes[code] > 0
@@ -150,14 +153,11 @@ def program_series(
     times: npt.NDArray[np.datetime64], totals: GroupTotals, programs: Sequence[ProgramGrowth]
 ) -> tuple[ProgramSeries, ...]:
     """Each program's total at each of the snapshots read (`times`, by rank): every batch's
-    rows read once for all of them, one batch at a time."""
+    rows read once for all of them, one batch at a time (none for a program in PSS)."""
     values = np.zeros((len(programs), len(times)))
     row_of = np.full(len(totals.names), -1, np.int64)
     row_of[[program.code for program in programs]] = np.arange(len(programs))
-    for part in totals.slices if programs else ():
-        rows = part.rows.load()
-        row = row_of[part.codes[rows.group]]
-        mine = row >= 0
-        rank = rows.rank[mine].astype(np.int64) + part.base
-        values[row[mine], rank] = rows.total_milli[mine] / MILLI
+    wanted = row_of >= 0
+    for rank, group, total in totals.parts_between(0, len(times) - 1, wanted) if programs else ():
+        values[row_of[group], rank] = total / MILLI
     return tuple(ProgramSeries(program, times, values[row]) for row, program in enumerate(programs))

@@ -1,19 +1,25 @@
-"""The seasonal Kendall test and the seasonal Theil-Sen slope with its confidence bounds, on
-hourly values with the hour of the day as the season.
+"""A straight line through hourly values with a term for each hour of the day, and the
+slope's standard error under errors correlated over a day (Newey and West 1987).
 
-Hirsch, Slack and Smith (1982) built both for monthly water-quality data over years: the
-test's statistic S counts, within each season, the pairs of values that rose against those
-that fell; the slope is the median of those pairs' slopes. Any cycle whose period divides
-a day (a daily backup, a garbage collector's 2-hour swing) is the same at both ends of such
-a pair and cancels exactly. Hirsch and Slack (1984) let the seasons be correlated: the
-variance of S is the sum of the covariances of the seasons' statistics, estimated from the
-ranks of the data. Here the days play the years and the 24 hours of the day the seasons,
-and adjacent hours are strongly correlated (a burst or a day's bigger cycle moves them
-together), which the covariances absorb. The covariances are estimated from the values
-less the fitted trend: estimated from the values themselves, a trend correlates every
-season with every other and takes the test's power with it (a clean fall over three days
-would never be significant). The slope's bounds follow Gilbert (1987, ch. 17) with that
-variance.
+The hour-of-day terms take out the daily cycle whatever its shape: a nightly job's hour, a
+garbage collector's 2-hour swing (its period divides a day), a backup's afternoon. What is
+left is the trend plus a wander: a service's load carries MemAvailable up or down for hours,
+and a day's level differs from the next. Those errors are correlated, so the textbook
+standard error (which takes them as independent) understates the slope's uncertainty many
+times over; Newey and West's estimator sums the errors' autocovariances out to a lag of
+`BANDWIDTH_H` hours, with Bartlett's declining weights, which keeps it positive.
+
+The slope over that standard error is referred to Student's t with a third of the days as
+its degrees of freedom (`freedom`), not to the normal: over a week there are only a
+handful of independent days to estimate a day-long correlation from, and a Newey-West
+variance from so few is itself uncertain and low on average (Kiefer and Vogelsang 2005
+give its fixed-bandwidth distribution, wider than the normal's). With days - 2 the test
+called flat hosts falling several times more often than its level; docs/forecast.md has
+the rates measured for each choice, and the power on falling hosts.
+
+An hour whose value is far off the line (a one-off job, a burst that filled an hour) would
+pull a least-squares line: an hour more than `CLIP_SIGMAS` robust deviations off the line
+is left out, and the line fitted again, a few rounds.
 
 numpy only.
 """
@@ -29,130 +35,155 @@ import numpy.typing as npt
 Values = npt.NDArray[np.float64]
 
 SEASONS = 24  # hours in a day
-# Day pairs at most: a window of 400 days holds 80,000 of them (a 24-column sign matrix of
-# 15 MiB); a longer window is tested on its last 400 days.
-MAX_TEST_DAYS = 400
+# The errors are taken as correlated up to this many hours apart: a day and a half, so that
+# a day's level carried over midnight into the next counts too.
+BANDWIDTH_H = 36
+# An hour's error beyond this many robust deviations (1.4826 times the median absolute
+# error) leaves it out of the line: a Gaussian wander gets there once in 16,000 hours.
+CLIP_SIGMAS = 4.0
+# At most this many rounds of leaving out hours far off the line.
+OUTLIER_ROUNDS = 4
+# Student's t takes a degree of freedom for this many days of hours with values (see the
+# module's docstring).
+DAYS_PER_FREEDOM = 3
 
 
-class SeasonalTrend(NamedTuple):
-    """A seasonal Sen slope with the seasonal Kendall test of it, in the values' units per day."""
+class SeasonalFit(NamedTuple):
+    """A line with hour-of-day terms, in the values' units per day (negative: falling)."""
 
-    slope: float  # per day; negative when falling
-    low: float  # the slope's lower bound (two-sided, at the confidence asked for)
+    slope: float
+    se: float  # the slope's Newey-West standard error
+    low: float  # the slope's lower bound (two-sided, at the level asked for on each side)
     high: float  # ... and its upper bound
-    z: float  # Kendall's S over its standard deviation, continuity-corrected: < 0 falling
-    p_falling: float  # one-sided p-value of "no trend" against "falling" (Student's t)
-    pairs: int  # pairs of hours a whole number of days apart
+    t: float  # slope / se
+    p_falling: float  # one-sided p-value of "no trend" against "falling"
+    level: float  # the line at age 0: the median of the hours' own lines there
+    freedom: int  # Student's t degrees of freedom: days / DAYS_PER_FREEDOM
+    hours: int  # hours with a value
 
 
-def by_day(hourly: Values) -> Values:
-    """Hourly values (index 0 the latest hour) as a days x 24 matrix, day 0 the latest; the
-    hours of an unfinished oldest day are NaN."""
-    days = math.ceil(len(hourly) / SEASONS)
-    padded = np.full(days * SEASONS, np.nan)
-    padded[: len(hourly)] = hourly
-    return padded.reshape(days, SEASONS)
+def seasonal_fit(hourly: Values, age_days: Values, level: float) -> SeasonalFit | None:
+    """The line through hourly values (index 0 the latest hour, NaN where none) at their
+    ages in days, the season of index i being i mod 24; None when no hour of the day has
+    been seen twice with the line's time between them."""
+    robust = _robust_line(hourly, age_days)
+    if robust is None:
+        return None
+    slope, error, present = robust
+    season = _seasons(hourly.size)
+    x = np.where(present, -age_days, 0.0)
+    x_dev = _within_season(x, present, season)
+    hours = int(np.count_nonzero(present))
+    seasons_seen = int(np.unique(season[present]).size)
+    sxx = float(np.sum(x_dev * x_dev))
+    variance = newey_west(x_dev * error, BANDWIDTH_H) * _small_sample(hours, seasons_seen)
+    se = math.sqrt(variance) / sxx
+    freedom = max(1, hours // SEASONS // DAYS_PER_FREEDOM)
+    spread = student_t_quantile(1 - level, freedom) * se
+    t = slope / se if se > 0 else math.copysign(math.inf, slope) if slope else 0.0
+    return SeasonalFit(
+        slope=slope,
+        se=se,
+        low=slope - spread,
+        high=slope + spread,
+        t=t,
+        p_falling=student_t_cdf(t, freedom),
+        level=_level(np.where(present, hourly, 0.0), present, season, slope, x),
+        freedom=freedom,
+        hours=hours,
+    )
 
 
-def _signs(matrix: Values) -> Values:
-    """sign(later - earlier) of every pair of days, per season (0 where either is NaN): a
-    (pairs x 24) matrix. Day 0 is the latest, so row i minus row j, i < j, is a rise."""
-    later, earlier = np.triu_indices(len(matrix), k=1)
-    with np.errstate(invalid="ignore"):
-        signs: Values = np.nan_to_num(np.sign(matrix[later] - matrix[earlier]))
-    return signs
+def _robust_line(
+    hourly: Values, age_days: Values
+) -> tuple[float, Values, npt.NDArray[np.bool_]] | None:
+    """The line's slope, its errors and the hours it was fitted on: hours far off the line
+    (one-off jobs) are left out and the line fitted again, until none is left out (a first
+    line tilted by a few big dips leaves smaller ones inside), at most OUTLIER_ROUNDS times."""
+    present = np.isfinite(hourly) & np.isfinite(age_days)
+    line = _line(hourly, age_days, present)
+    for _ in range(OUTLIER_ROUNDS):
+        if line is None:
+            return None
+        error = line[1]
+        sigma = 1.4826 * float(np.median(np.abs(error[present])))
+        outlier = present & (np.abs(error) > CLIP_SIGMAS * sigma)
+        if sigma <= 0 or not outlier.any():
+            break
+        present = present & ~outlier
+        line = _line(hourly, age_days, present)
+    if line is None:
+        return None
+    return line[0], line[1], present
 
 
-def _centred_ranks(matrix: Values) -> Values:
-    """Each season's midranks over the days (ties share their mean rank) less their mean:
-    0 where a value is NaN, as Hirsch and Slack give a missing value the mean rank."""
-    ranks = np.empty_like(matrix)
-    for season in range(matrix.shape[1]):
-        column = matrix[:, season]
-        present = ~np.isnan(column)
-        _, inverse, counts = np.unique(column[present], return_inverse=True, return_counts=True)
-        midranks = np.cumsum(counts) - (counts - 1) / 2
-        ranks[present, season] = midranks[inverse] - (np.count_nonzero(present) + 1) / 2
-        ranks[~present, season] = 0.0
-    return ranks
+def _line(
+    hourly: Values, age_days: Values, present: npt.NDArray[np.bool_]
+) -> tuple[float, Values] | None:
+    """The slope of the line with a level per hour of the day, and each hour's error (0
+    where absent); None when the hours leave the slope undefined."""
+    season = _seasons(hourly.size)
+    x_dev = _within_season(np.where(present, -age_days, 0.0), present, season)
+    sxx = float(np.sum(x_dev * x_dev))
+    if not sxx > 1e-12:
+        return None
+    y_dev = _within_season(np.where(present, hourly, 0.0), present, season)
+    slope = float(np.sum(x_dev * y_dev)) / sxx
+    error: Values = np.where(present, y_dev - slope * x_dev, 0.0)
+    return slope, error
 
 
-def _tie_corrected_variance(column: Values) -> float:
-    """Var(S) of one season with no serial correlation, less the correction for ties."""
-    values = column[~np.isnan(column)]
-    n = values.size
-    _, counts = np.unique(values, return_counts=True)
-    ties = float(np.sum(counts * (counts - 1) * (2 * counts + 5)))
-    return (n * (n - 1) * (2 * n + 5) - ties) / 18
+def _seasons(hours: int) -> npt.NDArray[np.int64]:
+    """The season of each hour counted back from the latest: its index mod 24."""
+    return np.arange(hours) % SEASONS
 
 
-def kendall_variance(matrix: Values, detrended: Values) -> float:
-    """Var(S) of the seasonal Kendall statistic with correlated seasons (Hirsch and Slack
-    1984): the seasons' own variances (from the values, ties counted) plus their
-    covariances, estimated from the ranks of the detrended values."""
-    signs = _signs(detrended)
-    kendall = signs.T @ signs  # K_gh: concordant minus discordant pairs of days
-    ranks = _centred_ranks(detrended)
-    # 4 sum(R_g R_h) - n (n + 1)^2 of complete data, with the ranks centred on their mean,
-    # which holds for seasons with missing days too.
-    covariance = (kendall + 4 * ranks.T @ ranks) / 3
-    variances = np.array([_tie_corrected_variance(matrix[:, g]) for g in range(matrix.shape[1])])
-    np.fill_diagonal(covariance, variances)
-    return float(max(covariance.sum(), variances.sum() / matrix.shape[1]))
+def _within_season(
+    values: Values, present: npt.NDArray[np.bool_], season: npt.NDArray[np.int64]
+) -> Values:
+    """Each present value less the mean of its season's present values; 0 where absent."""
+    counts = np.bincount(season, weights=present.astype(np.float64), minlength=SEASONS)
+    sums = np.bincount(season, weights=np.where(present, values, 0.0), minlength=SEASONS)
+    means = np.divide(sums, counts, out=np.zeros(SEASONS), where=counts > 0)
+    deviations: Values = np.where(present, values - means[season], 0.0)
+    return deviations
 
 
-def pair_slopes(matrix: Values) -> Values:
-    """The slope (per day) of every pair of hours a whole number of days apart, sorted."""
-    later, earlier = np.triu_indices(len(matrix), k=1)
-    with np.errstate(invalid="ignore"):
-        slopes = (matrix[later] - matrix[earlier]) / (earlier - later)[:, None]
-    return np.sort(slopes[np.isfinite(slopes)])
+def _level(
+    y: Values,
+    present: npt.NDArray[np.bool_],
+    season: npt.NDArray[np.int64],
+    slope: float,
+    x: Values,
+) -> float:
+    """The line at x = 0: each season's mean of y - slope * x, and their median (a nightly
+    job's hour does not pull it down)."""
+    counts = np.bincount(season, weights=present.astype(np.float64), minlength=SEASONS)
+    sums = np.bincount(season, weights=np.where(present, y - slope * x, 0.0), minlength=SEASONS)
+    return float(np.median(sums[counts > 0] / counts[counts > 0]))
 
 
-def seasonal_trend(matrix: Values, level: float, slope: float | None = None) -> SeasonalTrend:
-    """The seasonal Sen slope of a days x 24 matrix (day 0 the latest), the Kendall test of
-    it at a one-sided level, and its bounds at that level on each side. `slope`: the slope
-    already known (from more pairs than the test takes), else the median here.
-
-    The variance of S is estimated from the days themselves, a handful of them, and days
-    next to each other are not quite independent (a wander carries over midnight): S over
-    its estimated deviation is referred to Student's t with days - 2 degrees of freedom
-    (days: the days' worth of hours with data) rather than to the normal, which on flat
-    hosts called a week "falling" several times too often (docs/forecast.md)."""
-    matrix = matrix[:MAX_TEST_DAYS]
-    slopes = pair_slopes(matrix)
-    if slope is None:
-        slope = float(np.median(slopes))
-    age_days = np.arange(len(matrix), dtype=np.float64)[:, None]
-    # The value at each hour less the trend to day 0; rounded, so that the float error of a
-    # clean line's detrended values (all equal) does not rank them at random.
-    detrended = np.round(matrix + slope * age_days, 6)
-    s = float(_signs(matrix).sum())
-    variance = kendall_variance(matrix, detrended)
-    sd = math.sqrt(variance) if variance > 0 else math.inf
-    z = (s - math.copysign(1.0, s)) / sd if s else 0.0
-    # Days' worth of hours with data: an outage of a day is a day less to go on.
-    days = int(np.count_nonzero(np.isfinite(matrix))) // SEASONS
-    freedom = max(1, days - 2)
-    low, high = _bounds(slopes, student_t_quantile(1 - level, freedom) * sd)
-    return SeasonalTrend(slope, low, high, z, student_t_cdf(z, freedom), int(slopes.size))
+def _small_sample(hours: int, seasons: int) -> float:
+    """The usual n / (n - k) for the k parameters fitted (a level per season and a slope)."""
+    return hours / max(1, hours - seasons - 1)
 
 
-def _bounds(slopes: Values, spread: float) -> tuple[float, float]:
-    """Gilbert's bounds: the slopes of rank (N - C) / 2 and (N + C) / 2 + 1 of N sorted,
-    C the spread of S; interpolated between ranks, and the extremes past them."""
-    n = slopes.size
-    lower = (n - spread) / 2
-    upper = (n + spread) / 2 + 1
-    ranks = np.arange(1, n + 1, dtype=np.float64)
-    low = float(np.interp(lower, ranks, slopes)) if lower >= 1 else -math.inf
-    high = float(np.interp(upper, ranks, slopes)) if upper <= n else math.inf
-    return low, high
+def newey_west(scores: Values, bandwidth: int) -> float:
+    """The long-run variance of the sum of `scores` (consecutive hours, 0 where absent):
+    the autocovariances out to `bandwidth` lags with Bartlett's weights 1 - lag / (bandwidth + 1).
+    """
+    total = float(np.dot(scores, scores))
+    for lag in range(1, min(bandwidth, scores.size - 1) + 1):
+        weight = 1 - lag / (bandwidth + 1)
+        total += 2 * weight * float(np.dot(scores[lag:], scores[:-lag]))
+    return max(total, 0.0)
 
 
 def student_t_cdf(t: float, freedom: int) -> float:
     """P(T <= t) for Student's t with a whole number of degrees of freedom, in closed form
     (Abramowitz and Stegun 26.7.3 and 26.7.4)."""
+    if math.isinf(t):
+        return 0.0 if t < 0 else 1.0
     theta = math.atan(abs(t) / math.sqrt(freedom))
     cos, sin = math.cos(theta), math.sin(theta)
     odd = freedom % 2 == 1

@@ -3,7 +3,7 @@ every output renders (pure functions of the raw frame; no I/O, no matplotlib).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -12,6 +12,7 @@ import pandas as pd
 from utils.judge.breakdown import Comparison, Period
 from utils.judge.forecast import Forecast, forecast_available
 from utils.judge.gaps import Gap, find_gaps, gap_threshold_s
+from utils.read.kernel_log import KernelLogs
 from utils.read.snapshot_specs import OPTIONAL_FIELDS, RAW_FIELDS
 from utils.reduce.counters import OomInterval, rate_frame
 
@@ -188,6 +189,9 @@ class SystemOptions:
     alert_days: float | None = None  # alert when MemAvailable reaches 0 within this
     fail_on_oom: bool = False  # alert when the OOM killer killed in the window
     compare: tuple[Period, Period] | None = None  # --compare; None: the first and last day
+    kernel_logs: KernelLogs = field(
+        default_factory=KernelLogs
+    )  # --kernel-log: saved logs whose kills join
 
 
 @dataclass(frozen=True)

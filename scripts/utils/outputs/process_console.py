@@ -11,8 +11,9 @@ import pandas as pd
 from utils.core.text import aligned_table, format_duration, plural, shorten
 from utils.judge.growth import span_text
 from utils.judge.leaks import Leak
-from utils.judge.oom import INFERRED, OOM_CSV, UNKNOWN, OomFindings
+from utils.judge.oom import INFERRED, OOM_CSV, UNKNOWN, OomFindings, kill_sentence
 from utils.judge.process_result import ProcessResult
+from utils.judge.program_basis import any_pss, basis_legend
 from utils.judge.program_growth import MIN_SHOWN_GROWTH_MB, PROGRAM_CSV, ProgramFindings, grown
 from utils.parser import DISPLAY_FORMAT
 from utils.reduce.buckets import BUCKET_S
@@ -124,6 +125,10 @@ def format_programs(findings: ProgramFindings) -> list[str]:
         for p in shown
     ]
     commands = [shorten(p.cmd_example, PROGRAM_CMD_WIDTH) for p in shown]
+    if any_pss([p.basis for p in findings.programs]):  # name every total's basis
+        named = [(*row, p.basis) for row, p in zip(cells, shown, strict=True)]
+        table = aligned_table((*header, "basis"), named, "for example", commands)
+        return [*lines, *table, basis_legend([p.basis for p in shown])]
     return lines + aligned_table(header, cells, "for example", commands)
 
 
@@ -149,9 +154,11 @@ def format_findings(findings: OomFindings | None, match: str | None) -> list[str
     ]
     header = ("after (UTC)", "before (UTC)", "PID", "RSS MiB", "named by")
     commands = [
-        shorten(kill.cmd, CONSOLE_CMD_WIDTH) or "(not in any snapshot)" for kill in findings.kills
+        shorten(kill.cmd or kill.cgroup, CONSOLE_CMD_WIDTH) or "(not in any snapshot)"
+        for kill in findings.kills
     ]
     lines += aligned_table(header, cells, "CMD", commands)
+    lines += [f"  {kill_sentence(kill)}" for kill in findings.kills if kill.kind != UNKNOWN]
     for after, gone in findings.also_gone.items():
         listed = ", ".join(f"PID {g.pid} {shorten(g.cmd, 30)} ({g.size_mb:,.1f} MiB)" for g in gone)
         lines.append(f"  also gone after {after:{DISPLAY_FORMAT}}: {listed}")

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from utils.core.text import format_duration, shorten
 from utils.judge.leaks import BASIS_FOOTPRINT, BASIS_RSS, LeakPlot
 from utils.judge.process_result import ProcessResult
+from utils.judge.program_basis import PSS_BASES, basis_words
 from utils.judge.program_growth import ProgramSeries
 from utils.judge.spreads import PidPlot
 from utils.outputs import plotting
@@ -198,7 +199,8 @@ def draw_program(series: ProgramSeries, out_dir: Path) -> Path:
     program, times, values = series
     threshold = plotting.gap_threshold_s(times)
     figure, axes = plotting.new_figure()
-    label = f"total of {program.program} ({program.basis})"
+    basis = basis_words(program.basis) if program.basis in PSS_BASES else program.basis
+    label = f"total of {program.program} ({basis})"
     plotting.plot_series(axes, plotting.Line(times, values, label, plotting.RAM_COLOR), threshold)
     plotting.shade_gaps(axes, times, threshold)
     plotting.style_time_axis(axes, times)

@@ -53,6 +53,10 @@ OOM_COLUMNS: tuple[str, ...] = (
     "anon_swap_MB",
     "source",
     "kernel_anon_rss_MB",
+    "kind",
+    "cgroup",
+    "limit_cgroup",
+    "UID",
 )
 
 
@@ -132,6 +136,10 @@ def oom_frame(kills: Sequence[OomKill]) -> pd.DataFrame:
             "anon_swap_MB": [kill.anon_swap_mb for kill in kills],
             "source": [kill.source for kill in kills],
             "kernel_anon_rss_MB": [kill.kernel_anon_rss_mb for kill in kills],
+            "kind": [kill.kind for kill in kills],
+            "cgroup": [kill.cgroup for kill in kills],
+            "limit_cgroup": [kill.limit_cgroup for kill in kills],
+            "UID": pd.array([kill.uid for kill in kills], dtype="Int64"),
         },
         columns=list(OOM_COLUMNS),
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,11 +32,13 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
+from utils.collect.snapshot_format import KILL_KINDS
 from utils.console import EXIT_ALERT, EXIT_NO_DATA, EXIT_OK, Session, positive_count
 from utils.core import defaults
 from utils.core.atomic_files import write_text_atomically
 from utils.core.units import DAY_S, MIB
-from utils.judge.forecast import Forecast, ForecastStatus
+from utils.judge.alerts import alert_days
+from utils.judge.forecast import LEVEL, Forecast, ForecastStatus
 from utils.judge.leaks import Leak
 from utils.judge.process_result import ProcessResult
 from utils.judge.system_metrics import SystemResult
@@ -193,15 +196,16 @@ def system_metrics(result: SystemResult) -> list[Metric]:
 
 def forecast_metrics(forecast: Forecast) -> list[Metric]:
     """The MemAvailable forecast: the fall rate and its bounds whenever there is enough
-    data, the time to zero only while it falls (no made-up value otherwise)."""
+    data, the time to zero only while the fall is significant (the gate --alert-days
+    applies: no made-up value, and no alert on a fall the data do not bear out)."""
     if forecast.status is ForecastStatus.TOO_LITTLE_DATA:
         return []
-    falling = forecast.status is ForecastStatus.FALLING
+    falling = alert_days(forecast) is not None
     found = [
         gauge(
             "memavailable_falling",
-            "1 when the seasonal Kendall test finds MemAvailable falling over the forecast"
-            " window, else 0.",
+            f"1 when MemAvailable's fall over the forecast window is significant at the"
+            f" {LEVEL:.0%} level, else 0.",
             1 if falling else 0,
         )
     ]
@@ -223,7 +227,8 @@ def forecast_metrics(forecast: Forecast) -> list[Metric]:
     ):
         if days is not None and math.isfinite(days):
             text = (
-                "Time from the last snapshot with MemAvailable until it reaches zero," f" {what}."
+                "Time from the last snapshot with MemAvailable until it reaches zero,"
+                f" {what}; only while the fall is significant."
             )
             metric = f"memavailable_time_to_zero{name}_seconds"
             found.append(gauge(metric, text, round(days * DAY_S)))
@@ -235,20 +240,25 @@ def system_oom_metrics(result: SystemResult) -> list[Metric]:
     ooms = result.ooms
     if ooms is None:
         return []
-    return oom_metrics(sum(oom.kills for oom in ooms), ooms[-1].before if ooms else None)
+    kinds: list[str] = []
+    for oom in ooms:
+        named = [victim.kind for victim in [*oom.logged, *oom.filed]]
+        kinds += named + ["unknown"] * max(oom.kills - len(named), 0)
+    return oom_metrics(kinds, ooms[-1].before if ooms else None)
 
 
-def oom_metrics(kills: int, last: np.datetime64 | datetime | None) -> list[Metric]:
-    """The OOM kills the kernel counted in the window, and when the last one was seen (the
-    first snapshot after it); given only where the dumps carry the oom_kill counter (an
-    older collector's, or Linux before 4.13, do not)."""
-    found = [
-        gauge(
-            "oom_kills",
-            "Processes the OOM killer killed in the analysed window (/proc/vmstat oom_kill).",
-            kills,
-        )
-    ]
+def oom_metrics(kinds: Sequence[str], last: np.datetime64 | datetime | None) -> list[Metric]:
+    """The kills in the window by kind (one sample per kind, 0 for a kind without any: the
+    labels are bounded), and when the last one was seen (the first snapshot after it);
+    given only where the dumps carry the oom_kill counter or a log named kills."""
+    counted = Counter(kinds)
+    help_text = (
+        "Processes killed for memory in the analysed window, by who killed and why: the"
+        " kernel's OOM killer (global, memcg, cpuset, mempolicy), systemd-oomd, earlyoom,"
+        " or unknown (counted by /proc/vmstat oom_kill, not logged)."
+    )
+    samples = tuple(Sample((("kind", kind),), counted[kind]) for kind in KILL_KINDS)
+    found = [Metric(PREFIX + "oom_kills", help_text, samples)]
     if last is not None:
         found.append(
             gauge(
@@ -279,7 +289,7 @@ def pressure_metrics(result: SystemResult) -> list[Metric]:
 
 def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[Metric]:
     """How many instances leak and were judged, the OOM kills (unless `oom` is False: the
-    report has the system analysis's), and the top leaks by rate."""
+    report has the system analysis's), the top leaks by rate, and the services."""
     found = [
         gauge(
             "leaking_processes",
@@ -294,8 +304,12 @@ def process_metrics(result: ProcessResult, top: int, oom: bool = True) -> list[M
     ]
     if oom and result.ooms is not None:
         kills = result.ooms.kills
-        found.extend(oom_metrics(len(kills), kills[-1].before if kills else None))
-    return [*found, *leak_metrics(result.leaks, top)]
+        kinds = [kill.kind for kill in kills]
+        found.extend(oom_metrics(kinds, kills[-1].before if kills else None))
+    # Imported here: that module builds on this one's Metric.
+    from utils.outputs.service_metrics import service_metrics  # noqa: PLC0415
+
+    return [*found, *leak_metrics(result.leaks, top), *service_metrics(result.services, top)]
 
 
 def leak_metrics(leaks: Sequence[Leak], top: int) -> list[Metric]:

@@ -24,6 +24,7 @@ from utils.core.text import format_duration, plural
 from utils.judge.alerts import (
     DAYS_ALERT,
     PCT_ALERT,
+    alert_days,
     leak_alert_holds,
     oom_alert_holds,
     pct_fact,
@@ -60,6 +61,7 @@ from utils.outputs.report_page import (
     time_cell,
     when,
 )
+from utils.outputs.report_services import days_alert_row, services_blocks
 from utils.outputs.report_tables import (
     changes_blocks,
     gaps_blocks,
@@ -109,6 +111,7 @@ class ProcessPart:
     result: ProcessResult
     pid_plots: tuple[Plot, ...]  # one per row of result.top, in its order
     leak_plots: tuple[Plot, ...]  # one per leak, in result.leaks order
+    service_plots: tuple[Plot, ...] = ()  # one per plot of result.services, in its order
 
 
 @dataclass(frozen=True)
@@ -246,8 +249,8 @@ def system_blocks(part: SystemPart | Missing) -> tuple[Block, ...]:
     result = part.result
     notes = [Paragraph(f"Note: {note}", "note") for note in result.notes]
     return (
-        summary_table(result),
         Paragraph(describe_forecast(result.summary.forecast), "forecast"),
+        summary_table(result),
         *notes,
         *changes_blocks(result.comparison),
         Heading('What "used" means'),
@@ -355,6 +358,19 @@ def top_blocks(part: ProcessPart | Missing) -> tuple[Block, ...]:
     return Paragraph(lead), table
 
 
+def services_part(part: ProcessPart | Missing) -> tuple[Block, ...]:
+    """The Services section: the services of the cgroup snapshots."""
+    if isinstance(part, Missing):
+        return (missing("services", part),)
+    found = part.result.services
+    drawn = () if found is None else found.plots
+    thumbnails = {
+        plot.cgroup: thumbnail_cell(png.name, png.png, plot.service)
+        for plot, png in zip(drawn, part.service_plots, strict=False)
+    }
+    return services_blocks(found, thumbnails)
+
+
 # --- Programs -----------------------------------------------------------------------------
 
 
@@ -392,9 +408,15 @@ def leak_alert(part: ProcessPart | Missing, window: TimeWindow) -> list[str]:
     if isinstance(part, Missing):
         return [command, str(EXIT_NO_DATA), f"no data: {part.reason}"]
     leaks = len(part.result.leaks)
+    because = []
     if leak_alert_holds(leaks):
-        verb = "leaks" if leaks == 1 else "leak"
-        return [command, str(EXIT_ALERT), f"{plural(leaks, 'process instance')} {verb}"]
+        because.append(f"{plural(leaks, 'process instance')} {'leaks' if leaks == 1 else 'leak'}")
+    services = part.result.services
+    if services is not None and leak_alert_holds(len(services.leaks)):
+        names = ", ".join(service.service for service in services.leaks)
+        because.append(f"services leak as a whole: {names}")
+    if because:
+        return [command, str(EXIT_ALERT), "; ".join(because)]
     return [command, str(EXIT_OK), "no process instance shows sustained growth"]
 
 
@@ -409,7 +431,7 @@ def pct_alert(result: SystemResult, flags: str) -> list[str]:
 def days_alert(result: SystemResult, flags: str) -> list[str]:
     command = f"analyze_system.py{flags} {DAYS_ALERT.flag} {DAYS_ALERT.metavar}"
     forecast = result.summary.forecast
-    days, fact = forecast.days_to_zero, zero_fact(forecast)
+    days, fact = alert_days(forecast), zero_fact(forecast)
     if days is None or fact is None:
         return [command, f"{EXIT_OK} for any {DAYS_ALERT.metavar}", describe_forecast(forecast)]
     return [command, f"{EXIT_ALERT} for {DAYS_ALERT.holds_for(days)}, else {EXIT_OK}", fact]
@@ -433,6 +455,9 @@ def status_css(status: str) -> str:
 
 def alerts_blocks(data: ReportData) -> tuple[Block, ...]:
     rows = [leak_alert(data.processes, data.window), oom_alert_row(data.processes, data.window)]
+    if isinstance(data.processes, ProcessPart):
+        service_row = days_alert_row(data.processes.result.services, window_flags(data.window))
+        rows += [] if service_row is None else [service_row]
     flags = window_flags(data.window)
     if isinstance(data.system, SystemPart):
         rows += [pct_alert(data.system.result, flags), days_alert(data.system.result, flags)]
@@ -463,6 +488,7 @@ SECTIONS = (
     ("system-plots", "System plots"),
     ("leaks", "Leaks: sustained growth"),
     ("programs", "Programs by growth"),
+    ("services", "Services"),
     ("top", "Top PIDs by RSS spread"),
     ("alerts", "What the alerts would give"),
 )
@@ -492,6 +518,7 @@ def render_report(data: ReportData) -> str:
         "system-plots": system_plots_blocks(data.system),
         "leaks": leaks_blocks(data.processes),
         "programs": programs_blocks(data.processes),
+        "services": services_part(data.processes),
         "top": top_blocks(data.processes),
         "alerts": alerts_blocks(data),
     }

@@ -15,7 +15,8 @@ import pandas as pd
 
 from utils.core.text import format_duration, plural
 from utils.judge.breakdown import BREAKDOWN_CSV, LABELS, Comparison
-from utils.judge.oom import INFERRED, OOM_CSV, OomFindings
+from utils.judge.oom import INFERRED, OOM_CSV, OomFindings, kill_sentence
+from utils.judge.program_basis import any_pss, basis_legend
 from utils.judge.program_growth import PROGRAM_CSV, ProgramFindings
 from utils.outputs.plotting import GAP_FACTOR, Gap
 from utils.outputs.report_page import (
@@ -157,6 +158,12 @@ def program_blocks(findings: ProgramFindings | None) -> tuple[Block, ...]:
         ]
         for p in findings.programs[:PROGRAMS_LISTED]
     ]
+    listed = findings.programs[:PROGRAMS_LISTED]
+    if any_pss([p.basis for p in findings.programs]):  # name every total's basis
+        rows = [[*row, Cell(p.basis)] for row, p in zip(rows, listed, strict=True)]
+        columns = (*PROGRAM_TABLE_COLUMNS, Column("basis"))
+        legend = Paragraph(basis_legend([p.basis for p in listed]))
+        return Paragraph(lead), Table(columns, rows, sorted_by=5), legend
     return Paragraph(lead), Table(PROGRAM_TABLE_COLUMNS, rows, sorted_by=5)
 
 
@@ -169,6 +176,7 @@ OOM_TABLE_COLUMNS = (
     Column("RSS", "MiB", numeric=True),
     Column("anon + swap", "MiB", numeric=True),
     Column("named by"),
+    Column("who killed it, and why"),
     Column("command line"),
 )
 
@@ -181,7 +189,7 @@ def oom_blocks(findings: OomFindings) -> tuple[Block, ...]:
     """The kills, each with the two snapshots around it: named from the kernel log, or the
     largest instance that vanished there ("likely")."""
     lead = (
-        f"The kernel's OOM killer ended {plural(len(findings.kills), 'process')} in the window"
+        f"{plural(len(findings.kills), 'process')} killed for memory in the window"
         f' ({OOM_CSV}). "likely": the largest process instance that vanished in an interval'
         " in which the oom_kill counter rose, where the kernel log was not read."
     )
@@ -193,7 +201,8 @@ def oom_blocks(findings: OomFindings) -> tuple[Block, ...]:
             size_cell(kill.rss_mb),
             size_cell(kill.anon_swap_mb),
             Cell("likely" if kill.source == INFERRED else kill.source),
-            Cell(kill.cmd or "(not in any snapshot)", css="cmd"),
+            Cell(kill_sentence(kill)),
+            Cell(kill.cmd or kill.cgroup or "(not in any snapshot)", css="cmd"),
         ]
         for kill in findings.kills
     ]

@@ -9,9 +9,11 @@ import pandas as pd
 from utils.core.text import format_duration, plural
 from utils.judge.alerts import oom_kill_count
 from utils.judge.forecast import Forecast, describe
+from utils.judge.oom import host_pressure_kills, kill_sentence, logged_kill
 from utils.judge.system_metrics import SystemSummary
 from utils.parser import DISPLAY_FORMAT
 from utils.reduce.counters import OomInterval
+from utils.reduce.limit_hits import unnamed_kills
 
 # At most this many intervals with OOM kills are listed in the summary (all are plotted).
 OOM_LISTED = 5
@@ -62,7 +64,13 @@ def oom_summary_lines(ooms: list[OomInterval] | None) -> list[str]:
         return [f"  OOM kills {NO_OOM_COUNTER}"]
     if not ooms:
         return ["  OOM kills none"]
-    lines = [f"  OOM kills {oom_kill_count(ooms):,}, in {plural(len(ooms), 'interval')}:"]
+    kills = [logged_kill(oom, v) for oom in ooms for v in [*oom.logged, *oom.filed]]
+    total = oom_kill_count(ooms)
+    not_host = total - host_pressure_kills(kills) - (total - len(kills))
+    not_host += sum(unnamed_kills(oom) for oom in ooms if oom.limit_hits)
+    cause = f" ({not_host:,} not host pressure: a cgroup's own limit, or a userspace killer)"
+    head = f"  OOM kills {total:,}, in {plural(len(ooms), 'interval')}"
+    lines = [f"{head}{cause if not_host else ''}:"]
     for oom in ooms[-OOM_LISTED:]:
         lines.append(f"            {oom_interval_text(oom)}")
     if len(ooms) > OOM_LISTED:
@@ -75,4 +83,12 @@ def oom_interval_text(oom: OomInterval) -> str:
     after, before = pd.Timestamp(oom.after), pd.Timestamp(oom.before)
     end = f"{before:%H:%M:%S}" if after.date() == before.date() else f"{before:{DISPLAY_FORMAT}}"
     reboot = ", across a reboot" if oom.reboot else ""
-    return f"{after:{DISPLAY_FORMAT}} to {end}: {plural(oom.kills, 'kill')}{reboot}"
+    victims = [*oom.logged, *oom.filed]
+    whys = [kill_sentence(logged_kill(oom, victim)) for victim in victims]
+    if oom.limit_hits and unnamed_kills(oom):
+        hit = ", ".join(oom.limit_hits)
+        whys.append(f"memcg limit of {hit} hit: {plural(unnamed_kills(oom), 'victim')} unnamed")
+    why = "; ".join(whys)
+    return f"{after:{DISPLAY_FORMAT}} to {end}: {plural(oom.kills, 'kill')}{reboot}" + (
+        f": {why}" if why else ""
+    )

@@ -13,14 +13,15 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from utils.collect.snapshot_format import COUNTER_FIELDS
+from utils.collect.snapshot_format import COUNTER_FIELDS, PSS_EXTRA
 from utils.parser import Source
 from utils.read.threaded_reader import Batch, Kind, Progress, Reader, TableSpec, Warn
 
-# The original README's columns, and what newer dumps add: anon + swap and the start time.
+# The original README's columns, and what newer dumps add: anon + swap, the start time and
+# the proportional share.
 PROCESS_SPEC = TableSpec(
     columns=(("PID", Kind.INT), ("PPID", Kind.INT), ("RSS_MB", Kind.FLOAT), ("CMD", Kind.TEXT)),
-    optional=("ANON_MB", "SWAP_MB"),
+    optional=("ANON_MB", "SWAP_MB", *PSS_EXTRA),
     optional_text=("STARTED",),
 )
 # --group-by user reads USER as well (a categorical: one string per user and batch)...

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar, cast
 
 from utils.collect.bundles import Skipped, snapshot_members
-from utils.collect.snapshot_format import Kind
+from utils.collect.snapshot_format import CGROUP_PREFIX, Kind
 from utils.console import Session
 from utils.core import allocator
 from utils.core.units import DAY_S
@@ -183,7 +183,10 @@ def read_day_bundle(bundle: Bundle, notes: _Notes) -> list[Loaded]:
     except (BadFileError, OSError, EOFError, lzma.LZMAError) as err:
         reason = str(err) or type(err).__name__
         kept = f"read {len(members):,} snapshots, the rest skipped" if members else "skipped"
-        notes.add(day_s, bundle.path, f"cannot read the bundle: {reason}; {kept}")
+        # A bundle without cgroup_mem members (an older collector's) is read through by their
+        # reader; what is wrong with it past them is the process reader's to say.
+        if members or bundle.prefix != CGROUP_PREFIX:
+            notes.add(day_s, bundle.path, f"cannot read the bundle: {reason}; {kept}")
     for dump in bundle.loose:
         if dump.path.name in members:
             continue  # bundled: the loose copy is a leftover or an extracted file

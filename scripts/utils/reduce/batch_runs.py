@@ -20,6 +20,7 @@ import pandas as pd
 from utils.read.threaded_reader import Batch
 from utils.reduce.buckets import bucket_index
 from utils.reduce.group_totals import GroupPart, group_part
+from utils.reduce.pss_totals import PssPart, pss_part
 
 # RSS is kept as integer thousandths of a MiB: the dumps carry 3 decimals, so
 # round(MiB * 1000) is exact, and comparisons at the dumps' precision are exact too.
@@ -109,6 +110,7 @@ class BatchRuns(NamedTuple):
     swap_max_milli: IntArray  # per run: the most swap of a kept row (-1: none)
     foot_floors: tuple[IntArray, IntArray, IntArray, IntArray]  # as floors, of anon + swap
     groups: GroupPart  # memory per (snapshot, program or user)
+    pss: PssPart | None = None  # the shares per (snapshot, group); None: no row has one
 
 
 class _Rows(NamedTuple):
@@ -162,6 +164,7 @@ def reduce_batch(
         swap_max_milli=np.maximum.reduceat(np.where(kept, grouped.swap_milli, -1), starts),
         foot_floors=_floors(run[footed], foot_bucket, grouped.foot_milli[footed]),
         groups=group_part(batch.frame, grouped, group_by),
+        pss=pss_part(batch.frame, grouped, group_by),
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.collect.snapshot_format import parse_victims
+from utils.collect.snapshot_format import USERSPACE_KINDS, OomVictim, parse_victims
 
 FloatArray = npt.NDArray[np.float64]
 # The rates added to system_metrics.csv, and the counter each is the rate of.
@@ -88,8 +88,14 @@ class OomInterval(NamedTuple):
     after: np.datetime64  # the snapshot the kills came after (UTC)...
     before: np.datetime64  # ...and the first one after them
     kills: int
-    logged: list[tuple[int, str, int]]  # the victims the kernel log named: PID, comm, anon kB
+    logged: list[OomVictim]  # the kills a log named (the kernel's, or a userspace killer's)
     reboot: bool  # the machine rebooted in between: the victims were never snapshotted
+    counted: int = 0  # what the oom_kill counter counted (the kernel's kills only)
+    filed: list[OomVictim] = []  # noqa: RUF012 (never mutated) the kills saved logs add
+    # The cgroups whose own limit was hit in the interval (their OOM_EVENTS rose), where the
+    # dumps tell: the kills no log names are memcg kills there, and no host process is
+    # guessed as their victim.
+    limit_hits: tuple[str, ...] = ()
 
     @property
     def middle(self) -> np.datetime64:
@@ -112,11 +118,20 @@ def oom_intervals(raw: pd.DataFrame) -> list[OomInterval] | None:
     for at in np.flatnonzero((np.nan_to_num(counted) != 0) | (texts != "")).tolist():
         text = str(texts[at])
         logged = parse_victims(text) or []
-        kills = max(int(np.nan_to_num(counted[at])), len(logged))
+        count = int(np.nan_to_num(counted[at]))
+        kills = interval_kills(count, logged)
         if kills and at > 0:
             restarted = bool(rebooted[at] or kills_counter[at] < kills_counter[at - 1])
-            found.append(OomInterval(times[at - 1], times[at], kills, logged, restarted))
+            found.append(OomInterval(times[at - 1], times[at], kills, logged, restarted, count))
     return found
+
+
+def interval_kills(counted: int, logged: list[OomVictim]) -> int:
+    """The kills of an interval: what oom_kill counted (the kernel's kills only), or the kernel
+    kills the log named if more, plus the userspace killers' (/proc/vmstat never counts
+    those)."""
+    userspace = sum(victim.kind in USERSPACE_KINDS for victim in logged)
+    return max(counted, len(logged) - userspace) + userspace
 
 
 def _counter(raw: pd.DataFrame, name: str) -> FloatArray:

@@ -4,12 +4,14 @@ process rows are read, like the instance records: never a table of all rows.
 A row counts with its anon + swap where the dumps carry it, else with its RSS (an older
 collector's rows, or a process gone before its status was read); `basis` in
 program_growth.csv says which a program's totals are. Summed RSS counts a shared page once
-per process that maps it, so a pool of forked workers sums to more than it holds; anon +
-swap is private memory and does not have that problem (docs/process-analysis.md).
+per process that maps it, and so does summed anon + swap for pages a forked worker shares
+copy-on-write: utils.reduce.pss_totals replaces a program's totals with its processes'
+proportional shares where the dumps have them (docs/memory-numbers.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -122,29 +124,59 @@ class GroupSlice(NamedTuple):
     rows: RowsSource
 
 
+class ReplacedRows(NamedTuple):
+    """The per-snapshot rows of some groups counted another way (utils.reduce.pss_totals:
+    in PSS), held in memory: they stand for those groups' rows in every batch."""
+
+    groups: npt.NDArray[np.bool_]  # per group code: whether its rows are these
+    rank: IntArray  # sorted
+    group: IntArray
+    total_milli: IntArray
+
+
 class GroupTotals(NamedTuple):
     """The window's totals per group (codes into `names`): the figures over every snapshot,
-    and each batch's per-snapshot rows, read when asked for."""
+    and each batch's per-snapshot rows, read when asked for (but those of the groups in
+    `replaced`, which are its own)."""
 
     names: list[str]
     most_processes: IntArray  # the most processes of the group in one snapshot
     processes: IntArray  # processes summed over every snapshot
     foot_count: IntArray  # of those, the ones counted with anon + swap
     slices: list[GroupSlice]
+    replaced: ReplacedRows | None = None
 
     def rows_between(self, first: int, last: int) -> tuple[IntArray, IntArray, IntArray]:
-        """The (rank, group code, total) rows of the snapshots first to last (ranks), in
-        batch order."""
-        parts = []
-        for part in self.slices:
-            if part.base > last or part.base + part.snapshots <= first:
-                continue
-            rows = part.rows.load()
-            rank = rows.rank.astype(np.int64) + part.base
-            inside = (rank >= first) & (rank <= last)
-            parts.append((rank[inside], part.codes[rows.group[inside]], rows.total_milli[inside]))
+        """The (rank, group code, total) rows of the snapshots first to last (ranks)."""
+        parts = list(self.parts_between(first, last))
         if not parts:
             empty = np.empty(0, np.int64)
             return empty, empty, empty
         rank, group, total = (np.concatenate(column) for column in zip(*parts, strict=True))
         return rank, group, total
+
+    def parts_between(
+        self, first: int, last: int, wanted: npt.NDArray[np.bool_] | None = None
+    ) -> Iterator[tuple[IntArray, IntArray, IntArray]]:
+        """The (rank, group code, total) rows of the snapshots first to last, one batch at
+        a time, then the replaced groups' rows; only the groups `wanted` (per code) if
+        given. A batch is read only when a group it may hold is wanted and not replaced."""
+        own = np.ones(len(self.names), bool) if wanted is None else wanted
+        if self.replaced is not None:
+            own = own & ~self.replaced.groups
+        for part in self.slices if own.any() else ():
+            if part.base > last or part.base + part.snapshots <= first:
+                continue
+            if not own[part.codes].any():
+                continue
+            rows = part.rows.load()
+            rank = rows.rank.astype(np.int64) + part.base
+            group = part.codes[rows.group]
+            inside = (rank >= first) & (rank <= last) & own[group]
+            yield rank[inside], group[inside], rows.total_milli[inside]
+        if self.replaced is not None:
+            extra = self.replaced
+            low, high = np.searchsorted(extra.rank, [first, last + 1])
+            rank, group = extra.rank[low:high], extra.group[low:high]
+            inside = np.ones(len(group), bool) if wanted is None else wanted[group]
+            yield rank[inside], group[inside], extra.total_milli[low:high][inside]

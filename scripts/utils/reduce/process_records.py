@@ -36,6 +36,7 @@ from utils.read.threaded_reader import Batch
 from utils.reduce.batch_runs import MILLI, BatchRuns, Rows, narrow, reduce_batch
 from utils.reduce.group_totals import GroupPart, GroupSlice, GroupTotals
 from utils.reduce.instance_keys import InstanceKeys, first_of_pairs
+from utils.reduce.pss_totals import PssFold
 
 # MILLI stays importable from here: the analyses read it beside the records.
 __all__ = ["MILLI", "Floors", "InstanceTable", "ProcessRecords"]
@@ -124,6 +125,7 @@ class ProcessRecords:
     _by_start: InstanceKeys = field(default_factory=InstanceKeys)
     _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
+    pss: PssFold = field(default_factory=PssFold)  # the proportional shares, folded
 
     # --- Reading ----------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class ProcessRecords:
             users = [_intern(self.users, self._user_codes, str(t)) for t in runs.user[has][fresh]]
             table["user"][new_numbers[::-1]] = users[::-1]
         groups = self._add_groups(runs.groups, base, len(runs.read))
+        self.pss.add(runs.pss, instance, base, self._group_code)
         table["group"][new_numbers[::-1]] = groups[runs.groups.run_group[has][fresh]][::-1]
         np.add.at(table["samples"], number, runs.samples[has])
         np.maximum.at(table["last_rank"], number, runs.kept_last[has] + base)

@@ -1,5 +1,5 @@
-"""The two kinds of day summary: the sys_mem days' parsed batches and the process days'
-reduced runs, with what names them, what else must match, and how a batch's day is told.
+"""The kinds of day summary: the sys_mem and cgroup_mem days' parsed batches and the process
+days' reduced runs, with what names them, what else must match, and how a batch's day is told.
 
 docs/summaries.md lists what each holds, field by field.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from utils.core.units import DAY_S
-from utils.parser import PROCESS_PREFIX, SYS_PREFIX, Source
+from utils.parser import CGROUP_PREFIX, PROCESS_PREFIX, SYS_PREFIX, Source
 from utils.read.csv_batches import Batch
 from utils.read.threaded_reader import Progress, Reader, Warn
 from utils.reduce.batch_runs import BatchRuns, Chunk, IntArray
@@ -30,6 +30,7 @@ from utils.reduce.day_summaries import (
 )
 from utils.reduce.group_totals import GroupPart, GroupRows
 from utils.reduce.process_records import ProcessRecords
+from utils.reduce.pss_totals import PssPart
 
 SYSTEM_RECORDS = {"Batch": Batch}
 PROCESS_RECORDS = {
@@ -37,6 +38,7 @@ PROCESS_RECORDS = {
     "Chunk": Chunk,
     "GroupPart": GroupPart,
     "GroupRows": GroupRows,
+    "PssPart": PssPart,
 }
 EPOCH_DAY = date(1970, 1, 1)
 
@@ -45,6 +47,20 @@ def system_batches(
     files: Sequence[Source], reader: Reader, place: SummaryPlace | None
 ) -> Iterator[Batch]:
     """The sys_mem files' parsed batches, in time order, through the day summaries."""
+    return parsed_batches(files, reader, place, SYS_PREFIX)
+
+
+def cgroup_batches(
+    files: Sequence[Source], reader: Reader, place: SummaryPlace | None
+) -> Iterator[Batch]:
+    """The cgroup_mem files' parsed batches, in time order, through the day summaries."""
+    return parsed_batches(files, reader, place, CGROUP_PREFIX)
+
+
+def parsed_batches(
+    files: Sequence[Source], reader: Reader, place: SummaryPlace | None, prefix: str
+) -> Iterator[Batch]:
+    """One kind of snapshot's parsed batches, kept whole in its day summaries."""
     how = DayReading(
         lambda found, warn, progress: _with(reader, warn, progress).batches(found),
         _batch_day,
@@ -52,7 +68,7 @@ def system_batches(
         reader.progress,
     )
     what = SummaryKind(
-        SYS_PREFIX, {"spec": repr(reader.spec)}, SYSTEM_RECORDS, {"batch": reader.batch_bytes}
+        prefix, {"spec": repr(reader.spec)}, SYSTEM_RECORDS, {"batch": reader.batch_bytes}
     )
     return summarized(files, how, place, what)
 
