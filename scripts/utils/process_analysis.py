@@ -136,6 +136,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         frame = system_frame(counters)
         ooms = oom_intervals(frame) if files else None
         times = frame.index.to_numpy() if files else records.times
+        del counters, frame  # a year's sys_mem rows: not held through the tables below
         ooms = with_kernel_logs(ooms, times, options.kernel_logs, where.dumps_dir, warn)
         found = find_sources(where.dumps_dir, CGROUP_PREFIX, where.window, warn, where.entries)
         services = cgroup_frame(cgroup_batches(found, Reader(CGROUP_SPEC, warn), place))
