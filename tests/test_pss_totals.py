@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import analyze_processes
@@ -241,12 +241,20 @@ def plain_series(snapshots: int, plan: Plan) -> dict[str, tuple[str | None, list
     return found
 
 
+EVERY_SNAPSHOT: Any = ("beta", 0, 2, [1.0, 1.0, 1.0], None)
+BEFORE_ITS_SHARE: Any = ("alpha", 0, 2, [None, None, 4.0], (1, "gamma"))
+
+
 def program_at(name: str, after: tuple[int, str] | None, snapshot: int) -> str:
     return name if after is None or snapshot < after[0] else after[1]
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=plans(), batch_bytes=st.sampled_from([1, 1 << 20]))
+# A process that runs another program before its first share: each row waits for the share
+# in its own program, in one batch or one batch a snapshot ("beta" is read in every one).
+@example(plan=(3, [EVERY_SNAPSHOT, BEFORE_ITS_SHARE]), batch_bytes=1 << 20)
+@example(plan=(3, [EVERY_SNAPSHOT, BEFORE_ITS_SHARE]), batch_bytes=1)
 def test_the_fold_is_the_plain_sum(
     tmp_path: Path, plan: tuple[int, Plan], batch_bytes: int
 ) -> None:
