@@ -40,13 +40,13 @@ from utils.reduce.day_summaries import (
     plan_days,
     read_by_day,
 )
-from utils.reduce.group_totals import GroupPart
+from utils.reduce.group_totals import GroupPart, GroupRows
 from utils.reduce.process_records import ProcessRecords
-from utils.reduce.summary_codec import CodecError, Sink, decode, encode
+from utils.reduce.summary_codec import CodecError, Sink, _decoded_whole, decode, encode
 from utils.reduce.summary_kinds import StoredChunk, process_runs
 from utils.system_analysis import SYSTEM_SPEC
 
-RECORDS = {cls.__name__: cls for cls in (BatchRuns, Chunk, GroupPart, Batch)}
+RECORDS = {cls.__name__: cls for cls in (BatchRuns, Chunk, GroupPart, GroupRows, Batch)}
 TODAY = date(2026, 12, 6)
 START = datetime(2026, 1, 1, 20, 0)  # 3 days and a bit: 20:00 on day 1 to day 4
 
@@ -204,7 +204,8 @@ def folded(records: ProcessRecords) -> list[Any]:
         [column.tolist() for column in table],
         [column.tolist() for column in records.floors()],
         [column.tolist() for column in records.foot_floors()],
-        [list(totals.names), *(column.tolist() for column in totals[1:])],
+        [list(totals.names), *(column.tolist() for column in totals[1:4])],
+        [column.tolist() for column in totals.rows_between(0, records.snapshots_read)],
         records.commands,
         records.times.tolist(),
         [[plain(column) for column in records.pid_memory(pid)] for pid in sorted(set(table.pid))],
@@ -587,3 +588,18 @@ def test_a_summary_mutated_anywhere_is_read_whole_or_recomputed(
         assert len(notes) <= 1
     else:  # a change the file does not depend on (padding): the same batches come back
         assert len(loaded.results) == len(store.load(plan).results)  # type: ignore[union-attr]
+
+
+@given(st.lists(st.text(st.characters(codec=None, exclude_categories=()), max_size=8), max_size=10))
+def test_texts_decoded_in_one_go_are_the_texts_decoded_one_by_one(items: list[str]) -> None:
+    """Any texts (lone surrogates included, as a command line that is not UTF-8 reads back)
+    decoded from one blob are what decoding each alone gives."""
+    encoded = [item.encode("utf-8", "surrogatepass") for item in items]
+    ends = np.cumsum([len(item) for item in encoded], dtype=np.int64).tolist()
+    assert _decoded_whole(b"".join(encoded), [0, *ends][:-1], ends) == items
+
+
+def test_a_text_cut_inside_a_character_is_not_decoded_in_one_go() -> None:
+    assert _decoded_whole("é".encode(), [0, 1], [1, 2]) is None
+    assert _decoded_whole(b"\xff\xfe", [0], [2]) is None
+    assert _decoded_whole(b"ab\xc3\xa9", [0, 2], [2, 7]) is None  # an end past the blob

@@ -21,6 +21,9 @@ from hypothesis import strategies as st
 
 import analyze_processes
 from conftest import FullRow, ProcessRow, assert_real_png, bundle_day, run_main, write_proc
+from utils.judge.gaps import usual_interval_s
+from utils.judge.growth import GrowthParams
+from utils.judge.leaks import Judged, find_leaks
 from utils.outputs.process_tables import LEAK_COLUMNS
 from utils.outputs.program_leak_outputs import PROGRAM_LEAK_COLUMNS
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_dumps, find_sources
@@ -411,3 +414,22 @@ def test_bad_thresholds_are_usage_errors(
         analyze_processes.main(["--dumps-dir", str(tmp_path), *flags])
     assert exit_info.value.code == 2
     assert "error: argument" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("min_span_s", [None, 3600.0, 4 * 86400.0])
+def test_the_floors_of_instances_never_judged_are_left_out_and_change_nothing(
+    dumps: Path, min_span_s: float | None
+) -> None:
+    """Judged.of given the finder's interval and parameters takes only the floors of the
+    instances the finder judges: the same leaks, fits and counts as with every floor."""
+    records = load_all_records(find_dumps(dumps, PROCESS_PREFIX), lambda path, why: None)
+    table = records.instances()
+    params = GrowthParams(min_span_s=min_span_s)
+    interval = usual_interval_s(records.times)
+    every = Judged.of(records, table)
+    judged_only = Judged.of(records, table, interval, params)
+    assert 0 < len(judged_only.floors.instance) < len(every.floors.instance)
+    assert find_leaks(records, judged_only, interval, params) == find_leaks(
+        records, every, interval, params
+    )

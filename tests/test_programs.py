@@ -7,12 +7,18 @@ import csv
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import analyze_processes
 from conftest import run_main, write_proc
+from utils.judge.breakdown import default_periods
+from utils.judge.program_growth import program_growth
+from utils.parser import PROCESS_PREFIX, find_dumps
+from utils.process_analysis import load_all_records
 from utils.reduce.programs import KERNEL_THREADS, NO_COMMAND, program_of, safe_file_part
 
 # Command lines as ps prints them on real hosts, and their programs.
@@ -150,3 +156,26 @@ def test_compare_outside_the_data_is_one_usage_line(tmp_path: Path) -> None:
         "analyze_processes: error: --compare: 2026-04-01 holds no snapshot; the snapshots are"
         " on 2026-03-01 to 2026-03-03\n"
     )
+
+
+def test_each_program_example_is_the_command_line_of_its_first_instance(tmp_path: Path) -> None:
+    """The example of each program is its earliest instance's command line; of instances
+    first seen in one snapshot, the first in the instance table (a plain loop as reference)."""
+    start = datetime(2026, 3, 1)
+    for index in range(6):
+        rows = [(10 + index, 1, "u", 5.0, 9.0, f"worker --n {index}")]
+        rows += [(40 + k, 1, "u", 1.0, 2.0, f"pool -w {k}-{index // 2}") for k in (2, 1)]
+        write_proc(tmp_path, f"{start + index * timedelta(minutes=10):%Y%m%d_%H%M%S}", rows)
+    records = load_all_records(find_dumps(tmp_path, PROCESS_PREFIX), lambda path, why: None)
+    table = records.instances()
+    periods = default_periods(pd.DatetimeIndex(records.times))
+    assert periods is not None
+    found = program_growth(records, table, records.group_totals(), periods)
+    groups = records.instance_groups()
+    expected = {}
+    for number in np.argsort(table.first_rank, kind="stable")[::-1].tolist():
+        expected[records.group_names[int(groups[number])]] = records.commands[
+            int(table.cmd[number])
+        ]
+    assert {p.program: p.cmd_example for p in found.programs} == expected
+    assert expected == {"worker": "worker --n 0", "pool": "pool -w 1-0"}

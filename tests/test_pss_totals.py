@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import analyze_processes
@@ -24,12 +24,13 @@ from utils.collect.snapshot_format import (
     snapshot_names,
 )
 from utils.judge.breakdown import day_period
-from utils.judge.program_growth import ProgramFindings, ProgramGrowth
+from utils.judge.program_growth import ProgramFindings, ProgramGrowth, program_series
 from utils.outputs.process_console import format_programs
 from utils.outputs.report_tables import program_blocks
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_sources
 from utils.read.snapshot_specs import PROCESS_SPEC
 from utils.read.threaded_reader import Reader
+from utils.reduce.group_totals import GroupRows, RowsSource
 from utils.reduce.process_records import ProcessRecords
 from utils.reduce.pss_totals import BASIS_CARRIED, BASIS_PSS
 
@@ -91,9 +92,10 @@ def series(records: ProcessRecords) -> dict[str, tuple[str | None, list[float]]]
     """Per program: its basis (None: not PSS) and its total per snapshot."""
     totals, bases = records.pss.applied(records.group_totals())
     found: dict[str, tuple[str | None, list[float]]] = {}
+    rows = totals.rows_between(0, records.snapshots_read - 1)
     for code, name in enumerate(totals.names):
         values = [0.0] * records.snapshots_read
-        for rank, group, total in zip(totals.rank, totals.group, totals.total_milli, strict=True):
+        for rank, group, total in zip(*rows, strict=True):
             if group == code:
                 values[int(rank)] += total / 1000
         found[name] = (bases[code], values)
@@ -185,7 +187,9 @@ def test_the_console_and_the_report_name_each_totals_basis() -> None:
 
 # --- Against a plain implementation ----------------------------------------------------
 
-Plan = list[tuple[str, int, int, list[float | None]]]  # program, first, last, share per snapshot
+# program, first, last, share per snapshot; and the snapshot from which the process runs
+# another program (an exec), or None
+Plan = list[tuple[str, int, int, list[float | None], tuple[int, str] | None]]
 
 
 @st.composite
@@ -200,7 +204,9 @@ def plans(draw: st.DrawFn) -> tuple[int, Plan]:
             draw(st.one_of(st.none(), st.integers(0, 5000).map(lambda n: n / 8)))
             for _ in range(snapshots)
         ]
-        processes.append((draw(st.sampled_from(["alpha", "beta"])), first, last, shares))
+        program = draw(st.sampled_from(["alpha", "beta"]))
+        after = draw(st.one_of(st.none(), st.tuples(st.integers(first, last), st.just("gamma"))))
+        processes.append((program, first, last, shares, after))
     return snapshots, processes
 
 
@@ -209,18 +215,19 @@ def plain_series(snapshots: int, plan: Plan) -> dict[str, tuple[str | None, list
     snapshot in which no process's share was read gives none: an older collector's."""
     live = {
         n
-        for _, first, last, shares in plan
+        for _, first, last, shares, _ in plan
         for n in range(first, last + 1)
         if shares[n] is not None
     }
     found: dict[str, tuple[str | None, list[float]]] = {}
-    for program in sorted({p for p, _, _, _ in plan}):
+    names = {p for p, *_ in plan} | {after[1] for *_, after in plan if after is not None}
+    for program in sorted(names):
         totals, anon, carried, covered = [0.0] * snapshots, [0.0] * snapshots, False, True
-        for name, first, last, shares in plan:
-            if name != program:
-                continue
+        for name, first, last, shares, after in plan:
             read = [s for s in shares[first : last + 1] if s is not None]
             for snapshot in range(first, last + 1):
+                if program_at(name, after, snapshot) != program:
+                    continue
                 anon[snapshot] += 1.0
                 earlier = [s for s in shares[first : snapshot + 1] if s is not None]
                 share = earlier[-1] if earlier else (read[0] if read else None)
@@ -229,12 +236,25 @@ def plain_series(snapshots: int, plan: Plan) -> dict[str, tuple[str | None, list
                 carried = carried or shares[snapshot] is None
                 totals[snapshot] += share or 0.0
         basis = (BASIS_CARRIED if carried else BASIS_PSS) if covered else None
-        found[program] = (basis, totals if covered else anon)
+        if any(anon):  # a program exec'd away from before its first row has none
+            found[program] = (basis, totals if covered else anon)
     return found
+
+
+EVERY_SNAPSHOT: Any = ("beta", 0, 2, [1.0, 1.0, 1.0], None)
+BEFORE_ITS_SHARE: Any = ("alpha", 0, 2, [None, None, 4.0], (1, "gamma"))
+
+
+def program_at(name: str, after: tuple[int, str] | None, snapshot: int) -> str:
+    return name if after is None or snapshot < after[0] else after[1]
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=plans(), batch_bytes=st.sampled_from([1, 1 << 20]))
+# A process that runs another program before its first share: each row waits for the share
+# in its own program, in one batch or one batch a snapshot ("beta" is read in every one).
+@example(plan=(3, [EVERY_SNAPSHOT, BEFORE_ITS_SHARE]), batch_bytes=1 << 20)
+@example(plan=(3, [EVERY_SNAPSHOT, BEFORE_ITS_SHARE]), batch_bytes=1)
 def test_the_fold_is_the_plain_sum(
     tmp_path: Path, plan: tuple[int, Plan], batch_bytes: int
 ) -> None:
@@ -242,12 +262,13 @@ def test_the_fold_is_the_plain_sum(
     with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
         for snapshot in range(snapshots):
             rows = []
-            for number, (program, first, last, shares) in enumerate(processes):
+            for number, (program, first, last, shares, after) in enumerate(processes):
                 if not first <= snapshot <= last:
                     continue
                 share = shares[snapshot]
                 started = f"2026-01-05 20:00:{number:02d}.00"
-                row = [str(100 + number), "1", "root", "9.000", "9.000", f"{program} -w"]
+                command = f"{program_at(program, after, snapshot)} -w"
+                row = [str(100 + number), "1", "root", "9.000", "9.000", command]
                 row += ["1.000", "0.000", started, ""]
                 row += ["" if share is None else f"{share:.3f}", "0.000"]
                 rows.append(row)
@@ -261,3 +282,32 @@ def test_the_fold_is_the_plain_sum(
     for name, (basis, totals) in expected.items():
         assert present[name][0] == basis, name
         assert present[name][1] == pytest.approx(totals), name
+
+
+class CountedRows:
+    """A batch's rows that count how often they are read."""
+
+    def __init__(self, rows: RowsSource, loads: list[int]) -> None:
+        self.rows, self.loads = rows, loads
+
+    def load(self) -> GroupRows:
+        self.loads.append(1)
+        return self.rows.load()
+
+
+def test_a_program_in_pss_reads_no_batch_rows(tmp_path: Path) -> None:
+    # The pool's rows come from the shares folded in memory: drawing it reads no batch's
+    # rows from the summaries; the programs left in anon + swap read them as before.
+    records = fold(write_dumps(tmp_path), 1)
+    loads: list[int] = []
+    totals, bases = records.pss.applied(records.group_totals())
+    slices = [part._replace(rows=CountedRows(part.rows, loads)) for part in totals.slices]
+    totals = totals._replace(slices=slices)
+    pool = totals.names.index("pool")
+    growth = ProgramGrowth("pool", pool, 3, 3, 1.0, 2.0, "pool: master", str(bases[pool]))
+    (drawn,) = program_series(records.times, totals, [growth])
+    assert drawn.total_mb.tolist() == POOL_TOTALS and not loads
+    db = totals.names.index("db")
+    growth = ProgramGrowth("db", db, 1, 1, 1.0, 2.0, "db", "anon+swap")
+    (drawn,) = program_series(records.times, totals, [growth])
+    assert drawn.total_mb.tolist() == [80.0] * 6 and len(loads) == len(slices)

@@ -138,6 +138,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         frame = system_frame(counters)
         ooms = oom_intervals(frame) if files else None
         times = frame.index.to_numpy() if files else records.times
+        del counters, frame  # a year's sys_mem rows: not held through the tables below
         ooms = with_kernel_logs(ooms, times, options.kernel_logs, where.dumps_dir, warn)
         found = find_sources(where.dumps_dir, CGROUP_PREFIX, where.window, warn, where.entries)
         services = cgroup_frame(cgroup_batches(found, Reader(CGROUP_SPEC, warn), place))
@@ -167,8 +168,9 @@ def process_result(
         findings = None if ooms is None else find_victims(records, table, ooms)
         programs = programs_of(records, table, options)
     with phase("growth"):
-        judged = Judged.of(records, table)
-        survey = find_leaks(records, judged, usual_interval_s(records.times), options.growth)
+        interval_s = usual_interval_s(records.times)
+        judged = Judged.of(records, table, interval_s, options.growth)
+        survey = find_leaks(records, judged, interval_s, options.growth)
         lives = judged_lives(records, table, survey.min_span_s)
     top = top_spreads(spreads, options.top_n)
     plots = PlotData()
@@ -246,7 +248,7 @@ def plot_data(
     series: tuple[ProgramSeries, ...] = ()
     if programs is not None:
         shown = grown(programs[0])[: options.program_plots]
-        series = tuple(program_series(records.times, programs[1], p) for p in shown)
+        series = program_series(records.times, programs[1], shown)
     return PlotData(
         pids=pid_plots(records, top, killed),
         leaks=leak_plots(records, floors, survey.leaks, kill_moments(findings)),

@@ -281,10 +281,19 @@ class _Scale(NamedTuple):
     screen_rate: FloatArray
 
 
-def _scales(spans: InstanceSpans, interval_s: float, params: GrowthParams, finest: int) -> _Scale:
+def short_instances(
+    spans: InstanceSpans, interval_s: float, params: GrowthParams
+) -> tuple[float, BoolArray]:
+    """The minimum span of a judged instance, and which instances are under it or have too
+    few snapshots (rule 1): they are never judged, so none of their floors is ever read."""
     span_s = (spans.last_s - spans.first_s).astype(np.float64)
     min_span_s = min_span_for(params, _collection_s(spans), interval_s)
-    short = (span_s < min_span_s) | (spans.samples < MIN_JUDGED_SAMPLES)
+    return min_span_s, (span_s < min_span_s) | (spans.samples < MIN_JUDGED_SAMPLES)
+
+
+def _scales(spans: InstanceSpans, interval_s: float, params: GrowthParams, finest: int) -> _Scale:
+    span_s = (spans.last_s - spans.first_s).astype(np.float64)
+    min_span_s, short = short_instances(spans, interval_s, params)
     level = level_for_span(span_s, interval_s, finest)
     bucket_s = BUCKET_S / np.exp2(level)
     # The least rate: the one asked for, and the least rise over the time scale.

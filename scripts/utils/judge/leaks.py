@@ -24,6 +24,7 @@ from utils.judge.growth import (
     coarsened,
     floor_level,
     min_span_for,
+    short_instances,
     survey,
 )
 from utils.judge.spreads import DECIMALS, Series
@@ -103,13 +104,22 @@ def footprint_judged(table: InstanceTable) -> npt.NDArray[np.bool_]:
 
 
 def judged_floors(
-    records: ProcessRecords, table: InstanceTable, footed: npt.NDArray[np.bool_]
+    records: ProcessRecords,
+    table: InstanceTable,
+    footed: npt.NDArray[np.bool_],
+    judged: npt.NDArray[np.bool_] | None = None,
 ) -> Floors:
     """The floors the leak finder fits: anon + swap for the instances footprint_judged
-    picks (`footed`, in table order), RSS for the rest; by instance, then bucket."""
+    picks (`footed`, in table order), RSS for the rest; by instance, then bucket. With
+    `judged` (in table order), only those instances' floors: a year's short-lived processes
+    hold most of its floors, and the finder never reads them (growth.short_instances)."""
     by_number = np.zeros(records.instance_count, bool)
     by_number[table.number[footed]] = True
-    rss, foot = records.floors(), records.foot_floors()
+    wanted = None
+    if judged is not None:
+        wanted = np.zeros(records.instance_count, bool)
+        wanted[table.number[judged]] = True
+    rss, foot = records.floors(wanted), records.foot_floors(wanted)
     use_rss, use_foot = ~by_number[rss.instance], by_number[foot.instance]
     parts = [np.concatenate([a[use_rss], b[use_foot]]) for a, b in zip(rss, foot, strict=True)]
     order = np.lexsort((parts[1], parts[0]))
@@ -124,10 +134,31 @@ class Judged(NamedTuple):
     floors: Floors  # judged_floors(records, table, footed)
 
     @classmethod
-    def of(cls, records: ProcessRecords, table: InstanceTable) -> Judged:
-        """table is records.instances()."""
+    def of(
+        cls,
+        records: ProcessRecords,
+        table: InstanceTable,
+        interval_s: float | None = None,
+        params: GrowthParams | None = None,
+    ) -> Judged:
+        """table is records.instances(); with the usual interval and the parameters
+        find_leaks is given, only the floors of the instances it judges are taken."""
         footed = footprint_judged(table)
-        return cls(table, footed, judged_floors(records, table, footed))
+        judged = None
+        if interval_s is not None and params is not None and len(table.pid):
+            judged = ~short_instances(_spans(records, table), interval_s, params)[1]
+        return cls(table, footed, judged_floors(records, table, footed, judged))
+
+
+def _spans(records: ProcessRecords, table: InstanceTable) -> InstanceSpans:
+    """The instances' spans, in table order, with the whole collection's."""
+    times_s = records.times.astype(np.int64)
+    return InstanceSpans(
+        first_s=times_s[table.first_rank],
+        last_s=times_s[table.last_rank],
+        samples=table.samples,
+        collection_s=float(times_s[-1] - times_s[0]),
+    )
 
 
 def find_leaks(
@@ -139,7 +170,6 @@ def find_leaks(
     table, floors = judged.table, judged.floors
     if len(table.pid) == 0 or interval_s is None:
         return LeakSurvey([], 0, len(table.pid), min_span_for(params, 0.0, interval_s or 1.0))
-    times_s = records.times.astype(np.int64)
     survey_ = survey(
         FloorTable(
             instance=np.searchsorted(table.number, floors.instance),
@@ -148,12 +178,7 @@ def find_leaks(
             samples=floors.samples,
             level=records.level,
         ),
-        InstanceSpans(
-            first_s=times_s[table.first_rank],
-            last_s=times_s[table.last_rank],
-            samples=table.samples,
-            collection_s=float(times_s[-1] - times_s[0]),
-        ),
+        _spans(records, table),
         interval_s,
         params,
     )

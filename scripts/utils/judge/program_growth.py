@@ -71,10 +71,7 @@ def program_growth(
     ranks_two = np.flatnonzero(in_period(times, last))
     count = len(totals.names)
     instances = np.bincount(records.instance_groups(), minlength=count)
-    concurrent = np.zeros(count, np.int64)
-    np.maximum.at(concurrent, totals.group, totals.processes)
-    footed = np.bincount(totals.group, weights=totals.foot_count, minlength=count)
-    processes = np.bincount(totals.group, weights=totals.processes, minlength=count)
+    concurrent, processes, footed = totals.most_processes, totals.processes, totals.foot_count
     examples = _examples(records, table, count)
     one = _medians(totals, ranks_one, count)
     two = _medians(totals, ranks_two, count)
@@ -104,8 +101,9 @@ def _medians(
     medians = np.zeros(count)
     if not len(ranks):
         return medians
-    inside = np.isin(totals.rank, ranks)
-    group, total = totals.group[inside], totals.total_milli[inside] / MILLI
+    rank, group, total_milli = totals.rows_between(int(ranks.min()), int(ranks.max()))
+    inside = np.isin(rank, ranks)
+    group, total = group[inside], total_milli[inside] / MILLI
     order = np.argsort(group, kind="stable")
     group, total = group[order], total[order]
     if not len(group):
@@ -120,11 +118,14 @@ def _medians(
 
 
 def _examples(records: ProcessRecords, table: InstanceTable, count: int) -> list[str]:
-    """Per group, the command line of its first instance."""
+    """Per group, the command line of its first instance (of those first seen in the same
+    snapshot, the first in table order)."""
     groups = records.instance_groups()
     examples = [""] * count
-    for number in np.argsort(table.first_rank, kind="stable")[::-1].tolist():
-        examples[int(groups[number])] = records.commands[int(table.cmd[number])]
+    order = np.argsort(table.first_rank, kind="stable")
+    found, first = np.unique(groups[order], return_index=True)
+    for group, number in zip(found.tolist(), order[first].tolist(), strict=True):
+        examples[group] = records.commands[int(table.cmd[number])]
     return examples
 
 
@@ -149,10 +150,14 @@ class ProgramSeries(NamedTuple):
 
 
 def program_series(
-    times: npt.NDArray[np.datetime64], totals: GroupTotals, program: ProgramGrowth
-) -> ProgramSeries:
-    """A program's total at each of the snapshots read (`times`, by rank)."""
-    values = np.zeros(len(times))
-    mine = totals.group == program.code
-    np.add.at(values, totals.rank[mine], totals.total_milli[mine] / MILLI)
-    return ProgramSeries(program, times, values)
+    times: npt.NDArray[np.datetime64], totals: GroupTotals, programs: Sequence[ProgramGrowth]
+) -> tuple[ProgramSeries, ...]:
+    """Each program's total at each of the snapshots read (`times`, by rank): every batch's
+    rows read once for all of them, one batch at a time (none for a program in PSS)."""
+    values = np.zeros((len(programs), len(times)))
+    row_of = np.full(len(totals.names), -1, np.int64)
+    row_of[[program.code for program in programs]] = np.arange(len(programs))
+    wanted = row_of >= 0
+    for rank, group, total in totals.parts_between(0, len(times) - 1, wanted) if programs else ():
+        values[row_of[group], rank] = total / MILLI
+    return tuple(ProgramSeries(program, times, values[row]) for row, program in enumerate(programs))

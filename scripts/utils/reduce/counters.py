@@ -112,8 +112,11 @@ def oom_intervals(raw: pd.DataFrame) -> list[OomInterval] | None:
     counted = interval_counts(kills_counter, rebooted)
     victims = raw["oom_victims"] if "oom_victims" in raw else pd.Series([""] * len(raw))
     times = raw.index.to_numpy().astype("datetime64[s]")
+    texts = victims.astype(str).to_numpy(dtype=object)
     found: list[OomInterval] = []
-    for at, text in enumerate(victims.astype(str).tolist()):
+    # Only the snapshots with a count or a victim can have kills: a year has 52,560 others.
+    for at in np.flatnonzero((np.nan_to_num(counted) != 0) | (texts != "")).tolist():
+        text = str(texts[at])
         logged = parse_victims(text) or []
         count = int(np.nan_to_num(counted[at]))
         kills = interval_kills(count, logged)

@@ -11,6 +11,7 @@ proportional shares where the dumps have them (docs/memory-numbers.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -23,16 +24,35 @@ IntArray = npt.NDArray[np.int64]
 GROUP_BY = ("program", "user")
 
 
-class GroupPart(NamedTuple):
+class GroupRows(NamedTuple):
     """One batch's totals: a row per (snapshot, group) with kept rows. Ranks count from the
-    batch's first snapshot; `group` indexes `names`, the batch's own group names."""
+    batch's first snapshot; `group` indexes the batch's own group names. A day summary keeps
+    them on disk until a run asks for them (utils.reduce.summary_kinds.StoredGroupRows):
+    only the snapshots of the two compared periods are, unless a program is plotted."""
+
+    rank: npt.NDArray[np.int32]
+    group: npt.NDArray[np.int32]
+    total_milli: IntArray  # thousandths of a MiB
+
+    def load(self) -> GroupRows:
+        return self
+
+
+class RowsSource(Protocol):
+    """A batch's GroupRows, or one left in a day summary until asked for."""
+
+    def load(self) -> GroupRows: ...
+
+
+class GroupPart(NamedTuple):
+    """One batch's totals: per group of the batch (`names`), what the whole window's
+    figures add up from, and the per-snapshot rows."""
 
     names: npt.NDArray[np.object_]
-    rank: IntArray
-    group: IntArray
-    total_milli: IntArray  # thousandths of a MiB
-    processes: IntArray  # processes of the group in the snapshot
+    most_processes: IntArray  # the most processes of the group in one snapshot
+    processes: IntArray  # processes summed over the snapshots
     foot_count: IntArray  # of those, the ones counted with anon + swap
+    rows: RowsSource
     run_group: IntArray  # per run of the batch: the group of its first row
 
 
@@ -72,30 +92,91 @@ def group_part(frame: pd.DataFrame, grouped: GroupedRows, group_by: str) -> Grou
     group = by_row[rows]
     footed = foot >= 0
     size = np.where(footed, foot, rss)[kept]
-    key = rank[kept] * len(names) + group[kept]
+    width = max(len(names), 1)
+    key = rank[kept] * width + group[kept]
     unique, at = np.unique(key, return_inverse=True)
     total = np.zeros(len(unique), np.int64)
     np.add.at(total, at, size)
     count = np.bincount(at, minlength=len(unique)).astype(np.int64)
     foot_count = np.bincount(at, weights=footed[kept], minlength=len(unique)).astype(np.int64)
+    row_group = unique % width
+    most = np.zeros(len(names), np.int64)
+    np.maximum.at(most, row_group, count)
     return GroupPart(
         names=names,
-        rank=unique // max(len(names), 1),
-        group=unique % max(len(names), 1),
-        total_milli=total,
-        processes=count,
-        foot_count=foot_count,
+        most_processes=most,
+        processes=np.bincount(row_group, weights=count, minlength=len(names)).astype(np.int64),
+        foot_count=np.bincount(row_group, weights=foot_count, minlength=len(names)).astype(
+            np.int64
+        ),
+        rows=GroupRows((unique // width).astype(np.int32), row_group.astype(np.int32), total),
         run_group=group[run_starts] if len(group) else np.empty(0, np.int64),
     )
 
 
-class GroupTotals(NamedTuple):
-    """Every (snapshot, group) total of the window: ranks as ProcessRecords counts them,
-    groups as codes into `names`."""
+class GroupSlice(NamedTuple):
+    """One batch's rows in the window's terms: its first snapshot's rank, how many
+    snapshots it holds, and the window's code of each of its groups."""
 
-    names: list[str]
-    rank: IntArray
+    base: int
+    snapshots: int
+    codes: IntArray
+    rows: RowsSource
+
+
+class ReplacedRows(NamedTuple):
+    """The per-snapshot rows of some groups counted another way (utils.reduce.pss_totals:
+    in PSS), held in memory: they stand for those groups' rows in every batch."""
+
+    groups: npt.NDArray[np.bool_]  # per group code: whether its rows are these
+    rank: IntArray  # sorted
     group: IntArray
     total_milli: IntArray
-    processes: IntArray
-    foot_count: IntArray
+
+
+class GroupTotals(NamedTuple):
+    """The window's totals per group (codes into `names`): the figures over every snapshot,
+    and each batch's per-snapshot rows, read when asked for (but those of the groups in
+    `replaced`, which are its own)."""
+
+    names: list[str]
+    most_processes: IntArray  # the most processes of the group in one snapshot
+    processes: IntArray  # processes summed over every snapshot
+    foot_count: IntArray  # of those, the ones counted with anon + swap
+    slices: list[GroupSlice]
+    replaced: ReplacedRows | None = None
+
+    def rows_between(self, first: int, last: int) -> tuple[IntArray, IntArray, IntArray]:
+        """The (rank, group code, total) rows of the snapshots first to last (ranks)."""
+        parts = list(self.parts_between(first, last))
+        if not parts:
+            empty = np.empty(0, np.int64)
+            return empty, empty, empty
+        rank, group, total = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return rank, group, total
+
+    def parts_between(
+        self, first: int, last: int, wanted: npt.NDArray[np.bool_] | None = None
+    ) -> Iterator[tuple[IntArray, IntArray, IntArray]]:
+        """The (rank, group code, total) rows of the snapshots first to last, one batch at
+        a time, then the replaced groups' rows; only the groups `wanted` (per code) if
+        given. A batch is read only when a group it may hold is wanted and not replaced."""
+        own = np.ones(len(self.names), bool) if wanted is None else wanted
+        if self.replaced is not None:
+            own = own & ~self.replaced.groups
+        for part in self.slices if own.any() else ():
+            if part.base > last or part.base + part.snapshots <= first:
+                continue
+            if not own[part.codes].any():
+                continue
+            rows = part.rows.load()
+            rank = rows.rank.astype(np.int64) + part.base
+            group = part.codes[rows.group]
+            inside = (rank >= first) & (rank <= last) & own[group]
+            yield rank[inside], group[inside], rows.total_milli[inside]
+        if self.replaced is not None:
+            extra = self.replaced
+            low, high = np.searchsorted(extra.rank, [first, last + 1])
+            rank, group = extra.rank[low:high], extra.group[low:high]
+            inside = np.ones(len(group), bool) if wanted is None else wanted[group]
+            yield rank[inside], group[inside], extra.total_milli[low:high][inside]

@@ -34,7 +34,8 @@ import numpy.typing as npt
 
 from utils.read.threaded_reader import Batch
 from utils.reduce.batch_runs import MILLI, BatchRuns, Rows, narrow, reduce_batch
-from utils.reduce.group_totals import GroupPart, GroupTotals
+from utils.reduce.group_totals import GroupPart, GroupSlice, GroupTotals
+from utils.reduce.instance_keys import InstanceKeys, first_of_pairs
 from utils.reduce.pss_totals import PssFold
 
 # MILLI stays importable from here: the analyses read it beside the records.
@@ -100,7 +101,12 @@ class ProcessRecords:
     group_by: str = "program"  # what memory is totalled by: "program" or "user"
     group_names: list[str] = field(default_factory=list)
     _group_codes: dict[str, int] = field(default_factory=dict)
-    _group_parts: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
+    # Per batch, its group totals' rows (a day summary's stay on disk until asked for).
+    group_slices: list[GroupSlice] = field(default_factory=list)
+    # Per group code: the most processes in one snapshot, processes and footed ones summed.
+    _group_figures: list[IntArray] = field(
+        default_factory=lambda: [np.zeros(0, np.int64) for _ in range(3)]
+    )
     chunks: list[Rows] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     read_users: bool = False  # read USER as well, for each instance's user (users[code])
@@ -116,7 +122,7 @@ class ProcessRecords:
     _last_started: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
     # The instance of each (PID, STARTED) seen: a process is one instance however often it
     # is missing from a snapshot.
-    _by_start: dict[tuple[int, int], int] = field(default_factory=dict)
+    _by_start: InstanceKeys = field(default_factory=InstanceKeys)
     _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     pss: PssFold = field(default_factory=PssFold)  # the proportional shares, folded
@@ -168,7 +174,7 @@ class ProcessRecords:
         if runs.user is not None:
             users = [_intern(self.users, self._user_codes, str(t)) for t in runs.user[has][fresh]]
             table["user"][new_numbers[::-1]] = users[::-1]
-        groups = self._add_groups(runs.groups, base)
+        groups = self._add_groups(runs.groups, base, len(runs.read))
         self.pss.add(runs.pss, instance, base, self._group_code)
         table["group"][new_numbers[::-1]] = groups[runs.groups.run_group[has][fresh]][::-1]
         np.add.at(table["samples"], number, runs.samples[has])
@@ -215,45 +221,37 @@ class ProcessRecords:
         """The instances of runs with a STARTED by their (PID, STARTED); new ones made for
         the rest (instance -1: neither keyed nor carried on)."""
         known = np.flatnonzero(runs.started >= 0)
-        keys = list(zip(runs.pid[known].tolist(), runs.started[known].tolist(), strict=True))
+        pid, started = runs.pid[known], runs.started[known]
         # In run order: a key's first run (seen before, carried on or new) names the
         # instance of its later runs in this batch (the process missed a snapshot or two).
-        # New ones are numbered -2, -3, ... here, and made all at once below.
-        pending: dict[tuple[int, int], int] = {}
-        placeholders = 0
-        for run, key in zip(known.tolist(), keys, strict=True):
-            number = self._by_start.get(key)
-            if number is None:
-                number = pending.get(key)
-            if number is None:
-                number = int(instance[run])
-                if number < 0:
-                    number, placeholders = -2 - placeholders, placeholders + 1
-                pending[key] = number
-            instance[run] = number
-        unkeyed = instance == -1
+        first, pair = first_of_pairs(pid, started)
+        number = self._by_start.get(pid[first], started[first])
+        unseen = number < 0
+        number[unseen] = instance[known[first[unseen]]]
+        new_pair = number < 0
+        unkeyed = (instance == -1) & (runs.started < 0)
+        placeholders = int(new_pair.sum())
         created = self._instances.extend(placeholders + int(unkeyed.sum()))
-        placeholder = instance <= -2
-        instance[placeholder] = created[-2 - instance[placeholder]]
+        number[new_pair] = created[:placeholders]
+        instance[known] = number[pair]
         instance[unkeyed] = created[placeholders:]
         self._instances["pid"][instance] = runs.pid  # a new instance's; the same for the rest
-        for key, number in pending.items():
-            self._by_start[key] = int(created[-2 - number]) if number <= -2 else number
+        self._by_start.add(pid[first[unseen]], started[first[unseen]], number[unseen])
         return instance
 
-    def _add_groups(self, part: GroupPart, base: int) -> IntArray:
+    def _add_groups(self, part: GroupPart, base: int, snapshots: int) -> IntArray:
         """Keep a batch's totals with global ranks and group codes; its names' codes."""
         codes = np.array([self._group_code(str(name)) for name in part.names], np.int64)
-        if len(part.rank):
-            self._group_parts.append(
-                (
-                    (part.rank + base).astype(np.int32),
-                    codes[part.group].astype(np.int32),
-                    part.total_milli,
-                    part.processes.astype(np.int32),
-                    part.foot_count.astype(np.int32),
-                )
-            )
+        figures = self._group_figures
+        if len(figures[0]) < len(self.group_names):
+            grown = [np.zeros(2 * len(self.group_names), np.int64) for _ in figures]
+            for column, old in zip(grown, figures, strict=True):
+                column[: len(old)] = old
+            figures = self._group_figures = grown
+        np.maximum.at(figures[0], codes, part.most_processes)
+        np.add.at(figures[1], codes, part.processes)
+        np.add.at(figures[2], codes, part.foot_count)
+        self.group_slices.append(GroupSlice(base, snapshots, codes, part.rows))
         return codes
 
     def _group_code(self, name: str) -> int:
@@ -264,17 +262,11 @@ class ProcessRecords:
         return code
 
     def group_totals(self) -> GroupTotals:
-        """Every (snapshot, group) total read, in batch order."""
-        parts = self._group_parts
-        columns = [
-            (
-                np.concatenate([part[k] for part in parts]).astype(np.int64)
-                if parts
-                else np.empty(0, np.int64)
-            )
-            for k in range(5)
-        ]
-        return GroupTotals(list(self.group_names), *columns)
+        """Every (snapshot, group) total read: the figures over all of them, and each
+        batch's rows (read when asked for)."""
+        count = len(self.group_names)
+        most, processes, footed = (column[:count].copy() for column in self._group_figures)
+        return GroupTotals(list(self.group_names), most, processes, footed, list(self.group_slices))
 
     def instance_groups(self) -> IntArray:
         """The group code of every instance with kept rows, in instances() order."""
@@ -309,13 +301,19 @@ class ProcessRecords:
             swap_max_milli=table["swap_max_milli"][kept],
         )
 
-    def floors(self) -> Floors:
-        """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket."""
+    def floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
+        """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket;
+        only the instances `wanted` names (by instance number), if given."""
+        if wanted is not None:
+            return _as_floors(_merged([_of(part, wanted) for part in self._floors]))
         self._floors = _merged(self._floors)
         return _as_floors(self._floors)
 
-    def foot_floors(self) -> Floors:
-        """Each instance's lowest anon + swap per bucket, of the rows that have it."""
+    def foot_floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
+        """Each instance's lowest anon + swap per bucket, of the rows that have it (of the
+        `wanted` instances, as floors)."""
+        if wanted is not None:
+            return _as_floors(_merged([_of(part, wanted) for part in self._foot_floors]))
         self._foot_floors = _merged(self._foot_floors)
         return _as_floors(self._foot_floors)
 
@@ -394,12 +392,20 @@ def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
     )
 
 
+def _of(part: FloorPart, wanted: npt.NDArray[np.bool_]) -> FloorPart:
+    """A part's floors of the wanted instances."""
+    keep = wanted[part[0]]
+    return tuple(column[keep] for column in part)
+
+
 def _merged(parts: list[FloorPart]) -> list[FloorPart]:
     """The batches' floors as one part, sorted by instance and bucket; a batch boundary can
     cut a bucket in two, so the halves are merged."""
     if not parts:
         return parts
     instance, bucket, low, count = (np.concatenate(column) for column in zip(*parts, strict=True))
+    if not len(instance):
+        return []
     order = np.lexsort((bucket, instance))
     instance, bucket, low, count = instance[order], bucket[order], low[order], count[order]
     cuts = np.flatnonzero(

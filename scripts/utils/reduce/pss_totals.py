@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from utils.reduce.group_totals import GroupTotals, row_groups
+from utils.reduce.group_totals import GroupTotals, ReplacedRows, row_groups
 
 IntArray = npt.NDArray[np.int64]
 MILLI = 1000
@@ -45,9 +45,12 @@ class PssPart(NamedTuple):
     total_milli: IntArray  # the shares of its rows, thousandths of a MiB
     shared: IntArray  # rows with a share, read or carried within the run
     read: IntArray  # rows with a share read in that snapshot
-    run_group: IntArray  # per run: the group of its first kept row
-    head_rank: IntArray  # per run: its first kept row's rank
-    head_rows: IntArray  # kept rows before the run's first share
+    # Per head (a run's leading kept rows without a share, split where its command changed,
+    # so that each row waits in its own group): its run, group, first rank and rows.
+    head_run: IntArray
+    head_group: IntArray
+    head_rank: IntArray
+    head_rows: IntArray
     first_milli: IntArray  # the run's first share (-1: none)
     last_milli: IntArray  # its last share (-1: none)
     live_rank: IntArray  # the snapshots with a share read: the others' rows have none
@@ -89,7 +92,7 @@ def pss_part(frame: pd.DataFrame, grouped: RunRows, group_by: str) -> PssPart | 
     total = np.zeros(len(unique), np.int64)
     np.add.at(total, at, filled[with_share])
     read = np.bincount(at, weights=(share >= 0)[with_share], minlength=len(unique))
-    heads = _heads(kept, filled, run, rank, len(starts))
+    heads = _heads(kept, filled, run, group, rank)
     known = np.where(kept, share, -1)
     return PssPart(
         names=names,
@@ -98,9 +101,10 @@ def pss_part(frame: pd.DataFrame, grouped: RunRows, group_by: str) -> PssPart | 
         total_milli=total,
         shared=np.bincount(at, minlength=len(unique)).astype(np.int64),
         read=read.astype(np.int64),
-        run_group=group[starts] if len(group) else np.empty(0, np.int64),
-        head_rank=heads[0],
-        head_rows=heads[1],
+        head_run=heads[0],
+        head_group=heads[1],
+        head_rank=heads[2],
+        head_rows=heads[3],
         first_milli=_first_known(known, run, len(starts)),
         last_milli=_first_known(known[::-1], run[::-1], len(starts)),
         live_rank=live_rank,
@@ -130,15 +134,26 @@ def _filled(share: IntArray, run: IntArray, kept: npt.NDArray[np.bool_]) -> IntA
 
 
 def _heads(
-    kept: npt.NDArray[np.bool_], filled: IntArray, run: IntArray, rank: IntArray, runs: int
-) -> tuple[IntArray, IntArray]:
-    """Per run: the rank of its first kept row, and how many kept rows precede its first
-    share (all of them when it has none)."""
+    kept: npt.NDArray[np.bool_], filled: IntArray, run: IntArray, group: IntArray, rank: IntArray
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """The heads: per stretch of a run in one group (a process may exec another program
+    before its first share), its run, group, the rank of its first kept row, and how many
+    kept rows precede the run's first share (all of them when it has none). Each head row
+    is counted in its own row's group, so no (snapshot, group) gets more shares than rows
+    (PssFold.applied relies on it)."""
+    if not len(run):
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty, empty
+    first_of = np.r_[True, (run[1:] != run[:-1]) | (group[1:] != group[:-1])]
+    stretch = np.cumsum(first_of) - 1
+    count = int(stretch[-1]) + 1
     big = np.iinfo(np.int64).max
-    first = np.full(runs, big, np.int64)
-    np.minimum.at(first, run[kept], rank[kept])
-    head = np.bincount(run[kept & (filled < 0)], minlength=runs).astype(np.int64)
-    return np.where(first == big, -1, first), head
+    first = np.full(count, big, np.int64)
+    np.minimum.at(first, stretch[kept], rank[kept])
+    head = np.bincount(stretch[kept & (filled < 0)], minlength=count).astype(np.int64)
+    some = np.flatnonzero(head > 0)
+    starts = np.flatnonzero(first_of)[some]
+    return run[starts].astype(np.int64), group[starts], first[some], head[some]
 
 
 def _first_known(values: IntArray, run: IntArray, runs: int) -> IntArray:
@@ -169,8 +184,9 @@ class PssFold:
         if part is None:
             return
         codes = np.array([code_of(str(name)) for name in part.names], np.int64)
-        for run in np.flatnonzero(part.head_rows > 0).tolist():
-            self._head(int(instance[run]), part, run, base, int(codes[part.run_group[run]]))
+        for head in range(len(part.head_rows)):
+            number = int(instance[part.head_run[head]])
+            self._head(number, part, head, base, int(codes[part.head_group[head]]))
         for run in np.flatnonzero(part.first_milli >= 0).tolist():
             self._first.setdefault(int(instance[run]), int(part.first_milli[run]))
         for run in np.flatnonzero(part.last_milli >= 0).tolist():
@@ -179,11 +195,11 @@ class PssFold:
             (part.rank + base, codes[part.group], part.total_milli, part.shared, part.read)
         )
 
-    def _head(self, number: int, part: PssPart, run: int, base: int, code: int) -> None:
-        """A run's leading rows without a share: its first head_rows snapshots with a read
-        from its first (a run is in consecutive snapshots)."""
-        at = int(np.searchsorted(part.live_rank, part.head_rank[run]))
-        ranks = part.live_rank[at : at + int(part.head_rows[run])] + base
+    def _head(self, number: int, part: PssPart, head: int, base: int, code: int) -> None:
+        """A head's rows without a share: its first head_rows snapshots with a read from
+        its first (a run is in consecutive snapshots)."""
+        at = int(np.searchsorted(part.live_rank, part.head_rank[head]))
+        ranks = part.live_rank[at : at + int(part.head_rows[head])] + base
         prior = self._last.get(number)
         if prior is None:
             self._waiting.append((number, ranks, code))
@@ -198,29 +214,25 @@ class PssFold:
 
     def applied(self, totals: GroupTotals) -> tuple[GroupTotals, list[str | None]]:
         """The totals with every group whose rows all have a share counted in PSS, and per
-        group code its PSS basis (None: left as it was)."""
-        bases: list[str | None] = [None] * len(totals.names)
+        group code its PSS basis (None: left as it was). Each (snapshot, group) counts at
+        most one share per row, so a group's rows all have one when its shares add up to
+        its processes over the window: its per-snapshot rows in the day summaries are not
+        read for it."""
+        count = len(totals.names)
+        bases: list[str | None] = [None] * count
         if not self._first:
             return totals, bases
         rank, group, total, shared, read = self._columns()
-        key = rank * len(totals.names) + group  # sorted: group codes are below len(names)
-        own = totals.rank * len(totals.names) + totals.group
-        at = np.searchsorted(key, own)
-        found = (at < len(key)) & (key[np.minimum(at, max(len(key) - 1, 0))] == own)
-        at = np.minimum(at, max(len(key) - 1, 0))
-        shared_here = np.where(found, shared[at] if len(key) else 0, 0)
-        covered = shared_here == totals.processes
-        all_read = np.where(found, read[at] if len(key) else 0, 0) == totals.processes
-        count = len(totals.names)
-        rows = np.bincount(totals.group, minlength=count)
-        whole = np.bincount(totals.group, weights=covered, minlength=count) == rows
-        exact = np.bincount(totals.group, weights=all_read, minlength=count) == rows
-        chosen = whole & (rows > 0)
+        processes = totals.processes[:count]
+        chosen = (np.bincount(group, weights=shared, minlength=count)[:count] == processes) & (
+            processes > 0
+        )
+        exact = np.bincount(group, weights=read, minlength=count)[:count] == processes
         for code in np.flatnonzero(chosen).tolist():
             bases[code] = BASIS_PSS if exact[code] else BASIS_CARRIED
-        new_total = np.where(chosen[totals.group] & found, total[at] if len(key) else 0, 0)
-        replaced = np.where(chosen[totals.group], new_total, totals.total_milli)
-        return totals._replace(total_milli=replaced.astype(np.int64)), bases
+        keep = chosen[group]
+        replaced = ReplacedRows(chosen, rank[keep], group[keep], total[keep])
+        return totals._replace(replaced=replaced), bases
 
     def _columns(self) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray]:
         """Every part and every waiting row given its instance's first share, summed per

@@ -164,13 +164,33 @@ def _decode_texts(
         text = data.decode("ascii")
         items = [text[start:end] for start, end in zip(starts, ends, strict=True)]
     else:
-        items = [
+        items = _decoded_whole(data, starts, ends) or [
             data[start:end].decode("utf-8", "surrogatepass")
             for start, end in zip(starts, ends, strict=True)
         ]
     out = np.empty(len(ends), dtype=object)
     out[:] = [None if gone else item for item, gone in zip(items, missing, strict=True)]
     return out
+
+
+def _decoded_whole(data: bytes, starts: list[int], ends: list[int]) -> list[str] | None:
+    """UTF-8 texts joined in one blob, decoded in one go: a character's offset is its byte's
+    less the continuation bytes (0b10xxxxxx) before it. None where that would not give what
+    decoding each text alone gives: the blob does not decode, or a text starts inside a
+    character (only a damaged or crafted file has either)."""
+    raw = np.frombuffer(data, np.uint8)
+    continuation = (raw & 0xC0) == 0x80
+    bounds, last = np.array(starts, np.int64), np.array(ends, np.int64)
+    if np.any((last < 0) | (last > len(raw))) or np.any(continuation[bounds[bounds < len(raw)]]):
+        return None
+    try:
+        text = data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    before = np.r_[0, np.cumsum(continuation, dtype=np.int64)]
+    char_starts = (bounds - before[bounds]).tolist()
+    char_ends = (last - before[last]).tolist()
+    return [text[start:end] for start, end in zip(char_starts, char_ends, strict=True)]
 
 
 def _encode_frame(frame: pd.DataFrame, arrays: Sink) -> Layout:

@@ -23,11 +23,12 @@ from utils.reduce.day_summaries import (
     DayReading,
     DaySummary,
     Deferred,
+    MakeDeferred,
     SummaryKind,
     SummaryPlace,
     summarized,
 )
-from utils.reduce.group_totals import GroupPart
+from utils.reduce.group_totals import GroupPart, GroupRows
 from utils.reduce.process_records import ProcessRecords
 from utils.reduce.pss_totals import PssPart
 
@@ -36,6 +37,7 @@ PROCESS_RECORDS = {
     "BatchRuns": BatchRuns,
     "Chunk": Chunk,
     "GroupPart": GroupPart,
+    "GroupRows": GroupRows,
     "PssPart": PssPart,
 }
 EPOCH_DAY = date(1970, 1, 1)
@@ -78,12 +80,15 @@ def process_runs(
     through the day summaries (none for a --match run: its rows are not every run's). Once a
     day read raw has its summary, its rows in `records` give way to the ones left in that
     summary, so that a first run over a year does not hold a year of rows either."""
-    added: dict[date, list[int | None]] = {}  # per day, each batch's place in records.chunks
+    # Per day, each batch's place in records.chunks and in records.group_slices.
+    added: dict[date, list[tuple[int | None, int]]] = {}
 
     def kept(plan: DayPlan, summary: DaySummary[BatchRuns]) -> None:
-        for index, runs in zip(added.pop(plan.day, []), summary.results, strict=False):
+        for (index, at), runs in zip(added.pop(plan.day, []), summary.results, strict=False):
             if index is not None and isinstance(runs.chunk, StoredChunk):
                 records.chunks[index] = runs.chunk._replace(base=records.chunks[index].base)
+            if isinstance(runs.groups.rows, StoredGroupRows):
+                records.group_slices[at] = records.group_slices[at]._replace(rows=runs.groups.rows)
 
     how = DayReading(
         lambda found, warn, progress: _with(reader, warn, progress).reduced(found, records.reduce),
@@ -94,12 +99,15 @@ def process_runs(
     )
     key = {"spec": repr(reader.spec), "group_by": records.group_by, "users": records.read_users}
     fit = {"level": records.level, "batch": reader.batch_bytes}
-    deferred = {"Chunk": (("pids",), StoredChunk)}
+    deferred: dict[str, tuple[tuple[str, ...], MakeDeferred]] = {
+        "Chunk": (("pids",), StoredChunk),
+        "GroupRows": ((), StoredGroupRows),
+    }
     what = SummaryKind(PROCESS_PREFIX, key, PROCESS_RECORDS, fit, deferred)
     for runs in summarized(files, how, None if records.match is not None else place, what):
         yield runs  # the caller adds it to records before asking for the next
         where = None if runs.chunk is None else len(records.chunks) - 1
-        added.setdefault(_runs_day(runs), []).append(where)
+        added.setdefault(_runs_day(runs), []).append((where, len(records.group_slices) - 1))
 
 
 class StoredChunk:
@@ -129,6 +137,20 @@ class StoredChunk:
         if self._rows is None:
             self._rows = self.where.read(PROCESS_RECORDS)
         return self._rows._replace(base=self.base).rows_of(pid)
+
+
+class StoredGroupRows:
+    """A batch's group totals left in its day summary: read each time they are asked for,
+    and never kept (a run asks for the two compared periods' batches, or for every batch
+    once to draw the programs that grew)."""
+
+    def __init__(self, where: Deferred) -> None:
+        self.where = where
+
+    def load(self) -> GroupRows:
+        """The rows (SummaryChangedError if another run replaced the summary since)."""
+        rows: GroupRows = self.where.read(PROCESS_RECORDS)
+        return rows
 
 
 def _with(reader: Reader, warn: Warn, progress: Progress | None) -> Reader:
