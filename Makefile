@@ -36,7 +36,7 @@ demo: $(RUN_STAMP)  ## Collect 5 real snapshots 2 s apart, run both analyses, wr
 	$(PY) scripts/analyze_processes.py
 	$(PY) scripts/make_report.py
 	@echo
-	@echo "Snapshots:        dumps/time/sys_mem_*.csv, dumps/time/process_mem_*.csv"
+	@echo "Snapshots:        dumps/time/sys_mem_*.csv, process_mem_*.csv and cgroup_mem_*.csv"
 	@echo "System analysis:  plots/system/system_metrics.csv, forecast.json and plots/system/*.png"
 	@echo "Process analysis: plots/processes/top10_rss_spread.csv, leaks.csv and plots/processes/*.png"
 	@echo "All of it:        plots/report.html, one page to copy and open in a browser"

@@ -332,6 +332,8 @@ def test_the_report_has_a_services_section(dumps: Path, tmp_path: Path) -> None:
     alerts = text.split('<section id="alerts">', 1)[1]
     assert "services leak as a whole: near.service, leaky.service" in alerts
     assert "analyze_processes.py --alert-days D" in alerts and "3 for D ≥ 4." in alerts
+    analysed = text.split('<section id="analysed">', 1)[1].split("</section>", 1)[0]
+    assert "cgroup_mem" in analysed  # the cgroup snapshots read, beside the other kinds
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ slope is clearly above zero (its lower bound is) and a limit is set.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -105,6 +105,7 @@ class ServiceFindings:
     judged: int  # services watched long enough to be judged
     min_span_s: float
     plots: tuple[ServicePlot, ...] = ()
+    span_s: tuple[int, int] = (0, 0)  # the first and last cgroup snapshot, UTC epoch seconds
 
     @property
     def leaks(self) -> list[Service]:
@@ -328,11 +329,14 @@ def find_services(
     judged = _judge_leaks(rows, values, interval, params)
     services = [_service(rows, i, values, bool(footed[i]), judged) for i in range(len(rows.paths))]
     services.sort(key=lambda s: (-(s.last_mb if not math.isnan(s.last_mb) else -1.0), s.cgroup))
-    found = ServiceFindings(services, int(snapshots.size), judged.judged, judged.min_span_s)
+    span_s = (int(snapshots[0]), int(snapshots[-1]))
+    found = ServiceFindings(
+        services, int(snapshots.size), judged.judged, judged.min_span_s, span_s=span_s
+    )
     if plot_top <= 0:
         return found
     plots = tuple(_plot(rows, values, s) for s in plotted(found, plot_top))
-    return ServiceFindings(found.services, found.snapshots, found.judged, found.min_span_s, plots)
+    return replace(found, plots=plots)
 
 
 def plotted(found: ServiceFindings, top: int) -> list[Service]:

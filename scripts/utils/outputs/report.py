@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -154,6 +154,12 @@ def snapshot_rows(data: ReportData) -> list[list[Cell]]:
         result = data.processes.result
         first, last = result.span
         rows.append(snapshot_row("process_mem", result.snapshots_read, first, last))
+        services = result.services
+        if services is not None:
+            start, end = (
+                datetime.fromtimestamp(s, UTC).replace(tzinfo=None) for s in services.span_s
+            )
+            rows.append(snapshot_row("cgroup_mem", services.snapshots, start, end))
     return rows
 
 

@@ -46,6 +46,8 @@ def leaks_answer(result: ProcessResult | None) -> str:
         return NO_DATA
     leaks = result.leaks
     if not leaks:
+        if not result.survey.judged:
+            return "none judged: no process instance was watched long enough"
         return f"none among {plural(result.survey.judged, 'process instance')} judged"
     fastest = max(leaks, key=lambda leak: leak.growth_mb_per_day)
     verb = "leaks" if len(leaks) == 1 else "leak"
