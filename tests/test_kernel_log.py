@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +22,7 @@ from test_oom import STEADY, Proc, write_host
 import analyze_processes
 import analyze_system
 import make_report
-from conftest import bundle_day, run_main
+from conftest import bundle_day, run_main, script_path
 from utils.collect.snapshot_format import OomVictim
 from utils.read.kernel_log import LogClock, kills_in_text, read_kernel_logs, read_log_text
 from utils.reduce.counters import OomInterval
@@ -230,3 +232,62 @@ def test_a_whole_second_near_a_snapshot_joins_the_interval_whose_counter_rose() 
     held = counted._replace(logged=[VICTIM])
     again = join_log_kills([held], times, [(datetime(2026, 3, 1, 12, 0, 3), VICTIM)])
     assert again is not None and [(oom.kills, oom.filed) for oom in again] == [(1, [])]
+
+
+def test_a_kill_the_dumps_hold_in_the_next_interval_is_found_there_not_added_again() -> None:
+    # An OOM storm: both intervals had a kill, each logged by the collector. A saved log's
+    # copy of the first, a second after the snapshot between them, is the same kill.
+    times = np.array(
+        ["2026-01-01T00:00:00", "2026-01-01T00:01:00", "2026-01-01T00:02:00"], "datetime64[s]"
+    )
+    first, second = VICTIM._replace(pid=100), VICTIM._replace(pid=200)
+    ooms = [
+        OomInterval(times[0], times[1], 1, [first], False, 1),
+        OomInterval(times[1], times[2], 1, [second], False, 1),
+    ]
+    joined = join_log_kills(ooms, times, [(datetime(2026, 1, 1, 0, 1, 1), first)])
+    assert joined is not None and sum(oom.kills for oom in joined) == 2
+    assert [oom.filed for oom in joined] == [[], []]
+
+
+def test_a_userspace_kill_is_never_moved_to_where_the_kernels_counter_rose() -> None:
+    times = np.array(
+        ["2026-01-01T00:00:00", "2026-01-01T00:01:00", "2026-01-01T00:02:00"], "datetime64[s]"
+    )
+    oomd = OomVictim(None, "", kind="systemd-oomd", cgroup="/x.slice")
+    ooms = [
+        OomInterval(times[0], times[1], 1, [VICTIM], False, 1),
+        OomInterval(times[1], times[2], 1, [oomd], False, 0),
+    ]
+    held = join_log_kills(ooms, times, [(datetime(2026, 1, 1, 0, 1, 1), oomd)])
+    assert held is not None and sum(oom.kills for oom in held) == 2
+    other = oomd._replace(cgroup="/y.slice")
+    added = join_log_kills(ooms, times, [(datetime(2026, 1, 1, 0, 0, 59), other)])
+    assert added is not None
+    assert [(oom.kills, oom.filed) for oom in added] == [(2, [other]), (1, [])]
+
+
+@pytest.mark.slow
+def test_the_report_reads_a_log_on_standard_input_for_both_analyses(tmp_path: Path) -> None:
+    victim = Proc(30, "/srv/api", 500.0, 480.0, range(7))
+    dumps = write_host(tmp_path / "d", [STEADY, victim], {7: 1})
+    page = tmp_path / "r.html"
+    argv = ["--dumps-dir", str(dumps), "--out", str(page), "--kernel-log", "-"]
+    ran = subprocess.run(
+        [
+            sys.executable,
+            str(script_path("make_report.py")),
+            *argv,
+            "--kernel-log-tz",
+            "Europe/Paris",
+        ],
+        input=FORMS["journalctl -k"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    text = page.read_text(encoding="utf-8")
+    # The process analysis's table names the victim by its command line from the snapshots.
+    assert "memcg limit of /system.slice/api.service hit: /srv/api (PID 30) killed" in text

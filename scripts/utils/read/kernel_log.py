@@ -21,6 +21,7 @@ kernel's lines, the journal's and syslog's lines of systemd-oomd and earlyoom ar
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -174,11 +175,18 @@ def _syslog_time(match: re.Match[str], clock: LogClock) -> datetime | None:
 # --- Reading the files --------------------------------------------------------------------
 
 
+@functools.cache
+def _stdin_bytes() -> bytes:
+    """Standard input, read once: make_report.py gives the same `-` to both analyses, and the
+    second would read nothing."""
+    return sys.stdin.buffer.read(MAX_LOG_BYTES)
+
+
 def read_log_text(name: str, read_stdin: Callable[[], bytes] | None = None) -> str:
     """A saved log's text; BadFileError (its reason) when it cannot be read or is not text
     (it holds NUL bytes, or is not UTF-8 in most of its lines)."""
     if name == STDIN:
-        data = (read_stdin or (lambda: sys.stdin.buffer.read(MAX_LOG_BYTES)))()
+        data = (read_stdin or _stdin_bytes)()
     else:
         data = read_bytes(Path(name), MAX_LOG_BYTES)
     if b"\0" in data[:65536]:

@@ -27,6 +27,7 @@ from utils.collect.bundles import BUNDLE_PREFIX, BUNDLE_SUFFIX, parse_bundle_day
 from utils.collect.snapshot_format import (
     CSV_SUFFIX,
     PROCESS_PREFIX,
+    USERSPACE_KINDS,
     OomVictim,
     parse_name_timestamp,
 )
@@ -46,10 +47,10 @@ def join_log_kills(
     """The intervals with kills once the saved logs' kills inside the snapshots' span are
     added (as `filed`); `ooms` itself when none falls inside."""
     stamps = np.asarray(times, dtype="datetime64[s]")
-    counted = {int(np.searchsorted(stamps, oom.before)): oom for oom in ooms or [] if oom.counted}
+    held = {int(np.searchsorted(stamps, oom.before)): oom for oom in ooms or []}
     placed: dict[int, list[OomVictim]] = {}
     for when, victim in kills:
-        at = _place(stamps, np.datetime64(when, "s"), counted, victim)
+        at = _place(stamps, np.datetime64(when, "s"), held, victim)
         if 0 < at < len(stamps):
             placed.setdefault(at, []).append(victim)
     if not placed:
@@ -68,27 +69,34 @@ def join_log_kills(
 def _place(
     stamps: npt.NDArray[np.datetime64],
     moment: np.datetime64,
-    counted: dict[int, OomInterval],
+    held: dict[int, OomInterval],
     victim: OomVictim,
 ) -> int:
-    """The index of the snapshot after the interval a kill at `moment` belongs to. dmesg -T,
-    syslog and journalctl's short forms print whole seconds, and a raw dmesg time is placed with
-    a boot time known to a second or so: a kill that near a snapshot may be on its other side.
-    Within SLACK_S, it goes to the interval where the oom_kill counter rose, one holding the
-    same victim first."""
+    """The index of the snapshot after the interval a kill at `moment` belongs to (`held`: the
+    dumps' intervals with kills, by that index). dmesg -T, syslog and journalctl's short forms
+    print whole seconds, and a raw dmesg time is placed with a boot time known to a second or
+    so: a kill that near a snapshot may be on its other side. Within SLACK_S, it goes to an
+    interval that already holds the same victim (so it is not counted twice), else, for the
+    kernel's kills, to its own interval if the oom_kill counter rose there, else to the nearest
+    where it did. A userspace killer's kill is never counted by oom_kill: only the first rule
+    moves it."""
     at = int(np.searchsorted(stamps, moment, side="right"))
-    if at in counted:
-        return at
     slack = np.timedelta64(SLACK_S, "s")
-    near = [
-        index
-        for index in counted
+    near = sorted(
+        (abs(index - at), index)
+        for index in held
         if 0 < index < len(stamps) and stamps[index - 1] - slack <= moment <= stamps[index] + slack
-    ]
-    if not near:
+    )
+    key = _identity(victim)
+    for _, index in near:
+        if key in map(_identity, held[index].logged):
+            return index
+    if victim.kind in USERSPACE_KINDS:
         return at
-    same = [index for index in near if _identity(victim) in map(_identity, counted[index].logged)]
-    return min(same or near, key=lambda index: abs(int(index) - at))
+    counted = [index for _, index in near if held[index].counted]
+    if at in counted or not counted:
+        return at
+    return counted[0]
 
 
 def _new_kills(logged: Sequence[OomVictim], found: Sequence[OomVictim]) -> list[OomVictim]:
