@@ -101,11 +101,21 @@ def test_an_unnamed_kill_at_a_cgroup_limit_is_memcg_not_host_pressure(tmp_path: 
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     write_host(dumps, ("4", "5"))
+    prom = tmp_path / "system.prom"
     ran = run_main(
         analyze_system.main,
-        ["--dumps-dir", str(dumps), "--out-dir", str(tmp_path / "s"), "--no-plots"],
+        [
+            "--dumps-dir",
+            str(dumps),
+            "--out-dir",
+            str(tmp_path / "s"),
+            "--no-plots",
+            "--prometheus-textfile",
+            str(prom),
+        ],
     )
     assert ran.status == 0, ran.stderr
+    assert 'pmi_oom_kills{analysis="system",kind="memcg"} 1.0' in prom.read_text(encoding="utf-8")
     assert "1 not host pressure" in ran.stdout
     assert f"memcg limit of {APP} hit: 1 victim unnamed" in ran.stdout
     out = tmp_path / "p"

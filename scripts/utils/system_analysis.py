@@ -157,15 +157,22 @@ def compute_system(where: Where, options: SystemOptions, session: Session) -> Sy
 
 
 def cgroups_around(ooms: list[OomInterval] | None, where: Where, warn: Warn) -> pd.DataFrame:
-    """The cgroup_mem rows of each interval with a kill no log named (whose cgroups'
-    OOM_EVENTS tell a memcg kill from host pressure): the two snapshots around it, read raw,
-    never a whole year; none where every kill is named."""
-    frames = [cgroup_frame([])]
+    """The cgroup_mem rows around each interval with a kill no log named (whose cgroups'
+    OOM_EVENTS tell a memcg kill from host pressure), read raw, one window per UTC day that has
+    such kills (a day bundle is opened once); none where every kill is named."""
+    windows: list[TimeWindow] = []
     for oom in ooms or ():
         if unnamed_kills(oom):
-            window = TimeWindow(_moment(oom.after), _moment(oom.before))
-            found = find_sources(where.dumps_dir, CGROUP_PREFIX, window, warn, where.entries)
-            frames.append(cgroup_frame(Reader(CGROUP_SPEC, warn).batches(found)))
+            after, before = _moment(oom.after), _moment(oom.before)
+            last = windows[-1] if windows else None
+            if last is not None and last.since is not None and last.since.date() == after.date():
+                windows[-1] = TimeWindow(last.since, before)
+            else:
+                windows.append(TimeWindow(after, before))
+    frames = [cgroup_frame([])]
+    for window in windows:
+        found = find_sources(where.dumps_dir, CGROUP_PREFIX, window, warn, where.entries)
+        frames.append(cgroup_frame(Reader(CGROUP_SPEC, warn).batches(found)))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 

@@ -5,8 +5,9 @@ snapshots; utils.collect.bundle_writer writes a bundle and verifies it against i
 
 A bundle is a plain tar (pax format) of the day's snapshot files, unchanged, under their
 bare names, with their mode, owner and mtime: `tar -xJf` gives back the very files. The
-sys_mem files come first, then the process_mem files, then the cgroup_mem files, each in
-time order, so that a reader of one kind can stop before the next.
+sys_mem files come first, then the cgroup_mem files, then the process_mem files, each in
+time order (BUNDLE_ORDER: the small kinds first), so that their readers stop before the large
+process part.
 
 Reading uses one reader of its own rather than tarfile. tarfile parses each header in
 Python (a day's 288 members each carry a pax header, for their nanosecond mtimes), and

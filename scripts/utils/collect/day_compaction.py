@@ -34,8 +34,8 @@ from utils.collect.bundles import TarFormatError, bundle_name, read_bundle
 from utils.collect.snapshot_format import BUNDLE_ORDER, parse_name_timestamp
 from utils.core.atomic_files import temp_path
 
-# Member order: every sys_mem file of the day, then every process_mem file, then every
-# cgroup_mem file, each in time order, so a reader of one kind stops before the next.
+# Member order: every sys_mem file of the day, then every cgroup_mem file, then every
+# process_mem file, each in time order, so the small kinds' readers stop before the process part.
 _KINDS = BUNDLE_ORDER
 
 DumpKey = tuple[int, datetime]
@@ -72,7 +72,7 @@ class BundleCheck(NamedTuple):
 
 
 def dump_key(name: str) -> DumpKey | None:
-    """(0 for sys_mem, 1 for process_mem, 2 for cgroup_mem; UTC time) of a snapshot file
+    """(0 for sys_mem, 1 for cgroup_mem, 2 for process_mem; UTC time) of a snapshot file
     name, else None."""
     for kind, prefix in enumerate(_KINDS):
         stamp = parse_name_timestamp(name, prefix)

@@ -245,7 +245,9 @@ def system_oom_metrics(result: SystemResult) -> list[Metric]:
     kinds: list[str] = []
     for oom in ooms:
         named = [victim.kind for victim in [*oom.logged, *oom.filed]]
-        kinds += named + ["unknown"] * max(oom.kills - len(named), 0)
+        # A kill no log names where a cgroup's own limit was hit is memcg (judge.oom too).
+        unnamed = "memcg" if oom.limit_hits else "unknown"
+        kinds += named + [unnamed] * max(oom.kills - len(named), 0)
     return oom_metrics(kinds, ooms[-1].before if ooms else None)
 
 

@@ -22,21 +22,28 @@ from utils.reduce.counters import OomInterval
 def limit_hits_between(frame: pd.DataFrame, after_s: float, before_s: float) -> tuple[str, ...]:
     """The deepest cgroups whose OOM_EVENTS rose from the last cgroup snapshot at or before
     `after_s` to the first at or after `before_s` (UTC epoch seconds), sorted; `frame` is
-    read.cgroup_specs.cgroup_frame's."""
+    read.cgroup_specs.cgroup_frame's, in time order."""
     if frame.empty or "OOM_EVENTS" not in frame:
         return ()
     times = frame["time"].to_numpy(dtype="float64")
-    earlier, later = times[times <= after_s], times[times >= before_s]
-    if len(earlier) == 0 or len(later) == 0:
+    end = int(np.searchsorted(times, after_s, side="right"))
+    start = int(np.searchsorted(times, before_s, side="left"))
+    if end == 0 or start == len(times):
         return ()
-    first = _events(frame, times == earlier.max())
-    last = _events(frame, times == later.min())
+    first = _events(frame, times, times[end - 1])
+    last = _events(frame, times, times[start])
     rose = sorted(path for path, count in last.items() if count > first.get(path, np.inf))
     return tuple(path for path in rose if not any(other.startswith(_below(path)) for other in rose))
 
 
-def _events(frame: pd.DataFrame, rows: np.ndarray) -> dict[str, float]:
-    kept = frame.loc[rows, ["CGROUP", "OOM_EVENTS"]]
+def _events(frame: pd.DataFrame, times: np.ndarray, moment: float) -> dict[str, float]:
+    """Each cgroup's OOM_EVENTS at one snapshot (its rows are adjacent: the frame is in time
+    order)."""
+    rows = slice(
+        int(np.searchsorted(times, moment, side="left")),
+        int(np.searchsorted(times, moment, side="right")),
+    )
+    kept = frame.iloc[rows][["CGROUP", "OOM_EVENTS"]]
     kept = kept[np.isfinite(kept["OOM_EVENTS"].to_numpy(dtype="float64"))]
     return dict(zip(kept["CGROUP"], kept["OOM_EVENTS"].astype("float64"), strict=True))
 
@@ -52,6 +59,8 @@ def with_limit_hits(
     """Each interval with the cgroups whose own limit was hit in it."""
     if not ooms:
         return ooms
+    if not frame["time"].is_monotonic_increasing:
+        frame = frame.sort_values("time", kind="stable")
     return [oom._replace(limit_hits=_hits(oom, frame)) for oom in ooms]
 
 
