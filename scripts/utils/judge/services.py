@@ -69,6 +69,7 @@ class ServicePlot(NamedTuple):
     limit_mb: float | None
     basis: str
     rate_mb_per_day: float | None  # flagged: the leak's rate
+    judged: bool = True  # watched long enough for the leak finder
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Service:
     days_to_limit: float | None  # rising toward a limit: about this many days...
     days_fast: float | None  # ... at the fast end of the range
     days_slow: float | None  # ... and the slow end (None: no end, the slope may be ~0)
+    judged: bool = True  # watched long enough for the leak finder
 
     @property
     def growth_mb(self) -> float:
@@ -307,6 +309,7 @@ def _service(rows: _Rows, i: int, values: FloatArray, footed: bool, judged: _Jud
         days_to_limit=None if near is None else near.days,
         days_fast=None if near is None else near.fast,
         days_slow=None if near is None else near.slow,
+        judged=is_judged,
     )
 
 
@@ -359,4 +362,5 @@ def _plot(rows: _Rows, values: FloatArray, service: Service) -> ServicePlot:
         limit_mb=service.limit_mb,
         basis=service.basis,
         rate_mb_per_day=service.leak_mb_per_day,
+        judged=service.judged,
     )

@@ -29,7 +29,7 @@ def plot_names(plots: Sequence[ServicePlot]) -> list[str]:
     earlier plot of the run took (two cgroups may share a last path component)."""
     names: list[str] = []
     for plot in plots:
-        base = safe_file_part(plot.service)
+        base = "root" if plot.cgroup == "/" else safe_file_part(plot.service)
         name, count = base, 1
         while SERVICE_PLOT_NAME.format(name=name) in names:
             count += 1
@@ -68,13 +68,15 @@ def draw_service(plot: ServicePlot, path: Path) -> Path:
     plotting.style_value_axis(axes, "MiB")
     axes.set_ylim(0, top * 1.08)
     plotting.add_legend(axes)
-    verdict = (
-        f"{judged} leaks {_rate_text(plot.rate_mb_per_day)}"
-        if plot.rate_mb_per_day is not None
-        else f"{judged}: no sustained growth"
-    )
+    if plot.rate_mb_per_day is not None:
+        verdict = f"{judged} leaks {_rate_text(plot.rate_mb_per_day)}"
+    elif plot.judged:
+        verdict = f"{judged}: no sustained growth"
+    else:
+        verdict = f"{judged}: watched too short to judge"
     subtitle = f"{plot.cgroup} · {verdict} · {plotting.subtitle_for(times, threshold)}"
-    plotting.set_titles(axes, f"Service {plot.service}: memory over time", subtitle)
+    who = "The root cgroup (the whole machine)" if plot.cgroup == "/" else f"Service {plot.service}"
+    plotting.set_titles(axes, f"{who}: memory over time", subtitle)
     return plotting.save_figure(figure, path)
 
 
