@@ -24,6 +24,7 @@ from utils.judge.hinge import (
     MIN_LEAK_FLOORS,
     MIN_WANDER_FLOORS,
     TAIL_MIN_FLOORS,
+    TAIL_WANDER_FLOORS,
     Fits,
     Points,
     fit_hinges,
@@ -116,6 +117,9 @@ def reference_fit(one: Instance) -> Reference:
     _, tail_rate, tail_sse = weighted_line(t[tail], y[tail], w[tail])
     stt = float(np.sum(w[tail] * (t[tail] - np.average(t[tail], weights=w[tail])) ** 2))
     tail_sigma = math.sqrt(tail_sse / (np.sum(w[tail]) * (tail_n - 2) / tail_n))
+    # The tail's own AR(1) wander widens its slope's error: sqrt((1 + r) / (1 - r)).
+    tail_rho = min(reference_wander_z(t[tail], y[tail])[1], MAX_AR1)
+    widen = math.sqrt((1 + tail_rho) / (1 - tail_rho)) if tail_n >= TAIL_WANDER_FLOORS else 1.0
     return Reference(
         ok=True,
         knot_row=k,
@@ -126,7 +130,7 @@ def reference_fit(one: Instance) -> Reference:
         noise_sq=error / (np.sum(w) * (m - 3) / m),
         r2=r2,
         tail_rate=tail_rate,
-        tail_se=max(jitter, tail_sigma) / math.sqrt(stt),
+        tail_se=widen * max(jitter, tail_sigma) / math.sqrt(stt),
         tail_floors=tail_n,
         decisive=clear,
     )

@@ -32,7 +32,8 @@ The verdict, rule by rule (the first that fails names the reason):
      LEAST_RISE_MB; the floors' noise is rule 6's;
   5. the end still rises: the slope of the last third of the growing part is not
      clearly under half the fitted rate (a slow start-up ramp, or a step reaching a
-     plateau); "clearly" is judged with the floors' jitter from one floor to the next;
+     plateau); "clearly" is judged with the floors' jitter from one floor to the next,
+     widened where the tail's own residuals wander (utils.judge.hinge);
   6. the fitted growth (since -> last sample) is at least MIN_GROWTH_NOISE times the
      floors' noise (the RMS of their residuals around the fit), or, for a service whose
      floors follow its load up and down for days, the growth rate is WANDER_Z standard

@@ -45,6 +45,10 @@ TAIL_MIN_FLOORS = 4
 MAX_AR1 = 0.9
 # Fewer floors do not tell an AR(1) coefficient from noise: 6 days of 6-hour floors.
 MIN_WANDER_FLOORS = 24
+# A tail of this many floors and more has its own AR(1) coefficient estimated (2 days of
+# 6-hour floors): a wander carries neighbouring floors together, so the tail's scatter
+# around its line understates how far its slope can stray.
+TAIL_WANDER_FLOORS = 8
 
 
 class Segments(NamedTuple):
@@ -166,7 +170,7 @@ def fit_hinges(points: Points, span_days: FloatArray, min_leak_days: FloatArray)
     hinge = _best_hinge(t, knots, seg)
     x = np.maximum(0.0, t - hinge.knot_days[segment])
     resid = y - hinge.c[segment] - hinge.b[segment] * x
-    tail = _tail(sums, seg, hinge.row, _jitter(resid, seg))
+    tail = _tail(sums, seg, hinge.row, _jitter(resid, seg), points)
     # The noise: the residuals' weighted RMS, on m - 3 degrees of freedom (the hinge's 3).
     m = (ends - starts).astype(np.float64)
     sw = knots.sw[hinge.row]
@@ -270,9 +274,11 @@ def _growing_r2(sums: _Sums, knots: _Knots, hinge: _Hinge) -> FloatArray:
         return np.clip(np.where(sst_k > 0, 1 - sse_k / sst_k, 0.0), 0.0, 1.0)
 
 
-def _tail(sums: _Sums, seg: Segments, knot_row: IntArray, jitter: FloatArray) -> _Tail:
+def _tail(
+    sums: _Sums, seg: Segments, knot_row: IntArray, jitter: FloatArray, points: Points
+) -> _Tail:
     """The last third of the growing part, at least TAIL_MIN_FLOORS floors: its slope and
-    the slope's standard error."""
+    the slope's standard error, widened by the tail's own AR(1) wander."""
     grow_floors = seg.end - knot_row
     tail_n = np.minimum(
         grow_floors, np.maximum(TAIL_MIN_FLOORS, np.ceil(TAIL_SHARE * grow_floors))
@@ -289,7 +295,19 @@ def _tail(sums: _Sums, seg: Segments, knot_row: IntArray, jitter: FloatArray) ->
         tail_sse = np.maximum(0.0, sums.wyy[j] - wy**2 / w - sty * rate)
         tail_sigma = np.sqrt(tail_sse / (w * (tail_n - 2) / tail_n))
         se = np.where(stt > 0, np.maximum(jitter, tail_sigma) / np.sqrt(stt), np.inf)
-    return _Tail(rate, se, tail_n)
+    return _Tail(rate, se * _tail_wander(points, j, tail_n), tail_n)
+
+
+def _tail_wander(points: Points, first_row: IntArray, tail_n: IntArray) -> FloatArray:
+    """How much an AR(1) wander of the tail's residuals around its own line widens its
+    slope's standard error: sqrt((1 + r) / (1 - r)), the square root of an AR(1) series'
+    long-run variance over its variance, with r capped at MAX_AR1; 1 for a tail under
+    TAIL_WANDER_FLOORS floors. A step's plateau leaves white residuals (r near 0): the tail
+    still tells it from a leak; a wander that dips at the end does not count as a plateau."""
+    _, rho, _ = _wander(points.t, points.y, first_row, points.seg)
+    r = np.where(tail_n >= TAIL_WANDER_FLOORS, np.minimum(rho, MAX_AR1), 0.0)
+    widen: FloatArray = np.sqrt((1 + r) / (1 - r))
+    return widen
 
 
 def wander_z(x: FloatArray, y: FloatArray, knot_row: IntArray, seg: Segments) -> FloatArray:
