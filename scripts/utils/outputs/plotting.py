@@ -230,16 +230,26 @@ LEGEND_MOST_WIDTH = 0.98
 LEGEND_ROW = 0.04
 
 
+# zlib's level for the PNGs (Pillow's default is 6): the same pixels, a PNG about an eighth
+# larger, a third less time to encode (zlib's faster levels skip the longer match search).
+PNG_COMPRESS_LEVEL = 2
+
+
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write the PNG under a temporary name, then rename: a reader never sees half a file."""
     with warnings.catch_warnings():
         # Glyphs the default font lacks (CJK, emoji in command lines) are drawn as
         # boxes; matplotlib's warning about each one would only clutter the console.
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-        saved = replace_atomically(path, lambda temp: figure.savefig(temp, dpi=DPI, format="png"))
+        saved = replace_atomically(
+            path,
+            lambda temp: figure.savefig(
+                temp, dpi=DPI, format="png", pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL}
+            ),
+        )
     # A figure is a web of reference cycles: without this, a batch of plots piles up
-    # figures (tens of MiB) until the garbage collector happens to run.
-    figure.clear()
+    # figures (tens of MiB) until the garbage collector happens to run. The collection
+    # alone frees them: figure.clear() first would only rebuild empty axes to throw away.
     gc.collect()
     return saved
 
