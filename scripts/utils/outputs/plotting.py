@@ -231,8 +231,8 @@ LEGEND_MOST_WIDTH = 0.98
 LEGEND_ROW = 0.04
 
 
-# zlib's level for the PNGs (Pillow's default is 6): the same pixels, a PNG about an eighth
-# larger, a third less time to encode (zlib's faster levels skip the longer match search).
+# zlib's level for the PNGs (Pillow's default is 6): the same pixels; the faster levels skip
+# zlib's longer match search, a slightly larger file for less encoding (docs/performance.md).
 PNG_COMPRESS_LEVEL = 2
 
 
@@ -297,8 +297,8 @@ def _ready() -> bool:
 
 
 class PlotWorker:
-    """One forked process that draws half of a batch of PNGs while this one draws
-    the other half.
+    """One forked process that draws a batch of PNGs with this one, each taking the
+    next plot as it is free.
 
     matplotlib holds the GIL while it draws, so threads do not help, but on two
     cores a second process halves the plotting time. Start it before any thread
