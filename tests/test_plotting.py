@@ -32,7 +32,7 @@ def refuse_in_worker(path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_worker_draws_every_other_job_and_keeps_order(tmp_path: Path, enabled: bool) -> None:
+def test_worker_draws_from_the_front_and_keeps_order(tmp_path: Path, enabled: bool) -> None:
     jobs = [(tmp_path / f"{n}.txt", f"job{n}") for n in range(5)]
     with PlotWorker(enabled) as worker:
         paths = worker.draw([(write_pid, job) for job in jobs])
@@ -41,10 +41,27 @@ def test_worker_draws_every_other_job_and_keeps_order(tmp_path: Path, enabled: b
     assert [path.read_text().split()[0] for path in paths] == [f"job{n}" for n in range(5)]
     here = os.getpid()
     if enabled:
-        assert drawers[1] == drawers[3] == here
-        assert drawers[0] == drawers[2] == drawers[4] != here
+        # The worker takes the first two at once; this process the last, then its way back.
+        assert drawers[0] == drawers[1] != here
+        assert drawers[4] == here
+        assert set(drawers) == {drawers[0], here}
     else:
         assert set(drawers) == {here}
+
+
+def test_a_slow_worker_leaves_the_rest_to_this_process(tmp_path: Path) -> None:
+    jobs = [(slow_in_worker, (tmp_path / f"{n}.txt", f"job{n}")) for n in range(8)]
+    with PlotWorker() as worker:
+        paths = worker.draw(jobs)
+    drawers = [int(path.read_text().split()[1]) for path in paths]
+    assert drawers[:2] == [drawers[0]] * 2 and drawers[0] != os.getpid()
+    assert drawers[2:] == [os.getpid()] * 6  # never handed over: the worker stayed busy
+
+
+def slow_in_worker(path: Path, text: str) -> Path:
+    if os.getpid() != PARENT:
+        time.sleep(0.5)
+    return write_pid(path, text)
 
 
 def test_an_error_in_the_worker_reaches_the_caller(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ and a batch of per-PID plots would leak.
 
 from __future__ import annotations
 
+import collections
 import gc
 import multiprocessing
 import os
@@ -230,16 +231,26 @@ LEGEND_MOST_WIDTH = 0.98
 LEGEND_ROW = 0.04
 
 
+# zlib's level for the PNGs (Pillow's default is 6): the same pixels; the faster levels skip
+# zlib's longer match search, a slightly larger file for less encoding (docs/performance.md).
+PNG_COMPRESS_LEVEL = 2
+
+
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write the PNG under a temporary name, then rename: a reader never sees half a file."""
     with warnings.catch_warnings():
         # Glyphs the default font lacks (CJK, emoji in command lines) are drawn as
         # boxes; matplotlib's warning about each one would only clutter the console.
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-        saved = replace_atomically(path, lambda temp: figure.savefig(temp, dpi=DPI, format="png"))
+        saved = replace_atomically(
+            path,
+            lambda temp: figure.savefig(
+                temp, dpi=DPI, format="png", pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL}
+            ),
+        )
     # A figure is a web of reference cycles: without this, a batch of plots piles up
-    # figures (tens of MiB) until the garbage collector happens to run.
-    figure.clear()
+    # figures (tens of MiB) until the garbage collector happens to run. The collection
+    # alone frees them: figure.clear() first would only rebuild empty axes to throw away.
     gc.collect()
     return saved
 
@@ -255,6 +266,8 @@ def subtitle_for(times: Times, threshold_s: float | None) -> str:
 # --- A second process for drawing ------------------------------------------------
 
 PARENT_CHECK_S = 0.5
+# Plots handed to the worker at a time: the one it draws and the next, so it never waits.
+WORKER_QUEUE = 2
 
 PlotJob = Callable[..., Path]
 # A plot to draw: a picklable module-level function and its arguments.
@@ -284,8 +297,8 @@ def _ready() -> bool:
 
 
 class PlotWorker:
-    """One forked process that draws half of a batch of PNGs while this one draws
-    the other half.
+    """One forked process that draws a batch of PNGs with this one, each taking the
+    next plot as it is free.
 
     matplotlib holds the GIL while it draws, so threads do not help, but on two
     cores a second process halves the plotting time. Start it before any thread
@@ -328,23 +341,41 @@ class PlotWorker:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def _hand_over(
+        self,
+        jobs: Sequence[PlotCall],
+        pending: collections.deque[int],
+        remote: dict[int, Future[Path]],
+    ) -> None:
+        """Submit pending jobs from the front while the worker has fewer than WORKER_QUEUE
+        (one drawing, one waiting keeps it busy); the last pending one stays for this process."""
+        busy = sum(not future.done() for future in remote.values())
+        while self._pool is not None and len(pending) > 1 and busy < WORKER_QUEUE:
+            index = pending.popleft()
+            try:
+                remote[index] = self._pool.submit(jobs[index][0], *jobs[index][1])
+            except BrokenProcessPool:  # the worker died: the rest is drawn here
+                pending.appendleft(index)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            busy += 1
+
     def draw(self, jobs: Sequence[PlotCall]) -> list[Path]:
-        """Every job(*args), every other one in the worker; the paths in order. Give all
-        the plots of a run at once, so that the two processes finish together."""
+        """Every job(*args), the worker taking them from the front and this process from the
+        back until they meet, so that the two finish together however long each plot takes;
+        the paths in order. Give all the plots of a run at once."""
         if self._pool is None or len(jobs) < 2:
             return [job(*args) for job, args in jobs]
-        remote: dict[int, Future[Path]] = {
-            index: self._pool.submit(job, *args)
-            for index, (job, args) in enumerate(jobs)
-            if index % 2 == 0
-        }
-        paths: list[Path | None] = [
-            None if index in remote else job(*args) for index, (job, args) in enumerate(jobs)
-        ]
+        pending = collections.deque(range(len(jobs)))
+        remote: dict[int, Future[Path]] = {}
+        paths: dict[int, Path] = {}
+        while pending:
+            self._hand_over(jobs, pending, remote)
+            index = pending.pop()
+            paths[index] = jobs[index][0](*jobs[index][1])
         for index, future in remote.items():
             try:
                 paths[index] = future.result()
             except BrokenProcessPool:  # the worker was killed: draw it here
-                job, args = jobs[index]
-                paths[index] = job(*args)
-        return [path for path in paths if path is not None]
+                paths[index] = jobs[index][0](*jobs[index][1])
+        return [paths[index] for index in range(len(jobs))]
