@@ -40,7 +40,7 @@ from utils.collect.cgroup_names import (
     parse_pod_log_dir,
     service_name,
 )
-from utils.collect.procfs import PROC, read_small
+from utils.collect.procfs import PROC, read_small, read_whole
 
 # The largest value v1 shows for "no limit": PAGE_COUNTER_MAX pages (LONG_MAX / PAGE_SIZE)
 # in bytes, 9223372036854771712 with 4 KiB pages and lower with larger pages (mm/memcontrol.c,
@@ -253,31 +253,6 @@ def cgroup_dir(hierarchy: Hierarchy, path: str) -> str | None:
 
 
 # --- Readers ---------------------------------------------------------------------------
-
-
-def read_whole(path: str, limit: int = CGROUP_READ_BYTES) -> bytes | None:
-    """A file's bytes up to limit, read to its end; None if it cannot be read. For files of
-    many records (mountinfo), where one read may return less than a buffer before the end;
-    a file made in one go (/proc/PID/cgroup, memory.stat: single_open in the kernel) comes
-    whole in one read, which procfs.read_small does."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks: list[bytes] = []
-        size = 0
-        while size < limit:
-            chunk = os.read(fd, min(limit - size, CGROUP_READ_BYTES))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def find_hierarchy(proc: Path = PROC) -> Hierarchy | None:

@@ -167,6 +167,30 @@ def read_small(path: str, limit: int = READ_BYTES) -> bytes | None:
         os.close(fd)
 
 
+def read_whole(path: str, limit: int, chunk_bytes: int = 1 << 16) -> bytes | None:
+    """A file's bytes up to limit, read to its end; None if it cannot be read (gone, not
+    allowed). For files of many records (mountinfo, smaps), where one read may return less
+    than a buffer before the end; a file made in one go comes whole from read_small."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(limit - size, chunk_bytes))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def process_memory(pid: int, proc: str = str(PROC)) -> ProcessMemory:
     """RssAnon, VmSwap and the start ticks of one process (NOTHING when it is gone)."""
     status = read_small(f"{proc}/{pid}/status")

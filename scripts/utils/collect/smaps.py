@@ -33,13 +33,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from utils.collect.procfs import read_whole
+
 ROLLUP = "smaps_rollup"
 SMAPS = "smaps"
 # smaps_rollup is about 1 KiB; smaps has ~20 lines per mapping, and a process has at most
 # vm.max_map_count (65,530 by default) mappings: 64 MiB holds any of them whole.
 ROLLUP_BYTES = 16 * 1024
 SMAPS_BYTES = 64 * 1024 * 1024
-_CHUNK = 1 << 16
 # PIDs 0, 1 and 2 (the idle task, init, kthreadd) parent unrelated processes: being
 # their child says nothing of what a process shares.
 _UNRELATED_PARENTS = frozenset({0, 1, 2})
@@ -204,27 +205,6 @@ def limits_note(euid: int) -> str | None:
 # --- I/O: reading the shares of one snapshot ------------------------------------------
 
 
-def read_bounded(path: str, limit: int) -> bytes | None:
-    """A /proc file's bytes up to limit; None if it cannot be read (gone, not allowed)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks, size = [], 0
-        while size < limit:
-            chunk = os.read(fd, min(_CHUNK, limit - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 class Listed(Protocol):
     """What the collector knows of a listed process (its ps row)."""
 
@@ -312,9 +292,9 @@ class ShareReader:
     def read_one(self, pid: int) -> Share | None:
         """One process's share: smaps_rollup, or smaps summed on a kernel before 4.14."""
         if self.rollup:
-            data = read_bounded(f"{self.proc}/{pid}/{ROLLUP}", ROLLUP_BYTES)
+            data = read_whole(f"{self.proc}/{pid}/{ROLLUP}", ROLLUP_BYTES)
         else:
-            data = read_bounded(f"{self.proc}/{pid}/{SMAPS}", SMAPS_BYTES)
+            data = read_whole(f"{self.proc}/{pid}/{SMAPS}", SMAPS_BYTES)
         return None if data is None else parse_smaps(data)
 
 

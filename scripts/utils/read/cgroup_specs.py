@@ -14,21 +14,13 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from utils.collect.snapshot_format import CGROUP_HEADER
+from utils.collect.snapshot_format import CGROUP_COUNT_FIELDS, CGROUP_HEADER, CGROUP_MB_FIELDS
 from utils.read.threaded_reader import Batch, Kind, TableSpec
 
 # Sizes in MiB, empty where the kernel has no such number (LIMIT_MB: no limit); counters since
 # the cgroup was made, empty where the kernel has none (OOM_EVENTS and PSI: cgroup v2 only).
-SIZE_FIELDS: tuple[str, ...] = (
-    "MEMORY_MB",
-    "LIMIT_MB",
-    "ANON_MB",
-    "FILE_MB",
-    "SHMEM_MB",
-    "KERNEL_MB",
-    "SWAP_MB",
-)
-COUNT_FIELDS: tuple[str, ...] = ("OOM_EVENTS", "OOM_KILLS", "PSI_SOME_TOTAL_US")
+SIZE_FIELDS = CGROUP_MB_FIELDS
+COUNT_FIELDS = CGROUP_COUNT_FIELDS
 CGROUP_KINDS: Mapping[str, Kind] = MappingProxyType(
     {
         "CGROUP": Kind.TEXT,
