@@ -109,23 +109,22 @@ def running(kind: str, name: str, mib: int, count: int, folder: Path) -> Iterato
         process.wait(timeout=30)
 
 
-def summed_pss_mb(pids: list[int]) -> float:
-    """The processes' Pss + SwapPss now, MiB (from smaps_rollup)."""
+def _summed_mb(pids: list[int], file: str, names: tuple[str, ...]) -> float:
+    """The processes' `names` fields of /proc/PID/<file> now, summed, MiB (they are kB)."""
     total_kb = 0
     for pid in pids:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
             name, _, rest = line.partition(":")
-            if name in ("Pss", "SwapPss"):
+            if name in names:
                 total_kb += int(rest.split()[0])
     return total_kb / 1024
+
+
+def summed_pss_mb(pids: list[int]) -> float:
+    """The processes' Pss + SwapPss now, MiB (from smaps_rollup)."""
+    return _summed_mb(pids, "smaps_rollup", ("Pss", "SwapPss"))
 
 
 def summed_anon_swap_mb(pids: list[int]) -> float:
     """The processes' RssAnon + VmSwap now, MiB (from status)."""
-    total_kb = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            name, _, rest = line.partition(":")
-            if name in ("RssAnon", "VmSwap"):
-                total_kb += int(rest.split()[0])
-    return total_kb / 1024
+    return _summed_mb(pids, "status", ("RssAnon", "VmSwap"))

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from utils.judge.level_shift import MIN_HOURS, SEASONS, last_shift
+from utils.judge.level_shift import MIN_HOURS, last_shift
+from utils.judge.seasonal import SEASONS
 
 Values = npt.NDArray[np.float64]
 

@@ -27,9 +27,10 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from utils.judge.seasonal import SEASONS
+
 Values = npt.NDArray[np.float64]
 
-SEASONS = 24
 # Hours on each side of a boundary whose median is the level there; half a day keeps an
 # hour-long burst, or two, from moving it, and still finds a step 6 hours before the end
 # (where the side after it may shrink to MIN_SIDE_H).
