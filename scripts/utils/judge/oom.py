@@ -21,6 +21,7 @@ import pandas as pd
 
 from utils.collect.snapshot_format import PS_COMMAND, USERSPACE_KINDS, OomVictim
 from utils.reduce.counters import OomInterval
+from utils.reduce.limit_hits import unnamed_kind
 from utils.reduce.process_records import InstanceTable, ProcessRecords
 
 OOM_CSV = "oom_kills.csv"  # where the outputs write the victims, named in their text
@@ -118,7 +119,7 @@ def _unnamed(oom: OomInterval, after: datetime, before: datetime) -> OomKill:
     """A kill no log names and nothing is inferred for: a memcg kill where a cgroup's own
     limit was hit in the interval (the one cgroup, when only one was), else unknown."""
     limit = oom.limit_hits[0] if len(oom.limit_hits) == 1 else ""
-    kind = "memcg" if oom.limit_hits else UNKNOWN
+    kind = unnamed_kind(oom)
     return OomKill(after, before, None, "", None, None, UNKNOWN, kind=kind, limit_cgroup=limit)
 
 

@@ -44,6 +44,7 @@ from utils.judge.process_result import ProcessResult
 from utils.judge.program_leaks import ProgramLeak
 from utils.judge.system_metrics import SystemResult
 from utils.outputs.program_leak_outputs import program_leak_samples
+from utils.reduce.limit_hits import unnamed_kind
 from utils.reduce.programs import program_of
 
 if TYPE_CHECKING:  # imported where a file is rendered (see render)
@@ -245,9 +246,7 @@ def system_oom_metrics(result: SystemResult) -> list[Metric]:
     kinds: list[str] = []
     for oom in ooms:
         named = [victim.kind for victim in [*oom.logged, *oom.filed]]
-        # A kill no log names where a cgroup's own limit was hit is memcg (judge.oom too).
-        unnamed = "memcg" if oom.limit_hits else "unknown"
-        kinds += named + [unnamed] * max(oom.kills - len(named), 0)
+        kinds += named + [unnamed_kind(oom)] * max(oom.kills - len(named), 0)
     return oom_metrics(kinds, ooms[-1].before if ooms else None)
 
 

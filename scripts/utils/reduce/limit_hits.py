@@ -73,3 +73,9 @@ def _hits(oom: OomInterval, frame: pd.DataFrame) -> tuple[str, ...]:
 def unnamed_kills(oom: OomInterval) -> int:
     """The kills in an interval that no log named."""
     return max(oom.kills - len(oom.logged) - len(oom.filed), 0)
+
+
+def unnamed_kind(oom: OomInterval) -> str:
+    """The kind of a kill in `oom` no log names: memcg where a cgroup's own limit was hit in
+    it, else unknown (what every output says of it)."""
+    return "memcg" if oom.limit_hits else "unknown"
