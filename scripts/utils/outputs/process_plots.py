@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from utils.core.text import format_duration, shorten
+from utils.core.text import format_duration, plural, shorten
 from utils.judge.leaks import BASIS_FOOTPRINT, BASIS_RSS, LeakPlot
 from utils.judge.process_result import ProcessResult
 from utils.judge.program_basis import PSS_BASES, basis_words
@@ -116,7 +116,7 @@ def plot_pid(plot: PidPlot, timeline: Timeline, out_dir: Path) -> Path:
     axes.set_ylim(0, max(top * 1.08, 1.0))
     subtitle = (
         f"min {low:,.1f} · max {high:,.1f} · spread {high - low:,.1f} MiB"
-        f"{swap} · {len(times):,} samples"
+        f"{swap} · {plural(len(times), 'sample')}"
     )
     plotting.set_titles(axes, f"PID {pid}: {shorten(cmd, TITLE_CMD_WIDTH)}", subtitle)
     return plotting.save_figure(figure, out_dir / PLOT_NAME.format(pid=int(pid)))
@@ -183,7 +183,7 @@ def plot_leak(leak: LeakPlot, timeline: Timeline, out_dir: Path) -> Path:
         f"{judged} grows {rate_text(leak.rate_mb_per_day, leak.bucket_s)} since"
         f" {since:{clock}} UTC:"
         f" +{leak.growth_mb:,.0f} MiB by {last:{clock}}"
-        f" · confidence {leak.confidence:.2f} · {len(times):,} samples"
+        f" · confidence {leak.confidence:.2f} · {plural(len(times), 'sample')}"
     )
     plotting.set_titles(axes, f"PID {leak.pid}: {shorten(leak.cmd, TITLE_CMD_WIDTH)}", subtitle)
     name = LEAK_PLOT_NAME.format(pid=leak.pid, first=pd.Timestamp(times[0]))
@@ -207,7 +207,7 @@ def draw_program(series: ProgramSeries, out_dir: Path) -> Path:
     plotting.style_value_axis(axes, "MiB")
     plotting.add_legend(axes)
     subtitle = (
-        f"{program.instances:,} instances, at most {program.max_concurrent:,} at once"
+        f"{plural(program.instances, 'instance')}, at most {program.max_concurrent:,} at once"
         f" · {program.growth_mb:+,.1f} MiB between the periods compared"
     )
     plotting.set_titles(axes, f"Program {program.program}: memory over time", subtitle)

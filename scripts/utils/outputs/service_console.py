@@ -76,7 +76,7 @@ def leak_sentence(found: ServiceFindings) -> str:
     names = ", ".join(_named(service) for service in found.leaks)
     return (
         f"Sustained growth (leaks) of the whole service in {len(found.leaks)} of the"
-        f" {found.judged:,} services judged: {names}"
+        f" {plural(found.judged, 'service')} judged: {names}"
     )
 
 
