@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -178,6 +179,34 @@ def run(
     for runs in read_by_day(plans, DayReading(read, day_of_runs, warn, None, store)):
         records.add(runs)
     return Run(records, warnings, notes, raw_days)
+
+
+def test_a_first_run_lets_go_of_each_day_once_its_summary_is_written(
+    dumps: Path, tmp_path: Path
+) -> None:
+    """A first run over a year must not hold a year of batches: once a day's summary is
+    written, nothing in the reading keeps that day's batches alive."""
+    records = ProcessRecords(None, 2)
+    store = SummaryStore(tmp_path, PROCESS_PREFIX, {"level": 2}, RECORDS, dumps, print)
+
+    def read(files: Sequence[Source], say: Warn, progress: Any) -> Iterator[BatchRuns]:
+        return Reader(PROCESS_SPEC, say, progress, batch_bytes=20_000).reduced(
+            files, records.reduce
+        )
+
+    plans = plan_days(find_sources(dumps, PROCESS_PREFIX, TimeWindow()), TimeWindow(), TODAY)
+    alive: dict[date, list[weakref.ref[Any]]] = {}
+    reading = DayReading(read, day_of_runs, warn_none_but_the_bad_file, None, store)
+    for runs in read_by_day(plans, reading):
+        day = day_of_runs(runs)
+        held = [
+            earlier
+            for earlier, refs in alive.items()
+            if earlier < day and any(ref() is not None for ref in refs)
+        ]
+        assert held == []
+        alive.setdefault(day, []).append(weakref.ref(runs.read))
+    assert len(alive) == len(days_kept(tmp_path)) == 4
 
 
 def days_kept(folder: Path) -> list[str]:

@@ -405,13 +405,15 @@ def _read_raw(
     for result in how.read(sources, captured, progress):
         day = how.day_of(result)
         while saved < len(days) and days[saved] < day:
-            _save(None if unplaced else how, kept[days[saved]])
+            # Let go of the day once it is saved: its batches' rows, floors and totals
+            # would otherwise stay alive here until the last day is read.
+            _save(None if unplaced else how, kept.pop(days[saved]))
             saved += 1
         if day in kept:
             kept[day].summary.results.append(result)
         yield result
     for day in days[saved:]:
-        _save(None if unplaced else how, kept[day])
+        _save(None if unplaced else how, kept.pop(day))
 
 
 def _save(how: DayReading[T] | None, pending: _Pending[T]) -> None:
