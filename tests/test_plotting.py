@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.outputs.plotting import Line, PlotWorker, new_figure, plot_series, style_time_axis
+from utils.outputs.plotting import (
+    Line,
+    PlotWorker,
+    new_figure,
+    plot_series,
+    style_time_axis,
+    style_value_axis,
+    tick_decimals,
+)
 
 
 def write_pid(path: Path, text: str) -> Path:
@@ -80,6 +88,36 @@ def test_a_single_moment_gets_an_hour_wide_axis() -> None:
     style_time_axis(axes, times)
     low, high = axes.get_xlim()  # in days
     assert round((high - low) * 86400) == 3600
+
+
+@pytest.mark.parametrize(
+    ("ticks", "decimals"),
+    [
+        ([0.0, 500.0, 1000.0, 1500.0], 0),
+        ([0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0, 1.2], 1),
+        ([0.0, 0.25, 0.5, 0.75], 2),
+        ([1.0], 0),
+        ([], 0),
+    ],
+)
+def test_ticks_get_the_decimals_their_step_needs(ticks: list[float], decimals: int) -> None:
+    assert tick_decimals(ticks) == decimals
+
+
+@pytest.mark.parametrize(
+    ("top_mb", "first_labels"), [(1.2, ["0.0", "0.2"]), (8_432.6, ["0", "1,000"])]
+)
+def test_a_small_process_axis_has_labels_that_differ(
+    top_mb: float, first_labels: list[str]
+) -> None:
+    figure, axes = new_figure()
+    times = np.array(["2026-01-01T00:00", "2026-01-01T01:00"], dtype="datetime64[s]")
+    plot_series(axes, Line(times, np.array([top_mb * 0.9, top_mb]), "x", "black"), None)
+    style_value_axis(axes, "MiB")
+    figure.canvas.draw()  # the ticks are placed and formatted at drawing
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels[:2] == first_labels
+    assert len(set(labels)) == len(labels)
 
 
 @pytest.mark.slow

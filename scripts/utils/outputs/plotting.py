@@ -89,8 +89,15 @@ def style_time_axis(axes: Axes, times: Times) -> None:
     """A date axis that reads well from an hour to several months, no rotated labels."""
     # matplotlib.dates has no type hints for these two.
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
+    # Steps of 2 as well: a 10-second demo otherwise gets 5-second ticks, one or two of them.
+    locator.intervald[mdates.SECONDLY] = [1, 2, 5, 10, 15, 30]
+    locator.intervald[mdates.MINUTELY] = [1, 2, 5, 10, 15, 30]
     axes.xaxis.set_major_locator(locator)
-    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+    # Ticks seconds apart (a soak test) read as clock times, 01:48:15, rather than a bare
+    # "15" whose minute only the offset label names.
+    formatter = mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]
+        locator, formats=["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S"]
+    )
     axes.xaxis.set_major_formatter(formatter)
     axes.set_xlabel("Time (UTC)")
     if len(times) and times.min() == times.max():
@@ -105,7 +112,42 @@ def style_value_axis(axes: Axes, label: str, top: float | None = None) -> None:
     """Values start at zero, where memory does; thousands are separated."""
     axes.set_ylabel(label)
     axes.set_ylim(0, top)
-    axes.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
+    axes.yaxis.set_major_formatter(StepFormatter())
+
+
+# Ticks closer than this many decimals apart are not told apart anyway.
+MAX_TICK_DECIMALS = 6
+
+
+class StepFormatter(mticker.Formatter):
+    """Thousands separated, with as many decimals as the ticks' step needs: a 1.1 MiB
+    process's axis reads 0.0, 0.2 ... 1.2, not 0, 0, 0, 1, 1, 1; a GiB axis has none.
+    matplotlib's Axis calls set_locs with the ticks before it formats them."""
+
+    def __init__(self) -> None:
+        self.decimals = 0
+
+    def set_locs(self, locs: list[float]) -> None:
+        super().set_locs(locs)
+        self.decimals = tick_decimals(locs)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{x:,.{self.decimals}f}"
+
+
+def tick_decimals(locs: Sequence[float]) -> int:
+    """The fewest decimals (up to MAX_TICK_DECIMALS) that write every tick exactly, to a
+    millionth of their step: 0.25-apart ticks need 2, 0.2-apart 1, 500-apart 0."""
+    ticks = np.asarray(locs, dtype=np.float64)
+    ticks = ticks[np.isfinite(ticks)]
+    steps = np.diff(np.unique(ticks))
+    if not len(steps):
+        return 0
+    tolerance = float(steps.min()) * 1e-6
+    for decimals in range(MAX_TICK_DECIMALS):
+        if np.all(np.abs(np.round(ticks, decimals) - ticks) <= tolerance):
+            return decimals
+    return MAX_TICK_DECIMALS
 
 
 def set_titles(axes: Axes, title: str, subtitle: str) -> None:

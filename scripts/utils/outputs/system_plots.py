@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib.ticker as mticker
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -192,7 +191,6 @@ def draw_pressure(
     plotting.style_value_axis(axes, "time stalled on memory (%)")
     highest = max((float(np.nanmax(line.values)) for line in drawn), default=0.0)
     axes.set_ylim(0, max(1.0, highest * 1.1))
-    axes.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.1f}"))
     plotting.add_legend(axes, *([swapped] if swapped is not None else []))
     peaks = [f"{line.label.split()[0]} at most {np.nanmax(line.values):,.2f} %" for line in drawn]
     subtitle = " · ".join([plotting.subtitle_for(times, threshold), *peaks, "PSI, Linux 4.20+"])
@@ -229,8 +227,7 @@ def _draw_swap_axis(axes: Axes, metrics: pd.DataFrame, threshold: float | None) 
     top = max(float(np.nanmax(rates)) * 1.1, SWAP_AXIS_MIN)
     right.set_ylim(0, top)
     right.set_ylabel("swapped (pages/s)")
-    decimals = 0 if top >= 10 else 1 if top >= 1 else 2 if top >= 0.1 else 3
-    right.yaxis.set_major_formatter(mticker.StrMethodFormatter(f"{{x:,.{decimals}f}}"))
+    right.yaxis.set_major_formatter(plotting.StepFormatter())
     return right
 
 
