@@ -106,6 +106,8 @@ def _reduce(values: Values, starts: npt.NDArray[np.intp]) -> tuple[Values, Value
     lower, upper = starts[has] + (counts[has] - 1) // 2, starts[has] + counts[has] // 2
     lowest, median, highest = (np.full(len(starts), np.nan) for _ in range(3))
     lowest[has], highest[has] = ordered[first], ordered[last]
-    # Halves first: the sum of two values near the float's limit would overflow.
-    median[has] = ordered[lower] / 2 + ordered[upper] / 2
+    # Halves first: the sum of two values near the float's limit would overflow. An odd run's
+    # median is its middle value itself (halving a subnormal float would round it to 0).
+    halves = ordered[lower] / 2 + ordered[upper] / 2
+    median[has] = np.where(lower == upper, ordered[lower], halves)
     return lowest, median, highest
