@@ -321,7 +321,7 @@ def test_clean_flat_exactly() -> None:
 def test_too_little_exactly() -> None:
     result = forecast(clean_line(5 / 24, 120, 5_400))
     assert describe(result) == (
-        "MemAvailable: under a day of data in the last 7 days (5 h); too little to judge a trend"
+        "MemAvailable: under a day of data (5 h); too little to judge a trend"
     )
     assert to_json_dict(result) == {
         "basis": "MemAvailable",
@@ -342,7 +342,7 @@ def test_too_little_exactly() -> None:
     }
     a_day = forecast(clean_line(1, 120, 5_400))
     assert describe(a_day) == (
-        "MemAvailable: 1 day of data in the last 7 days, too few hours seen on two days;"
+        "MemAvailable: 1 day of data, too few hours seen on two days;"
         " too little to judge a trend"
     )
 
@@ -390,13 +390,12 @@ def test_within_a_day_thousands_and_fractional_windows() -> None:
     assert "(30 min)" in describe(slow_minutes)
     first_run = forecast(clean_line(8 / 86400, 120, 5_400, interval_s=2))
     assert describe(first_run) == (
-        "MemAvailable: under a day of data in the last 7 days (8 s); too little to judge a trend"
+        "MemAvailable: under a day of data (8 s); too little to judge a trend"
     )
     assert "(1 min)" in describe(forecast(clean_line(59.7 / 86400, 1, 5_400, interval_s=1)))
     one = forecast(clean_line(0, 120, 5_400))
     assert describe(one) == (
-        "MemAvailable: under a day of data in the last 7 days (one snapshot);"
-        " too little to judge a trend"
+        "MemAvailable: under a day of data (one snapshot);" " too little to judge a trend"
     )
 
 
@@ -446,8 +445,7 @@ def test_a_short_demo_is_too_little_and_says_its_span(
     times = END - age_s.astype("timedelta64[s]")
     result = forecast_available(times, 5_000 + 500.0 * age_s / HOUR_S, 28.0)
     assert describe(result) == (
-        f"MemAvailable: under a day of data in the last 28 days ({said});"
-        " too little to judge a trend"
+        f"MemAvailable: under a day of data ({said});" " too little to judge a trend"
     )
     saved = to_json_dict(result)
     assert saved["significant"] is None and saved["days_to_zero"] is None

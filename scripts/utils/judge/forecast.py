@@ -298,10 +298,14 @@ def _span(forecast: Forecast) -> str:
 
 
 def _where(forecast: Forecast) -> str:
-    """Where too little data was found: `in the last 7 days`, `since the step on ...`."""
+    """Where too little data was found: ` in the last 7 days`, ` since the step on ...`;
+    nothing when the data is younger than the window (an 8-second demo has no last 28 days
+    to speak of)."""
     if forecast.step_at is not None:
-        return f"since the step on {forecast.step_at.date().isoformat()}"
-    return f"in the last {days_text(forecast.window_days)}"
+        return f" since the step on {forecast.step_at.date().isoformat()}"
+    if not forecast.reaches_back:
+        return ""
+    return f" in the last {days_text(forecast.window_days)}"
 
 
 def describe(forecast: Forecast) -> str:
@@ -325,12 +329,12 @@ def describe(forecast: Forecast) -> str:
 
 def _too_little_why(forecast: Forecast) -> str:
     if not forecast.samples:
-        return "no data" if forecast.step_at is None else f"no data {_where(forecast)}"
+        return f"no data{_where(forecast)}"
     if forecast.used_days < MIN_DAYS:
         span = short_span(forecast.used_days) if forecast.samples > 1 else "one snapshot"
-        return f"under a day of data {_where(forecast)} ({span})"
+        return f"under a day of data{_where(forecast)} ({span})"
     span = days_text(forecast.used_days)
-    return f"{span} of data {_where(forecast)}, too few hours seen on two days"
+    return f"{span} of data{_where(forecast)}, too few hours seen on two days"
 
 
 def _when(forecast: Forecast) -> str:
