@@ -49,7 +49,7 @@ for pid in children:
 _SEGMENT = r"""
 import mmap, os, signal, sys
 mib, processes, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-fd = os.memfd_create("h5-segment")
+fd = os.memfd_create("pmi-shared-segment")
 os.ftruncate(fd, mib << 20)
 memory = mmap.mmap(fd, mib << 20, flags=mmap.MAP_SHARED)
 for at in range(0, mib << 20, 4096):

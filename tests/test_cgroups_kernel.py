@@ -83,7 +83,7 @@ def test_a_v1_memory_cgroup_in_a_real_snapshot(tmp_path: Path) -> None:
     need_root("a memory cgroup")
     if not (V1_MEMORY / "memory.limit_in_bytes").exists():
         pytest.skip("no cgroup v1 memory hierarchy at /sys/fs/cgroup/memory")
-    name = f"pmi-h2-{os.getpid()}"
+    name = f"pmi-test-cgroups-{os.getpid()}"
     with cgroup_dir(V1_MEMORY, name) as path:
         (path / "memory.limit_in_bytes").write_text(str(LIMIT_MIB * MIB))
         with allocating_child(path / "cgroup.procs", ALLOCATED_MIB) as child:
@@ -125,7 +125,7 @@ def test_a_v2_cgroup_where_the_machine_has_one(tmp_path: Path) -> None:
     if mount is None:
         pytest.skip("no cgroup v2 hierarchy mounted")
     controllers = (mount / "cgroup.controllers").read_text().split()
-    name = f"pmi-h2-v2-{os.getpid()}"
+    name = f"pmi-test-cgroups-v2-{os.getpid()}"
     with cgroup_dir(mount, name) as path:
         if "memory" in controllers and "memory" in (mount / "cgroup.subtree_control").read_text():
             (path / "memory.max").write_text(str(LIMIT_MIB * MIB))

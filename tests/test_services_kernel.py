@@ -47,7 +47,7 @@ RATE_MB_PER_S = 1.0  # the cgroup's total
 START_MB = 30.0  # the workers' data at the start, all three together
 LIMIT_MIB = 700  # far enough that 3 minutes never reach it: the approach is measured
 TOLERANCE = 0.25
-MARK = "pmi-h3-service-worker"  # in each worker's command line
+MARK = "pmi-test-service-worker"  # in each worker's command line
 
 # A worker: joins the cgroup, takes its share of the service's data at once, says so, then
 # grows at its share of the rate, in 64 KiB blocks written through (so they are resident).
@@ -164,7 +164,7 @@ def service_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     sampled.mkdir()
     stop = threading.Event()
     samples: list[Sample] = []
-    with memory_cgroup(LIMIT_MIB, name=f"pmi-h3-{os.getpid()}") as group:
+    with memory_cgroup(LIMIT_MIB, name=f"pmi-test-services-{os.getpid()}") as group:
         service = threading.Thread(target=run_service, args=(group.procs, stop))
         sampler = threading.Thread(target=sample_cgroup, args=(group.path, sampled, stop, samples))
         service.start()
