@@ -118,6 +118,19 @@ def compute_rss_spread(records: ProcessRecords, table: InstanceTable | None = No
 
 def compute_processes(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:
     """Discover, read and compute; NoDataError when there is nothing to analyse."""
+    records, ooms, services = read_inputs(where, options, session)
+    with session.timer.phase("growth"):  # the services are judged by the leak finder too
+        plot_top = options.top_n if options.plots else 0
+        findings = find_services(services, options.growth, plot_top)
+    return process_result(records, options, session.timer.phase, ooms, findings)
+
+
+def read_inputs(
+    where: Where, options: ProcessOptions, session: Session
+) -> tuple[ProcessRecords, list[OomInterval] | None, pd.DataFrame]:
+    """The process records, the OOM intervals and the cgroup rows. The listing and the
+    sources found in it are let go on return: a year's are tens of MiB, not held through
+    the tables."""
     with session.timer.phase("discovery"):
         # Listed once, for the process and the sys_mem files.
         where = where._replace(entries=list_dir(where.dumps_dir))
@@ -143,10 +156,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         found = find_sources(where.dumps_dir, CGROUP_PREFIX, where.window, warn, where.entries)
         services = cgroup_frame(cgroup_batches(found, Reader(CGROUP_SPEC, warn), place))
         ooms = with_limit_hits(ooms, services)
-    with session.timer.phase("growth"):  # the services are judged by the leak finder too
-        plot_top = options.top_n if options.plots else 0
-        findings = find_services(services, options.growth, plot_top)
-    return process_result(records, options, session.timer.phase, ooms, findings)
+    return records, ooms, services
 
 
 def process_result(
