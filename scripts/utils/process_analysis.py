@@ -39,7 +39,7 @@ from utils.judge.program_growth import (
 from utils.judge.program_leaks import judged_lives, program_leaks
 from utils.judge.service_alerts import service_alerts
 from utils.judge.services import ServiceFindings, find_services
-from utils.judge.spreads import pid_plots, rss_spread, top_spreads
+from utils.judge.spreads import pid_plots, rss_spread, spread_ranking
 from utils.parser import (
     CGROUP_PREFIX,
     PROCESS_PREFIX,
@@ -174,7 +174,7 @@ def process_result(
     if span is None:
         raise NoDataError(f"no command line contains {options.match!r}")
     with phase("computing"):
-        spreads = compute_rss_spread(records, table)
+        ranking = spread_ranking(table, records.commands, options.top_n)
         findings = None if ooms is None else find_victims(records, table, ooms)
         programs = programs_of(records, table, options)
     with phase("growth"):
@@ -182,7 +182,7 @@ def process_result(
         judged = Judged.of(records, table, interval_s, options.growth)
         survey = find_leaks(records, judged, interval_s, options.growth)
         lives = judged_lives(records, table, survey.min_span_s)
-    top = top_spreads(spreads, options.top_n)
+    top = ranking.top
     plots = PlotData()
     if options.plots:
         plots = plot_data(records, judged.floors, (top, survey, findings), programs, options)
@@ -190,7 +190,7 @@ def process_result(
         options=options,
         snapshots_read=records.snapshots_read,
         times=records.times,
-        pids=len(spreads),
+        pids=ranking.pids,
         top=top,
         survey=survey,
         span=span,
