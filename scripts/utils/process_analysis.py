@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from utils.console import EXIT_ALERT, Phase, Session, UsageError
+from utils.core import allocator
 from utils.core.text import plural
 from utils.judge.alerts import leak_alert_holds, oom_alert, oom_alert_holds, oom_kill_count
 from utils.judge.breakdown import check_periods, default_periods
@@ -180,6 +181,7 @@ def process_result(
     with phase("growth"):
         interval_s = usual_interval_s(records.times)
         judged = Judged.of(records, table, interval_s, options.growth)
+        allocator.trim()  # the floors of the instances not judged were let go
         survey = find_leaks(records, judged, interval_s, options.growth)
         lives = judged_lives(records, table, survey.min_span_s)
     top = ranking.top

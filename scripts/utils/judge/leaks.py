@@ -113,17 +113,21 @@ def judged_floors(
     picks (`footed`, in table order), RSS for the rest; by instance, then bucket. With
     `judged` (in table order), only those instances' floors: a year's short-lived processes
     hold most of its floors, and the finder never reads them (growth.short_instances)."""
-    by_number = np.zeros(records.instance_count, bool)
-    by_number[table.number[footed]] = True
-    wanted = None
+    foot = np.zeros(records.instance_count, bool)
+    foot[table.number[footed]] = True
+    rss = ~foot
     if judged is not None:
         wanted = np.zeros(records.instance_count, bool)
         wanted[table.number[judged]] = True
-    rss, foot = records.floors(wanted), records.foot_floors(wanted)
-    use_rss, use_foot = ~by_number[rss.instance], by_number[foot.instance]
-    parts = [np.concatenate([a[use_rss], b[use_foot]]) for a, b in zip(rss, foot, strict=True)]
-    order = np.lexsort((parts[1], parts[0]))
-    return Floors(*(part[order] for part in parts))
+        rss &= wanted
+        foot &= wanted
+    parts = [records.floors(rss), records.foot_floors(foot)]
+    if not len(parts[1].instance) or not len(parts[0].instance):
+        return parts[0] if len(parts[0].instance) else parts[1]
+    joined = [np.concatenate(pair) for pair in zip(*parts, strict=True)]
+    del parts
+    order = np.lexsort((joined[1], joined[0]))
+    return Floors(*(part[order] for part in joined))
 
 
 class Judged(NamedTuple):

@@ -303,18 +303,16 @@ class ProcessRecords:
 
     def floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
         """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket;
-        only the instances `wanted` names (by instance number), if given."""
-        if wanted is not None:
-            return _as_floors(_merged([_of(part, wanted) for part in self._floors]))
-        self._floors = _merged(self._floors)
+        only the instances `wanted` names (by instance number), if given. The floors of the
+        instances not wanted are then let go: a run asks for the floors of the instances it
+        judges, once, and a year's short-lived processes hold most of them."""
+        self._floors = _merged(_taken(self._floors, wanted))
         return _as_floors(self._floors)
 
     def foot_floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
         """Each instance's lowest anon + swap per bucket, of the rows that have it (of the
-        `wanted` instances, as floors)."""
-        if wanted is not None:
-            return _as_floors(_merged([_of(part, wanted) for part in self._foot_floors]))
-        self._foot_floors = _merged(self._foot_floors)
+        `wanted` instances, as floors, the others' let go)."""
+        self._foot_floors = _merged(_taken(self._foot_floors, wanted))
         return _as_floors(self._foot_floors)
 
     def pid_memory(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> tuple[
@@ -392,10 +390,18 @@ def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
     )
 
 
-def _of(part: FloorPart, wanted: npt.NDArray[np.bool_]) -> FloorPart:
-    """A part's floors of the wanted instances."""
-    keep = wanted[part[0]]
-    return tuple(column[keep] for column in part)
+def _taken(parts: list[FloorPart], wanted: npt.NDArray[np.bool_] | None) -> list[FloorPart]:
+    """The parts' floors of the wanted instances (every part: wanted None), emptying `parts`
+    as it goes, so that each part is let go once its wanted floors are taken."""
+    if wanted is None:
+        return parts
+    kept: list[FloorPart] = []
+    while parts:
+        part = parts.pop()
+        keep = wanted[part[0]]
+        kept.append(tuple(column[keep] for column in part))
+    kept.reverse()
+    return kept
 
 
 def _merged(parts: list[FloorPart]) -> list[FloorPart]:
