@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from utils.collect.bundles import parse_bundle_day
+from utils.collect.bundles import BUNDLE_PREFIX, parse_bundle_day
 from utils.collect.snapshot_format import (
     CGROUP_PREFIX,
     PROCESS_PREFIX,
@@ -167,7 +167,8 @@ def find_dumps(
         entries = list_dir(dumps_dir)
     child = child_maker(dumps_dir)
     found: list[DumpFile] = []
-    for name in entries.names:
+    # The other kinds' names are most of a dumps dir: passed over at C speed.
+    for name in [name for name in entries.names if name.startswith(prefix)]:
         moment = parse_name_timestamp(name, prefix)
         if moment is None:
             if warn is not None and looks_like_dump(name, prefix):
@@ -245,7 +246,7 @@ def find_bundles(
     """Every `mem_<YYYYMMDD>.tar.xz` among a dumps dir's entries whose day meets the window,
     by day; the name alone decides, so a bundle outside the window is never opened."""
     found = []
-    for name in entries.names:
+    for name in [name for name in entries.names if name.startswith(BUNDLE_PREFIX)]:
         day = parse_bundle_day(name)
         if day is None:
             continue
