@@ -54,13 +54,13 @@ from utils.parser import (
 from utils.read.cgroup_specs import CGROUP_SPEC, cgroup_frame
 from utils.read.snapshot_specs import SYSTEM_SPEC, process_spec, system_frame
 from utils.read.threaded_reader import BATCH_BYTES, Progress, Reader, Warn, discover_and_read
-from utils.reduce.counters import OomInterval, oom_intervals
+from utils.reduce.counters import OOM_FIELDS, OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
 from utils.reduce.group_totals import GroupTotals
 from utils.reduce.limit_hits import with_limit_hits
 from utils.reduce.log_kills import with_kernel_logs
 from utils.reduce.process_records import Floors, InstanceTable, ProcessRecords
-from utils.reduce.summary_kinds import cgroup_batches, process_runs, system_batches
+from utils.reduce.summary_kinds import cgroup_batches, process_runs, system_columns
 
 # The scripts' and the report's way in: the options and the result are the facade's too.
 __all__ = [
@@ -148,7 +148,7 @@ def read_inputs(
     with session.timer.phase("reading"):
         warn = session.diagnostics.warn
         files = find_sources(where.dumps_dir, SYS_PREFIX, where.window, warn, where.entries)
-        counters = system_batches(files, Reader(SYSTEM_SPEC, warn), place)
+        counters = system_columns(files, Reader(SYSTEM_SPEC, warn), place, OOM_FIELDS)
         frame = system_frame(counters)
         ooms = oom_intervals(frame) if files else None
         times = frame.index.to_numpy() if files else records.times
