@@ -181,6 +181,7 @@ def process_result(
     with phase("growth"):
         interval_s = usual_interval_s(records.times)
         judged = Judged.of(records, table, interval_s, options.growth)
+        records.release_floors()
         allocator.trim()  # the floors of the instances not judged were let go
         survey = find_leaks(records, judged, interval_s, options.growth)
         lives = judged_lives(records, table, survey.min_span_s)

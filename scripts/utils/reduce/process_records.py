@@ -315,6 +315,11 @@ class ProcessRecords:
         self._foot_floors = _merged(_taken(self._foot_floors, wanted))
         return _as_floors(self._foot_floors)
 
+    def release_floors(self) -> None:
+        """Let go of both kinds of floors: once the leak finder holds the ones it judges,
+        the records' copies are never read again in a run."""
+        self._floors, self._foot_floors = [], []
+
     def pid_memory(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> tuple[
         npt.NDArray[np.datetime64],
         npt.NDArray[np.float64],
