@@ -288,17 +288,29 @@ class ProcessRecords:
         """The instances with kept rows, as arrays (int64, for plain arithmetic)."""
         table = self._instances
         kept = np.flatnonzero(table["samples"] > 0)
+        # Without --match every instance has rows: its int64 columns are handed out as they
+        # are (read-only views), not copied (a year's table is held through the leak finder).
+        every = len(kept) == table.size
+
+        def column(name: str) -> IntArray:
+            values = table[name] if every else table[name][kept]
+            if values.dtype != np.int64:
+                return values.astype(np.int64)
+            view = values.view()
+            view.flags.writeable = False
+            return view
+
         return InstanceTable(
             number=kept,
-            pid=table["pid"][kept].astype(np.int64),
-            samples=table["samples"][kept].astype(np.int64),
-            first_rank=table["first_rank"][kept].astype(np.int64),
-            last_rank=table["last_rank"][kept].astype(np.int64),
-            min_milli=table["min_milli"][kept],
-            max_milli=table["max_milli"][kept],
-            cmd=table["cmd"][kept].astype(np.int64),
-            foot_samples=table["foot_samples"][kept].astype(np.int64),
-            swap_max_milli=table["swap_max_milli"][kept],
+            pid=column("pid"),
+            samples=column("samples"),
+            first_rank=column("first_rank"),
+            last_rank=column("last_rank"),
+            min_milli=column("min_milli"),
+            max_milli=column("max_milli"),
+            cmd=column("cmd"),
+            foot_samples=column("foot_samples"),
+            swap_max_milli=column("swap_max_milli"),
         )
 
     def floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
