@@ -232,3 +232,12 @@ def test_the_ranking_made_for_top_n_is_the_whole_tables_head(tmp_path: Path, n: 
     assert ranking.pids == len(whole) == 10
     pd.testing.assert_frame_equal(ranking.top, top_spreads(whole, n))
     assert ranking.top["CMD"].tolist()[:3] == ["sleep 1", LEAKY, "/bin/b"][:n]
+
+
+def test_records_read_whole_take_no_more_batches(tmp_path: Path) -> None:
+    """load_all_records ends the reading: the keys only folding needs are let go, and a batch
+    added later is refused rather than folded without them."""
+    records = load_all_records(find_dumps(make_dumps(tmp_path), PROCESS_PREFIX), print)
+    assert records.instances().pid.tolist() == [1, 2, 100, 150, 200, 300, 400, 500, 500, 600, 601]
+    with pytest.raises(RuntimeError, match="after end_reading"):
+        records.add(None)  # type: ignore[arg-type]

@@ -107,6 +107,7 @@ def load_all_records(
     reader = Reader(spec, warn, progress, how.batch_bytes)
     for runs in process_runs(files, records, reader, how.place):
         records.add(runs)
+    records.end_reading()
     return records
 
 

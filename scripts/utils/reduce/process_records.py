@@ -126,6 +126,7 @@ class ProcessRecords:
     _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     pss: PssFold = field(default_factory=PssFold)  # the proportional shares, folded
+    _ended: bool = False  # end_reading was called: no batch may be added
 
     # --- Reading ----------------------------------------------------------------
 
@@ -150,8 +151,18 @@ class ProcessRecords:
         """What the parser threads do with each batch (see iter_reduced)."""
         return reduce_batch(batch, self.match, self.level, self.group_by)
 
+    def end_reading(self) -> None:
+        """Let go of what only folding more batches needs: the instance of each (PID,
+        STARTED) and the codes of the command lines, users and groups by text (a year's are
+        several MiB). Adding a batch after this is an error."""
+        self._by_start = InstanceKeys()
+        self._command_codes, self._user_codes, self._group_codes = {}, {}, {}
+        self._ended = True
+
     def add(self, runs: BatchRuns) -> None:
         """Fold one batch's runs into the instances, in batch order."""
+        if self._ended:
+            raise RuntimeError("a batch added after end_reading")
         base = self._ranks
         self._ranks += len(runs.read)
         self._times.append(runs.read.astype("datetime64[s]"))
