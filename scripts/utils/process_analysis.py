@@ -131,8 +131,8 @@ def read_inputs(
     where: Where, options: ProcessOptions, session: Session
 ) -> tuple[ProcessRecords, list[OomInterval] | None, pd.DataFrame]:
     """The process records, the OOM intervals and the cgroup rows. The listing and the
-    sources found in it are let go on return: a year's are tens of MiB, not held through
-    the tables."""
+    sources found in it are let go on return, not held through the tables (a year's
+    listing is a name per file, its sources a path and a time each)."""
     with session.timer.phase("discovery"):
         # Listed once, for the process and the sys_mem files.
         where = where._replace(entries=list_dir(where.dumps_dir))

@@ -153,8 +153,8 @@ class ProcessRecords:
 
     def end_reading(self) -> None:
         """Let go of what only folding more batches needs: the instance of each (PID,
-        STARTED) and the codes of the command lines, users and groups by text (a year's are
-        several MiB). Adding a batch after this is an error."""
+        STARTED) and the codes of the command lines, users and groups by text (an entry per
+        instance and per distinct text). Adding a batch after this is an error."""
         self._by_start = InstanceKeys()
         self._command_codes, self._user_codes, self._group_codes = {}, {}, {}
         self._ended = True
