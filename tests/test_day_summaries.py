@@ -500,6 +500,20 @@ def test_deleting_every_summary_changes_no_answer(host: Path, tmp_path: Path, pl
     assert sorted(path.name for path in (tmp_path / "s").iterdir()) == kept
 
 
+def test_sys_mem_summaries_the_process_analysis_keeps_are_whole(host: Path, tmp_path: Path) -> None:
+    """The process analysis decodes the sys_mem summaries for the OOM fields alone but keeps
+    them whole: the system analysis then takes them as they are and answers as from the
+    snapshots, and the process analysis answers as it does without them."""
+    folder = tmp_path / "s"
+    argv = ["--dumps-dir", str(host), "--no-plots", "--summary-dir", str(folder)]
+    alone = run_main(analyze_processes.main, [*argv, "--out-dir", str(tmp_path / "alone")])
+    made = {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name.startswith(SYS_PREFIX)}
+    assert alone.status == 0 and len(made) == 6
+    plain = analyses(host, tmp_path / "plain", False, "--no-summaries")
+    assert analyses(host, tmp_path / "kept", False, "--summary-dir", str(folder)) == plain
+    assert {p: (folder / p).stat().st_mtime_ns for p in made} == made  # used, not rewritten
+
+
 def fold(dumps: Path, place: SummaryPlace | None) -> ProcessRecords:
     records = ProcessRecords(None, 2)
     reader = Reader(PROCESS_SPEC, warn_none_but_the_bad_file, batch_bytes=20_000)

@@ -23,11 +23,12 @@ import analyze_processes
 from conftest import FullRow, ProcessRow, assert_real_png, bundle_day, run_main, write_proc
 from utils.judge.gaps import usual_interval_s
 from utils.judge.growth import GrowthParams
-from utils.judge.leaks import Judged, find_leaks
+from utils.judge.leaks import Judged, find_leaks, judged_floors
 from utils.outputs.process_tables import LEAK_COLUMNS
 from utils.outputs.program_leak_outputs import PROGRAM_LEAK_COLUMNS
 from utils.parser import PROCESS_PREFIX, TimeWindow, find_dumps, find_sources
 from utils.process_analysis import ReadPlan, load_all_records
+from utils.reduce.process_records import Floors, InstanceTable
 
 START = datetime(2026, 3, 1)
 STEP = timedelta(minutes=10)
@@ -433,3 +434,47 @@ def test_the_floors_of_instances_never_judged_are_left_out_and_change_nothing(
     assert find_leaks(records, judged_only, interval, params) == find_leaks(
         records, every, interval, params
     )
+
+
+class _FloorStore:
+    """What judged_floors asks of the records: each kind's floors of the instances asked for."""
+
+    def __init__(self, rss: Floors, foot: Floors) -> None:
+        self.instance_count = 40
+        self.kinds = (rss, foot)
+
+    def _of(self, kind: int, wanted: np.ndarray) -> Floors:
+        floors = self.kinds[kind]
+        return Floors(*(column[wanted[floors.instance]] for column in floors))
+
+    def floors(self, wanted: np.ndarray) -> Floors:
+        return self._of(0, wanted)
+
+    def foot_floors(self, wanted: np.ndarray) -> Floors:
+        return self._of(1, wanted)
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_judged_floors_merge_the_kinds_as_one_sort_would(seed: int) -> None:
+    """Each instance's RSS floors or its footprint floors, by instance then bucket: the
+    column-by-column merge against concatenating everything and sorting it."""
+    rng = np.random.default_rng(seed)
+
+    def kind() -> Floors:
+        pairs = sorted({(int(i), int(b)) for i, b in rng.integers(0, [40, 30], (60, 2))})
+        instance, bucket = (np.array(column, np.int64) for column in zip(*pairs, strict=True))
+        return Floors(
+            instance, bucket, rng.integers(0, 9999, len(pairs)), rng.integers(1, 9, len(pairs))
+        )
+
+    rss, foot = kind(), kind()
+    number = np.flatnonzero(rng.random(40) < 0.9)
+    zeros = np.zeros(len(number), np.int64)
+    table = InstanceTable(number, *([zeros] * 9))
+    footed, judged = rng.random(len(number)) < 0.5, rng.random(len(number)) < 0.7
+    got = judged_floors(_FloorStore(rss, foot), table, footed, judged)  # type: ignore[arg-type]
+    use_foot = np.isin(foot.instance, number[footed & judged])
+    use_rss = np.isin(rss.instance, number[~footed & judged])
+    parts = [np.concatenate([a[use_rss], b[use_foot]]) for a, b in zip(rss, foot, strict=True)]
+    order = np.lexsort((parts[1], parts[0]))
+    assert [column.tolist() for column in got] == [part[order].tolist() for part in parts]

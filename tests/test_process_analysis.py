@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ProcessRow, assert_real_png, run_script, script_path, write_proc
 from utils.core.text import shorten
-from utils.judge.spreads import top_spreads
+from utils.judge.spreads import spread_ranking, top_spreads
 from utils.outputs.process_console import format_top_table
 from utils.outputs.process_plots import stale_plots
 from utils.outputs.process_tables import stale_tables
@@ -222,3 +222,22 @@ def test_bad_top_is_a_usage_error() -> None:
 def test_top_n_helper_keeps_order(tmp_path: Path) -> None:
     table = spreads(make_dumps(tmp_path))
     assert top_spreads(table, 3)["PID"].tolist() == [500, 100, 150]
+
+
+@pytest.mark.parametrize("n", [1, 3, 10, 50])
+def test_the_ranking_made_for_top_n_is_the_whole_tables_head(tmp_path: Path, n: int) -> None:
+    records = load_all_records(find_dumps(make_dumps(tmp_path), PROCESS_PREFIX), print)
+    whole = compute_rss_spread(records)
+    ranking = spread_ranking(records.instances(), records.commands, n)
+    assert ranking.pids == len(whole) == 10
+    pd.testing.assert_frame_equal(ranking.top, top_spreads(whole, n))
+    assert ranking.top["CMD"].tolist()[:3] == ["sleep 1", LEAKY, "/bin/b"][:n]
+
+
+def test_records_read_whole_take_no_more_batches(tmp_path: Path) -> None:
+    """load_all_records ends the reading: the keys only folding needs are let go, and a batch
+    added later is refused rather than folded without them."""
+    records = load_all_records(find_dumps(make_dumps(tmp_path), PROCESS_PREFIX), print)
+    assert records.instances().pid.tolist() == [1, 2, 100, 150, 200, 300, 400, 500, 500, 600, 601]
+    with pytest.raises(RuntimeError, match="after end_reading"):
+        records.add(None)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from conftest import Ran, assert_real_png, run_main, run_script, script_path, wr
 from utils.console import Diagnostics, Session, run_analysis
 from utils.core.text import format_duration
 from utils.judge.system_metrics import compute_metrics, summarize
-from utils.outputs import plotting
+from utils.outputs import plotting, system_tables
 from utils.outputs.system_console import format_summary
 from utils.outputs.system_plots import PLOT_NAMES, PLOT_SPECS, drawn_lines
 from utils.outputs.system_tables import metrics_csv_text, write_metrics_csv
@@ -156,6 +156,21 @@ def test_metrics_csv_text_is_what_pandas_writes(values: np.ndarray, seconds: lis
     table = metrics.copy()
     table.insert(0, "timestamp", index.strftime("%Y-%m-%d %H:%M:%S"))
     expected = table.to_csv(index=False, float_format="%.3f", lineterminator="\n")
+    assert metrics_csv_text(metrics) == expected
+
+
+def test_metrics_csv_in_pieces_is_the_whole_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows formatted a few at a time, missing values in the first, a middle and the last
+    piece: the same bytes as pandas writes, and as the file written."""
+    values = np.arange(7 * 3, dtype=np.float64).reshape(7, 3) / 7
+    values[[0, 3, 6], [1, 0, 2]] = np.nan
+    index = pd.DatetimeIndex(np.arange(7, dtype=np.int64) * 600, dtype="datetime64[s]")
+    metrics = pd.DataFrame(values, index=index, columns=["A_MB", "B_MB", "C_MB"])
+    table = metrics.copy()
+    table.insert(0, "timestamp", index.strftime("%Y-%m-%d %H:%M:%S"))
+    expected = table.to_csv(index=False, float_format="%.3f", lineterminator="\n")
+    monkeypatch.setattr(system_tables, "CSV_ROWS_AT_ONCE", 3)
+    assert len(list(system_tables.metrics_csv_parts(metrics))) == 1 + 3
     assert metrics_csv_text(metrics) == expected
 
 

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-from utils.collect.bundles import parse_bundle_day
+from utils.collect.bundles import BUNDLE_PREFIX, parse_bundle_day
 from utils.collect.snapshot_format import (
     CGROUP_PREFIX,
     PROCESS_PREFIX,
@@ -28,6 +28,7 @@ __all__ = [
     "Bundle",
     "DumpFile",
     "DumpsDirError",
+    "Listing",
     "NoDataError",
     "Source",
     "TimeWindow",
@@ -68,9 +69,18 @@ class Where(NamedTuple):
     out_dir: Path
     # The dumps dir's entries once listed (list_dir), so that one listing serves the
     # discovery of every kind of snapshot; None: listed when discovered.
-    entries: Sequence[os.DirEntry[str]] | None = None
+    entries: Listing | None = None
     # Where the day summaries are kept (utils.reduce.day_summaries); None: none kept.
     summary_dir: Path | None = None
+
+
+class Listing(NamedTuple):
+    """A dumps dir's entries as listed once: their names only (a year is 105,120 of them, and
+    a directory entry object holds its full path too), and those the listing did not show
+    as regular files (directories, symlinks, entries whose type it could not tell)."""
+
+    names: list[str]
+    irregular: frozenset[str]
 
 
 class NoDataError(Exception):
@@ -145,7 +155,7 @@ def find_dumps(
     prefix: str,
     window: TimeWindow | None = None,
     warn: Warn | None = None,
-    entries: Sequence[os.DirEntry[str]] | None = None,
+    entries: Listing | None = None,
 ) -> list[DumpFile]:
     """Every `<prefix><timestamp>.csv` directly in dumps_dir, in time order.
 
@@ -157,16 +167,17 @@ def find_dumps(
         entries = list_dir(dumps_dir)
     child = child_maker(dumps_dir)
     found: list[DumpFile] = []
-    for entry in entries:
-        moment = parse_name_timestamp(entry.name, prefix)
+    # The other kinds' names are most of a dumps dir: passed over at C speed.
+    for name in [name for name in entries.names if name.startswith(prefix)]:
+        moment = parse_name_timestamp(name, prefix)
         if moment is None:
-            if warn is not None and looks_like_dump(entry.name, prefix):
+            if warn is not None and looks_like_dump(name, prefix):
                 reason = f"no valid UTC time {TIMESTAMP_SHAPE} in the name; skipped"
-                warn(Path(entry.path), reason)
+                warn(child(name), reason)
             continue
         if window is not None and not window.contains(moment):
             continue
-        found.append(DumpFile(child(entry.name), moment, _listed_regular(entry)))
+        found.append(DumpFile(child(name), moment, name not in entries.irregular))
     found.sort(key=lambda dump: dump.timestamp)
     return found
 
@@ -181,16 +192,23 @@ def _listed_regular(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def list_dir(dumps_dir: Path) -> list[os.DirEntry[str]]:
+def list_dir(dumps_dir: Path) -> Listing:
     """The entries of the dumps dir; DumpsDirError (one line) if it cannot be listed."""
+    names: list[str] = []
+    irregular: set[str] = set()
     try:
-        return list(os.scandir(dumps_dir))
+        with os.scandir(dumps_dir) as listing:
+            for entry in listing:
+                names.append(entry.name)
+                if not _listed_regular(entry):
+                    irregular.add(entry.name)
     except FileNotFoundError as err:
         raise DumpsDirError(f"no dumps dir {dumps_dir}") from err
     except NotADirectoryError as err:
         raise DumpsDirError(f"{dumps_dir} is not a directory") from err
     except OSError as err:
         raise DumpsDirError(f"cannot list {dumps_dir}: {err.strerror or err}") from err
+    return Listing(names, frozenset(irregular))
 
 
 def child_maker(folder: Path) -> Callable[[str], Path]:
@@ -223,13 +241,13 @@ def parse_time_arg(text: str, *, end: bool) -> datetime:
 
 
 def find_bundles(
-    entries: Sequence[os.DirEntry[str]], window: TimeWindow | None = None
+    dumps_dir: Path, entries: Listing, window: TimeWindow | None = None
 ) -> list[tuple[Path, date]]:
     """Every `mem_<YYYYMMDD>.tar.xz` among a dumps dir's entries whose day meets the window,
     by day; the name alone decides, so a bundle outside the window is never opened."""
     found = []
-    for entry in entries:
-        day = parse_bundle_day(entry.name)
+    for name in [name for name in entries.names if name.startswith(BUNDLE_PREFIX)]:
+        day = parse_bundle_day(name)
         if day is None:
             continue
         start = datetime(day.year, day.month, day.day)
@@ -239,7 +257,7 @@ def find_bundles(
             or (window.since is not None and end < window.since)
         ):
             continue
-        found.append((Path(entry.path), day))  # a few hundred at most: the plain way
+        found.append((dumps_dir / name, day))  # a few hundred at most: the plain way
     return sorted(found, key=lambda bundle: bundle[1])
 
 
@@ -248,7 +266,7 @@ def find_sources(
     prefix: str,
     window: TimeWindow,
     warn: Warn | None = None,
-    entries: Sequence[os.DirEntry[str]] | None = None,
+    entries: Listing | None = None,
 ) -> list[Source]:
     """The loose `<prefix><timestamp>.csv` files and the day bundles to read, in time order;
     a loose file of a day that has a bundle is read with the bundle (see Bundle). `entries`:
@@ -256,7 +274,7 @@ def find_sources(
     if entries is None:
         entries = list_dir(dumps_dir)  # once, for both
     loose = find_dumps(dumps_dir, prefix, window, warn, entries)
-    bundles = find_bundles(entries, window)
+    bundles = find_bundles(dumps_dir, entries, window)
     days = {day for _, day in bundles}
     by_day: dict[date, list[DumpFile]] = {}
     sources: list[Source] = []
@@ -286,7 +304,7 @@ def discover(
     prefix: str,
     window: TimeWindow,
     warn: Warn,
-    entries: Sequence[os.DirEntry[str]] | None = None,
+    entries: Listing | None = None,
 ) -> list[Source]:
     """The snapshot files and bundles to analyse (among `entries`, the dumps dir's when the
     caller listed it); NoDataError when there are none."""

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from utils.console import EXIT_ALERT, Phase, Session, UsageError
+from utils.core import allocator
 from utils.core.text import plural
 from utils.judge.alerts import leak_alert_holds, oom_alert, oom_alert_holds, oom_kill_count
 from utils.judge.breakdown import check_periods, default_periods
@@ -39,7 +40,7 @@ from utils.judge.program_growth import (
 from utils.judge.program_leaks import judged_lives, program_leaks
 from utils.judge.service_alerts import service_alerts
 from utils.judge.services import ServiceFindings, find_services
-from utils.judge.spreads import pid_plots, rss_spread, top_spreads
+from utils.judge.spreads import pid_plots, rss_spread, spread_ranking
 from utils.parser import (
     CGROUP_PREFIX,
     PROCESS_PREFIX,
@@ -53,13 +54,13 @@ from utils.parser import (
 from utils.read.cgroup_specs import CGROUP_SPEC, cgroup_frame
 from utils.read.snapshot_specs import SYSTEM_SPEC, process_spec, system_frame
 from utils.read.threaded_reader import BATCH_BYTES, Progress, Reader, Warn, discover_and_read
-from utils.reduce.counters import OomInterval, oom_intervals
+from utils.reduce.counters import OOM_FIELDS, OomInterval, oom_intervals
 from utils.reduce.day_summaries import SummaryPlace, place_of
 from utils.reduce.group_totals import GroupTotals
 from utils.reduce.limit_hits import with_limit_hits
 from utils.reduce.log_kills import with_kernel_logs
 from utils.reduce.process_records import Floors, InstanceTable, ProcessRecords
-from utils.reduce.summary_kinds import cgroup_batches, process_runs, system_batches
+from utils.reduce.summary_kinds import cgroup_batches, process_runs, system_columns
 
 # The scripts' and the report's way in: the options and the result are the facade's too.
 __all__ = [
@@ -106,6 +107,7 @@ def load_all_records(
     reader = Reader(spec, warn, progress, how.batch_bytes)
     for runs in process_runs(files, records, reader, how.place):
         records.add(runs)
+    records.end_reading()
     return records
 
 
@@ -118,6 +120,19 @@ def compute_rss_spread(records: ProcessRecords, table: InstanceTable | None = No
 
 def compute_processes(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:
     """Discover, read and compute; NoDataError when there is nothing to analyse."""
+    records, ooms, services = read_inputs(where, options, session)
+    with session.timer.phase("growth"):  # the services are judged by the leak finder too
+        plot_top = options.top_n if options.plots else 0
+        findings = find_services(services, options.growth, plot_top)
+    return process_result(records, options, session.timer.phase, ooms, findings)
+
+
+def read_inputs(
+    where: Where, options: ProcessOptions, session: Session
+) -> tuple[ProcessRecords, list[OomInterval] | None, pd.DataFrame]:
+    """The process records, the OOM intervals and the cgroup rows. The listing and the
+    sources found in it are let go on return, not held through the tables (a year's
+    listing is a name per file, its sources a path and a time each)."""
     with session.timer.phase("discovery"):
         # Listed once, for the process and the sys_mem files.
         where = where._replace(entries=list_dir(where.dumps_dir))
@@ -134,7 +149,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
     with session.timer.phase("reading"):
         warn = session.diagnostics.warn
         files = find_sources(where.dumps_dir, SYS_PREFIX, where.window, warn, where.entries)
-        counters = system_batches(files, Reader(SYSTEM_SPEC, warn), place)
+        counters = system_columns(files, Reader(SYSTEM_SPEC, warn), place, OOM_FIELDS)
         frame = system_frame(counters)
         ooms = oom_intervals(frame) if files else None
         times = frame.index.to_numpy() if files else records.times
@@ -143,10 +158,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
         found = find_sources(where.dumps_dir, CGROUP_PREFIX, where.window, warn, where.entries)
         services = cgroup_frame(cgroup_batches(found, Reader(CGROUP_SPEC, warn), place))
         ooms = with_limit_hits(ooms, services)
-    with session.timer.phase("growth"):  # the services are judged by the leak finder too
-        plot_top = options.top_n if options.plots else 0
-        findings = find_services(services, options.growth, plot_top)
-    return process_result(records, options, session.timer.phase, ooms, findings)
+    return records, ooms, services
 
 
 def process_result(
@@ -164,15 +176,17 @@ def process_result(
     if span is None:
         raise NoDataError(f"no command line contains {options.match!r}")
     with phase("computing"):
-        spreads = compute_rss_spread(records, table)
+        ranking = spread_ranking(table, records.commands, options.top_n)
         findings = None if ooms is None else find_victims(records, table, ooms)
         programs = programs_of(records, table, options)
     with phase("growth"):
         interval_s = usual_interval_s(records.times)
         judged = Judged.of(records, table, interval_s, options.growth)
+        records.release_floors()
+        allocator.trim()  # the floors of the instances not judged were let go
         survey = find_leaks(records, judged, interval_s, options.growth)
         lives = judged_lives(records, table, survey.min_span_s)
-    top = top_spreads(spreads, options.top_n)
+    top = ranking.top
     plots = PlotData()
     if options.plots:
         plots = plot_data(records, judged.floors, (top, survey, findings), programs, options)
@@ -180,7 +194,7 @@ def process_result(
         options=options,
         snapshots_read=records.snapshots_read,
         times=records.times,
-        pids=len(spreads),
+        pids=ranking.pids,
         top=top,
         survey=survey,
         span=span,

@@ -113,17 +113,25 @@ def judged_floors(
     picks (`footed`, in table order), RSS for the rest; by instance, then bucket. With
     `judged` (in table order), only those instances' floors: a year's short-lived processes
     hold most of its floors, and the finder never reads them (growth.short_instances)."""
-    by_number = np.zeros(records.instance_count, bool)
-    by_number[table.number[footed]] = True
-    wanted = None
+    foot = np.zeros(records.instance_count, bool)
+    foot[table.number[footed]] = True
+    rss = ~foot
     if judged is not None:
         wanted = np.zeros(records.instance_count, bool)
         wanted[table.number[judged]] = True
-    rss, foot = records.floors(wanted), records.foot_floors(wanted)
-    use_rss, use_foot = ~by_number[rss.instance], by_number[foot.instance]
-    parts = [np.concatenate([a[use_rss], b[use_foot]]) for a, b in zip(rss, foot, strict=True)]
-    order = np.lexsort((parts[1], parts[0]))
-    return Floors(*(part[order] for part in parts))
+        rss &= wanted
+        foot &= wanted
+    kinds = [records.floors(rss), records.foot_floors(foot)]
+    if not len(kinds[1].instance) or not len(kinds[0].instance):
+        return kinds[0] if len(kinds[0].instance) else kinds[1]
+    # The two kinds hold different instances, each sorted by instance, then bucket: a stable
+    # sort by instance merges them. Column by column, each let go once merged, so that a
+    # year's judged floors are not held twice over.
+    parts = [list(kind) for kind in kinds]
+    del kinds
+    order = np.argsort(np.concatenate([parts[0][0], parts[1][0]]), kind="stable")
+    merged = [np.concatenate([parts[0].pop(0), parts[1].pop(0)])[order] for _ in Floors._fields]
+    return Floors(*merged)
 
 
 class Judged(NamedTuple):
@@ -170,9 +178,12 @@ def find_leaks(
     table, floors = judged.table, judged.floors
     if len(table.pid) == 0 or interval_s is None:
         return LeakSurvey([], 0, len(table.pid), min_span_for(params, 0.0, interval_s or 1.0))
+    # Each floor's place in the table: its instance number itself when the table holds
+    # every instance (numbers 0 to n - 1), as it does without --match.
+    every = table.number[-1] == len(table.number) - 1
     survey_ = survey(
         FloorTable(
-            instance=np.searchsorted(table.number, floors.instance),
+            instance=floors.instance if every else np.searchsorted(table.number, floors.instance),
             bucket=floors.bucket,
             floor_mb=floors.low_milli / MILLI,
             samples=floors.samples,

@@ -25,27 +25,42 @@ DECIMALS = 3
 Series = tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]
 
 
+class SpreadRanking(NamedTuple):
+    """The ranking's first rows, and how many PIDs it ranks."""
+
+    top: pd.DataFrame  # SPREAD_COLUMNS
+    pids: int
+
+
 def rss_spread(table: InstanceTable, commands: Sequence[str]) -> pd.DataFrame:
     """Per PID: min_RSS, max_RSS, spread = max - min (MiB) and the earliest CMD (its code
     into commands), largest spread first, equal spreads by PID ascending."""
+    return spread_ranking(table, commands, None).top
+
+
+def spread_ranking(table: InstanceTable, commands: Sequence[str], n: int | None) -> SpreadRanking:
+    """The first n rows of rss_spread (every row: n None), reset to a 0.. index, and how
+    many PIDs it ranks. The ranking is made on arrays; only the rows shown become a frame
+    (a year holds hundreds of thousands of PIDs, each with its command line)."""
     if len(table.pid) == 0:
-        return pd.DataFrame({name: [] for name in SPREAD_COLUMNS})
+        return SpreadRanking(pd.DataFrame({name: [] for name in SPREAD_COLUMNS}), 0)
     order = np.lexsort((table.first_rank, table.pid))  # each PID's earliest instance first
     pid = table.pid[order]
     starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
     low = np.minimum.reduceat(table.min_milli[order], starts)
     high = np.maximum.reduceat(table.max_milli[order], starts)
     spread = high - low
-    ranking = np.lexsort((pid[starts], -spread))
-    return pd.DataFrame(
+    ranking = np.lexsort((pid[starts], -spread))[:n]
+    top = pd.DataFrame(
         {
             "PID": pid[starts][ranking],
             "min_RSS": low[ranking] / MILLI,
             "max_RSS": high[ranking] / MILLI,
             "spread": spread[ranking] / MILLI,
-            "CMD": [commands[code] for code in table.cmd[order][starts][ranking]],
+            "CMD": [commands[code] for code in table.cmd[order[starts[ranking]]]],
         }
     )
+    return SpreadRanking(top, len(starts))
 
 
 def top_spreads(spreads: pd.DataFrame, n: int) -> pd.DataFrame:

@@ -102,6 +102,10 @@ class OomInterval(NamedTuple):
         return self.after + (self.before - self.after) / 2
 
 
+# The sys_mem fields oom_intervals reads (a reader may read these alone for it).
+OOM_FIELDS = ("oom_kill", "boot_id", "oom_victims")
+
+
 def oom_intervals(raw: pd.DataFrame) -> list[OomInterval] | None:
     """The intervals with OOM kills, in time order; None when no snapshot has an oom_kill
     counter (dumps of an older collector, or Linux before 4.13)."""

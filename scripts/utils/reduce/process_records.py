@@ -126,6 +126,7 @@ class ProcessRecords:
     _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     pss: PssFold = field(default_factory=PssFold)  # the proportional shares, folded
+    _ended: bool = False  # end_reading was called: no batch may be added
 
     # --- Reading ----------------------------------------------------------------
 
@@ -150,8 +151,18 @@ class ProcessRecords:
         """What the parser threads do with each batch (see iter_reduced)."""
         return reduce_batch(batch, self.match, self.level, self.group_by)
 
+    def end_reading(self) -> None:
+        """Let go of what only folding more batches needs: the instance of each (PID,
+        STARTED) and the codes of the command lines, users and groups by text (an entry per
+        instance and per distinct text). Adding a batch after this is an error."""
+        self._by_start = InstanceKeys()
+        self._command_codes, self._user_codes, self._group_codes = {}, {}, {}
+        self._ended = True
+
     def add(self, runs: BatchRuns) -> None:
         """Fold one batch's runs into the instances, in batch order."""
+        if self._ended:
+            raise RuntimeError("a batch added after end_reading")
         base = self._ranks
         self._ranks += len(runs.read)
         self._times.append(runs.read.astype("datetime64[s]"))
@@ -288,34 +299,49 @@ class ProcessRecords:
         """The instances with kept rows, as arrays (int64, for plain arithmetic)."""
         table = self._instances
         kept = np.flatnonzero(table["samples"] > 0)
+        # Without --match every instance has rows: its int64 columns are handed out as they
+        # are (read-only views), not copied (a year's table is held through the leak finder).
+        every = len(kept) == table.size
+
+        def column(name: str) -> IntArray:
+            values = table[name] if every else table[name][kept]
+            if values.dtype != np.int64:
+                return values.astype(np.int64)
+            view = values.view()
+            view.flags.writeable = False
+            return view
+
         return InstanceTable(
             number=kept,
-            pid=table["pid"][kept].astype(np.int64),
-            samples=table["samples"][kept].astype(np.int64),
-            first_rank=table["first_rank"][kept].astype(np.int64),
-            last_rank=table["last_rank"][kept].astype(np.int64),
-            min_milli=table["min_milli"][kept],
-            max_milli=table["max_milli"][kept],
-            cmd=table["cmd"][kept].astype(np.int64),
-            foot_samples=table["foot_samples"][kept].astype(np.int64),
-            swap_max_milli=table["swap_max_milli"][kept],
+            pid=column("pid"),
+            samples=column("samples"),
+            first_rank=column("first_rank"),
+            last_rank=column("last_rank"),
+            min_milli=column("min_milli"),
+            max_milli=column("max_milli"),
+            cmd=column("cmd"),
+            foot_samples=column("foot_samples"),
+            swap_max_milli=column("swap_max_milli"),
         )
 
     def floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
         """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket;
-        only the instances `wanted` names (by instance number), if given."""
-        if wanted is not None:
-            return _as_floors(_merged([_of(part, wanted) for part in self._floors]))
-        self._floors = _merged(self._floors)
+        only the instances `wanted` names (by instance number), if given. The floors of the
+        instances not wanted are then let go: a run asks for the floors of the instances it
+        judges, once, and a year's short-lived processes hold most of them."""
+        self._floors = _merged(_taken(self._floors, wanted))
         return _as_floors(self._floors)
 
     def foot_floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
         """Each instance's lowest anon + swap per bucket, of the rows that have it (of the
-        `wanted` instances, as floors)."""
-        if wanted is not None:
-            return _as_floors(_merged([_of(part, wanted) for part in self._foot_floors]))
-        self._foot_floors = _merged(self._foot_floors)
+        `wanted` instances, as floors, the others' let go)."""
+        self._foot_floors = _merged(_taken(self._foot_floors, wanted))
         return _as_floors(self._foot_floors)
+
+    def release_floors(self) -> None:
+        """Let go of both kinds of floors: once the leak finder holds the ones it judges,
+        the records' copies are never read again in a run."""
+        self._floors, self._foot_floors = [], []
 
     def pid_memory(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> tuple[
         npt.NDArray[np.datetime64],
@@ -392,10 +418,18 @@ def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
     )
 
 
-def _of(part: FloorPart, wanted: npt.NDArray[np.bool_]) -> FloorPart:
-    """A part's floors of the wanted instances."""
-    keep = wanted[part[0]]
-    return tuple(column[keep] for column in part)
+def _taken(parts: list[FloorPart], wanted: npt.NDArray[np.bool_] | None) -> list[FloorPart]:
+    """The parts' floors of the wanted instances (every part: wanted None), emptying `parts`
+    as it goes, so that each part is let go once its wanted floors are taken."""
+    if wanted is None:
+        return parts
+    kept: list[FloorPart] = []
+    while parts:
+        part = parts.pop()
+        keep = wanted[part[0]]
+        kept.append(tuple(column[keep] for column in part))
+    kept.reverse()
+    return kept
 
 
 def _merged(parts: list[FloorPart]) -> list[FloorPart]:

@@ -6,9 +6,10 @@ docs/summaries.md lists what each holds, field by field.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ from utils.reduce.day_summaries import (
 from utils.reduce.group_totals import GroupPart, GroupRows
 from utils.reduce.process_records import ProcessRecords
 from utils.reduce.pss_totals import PssPart
+from utils.reduce.summary_codec import decode
 
 SYSTEM_RECORDS = {"Batch": Batch}
 PROCESS_RECORDS = {
@@ -57,20 +59,52 @@ def cgroup_batches(
     return parsed_batches(files, reader, place, CGROUP_PREFIX)
 
 
-def parsed_batches(
-    files: Sequence[Source], reader: Reader, place: SummaryPlace | None, prefix: str
+def system_columns(
+    files: Sequence[Source], reader: Reader, place: SummaryPlace | None, columns: Collection[str]
 ) -> Iterator[Batch]:
-    """One kind of snapshot's parsed batches, kept whole in its day summaries."""
+    """The sys_mem files' parsed batches with only `columns` of their frames (those the
+    files have), in time order: the day summaries hold the whole batches, as
+    system_batches keeps them, and are decoded for those columns alone."""
+    for batch in parsed_batches(files, reader, place, SYS_PREFIX, columns):
+        yield batch._replace(frame=batch.frame[[c for c in batch.frame.columns if c in columns]])
+
+
+def parsed_batches(
+    files: Sequence[Source],
+    reader: Reader,
+    place: SummaryPlace | None,
+    prefix: str,
+    columns: Collection[str] | None = None,
+) -> Iterator[Batch]:
+    """One kind of snapshot's parsed batches, kept whole in its day summaries; with
+    `columns`, a summary's frames are decoded for those columns only (the file is the same:
+    every field of a Batch stays in its hot part)."""
     how = DayReading(
         lambda found, warn, progress: _with(reader, warn, progress).batches(found),
         _batch_day,
         reader.warn,
         reader.progress,
     )
+    deferred: dict[str, tuple[tuple[str, ...], MakeDeferred]] = {}
+    if columns is not None:
+        deferred["Batch"] = (Batch._fields, partial(_batch_of, frozenset(columns)))
     what = SummaryKind(
-        prefix, {"spec": repr(reader.spec)}, SYSTEM_RECORDS, {"batch": reader.batch_bytes}
+        prefix,
+        {"spec": repr(reader.spec)},
+        SYSTEM_RECORDS,
+        {"batch": reader.batch_bytes},
+        deferred,
     )
     return summarized(files, how, place, what)
+
+
+def _batch_of(columns: frozenset[str], where: Deferred) -> Batch:
+    """A kept Batch decoded with only `columns` of its frame."""
+    frame = where.layout["fields"]["frame"]
+    kept = [column for column in frame["columns"] if column["name"] in columns]
+    fields = {**where.layout["fields"], "frame": {**frame, "columns": kept}}
+    batch: Batch = decode({**where.layout, "fields": fields}, where.hot, SYSTEM_RECORDS)
+    return batch
 
 
 def process_runs(
