@@ -229,6 +229,7 @@ def folded(records: ProcessRecords) -> list[Any]:
     """Everything the analyses ask of the fold, as plain lists."""
     table = records.instances()
     totals = records.group_totals()
+    records.read_rows_of(table.pid)  # each batch read once for every PID asked below
     return [
         [column.tolist() for column in table],
         [column.tolist() for column in records.floors()],
@@ -537,12 +538,22 @@ def test_rows_stay_in_the_summary_until_a_pid_of_theirs_is_asked_for(
     assert {type(chunk).__name__ for chunk in first.chunks} == {"StoredChunk"}
     assert {type(chunk).__name__ for chunk in plain.chunks} == {"Chunk"}
     stored = [chunk for chunk in second.chunks if isinstance(chunk, StoredChunk)]
-    assert all(chunk._rows is None for chunk in stored)  # nothing read yet
-    short_lived = int(second.instances().pid[-1])
-    second.pid_memory(short_lived)
-    read = [chunk._rows is not None for chunk in stored]
-    assert 0 < sum(read) < len(stored)
-    assert read == [short_lived in chunk.pids.tolist() for chunk in stored]
+    assert all(not chunk._kept for chunk in stored)  # nothing read yet
+    table = second.instances()
+    short_lived, long_lived = int(table.pid[-1]), int(table.pid[0])
+    asked = second.pid_memory(short_lived)
+    assert all(not chunk._kept for chunk in stored)  # read, and let go at once
+    second.read_rows_of([short_lived, long_lived])
+    kept = [sorted(chunk._kept) for chunk in stored]
+    # Each batch keeps the rows of the asked PIDs it holds, and no other row.
+    assert kept == [
+        [pid for pid in sorted({short_lived, long_lived}) if pid in chunk.pids.tolist()]
+        for chunk in stored
+    ]
+    assert 0 < sum(short_lived in pids for pids in kept) < len(stored)
+    assert all(long_lived in pids for pids in kept)
+    again = second.pid_memory(short_lived)
+    assert [column.tolist() for column in again] == [column.tolist() for column in asked]
     assert folded(second) == folded(first) == folded(plain)
 
 

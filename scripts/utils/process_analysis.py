@@ -263,6 +263,7 @@ def plot_data(
     if programs is not None:
         shown = grown(programs[0])[: options.program_plots]
         series = program_series(records.times, programs[1], shown)
+    records.read_rows_of([*top["PID"].tolist(), *(leak.pid for leak in survey.leaks)])
     return PlotData(
         pids=pid_plots(records, top, killed),
         leaks=leak_plots(records, floors, survey.leaks, kill_moments(findings)),

@@ -136,6 +136,7 @@ def _vanished(records: ProcessRecords, table: InstanceTable, oom: OomInterval) -
     if last_before < 0 or first_after >= len(times):
         return []  # no process snapshot on one side: nothing can be said to vanish
     ended = (table.last_rank >= last_before) & (table.last_rank < first_after)
+    records.read_rows_of(table.pid[ended])
     found = []
     for at in np.flatnonzero(ended).tolist():
         if records.commands[int(table.cmd[at])] == COLLECTOR_PS:

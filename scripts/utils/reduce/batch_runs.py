@@ -38,6 +38,8 @@ class Rows(Protocol):
 
     def rows_of(self, pid: int) -> tuple[IntArray, IntArray, IntArray, IntArray]: ...
 
+    def read_rows_of(self, pids: npt.NDArray[np.int64]) -> None: ...
+
     def _replace(self, *, base: int) -> Rows: ...
 
 
@@ -77,6 +79,9 @@ class Chunk(NamedTuple):
             foot,
             self._swap_of(pid, foot),
         )
+
+    def read_rows_of(self, pids: npt.NDArray[np.int64]) -> None:
+        """Nothing to read: the rows are in memory (see StoredChunk.read_rows_of)."""
 
     def _swap_of(self, pid: int, foot: IntArray) -> IntArray:
         if self.swap_pids is not None and self.swap_starts is not None:

@@ -343,6 +343,14 @@ class ProcessRecords:
         the records' copies are never read again in a run."""
         self._floors, self._foot_floors = [], []
 
+    def read_rows_of(self, pids: npt.ArrayLike) -> None:
+        """Read ahead the rows of these PIDs, each batch left in a summary read once for all
+        of them, so that pid_memory of them reads nothing more."""
+        wanted = np.asarray(pids, dtype=np.int64)
+        if len(wanted):
+            for chunk in self.chunks:
+                chunk.read_rows_of(wanted)
+
     def pid_memory(self, pid: int, first_rank: int = 0, last_rank: int | None = None) -> tuple[
         npt.NDArray[np.datetime64],
         npt.NDArray[np.float64],

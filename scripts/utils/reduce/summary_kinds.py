@@ -147,30 +147,49 @@ def process_runs(
 class StoredChunk:
     """A batch's rows left in its day summary until a PID of theirs is asked for (a plot,
     an OOM victim's memory): a year of rows is hundreds of MiB, and a run that draws nothing
-    needs almost none of them. Only the batch's PIDs are held; the rows are read whole the
-    first time one of them is asked for, then kept."""
+    needs almost none of them. Only the batch's PIDs are held, and the rows of the PIDs
+    read_rows_of was given: a long-lived PID's plot reads every batch of a year, and keeping
+    the batches whole would hold the year's rows again."""
 
     def __init__(self, where: Deferred) -> None:
         self.where = where
         self.pids: npt.NDArray[np.int32] = where.hot[where.layout["fields"]["pids"]["key"]]
         self.base = 0
-        self._rows: Chunk | None = None
+        # Per PID read ahead: its rows, their ranks counted from the batch's first snapshot.
+        self._kept: dict[int, tuple[IntArray, IntArray, IntArray, IntArray]] = {}
 
     def _replace(self, *, base: int) -> StoredChunk:
         moved = StoredChunk(self.where)
-        moved.base, moved._rows = base, self._rows
+        moved.base, moved._kept = base, self._kept
         return moved
 
     def rows_of(self, pid: int) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-        """As Chunk.rows_of; the summary is read the first time a PID of the batch is asked
-        for (SummaryChangedError if another run replaced it since this one read it)."""
-        at = int(np.searchsorted(self.pids, pid))
-        if at == len(self.pids) or self.pids[at] != pid:
+        """As Chunk.rows_of; the summary is read unless read_rows_of read the PID's rows
+        (SummaryChangedError if another run replaced it since this one read it)."""
+        if not self._holds(pid):
             empty = np.empty(0, np.int64)
             return empty, empty, empty, empty
-        if self._rows is None:
-            self._rows = self.where.read(PROCESS_RECORDS)
-        return self._rows._replace(base=self.base).rows_of(pid)
+        kept = self._kept.get(pid)
+        if kept is None:
+            rows: Chunk = self.where.read(PROCESS_RECORDS)
+            kept = rows._replace(base=0).rows_of(pid)
+        ranks, rss, foot, swap = kept
+        return ranks + self.base, rss, foot, swap
+
+    def read_rows_of(self, pids: npt.NDArray[np.int64]) -> None:
+        """Read the summary once for all of pids that the batch holds, and keep their rows
+        only."""
+        wanted = [pid for pid in np.unique(pids).tolist() if self._holds(pid)]
+        wanted = [pid for pid in wanted if pid not in self._kept]
+        if not wanted:
+            return
+        rows: Chunk = self.where.read(PROCESS_RECORDS)
+        whole = rows._replace(base=0)
+        self._kept.update((pid, whole.rows_of(pid)) for pid in wanted)
+
+    def _holds(self, pid: int) -> bool:
+        at = int(np.searchsorted(self.pids, pid))
+        return at < len(self.pids) and int(self.pids[at]) == pid
 
 
 class StoredGroupRows:
