@@ -296,18 +296,19 @@ class ProcessRecords:
     # --- What the analyses ask --------------------------------------------------
 
     def instances(self) -> InstanceTable:
-        """The instances with kept rows, as arrays (int64, for plain arithmetic)."""
+        """The instances with kept rows, as arrays of the widths the records keep them at
+        (_INSTANCE_COLUMNS: 32 bits for counts, ranks, PIDs and codes, which the judges
+        index and compare with; RSS in 64)."""
         table = self._instances
         kept = np.flatnonzero(table["samples"] > 0)
-        # Without --match every instance has rows: its int64 columns are handed out as they
-        # are (read-only views), not copied (a year's table is held through the leak finder).
+        # Without --match every instance has rows: its columns are handed out as they are
+        # (read-only views), not copied (a year's table is held through the leak finder).
         every = len(kept) == table.size
 
         def column(name: str) -> IntArray:
-            values = table[name] if every else table[name][kept]
-            if values.dtype != np.int64:
-                return values.astype(np.int64)
-            view = values.view()
+            if not every:
+                return table[name][kept]
+            view = table[name].view()
             view.flags.writeable = False
             return view
 
@@ -385,6 +386,9 @@ def _intern(texts: list[str], codes: dict[str, int], text: str) -> int:
 
 
 class InstanceTable(NamedTuple):
+    """Per instance with kept rows; integer columns at the records' widths (32 bits but
+    for number and the RSS columns): widen before arithmetic that could pass 2**31."""
+
     number: IntArray
     pid: IntArray
     samples: IntArray
