@@ -44,9 +44,9 @@ The verdict, rule by rule (the first that fails names the reason):
 The confidence of a flagged instance is that R2: 1 for a perfect line, lower as noise
 or curvature take over.
 
-All instances are judged together, in one pass of array operations (no Python loop per
-instance). docs/leaks.md explains the method, what the rules were tried on and why the
-defaults are what they are.
+All instances are judged together by array operations (no Python loop per instance): the
+ones rule 1 keeps, their floors read a run of whole instances at a time. docs/leaks.md
+explains the method, what the rules were tried on and why the defaults are what they are.
 """
 
 from __future__ import annotations
