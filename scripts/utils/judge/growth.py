@@ -44,9 +44,9 @@ The verdict, rule by rule (the first that fails names the reason):
 The confidence of a flagged instance is that R2: 1 for a perfect line, lower as noise
 or curvature take over.
 
-All instances are judged together, in one pass of array operations (no Python loop per
-instance). docs/leaks.md explains the method, what the rules were tried on and why the
-defaults are what they are.
+All instances are judged together by array operations (no Python loop per instance): the
+ones rule 1 keeps, their floors read a run of whole instances at a time. docs/leaks.md
+explains the method, what the rules were tried on and why the defaults are what they are.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ import numpy.typing as npt
 from utils.core.defaults import LEAK_MIN_RATE_MB_PER_DAY, LEAK_MIN_RISE_MB, LEAK_MIN_SPAN_DAYS
 from utils.core.text import format_duration
 from utils.core.units import DAY_S
+from utils.judge.floor_passes import passes, rise_mb
 from utils.judge.hinge import MIN_LEAK_FLOORS, Fits, Points, fit_hinges, segments
 from utils.reduce.buckets import BUCKET_S, MAX_LEVEL
 
@@ -120,6 +121,9 @@ MIN_FIT_R2 = 0.6
 # its slope stays under that). A ramp or a step that reached its plateau fails here.
 TAIL_MIN_RATIO = 0.5
 TAIL_Z = 2.0
+# Rules 1 to 3 go through the floors this many rows at a time, in whole instances
+# (utils.judge.floor_passes).
+ROWS_PER_PASS = 1 << 16
 
 
 class Rule(enum.IntEnum):
@@ -230,12 +234,43 @@ def survey(
     floors: FloorTable, spans: InstanceSpans, interval_s: float, params: GrowthParams
 ) -> Survey:
     """Judge every instance; interval_s is the usual time between snapshots."""
-    found = _assess(floors, spans, interval_s, params)
+    _check(floors, spans, interval_s)
+    min_span_s, short = short_instances(spans, interval_s, params)
+    kept = np.flatnonzero(~short)
+    del short
+    found = _assess(*_judged_only(floors, spans, kept), interval_s, params)
     flagged = np.flatnonzero(found.rule == Rule.GROWS)
     flagged = flagged[np.argsort(-found.trend.rate_mb_per_day[flagged], kind="stable")]
     judged = int(np.count_nonzero(found.rule != Rule.SHORT))
-    growths = [_growth(found, int(i)) for i in flagged]
-    return Survey(growths, judged, int(spans.first_s.size), found.scale.min_span_s)
+    growths = [_growth(found, int(i), int(kept[i])) for i in flagged]
+    return Survey(growths, judged, int(spans.first_s.size), min_span_s)
+
+
+def _judged_only(
+    floors: FloorTable, spans: InstanceSpans, kept: IntArray
+) -> tuple[FloorTable, InstanceSpans]:
+    """The tables of the instances `kept` (sorted) alone, numbered 0..kept.size - 1 in the
+    same order. A year holds hundreds of thousands of short-lived instances that rule 1
+    rejects whatever their floors, and every rule but the first reads an instance's own
+    rows and spans alone, in the same order: the verdicts of the kept ones are those of the
+    whole tables, without arrays over every instance (or floor) for them."""
+    if kept.size == spans.first_s.size:
+        return floors, spans
+    judged = np.zeros(spans.first_s.size, bool)
+    judged[kept] = True
+    mask = judged[floors.instance]
+    rows: slice | BoolArray = slice(None) if mask.all() else mask
+    table = FloorTable(
+        instance=np.searchsorted(kept, floors.instance[rows]),
+        bucket=floors.bucket[rows],
+        floor_mb=floors.floor_mb[rows],
+        samples=floors.samples[rows],
+        level=floors.level,
+    )
+    own = InstanceSpans(
+        spans.first_s[kept], spans.last_s[kept], spans.samples[kept], _collection_s(spans)
+    )
+    return table, own
 
 
 def _collection_s(spans: InstanceSpans) -> float:
@@ -334,11 +369,17 @@ class _Screen(NamedTuple):
     span_days: FloatArray
     floors: IntArray  # per instance: usable floors after the warm-up
     rise_mb: FloatArray  # per instance: the last floors over the lowest (NaN: no floors)
-    fill: FloatArray  # per row: the share of a full bucket its samples make, 0..1
     keep: BoolArray  # per row: a usable floor of an instance that passed rule 2
-    start_s: FloatArray  # per row: the bucket's start, epoch seconds
-    bucket_s: FloatArray  # per row: the bucket's length
     samples: IntArray  # per instance: its snapshots
+
+
+class _Rows(NamedTuple):
+    """Per floor row, for the rules that read them (see _row_scale)."""
+
+    instance: IntArray
+    bucket_s: FloatArray  # the length of the instance's buckets
+    start_s: FloatArray  # the bucket's start, epoch seconds
+    fill: FloatArray  # the share of a full bucket its samples make, 0..1
 
 
 class _Trend(NamedTuple):
@@ -380,7 +421,7 @@ def _assess(
     trend = _no_trend(rule.size)
     fit_rows = screen.keep & (rule[floors.instance] == Rule.GROWS)
     if np.any(fit_rows):
-        points = _points(floors, spans, screen, fit_rows, interval_s)
+        points = _points(floors, spans, scale, fit_rows, interval_s)
         days = scale.bucket_s[points.instance] / DAY_S
         fit = fit_hinges(points, screen.span_days[points.instance], MIN_LEAK_BUCKETS * days)
         rule[points.instance[~fit.ok]] = Rule.FEW_FLOORS  # no knot leaves room to grow in
@@ -408,20 +449,44 @@ def _screen(
 
     # Rule 2, per row: full enough buckets after the warm-up, of judged instances.
     inst = floors.instance
-    bucket_s = scale.bucket_s[inst]
-    fill = np.minimum(1.0, floors.samples * (interval_s / bucket_s))
-    start_s = floors.bucket * bucket_s
-    after_warmup = start_s >= spans.first_s[inst] + WARMUP_BUCKETS * bucket_s
-    usable = (fill >= MIN_FILL) & after_warmup & ~scale.short[inst]
-    count = np.bincount(inst[usable], minlength=n).astype(np.int64)
+    usable = np.empty(inst.size, bool)
+    count = np.zeros(n, np.int64)
+    for rows in passes(inst, ROWS_PER_PASS):
+        usable[rows] = _usable(floors, rows, spans, interval_s, scale)
+        count += np.bincount(inst[rows][usable[rows]], minlength=n)
     few = ~scale.short & (count < MIN_FIT_FLOORS)
     rule[few] = Rule.FEW_FLOORS
     keep = usable & ~few[inst]
+    del usable
 
     # Rule 3, the prefilter: the last floors against the lowest.
-    rise = _rise_mb(inst[keep], floors.floor_mb[keep], n)
+    rise = np.full(n, np.nan)
+    for rows in passes(inst, ROWS_PER_PASS):
+        chosen = keep[rows]
+        rise_mb(inst[rows][chosen], floors.floor_mb[rows][chosen], END_FLOORS, rise)
     rule[(rule == Rule.GROWS) & ~(rise >= _least_rise_mb(scale))] = Rule.NO_RISE
-    return _Screen(rule, span_days, count, rise, fill, keep, start_s, bucket_s, spans.samples)
+    return _Screen(rule, span_days, count, rise, keep, spans.samples)
+
+
+def _row_scale(
+    floors: FloorTable, rows: slice | BoolArray, interval_s: float, scale: _Scale
+) -> _Rows:
+    """Of the chosen rows: the instance, the length of its bucket, the bucket's start (epoch
+    seconds) and the share of a full bucket its samples make (0..1)."""
+    inst = floors.instance[rows]
+    bucket_s = scale.bucket_s[inst]
+    fill = np.minimum(1.0, floors.samples[rows] * (interval_s / bucket_s))
+    return _Rows(inst, bucket_s, floors.bucket[rows] * bucket_s, fill)
+
+
+def _usable(
+    floors: FloorTable, rows: slice, spans: InstanceSpans, interval_s: float, scale: _Scale
+) -> BoolArray:
+    """Of the rows: a full enough bucket after the warm-up, of a judged instance."""
+    row = _row_scale(floors, rows, interval_s, scale)
+    after_warmup = row.start_s >= spans.first_s[row.instance] + WARMUP_BUCKETS * row.bucket_s
+    usable: BoolArray = (row.fill >= MIN_FILL) & after_warmup & ~scale.short[row.instance]
+    return usable
 
 
 def _least_rise_mb(scale: _Scale) -> FloatArray:
@@ -432,30 +497,18 @@ def _least_rise_mb(scale: _Scale) -> FloatArray:
     return least
 
 
-def _rise_mb(instance: IntArray, floor_mb: FloatArray, n: int) -> FloatArray:
-    """Per instance, how far the highest of its last END_FLOORS floors stands above its
-    lowest floor (NaN: no floors). Rows sorted by instance."""
-    rise = np.full(n, np.nan)
-    starts, ends, segment = segments(instance)
-    if starts.size:
-        lowest = np.minimum.reduceat(floor_mb, starts)
-        at_end = ends[segment] - np.arange(instance.size) <= END_FLOORS
-        last_high = np.maximum.reduceat(np.where(at_end, floor_mb, -np.inf), starts)
-        rise[instance[starts]] = last_high - lowest
-    return rise
-
-
 def _points(
-    floors: FloorTable, spans: InstanceSpans, screen: _Screen, rows: BoolArray, interval_s: float
+    floors: FloorTable, spans: InstanceSpans, scale: _Scale, rows: BoolArray, interval_s: float
 ) -> Points:
     """The chosen rows as points to fit, weighted by how full their buckets are."""
-    inst = floors.instance[rows]
+    row = _row_scale(floors, rows, interval_s, scale)
+    inst = row.instance
     seg = segments(inst)
     # The floor stands for the observed part of its bucket (the last one may be cut).
-    lo = screen.start_s[rows]
-    hi = np.minimum(lo + screen.bucket_s[rows], spans.last_s[inst] + interval_s)
+    lo = row.start_s
+    hi = np.minimum(lo + row.bucket_s, spans.last_s[inst] + interval_s)
     t = (0.5 * (lo + hi) - spans.first_s[inst]) / DAY_S  # days since the first sample
-    return Points(t, screen.fill[rows], floors.floor_mb[rows], seg, inst[seg.start])
+    return Points(t, row.fill, floors.floor_mb[rows], seg, inst[seg.start])
 
 
 def _no_trend(n: int) -> _Trend:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from utils.core import allocator
 from utils.core.units import DAY_S
 from utils.judge.growth import (
     FloorTable,
@@ -121,17 +122,36 @@ def judged_floors(
         wanted[table.number[judged]] = True
         rss &= wanted
         foot &= wanted
-    kinds = [records.floors(rss), records.foot_floors(foot)]
+    # Taking each kind lets go of the floors of the instances not wanted, a part per batch:
+    # the heap is trimmed after each, before the next arrays are made.
+    kinds = [records.floors(rss)]
+    allocator.trim()
+    kinds.append(records.foot_floors(foot))
+    allocator.trim()
     if not len(kinds[1].instance) or not len(kinds[0].instance):
         return kinds[0] if len(kinds[0].instance) else kinds[1]
-    # The two kinds hold different instances, each sorted by instance, then bucket: a stable
-    # sort by instance merges them. Column by column, each let go once merged, so that a
-    # year's judged floors are not held twice over.
+    # The two kinds hold different instances, each sorted by instance, then bucket: a row's
+    # place in the merged table is its place in its own kind plus the other kind's rows of
+    # lower instances (what a stable sort by instance gives). Column by column, each let go
+    # once placed, so that a year's judged floors are not held twice over.
     parts = [list(kind) for kind in kinds]
     del kinds
-    order = np.argsort(np.concatenate([parts[0][0], parts[1][0]]), kind="stable")
-    merged = [np.concatenate([parts[0].pop(0), parts[1].pop(0)])[order] for _ in Floors._fields]
+    places = [
+        np.arange(len(own[0])) + np.searchsorted(other[0], own[0])
+        for own, other in ((parts[0], parts[1]), (parts[1], parts[0]))
+    ]
+    merged = [_placed(places, parts[0].pop(0), parts[1].pop(0)) for _ in Floors._fields]
     return Floors(*merged)
+
+
+def _placed(
+    places: list[npt.NDArray[np.intp]], first: npt.NDArray[np.int64], second: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """A column of two kinds' rows, each row at its place."""
+    column = np.empty(len(first) + len(second), np.result_type(first, second))
+    column[places[0]] = first
+    column[places[1]] = second
+    return column
 
 
 class Judged(NamedTuple):

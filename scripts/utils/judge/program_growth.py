@@ -122,9 +122,13 @@ def _examples(records: ProcessRecords, table: InstanceTable, count: int) -> list
     snapshot, the first in table order)."""
     groups = records.instance_groups()
     examples = [""] * count
-    order = np.argsort(table.first_rank, kind="stable")
-    found, first = np.unique(groups[order], return_index=True)
-    for group, number in zip(found.tolist(), order[first].tolist(), strict=True):
+    # Each group's earliest first snapshot, then of its instances first seen there the
+    # first in table order: no ordering of every instance is needed.
+    earliest = np.full(count, np.iinfo(np.int64).max)
+    np.minimum.at(earliest, groups, table.first_rank)
+    candidates = np.flatnonzero(table.first_rank == earliest[groups])
+    found, first = np.unique(groups[candidates], return_index=True)
+    for group, number in zip(found.tolist(), candidates[first].tolist(), strict=True):
         examples[group] = records.commands[int(table.cmd[number])]
     return examples
 

@@ -53,7 +53,7 @@ def spread_ranking(table: InstanceTable, commands: Sequence[str], n: int | None)
     ranking = np.lexsort((pid[starts], -spread))[:n]
     top = pd.DataFrame(
         {
-            "PID": pid[starts][ranking],
+            "PID": pid[starts][ranking].astype(np.int64),
             "min_RSS": low[ranking] / MILLI,
             "max_RSS": high[ranking] / MILLI,
             "spread": spread[ranking] / MILLI,

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from utils.core import allocator
 from utils.read.threaded_reader import Batch
 from utils.reduce.batch_runs import MILLI, BatchRuns, Rows, narrow, reduce_batch
 from utils.reduce.group_totals import GroupPart, GroupSlice, GroupTotals
@@ -296,18 +297,19 @@ class ProcessRecords:
     # --- What the analyses ask --------------------------------------------------
 
     def instances(self) -> InstanceTable:
-        """The instances with kept rows, as arrays (int64, for plain arithmetic)."""
+        """The instances with kept rows, as arrays of the widths the records keep them at
+        (_INSTANCE_COLUMNS: 32 bits for counts, ranks, PIDs and codes, which the judges
+        index and compare with; RSS in 64)."""
         table = self._instances
         kept = np.flatnonzero(table["samples"] > 0)
-        # Without --match every instance has rows: its int64 columns are handed out as they
-        # are (read-only views), not copied (a year's table is held through the leak finder).
+        # Without --match every instance has rows: its columns are handed out as they are
+        # (read-only views), not copied (a year's table is held through the leak finder).
         every = len(kept) == table.size
 
         def column(name: str) -> IntArray:
-            values = table[name] if every else table[name][kept]
-            if values.dtype != np.int64:
-                return values.astype(np.int64)
-            view = values.view()
+            if not every:
+                return table[name][kept]
+            view = table[name].view()
             view.flags.writeable = False
             return view
 
@@ -393,6 +395,9 @@ def _intern(texts: list[str], codes: dict[str, int], text: str) -> int:
 
 
 class InstanceTable(NamedTuple):
+    """Per instance with kept rows; integer columns at the records' widths (32 bits but
+    for number and the RSS columns): widen before arithmetic that could pass 2**31."""
+
     number: IntArray
     pid: IntArray
     samples: IntArray
@@ -442,17 +447,25 @@ def _taken(parts: list[FloorPart], wanted: npt.NDArray[np.bool_] | None) -> list
 
 def _merged(parts: list[FloorPart]) -> list[FloorPart]:
     """The batches' floors as one part, sorted by instance and bucket; a batch boundary can
-    cut a bucket in two, so the halves are merged."""
-    if not parts:
-        return parts
-    instance, bucket, low, count = (np.concatenate(column) for column in zip(*parts, strict=True))
-    if not len(instance):
+    cut a bucket in two, so the halves are merged. `parts` is emptied: each column of the
+    batches is let go once joined, and each unsorted column once sorted."""
+    columns = [list(column) for column in zip(*parts, strict=True)]
+    parts.clear()
+    if not columns or not sum(len(part) for part in columns[0]):
         return []
+    instance, bucket, low, count = (_joined(column) for column in columns)
+    allocator.trim()  # the batches' parts, small blocks of the heap, were let go
     order = np.lexsort((bucket, instance))
-    instance, bucket, low, count = instance[order], bucket[order], low[order], count[order]
+    instance = instance[order]
+    bucket = bucket[order]
+    low = low[order]
+    count = count[order]
+    del order
     cuts = np.flatnonzero(
         np.r_[True, (instance[1:] != instance[:-1]) | (bucket[1:] != bucket[:-1])]
     )
+    if len(cuts) == len(instance):  # no bucket was cut: nothing to merge
+        return [(instance, bucket, low, count)]
     return [
         (
             instance[cuts],
@@ -461,6 +474,13 @@ def _merged(parts: list[FloorPart]) -> list[FloorPart]:
             np.add.reduceat(count, cuts),
         )
     ]
+
+
+def _joined(column: list[npt.NDArray[np.signedinteger[Any]]]) -> npt.NDArray[np.signedinteger[Any]]:
+    """The batches' parts of one column as one array; the list is emptied."""
+    joined = np.concatenate(column)
+    column.clear()
+    return joined
 
 
 def _as_floors(parts: list[FloorPart]) -> Floors:
