@@ -4,7 +4,9 @@ texts, numbers and data frames flattened into named arrays and a JSON layout, an
 The arrays are plain numbers (utils.reduce.summary_file writes their bytes), never pickled: a
 summary is a cache file any user of the host could have put there, and unpickling it would run
 whatever it holds. Texts are kept as one UTF-8 blob and the offsets into it
-(`surrogatepass`, so that a command line that is not valid UTF-8 comes back as it went in).
+(`surrogatepass`, so that a command line that is not valid UTF-8 comes back as it went in);
+an array of texts as its distinct texts and each item's code (a batch's runs repeat the
+command lines of a few hundred programs).
 """
 
 from __future__ import annotations
@@ -133,8 +135,45 @@ def _encode_record(value: tuple[Any, ...], arrays: Sink) -> Layout:
 
 def _encode_array(value: npt.NDArray[Any], arrays: Sink) -> Layout:
     if value.dtype == object:
-        return _encode_texts(value, arrays)
+        return _encode_coded_texts(value, arrays)
     return {"t": "array", "key": arrays.add(value)}
+
+
+def _encode_coded_texts(values: npt.NDArray[Any], arrays: Sink) -> Layout:
+    """Texts (None or NaN allowed) as their distinct texts, in order of first appearance,
+    and each one's code into them (-1: missing)."""
+    code_of: dict[str, int] = {}
+    codes = np.fromiter(
+        (
+            code_of.setdefault(item, len(code_of)) if isinstance(item, str) else -1
+            for item in values
+        ),
+        np.int32,
+        len(values),
+    )
+    distinct = np.empty(len(code_of), dtype=object)
+    distinct[:] = list(code_of)
+    return {
+        "t": "coded texts",
+        "texts": _encode_texts(distinct, arrays),
+        "indices": arrays.add(codes),
+    }
+
+
+def _decode_coded_texts(
+    layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]
+) -> npt.NDArray[np.object_]:
+    distinct = _decode_texts(layout["texts"], arrays)
+    codes = arrays[layout["indices"]]
+    if codes.dtype != np.int32 or codes.ndim != 1:
+        raise CodecError("text codes that are not one column of int32")
+    if len(codes) and (int(codes.min()) < -1 or int(codes.max()) >= len(distinct)):
+        raise CodecError("text codes outside their texts")
+    # Code -1 takes the None put after the distinct texts.
+    texts = np.empty(len(distinct) + 1, dtype=object)
+    texts[:-1] = distinct
+    out: npt.NDArray[np.object_] = texts[codes]
+    return out
 
 
 def _encode_texts(values: npt.NDArray[Any] | pd.Index, arrays: Sink) -> Layout:
@@ -169,7 +208,10 @@ def _decode_texts(
             for start, end in zip(starts, ends, strict=True)
         ]
     out = np.empty(len(ends), dtype=object)
-    out[:] = [None if gone else item for item, gone in zip(items, missing, strict=True)]
+    if any(missing):
+        out[:] = [None if gone else item for item, gone in zip(items, missing, strict=True)]
+    else:
+        out[:] = items
     return out
 
 
@@ -246,10 +288,10 @@ def _decode_frame(layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]) -> pd.
         [column["name"] for column in layout["columns"]],
         dtype=pd.api.types.pandas_dtype(layout["columns_dtype"]),
     )
+    if any(len(values) != layout["rows"] for values in data.values()):
+        raise CodecError("columns of different lengths")
     frame = pd.DataFrame(data, index=pd.RangeIndex(layout["rows"]))
     frame.columns = names
-    if any(len(frame[name]) != layout["rows"] for name in frame.columns):
-        raise CodecError("columns of different lengths")
     return frame
 
 
@@ -257,6 +299,7 @@ _LEAVES: dict[str, Callable[[Layout, Mapping[str, npt.NDArray[Any]]], Any]] = {
     "none": lambda layout, arrays: None,
     "array": lambda layout, arrays: arrays[layout["key"]],
     "texts": _decode_texts,
+    "coded texts": _decode_coded_texts,
     "frame": _decode_frame,
 }
 
@@ -282,5 +325,6 @@ def array_keys(layout: Any) -> list[str]:
     return []
 
 
-# The layout fields that name an array: an array's "key", a text column's three.
-_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing"})
+# The layout fields that name an array: an array's "key", a text column's three, the codes
+# (indices) of coded texts.
+_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing", "indices"})

@@ -1,0 +1,61 @@
+"""Arrays of texts in a day summary (distinct texts and a code per item), and the records'
+interning of a batch's command lines a distinct text at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from utils.reduce.process_records import _intern, _interned
+from utils.reduce.summary_codec import CodecError, Sink, decode, encode
+
+words = st.lists(st.none() | st.sampled_from(["", "a", "b c", "caf\u00e9", "\ud800"]), max_size=12)
+
+
+def _texts(items: list[Any]) -> np.ndarray[Any, Any]:
+    return np.array([*items, "x"], dtype=object)[:-1]
+
+
+@given(words)
+def test_texts_come_back_item_for_item_with_none_for_missing(items: list[str | None]) -> None:
+    sink = Sink()
+    layout = encode(_texts(items), sink)
+    assert layout["t"] == "coded texts"
+    back = decode(layout, sink.arrays, {})
+    assert back.dtype == object and list(back) == items
+
+
+def test_repeated_texts_are_stored_once() -> None:
+    sink = Sink()
+    layout = encode(_texts(["/bin/sh", "/bin/sh", None, "nginx", "/bin/sh"]), sink)
+    assert list(decode(layout["texts"], sink.arrays, {})) == ["/bin/sh", "nginx"]
+    assert sink.arrays[layout["indices"]].tolist() == [0, 0, -1, 1, 0]
+
+
+@pytest.mark.parametrize("codes", [[0, 2], [-2, 0], [0.0, 1.0]])
+def test_codes_outside_their_texts_are_refused_not_misread(codes: list[float]) -> None:
+    sink = Sink()
+    layout = encode(_texts(["a", "b"]), sink)
+    dtype = np.float64 if isinstance(codes[0], float) else np.int32
+    sink.arrays[layout["indices"]] = np.array(codes, dtype)
+    with pytest.raises(CodecError):
+        decode(layout, sink.arrays, {})
+
+
+@given(st.lists(words, max_size=4))
+def test_interning_a_batch_at_once_gives_the_codes_of_one_text_at_a_time(
+    batches: list[list[str | None]],
+) -> None:
+    one_texts: list[str] = []
+    one_codes: dict[str, int] = {}
+    many_texts: list[str] = []
+    many_codes: dict[str, int] = {}
+    for items in batches:
+        want = [_intern(one_texts, one_codes, str(item)) for item in items]
+        got = _interned(many_texts, many_codes, _texts(items))
+        assert got.tolist() == want
+    assert many_texts == one_texts
