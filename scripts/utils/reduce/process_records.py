@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from utils.read.threaded_reader import Batch
 from utils.reduce.batch_runs import MILLI, BatchRuns, Rows, narrow, reduce_batch
@@ -383,13 +382,17 @@ def _intern(texts: list[str], codes: dict[str, int], text: str) -> int:
 
 
 def _interned(texts: list[str], codes: dict[str, int], values: npt.NDArray[Any]) -> IntArray:
-    """The code of each value's text in texts, new ones appended in order of first
-    appearance: each distinct value is looked up once (a batch repeats a few hundred command
-    lines)."""
-    index, distinct = pd.factorize(values)
-    if len(index) and int(index.min()) < 0:  # a missing value: named as str() names it
-        distinct, index = values, np.arange(len(values))
-    return np.array([_intern(texts, codes, str(text)) for text in distinct], np.int64)[index]
+    """The code of each value's text in texts, new ones appended in order: the texts known
+    already (most of a batch's) are looked up in one pass, the rest then in order."""
+    items = values.tolist()
+    get = codes.get
+    found: list[int | None] = [get(item) for item in items]
+    if None in found:
+        found = [
+            _intern(texts, codes, str(item)) if code is None else code
+            for item, code in zip(items, found, strict=True)
+        ]
+    return np.array(found, np.int64)
 
 
 class InstanceTable(NamedTuple):

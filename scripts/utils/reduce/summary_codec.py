@@ -317,12 +317,19 @@ def _category_dtype(name: object) -> Any:
 
 def array_keys(layout: Any) -> list[str]:
     """Every array key a layout names, at any depth."""
-    if isinstance(layout, dict):
-        found = [str(value) for key, value in layout.items() if key in _KEY_FIELDS]
-        return found + [key for value in layout.values() for key in array_keys(value)]
-    if isinstance(layout, list):
-        return [key for item in layout for key in array_keys(item)]
-    return []
+    found: list[str] = []
+    pending = [layout]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in _KEY_FIELDS:
+                    found.append(str(value))
+                elif isinstance(value, dict | list):
+                    pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
 
 
 # The layout fields that name an array: an array's "key", a text column's three, the codes
