@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 from utils.reduce.process_records import _intern, _interned
 from utils.reduce.summary_codec import CodecError, Sink, decode, encode
 
-words = st.lists(st.none() | st.sampled_from(["", "a", "b c", "caf\u00e9", "\ud800"]), max_size=12)
+words = st.lists(
+    st.none() | st.sampled_from(["", "a", "b c", "caf\u00e9", "\ud800", "\udc80x", "d\0"]),
+    max_size=12,
+)
 
 
 def _texts(items: list[Any]) -> np.ndarray[Any, Any]:
@@ -59,3 +62,27 @@ def test_interning_a_batch_at_once_gives_the_codes_of_one_text_at_a_time(
         got = _interned(many_texts, many_codes, _texts(items))
         assert got.tolist() == want
     assert many_texts == one_texts
+
+
+def test_texts_that_hold_a_nul_come_back_too() -> None:
+    sink = Sink()
+    items = ["a\0b", "c", None, "a\0b", ""]
+    layout = encode(_texts(items), sink)
+    assert layout["texts"]["t"] == "texts"
+    assert list(decode(layout, sink.arrays, {})) == items
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, True, "2"])
+def test_joined_texts_not_as_many_as_their_count_are_refused(count: object) -> None:
+    sink = Sink()
+    layout = encode(_texts(["a", "b"]), sink)
+    assert layout["texts"]["t"] == "joined texts"
+    layout["texts"]["count"] = count
+    with pytest.raises(CodecError):
+        decode(layout, sink.arrays, {})
+
+
+def test_an_empty_array_of_texts_comes_back_empty() -> None:
+    sink = Sink()
+    back = decode(encode(_texts([]), sink), sink.arrays, {})
+    assert back.dtype == object and len(back) == 0

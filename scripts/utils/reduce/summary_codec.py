@@ -153,17 +153,53 @@ def _encode_coded_texts(values: npt.NDArray[Any], arrays: Sink) -> Layout:
     )
     distinct = np.empty(len(code_of), dtype=object)
     distinct[:] = list(code_of)
+    joinable = not any(_SEPARATOR in text for text in code_of)
     return {
         "t": "coded texts",
-        "texts": _encode_texts(distinct, arrays),
+        "texts": (
+            _encode_joined(list(code_of), arrays) if joinable else _encode_texts(distinct, arrays)
+        ),
         "indices": arrays.add(codes),
     }
+
+
+# Joins texts none of which holds it (ps(1) prints a command line's arguments separated by
+# spaces); the texts of an array that holds one are kept with their offsets instead.
+_SEPARATOR = "\0"
+
+
+def _encode_joined(texts: list[str], arrays: Sink) -> Layout:
+    """Texts none of which holds a NUL as one UTF-8 blob, NUL between each two: read back
+    with one decode and one split."""
+    blob = _SEPARATOR.join(texts).encode("utf-8", "surrogatepass")
+    return {
+        "t": "joined texts",
+        "joined": arrays.add(np.frombuffer(blob, dtype=np.uint8)),
+        "count": len(texts),
+    }
+
+
+def _decode_joined(
+    layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]
+) -> npt.NDArray[np.object_]:
+    count = layout["count"]
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise CodecError("a count of texts that is no integer")
+    text = arrays[layout["joined"]].tobytes().decode("utf-8", "surrogatepass")
+    items = text.split(_SEPARATOR) if count else []
+    if len(items) != count or (not count and text):
+        raise CodecError("joined texts that are not as many as their count")
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out
 
 
 def _decode_coded_texts(
     layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]
 ) -> npt.NDArray[np.object_]:
-    distinct = _decode_texts(layout["texts"], arrays)
+    inner = layout["texts"]
+    joined = isinstance(inner, dict) and inner.get("t") == "joined texts"
+    distinct = _decode_joined(inner, arrays) if joined else _decode_texts(inner, arrays)
     codes = arrays[layout["indices"]]
     if codes.dtype != np.int32 or codes.ndim != 1:
         raise CodecError("text codes that are not one column of int32")
@@ -300,6 +336,7 @@ _LEAVES: dict[str, Callable[[Layout, Mapping[str, npt.NDArray[Any]]], Any]] = {
     "array": lambda layout, arrays: arrays[layout["key"]],
     "texts": _decode_texts,
     "coded texts": _decode_coded_texts,
+    "joined texts": _decode_joined,
     "frame": _decode_frame,
 }
 
@@ -333,5 +370,5 @@ def array_keys(layout: Any) -> list[str]:
 
 
 # The layout fields that name an array: an array's "key", a text column's three, the codes
-# (indices) of coded texts.
-_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing", "indices"})
+# (indices) of coded texts, the blob of joined texts.
+_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing", "indices", "joined"})
