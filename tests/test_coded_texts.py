@@ -3,6 +3,7 @@ interning of a batch's command lines a distinct text at a time."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from utils.reduce.process_records import _intern, _interned
+from synthetic import generate_dumps
+from utils.parser import PROCESS_PREFIX, TimeWindow, find_sources
+from utils.read.snapshot_specs import PROCESS_SPEC
+from utils.read.threaded_reader import Reader
+from utils.reduce import process_records
+from utils.reduce.process_records import ProcessRecords, _intern, _interned
 from utils.reduce.summary_codec import CodecError, Sink, decode, encode
 
 words = st.lists(
@@ -86,3 +92,45 @@ def test_an_empty_array_of_texts_comes_back_empty() -> None:
     sink = Sink()
     back = decode(encode(_texts([]), sink), sink.arrays, {})
     assert back.dtype == object and len(back) == 0
+
+
+def _folded(batches: list[Any]) -> list[list[int]]:
+    records = ProcessRecords(None, 3)
+    for batch in batches:
+        records.add(records.reduce(batch))
+    table = records.instances()
+    floors = records.floors()
+    totals = records.group_totals()
+    return [
+        *(column.tolist() for column in table),
+        *(column.tolist() for column in floors),
+        totals.most_processes.tolist(),
+        totals.processes.tolist(),
+        totals.foot_count.tolist(),
+    ]
+
+
+def test_a_batch_whose_pids_have_several_runs_folds_as_with_every_update_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate_dumps(tmp_path, snapshots=12, processes=30, seed=5)
+    batches = list(
+        Reader(PROCESS_SPEC, lambda path, reason: None, batch_bytes=12_000).batches(
+            find_sources(tmp_path, PROCESS_PREFIX, TimeWindow())
+        )
+    )
+    assert len(batches) > 1
+    # Every third PID misses its batch's second snapshot: two runs of one instance.
+    thinned = []
+    for batch in batches:
+        second = np.unique(batch.snapshot)[1:2]
+        pid = batch.frame["PID"].to_numpy()
+        gone = np.isin(batch.snapshot, second) & (pid % 3 == 0)
+        frame = batch.frame[~gone].reset_index(drop=True)
+        thinned.append(batch._replace(frame=frame, snapshot=batch.snapshot[~gone]))
+    runs = ProcessRecords().reduce(thinned[0])
+    assert len(runs.read) > 2 and np.any(runs.pid[1:] == runs.pid[:-1])
+    want = _folded(thinned)
+    monkeypatch.setattr(process_records, "_fold_unique", process_records._fold_at)
+    assert _folded(thinned) == want
+    assert _folded(batches) == _folded(batches)  # the batches as read fold alike too

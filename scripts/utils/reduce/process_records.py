@@ -170,12 +170,15 @@ class ProcessRecords:
         has = runs.samples > 0
         number = instance[has]
         table = self._instances
-        # An instance may have several runs in a batch (it missed a snapshot): each
-        # update is a ufunc's .at, which applies every one of repeated indices.
+        # An instance may have several runs in a batch (it missed a snapshot): then each
+        # update is a ufunc's .at, which applies every one of repeated indices. An instance
+        # is one PID's, and runs come by PID: where no PID has two, no index repeats.
+        pids = runs.pid[has]
+        fold = _fold_at if bool(np.any(pids[1:] == pids[:-1])) else _fold_unique
         fresh = table["samples"][number] == 0
         new_numbers = number[fresh]
         table["first_rank"][new_numbers] = np.iinfo(np.int32).max
-        np.minimum.at(table["first_rank"], new_numbers, runs.kept_first[has][fresh] + base)
+        fold(np.minimum, table["first_rank"], new_numbers, runs.kept_first[has][fresh] + base)
         table["min_milli"][new_numbers] = np.iinfo(np.int64).max
         table["max_milli"][new_numbers] = np.iinfo(np.int64).min
         table["swap_max_milli"][new_numbers] = -1
@@ -188,12 +191,12 @@ class ProcessRecords:
         groups = self._add_groups(runs.groups, base, len(runs.read))
         self.pss.add(runs.pss, instance, base, self._group_code)
         table["group"][new_numbers[::-1]] = groups[runs.groups.run_group[has][fresh]][::-1]
-        np.add.at(table["samples"], number, runs.samples[has])
-        np.maximum.at(table["last_rank"], number, runs.kept_last[has] + base)
-        np.minimum.at(table["min_milli"], number, runs.min_milli[has])
-        np.maximum.at(table["max_milli"], number, runs.max_milli[has])
-        np.add.at(table["foot_samples"], number, runs.foot_samples[has])
-        np.maximum.at(table["swap_max_milli"], number, runs.swap_max_milli[has])
+        fold(np.add, table["samples"], number, runs.samples[has])
+        fold(np.maximum, table["last_rank"], number, runs.kept_last[has] + base)
+        fold(np.minimum, table["min_milli"], number, runs.min_milli[has])
+        fold(np.maximum, table["max_milli"], number, runs.max_milli[has])
+        fold(np.add, table["foot_samples"], number, runs.foot_samples[has])
+        fold(np.maximum, table["swap_max_milli"], number, runs.swap_max_milli[has])
         self._floors.append(_floor_part(instance, runs.floors))
         if len(runs.foot_floors[0]):
             self._foot_floors.append(_floor_part(instance, runs.foot_floors))
@@ -259,9 +262,10 @@ class ProcessRecords:
             for column, old in zip(grown, figures, strict=True):
                 column[: len(old)] = old
             figures = self._group_figures = grown
-        np.maximum.at(figures[0], codes, part.most_processes)
-        np.add.at(figures[1], codes, part.processes)
-        np.add.at(figures[2], codes, part.foot_count)
+        fold = _fold_unique if len(set(codes.tolist())) == len(codes) else _fold_at
+        fold(np.maximum, figures[0], codes, part.most_processes)
+        fold(np.add, figures[1], codes, part.processes)
+        fold(np.add, figures[2], codes, part.foot_count)
         self.group_slices.append(GroupSlice(base, snapshots, codes, part.rows))
         return codes
 
@@ -386,13 +390,22 @@ def _interned(texts: list[str], codes: dict[str, int], values: npt.NDArray[Any])
     already (most of a batch's) are looked up in one pass, the rest then in order."""
     items = values.tolist()
     get = codes.get
-    found: list[int | None] = [get(item) for item in items]
-    if None in found:
-        found = [
-            _intern(texts, codes, str(item)) if code is None else code
-            for item, code in zip(items, found, strict=True)
-        ]
-    return np.array(found, np.int64)
+    found = np.array([get(item, -1) for item in items], np.int64)
+    for at in np.flatnonzero(found < 0).tolist():
+        found[at] = _intern(texts, codes, str(items[at]))
+    return found
+
+
+def _fold_at(ufunc: np.ufunc, column: npt.NDArray[Any], index: IntArray, values: IntArray) -> None:
+    """column[index] = ufunc(column[index], values), each of repeated indices in turn."""
+    ufunc.at(column, index, values)
+
+
+def _fold_unique(
+    ufunc: np.ufunc, column: npt.NDArray[Any], index: IntArray, values: IntArray
+) -> None:
+    """As _fold_at, for indices none of which repeats: a gather, the ufunc and a scatter."""
+    column[index] = ufunc(column[index], values)
 
 
 class InstanceTable(NamedTuple):
