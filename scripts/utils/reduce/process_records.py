@@ -171,10 +171,8 @@ class ProcessRecords:
         number = instance[has]
         table = self._instances
         # An instance may have several runs in a batch (it missed a snapshot): then each
-        # update is a ufunc's .at, which applies every one of repeated indices. An instance
-        # is one PID's, and runs come by PID: where no PID has two, no index repeats.
-        pids = runs.pid[has]
-        fold = _fold_at if bool(np.any(pids[1:] == pids[:-1])) else _fold_unique
+        # update is a ufunc's .at, which applies every one of repeated indices.
+        fold = _fold_at if _repeats(runs.pid[has]) else _fold_unique
         fresh = table["samples"][number] == 0
         new_numbers = number[fresh]
         table["first_rank"][new_numbers] = np.iinfo(np.int32).max
@@ -394,6 +392,12 @@ def _interned(texts: list[str], codes: dict[str, int], values: npt.NDArray[Any])
     for at in np.flatnonzero(found < 0).tolist():
         found[at] = _intern(texts, codes, str(items[at]))
     return found
+
+
+def _repeats(pids: npt.NDArray[np.int32]) -> bool:
+    """Whether runs (in PID order) may share an instance: an instance is one PID's, so
+    where no PID has two runs, none does."""
+    return bool(np.any(pids[1:] == pids[:-1]))
 
 
 def _fold_at(ufunc: np.ufunc, column: npt.NDArray[Any], index: IntArray, values: IntArray) -> None:
