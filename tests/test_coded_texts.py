@@ -1,5 +1,5 @@
-"""Arrays of texts in a day summary (distinct texts and a code per item), and the records'
-interning of a batch's command lines a distinct text at a time."""
+"""Arrays of texts in a day summary (distinct texts and a code per item), the records'
+interning of a batch's command lines, and the fold's plain updates where no index repeats."""
 
 from __future__ import annotations
 
