@@ -19,6 +19,7 @@ from utils.collect.snapshot_format import (
     parse_name_timestamp,
 )
 from utils.core.text import plural
+from utils.core.units import DAY_S
 
 __all__ = [
     "CGROUP_PREFIX",
@@ -127,8 +128,10 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 def to_epoch_s(moment: datetime) -> int:
-    """Seconds since 1970 of a naive UTC time."""
-    return (moment - _EPOCH) // timedelta(seconds=1)
+    """Seconds since 1970 of a naive UTC time (rounded down: a timedelta's days and seconds
+    are its floor, the microseconds left over are in [0, 1 s))."""
+    since = moment - _EPOCH
+    return since.days * DAY_S + since.seconds
 
 
 @dataclass(frozen=True)

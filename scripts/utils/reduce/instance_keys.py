@@ -99,6 +99,9 @@ def first_of_pairs(
 def _merged(
     one: tuple[IntArray, IntArray], two: tuple[IntArray, IntArray]
 ) -> tuple[IntArray, IntArray]:
-    keys = np.concatenate([one[0], two[0]])
-    order = np.argsort(keys, kind="stable")
-    return keys[order], np.concatenate([one[1], two[1]])[order]
+    """Two maps as one, sorted by key: one is sorted, and no key is in both. The few keys
+    of a batch are sorted and inserted into the many, a copy rather than a sort of them."""
+    order = np.argsort(two[0], kind="stable")
+    keys, numbers = two[0][order], two[1][order]
+    at = np.searchsorted(one[0], keys)
+    return np.insert(one[0], at, keys), np.insert(one[1], at, numbers)

@@ -171,30 +171,31 @@ class ProcessRecords:
         has = runs.samples > 0
         number = instance[has]
         table = self._instances
-        # An instance may have several runs in a batch (it missed a snapshot): each
+        # An instance may have several runs in a batch (it missed a snapshot): then each
         # update is a ufunc's .at, which applies every one of repeated indices.
+        fold = _fold_at if _repeats(runs.pid[has]) else _fold_unique
         fresh = table["samples"][number] == 0
         new_numbers = number[fresh]
         table["first_rank"][new_numbers] = np.iinfo(np.int32).max
-        np.minimum.at(table["first_rank"], new_numbers, runs.kept_first[has][fresh] + base)
+        fold(np.minimum, table["first_rank"], new_numbers, runs.kept_first[has][fresh] + base)
         table["min_milli"][new_numbers] = np.iinfo(np.int64).max
         table["max_milli"][new_numbers] = np.iinfo(np.int64).min
         table["swap_max_milli"][new_numbers] = -1
         # Runs are in time order within a PID: assigned backwards, the first one's CMD stays.
-        codes = [self._intern(str(text)) for text in runs.cmd[has][fresh]]
+        codes = _interned(self.commands, self._command_codes, runs.cmd[has][fresh])
         table["cmd"][new_numbers[::-1]] = codes[::-1]
         if runs.user is not None:
-            users = [_intern(self.users, self._user_codes, str(t)) for t in runs.user[has][fresh]]
+            users = _interned(self.users, self._user_codes, runs.user[has][fresh])
             table["user"][new_numbers[::-1]] = users[::-1]
         groups = self._add_groups(runs.groups, base, len(runs.read))
         self.pss.add(runs.pss, instance, base, self._group_code)
         table["group"][new_numbers[::-1]] = groups[runs.groups.run_group[has][fresh]][::-1]
-        np.add.at(table["samples"], number, runs.samples[has])
-        np.maximum.at(table["last_rank"], number, runs.kept_last[has] + base)
-        np.minimum.at(table["min_milli"], number, runs.min_milli[has])
-        np.maximum.at(table["max_milli"], number, runs.max_milli[has])
-        np.add.at(table["foot_samples"], number, runs.foot_samples[has])
-        np.maximum.at(table["swap_max_milli"], number, runs.swap_max_milli[has])
+        fold(np.add, table["samples"], number, runs.samples[has])
+        fold(np.maximum, table["last_rank"], number, runs.kept_last[has] + base)
+        fold(np.minimum, table["min_milli"], number, runs.min_milli[has])
+        fold(np.maximum, table["max_milli"], number, runs.max_milli[has])
+        fold(np.add, table["foot_samples"], number, runs.foot_samples[has])
+        fold(np.maximum, table["swap_max_milli"], number, runs.swap_max_milli[has])
         self._floors.append(_floor_part(instance, runs.floors))
         if len(runs.foot_floors[0]):
             self._foot_floors.append(_floor_part(instance, runs.foot_floors))
@@ -260,9 +261,10 @@ class ProcessRecords:
             for column, old in zip(grown, figures, strict=True):
                 column[: len(old)] = old
             figures = self._group_figures = grown
-        np.maximum.at(figures[0], codes, part.most_processes)
-        np.add.at(figures[1], codes, part.processes)
-        np.add.at(figures[2], codes, part.foot_count)
+        fold = _fold_unique if len(set(codes.tolist())) == len(codes) else _fold_at
+        fold(np.maximum, figures[0], codes, part.most_processes)
+        fold(np.add, figures[1], codes, part.processes)
+        fold(np.add, figures[2], codes, part.foot_count)
         self.group_slices.append(GroupSlice(base, snapshots, codes, part.rows))
         return codes
 
@@ -284,9 +286,6 @@ class ProcessRecords:
         """The group code of every instance with kept rows, in instances() order."""
         table = self._instances
         return table["group"][np.flatnonzero(table["samples"] > 0)].astype(np.int64)
-
-    def _intern(self, text: str) -> int:
-        return _intern(self.commands, self._command_codes, text)
 
     def user_of(self, instance: int) -> str | None:
         """The USER of an instance's first kept row; None when USER was not read."""
@@ -392,6 +391,35 @@ def _intern(texts: list[str], codes: dict[str, int], text: str) -> int:
         code = codes[text] = len(texts)
         texts.append(text)
     return code
+
+
+def _interned(texts: list[str], codes: dict[str, int], values: npt.NDArray[Any]) -> IntArray:
+    """The code of each value's text in texts, new ones appended in order: the texts known
+    already (most of a batch's) are looked up in one pass, the rest then in order."""
+    items = values.tolist()
+    get = codes.get
+    found = np.array([get(item, -1) for item in items], np.int64)
+    for at in np.flatnonzero(found < 0).tolist():
+        found[at] = _intern(texts, codes, str(items[at]))
+    return found
+
+
+def _repeats(pids: npt.NDArray[np.int32]) -> bool:
+    """Whether runs (in PID order) may share an instance: an instance is one PID's, so
+    where no PID has two runs, none does."""
+    return bool(np.any(pids[1:] == pids[:-1]))
+
+
+def _fold_at(ufunc: np.ufunc, column: npt.NDArray[Any], index: IntArray, values: IntArray) -> None:
+    """column[index] = ufunc(column[index], values), each of repeated indices in turn."""
+    ufunc.at(column, index, values)
+
+
+def _fold_unique(
+    ufunc: np.ufunc, column: npt.NDArray[Any], index: IntArray, values: IntArray
+) -> None:
+    """As _fold_at, for indices none of which repeats: a gather, the ufunc and a scatter."""
+    column[index] = ufunc(column[index], values)
 
 
 class InstanceTable(NamedTuple):

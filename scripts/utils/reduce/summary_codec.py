@@ -4,7 +4,9 @@ texts, numbers and data frames flattened into named arrays and a JSON layout, an
 The arrays are plain numbers (utils.reduce.summary_file writes their bytes), never pickled: a
 summary is a cache file any user of the host could have put there, and unpickling it would run
 whatever it holds. Texts are kept as one UTF-8 blob and the offsets into it
-(`surrogatepass`, so that a command line that is not valid UTF-8 comes back as it went in).
+(`surrogatepass`, so that a command line that is not valid UTF-8 comes back as it went in);
+an array of texts as its distinct texts and each item's code (a batch's runs repeat the
+command lines of a few hundred programs).
 """
 
 from __future__ import annotations
@@ -133,8 +135,81 @@ def _encode_record(value: tuple[Any, ...], arrays: Sink) -> Layout:
 
 def _encode_array(value: npt.NDArray[Any], arrays: Sink) -> Layout:
     if value.dtype == object:
-        return _encode_texts(value, arrays)
+        return _encode_coded_texts(value, arrays)
     return {"t": "array", "key": arrays.add(value)}
+
+
+def _encode_coded_texts(values: npt.NDArray[Any], arrays: Sink) -> Layout:
+    """Texts (None or NaN allowed) as their distinct texts, in order of first appearance,
+    and each one's code into them (-1: missing)."""
+    code_of: dict[str, int] = {}
+    codes = np.fromiter(
+        (
+            code_of.setdefault(item, len(code_of)) if isinstance(item, str) else -1
+            for item in values
+        ),
+        np.int32,
+        len(values),
+    )
+    distinct = np.empty(len(code_of), dtype=object)
+    distinct[:] = list(code_of)
+    joinable = not any(_SEPARATOR in text for text in code_of)
+    return {
+        "t": "coded texts",
+        "texts": (
+            _encode_joined(list(code_of), arrays) if joinable else _encode_texts(distinct, arrays)
+        ),
+        "indices": arrays.add(codes),
+    }
+
+
+# Joins texts none of which holds it (ps(1) prints a command line's arguments separated by
+# spaces); the texts of an array that holds one are kept with their offsets instead.
+_SEPARATOR = "\0"
+
+
+def _encode_joined(texts: list[str], arrays: Sink) -> Layout:
+    """Texts none of which holds a NUL as one UTF-8 blob, NUL between each two: read back
+    with one decode and one split."""
+    blob = _SEPARATOR.join(texts).encode("utf-8", "surrogatepass")
+    return {
+        "t": "joined texts",
+        "joined": arrays.add(np.frombuffer(blob, dtype=np.uint8)),
+        "count": len(texts),
+    }
+
+
+def _decode_joined(
+    layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]
+) -> npt.NDArray[np.object_]:
+    count = layout["count"]
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise CodecError("a count of texts that is no integer")
+    text = arrays[layout["joined"]].tobytes().decode("utf-8", "surrogatepass")
+    items = text.split(_SEPARATOR) if count else []
+    if len(items) != count or (not count and text):
+        raise CodecError("joined texts that are not as many as their count")
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out
+
+
+def _decode_coded_texts(
+    layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]
+) -> npt.NDArray[np.object_]:
+    inner = layout["texts"]
+    joined = isinstance(inner, dict) and inner.get("t") == "joined texts"
+    distinct = _decode_joined(inner, arrays) if joined else _decode_texts(inner, arrays)
+    codes = arrays[layout["indices"]]
+    if codes.dtype != np.int32 or codes.ndim != 1:
+        raise CodecError("text codes that are not one column of int32")
+    if len(codes) and (int(codes.min()) < -1 or int(codes.max()) >= len(distinct)):
+        raise CodecError("text codes outside their texts")
+    # Code -1 takes the None put after the distinct texts.
+    texts = np.empty(len(distinct) + 1, dtype=object)
+    texts[:-1] = distinct
+    out: npt.NDArray[np.object_] = texts[codes]
+    return out
 
 
 def _encode_texts(values: npt.NDArray[Any] | pd.Index, arrays: Sink) -> Layout:
@@ -169,7 +244,10 @@ def _decode_texts(
             for start, end in zip(starts, ends, strict=True)
         ]
     out = np.empty(len(ends), dtype=object)
-    out[:] = [None if gone else item for item, gone in zip(items, missing, strict=True)]
+    if any(missing):
+        out[:] = [None if gone else item for item, gone in zip(items, missing, strict=True)]
+    else:
+        out[:] = items
     return out
 
 
@@ -246,10 +324,10 @@ def _decode_frame(layout: Layout, arrays: Mapping[str, npt.NDArray[Any]]) -> pd.
         [column["name"] for column in layout["columns"]],
         dtype=pd.api.types.pandas_dtype(layout["columns_dtype"]),
     )
+    if any(len(values) != layout["rows"] for values in data.values()):
+        raise CodecError("columns of different lengths")
     frame = pd.DataFrame(data, index=pd.RangeIndex(layout["rows"]))
     frame.columns = names
-    if any(len(frame[name]) != layout["rows"] for name in frame.columns):
-        raise CodecError("columns of different lengths")
     return frame
 
 
@@ -257,6 +335,8 @@ _LEAVES: dict[str, Callable[[Layout, Mapping[str, npt.NDArray[Any]]], Any]] = {
     "none": lambda layout, arrays: None,
     "array": lambda layout, arrays: arrays[layout["key"]],
     "texts": _decode_texts,
+    "coded texts": _decode_coded_texts,
+    "joined texts": _decode_joined,
     "frame": _decode_frame,
 }
 
@@ -274,13 +354,21 @@ def _category_dtype(name: object) -> Any:
 
 def array_keys(layout: Any) -> list[str]:
     """Every array key a layout names, at any depth."""
-    if isinstance(layout, dict):
-        found = [str(value) for key, value in layout.items() if key in _KEY_FIELDS]
-        return found + [key for value in layout.values() for key in array_keys(value)]
-    if isinstance(layout, list):
-        return [key for item in layout for key in array_keys(item)]
-    return []
+    found: list[str] = []
+    pending = [layout]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in _KEY_FIELDS:
+                    found.append(str(value))
+                elif isinstance(value, dict | list):
+                    pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
 
 
-# The layout fields that name an array: an array's "key", a text column's three.
-_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing"})
+# The layout fields that name an array: an array's "key", a text column's three, the codes
+# (indices) of coded texts, the blob of joined texts.
+_KEY_FIELDS = frozenset({"key", "blob", "ends", "missing", "indices", "joined"})

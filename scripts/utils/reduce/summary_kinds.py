@@ -66,7 +66,10 @@ def system_columns(
     files have), in time order: the day summaries hold the whole batches, as
     system_batches keeps them, and are decoded for those columns alone."""
     for batch in parsed_batches(files, reader, place, SYS_PREFIX, columns):
-        yield batch._replace(frame=batch.frame[[c for c in batch.frame.columns if c in columns]])
+        kept = [column for column in batch.frame.columns if column in columns]
+        # A summary's batch comes decoded with these columns already: kept as it is.
+        same = len(kept) == len(batch.frame.columns)
+        yield batch if same else batch._replace(frame=batch.frame[kept])
 
 
 def parsed_batches(
