@@ -11,7 +11,6 @@ from bench.baseline import plain_rss_spread, plain_system_metrics
 from synthetic import generate_dumps
 from utils.judge.growth import GrowthParams
 from utils.judge.leaks import Judged, find_leaks
-from utils.judge.spreads import top_spreads
 from utils.outputs.plotting import usual_interval_s
 from utils.outputs.process_tables import write_leaks_csv
 from utils.parser import PROCESS_PREFIX, SYS_PREFIX, find_dumps
@@ -53,7 +52,7 @@ def test_rss_spread_matches_the_plain_implementation(dumps: Path, top: int) -> N
     records = load_all_records(
         find_dumps(dumps, PROCESS_PREFIX), fail, how=ReadPlan(batch_bytes=64 * 1024)
     )
-    ours = top_spreads(compute_rss_spread(records), top)
+    ours = compute_rss_spread(records).head(top).reset_index(drop=True)
     plain = plain_rss_spread(dumps, top)
     assert ours["PID"].tolist() == plain["PID"].tolist()
     for column in ["min_RSS", "max_RSS", "spread"]:

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ProcessRow, assert_real_png, run_script, script_path, write_proc
 from utils.core.text import shorten
-from utils.judge.spreads import spread_ranking, top_spreads
+from utils.judge.spreads import spread_ranking
 from utils.outputs.process_console import format_top_table
 from utils.outputs.process_plots import stale_plots
 from utils.outputs.process_tables import stale_tables
@@ -219,9 +219,9 @@ def test_bad_top_is_a_usage_error() -> None:
     assert "argument --top: must be at least 1, got 0" in result.stderr
 
 
-def test_top_n_helper_keeps_order(tmp_path: Path) -> None:
+def test_the_first_rows_are_the_largest_spreads(tmp_path: Path) -> None:
     table = spreads(make_dumps(tmp_path))
-    assert top_spreads(table, 3)["PID"].tolist() == [500, 100, 150]
+    assert table.head(3)["PID"].tolist() == [500, 100, 150]
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 50])
@@ -230,7 +230,7 @@ def test_the_ranking_made_for_top_n_is_the_whole_tables_head(tmp_path: Path, n: 
     whole = compute_rss_spread(records)
     ranking = spread_ranking(records.instances(), records.commands, n)
     assert ranking.pids == len(whole) == 10
-    pd.testing.assert_frame_equal(ranking.top, top_spreads(whole, n))
+    pd.testing.assert_frame_equal(ranking.top, whole.head(n).reset_index(drop=True))
     assert ranking.top["CMD"].tolist()[:3] == ["sleep 1", LEAKY, "/bin/b"][:n]
 
 

@@ -63,10 +63,6 @@ def spread_ranking(table: InstanceTable, commands: Sequence[str], n: int | None)
     return SpreadRanking(top, len(starts))
 
 
-def top_spreads(spreads: pd.DataFrame, n: int) -> pd.DataFrame:
-    return spreads.head(n).reset_index(drop=True)
-
-
 class PidPlot(NamedTuple):
     """What one per-PID plot shows (picklable: it may be drawn in the plot worker)."""
 
