@@ -81,7 +81,8 @@ class Chunk(NamedTuple):
         )
 
     def read_rows_of(self, pids: npt.NDArray[np.int64]) -> None:
-        """Nothing to read: the rows are in memory (see StoredChunk.read_rows_of)."""
+        """Nothing to read (pids sorted, distinct): the rows are in memory (see
+        StoredChunk.read_rows_of)."""
 
     def _swap_of(self, pid: int, foot: IntArray) -> IntArray:
         if self.swap_pids is not None and self.swap_starts is not None:

@@ -347,7 +347,7 @@ class ProcessRecords:
     def read_rows_of(self, pids: npt.ArrayLike) -> None:
         """Read ahead the rows of these PIDs, each batch left in a summary read once for all
         of them, so that pid_memory of them reads nothing more."""
-        wanted = np.asarray(pids, dtype=np.int64)
+        wanted = np.unique(np.asarray(pids, dtype=np.int64))
         if len(wanted):
             for chunk in self.chunks:
                 chunk.read_rows_of(wanted)

@@ -180,10 +180,10 @@ class StoredChunk:
         return ranks + self.base, rss, foot, swap
 
     def read_rows_of(self, pids: npt.NDArray[np.int64]) -> None:
-        """Read the summary once for all of pids that the batch holds, and keep their rows
-        only."""
-        wanted = [pid for pid in np.unique(pids).tolist() if self._holds(pid)]
-        wanted = [pid for pid in wanted if pid not in self._kept]
+        """Read the summary once for all of pids (sorted, distinct) that the batch holds,
+        and keep their rows only."""
+        held = pids[np.isin(pids, self.pids, assume_unique=True)].tolist()
+        wanted = [pid for pid in held if pid not in self._kept]
         if not wanted:
             return
         rows: Chunk = self.where.read(PROCESS_RECORDS)
