@@ -1,5 +1,5 @@
 """The leak verdict for tests: one instance's verdict and the reason in words, every
-instance's verdict, and (from utils.judge.series_growth) the floor tables built from whole
+instance's verdict, and (from series_growth) the floor tables built from whole
 series.
 
 The analysis never needs these: it builds its tables batch by batch and asks

@@ -12,11 +12,11 @@ import pytest
 from growth_verdicts import verdicts
 from hypothesis import given
 from hypothesis import strategies as st
+from series_growth import tables_of
 
 from utils.judge import growth
 from utils.judge.floor_passes import passes, rise_mb
 from utils.judge.growth import GrowthParams, survey
-from utils.judge.series_growth import tables_of
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

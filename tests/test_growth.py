@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from growth_verdicts import find_growth, judge, verdicts
+from series_growth import floors_of, series_survey, tables_of
 
 from utils.judge.growth import FloorTable, Growth, GrowthParams, InstanceSpans, Rule
-from utils.judge.series_growth import floors_of, series_survey, tables_of
 from utils.reduce.buckets import BUCKET_S, MAX_LEVEL
 
 IntArray = npt.NDArray[np.int64]

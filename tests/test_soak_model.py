@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # run 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from growth_verdicts import judge
+from series_growth import tables_of
 
 from utils.judge.growth import GrowthParams, Rule
-from utils.judge.series_growth import tables_of
 
 FloatArray = npt.NDArray[np.float64]
 SECONDS = 180

@@ -17,6 +17,7 @@ import test_growth as scenarios
 from growth_verdicts import judge
 from hypothesis import given
 from hypothesis import strategies as st
+from series_growth import tables_of
 from test_growth import SEEDS, Series, Shape
 
 from utils.core.units import DAY_S, HOUR_S, MINUTE_S
@@ -29,7 +30,6 @@ from utils.judge.growth import (
     level_for_span,
     min_span_for,
 )
-from utils.judge.series_growth import tables_of
 from utils.reduce.buckets import BUCKET_S, MAX_LEVEL, bucket_index
 
 # name: (compression, real interval in seconds); two weeks become the span shown.

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from growth_verdicts import find_growth
+from series_growth import floors_of, tables_of
 
 from utils.judge.growth import GrowthParams
-from utils.judge.series_growth import floors_of, tables_of
 
 FloatArray = npt.NDArray[np.float64]
 Series = tuple[npt.NDArray[np.int64], FloatArray]

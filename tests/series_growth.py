@@ -1,7 +1,7 @@
-"""The leak verdict for anything given as series of (time, MiB): a process's anon + swap, a
-service's (a cgroup's) anon + swap, a program's total. The same rules as the process leak
-finder (utils.judge.growth), on floors built here from whole series instead of batch by
-batch: the one place any other judge gets a leak verdict from.
+"""The tests' way to the leak verdict of whole series of (time, MiB), a model host's
+processes or services: floors built here from each whole series, then judged by the process
+leak finder's own rules (utils.judge.growth.survey), as the analyses judge the floors they
+fold batch by batch (processes) or build per cgroup (utils.judge.services.floor_table).
 """
 
 from __future__ import annotations
