@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -241,3 +242,20 @@ def test_records_read_whole_take_no_more_batches(tmp_path: Path) -> None:
     assert records.instances().pid.tolist() == [1, 2, 100, 150, 200, 300, 400, 500, 500, 600, 601]
     with pytest.raises(RuntimeError, match="after end_reading"):
         records.add(None)  # type: ignore[arg-type]
+
+
+def test_floors_taken_for_some_instances_are_never_given_again_as_whole(tmp_path: Path) -> None:
+    """The floors kept for the judged instances only, or let go, are not handed out later as
+    if they were every instance's: asking again is an error."""
+    records = load_all_records(find_dumps(make_dumps(tmp_path), PROCESS_PREFIX), print)
+    whole = records.floors()
+    assert records.floors().instance.tolist() == whole.instance.tolist()  # whole: again
+    wanted = np.zeros(records.instance_count, dtype=bool)
+    wanted[int(whole.instance[0])] = True
+    taken = records.floors(wanted)
+    assert set(taken.instance.tolist()) == {int(whole.instance[0])}
+    with pytest.raises(RuntimeError, match="the RSS floors were taken"):
+        records.floors()
+    records.release_floors()
+    with pytest.raises(RuntimeError, match="the anon \\+ swap floors were taken"):
+        records.foot_floors()

@@ -128,6 +128,9 @@ class ProcessRecords:
     _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     pss: PssFold = field(default_factory=PssFold)  # the proportional shares, folded
     _ended: bool = False  # end_reading was called: no batch may be added
+    # The kinds of floors ("RSS floors", "anon + swap floors") taken for some instances
+    # only, or let go.
+    _floors_taken: set[str] = field(default_factory=set)
 
     # --- Reading ----------------------------------------------------------------
 
@@ -329,20 +332,34 @@ class ProcessRecords:
         """Each instance's lowest RSS per bucket (at self.level), by instance, then bucket;
         only the instances `wanted` names (by instance number), if given. The floors of the
         instances not wanted are then let go: a run asks for the floors of the instances it
-        judges, once, and a year's short-lived processes hold most of them."""
-        self._floors = _merged(_taken(self._floors, wanted))
+        judges, once, and a year's short-lived processes hold most of them. Asking again
+        after that is an error, never a silently smaller answer."""
+        self._floors = _merged(_taken(self._floors, self._take("RSS floors", wanted)))
         return _as_floors(self._floors)
 
     def foot_floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
         """Each instance's lowest anon + swap per bucket, of the rows that have it (of the
-        `wanted` instances, as floors, the others' let go)."""
-        self._foot_floors = _merged(_taken(self._foot_floors, wanted))
+        `wanted` instances, as floors, the others' let go: once, as floors)."""
+        taken = self._take("anon + swap floors", wanted)
+        self._foot_floors = _merged(_taken(self._foot_floors, taken))
         return _as_floors(self._foot_floors)
 
     def release_floors(self) -> None:
         """Let go of both kinds of floors: once the leak finder holds the ones it judges,
         the records' copies are never read again in a run."""
         self._floors, self._foot_floors = [], []
+        self._floors_taken.update(("RSS floors", "anon + swap floors"))
+
+    def _take(
+        self, kind: str, wanted: npt.NDArray[np.bool_] | None
+    ) -> npt.NDArray[np.bool_] | None:
+        """wanted, once the floors of `kind` are known to be whole; marked as taken when
+        only some instances' are kept."""
+        if kind in self._floors_taken:
+            raise RuntimeError(f"the {kind} were taken for some instances or let go already")
+        if wanted is not None:
+            self._floors_taken.add(kind)
+        return wanted
 
     def read_rows_of(self, pids: npt.ArrayLike) -> None:
         """Read ahead the rows of these PIDs, each batch left in a summary read once for all
