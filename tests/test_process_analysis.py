@@ -254,8 +254,13 @@ def test_floors_taken_for_some_instances_are_never_given_again_as_whole(tmp_path
     wanted[int(whole.instance[0])] = True
     taken = records.floors(wanted)
     assert set(taken.instance.tolist()) == {int(whole.instance[0])}
+    assert records.floors(wanted).instance.tolist() == taken.instance.tolist()  # still held
     with pytest.raises(RuntimeError, match="the RSS floors were taken"):
         records.floors()
+    other = np.zeros(records.instance_count, dtype=bool)
+    other[int(whole.instance[-1])] = True
+    with pytest.raises(RuntimeError, match="the RSS floors were taken"):
+        records.floors(other)  # let go already
     records.release_floors()
     with pytest.raises(RuntimeError, match="the anon \\+ swap floors were taken"):
         records.foot_floors()

@@ -128,9 +128,9 @@ class ProcessRecords:
     _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
     pss: PssFold = field(default_factory=PssFold)  # the proportional shares, folded
     _ended: bool = False  # end_reading was called: no batch may be added
-    # The kinds of floors ("RSS floors", "anon + swap floors") taken for some instances
-    # only, or let go.
-    _floors_taken: set[str] = field(default_factory=set)
+    # Per kind of floors ("RSS floors", "anon + swap floors") taken for some instances
+    # only, or let go: the instances whose floors are still held (by instance number).
+    _floors_held: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
 
     # --- Reading ----------------------------------------------------------------
 
@@ -348,17 +348,19 @@ class ProcessRecords:
         """Let go of both kinds of floors: once the leak finder holds the ones it judges,
         the records' copies are never read again in a run."""
         self._floors, self._foot_floors = [], []
-        self._floors_taken.update(("RSS floors", "anon + swap floors"))
+        for kind in ("RSS floors", "anon + swap floors"):
+            self._floors_held[kind] = np.zeros(self.instance_count, bool)
 
     def _take(
         self, kind: str, wanted: npt.NDArray[np.bool_] | None
     ) -> npt.NDArray[np.bool_] | None:
-        """wanted, once the floors of `kind` are known to be whole; marked as taken when
-        only some instances' are kept."""
-        if kind in self._floors_taken:
+        """wanted, once the floors of `kind` are known to be held for every instance it
+        names; from then on only those are held."""
+        held = self._floors_held.get(kind)
+        if held is not None and (wanted is None or bool((wanted & ~held).any())):
             raise RuntimeError(f"the {kind} were taken for some instances or let go already")
         if wanted is not None:
-            self._floors_taken.add(kind)
+            self._floors_held[kind] = wanted.copy()
         return wanted
 
     def read_rows_of(self, pids: npt.ArrayLike) -> None:
