@@ -4,8 +4,9 @@ A measurement, not the verdict (docs/leaks.md, "What bounds them", says why).
 
 The verdict judges each service's wander by an AR(1) coefficient from its own floors alone
 (rule 6, utils.judge.hinge). The pooled rule estimates one coefficient for the host: the mean
-of every judged service's lag-1 autocorrelation around its own line, corrected for its
-small-sample bias (Kendall 1954) at their mean number of floors. Rules 1 to 5 and 7 stay the
+of the lag-1 autocorrelations around their own lines of the services that reach the fit
+(rules 1 to 3 passed) with MIN_WANDER_FLOORS floors or more, corrected for the small-sample
+bias (Kendall 1954) at their mean number of floors. Rules 1 to 5 and 7 stay the
 verdict's; rule 6 becomes: the rate stands POOLED_Z standard errors above zero by
 Prais-Winsten with that coefficient, and the growth at least WANDER_GROWTH_NOISE times the
 floors' noise. Where the host's coefficient is MAX_AR1 or more, the growth must be
