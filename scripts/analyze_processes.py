@@ -140,10 +140,10 @@ def analyze_processes(
     leaks, a process was OOM-killed or a service nears its limit. The
     metrics go to the textfile, if any. read_workers: processes that read the days (1: this
     one)."""
-    # Fork the reading workers first, while this process holds no rows (not even the list
-    # of files) and runs no threads. The plot worker is forked once the reading is done and
-    # its threads and workers are gone: it shares this process's pages, and neither
-    # matplotlib nor it costs memory while the days are read.
+    # The reading workers are forked when the first days are read without a summary (a
+    # re-run with every closed day summarised forks none). The plot worker is forked once
+    # the reading is done and the workers are gone: it shares this process's pages, and
+    # neither matplotlib nor it costs memory while the days are read.
     with DayWorkers(read_workers, session.diagnostics.note) as workers:
         result = compute_processes(where, options, session, workers)
     with session.timer.phase("plotting"), plot_worker(options) as worker:

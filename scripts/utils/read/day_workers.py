@@ -1,19 +1,19 @@
 """The UTC days of a first run read in worker processes, each day parsed and reduced whole.
 
 The parser threads of one process share its GIL, and the per-batch work around pandas' C
-tokenizer (splitting, checking, reducing) holds it: on a month they keep under one core
-busy of two. A day is independent of every other (utils.read.threaded_reader never lets a
-batch span two UTC days, so a day read alone gives the very batches it gives read with the
-others), so forked workers each read whole days, with a reader of their own, and hand back
-each day's reduced batches and warnings; this process hands them on in time order, exactly
-as one reader would. Nothing is written anywhere: a day's results travel back through a
-pipe (the day summaries, if any, are still written by this process, from what it is handed).
+tokenizer (splitting, checking, reducing) holds it, so they take turns for much of a batch.
+A day is independent of every other (utils.read.threaded_reader never lets a batch span two
+UTC days, so a day read alone gives the very batches it gives read with the others), so
+forked workers each read whole days, a batch at a time, and hand back each day's reduced
+batches and warnings; this process hands them on in time order, exactly as one reader would.
+Nothing is written anywhere: a day's results travel back through a pipe (the day summaries,
+if any, are still written by this process, from what it is handed).
 
-The workers are forked once, before any thread runs and before the plots' libraries are
-imported, and hold none of the data; they ignore the stop signals (this process handles them
-and ends them on its way out) and leave when it is gone. A day whose worker died is read
-again here, with one line saying so; a day that fails in a worker is read here too, so that
-a bug shows its own traceback.
+The workers are forked once, at the first read of several days, and only while no other
+thread runs (the process analysis starts its plot worker after the reading). They ignore
+the stop signals (this process handles them and ends them on its way out) and leave when it
+is gone. A day whose worker died is read again here, with one line saying so; a day that
+fails in a worker is read here too, so that a bug shows its own traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import date
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -164,21 +166,28 @@ class DayWorkers:
     def __init__(self, count: int, note: Note) -> None:
         self.note = note
         self._workers: list[_Worker] = []
-        count = min(count, os.cpu_count() or 1)  # more would only take turns on the cores
-        if count > 1:
-            self._start(count)
+        # More than one per core would only take turns on the cores.
+        self._wanted = min(count, os.cpu_count() or 1)
+        self._started = False
 
     @property
     def count(self) -> int:
+        """The workers running (none before the first read of several days)."""
         return len(self._workers)
 
-    def _start(self, count: int) -> None:
+    def _start(self) -> None:
+        """Fork the workers, once: only while this process runs no other thread (a fork
+        copies no thread but the caller, and a lock another one held would stay held in
+        the worker), else the days are read here."""
+        if self._started or self._wanted < 2 or threading.active_count() > 1:
+            return
+        self._started = True
         try:
             context = multiprocessing.get_context("fork")
         except ValueError:
             return  # no fork here: read in this process
         parent = os.getpid()
-        for _ in range(count):
+        for _ in range(self._wanted):
             ours, theirs = context.Pipe()
             process = context.Process(target=_serve, args=(theirs, parent), daemon=True)
             try:
@@ -191,8 +200,13 @@ class DayWorkers:
             self._workers.append(_Worker(process, ours))
 
     def close(self) -> None:
-        """End the workers: told to stop, then killed if one has not within a moment."""
+        """End the workers: an idle one is told to stop, one still reading (the reading was
+        stopped or failed) is killed, since it writes nothing; and one that has not stopped
+        within a moment."""
         for worker in self._workers:
+            if worker.queued:
+                worker.process.kill()
+                continue
             with contextlib.suppress(OSError, ValueError):
                 worker.conn.send(None)
         for worker in self._workers:
@@ -218,9 +232,15 @@ class DayWorkers:
         self, reader: Reader, files: Sequence[Source], reduce: Callable[[Batch], T]
     ) -> Iterator[T]:
         """As reader.reduced(files, reduce) without workers: the same results and warnings
-        in the same order, the days read by the workers (a day whose worker failed or died
-        is read in this process)."""
-        jobs = [DayJob(reader.spec, reader.batch_bytes, day, reduce) for day in days_of(files)]
+        in the same order, the days read by the workers, forked at the first read of two
+        days or more (a day whose worker failed or died is read in this process)."""
+        days = days_of(files)
+        if len(days) > 1:
+            self._start()
+        if not self._workers:
+            yield from replace(reader, workers=None).reduced(files, reduce)
+            return
+        jobs = [DayJob(reader.spec, reader.batch_bytes, day, reduce) for day in days]
         sources_done = 0
         for index, answer in self._in_order(jobs):
             done = read_day(jobs[index], reader.threads) if answer.failed else answer

@@ -266,7 +266,7 @@ class Reader:
         `reduce` runs in those threads: it must not touch shared state. With workers, it
         runs in their processes: it must be picklable too.
         """
-        if self.workers is not None and self.workers.count > 0:
+        if self.workers is not None:
             yield from self.workers.reduced(self, files, reduce)
             return
         if self.threads == 0:
