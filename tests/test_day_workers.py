@@ -167,6 +167,7 @@ def fails_on_the_bad_day(batch: Batch) -> BatchRuns:
 
 
 @needs_two_cores
+@pytest.mark.slow
 def test_a_day_that_fails_in_a_worker_fails_here_as_it_does_alone(dumps: Path) -> None:
     """A failure in a worker is not hidden: the day is read again here, and what it raises
     is raised here, with its own traceback."""
