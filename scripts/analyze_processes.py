@@ -53,6 +53,7 @@ from utils.outputs.service_console import format_services
 from utils.outputs.service_tables import write_services_csv
 from utils.parser import Where
 from utils.process_analysis import ProcessOptions, ProcessResult, compute_processes
+from utils.read.day_workers import DayWorkers, add_read_workers_arg, default_read_workers
 from utils.reduce.group_totals import GROUP_BY as GROUP_CHOICES
 
 if TYPE_CHECKING:  # imported where the plots are drawn (see plot_worker)
@@ -77,6 +78,8 @@ PROMETHEUS_TOP = defaults.PROMETHEUS_TOP  # leaks in the Prometheus textfile, fa
 # Where the day summaries are kept; None: a .summaries folder in the dumps dir.
 SUMMARY_DIR: Path | None = None
 SUMMARIES = True  # keep and use day summaries; --no-summaries reads every snapshot
+# Processes that read the days not summarised, one per core (1: this process alone).
+READ_WORKERS = default_read_workers()
 PROG = "analyze_processes"
 PROG_LABEL = "processes"  # the `analysis` label of its Prometheus metrics
 
@@ -126,18 +129,25 @@ def draw_plots(
 
 
 def analyze_processes(
-    where: Where, options: ProcessOptions, session: Session, textfile: Textfile | None = None
+    where: Where,
+    options: ProcessOptions,
+    session: Session,
+    textfile: Textfile | None = None,
+    read_workers: int = 1,
 ) -> int | None:
     """Compute, then write the CSVs and the plots, then print the tables; EXIT_ALERT when
     asked to (--fail-on-leak, --fail-on-oom, --alert-days) and an instance or a service
     leaks, a process was OOM-killed or a service nears its limit. The
-    metrics go to the textfile, if any."""
-    # Fork the plot worker first, while this process holds no rows (not even the
-    # list of files) and runs no threads.
-    with plot_worker(options) as worker:
-        result = compute_processes(where, options, session)
-        with session.timer.phase("plotting"):
-            written = write_outputs(result, where.out_dir, worker)
+    metrics go to the textfile, if any. read_workers: processes that read the days (1: this
+    one)."""
+    # The reading workers are forked when the first days are read without a summary (a
+    # re-run with every closed day summarised forks none). The plot worker is forked once
+    # the reading is done and the workers are gone: it shares this process's pages, and
+    # neither matplotlib nor it costs memory while the days are read.
+    with DayWorkers(read_workers, session.diagnostics.note) as workers:
+        result = compute_processes(where, options, session, workers)
+    with session.timer.phase("plotting"), plot_worker(options) as worker:
+        written = write_outputs(result, where.out_dir, worker)
     for line in [*format_result(result), "", *format_services(result.services), "", *written]:
         session.console.print(line)
     for line in result.alerts:
@@ -251,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alert_args(parser)
     add_plots_arg(parser, PLOTS, "console, CSVs, the textfile, the exit status")
     add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
+    add_read_workers_arg(parser, READ_WORKERS)
     add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 
@@ -280,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     textfile = textfile_from_args(args, PROG_LABEL)
     return run_analysis(
         PROG,
-        lambda session: analyze_processes(where, options, session, textfile),
+        lambda session: analyze_processes(where, options, session, textfile, args.read_workers),
         args.out_dir,
         args.timings,
         None if textfile is None else textfile.finish,

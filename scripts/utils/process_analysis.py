@@ -52,6 +52,7 @@ from utils.parser import (
     list_dir,
 )
 from utils.read.cgroup_specs import CGROUP_SPEC, cgroup_frame
+from utils.read.day_workers import DayWorkers
 from utils.read.snapshot_specs import SYSTEM_SPEC, process_spec, system_frame
 from utils.read.threaded_reader import BATCH_BYTES, Progress, Reader, Warn, discover_and_read
 from utils.reduce.counters import OOM_FIELDS, OomInterval, oom_intervals
@@ -79,6 +80,7 @@ class ReadPlan(NamedTuple):
 
     batch_bytes: int = BATCH_BYTES
     place: SummaryPlace | None = None
+    workers: DayWorkers | None = None  # worker processes that read whole days
 
 
 READ_PLAN = ReadPlan()
@@ -104,7 +106,7 @@ def load_all_records(
         read_users=options.read_users,
     )
     spec = process_spec(options.group_by, options.read_users)
-    reader = Reader(spec, warn, progress, how.batch_bytes)
+    reader = Reader(spec, warn, progress, how.batch_bytes, workers=how.workers)
     for runs in process_runs(files, records, reader, how.place):
         records.add(runs)
     records.end_reading()
@@ -118,9 +120,14 @@ def compute_rss_spread(records: ProcessRecords, table: InstanceTable | None = No
     return rss_spread(records.instances() if table is None else table, records.commands)
 
 
-def compute_processes(where: Where, options: ProcessOptions, session: Session) -> ProcessResult:
-    """Discover, read and compute; NoDataError when there is nothing to analyse."""
-    records, ooms, services = read_inputs(where, options, session)
+def compute_processes(
+    where: Where, options: ProcessOptions, session: Session, workers: DayWorkers | None = None
+) -> ProcessResult:
+    """Discover, read (the days in `workers`, if any, ended once read) and compute;
+    NoDataError when there is nothing to analyse."""
+    records, ooms, services = read_inputs(where, options, session, workers)
+    if workers is not None:
+        workers.close()  # before the plots: their memory is the tree's
     with session.timer.phase("growth"):  # the services are judged by the leak finder too
         plot_top = options.top_n if options.plots else 0
         findings = find_services(services, options.growth, plot_top)
@@ -128,7 +135,7 @@ def compute_processes(where: Where, options: ProcessOptions, session: Session) -
 
 
 def read_inputs(
-    where: Where, options: ProcessOptions, session: Session
+    where: Where, options: ProcessOptions, session: Session, workers: DayWorkers | None = None
 ) -> tuple[ProcessRecords, list[OomInterval] | None, pd.DataFrame]:
     """The process records, the OOM intervals and the cgroup rows. The listing and the
     sources found in it are let go on return, not held through the tables (a year's
@@ -142,21 +149,25 @@ def read_inputs(
         PROCESS_PREFIX,
         session,
         lambda files, warn, progress: load_all_records(
-            files, warn, progress, options, ReadPlan(place=place)
+            files, warn, progress, options, ReadPlan(place=place, workers=workers)
         ),
         lambda loaded: loaded.snapshots_read == 0,
     )
     with session.timer.phase("reading"):
         warn = session.diagnostics.warn
         files = find_sources(where.dumps_dir, SYS_PREFIX, where.window, warn, where.entries)
-        counters = system_columns(files, Reader(SYSTEM_SPEC, warn), place, OOM_FIELDS)
+        counters = system_columns(
+            files, Reader(SYSTEM_SPEC, warn, workers=workers), place, OOM_FIELDS
+        )
         frame = system_frame(counters)
         ooms = oom_intervals(frame) if files else None
         times = frame.index.to_numpy() if files else records.times
         del counters, frame  # a year's sys_mem rows: not held through the tables below
         ooms = with_kernel_logs(ooms, times, options.kernel_logs, where.dumps_dir, warn)
         found = find_sources(where.dumps_dir, CGROUP_PREFIX, where.window, warn, where.entries)
-        services = cgroup_frame(cgroup_batches(found, Reader(CGROUP_SPEC, warn), place))
+        services = cgroup_frame(
+            cgroup_batches(found, Reader(CGROUP_SPEC, warn, workers=workers), place)
+        )
         ooms = with_limit_hits(ooms, services)
     return records, ooms, services
 

@@ -317,6 +317,10 @@ PlotCall = tuple[PlotJob, tuple[object, ...]]
 
 
 def _worker_init() -> None:
+    # Forked from an analysis that holds its results: its objects are left out of this
+    # process's collections, which would otherwise write to every page holding one and
+    # so copy them.
+    gc.freeze()
     # Ctrl-C, and SIGTERM from timeout, pkill or systemd, reach the whole process
     # group; the parent handles them and stops us (after the current plot, so no
     # temporary file is left).

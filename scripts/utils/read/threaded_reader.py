@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
 from utils.collect.bundles import Skipped, snapshot_members
 from utils.collect.snapshot_format import CGROUP_PREFIX, Kind
@@ -38,6 +38,9 @@ from utils.parser import (
 )
 from utils.read.bounded_read import BadFileError, file_size, read_bytes
 from utils.read.csv_batches import Batch, RawFile, TableSpec, flush, split_raw
+
+if TYPE_CHECKING:  # day_workers reads with this module's Reader
+    from utils.read.day_workers import DayWorkers
 
 __all__ = [
     "BATCH_BYTES",
@@ -238,7 +241,12 @@ class Reader:
     warn: Warn
     progress: Progress | None = None
     batch_bytes: int = BATCH_BYTES
-    threads: int = PARSE_THREADS
+    threads: int = PARSE_THREADS  # 0: read, parse and reduce in the caller's thread
+    # Worker processes that read whole days (utils.read.day_workers); None: read here.
+    workers: DayWorkers | None = None
+    # Give the freed heap back once read (a worker reading day after day keeps it for the
+    # next day instead).
+    trim: bool = True
 
     def batches(self, files: Sequence[Source]) -> Iterator[Batch]:
         """Read and parse files in time order, a few MB at a time (see reduced)."""
@@ -255,8 +263,15 @@ class Reader:
         Files are listed here while parser threads read, split, parse and reduce the
         batches: pandas' C parser and numpy release the GIL for their loops, so two threads
         work nearly twice as fast, in one process, without copying data between processes.
-        `reduce` runs in those threads: it must not touch shared state.
+        `reduce` runs in those threads: it must not touch shared state. With workers, it
+        runs in their processes: it must be picklable too.
         """
+        if self.workers is not None:
+            yield from self.workers.reduced(self, files, reduce)
+            return
+        if self.threads == 0:
+            yield from self._in_turn(files, reduce)
+            return
         in_flight: deque[tuple[int, _Notes, Future[tuple[T | None, _Notes]]]] = deque()
         groups = _read_ahead(_read_groups(files, self.batch_bytes))
         # closing: an exception here must stop the reader now, not when a cycle is collected
@@ -279,7 +294,21 @@ class Reader:
                 result = self._finish(in_flight.popleft(), len(files))
                 if result is not None:
                     yield result
-        allocator.trim()  # the batches' buffers are free now: give them back
+        if self.trim:
+            allocator.trim()  # the batches' buffers are free now: give them back
+
+    def _in_turn(self, files: Sequence[Source], reduce: Callable[[Batch], T]) -> Iterator[T]:
+        """As reduced, each batch read, parsed and reduced in this thread, one at a time
+        (a reading worker's way: utils.read.day_workers; the other cores are the other
+        workers', and one batch alive at a time keeps each worker small)."""
+        for done, group, read_notes in _read_groups(files, self.batch_bytes):
+            parsed: Future[tuple[T | None, _Notes]] = Future()
+            parsed.set_result(_parse_job(group, self.spec, reduce))
+            result = self._finish((done, read_notes, parsed), len(files))
+            if result is not None:
+                yield result
+        if self.trim:
+            allocator.trim()
 
     def _finish(
         self, job: tuple[int, _Notes, Future[tuple[T | None, _Notes]]], total: int

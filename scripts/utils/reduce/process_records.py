@@ -24,9 +24,10 @@ cannot be seen; the kernel hands out PIDs in increasing order up to pid_max (4,1
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -151,9 +152,11 @@ class ProcessRecords:
             self._times = [joined]
         return self._times[0]
 
-    def reduce(self, batch: Batch) -> BatchRuns:
-        """What the parser threads do with each batch (see iter_reduced)."""
-        return reduce_batch(batch, self.match, self.level, self.group_by)
+    @property
+    def reduce(self) -> Callable[[Batch], BatchRuns]:
+        """What the parser threads do with each batch (see iter_reduced): picklable, so that
+        worker processes can do it too (utils.read.day_workers), and holding no records."""
+        return partial(reduce_batch, match=self.match, level=self.level, group_by=self.group_by)
 
     def end_reading(self) -> None:
         """Let go of what only folding more batches needs: the instance of each (PID,
