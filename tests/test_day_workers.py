@@ -35,7 +35,13 @@ from utils.parser import (
 )
 from utils.read.cgroup_specs import CGROUP_SPEC
 from utils.read.csv_batches import Batch
-from utils.read.day_workers import DayWorkers, days_of
+from utils.read.day_workers import (
+    MAX_DEFAULT_WORKERS,
+    DayWorkers,
+    days_of,
+    default_read_workers,
+    usable_cores,
+)
 from utils.read.snapshot_specs import PROCESS_SPEC, SYSTEM_SPEC
 from utils.read.threaded_reader import Reader, TableSpec
 from utils.reduce.batch_runs import BatchRuns, reduce_batch
@@ -46,7 +52,7 @@ START = datetime(2026, 1, 1, 20, 0)
 PARENT_PID = os.getpid()
 BAD_DAY = date(2026, 1, 3)
 needs_two_cores = pytest.mark.skipif(
-    (os.cpu_count() or 1) < 2, reason="workers are capped at one per core: this host has one"
+    usable_cores() < 2, reason="workers are capped at one per usable core: this process has one"
 )
 
 
@@ -186,7 +192,7 @@ def test_one_worker_one_core_or_one_day_reads_in_this_process(dumps: Path) -> No
     for count, files, started in ((1, sources, 0), (1000, one_day, 0), (1000, sources, None)):
         with DayWorkers(count, print) as workers:
             read(SYSTEM_SPEC, files, workers, same_batch)
-            cores = os.cpu_count() or 1
+            cores = usable_cores()
             assert workers.count == (started if started is not None else cores * (cores > 1))
         assert workers.count == 0  # ended on the way out
 
@@ -280,3 +286,23 @@ def test_a_stopped_analysis_leaves_no_worker(
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in workers)
+
+
+def test_the_default_counts_the_cores_this_process_may_use_up_to_its_cap() -> None:
+    """A container's cpuset (here taskset's affinity mask) narrows the cores the workers may
+    take, and a host of many cores still gets at most the cap."""
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
+        " from utils.read.day_workers import usable_cores, default_read_workers;"
+        " print(usable_cores(), default_read_workers())"
+    )
+    pinned = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parent.parent / "scripts",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert pinned.stdout.split() == ["1", "1"]
+    assert usable_cores() == len(os.sched_getaffinity(0))
+    assert default_read_workers() == min(usable_cores(), MAX_DEFAULT_WORKERS)

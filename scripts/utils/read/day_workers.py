@@ -44,6 +44,10 @@ Note = Callable[[str], None]
 
 # Days handed to a worker at a time: the one it reads and the next, so it never waits.
 QUEUED_PER_WORKER = 2
+# Each worker holds a day being parsed, and the analysis often runs on the host that is short
+# of memory: past a few workers the reading is bound by the disk and the in-order fold, so
+# the default stops here (--read-workers asks for more, up to the usable cores).
+MAX_DEFAULT_WORKERS = 4
 # How often a waiting worker checks that this process is still there, in seconds.
 PARENT_CHECK_S = 0.5
 
@@ -61,9 +65,19 @@ def _proxy_reduced(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[A
 ForkingPickler.register(MappingProxyType, _proxy_reduced)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask, which a container's cpuset or
+    taskset narrows, not every core of the host (sched_getaffinity(2))."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_read_workers() -> int:
-    """As many workers as cores (one: none, the days are read in this process)."""
-    return os.cpu_count() or 1
+    """One worker per usable core, at most MAX_DEFAULT_WORKERS (one: none, the days are
+    read in this process)."""
+    return min(usable_cores(), MAX_DEFAULT_WORKERS)
 
 
 def add_read_workers_arg(parser: argparse.ArgumentParser, default: int) -> None:
@@ -74,7 +88,8 @@ def add_read_workers_arg(parser: argparse.ArgumentParser, default: int) -> None:
         default=default,
         metavar="N",
         help="processes that read and reduce the snapshots a day at a time, at most one per"
-        " core; 1 reads them in the analysis' own process (default: one per core, here"
+        " usable core; 1 reads them in the analysis' own process (default: one per core, at"
+        f" most {MAX_DEFAULT_WORKERS}, here"
         f" {default})",
     )
 
@@ -167,7 +182,7 @@ class DayWorkers:
         self.note = note
         self._workers: list[_Worker] = []
         # More than one per core would only take turns on the cores.
-        self._wanted = min(count, os.cpu_count() or 1)
+        self._wanted = min(count, usable_cores())
         self._started = False
 
     @property
