@@ -474,8 +474,19 @@ def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
         instance[floor_run].astype(np.int32),
         narrow(bucket),
         narrow(low),
-        count.astype(np.int32),
+        _narrow_count(count),
     )
+
+
+def _narrow_count(count: IntArray) -> npt.NDArray[np.signedinteger[Any]]:
+    """A batch's rows per bucket in the narrowest type that holds them: a year's floors are
+    millions of rows, and a 6-hour bucket of 10-minute snapshots holds 36. _merged sums
+    them in 64 bits, so two halves of a bucket never overflow."""
+    most = int(count.max()) if len(count) else 0
+    for kind in (np.int8, np.int16):
+        if most <= np.iinfo(kind).max:
+            return count.astype(kind)
+    return count.astype(np.int32)
 
 
 def _taken(parts: list[FloorPart], wanted: npt.NDArray[np.bool_] | None) -> list[FloorPart]:
@@ -518,7 +529,7 @@ def _merged(parts: list[FloorPart]) -> list[FloorPart]:
             instance[cuts],
             bucket[cuts],
             np.minimum.reduceat(low, cuts),
-            np.add.reduceat(count, cuts),
+            np.add.reduceat(count, cuts, dtype=np.int64),
         )
     ]
 
