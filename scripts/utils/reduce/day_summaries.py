@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -262,6 +262,11 @@ class SummaryStore:
     code: str = field(default_factory=code_digest)
     unreadable: list[str] = field(default_factory=list)
     unwritable: str | None = None
+    # The days read from their summaries, and those whose summaries this run wrote, with
+    # each one's warnings (utils.reduce.rollup keeps them).
+    loaded: set[date] = field(default_factory=set)
+    saved: set[date] = field(default_factory=set)
+    warnings_of: dict[date, list[tuple[Path, str]]] = field(default_factory=dict)
 
     def path(self, day: date) -> Path:
         key = hashlib.sha256(_canonical(self.key).encode()).hexdigest()[:8]
@@ -292,6 +297,9 @@ class SummaryStore:
             reason = str(err) if isinstance(err, CodecError) else f"{type(err).__name__}: {err}"
             self.unreadable.append(f"{path.name} ({reason})")
             return None
+        if plan.day not in self.saved:  # not the read-back of one written now
+            self.loaded.add(plan.day)
+            self.warnings_of[plan.day] = warnings
         return DaySummary(list(results), warnings)
 
     def _fits(self, meta: Mapping[str, Any], plan: DayPlan) -> bool:
@@ -342,6 +350,8 @@ class SummaryStore:
             self.unwritable = f"{err.strerror or err}"
             self.note(f"day summaries are not kept: cannot write {self.folder}: {self.unwritable}")
             return False
+        self.saved.add(plan.day)
+        self.warnings_of[plan.day] = list(summary.warnings)
         return True
 
     def _short_path(self, path: Path) -> str:
@@ -388,15 +398,18 @@ class DayReading(Generic[T]):
     kept: Callable[[DayPlan, DaySummary[T]], None] | None = None
 
 
-def read_by_day(plans: Sequence[DayPlan], how: DayReading[T]) -> Iterator[T]:
+def read_by_day(plans: Sequence[DayPlan], how: DayReading[T], skip: int = 0) -> Iterator[T]:
     """Every day's reduced batches in time order: from its summary where there is a fresh
     one, else read with `how.read` (runs of such days in one read, so that reading ahead
-    goes on across them), and the summaries of the closed days read that way written."""
+    goes on across them), and the summaries of the closed days read that way written. The
+    first `skip` plans are taken as done (a roll-up holds them)."""
     total = sum(len(plan.sources) for plan in plans)
-    done = 0
+    done = sum(len(plan.sources) for plan in plans[:skip])
+    if skip and how.progress is not None:
+        how.progress(done, total)
     raw: list[DayPlan] = []
     store = how.store
-    for plan in plans:
+    for plan in plans[skip:]:
         summary = None if store is None or plan.fingerprint is None else store.load(plan)
         if summary is None:
             raw.append(plan)
@@ -513,11 +526,23 @@ class SummaryKind:
     deferred: Mapping[str, tuple[Collection[str], MakeDeferred]] = field(default_factory=dict)
 
 
+class Prefix(Protocol):
+    """What holds the fold of a run's leading days (utils.reduce.rollup): begin() takes
+    it up, says those days' warnings and tells how many leading plans it covers."""
+
+    def begin(self, plans: Sequence[DayPlan], store: SummaryStore, warn: Warn) -> int: ...
+
+
 def summarized(
-    files: Sequence[Source], how: DayReading[T], place: SummaryPlace | None, what: SummaryKind
+    files: Sequence[Source],
+    how: DayReading[T],
+    place: SummaryPlace | None,
+    what: SummaryKind,
+    prefix: Prefix | None = None,
 ) -> Iterator[T]:
     """The files' reduced batches, from the day summaries at `place` where they are fresh
-    (and kept there for the closed days read now); read plainly when place is None."""
+    (and kept there for the closed days read now); read plainly when place is None. The
+    leading days `prefix` covers are not read at all."""
     if place is None:
         return how.read(files, how.warn, how.progress)
     store = SummaryStore(
@@ -531,7 +556,8 @@ def summarized(
         fit=what.fit,
     )
     plans = plan_days(files, place.window, place.today, place.dumps_dir)
-    return read_by_day(plans, replace(how, store=store))
+    skip = 0 if prefix is None else prefix.begin(plans, store, how.warn)
+    return read_by_day(plans, replace(how, store=store), skip)
 
 
 def place_of(where: Where, note: Note, today: date | None = None) -> SummaryPlace | None:

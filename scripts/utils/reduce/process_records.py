@@ -124,8 +124,8 @@ class ProcessRecords:
     # The instance of each (PID, STARTED) seen: a process is one instance however often it
     # is missing from a snapshot.
     _by_start: InstanceKeys = field(default_factory=InstanceKeys)
-    _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
-    _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
+    _floors: list[FloorPart | DeferredFloors] = field(default_factory=list)
+    _foot_floors: list[FloorPart | DeferredFloors] = field(default_factory=list)
     pss: PssFold = field(default_factory=PssFold)  # the proportional shares, folded
     _ended: bool = False  # end_reading was called: no batch may be added
     # Per kind of floors ("RSS floors", "anon + swap floors") taken for some instances
@@ -334,15 +334,17 @@ class ProcessRecords:
         instances not wanted are then let go: a run asks for the floors of the instances it
         judges, once, and a year's short-lived processes hold most of them. Asking again
         after that is an error, never a silently smaller answer."""
-        self._floors = _merged(_taken(self._floors, self._take("RSS floors", wanted)))
-        return _as_floors(self._floors)
+        merged = _merged(_taken(self._floors, self._take("RSS floors", wanted)))
+        self._floors = [*merged]
+        return _as_floors(merged)
 
     def foot_floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
         """Each instance's lowest anon + swap per bucket, of the rows that have it (of the
         `wanted` instances, as floors, the others' let go: once, as floors)."""
         taken = self._take("anon + swap floors", wanted)
-        self._foot_floors = _merged(_taken(self._foot_floors, taken))
-        return _as_floors(self._foot_floors)
+        merged = _merged(_taken(self._foot_floors, taken))
+        self._foot_floors = [*merged]
+        return _as_floors(merged)
 
     def release_floors(self) -> None:
         """Let go of both kinds of floors: once the leak finder holds the ones it judges,
@@ -467,6 +469,15 @@ class Floors(NamedTuple):
 FloorPart = tuple[npt.NDArray[np.signedinteger[Any]], ...]
 
 
+class DeferredFloors:
+    """A part of the floors left on disk until taken (a roll-up's, utils.reduce.rollup):
+    only the rows of the instances a run judges are ever held."""
+
+    def take(self, wanted: npt.NDArray[np.bool_] | None) -> FloorPart:
+        """The part's rows of the wanted instances (every row: None), as a FloorPart."""
+        raise NotImplementedError
+
+
 def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
     """A batch's floors by instance, narrow: 6-hour buckets since 1970 are about 82,000."""
     floor_run, bucket, low, count = floors
@@ -489,16 +500,21 @@ def _narrow_count(count: IntArray) -> npt.NDArray[np.signedinteger[Any]]:
     return count.astype(np.int32)
 
 
-def _taken(parts: list[FloorPart], wanted: npt.NDArray[np.bool_] | None) -> list[FloorPart]:
+def _taken(
+    parts: list[FloorPart | DeferredFloors], wanted: npt.NDArray[np.bool_] | None
+) -> list[FloorPart]:
     """The parts' floors of the wanted instances (every part: wanted None), emptying `parts`
     as it goes, so that each part is let go once its wanted floors are taken."""
-    if wanted is None:
-        return parts
     kept: list[FloorPart] = []
     while parts:
         part = parts.pop()
-        keep = wanted[part[0]]
-        kept.append(tuple(column[keep] for column in part))
+        if isinstance(part, DeferredFloors):
+            kept.append(part.take(wanted))
+        elif wanted is None:
+            kept.append(part)
+        else:
+            keep = wanted[part[0]]
+            kept.append(tuple(column[keep] for column in part))
     kept.reverse()
     return kept
 

@@ -17,7 +17,7 @@ import json
 import os
 import stat
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from io import BufferedReader
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -131,22 +131,40 @@ def read_cold(handle: BufferedReader, meta: Mapping[str, Any]) -> dict[str, npt.
 def _region(
     handle: BufferedReader, meta: Mapping[str, Any], name: str
 ) -> dict[str, npt.NDArray[Any]]:
-    """One region's arrays, checked against its CRC; each a copy of its own, so that an array
-    kept (a batch's PIDs, a group's totals) does not keep the whole region alive."""
+    """One region's arrays, checked against its CRC."""
+    return dict(region_arrays(handle, meta, name))
+
+
+def region_arrays(
+    handle: BufferedReader, meta: Mapping[str, Any], name: str
+) -> Iterator[tuple[str, npt.NDArray[Any]]]:
+    """One region's arrays in the file's order, each read into a buffer of its own, so that
+    an array kept (a batch's PIDs, a group's totals) does not keep the whole region alive,
+    and a reader may let each go before the next is read (a roll-up's floors are tens of
+    MiB). The region's CRC is checked once the last is read: SummaryFileError then, so a
+    reader uses what it took only after the iteration ends."""
     start, end, crc = (int(number) for number in meta[name])
     if not 0 <= start <= end or int(meta["payload"]) + end > os.fstat(handle.fileno()).st_size:
         raise SummaryFileError(f"its {name} part is cut short")
     handle.seek(int(meta["payload"]) + start)
-    data = bytearray(end - start)
-    if handle.readinto(data) != len(data) or zlib.crc32(data) != crc:
-        raise SummaryFileError(f"its {name} part is cut short or damaged")
-    arrays = {}
-    for key, (offset, size, dtype_text, shape) in dict(meta["arrays"]).items():
-        if _region_of(key) != name:
-            continue
+    places = sorted(
+        (int(place[0]), key, place)
+        for key, place in dict(meta["arrays"]).items()
+        if _region_of(key) == name
+    )
+    at, check = start, 0
+    for offset, key, (_, size, dtype_text, shape) in places:
         dtype = np.dtype(str(dtype_text))
-        if dtype.kind not in _KINDS or not start <= offset <= offset + size <= end:
+        if dtype.kind not in _KINDS or not at <= offset <= offset + size <= end:
             raise SummaryFileError(f"array {key} does not fit its part")
-        count = int(size) // dtype.itemsize
-        arrays[key] = np.frombuffer(data, dtype, count, offset - start).reshape(shape).copy()
-    return arrays
+        # The bytes from here to the array's end, padding included: every byte is checked.
+        data = bytearray(offset + int(size) - at)
+        if handle.readinto(data) != len(data):
+            raise SummaryFileError(f"its {name} part is cut short or damaged")
+        check = zlib.crc32(data, check)
+        view = memoryview(data)[offset - at :]
+        yield key, np.frombuffer(view, dtype, int(size) // dtype.itemsize).reshape(shape)
+        at = offset + int(size)
+    rest = bytearray(end - at)
+    if handle.readinto(rest) != len(rest) or zlib.crc32(rest, check) != crc:
+        raise SummaryFileError(f"its {name} part is cut short or damaged")

@@ -141,10 +141,20 @@ def process_runs(
         "GroupRows": ((), StoredGroupRows),
     }
     what = SummaryKind(PROCESS_PREFIX, key, PROCESS_RECORDS, fit, deferred)
-    for runs in summarized(files, how, None if records.match is not None else place, what):
+    used = None if records.match is not None else place
+    whole = used is not None and used.window.since is None and used.window.until is None
+    # Imported here: the roll-up puts back this module's stored records.
+    from utils.reduce.rollup import Rollup  # noqa: PLC0415
+
+    rollup = Rollup(records) if whole else None
+    for runs in summarized(files, how, used, what, rollup):
+        if rollup is not None:
+            rollup.before(_runs_day(runs))
         yield runs  # the caller adds it to records before asking for the next
         where = None if runs.chunk is None else len(records.chunks) - 1
         added.setdefault(_runs_day(runs), []).append((where, len(records.group_slices) - 1))
+    if rollup is not None and rollup.store is not None:
+        rollup.finish()
 
 
 class StoredChunk:
