@@ -158,6 +158,9 @@ class Rollup:
             read_users=self.records.read_users,
         )
         restore(fresh, state, store.folder)
+        # The floors are read later, for the judged instances: a damaged cold part is found
+        # now, while the days can still be folded from their summaries instead.
+        summary_file.check_region(handle, meta, "cold")
         cold = summary_file.cold_part(meta)
         floors, foot = (
             [StoredFloors(handle, cold, keys, path)] if keys else []

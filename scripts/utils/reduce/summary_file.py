@@ -30,6 +30,8 @@ _LENGTH_DIGITS = 16
 # The dtypes a summary may hold: booleans, integers, unsigned integers and floats.
 _KINDS = frozenset("biuf")
 _ALIGN = 8
+# How much of a region check_region reads at a time.
+_CHECK_BYTES = 1 << 20
 Arrays = Mapping[str, npt.NDArray[Any]]
 
 
@@ -168,3 +170,20 @@ def region_arrays(
     rest = bytearray(end - at)
     if handle.readinto(rest) != len(rest) or zlib.crc32(rest, check) != crc:
         raise SummaryFileError(f"its {name} part is cut short or damaged")
+
+
+def check_region(handle: BufferedReader, meta: Mapping[str, Any], name: str) -> None:
+    """Check one region's bytes against its CRC without keeping them (a megabyte at a time):
+    SummaryFileError if it is cut short or damaged."""
+    start, end, crc = (int(number) for number in meta[name])
+    if not 0 <= start <= end or int(meta["payload"]) + end > os.fstat(handle.fileno()).st_size:
+        raise SummaryFileError(f"its {name} part is cut short")
+    handle.seek(int(meta["payload"]) + start)
+    check, left = 0, end - start
+    while left:
+        data = handle.read(min(left, _CHECK_BYTES))
+        if not data:
+            raise SummaryFileError(f"its {name} part is cut short")
+        check, left = zlib.crc32(data, check), left - len(data)
+    if check != crc:
+        raise SummaryFileError(f"its {name} part is damaged")
