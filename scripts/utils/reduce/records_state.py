@@ -143,16 +143,23 @@ def _ref(where: Deferred) -> StoredRef:
     )
 
 
-def _where(ref: StoredRef, folder: Path) -> Deferred:
+def _where(ref: StoredRef, folder: Path, parsed: dict[str, Any]) -> Deferred:
+    """The deferred record a reference names. `parsed`: the JSON texts and paths made so
+    far, shared (never changed by a reader): a day's records share one meta, and most days'
+    records have the same layouts, so a year's thousands of them hold a few hundred."""
     identity = tuple(int(value) for value in ref.identity.tolist())
     if len(identity) != 3 or "/" in ref.file or ref.file in ("", ".", ".."):
         raise ValueError("a reference to no day summary")
     hot = dict(zip(ref.hot_names.tolist(), ref.hot, strict=True))
+    for text in (ref.meta, ref.layout):
+        if text not in parsed:
+            parsed[text] = json.loads(text)
+    path = parsed.setdefault("/" + ref.file, folder / ref.file)  # "/": never a JSON text
     return Deferred(
-        folder / ref.file,
-        json.loads(ref.meta),
+        path,
+        parsed[ref.meta],
         (identity[0], identity[1], identity[2]),
-        json.loads(ref.layout),
+        parsed[ref.layout],
         hot,
     )
 
@@ -261,8 +268,9 @@ def restore(records: ProcessRecords, state: RecordsState, folder: Path) -> None:
     if len(state.group_figures) != 3:
         raise ValueError("group figures that are not three columns")
     records._group_figures = [np.asarray(column, np.int64) for column in state.group_figures]
+    parsed: dict[str, Any] = {}
     records.group_slices = [
-        GroupSlice(int(base), int(snapshots), codes, StoredGroupRows(_where(ref, folder)))
+        GroupSlice(int(base), int(snapshots), codes, StoredGroupRows(_where(ref, folder, parsed)))
         for base, snapshots, codes, ref in zip(
             state.slice_bases.tolist(),
             state.slice_snapshots.tolist(),
@@ -272,7 +280,7 @@ def restore(records: ProcessRecords, state: RecordsState, folder: Path) -> None:
         )
     ]
     records.chunks = [
-        StoredChunk(_where(ref, folder))._replace(base=int(base))
+        StoredChunk(_where(ref, folder, parsed))._replace(base=int(base))
         for base, ref in zip(state.chunk_bases.tolist(), state.chunks, strict=True)
     ]
     records._last_pids, records._last_instance, records._last_started = state.last
