@@ -4,6 +4,7 @@ stale, and a damaged one is folded again with one warning line."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from bench.one_hour import add_one_hour
 from conftest import bundle_day, run_main
 from synthetic import generate_dumps
 from utils.reduce import rollup, summary_file
+from utils.reduce.columns_rollup import ColumnsRollup
 from utils.reduce.rollup import Rollup
 
 START = datetime(2026, 1, 1, 20, 0)
@@ -41,7 +43,21 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     add_cgroup_files(dumps, [ServiceShape("web.service", anon_mb_per_day=300, limit_mb=4000)])
     bundle_day(dumps, "20260102")
     (dumps / "process_mem_20260103_120500.csv").write_text("PID,RSS_MB\n1,x\n", "utf-8")
+    for path in sorted(dumps.glob("sys_mem_2026010[34]_*.csv")):  # a kill on the third day
+        if path.name >= "sys_mem_20260103_060000.csv":
+            count_a_kill(path)
     return dumps
+
+
+def count_a_kill(path: Path) -> None:
+    """The snapshot's oom_kill counter at 1: the kernel killed once since the boot."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    at = header.index("oom_kill")
+    for row in rows:
+        row[at] = "1"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
 
 
 @pytest.fixture
@@ -96,6 +112,7 @@ def test_the_rollup_changes_no_answer(host: Path, tmp_path: Path, covered: list[
     fourth = answers(host, tmp_path / "fourth", *flags)
     assert first == second == third == fourth == plain
     assert plain["run"][0] == 3  # the leak alert asked for holds
+    assert plain["oom_kills.csv"].count(b"\n") == 2  # the kill, and its victim guessed
     assert "process_mem_20260103_120500.csv" in plain["stderr"]  # said each time
     # Every closed day is before today: six of them, all covered after the first run.
     assert covered == [0, 6, 0, 0]
@@ -201,3 +218,37 @@ def test_shares_carried_across_its_last_day(tmp_path: Path, covered: list[int]) 
     assert hourly == plain
     assert covered == [0, 1]
     assert b"pool" in plain["program_growth.csv"]
+
+
+@pytest.mark.slow
+def test_the_oom_columns_rollup_is_a_cache(
+    host: Path, tmp_path: Path, covered: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    begin = ColumnsRollup.begin
+
+    def spied(self: ColumnsRollup, *args: Any) -> int:
+        days: int = begin(self, *args)
+        seen.append(days)
+        return days
+
+    monkeypatch.setattr(ColumnsRollup, "begin", spied)
+    summaries = tmp_path / "s"
+    flags = ("--summary-dir", str(summaries))
+    plain = answers(host, tmp_path / "plain", "--no-summaries")
+    first = answers(host, tmp_path / "first", *flags)
+    (kept,) = sorted(summaries.glob("sys_mem_columns_rollup_*.summary"))
+    second = answers(host, tmp_path / "second", *flags)
+    data = bytearray(kept.read_bytes())
+    data[len(data) - 20] ^= 0xFF
+    kept.write_bytes(bytes(data))
+    damaged = answers(host, tmp_path / "damaged", *flags)
+    lines = [line for line in damaged.pop("stderr").splitlines() if kept.name in line]
+    assert len(lines) == 1 and "could not be read; recomputed" in lines[0]
+    third = answers(host, tmp_path / "third", *flags)  # written whole again
+    kept.unlink()
+    fourth = answers(host, tmp_path / "fourth", *flags)
+    assert first == second == third == fourth == plain
+    assert damaged == {key: value for key, value in plain.items() if key != "stderr"}
+    assert plain["oom_kills.csv"].count(b"\n") == 2
+    assert seen == [0, 6, 0, 6, 0]

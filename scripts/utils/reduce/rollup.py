@@ -246,18 +246,22 @@ class Rollup:
             "warnings": [[store._short_path(path), reason] for path, reason in warnings],
             "layout": layout,
         }
-        path = self.path()
-        temporary = temp_path(path)
-        try:
-            store.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-            with os.fdopen(fd, "wb") as handle:
-                summary_file.write(handle, meta, arrays.arrays)
-            os.replace(temporary, path)
-        except OSError:
-            # The day summaries' own writes say once that the folder cannot be written.
-            with contextlib.suppress(OSError):
-                temporary.unlink()
+        write_whole(store.folder, self.path(), meta, arrays)
+
+
+def write_whole(folder: Path, path: Path, meta: dict[str, Any], arrays: Sink) -> None:
+    """A roll-up written whole (a temporary file, then a rename) or not at all."""
+    temporary = temp_path(path)
+    try:
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            summary_file.write(handle, meta, arrays.arrays)
+        os.replace(temporary, path)
+    except OSError:
+        # The day summaries' own writes say once that the folder cannot be written.
+        with contextlib.suppress(OSError):
+            temporary.unlink()
 
 
 def _cold_keys(layout: Any) -> list[str]:
