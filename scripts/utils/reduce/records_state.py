@@ -209,7 +209,7 @@ def state_of(records: ProcessRecords) -> RecordsState:
     return RecordsState(
         ranks=records._ranks,
         times_s=records.times.astype(np.int64),
-        instances=[table[name].copy() for name in _INSTANCE_COLUMNS],
+        instances=[table[name] for name in _INSTANCE_COLUMNS],  # written before any change
         commands=_texts(records.commands),
         users=_texts(records.users),
         group_names=_texts(records.group_names),

@@ -40,10 +40,13 @@ class SummaryFileError(ValueError):
 
 
 def write(handle: BinaryIO, meta: Mapping[str, Any], arrays: Arrays) -> None:
-    """Write meta and arrays (hot ones named "a...", cold ones "c...") to an open file."""
+    """Write meta and arrays (hot ones named "a...", cold ones "c...") to an open file. The
+    CRCs, which the meta holds, are taken over the arrays' own bytes first, and the arrays
+    then written one at a time: no copy of them all is ever made (a roll-up's are tens of
+    MiB)."""
     places: dict[str, list[Any]] = {}
     regions: dict[str, list[int]] = {}
-    payload: list[bytes] = []
+    order: list[npt.NDArray[Any]] = []
     offset = 0
     for region in ("hot", "cold"):
         start, crc = offset, 0
@@ -52,18 +55,27 @@ def write(handle: BinaryIO, meta: Mapping[str, Any], arrays: Arrays) -> None:
                 continue
             if value.dtype.kind not in _KINDS:
                 raise TypeError(f"a summary holds no {value.dtype} array")
-            data = np.ascontiguousarray(value).tobytes()
-            data += b"\0" * (-len(data) % _ALIGN)
+            data = np.ascontiguousarray(value)
             places[key] = [offset, value.nbytes, value.dtype.str, list(value.shape)]
-            payload.append(data)
-            crc = zlib.crc32(data, crc)
-            offset += len(data)
+            crc = zlib.crc32(_padding(value.nbytes), zlib.crc32(_bytes_of(data), crc))
+            order.append(data)
+            offset += value.nbytes + len(_padding(value.nbytes))
         regions[region] = [start, offset, crc]
     text = json.dumps(dict(meta) | {"arrays": places} | regions).encode("utf-8")
     head = MAGIC + b"%016x\n" % len(text) + text
     handle.write(head + b"\0" * (-len(head) % _ALIGN))
-    for data in payload:
-        handle.write(data)
+    for data in order:
+        handle.write(_bytes_of(data))
+        handle.write(_padding(data.nbytes))
+
+
+def _bytes_of(data: npt.NDArray[Any]) -> memoryview:
+    """A contiguous array's bytes, not copied."""
+    return data.reshape(-1).view(np.uint8).data
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % _ALIGN)
 
 
 def _region_of(key: str) -> str:
