@@ -203,9 +203,8 @@ def state_of(records: ProcessRecords) -> RecordsState:
         raise NotStoredError("rows held in memory")
     table = records._instances
     keys = records._by_start
-    pss = records.pss
     odd = list(keys._odd.items())
-    waiting = pss._waiting
+    pss_parts, pss_waiting = _pss_columns(records.pss)
     return RecordsState(
         ranks=records._ranks,
         times_s=records.times.astype(np.int64),
@@ -222,30 +221,35 @@ def state_of(records: ProcessRecords) -> RecordsState:
         chunks=[_ref(chunk.where) for chunk in chunks],
         last=[records._last_pids, records._last_instance, records._last_started],
         keys=[column for part in keys._parts for column in part],
-        odd_keys=[
-            np.array([pair[0] for pair, _ in odd], np.int64),
-            np.array([pair[1] for pair, _ in odd], np.int64),
-            np.array([number for _, number in odd], np.int64),
-        ],
+        odd_keys=[np.array(column, np.int64).reshape(-1) for column in _odd_columns(odd)],
         floors=_one_part(_held(records._floors), 4),
         foot_floors=_one_part(_held(records._foot_floors), 4),
-        pss_parts=(
-            [
-                np.concatenate([np.asarray(part[k], np.int64) for part in pss._parts])
-                for k in range(5)
-            ]
-            if pss._parts
-            else []
-        ),
-        pss_first=_pairs(pss._first),
-        pss_last=_pairs(pss._last),
-        pss_waiting=[
-            np.array([item[0] for item in waiting], np.int64),
-            np.array([item[2] for item in waiting], np.int64),
-            np.array([len(item[1]) for item in waiting], np.int64),
-            np.concatenate([item[1] for item in waiting]) if waiting else np.empty(0, np.int64),
-        ],
+        pss_parts=pss_parts,
+        pss_first=_pairs(records.pss._first),
+        pss_last=_pairs(records.pss._last),
+        pss_waiting=pss_waiting,
     )
+
+
+def _odd_columns(odd: list[tuple[tuple[int, int], int]]) -> list[list[int]]:
+    """The pairs that do not pack, as PID, STARTED and instance columns."""
+    return [[pair[0] for pair, _ in odd], [pair[1] for pair, _ in odd], [n for _, n in odd]]
+
+
+def _pss_columns(pss: PssFold) -> tuple[list[IntArray], list[IntArray]]:
+    """The shares' parts as one, and the rows waiting for a share (instance, group code, row
+    count, then every rank)."""
+    waiting = pss._waiting
+    parts = [
+        np.concatenate([np.asarray(part[k], np.int64) for part in pss._parts])
+        for k in range(5 if pss._parts else 0)
+    ]
+    return parts, [
+        np.array([item[0] for item in waiting], np.int64),
+        np.array([item[2] for item in waiting], np.int64),
+        np.array([len(item[1]) for item in waiting], np.int64),
+        np.concatenate([item[1] for item in waiting]) if waiting else np.empty(0, np.int64),
+    ]
 
 
 def restore(records: ProcessRecords, state: RecordsState, folder: Path) -> None:
