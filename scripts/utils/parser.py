@@ -168,11 +168,16 @@ def find_dumps(
     """
     if entries is None:
         entries = list_dir(dumps_dir)
+    # Imported here: the collector and the compactor (standard library only) import this
+    # module and never discover; the analyses read a year's names with numpy.
+    from utils.read.name_times import name_times  # noqa: PLC0415
+
     child = child_maker(dumps_dir)
     found: list[DumpFile] = []
     # The other kinds' names are most of a dumps dir: passed over at C speed.
-    for name in [name for name in entries.names if name.startswith(prefix)]:
-        moment = parse_name_timestamp(name, prefix)
+    names = [name for name in entries.names if name.startswith(prefix)]
+    irregular = entries.irregular
+    for name, moment in zip(names, name_times(names, prefix), strict=True):
         if moment is None:
             if warn is not None and looks_like_dump(name, prefix):
                 reason = f"no valid UTC time {TIMESTAMP_SHAPE} in the name; skipped"
@@ -180,9 +185,13 @@ def find_dumps(
             continue
         if window is not None and not window.contains(moment):
             continue
-        found.append(DumpFile(child(name), moment, name not in entries.irregular))
-    found.sort(key=lambda dump: dump.timestamp)
+        found.append(DumpFile(child(name), moment, name not in irregular))
+    found.sort(key=_timestamp_of)
     return found
+
+
+def _timestamp_of(dump: DumpFile) -> datetime:
+    return dump.timestamp
 
 
 def _listed_regular(entry: os.DirEntry[str]) -> bool:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -146,12 +146,22 @@ class _Folder:
             os.close(self.fd)
             self.fd = None
 
-    def stat(self, path: Path) -> tuple[str, os.stat_result]:
-        """A file's name and its status (OSError if it cannot be looked at)."""
-        if self.fd is None:
-            text = os.fspath(path)
-            return text.rpartition(os.sep)[2], os.stat(text)
-        return path.name, os.stat(path.name, dir_fd=self.fd)
+    def lines(self, paths: Sequence[Path]) -> list[str]:
+        """Each file's `name NUL size NUL mtime_ns` line (OSError if one cannot be looked
+        at). One tight loop: it runs once per file of the year."""
+        lines: list[str] = []
+        add, stat, fd = lines.append, os.stat, self.fd
+        if fd is None:
+            for path in paths:
+                text = os.fspath(path)
+                status = stat(text)
+                add(f"{text.rpartition(os.sep)[2]}\0{status.st_size}\0{status.st_mtime_ns}\n")
+            return lines
+        for path in paths:
+            name = path.name
+            status = stat(name, dir_fd=fd)
+            add(f"{name}\0{status.st_size}\0{status.st_mtime_ns}\n")
+        return lines
 
 
 def _fingerprint(sources: Sequence[Source], folder: _Folder) -> str | None:
@@ -164,13 +174,10 @@ def _fingerprint(sources: Sequence[Source], folder: _Folder) -> str | None:
             files += [source.path, *(dump.path for dump in source.loose)]
         else:
             files.append(source.path)
-    lines: list[str] = []
-    for path in files:
-        try:
-            name, status = folder.stat(path)
-        except OSError:
-            return None
-        lines.append(f"{name}\0{status.st_size}\0{status.st_mtime_ns}\n")
+    try:
+        lines = folder.lines(files)
+    except OSError:
+        return None
     return hashlib.sha256("".join(lines).encode()).hexdigest()[:32]
 
 
@@ -255,6 +262,11 @@ class SummaryStore:
     code: str = field(default_factory=code_digest)
     unreadable: list[str] = field(default_factory=list)
     unwritable: str | None = None
+    # The days read from their summaries, and those whose summaries this run wrote, with
+    # each one's warnings (utils.reduce.rollup keeps them).
+    loaded: set[date] = field(default_factory=set)
+    saved: set[date] = field(default_factory=set)
+    warnings_of: dict[date, list[tuple[Path, str]]] = field(default_factory=dict)
 
     def path(self, day: date) -> Path:
         key = hashlib.sha256(_canonical(self.key).encode()).hexdigest()[:8]
@@ -285,6 +297,9 @@ class SummaryStore:
             reason = str(err) if isinstance(err, CodecError) else f"{type(err).__name__}: {err}"
             self.unreadable.append(f"{path.name} ({reason})")
             return None
+        if plan.day not in self.saved:  # not the read-back of one written now
+            self.loaded.add(plan.day)
+            self.warnings_of[plan.day] = warnings
         return DaySummary(list(results), warnings)
 
     def _fits(self, meta: Mapping[str, Any], plan: DayPlan) -> bool:
@@ -335,6 +350,8 @@ class SummaryStore:
             self.unwritable = f"{err.strerror or err}"
             self.note(f"day summaries are not kept: cannot write {self.folder}: {self.unwritable}")
             return False
+        self.saved.add(plan.day)
+        self.warnings_of[plan.day] = list(summary.warnings)
         return True
 
     def _short_path(self, path: Path) -> str:
@@ -381,15 +398,18 @@ class DayReading(Generic[T]):
     kept: Callable[[DayPlan, DaySummary[T]], None] | None = None
 
 
-def read_by_day(plans: Sequence[DayPlan], how: DayReading[T]) -> Iterator[T]:
+def read_by_day(plans: Sequence[DayPlan], how: DayReading[T], skip: int = 0) -> Iterator[T]:
     """Every day's reduced batches in time order: from its summary where there is a fresh
     one, else read with `how.read` (runs of such days in one read, so that reading ahead
-    goes on across them), and the summaries of the closed days read that way written."""
+    goes on across them), and the summaries of the closed days read that way written. The
+    first `skip` plans are taken as done (a roll-up holds them)."""
     total = sum(len(plan.sources) for plan in plans)
-    done = 0
+    done = sum(len(plan.sources) for plan in plans[:skip])
+    if skip and how.progress is not None:
+        how.progress(done, total)
     raw: list[DayPlan] = []
     store = how.store
-    for plan in plans:
+    for plan in plans[skip:]:
         summary = None if store is None or plan.fingerprint is None else store.load(plan)
         if summary is None:
             raw.append(plan)
@@ -506,11 +526,23 @@ class SummaryKind:
     deferred: Mapping[str, tuple[Collection[str], MakeDeferred]] = field(default_factory=dict)
 
 
+class Prefix(Protocol):
+    """What holds the fold of a run's leading days (utils.reduce.rollup): begin() takes
+    it up, says those days' warnings and tells how many leading plans it covers."""
+
+    def begin(self, plans: Sequence[DayPlan], store: SummaryStore, warn: Warn) -> int: ...
+
+
 def summarized(
-    files: Sequence[Source], how: DayReading[T], place: SummaryPlace | None, what: SummaryKind
+    files: Sequence[Source],
+    how: DayReading[T],
+    place: SummaryPlace | None,
+    what: SummaryKind,
+    prefix: Prefix | None = None,
 ) -> Iterator[T]:
     """The files' reduced batches, from the day summaries at `place` where they are fresh
-    (and kept there for the closed days read now); read plainly when place is None."""
+    (and kept there for the closed days read now); read plainly when place is None. The
+    leading days `prefix` covers are not read at all."""
     if place is None:
         return how.read(files, how.warn, how.progress)
     store = SummaryStore(
@@ -524,7 +556,8 @@ def summarized(
         fit=what.fit,
     )
     plans = plan_days(files, place.window, place.today, place.dumps_dir)
-    return read_by_day(plans, replace(how, store=store))
+    skip = 0 if prefix is None else prefix.begin(plans, store, how.warn)
+    return read_by_day(plans, replace(how, store=store), skip)
 
 
 def place_of(where: Where, note: Note, today: date | None = None) -> SummaryPlace | None:

@@ -125,8 +125,8 @@ class ProcessRecords:
     # The instance of each (PID, STARTED) seen: a process is one instance however often it
     # is missing from a snapshot.
     _by_start: InstanceKeys = field(default_factory=InstanceKeys)
-    _floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
-    _foot_floors: list[tuple[npt.NDArray[np.signedinteger[Any]], ...]] = field(default_factory=list)
+    _floors: list[FloorPart | DeferredFloors] = field(default_factory=list)
+    _foot_floors: list[FloorPart | DeferredFloors] = field(default_factory=list)
     pss: PssFold = field(default_factory=PssFold)  # the proportional shares, folded
     _ended: bool = False  # end_reading was called: no batch may be added
     # Per kind of floors ("RSS floors", "anon + swap floors") taken for some instances
@@ -337,15 +337,17 @@ class ProcessRecords:
         instances not wanted are then let go: a run asks for the floors of the instances it
         judges, once, and a year's short-lived processes hold most of them. Asking again
         after that is an error, never a silently smaller answer."""
-        self._floors = _merged(_taken(self._floors, self._take("RSS floors", wanted)))
-        return _as_floors(self._floors)
+        merged = _merged(_taken(self._floors, self._take("RSS floors", wanted)))
+        self._floors = [*merged]
+        return _as_floors(merged)
 
     def foot_floors(self, wanted: npt.NDArray[np.bool_] | None = None) -> Floors:
         """Each instance's lowest anon + swap per bucket, of the rows that have it (of the
         `wanted` instances, as floors, the others' let go: once, as floors)."""
         taken = self._take("anon + swap floors", wanted)
-        self._foot_floors = _merged(_taken(self._foot_floors, taken))
-        return _as_floors(self._foot_floors)
+        merged = _merged(_taken(self._foot_floors, taken))
+        self._foot_floors = [*merged]
+        return _as_floors(merged)
 
     def release_floors(self) -> None:
         """Let go of both kinds of floors: once the leak finder holds the ones it judges,
@@ -470,6 +472,15 @@ class Floors(NamedTuple):
 FloorPart = tuple[npt.NDArray[np.signedinteger[Any]], ...]
 
 
+class DeferredFloors:
+    """A part of the floors left on disk until taken (a roll-up's, utils.reduce.rollup):
+    only the rows of the instances a run judges are ever held."""
+
+    def take(self, wanted: npt.NDArray[np.bool_] | None) -> FloorPart:
+        """The part's rows of the wanted instances (every row: None), as a FloorPart."""
+        raise NotImplementedError
+
+
 def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
     """A batch's floors by instance, narrow: 6-hour buckets since 1970 are about 82,000."""
     floor_run, bucket, low, count = floors
@@ -477,20 +488,36 @@ def _floor_part(instance: IntArray, floors: tuple[IntArray, ...]) -> FloorPart:
         instance[floor_run].astype(np.int32),
         narrow(bucket),
         narrow(low),
-        count.astype(np.int32),
+        _narrow_count(count),
     )
 
 
-def _taken(parts: list[FloorPart], wanted: npt.NDArray[np.bool_] | None) -> list[FloorPart]:
+def _narrow_count(count: IntArray) -> npt.NDArray[np.signedinteger[Any]]:
+    """A batch's rows per bucket in the narrowest type that holds them: a year's floors are
+    millions of rows, and a 6-hour bucket of 10-minute snapshots holds 36. _merged sums
+    them in 64 bits, so two halves of a bucket never overflow."""
+    most = int(count.max()) if len(count) else 0
+    for kind in (np.int8, np.int16):
+        if most <= np.iinfo(kind).max:
+            return count.astype(kind)
+    return count.astype(np.int32)
+
+
+def _taken(
+    parts: list[FloorPart | DeferredFloors], wanted: npt.NDArray[np.bool_] | None
+) -> list[FloorPart]:
     """The parts' floors of the wanted instances (every part: wanted None), emptying `parts`
     as it goes, so that each part is let go once its wanted floors are taken."""
-    if wanted is None:
-        return parts
     kept: list[FloorPart] = []
     while parts:
         part = parts.pop()
-        keep = wanted[part[0]]
-        kept.append(tuple(column[keep] for column in part))
+        if isinstance(part, DeferredFloors):
+            kept.append(part.take(wanted))
+        elif wanted is None:
+            kept.append(part)
+        else:
+            keep = wanted[part[0]]
+            kept.append(tuple(column[keep] for column in part))
     kept.reverse()
     return kept
 
@@ -521,7 +548,7 @@ def _merged(parts: list[FloorPart]) -> list[FloorPart]:
             instance[cuts],
             bucket[cuts],
             np.minimum.reduceat(low, cuts),
-            np.add.reduceat(count, cuts),
+            np.add.reduceat(count, cuts, dtype=np.int64),
         )
     ]
 

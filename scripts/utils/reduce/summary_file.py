@@ -17,7 +17,7 @@ import json
 import os
 import stat
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from io import BufferedReader
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,6 +30,8 @@ _LENGTH_DIGITS = 16
 # The dtypes a summary may hold: booleans, integers, unsigned integers and floats.
 _KINDS = frozenset("biuf")
 _ALIGN = 8
+# How much of a region check_region reads at a time.
+_CHECK_BYTES = 1 << 20
 Arrays = Mapping[str, npt.NDArray[Any]]
 
 
@@ -38,10 +40,13 @@ class SummaryFileError(ValueError):
 
 
 def write(handle: BinaryIO, meta: Mapping[str, Any], arrays: Arrays) -> None:
-    """Write meta and arrays (hot ones named "a...", cold ones "c...") to an open file."""
+    """Write meta and arrays (hot ones named "a...", cold ones "c...") to an open file. The
+    CRCs, which the meta holds, are taken over the arrays' own bytes first, and the arrays
+    then written one at a time: no copy of them all is ever made (a roll-up's are tens of
+    MiB)."""
     places: dict[str, list[Any]] = {}
     regions: dict[str, list[int]] = {}
-    payload: list[bytes] = []
+    order: list[npt.NDArray[Any]] = []
     offset = 0
     for region in ("hot", "cold"):
         start, crc = offset, 0
@@ -50,18 +55,27 @@ def write(handle: BinaryIO, meta: Mapping[str, Any], arrays: Arrays) -> None:
                 continue
             if value.dtype.kind not in _KINDS:
                 raise TypeError(f"a summary holds no {value.dtype} array")
-            data = np.ascontiguousarray(value).tobytes()
-            data += b"\0" * (-len(data) % _ALIGN)
+            data = np.ascontiguousarray(value)
             places[key] = [offset, value.nbytes, value.dtype.str, list(value.shape)]
-            payload.append(data)
-            crc = zlib.crc32(data, crc)
-            offset += len(data)
+            crc = zlib.crc32(_padding(value.nbytes), zlib.crc32(_bytes_of(data), crc))
+            order.append(data)
+            offset += value.nbytes + len(_padding(value.nbytes))
         regions[region] = [start, offset, crc]
     text = json.dumps(dict(meta) | {"arrays": places} | regions).encode("utf-8")
     head = MAGIC + b"%016x\n" % len(text) + text
     handle.write(head + b"\0" * (-len(head) % _ALIGN))
-    for data in payload:
-        handle.write(data)
+    for data in order:
+        handle.write(_bytes_of(data))
+        handle.write(_padding(data.nbytes))
+
+
+def _bytes_of(data: npt.NDArray[Any]) -> memoryview:
+    """A contiguous array's bytes, not copied."""
+    return data.reshape(-1).view(np.uint8).data
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % _ALIGN)
 
 
 def _region_of(key: str) -> str:
@@ -131,22 +145,57 @@ def read_cold(handle: BufferedReader, meta: Mapping[str, Any]) -> dict[str, npt.
 def _region(
     handle: BufferedReader, meta: Mapping[str, Any], name: str
 ) -> dict[str, npt.NDArray[Any]]:
-    """One region's arrays, checked against its CRC; each a copy of its own, so that an array
-    kept (a batch's PIDs, a group's totals) does not keep the whole region alive."""
+    """One region's arrays, checked against its CRC."""
+    return dict(region_arrays(handle, meta, name))
+
+
+def region_arrays(
+    handle: BufferedReader, meta: Mapping[str, Any], name: str
+) -> Iterator[tuple[str, npt.NDArray[Any]]]:
+    """One region's arrays in the file's order, each read into a buffer of its own, so that
+    an array kept (a batch's PIDs, a group's totals) does not keep the whole region alive,
+    and a reader may let each go before the next is read (a roll-up's floors are tens of
+    MiB). The region's CRC is checked once the last is read: SummaryFileError then, so a
+    reader uses what it took only after the iteration ends."""
     start, end, crc = (int(number) for number in meta[name])
     if not 0 <= start <= end or int(meta["payload"]) + end > os.fstat(handle.fileno()).st_size:
         raise SummaryFileError(f"its {name} part is cut short")
     handle.seek(int(meta["payload"]) + start)
-    data = bytearray(end - start)
-    if handle.readinto(data) != len(data) or zlib.crc32(data) != crc:
-        raise SummaryFileError(f"its {name} part is cut short or damaged")
-    arrays = {}
-    for key, (offset, size, dtype_text, shape) in dict(meta["arrays"]).items():
-        if _region_of(key) != name:
-            continue
+    places = sorted(
+        (int(place[0]), key, place)
+        for key, place in dict(meta["arrays"]).items()
+        if _region_of(key) == name
+    )
+    at, check = start, 0
+    for offset, key, (_, size, dtype_text, shape) in places:
         dtype = np.dtype(str(dtype_text))
-        if dtype.kind not in _KINDS or not start <= offset <= offset + size <= end:
+        if dtype.kind not in _KINDS or not at <= offset <= offset + size <= end:
             raise SummaryFileError(f"array {key} does not fit its part")
-        count = int(size) // dtype.itemsize
-        arrays[key] = np.frombuffer(data, dtype, count, offset - start).reshape(shape).copy()
-    return arrays
+        # The bytes from here to the array's end, padding included: every byte is checked.
+        data = bytearray(offset + int(size) - at)
+        if handle.readinto(data) != len(data):
+            raise SummaryFileError(f"its {name} part is cut short or damaged")
+        check = zlib.crc32(data, check)
+        view = memoryview(data)[offset - at :]
+        yield key, np.frombuffer(view, dtype, int(size) // dtype.itemsize).reshape(shape)
+        at = offset + int(size)
+    rest = bytearray(end - at)
+    if handle.readinto(rest) != len(rest) or zlib.crc32(rest, check) != crc:
+        raise SummaryFileError(f"its {name} part is cut short or damaged")
+
+
+def check_region(handle: BufferedReader, meta: Mapping[str, Any], name: str) -> None:
+    """Check one region's bytes against its CRC without keeping them (a megabyte at a time):
+    SummaryFileError if it is cut short or damaged."""
+    start, end, crc = (int(number) for number in meta[name])
+    if not 0 <= start <= end or int(meta["payload"]) + end > os.fstat(handle.fileno()).st_size:
+        raise SummaryFileError(f"its {name} part is cut short")
+    handle.seek(int(meta["payload"]) + start)
+    check, left = 0, end - start
+    while left:
+        data = handle.read(min(left, _CHECK_BYTES))
+        if not data:
+            raise SummaryFileError(f"its {name} part is cut short")
+        check, left = zlib.crc32(data, check), left - len(data)
+    if check != crc:
+        raise SummaryFileError(f"its {name} part is damaged")

@@ -25,6 +25,7 @@ from utils.reduce.day_summaries import (
     DaySummary,
     Deferred,
     MakeDeferred,
+    Prefix,
     SummaryKind,
     SummaryPlace,
     summarized,
@@ -65,11 +66,21 @@ def system_columns(
     """The sys_mem files' parsed batches with only `columns` of their frames (those the
     files have), in time order: the day summaries hold the whole batches, as
     system_batches keeps them, and are decoded for those columns alone."""
-    for batch in parsed_batches(files, reader, place, SYS_PREFIX, columns):
-        kept = [column for column in batch.frame.columns if column in columns]
-        # A summary's batch comes decoded with these columns already: kept as it is.
-        same = len(kept) == len(batch.frame.columns)
-        yield batch if same else batch._replace(frame=batch.frame[kept])
+    # Imported here: the roll-up's module reads this one's batches.
+    from utils.reduce.columns_rollup import ColumnsRollup  # noqa: PLC0415
+
+    whole = place is not None and place.window.since is None and place.window.until is None
+    rollup = ColumnsRollup(columns, _batch_day) if whole else None
+    stream = parsed_batches(files, reader, place, SYS_PREFIX, (columns, rollup))
+    narrowed = (_narrowed(batch, columns) for batch in stream)
+    return narrowed if rollup is None else rollup.batches(narrowed)
+
+
+def _narrowed(batch: Batch, columns: Collection[str]) -> Batch:
+    kept = [column for column in batch.frame.columns if column in columns]
+    # A summary's batch comes decoded with these columns already: kept as it is.
+    same = len(kept) == len(batch.frame.columns)
+    return batch if same else batch._replace(frame=batch.frame[kept])
 
 
 def parsed_batches(
@@ -77,11 +88,12 @@ def parsed_batches(
     reader: Reader,
     place: SummaryPlace | None,
     prefix: str,
-    columns: Collection[str] | None = None,
+    columns: tuple[Collection[str], Prefix | None] | None = None,
 ) -> Iterator[Batch]:
     """One kind of snapshot's parsed batches, kept whole in its day summaries; with
-    `columns`, a summary's frames are decoded for those columns only (the file is the same:
-    every field of a Batch stays in its hot part)."""
+    `columns` (the columns, and what holds the leading days' rows of those), a summary's
+    frames are decoded for those columns only (the file is the same: every field of a Batch
+    stays in its hot part)."""
     how = DayReading(
         lambda found, warn, progress: _with(reader, warn, progress).batches(found),
         _batch_day,
@@ -89,8 +101,10 @@ def parsed_batches(
         reader.progress,
     )
     deferred: dict[str, tuple[tuple[str, ...], MakeDeferred]] = {}
+    rollup = None
     if columns is not None:
-        deferred["Batch"] = (Batch._fields, partial(_batch_of, frozenset(columns)))
+        names, rollup = columns
+        deferred["Batch"] = (Batch._fields, partial(_batch_of, frozenset(names)))
     what = SummaryKind(
         prefix,
         {"spec": repr(reader.spec)},
@@ -98,7 +112,7 @@ def parsed_batches(
         {"batch": reader.batch_bytes},
         deferred,
     )
-    return summarized(files, how, place, what)
+    return summarized(files, how, place, what, rollup)
 
 
 def _batch_of(columns: frozenset[str], where: Deferred) -> Batch:
@@ -141,10 +155,20 @@ def process_runs(
         "GroupRows": ((), StoredGroupRows),
     }
     what = SummaryKind(PROCESS_PREFIX, key, PROCESS_RECORDS, fit, deferred)
-    for runs in summarized(files, how, None if records.match is not None else place, what):
+    used = None if records.match is not None else place
+    whole = used is not None and used.window.since is None and used.window.until is None
+    # Imported here: the roll-up puts back this module's stored records.
+    from utils.reduce.rollup import Rollup  # noqa: PLC0415
+
+    rollup = Rollup(records) if whole else None
+    for runs in summarized(files, how, used, what, rollup):
+        if rollup is not None:
+            rollup.before(_runs_day(runs))
         yield runs  # the caller adds it to records before asking for the next
         where = None if runs.chunk is None else len(records.chunks) - 1
         added.setdefault(_runs_day(runs), []).append((where, len(records.group_slices) - 1))
+    if rollup is not None and rollup.store is not None:
+        rollup.finish()
 
 
 class StoredChunk:
