@@ -302,6 +302,7 @@ def test_the_default_counts_the_cores_this_process_may_use_up_to_its_cap() -> No
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     )
     assert pinned.stdout.split() == ["1", "1"]
     assert usable_cores() == len(os.sched_getaffinity(0))
