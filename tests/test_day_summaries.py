@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import io
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from synthetic_services import ServiceShape, add_cgroup_files
 
@@ -358,7 +359,7 @@ def test_a_damaged_summary_is_recomputed_with_one_line(
         assert again.notes == [] and len(again.raw_days) == 4
     else:
         (note,) = again.notes
-        assert note.startswith(f"warning: {folder}: day summary process_mem_day_20260101_")
+        assert note.startswith(f"warning: {folder}: summary process_mem_day_20260101_")
         assert note.endswith("and 1 more could not be read; recomputed from the snapshots")
         assert again.raw_days == [date(2026, 1, 1), date(2026, 1, 2)]
     assert run(dumps, folder, code="another" if damage == "other-code" else None).raw_days == []
@@ -671,3 +672,25 @@ def test_a_text_cut_inside_a_character_is_not_decoded_in_one_go() -> None:
     assert _decoded_whole("é".encode(), [0, 1], [1, 2]) is None
     assert _decoded_whole(b"\xff\xfe", [0], [2]) is None
     assert _decoded_whole(b"ab\xc3\xa9", [0, 2], [2, 7]) is None  # an end past the blob
+
+
+# The names whose next one sorts before them as text: a9 > a10, a99 > a100, a999 > a1000.
+@given(st.lists(st.integers(0, 3), min_size=1001, max_size=1100), st.sampled_from([9, 99, 999]))
+@settings(max_examples=20, deadline=None)
+def test_arrays_come_back_whatever_their_sizes_and_names(sizes: list[int], empty_at: int) -> None:
+    """An empty array lies at the offset of the one written after it: read back, every
+    array is found in its place, past the names' text order (a998 after a1000)."""
+    lengths = [0 if index == empty_at else size for index, size in enumerate(sizes)]
+    arrays = {
+        f"a{index}": np.arange(length, dtype=np.int16) for index, length in enumerate(lengths)
+    }
+    data = io.BytesIO()
+    summary_file.write(data, {"layout": {}}, arrays)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "s.summary"
+        path.write_bytes(data.getvalue())
+        with summary_file.open_summary(path) as handle:
+            _, hot = summary_file.read(handle)
+    assert hot.keys() == arrays.keys()
+    for key, want in arrays.items():
+        np.testing.assert_array_equal(hot[key], want)

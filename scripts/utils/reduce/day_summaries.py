@@ -369,7 +369,7 @@ class SummaryStore:
             first, more = self.unreadable[0], len(self.unreadable) - 1
             also = f" and {more:,} more" if more else ""
             self.note(
-                f"warning: {self.folder}: day summary {first}{also} could not be read;"
+                f"warning: {self.folder}: summary {first}{also} could not be read;"
                 " recomputed from the snapshots"
             )
 

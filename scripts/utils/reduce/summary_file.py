@@ -161,13 +161,15 @@ def region_arrays(
     if not 0 <= start <= end or int(meta["payload"]) + end > os.fstat(handle.fileno()).st_size:
         raise SummaryFileError(f"its {name} part is cut short")
     handle.seek(int(meta["payload"]) + start)
+    # By offset, then size: an empty array shares its offset with the array written after
+    # it, and must come first whatever their names (a998 sorts after a1000).
     places = sorted(
-        (int(place[0]), key, place)
+        (int(place[0]), int(place[1]), key, place)
         for key, place in dict(meta["arrays"]).items()
         if _region_of(key) == name
     )
     at, check = start, 0
-    for offset, key, (_, size, dtype_text, shape) in places:
+    for offset, _, key, (_, size, dtype_text, shape) in places:
         dtype = np.dtype(str(dtype_text))
         if dtype.kind not in _KINDS or not at <= offset <= offset + size <= end:
             raise SummaryFileError(f"array {key} does not fit its part")
