@@ -3,10 +3,10 @@ whatever was kept, stale, damaged or never written."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
-import io
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Sequence
