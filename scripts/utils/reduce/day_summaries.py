@@ -40,6 +40,7 @@ import pandas as pd
 from utils.core.atomic_files import PRIVATE_FILE_MODE, temp_path
 from utils.parser import Bundle, NoDataError, Source, TimeWindow, Warn, Where
 from utils.reduce import summary_file
+from utils.reduce.fingerprints import Folder, fingerprints
 from utils.reduce.summary_codec import (
     CodecError,
     Layout,
@@ -105,15 +106,13 @@ def plan_days(
     for source in sources:
         day = source.day if isinstance(source, Bundle) else source.timestamp.date()
         by_day.setdefault(day, []).append(source)
-    with _Folder(folder) as where:
-        return [
-            DayPlan(
-                day,
-                tuple(found),
-                _fingerprint(found, where) if _whole(day, window, today) else None,
-            )
-            for day, found in sorted(by_day.items())
-        ]
+    days = sorted(by_day.items())
+    closed = [day for day, _ in days if _whole(day, window, today)]
+    with Folder(folder) as where:
+        digests = dict(
+            zip(closed, fingerprints([by_day[day] for day in closed], where), strict=True)
+        )
+    return [DayPlan(day, tuple(found), digests.get(day)) for day, found in days]
 
 
 def _whole(day: date, window: TimeWindow, today: date) -> bool:
@@ -124,61 +123,6 @@ def _whole(day: date, window: TimeWindow, today: date) -> bool:
         and (window.since is None or window.since <= start)
         and (window.until is None or window.until >= end)
     )
-
-
-class _Folder:
-    """An open descriptor of the folder the sources are in (None: none given, or it cannot
-    be opened: each file is then looked at by its whole path). A year of loose files is
-    105,120 of them: a name looked up in an open folder skips both the Path's text and the
-    kernel's walk of the folder's path for each (openat(2), fstatat(2))."""
-
-    def __init__(self, folder: Path | None) -> None:
-        self.fd: int | None = None
-        if folder is not None:
-            with contextlib.suppress(OSError):
-                self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
-    def __enter__(self) -> _Folder:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def lines(self, paths: Sequence[Path]) -> list[str]:
-        """Each file's `name NUL size NUL mtime_ns` line (OSError if one cannot be looked
-        at). One tight loop: it runs once per file of the year."""
-        lines: list[str] = []
-        add, stat, fd = lines.append, os.stat, self.fd
-        if fd is None:
-            for path in paths:
-                text = os.fspath(path)
-                status = stat(text)
-                add(f"{text.rpartition(os.sep)[2]}\0{status.st_size}\0{status.st_mtime_ns}\n")
-            return lines
-        for path in paths:
-            name = path.name
-            status = stat(name, dir_fd=fd)
-            add(f"{name}\0{status.st_size}\0{status.st_mtime_ns}\n")
-        return lines
-
-
-def _fingerprint(sources: Sequence[Source], folder: _Folder) -> str | None:
-    """A digest of the day's files' names, sizes and modification times (in the sources'
-    order, which discovery fixes); None if one cannot be looked at (the raw read then says
-    why)."""
-    files: list[Path] = []
-    for source in sources:
-        if isinstance(source, Bundle):
-            files += [source.path, *(dump.path for dump in source.loose)]
-        else:
-            files.append(source.path)
-    try:
-        lines = folder.lines(files)
-    except OSError:
-        return None
-    return hashlib.sha256("".join(lines).encode()).hexdigest()[:32]
 
 
 def _canonical(mapping: Mapping[str, Any]) -> str:
