@@ -18,6 +18,8 @@ POLL_INTERVAL_S = 0.01
 PSS_INTERVAL_S = 0.02
 # No single run takes near this, even the plain way on a year (about 80 s).
 RUN_TIMEOUT_S = 3600
+# Unset for the measured runs (measured_env).
+BYTECODE_OFF = "PYTHONDONTWRITEBYTECODE"
 
 
 class BenchmarkError(Exception):
@@ -233,6 +235,14 @@ class Execution:
     pss_bytes: int | None = None  # the largest sampled sum of Pss (a memory run only)
 
 
+def measured_env() -> dict[str, str]:
+    """This environment, but for PYTHONDONTWRITEBYTECODE: a user's Python compiles each
+    module once and then reads its cached bytecode (and pip compiled pandas' when it
+    installed it); a shell that sets it, as some containers and CI images do, would have
+    every measured run compile the analyses' sources again."""
+    return {name: value for name, value in os.environ.items() if name != BYTECODE_OFF}
+
+
 def measure(
     argv: Sequence[str],
     cwd: Path | None = None,
@@ -247,7 +257,12 @@ def measure(
         launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(result), *argv]
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             process = subprocess.Popen(
-                launcher, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+                launcher,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=measured_env(),
             )
             sampler = TreeSampler(process.pid, interval_s, pss)
             sampler.start()

@@ -118,6 +118,8 @@ PSS_RUNS_TEXT = (
     f"\n  tree (/proc/<pid>/smaps_rollup), sampled every {PSS_INTERVAL_S * 1000:.0f} ms. Reading it"
     " walks the process's page\n  tables under its mmap lock and slows it (a year's process"
     " analysis: ~45 s instead of\n  ~25 s), so the timed runs sample only VmRSS."
+    "\n  Every run may cache its modules' bytecode, as a user's Python does"
+    " (PYTHONDONTWRITEBYTECODE\n  is unset for them)."
 )
 
 
