@@ -36,7 +36,6 @@ from utils.console import (
     where_from_args,
 )
 from utils.core import defaults
-from utils.core.preload import Preload
 from utils.core.text import plural
 from utils.core.units import DAY_S
 from utils.judge.breakdown import add_compare_arg
@@ -57,12 +56,6 @@ from utils.process_analysis import ProcessOptions, ProcessResult, compute_proces
 from utils.read.day_workers import DayWorkers, add_read_workers_arg, default_read_workers
 from utils.reduce.group_totals import GROUP_BY as GROUP_CHOICES
 
-# Imported where the plots are drawn (see plot_worker), or while workers read the days.
-PLOT_MODULES = (
-    "utils.outputs.plotting",
-    "utils.outputs.process_plots",
-    "utils.outputs.service_plots",
-)
 if TYPE_CHECKING:  # imported where the plots are drawn (see plot_worker)
     from utils.outputs.plotting import PlotWorker
 
@@ -151,12 +144,8 @@ def analyze_processes(
     # re-run with every closed day summarised forks none). The plot worker is forked once
     # the reading is done and the workers are gone: it shares this process's pages, and
     # neither matplotlib nor it costs memory while the days are read.
-    # While workers read the days this process mostly waits: it imports the plots' libraries
-    # meanwhile (utils.core.preload), once they are forked.
-    preload = Preload(PLOT_MODULES if options.plots else ())
-    with DayWorkers(read_workers, session.diagnostics.note, preload.start) as workers:
+    with DayWorkers(read_workers, session.diagnostics.note) as workers:
         result = compute_processes(where, options, session, workers)
-    preload.join()  # before the plot worker's fork
     with session.timer.phase("plotting"), plot_worker(options) as worker:
         written = write_outputs(result, where.out_dir, worker)
     for line in [*format_result(result), "", *format_services(result.services), "", *written]:

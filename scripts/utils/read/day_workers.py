@@ -178,9 +178,8 @@ class DayWorkers:
     the days are read in this process as before. A context manager: on exit the workers
     are ended, whatever happened."""
 
-    def __init__(self, count: int, note: Note, on_start: Callable[[], None] | None = None) -> None:
+    def __init__(self, count: int, note: Note) -> None:
         self.note = note
-        self._on_start = on_start  # called once the workers are forked
         self._workers: list[_Worker] = []
         # More than one per core would only take turns on the cores.
         self._wanted = min(count, usable_cores())
@@ -214,8 +213,6 @@ class DayWorkers:
                 break
             theirs.close()
             self._workers.append(_Worker(process, ours))
-        if self._workers and self._on_start is not None:
-            self._on_start()
 
     def close(self) -> None:
         """End the workers: an idle one is told to stop, one still reading (the reading was
