@@ -128,12 +128,9 @@ class ColumnsRollup:
         store = self.store
         if store is None:
             return
-        added = [plan.day for plan in self.plans[self.covered : self.target]]
-        kept = store.loaded | store.saved
-        if not added or not all(day in kept for day in added):
+        if not rollup.worth_saving(store, self.plans, self.covered, self.target):
             return
-        if self.covered and not all(day in store.loaded for day in added):
-            return  # days read raw in this run: the next run extends the roll-up instead
+        added = [plan.day for plan in self.plans[self.covered : self.target]]
         try:
             whole = _joined([*([self.head] if self.head is not None else []), *batches])
             arrays = Sink()

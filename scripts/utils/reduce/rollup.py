@@ -60,6 +60,17 @@ ROLLUP_NAME = "{kind}rollup_{key}.summary"
 ROLLUP_MIN_DAYS = 28
 
 
+def worth_saving(store: SummaryStore, plans: Sequence[DayPlan], covered: int, target: int) -> bool:
+    """Whether a run writes its roll-up: the days it adds to the one it loaded (covered of
+    the target leading closed plans) are all kept in day summaries, and, when it extends
+    one, were read from them (days read raw in this run: the next run extends it instead)."""
+    added = [plan.day for plan in plans[covered:target]]
+    kept = store.loaded | store.saved
+    if not added or not all(day in kept for day in added):
+        return False
+    return not covered or all(day in store.loaded for day in added)
+
+
 def _identity(path: Path) -> tuple[int, int, int] | None:
     try:
         status = os.stat(path, follow_symlinks=False)
@@ -213,12 +224,9 @@ class Rollup:
     def _save(self) -> None:
         self.done = True
         store = self._store()
-        added = [plan.day for plan in self.plans[self.covered : self.target]]
-        kept = store.loaded | store.saved
-        if not added or not all(day in kept for day in added):
+        if not worth_saving(store, self.plans, self.covered, self.target):
             return
-        if self.covered and not all(day in store.loaded for day in added):
-            return  # days read raw in this run: the next run extends the roll-up instead
+        added = [plan.day for plan in self.plans[self.covered : self.target]]
         try:
             state = state_of(self.records)
         except NotStoredError:
