@@ -80,6 +80,9 @@ SUMMARY_DIR: Path | None = None
 SUMMARIES = True  # keep and use day summaries; --no-summaries reads every snapshot
 # Processes that read the days not summarised, one per core (1: this process alone).
 READ_WORKERS = default_read_workers()
+# The default's workers read only a read of at least this many MB (an explicit --read-workers
+# always forks them): below it, a few days of a small host, the forks cost more than they save.
+READ_WORKERS_FROM_MB = 32
 PROG = "analyze_processes"
 PROG_LABEL = "processes"  # the `analysis` label of its Prometheus metrics
 
@@ -133,18 +136,21 @@ def analyze_processes(
     options: ProcessOptions,
     session: Session,
     textfile: Textfile | None = None,
-    read_workers: int = 1,
+    read_workers: int | None = 1,
 ) -> int | None:
     """Compute, then write the CSVs and the plots, then print the tables; EXIT_ALERT when
     asked to (--fail-on-leak, --fail-on-oom, --alert-days) and an instance or a service
     leaks, a process was OOM-killed or a service nears its limit. The
     metrics go to the textfile, if any. read_workers: processes that read the days (1: this
-    one)."""
+    one; None: READ_WORKERS, for a read of READ_WORKERS_FROM_MB or more)."""
     # The reading workers are forked when the first days are read without a summary (a
     # re-run with every closed day summarised forks none). The plot worker is forked once
     # the reading is done and the workers are gone: it shares this process's pages, and
     # neither matplotlib nor it costs memory while the days are read.
-    with DayWorkers(read_workers, session.diagnostics.note) as workers:
+    count, min_bytes = (
+        (READ_WORKERS, READ_WORKERS_FROM_MB * 1e6) if read_workers is None else (read_workers, 0)
+    )
+    with DayWorkers(count, session.diagnostics.note, min_bytes) as workers:
         result = compute_processes(where, options, session, workers)
     with session.timer.phase("plotting"), plot_worker(options) as worker:
         written = write_outputs(result, where.out_dir, worker)
@@ -261,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alert_args(parser)
     add_plots_arg(parser, PLOTS, "console, CSVs, the textfile, the exit status")
     add_summary_args(parser, SUMMARY_DIR, SUMMARIES)
-    add_read_workers_arg(parser, READ_WORKERS)
+    add_read_workers_arg(parser, READ_WORKERS, READ_WORKERS_FROM_MB)
     add_prometheus_args(parser, PROMETHEUS_TOP)
     return parser
 

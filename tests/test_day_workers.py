@@ -40,6 +40,7 @@ from utils.read.day_workers import (
     DayWorkers,
     days_of,
     default_read_workers,
+    estimated_bytes,
     usable_cores,
 )
 from utils.read.snapshot_specs import PROCESS_SPEC, SYSTEM_SPEC
@@ -195,6 +196,22 @@ def test_one_worker_one_core_or_one_day_reads_in_this_process(dumps: Path) -> No
             cores = usable_cores()
             assert workers.count == (started if started is not None else cores * (cores > 1))
         assert workers.count == 0  # ended on the way out
+
+
+@needs_two_cores
+def test_a_read_under_min_bytes_forks_no_worker(dumps: Path) -> None:
+    """The default's workers read only a large read: the estimate is near the files' own
+    sizes (the bundle's counted as its decompressed members), and decides."""
+    sources = find_sources(dumps, PROCESS_PREFIX, TimeWindow())
+    loose = [source for source in sources if not isinstance(source, Bundle)]
+    total = sum(source.path.stat().st_size for source in loose)
+    estimate = estimated_bytes(loose)
+    assert total / 2 < estimate < total * 2
+    assert estimated_bytes([]) == 0
+    for min_bytes, started in ((estimate * 2, False), (estimate / 2, True)):
+        with DayWorkers(2, print, min_bytes) as workers:
+            read(PROCESS_SPEC, loose, workers, same_batch)
+            assert (workers.count == 2) is started
 
 
 moments = st.lists(

@@ -80,18 +80,39 @@ def default_read_workers() -> int:
     return min(usable_cores(), MAX_DEFAULT_WORKERS)
 
 
-def add_read_workers_arg(parser: argparse.ArgumentParser, default: int) -> None:
-    """--read-workers: how many processes read the days not summarised."""
+def add_read_workers_arg(parser: argparse.ArgumentParser, default: int, from_mb: float) -> None:
+    """--read-workers: how many processes read the days not summarised (None when not
+    given: the default, for reads of at least from_mb)."""
     parser.add_argument(
         "--read-workers",
         type=positive_count,
-        default=default,
+        default=None,
         metavar="N",
         help="processes that read and reduce the snapshots a day at a time, at most one per"
         " usable core; 1 reads them in the analysis' own process (default: one per core, at"
-        f" most {MAX_DEFAULT_WORKERS}, here"
-        f" {default})",
+        f" most {MAX_DEFAULT_WORKERS}, here {default}, for a read of {from_mb:g} MB or more)",
     )
+
+
+# A bundle's members take about this many times its own size (xz on a day of CSV text
+# compresses 20-30 fold): its decompression is part of what the workers share out.
+BUNDLE_FACTOR = 10
+# Files looked at to estimate a read's size.
+SIZE_SAMPLE = 8
+
+
+def estimated_bytes(files: Sequence[Source]) -> float:
+    """About how many bytes a read parses: a few files' sizes, spread over the read, scaled
+    to all of them (0 when none can be looked at)."""
+    step = max(1, len(files) // SIZE_SAMPLE)
+    sizes = []
+    for source in files[::step][:SIZE_SAMPLE]:
+        try:
+            size = os.stat(source.path).st_size
+        except OSError:
+            continue
+        sizes.append(size * (BUNDLE_FACTOR if isinstance(source, Bundle) else 1))
+    return sum(sizes) / len(sizes) * len(files) if sizes else 0.0
 
 
 class DayJob(NamedTuple):
@@ -178,8 +199,10 @@ class DayWorkers:
     the days are read in this process as before. A context manager: on exit the workers
     are ended, whatever happened."""
 
-    def __init__(self, count: int, note: Note) -> None:
+    def __init__(self, count: int, note: Note, min_bytes: float = 0) -> None:
         self.note = note
+        # Below this, the forks and the hand-over cost more than the workers save.
+        self._min_bytes = min_bytes
         self._workers: list[_Worker] = []
         # More than one per core would only take turns on the cores.
         self._wanted = min(count, usable_cores())
@@ -250,7 +273,7 @@ class DayWorkers:
         in the same order, the days read by the workers, forked at the first read of two
         days or more (a day whose worker failed or died is read in this process)."""
         days = days_of(files)
-        if len(days) > 1:
+        if len(days) > 1 and (not self._min_bytes or estimated_bytes(files) >= self._min_bytes):
             self._start()
         if not self._workers:
             yield from replace(reader, workers=None).reduced(files, reduce)
