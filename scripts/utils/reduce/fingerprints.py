@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from utils.parser import Bundle, Source
+from utils.read.day_workers import usable_cores
 
 # Below this many files the fork costs more than it saves.
 PARALLEL_MIN_FILES = 20_000
@@ -112,11 +113,7 @@ def _split(days: Sequence[Sequence[Source]]) -> int:
 
 
 def _may_fork() -> bool:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return cores > 1 and hasattr(os, "fork") and threading.active_count() == 1
+    return usable_cores() > 1 and hasattr(os, "fork") and threading.active_count() == 1
 
 
 class _Child:
