@@ -20,10 +20,10 @@ from utils.collect.snapshot_format import CSV_SUFFIX, TIMESTAMP_SHAPE, parse_nam
 _STAMP = len(TIMESTAMP_SHAPE)
 _DIGITS = [at for at, char in enumerate(TIMESTAMP_SHAPE) if char != "_"]
 _SEPARATOR = TIMESTAMP_SHAPE.index("_")
-# Days in each month of a common year; February gains one in a leap year (Gregorian rule,
-# as datetime applies it).
 # 1970-01-01 00:00:00, as fields.
 _START = (1970, 1, 1, 0, 0, 0)
+# Days in each month of a common year; February gains one in a leap year (Gregorian rule,
+# as datetime applies it).
 _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
 
 
