@@ -28,7 +28,7 @@ from pandas.api.types import is_numeric_dtype
 from utils.parser import Warn
 from utils.read.csv_batches import Batch
 from utils.reduce import rollup, summary_file
-from utils.reduce.day_summaries import DayPlan, SummaryStore, _canonical
+from utils.reduce.day_summaries import DayPlan, SummaryStore, canonical
 from utils.reduce.summary_codec import CodecError, Sink, decode, encode
 
 COLUMNS_FORMAT = "pid-memory-inspector columns roll-up"
@@ -53,7 +53,7 @@ class ColumnsRollup:
         return {"key": dict(store.key), "fit": dict(store.fit), "columns": sorted(self.columns)}
 
     def path(self, store: SummaryStore) -> Path:
-        key = hashlib.sha256(_canonical(self._key(store)).encode()).hexdigest()[:8]
+        key = hashlib.sha256(canonical(self._key(store)).encode()).hexdigest()[:8]
         return store.folder / COLUMNS_NAME.format(kind=store.kind, key=key)
 
     def begin(self, plans: Sequence[DayPlan], store: SummaryStore, warn: Warn) -> int:
@@ -97,7 +97,7 @@ class ColumnsRollup:
             and meta.get("version") == COLUMNS_VERSION
             and meta.get("code") == store.code
             and meta.get("kind") == store.kind
-            and meta.get("key") == json.loads(_canonical(self._key(store)))
+            and meta.get("key") == json.loads(canonical(self._key(store)))
         )
         days = meta.get("days")
         if not fits or not isinstance(days, list) or not 0 < len(days) <= self.target:

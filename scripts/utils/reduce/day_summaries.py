@@ -125,7 +125,7 @@ def _whole(day: date, window: TimeWindow, today: date) -> bool:
     )
 
 
-def _canonical(mapping: Mapping[str, Any]) -> str:
+def canonical(mapping: Mapping[str, Any]) -> str:
     return json.dumps(dict(mapping), sort_keys=True)
 
 
@@ -213,7 +213,7 @@ class SummaryStore:
     warnings_of: dict[date, list[tuple[Path, str]]] = field(default_factory=dict)
 
     def path(self, day: date) -> Path:
-        key = hashlib.sha256(_canonical(self.key).encode()).hexdigest()[:8]
+        key = hashlib.sha256(canonical(self.key).encode()).hexdigest()[:8]
         return self.folder / SUMMARY_NAME.format(kind=self.kind, day=day, key=key)
 
     def load(self, plan: DayPlan) -> DaySummary[Any] | None:
@@ -253,8 +253,8 @@ class SummaryStore:
             and meta.get("code") == self.code
             and meta.get("kind") == self.kind
             and meta.get("day") == plan.day.isoformat()
-            and meta.get("key") == json.loads(_canonical(self.key))
-            and meta.get("fit") == json.loads(_canonical(self.fit))
+            and meta.get("key") == json.loads(canonical(self.key))
+            and meta.get("fit") == json.loads(canonical(self.fit))
             and meta.get("fingerprint") == plan.fingerprint
         )
 

@@ -37,7 +37,7 @@ from typing import Any
 from utils.core.atomic_files import PRIVATE_FILE_MODE, temp_path
 from utils.parser import Warn
 from utils.reduce import summary_file
-from utils.reduce.day_summaries import FOLDER_MODE, DayPlan, SummaryStore, _canonical
+from utils.reduce.day_summaries import FOLDER_MODE, DayPlan, SummaryStore, canonical
 from utils.reduce.process_records import ProcessRecords
 from utils.reduce.records_state import (
     COLD_FIELDS,
@@ -95,7 +95,7 @@ class Rollup:
 
     def path(self) -> Path:
         store = self._store()
-        whole = _canonical({"key": dict(store.key), "fit": dict(store.fit)})
+        whole = canonical({"key": dict(store.key), "fit": dict(store.fit)})
         key = hashlib.sha256(whole.encode()).hexdigest()[:8]
         return store.folder / ROLLUP_NAME.format(kind=store.kind, key=key)
 
@@ -189,8 +189,8 @@ class Rollup:
             and meta.get("version") == ROLLUP_VERSION
             and meta.get("code") == store.code
             and meta.get("kind") == store.kind
-            and meta.get("key") == json.loads(_canonical(store.key))
-            and meta.get("fit") == json.loads(_canonical(store.fit))
+            and meta.get("key") == json.loads(canonical(store.key))
+            and meta.get("fit") == json.loads(canonical(store.fit))
         )
         days = meta.get("days")
         if not fits or not isinstance(days, list) or not 0 < len(days) <= self.target:
