@@ -22,14 +22,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
+import matplotlib
 import matplotlib.dates as mdates
 import matplotlib.ticker as mticker
 import numpy as np
 import numpy.typing as npt
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
+from utils.core import allocator
 from utils.core.atomic_files import replace_atomically
 from utils.core.text import plural
 from utils.judge.gaps import GAP_FACTOR, Gap, find_gaps, gap_threshold_s, usual_interval_s
@@ -44,6 +48,11 @@ __all__ = [
     "gap_threshold_s",
     "usual_interval_s",
 ]
+
+# FreeType's hinting bends glyph outlines to the pixel grid, a help on a screen's small type
+# and nothing a reader of a 150-dpi PNG sees; without it each glyph renders faster
+# (docs/performance.md). Set here, where every plot of the project is made.
+matplotlib.rcParams["text.hinting"] = "no_hinting"
 
 FIGSIZE_IN = (10.0, 5.0)
 DPI = 150
@@ -77,7 +86,10 @@ def break_at_gaps(times: Times, values: Values, threshold_s: float | None) -> tu
 def new_figure() -> tuple[Figure, Axes]:
     # Fixed margins rather than a layout engine: constrained layout draws every
     # figure twice, and the fixed frame keeps all plots of a run aligned alike.
-    figure = Figure(figsize=FIGSIZE_IN)
+    # At the saved resolution from the start: the legend's width, measured before saving,
+    # and the saving then share one renderer and its cache of text sizes.
+    figure = Figure(figsize=FIGSIZE_IN, dpi=DPI)
+    FigureCanvasAgg(figure)  # the figure's canvas, drawn to when saved
     figure.subplots_adjust(**MARGINS)
     axes = figure.subplots()
     axes.grid(True, alpha=0.3)
@@ -273,28 +285,47 @@ LEGEND_MOST_WIDTH = 0.98
 LEGEND_ROW = 0.04
 
 
-# zlib's level for the PNGs (Pillow's default is 6): the same pixels; the faster levels skip
-# zlib's longer match search, a slightly larger file for less encoding (docs/performance.md).
-PNG_COMPRESS_LEVEL = 2
+# zlib's level and strategy for the PNGs (Pillow's default is 6, the default strategy): the
+# same pixels; the fast level skips zlib's longer match search, and the filtered strategy suits
+# rows that the PNG filters leave mostly zero; a slightly larger file for much less encoding
+# (docs/performance.md).
+PNG_COMPRESS_LEVEL = 1
+PNG_COMPRESS_TYPE = 1  # zlib's Z_FILTERED
 
 
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write the PNG under a temporary name, then rename: a reader never sees half a file."""
-    with warnings.catch_warnings():
-        # Glyphs the default font lacks (CJK, emoji in command lines) are drawn as
-        # boxes; matplotlib's warning about each one would only clutter the console.
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-        saved = replace_atomically(
-            path,
-            lambda temp: figure.savefig(
-                temp, dpi=DPI, format="png", pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL}
-            ),
-        )
+    image = rendered(figure)
+    saved = replace_atomically(
+        path,
+        lambda temp: image.save(
+            temp,
+            format="png",
+            compress_level=PNG_COMPRESS_LEVEL,
+            compress_type=PNG_COMPRESS_TYPE,
+            dpi=(DPI, DPI),
+        ),
+    )
     # A figure is a web of reference cycles: without this, a batch of plots piles up
     # figures (tens of MiB) until the garbage collector happens to run. The collection
     # alone frees them: figure.clear() first would only rebuild empty axes to throw away.
     gc.collect()
     return saved
+
+
+def rendered(figure: Figure) -> Image.Image:
+    """The figure drawn by its Agg canvas (new_figure's), as an RGB image: every figure here
+    is opaque (white), so its alpha channel says nothing, and RGB is a quarter less to
+    encode. Pillow encodes it, as matplotlib's own savefig would."""
+    canvas = figure.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    with warnings.catch_warnings():
+        # Glyphs the default font lacks (CJK, emoji in command lines) are drawn as
+        # boxes; matplotlib's warning about each one would only clutter the console.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        canvas.draw()  # type: ignore[no-untyped-call]
+    pixels = canvas.buffer_rgba()  # type: ignore[no-untyped-call]
+    return Image.frombuffer("RGBA", canvas.get_width_height(), pixels).convert("RGB")
 
 
 def subtitle_for(times: Times, threshold_s: float | None) -> str:
@@ -410,6 +441,9 @@ class PlotWorker:
         """Every job(*args), the worker taking them from the front and this process from the
         back until they meet, so that the two finish together however long each plot takes;
         the paths in order. Give all the plots of a run at once."""
+        # The result drawn and matplotlib's modules live until the run ends: out of the
+        # collector's sight, the collection after each figure walks that figure alone.
+        allocator.freeze()
         if self._pool is None or len(jobs) < 2:
             return [job(*args) for job, args in jobs]
         pending = collections.deque(range(len(jobs)))
