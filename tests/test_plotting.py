@@ -12,12 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from utils.outputs.plotting import (
+    DPI,
+    FIGSIZE_IN,
     Line,
     PlotWorker,
     new_figure,
     plot_series,
+    save_figure,
     style_time_axis,
     style_value_axis,
     tick_decimals,
@@ -88,6 +92,25 @@ def test_a_single_moment_gets_an_hour_wide_axis() -> None:
     style_time_axis(axes, times)
     low, high = axes.get_xlim()  # in days
     assert round((high - low) * 86400) == 3600
+
+
+def test_a_png_is_the_drawn_figure_in_rgb_at_its_size(tmp_path: Path) -> None:
+    figure, axes = new_figure()
+    times = np.array(["2026-01-01T00:00", "2026-01-01T01:00"], dtype="datetime64[s]")
+    plot_series(axes, Line(times, np.array([1.0, 2.0]), "x", "#ff0000"), None)
+    path = save_figure(figure, tmp_path / "a.png")
+    assert [entry.name for entry in tmp_path.iterdir()] == ["a.png"]  # no temporary left
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.mode == "RGB"
+        assert image.size == (FIGSIZE_IN[0] * DPI, FIGSIZE_IN[1] * DPI)
+        assert [round(value) for value in image.info["dpi"]] == [DPI, DPI]
+        assert image.getpixel((0, 0)) == (255, 255, 255)  # the figure's white
+        pixels = np.asarray(image)
+    # The line is drawn: pure red pixels, where the figure canvas put them.
+    figure.canvas.draw()
+    drawn = np.asarray(figure.canvas.buffer_rgba())[..., :3]  # type: ignore[attr-defined]
+    assert np.array_equal(pixels, drawn)
+    assert np.any(np.all(pixels == (255, 0, 0), axis=-1))
 
 
 @pytest.mark.parametrize(
