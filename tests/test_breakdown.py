@@ -278,3 +278,16 @@ def test_a_share_is_shown_only_where_the_rise_stands_above_its_noise() -> None:
         assert line.endswith("100% of the rise") == shared, line
         said = next(line for line in lines if "RAM used" in line)
         assert said.endswith("within its noise (20 MiB): no shares") != shared, said
+
+
+def test_a_change_that_rounds_to_zero_is_never_minus_zero() -> None:
+    first = Period(datetime(2026, 1, 1), datetime(2026, 1, 1, 1), "first")
+    last = Period(datetime(2026, 1, 2), datetime(2026, 1, 2, 1), "last")
+    changes = [
+        breakdown.Change("SlabReclaimable_MB", 400.0, 399.7, -0.2),
+        breakdown.Change("Anon_MB", 2500.0, 2540.0, 100.2),
+    ]
+    lines = format_comparison(breakdown.Comparison(first, last, -0.4, changes))
+    assert lines[1].split()[-2:] == ["+0", "MiB"]  # RAM used, -0.4 MiB
+    assert lines[2].split()[-6:] == ["+0", "MiB", "0%", "of", "the", "rise"]
+    assert not any("-0" in line for line in lines)

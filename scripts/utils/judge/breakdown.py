@@ -248,11 +248,11 @@ def format_comparison(comparison: Comparison) -> list[str]:
         noise = comparison.noise_mb
         within = noise is not None and 0 < comparison.rise_mb <= noise
         note = f"within its noise ({noise:,.0f} MiB): no shares" if within else ""
-        rows.append(("RAM used (MemTotal - MemAvailable)", f"{comparison.rise_mb:+,.0f}", note))
+        rows.append(("RAM used (MemTotal - MemAvailable)", f"{comparison.rise_mb:+z,.0f}", note))
     for change in comparison.changes:
         if change.column != "Free_MB":
-            share = "" if change.share_pct is None else f"{change.share_pct:.0f}% of the rise"
-            rows.append((LABELS[change.column], f"{change.change_mb:+,.0f}", share))
+            share = "" if change.share_pct is None else f"{change.share_pct:z.0f}% of the rise"
+            rows.append((LABELS[change.column], f"{change.change_mb:+z,.0f}", share))
     label_width = max(len(row[0]) for row in rows)
     number_width = max(len(row[1]) for row in rows)
     for label, number, share in rows:

@@ -290,7 +290,7 @@ def _span(forecast: Forecast) -> str:
     started 3 days ago), `the 3 days of data`."""
     window, used = days_text(forecast.window_days), days_text(forecast.used_days)
     if forecast.step_at is not None:
-        step = "" if forecast.step_mb is None else f" ({forecast.step_mb:+,.0f} MiB)"
+        step = "" if forecast.step_mb is None else f" ({forecast.step_mb:+z,.0f} MiB)"
         return f"the {used} since the step on {forecast.step_at.date().isoformat()}{step}"
     if forecast.reaches_back or used == window:
         return f"the last {window}"

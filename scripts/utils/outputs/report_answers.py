@@ -80,9 +80,9 @@ def change_answer(system: SystemResult | None) -> str:
     if comparison is None or not changes:
         return "under two snapshots: nothing to compare"
     top = changes[0]
-    share = "" if top.share_pct is None else f", {top.share_pct:.0f}% of the rise"
+    share = "" if top.share_pct is None else f", {top.share_pct:z.0f}% of the rise"
     return (
-        f"{LABELS[top.column]} {top.change_mb:+,.0f} MiB{share}"
+        f"{LABELS[top.column]} {top.change_mb:+z,.0f} MiB{share}"
         f" ({comparison.first.name} against {comparison.last.name})"
     )
 

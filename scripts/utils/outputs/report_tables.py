@@ -92,7 +92,7 @@ CHANGE_COLUMNS = (
 
 
 def share_cell(share_pct: float | None) -> Cell:
-    return Cell("-") if share_pct is None else Cell(f"{share_pct:.0f}", share_pct)
+    return Cell("-") if share_pct is None else Cell(f"{share_pct:z.0f}", share_pct)
 
 
 def changes_blocks(comparison: Comparison | None) -> tuple[Block, ...]:
@@ -100,7 +100,7 @@ def changes_blocks(comparison: Comparison | None) -> tuple[Block, ...]:
     if comparison is None:
         return ()
     rise = comparison.rise_mb
-    risen = "" if rise is None else f": RAM used (MemTotal - MemAvailable) {rise:+,.0f} MiB"
+    risen = "" if rise is None else f": RAM used (MemTotal - MemAvailable) {rise:+z,.0f} MiB"
     lead = (
         f"Where memory went, {comparison.first.name} against {comparison.last.name}, the"
         f" medians of each ({BREAKDOWN_CSV}){risen}."
@@ -110,7 +110,7 @@ def changes_blocks(comparison: Comparison | None) -> tuple[Block, ...]:
             Cell(LABELS[change.column]),
             Cell(one_decimal(change.before_mb), change.before_mb),
             Cell(one_decimal(change.after_mb), change.after_mb),
-            Cell(f"{change.change_mb:+,.1f}", change.change_mb),
+            Cell(f"{change.change_mb:+z,.1f}", change.change_mb),
             share_cell(change.share_pct),
         ]
         for change in comparison.changes
