@@ -48,11 +48,12 @@ def return_freed_memory() -> None:
 
 def freeze() -> None:
     """Move every object alive now out of the garbage collector's sight, for objects that
-    live until the end anyway; called twice. After the imports (about 90,000 objects):
-    collections then cost microseconds instead of tens of milliseconds (plotting collects
-    after each figure), and a forked worker does not copy the pages a collection would
-    touch. After discovery: the list of snapshots (a year is 52,560 paths, each a few
-    objects), which every full collection would walk again.
+    live until the end anyway. After the imports (about 90,000 objects): collections then
+    cost microseconds instead of tens of milliseconds, and a forked worker does not copy the
+    pages a collection would touch. After discovery: the list of snapshots (a year is 52,560
+    paths, each a few objects), which every full collection would walk again. Before the
+    plots: the result drawn and matplotlib's modules, which the collection after each figure
+    would otherwise walk.
 
     A garbage cycle alive at a call stays until the process ends: a full collection first
     would cost about what this saves, and finds nothing to free there."""
