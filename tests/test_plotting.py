@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
@@ -202,3 +203,12 @@ def test_sigterm_to_the_whole_group_is_one_line_from_the_parent(tmp_path: Path) 
     )
     assert result.stderr == "prog: stopped by SIGTERM\n"
     assert result.returncode == 143
+
+
+def test_a_png_is_white_under_a_matplotlibrc_that_makes_figures_transparent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(matplotlib.rcParams, "figure.facecolor", "none")
+    figure, _axes = new_figure()
+    with Image.open(save_figure(figure, tmp_path / "a.png")) as image:
+        assert image.getpixel((0, 0)) == (255, 255, 255)

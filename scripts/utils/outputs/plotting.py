@@ -88,7 +88,8 @@ def new_figure() -> tuple[Figure, Axes]:
     # figure twice, and the fixed frame keeps all plots of a run aligned alike.
     # At the saved resolution from the start: the legend's width, measured before saving,
     # and the saving then share one renderer and its cache of text sizes.
-    figure = Figure(figsize=FIGSIZE_IN, dpi=DPI)
+    # White whatever a matplotlibrc says: the PNGs are written without an alpha channel.
+    figure = Figure(figsize=FIGSIZE_IN, dpi=DPI, facecolor="white")
     FigureCanvasAgg(figure)  # the figure's canvas, drawn to when saved
     figure.subplots_adjust(**MARGINS)
     axes = figure.subplots()
@@ -315,8 +316,8 @@ def save_figure(figure: Figure, path: Path) -> Path:
 
 def rendered(figure: Figure) -> Image.Image:
     """The figure drawn by its Agg canvas (new_figure's), as an RGB image: every figure here
-    is opaque (white), so its alpha channel says nothing, and RGB is a quarter less to
-    encode. Pillow encodes it, as matplotlib's own savefig would."""
+    is opaque (new_figure makes it white), so its alpha channel says nothing, and RGB is a
+    quarter less to encode. Pillow encodes it, as matplotlib's own savefig would."""
     canvas = figure.canvas
     assert isinstance(canvas, FigureCanvasAgg)
     with warnings.catch_warnings():
