@@ -12,6 +12,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 
@@ -23,6 +24,7 @@ from utils.outputs.plotting import (
     new_figure,
     plot_series,
     save_figure,
+    set_titles,
     style_time_axis,
     style_value_axis,
     tick_decimals,
@@ -205,10 +207,15 @@ def test_sigterm_to_the_whole_group_is_one_line_from_the_parent(tmp_path: Path) 
     assert result.returncode == 143
 
 
-def test_a_png_is_white_under_a_matplotlibrc_that_makes_figures_transparent(
+def test_a_png_is_the_same_under_a_matplotlibrc_that_makes_figures_transparent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def drawn(name: str) -> npt.NDArray[np.uint8]:
+        figure, axes = new_figure()
+        set_titles(axes, "A title", "a subtitle")  # text on the figure's own background
+        with Image.open(save_figure(figure, tmp_path / name)) as image:
+            return np.asarray(image)
+
+    usual = drawn("usual.png")
     monkeypatch.setitem(matplotlib.rcParams, "figure.facecolor", "none")
-    figure, _axes = new_figure()
-    with Image.open(save_figure(figure, tmp_path / "a.png")) as image:
-        assert image.getpixel((0, 0)) == (255, 255, 255)
+    assert np.array_equal(drawn("transparent.png"), usual)
