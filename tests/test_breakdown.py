@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import analyze_system
 from conftest import run_main, write_sys
+from utils.core.text import signed
 from utils.judge import breakdown
 from utils.judge.breakdown import (
     BREAKDOWN_COLUMNS,
@@ -291,3 +292,17 @@ def test_a_change_that_rounds_to_zero_is_never_minus_zero() -> None:
     assert lines[1].split()[-2:] == ["+0", "MiB"]  # RAM used, -0.4 MiB
     assert lines[2].split()[-6:] == ["+0", "MiB", "0%", "of", "the", "rise"]
     assert not any("-0" in line for line in lines)
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
+    st.integers(min_value=0, max_value=3),
+)
+def test_a_signed_change_says_minus_only_when_its_shown_value_is_below_zero(
+    value: float, decimals: int
+) -> None:
+    text = signed(value, decimals)
+    assert text[0] in "+-"
+    shown = float(text.replace(",", ""))
+    assert (text[0] == "-") == (shown < 0)
+    assert shown == pytest.approx(value, abs=10.0**-decimals)

@@ -61,6 +61,12 @@ def format_duration(seconds: float) -> str:
     return " ".join(parts) or "0 s"
 
 
+def signed(value: float, decimals: int = 0) -> str:
+    """`+1,675`, `-18.0`, `+0`: a change with its sign and thousands separated; one that rounds
+    to zero reads `+0`, never `-0` (the z option, PEP 682)."""
+    return f"{value:+z,.{decimals}f}"
+
+
 def short_number(value: float) -> str:
     """One decimal under 10, none from 10, thousands separated: 0.3, 4.5, 45, 1,234."""
     text = f"{value:,.1f}" if abs(value) < 9.95 else f"{value:,.0f}"

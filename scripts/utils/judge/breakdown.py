@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from utils.core.text import signed
 from utils.core.units import DAY_S
 from utils.parser import parse_time_arg
 from utils.read.snapshot_specs import BREAKDOWN_FIELDS
@@ -248,11 +249,11 @@ def format_comparison(comparison: Comparison) -> list[str]:
         noise = comparison.noise_mb
         within = noise is not None and 0 < comparison.rise_mb <= noise
         note = f"within its noise ({noise:,.0f} MiB): no shares" if within else ""
-        rows.append(("RAM used (MemTotal - MemAvailable)", f"{comparison.rise_mb:+z,.0f}", note))
+        rows.append(("RAM used (MemTotal - MemAvailable)", signed(comparison.rise_mb), note))
     for change in comparison.changes:
         if change.column != "Free_MB":
             share = "" if change.share_pct is None else f"{change.share_pct:z.0f}% of the rise"
-            rows.append((LABELS[change.column], f"{change.change_mb:+z,.0f}", share))
+            rows.append((LABELS[change.column], signed(change.change_mb), share))
     label_width = max(len(row[0]) for row in rows)
     number_width = max(len(row[1]) for row in rows)
     for label, number, share in rows:

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from utils.core.text import days_text, short_number, short_span
+from utils.core.text import days_text, short_number, short_span, signed
 from utils.core.units import DAY_S, HOUR_S
 from utils.judge.level_shift import LevelShift, last_shift
 from utils.judge.seasonal import SEASONS, SeasonalFit, seasonal_fit
@@ -290,7 +290,7 @@ def _span(forecast: Forecast) -> str:
     started 3 days ago), `the 3 days of data`."""
     window, used = days_text(forecast.window_days), days_text(forecast.used_days)
     if forecast.step_at is not None:
-        step = "" if forecast.step_mb is None else f" ({forecast.step_mb:+z,.0f} MiB)"
+        step = "" if forecast.step_mb is None else f" ({signed(forecast.step_mb)} MiB)"
         return f"the {used} since the step on {forecast.step_at.date().isoformat()}{step}"
     if forecast.reaches_back or used == window:
         return f"the last {window}"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from utils.core.text import aligned_table, format_duration, plural, shorten
+from utils.core.text import aligned_table, format_duration, plural, shorten, signed
 from utils.judge.growth import span_text
 from utils.judge.leaks import Leak
 from utils.judge.oom import INFERRED, OOM_CSV, UNKNOWN, OomFindings, kill_sentence
@@ -123,7 +123,7 @@ def format_programs(findings: ProgramFindings) -> list[str]:
             f"{p.max_concurrent:,}",
             f"{p.first_total_mb:,.1f}",
             f"{p.last_total_mb:,.1f}",
-            f"{p.growth_mb:+,.1f}",
+            signed(p.growth_mb, 1),
         )
         for p in shown
     ]

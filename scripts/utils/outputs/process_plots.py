@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from utils.core.text import format_duration, plural, shorten
+from utils.core.text import format_duration, plural, shorten, signed
 from utils.judge.leaks import BASIS_FOOTPRINT, BASIS_RSS, LeakPlot
 from utils.judge.process_result import ProcessResult
 from utils.judge.program_basis import PSS_BASES, basis_words
@@ -208,7 +208,7 @@ def draw_program(series: ProgramSeries, out_dir: Path) -> Path:
     plotting.add_legend(axes)
     subtitle = (
         f"{plural(program.instances, 'instance')}, at most {program.max_concurrent:,} at once"
-        f" · {program.growth_mb:+,.1f} MiB between the periods compared"
+        f" · {signed(program.growth_mb, 1)} MiB between the periods compared"
     )
     plotting.set_titles(axes, f"Program {program.program}: memory over time", subtitle)
     return plotting.save_figure(figure, out_dir / program_plot_name(program.program))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from utils.console import EXIT_ALERT
-from utils.core.text import plural, short_number
+from utils.core.text import plural, short_number, signed
 from utils.judge.alerts import oom_kill_count
 from utils.judge.breakdown import LABELS
 from utils.judge.process_result import ProcessResult
@@ -82,7 +82,7 @@ def change_answer(system: SystemResult | None) -> str:
     top = changes[0]
     share = "" if top.share_pct is None else f", {top.share_pct:z.0f}% of the rise"
     return (
-        f"{LABELS[top.column]} {top.change_mb:+z,.0f} MiB{share}"
+        f"{LABELS[top.column]} {signed(top.change_mb)} MiB{share}"
         f" ({comparison.first.name} against {comparison.last.name})"
     )
 

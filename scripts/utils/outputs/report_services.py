@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 
 from utils.console import EXIT_ALERT, EXIT_OK
+from utils.core.text import signed
 from utils.judge.alerts import DAYS_ALERT
 from utils.judge.service_alerts import limit_fact
 from utils.judge.services import SERVICES_CSV, Service, ServiceFindings
@@ -26,10 +27,10 @@ SERVICE_COLUMNS = (
 )
 
 
-def _number(value: float | None, signed: bool = False) -> Cell:
+def _number(value: float | None, with_sign: bool = False) -> Cell:
     if value is None or math.isnan(value):
         return Cell("-")
-    return Cell(f"{value:+,.1f}" if signed else one_decimal(value), value)
+    return Cell(signed(value, 1) if with_sign else one_decimal(value), value)
 
 
 def _row(service: Service, thumbnail: Cell | None) -> list[Cell]:
@@ -38,7 +39,7 @@ def _row(service: Service, thumbnail: Cell | None) -> list[Cell]:
         Cell(service.service),
         Cell(service.cgroup, css="cmd"),
         _number(service.last_mb),
-        _number(service.growth_mb, signed=True),
+        _number(service.growth_mb, with_sign=True),
         _number(service.limit_mb),
         _number(service.leak_mb_per_day),
         Cell(days_text(days), days) if days is not None else Cell("-"),

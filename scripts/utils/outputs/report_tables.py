@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.core.text import format_duration, plural
+from utils.core.text import format_duration, plural, signed
 from utils.judge.breakdown import BREAKDOWN_CSV, LABELS, Comparison
 from utils.judge.oom import INFERRED, OOM_CSV, OomFindings, kill_sentence
 from utils.judge.program_basis import any_pss, basis_legend
@@ -100,7 +100,7 @@ def changes_blocks(comparison: Comparison | None) -> tuple[Block, ...]:
     if comparison is None:
         return ()
     rise = comparison.rise_mb
-    risen = "" if rise is None else f": RAM used (MemTotal - MemAvailable) {rise:+z,.0f} MiB"
+    risen = "" if rise is None else f": RAM used (MemTotal - MemAvailable) {signed(rise)} MiB"
     lead = (
         f"Where memory went, {comparison.first.name} against {comparison.last.name}, the"
         f" medians of each ({BREAKDOWN_CSV}){risen}."
@@ -110,7 +110,7 @@ def changes_blocks(comparison: Comparison | None) -> tuple[Block, ...]:
             Cell(LABELS[change.column]),
             Cell(one_decimal(change.before_mb), change.before_mb),
             Cell(one_decimal(change.after_mb), change.after_mb),
-            Cell(f"{change.change_mb:+z,.1f}", change.change_mb),
+            Cell(signed(change.change_mb, 1), change.change_mb),
             share_cell(change.share_pct),
         ]
         for change in comparison.changes
@@ -152,7 +152,7 @@ def program_blocks(findings: ProgramFindings | None) -> tuple[Block, ...]:
             Cell(f"{p.max_concurrent:,}", p.max_concurrent),
             Cell(one_decimal(p.first_total_mb), p.first_total_mb),
             Cell(one_decimal(p.last_total_mb), p.last_total_mb),
-            Cell(f"{p.growth_mb:+,.1f}", p.growth_mb),
+            Cell(signed(p.growth_mb, 1), p.growth_mb),
             share_cell(p.growth_pct),
             Cell(p.cmd_example, css="cmd"),
         ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from utils.core.text import aligned_table, format_duration, plural
+from utils.core.text import aligned_table, format_duration, plural, signed
 from utils.core.units import DAY_S
 from utils.judge.growth import span_text
 from utils.judge.service_alerts import limit_fact
@@ -17,10 +17,10 @@ NO_CGROUPS = "Services: no cgroup snapshots in these dumps"
 SERVICE_ROWS = 10  # the largest services on the console (flagged ones come on top of these)
 
 
-def _mb(value: float | None, signed: bool = False) -> str:
+def _mb(value: float | None, with_sign: bool = False) -> str:
     if value is None or math.isnan(value):
         return "-"
-    return f"{value:+,.1f}" if signed else f"{value:,.1f}"
+    return signed(value, 1) if with_sign else f"{value:,.1f}"
 
 
 def days_text(days: float | None) -> str:
@@ -43,7 +43,7 @@ def format_services(found: ServiceFindings | None, rows: int = SERVICE_ROWS) -> 
         (
             service.service,
             _mb(service.last_mb),
-            _mb(service.growth_mb, signed=True),
+            _mb(service.growth_mb, with_sign=True),
             _mb(service.limit_mb),
             "-" if service.leak is None else f"{service.leak.rate_mb_per_day / per_day:,.1f}",
             days_text(service.days_to_limit),
